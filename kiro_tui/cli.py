@@ -1,0 +1,189 @@
+"""The command-line face of kiro-tui: `kiro-tui COMMAND ...` for scripts.
+
+Each command is a small function over the core. Any `KiroTuiError` ends the program with
+`kiro-tui: error: <message>` on stderr and its exit code; a bug is logged with its traceback
+to the log file and reported in one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from kiro_tui import __version__
+from kiro_tui.core import paths
+from kiro_tui.core.clock import SystemClock
+from kiro_tui.core.config import Settings, load_settings
+from kiro_tui.core.errors import KiroTuiError
+from kiro_tui.core.importer import ImportReport, import_snapshot
+from kiro_tui.core.kiro_cli import find_kiro_cli_db, read_kiro_cli
+from kiro_tui.core.models import Account
+from kiro_tui.core.store import AccountStore
+from kiro_tui.core.summary import account_json, describe_expiry
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NEEDS_LOGIN = 0, 1, 2, 3
+log = logging.getLogger("kiro_tui")
+
+
+class CommandFailed(KiroTuiError):
+    """A command that ran but did not achieve what was asked."""
+
+
+def _settings() -> Settings:
+    return load_settings(paths.config_file())
+
+
+def _open_store() -> AccountStore:
+    return AccountStore.open(paths.store_file())
+
+
+def kiro_cli_db_path(explicit: str | None, settings: Settings) -> Path:
+    """--db, else config `kiro_cli_db`, else the first of kiro-cli's / Amazon Q's usual paths."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if settings.kiro_cli_db:
+        return Path(settings.kiro_cli_db).expanduser()
+    return find_kiro_cli_db(paths.kiro_cli_db_candidates())
+
+
+# ---------------------------------------------------------------- import
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    settings = _settings()
+    db = kiro_cli_db_path(args.db, settings)
+    now = SystemClock().now()
+    snapshot = read_kiro_cli(db, now)
+    with _open_store() as store:
+        report = import_snapshot(store, snapshot, now, settings.default_import_mode)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        _print_import(report)
+    for skipped in report.skipped:
+        print(f"kiro-tui: warning: skipped {skipped.key} in {db}: {skipped.reason}", file=sys.stderr)
+    if not report.imported:
+        if report.skipped:
+            raise CommandFailed(f"no usable login in {db}: {report.skipped[0].reason}")
+        raise CommandFailed(f"no login in {db}; run `kiro-cli login` first, then import again")
+    return EXIT_OK
+
+
+def _print_import(report: ImportReport) -> None:
+    for item in report.imported:
+        note = f"  ({item.note})" if item.note else ""
+        print(f"{item.action:<10} {item.id}  {item.label:<32} {item.key}{note}")
+    for account in report.missing:
+        print(f"{'kept':<10} {account.id}  {account.label:<32} no longer in kiro-cli's database")
+
+
+# ---------------------------------------------------------------- list
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    settings = _settings()
+    now = SystemClock().now()
+    with _open_store() as store:
+        accounts = store.accounts()
+    if args.json:
+        rows = [account_json(a, now, settings.window, args.show_secrets) for a in accounts]
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    if not accounts:
+        print("No accounts yet. `kiro-tui import` reads kiro-cli's logins.")
+        return EXIT_OK
+    _print_table(accounts, now, settings, args.show_secrets)
+    return EXIT_OK
+
+
+def _print_table(accounts: Sequence[Account], now, settings: Settings, show_secrets: bool) -> None:  # type: ignore[no-untyped-def]
+    headers = ["ID", "NAME", "METHOD", "REGION", "PROFILE", "MODE", "EXPIRES", "STATUS"]
+    if show_secrets:
+        headers.append("ACCESS TOKEN")
+    table = [headers]
+    for account in accounts:
+        row = [
+            account.id,
+            account.name,
+            account.auth_method.title,
+            account.region,
+            account.profile_name or "-",
+            account.mode.value,
+            describe_expiry(account.expires_at, now),
+            account.status(now, settings.window).value,
+        ]
+        if show_secrets:
+            row.append(account.access_token)
+        table.append(row)
+    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
+    for row in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+# ---------------------------------------------------------------- remove
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    with _open_store() as store:
+        account = store.resolve_id(args.id)
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise CommandFailed(
+                    f"not removing {account.id} ({account.name}) without confirmation; pass --yes"
+                )
+            answer = input(f"Remove account {account.id} ({account.name}) from kiro-tui? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("Nothing removed.")
+                return EXIT_OK
+        store.delete(account.id)
+    print(f"Removed {account.id} ({account.name}). kiro-cli's own login is untouched.")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kiro-tui",
+        description="Keep AWS Kiro / CodeWhisperer logins fresh.",
+    )
+    parser.add_argument("--version", action="version", version=f"kiro-tui {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = commands.add_parser("import", help="import logins from kiro-cli's database")
+    p.add_argument("--db", metavar="PATH", help="kiro-cli's data.sqlite3 (default: kiro-cli's usual place)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(handler=cmd_import)
+
+    p = commands.add_parser("list", help="list accounts with expiry and refresh health")
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.add_argument("--show-secrets", action="store_true", help="show tokens unmasked (take care)")
+    p.set_defaults(handler=cmd_list)
+
+    p = commands.add_parser("remove", help="remove one account from kiro-tui (kiro-cli is untouched)")
+    p.add_argument("id", metavar="ID", help="account id (or a unique prefix) from `kiro-tui list`")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(handler=cmd_remove)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_OK
+    try:
+        return handler(args)
+    except KiroTuiError as exc:
+        print(f"kiro-tui: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("kiro-tui: interrupted", file=sys.stderr)
+        return 130

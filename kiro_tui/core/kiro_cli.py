@@ -1,0 +1,419 @@
+"""Read kiro-cli's (and Amazon Q CLI's) SQLite database, strictly read-only.
+
+kiro-cli keeps each login as one JSON row in `auth_kv` (see docs/architecture.md and the
+field tables there). We read every token kind, the matching OIDC device registration and
+the selected profile from `state`. A broken row is reported and skipped; the other rows
+still import. The database file itself is never modified by a read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from kiro_tui.core.errors import KiroCliError
+from kiro_tui.core.models import DEFAULT_REGION, AuthMethod, classify_start_url
+from kiro_tui.core.timefmt import TimestampError, parse_timestamp
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+DEFAULT_BUSY_TIMEOUT = 5.0
+SOCIAL_DEFAULT_PROFILE_NAME = "Social_Default_Profile"
+PROFILE_STATE_KEY = "api.codewhisperer.profile"
+IDC_START_URL_STATE_KEY = "auth.idc.start-url"
+IDC_REGION_STATE_KEY = "auth.idc.region"
+# kiro-cli treats a registration as expired one minute early (`is_expired`).
+EXPIRY_SKEW = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class TokenKey:
+    """One `auth_kv` key that can hold a login, in kiro-cli's priority order."""
+
+    key: str
+    kind: str  # "external-idp" | "odic" | "social"
+    registration_key: str | None = None
+    legacy: bool = False
+
+
+# kiro-cli's bearer order is external-idp → odic → social; Amazon Q CLI's legacy keys follow.
+# The `oidc` spellings are never written by first-party code; some third-party tools do.
+TOKEN_KEYS: tuple[TokenKey, ...] = (
+    TokenKey("kirocli:external-idp:token", "external-idp"),
+    TokenKey("kirocli:odic:token", "odic", "kirocli:odic:device-registration"),
+    TokenKey("kirocli:oidc:token", "odic", "kirocli:oidc:device-registration"),
+    TokenKey("kirocli:social:token", "social"),
+    TokenKey("codewhisperer:odic:token", "odic", "codewhisperer:odic:device-registration", legacy=True),
+    TokenKey("codewhisperer:oidc:token", "odic", "codewhisperer:oidc:device-registration", legacy=True),
+)
+TOKEN_KEY_NAMES = {k.key: k for k in TOKEN_KEYS}
+
+
+@dataclass
+class KiroCliLogin:
+    """One login found in kiro-cli's database, normalised for the store."""
+
+    key: str
+    auth_method: AuthMethod
+    access_token: str
+    expires_at: datetime
+    refresh_token: str | None
+    region: str = DEFAULT_REGION
+    start_url: str | None = None
+    scopes: list[str] | None = None
+    oauth_flow: str | None = None
+    provider: str | None = None
+    profile_arn: str | None = None
+    profile_name: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    client_secret_expires_at: datetime | None = None
+    registration_key: str | None = None
+    token_endpoint: str | None = None
+    issuer_url: str | None = None
+    # Why this login cannot be refreshed as it stands (only a new login fixes it), if so.
+    needs_login: str | None = None
+    raw: dict[str, object] = field(default_factory=dict, repr=False)
+
+    @property
+    def login_key(self) -> str:
+        """What tells two logins in the same key apart: kind, portal, provider, issuer."""
+        parts = (self.auth_method.value, self.start_url or "", self.provider or "", self.issuer_url or "")
+        return "|".join(parts)
+
+
+@dataclass
+class SkippedKey:
+    key: str
+    reason: str
+
+
+@dataclass
+class KiroCliSnapshot:
+    path: Path
+    logins: list[KiroCliLogin]
+    skipped: list[SkippedKey]
+    profile_arn: str | None = None
+    profile_name: str | None = None
+    idc_start_url: str | None = None
+    idc_region: str | None = None
+
+
+class _BadValue(ValueError):
+    """A row whose JSON is unusable; its text names the field."""
+
+
+def find_kiro_cli_db(candidates: list[Path]) -> Path:
+    """The first candidate that exists, or an error that lists every path tried."""
+    for path in candidates:
+        if path.exists():
+            return path
+    tried = ", ".join(str(p) for p in candidates)
+    raise KiroCliError(
+        f"no kiro-cli database found (tried {tried}); run `kiro-cli login` first, "
+        "or point at the file with --db PATH"
+    )
+
+
+def _check_file(path: Path) -> None:
+    try:
+        if path.is_dir():
+            raise KiroCliError(f"{path} is a folder, not kiro-cli's data.sqlite3; pass the file with --db")
+        if not path.exists():
+            raise KiroCliError(
+                f"kiro-cli database {path} does not exist; check the path, or run `kiro-cli login`"
+            )
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except PermissionError as exc:
+        raise KiroCliError(
+            f"cannot read kiro-cli database {path}: permission denied; "
+            "run kiro-tui as the user who runs kiro-cli"
+        ) from exc
+    except OSError as exc:
+        raise KiroCliError(f"cannot read kiro-cli database {path}: {exc.strerror or exc}") from exc
+    if not header:
+        raise KiroCliError(f"{path} is empty (0 bytes), not a kiro-cli database; run `kiro-cli login`")
+    if header != SQLITE_HEADER:
+        raise KiroCliError(f"{path} is not a SQLite database; pass kiro-cli's data.sqlite3 with --db")
+
+
+@contextmanager
+def open_read_only(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Iterator[sqlite3.Connection]:
+    """A `mode=ro` connection: it sees rows still in the -wal file but can never write."""
+    _check_file(path)
+    uri = "file:" + urllib.parse.quote(str(path.absolute())) + "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout)
+    except sqlite3.Error as exc:
+        raise _explain(path, exc, busy_timeout) from exc
+    try:
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        yield conn
+    except sqlite3.Error as exc:
+        raise _explain(path, exc, busy_timeout) from exc
+    finally:
+        conn.close()
+
+
+def _explain(path: Path, exc: sqlite3.Error, busy_timeout: float) -> KiroCliError:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return KiroCliError(
+            f"kiro-cli database {path} stayed locked by another program for {busy_timeout:g} s; "
+            "wait for kiro-cli to finish and try again"
+        )
+    if "not a database" in text or "malformed" in text:
+        return KiroCliError(
+            f"kiro-cli database {path} is damaged ({text}); "
+            "run `kiro-cli login` to recreate it, or pass another file with --db"
+        )
+    if "unable to open" in text:
+        return KiroCliError(
+            f"cannot open kiro-cli database {path} ({text}); check that it and its folder are readable"
+        )
+    return KiroCliError(f"cannot read kiro-cli database {path}: {text}")
+
+
+def read_kiro_cli(path: Path, now: datetime, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> KiroCliSnapshot:
+    """Every login in the database at `path`. Raises `KiroCliError` if the file is unusable."""
+    with open_read_only(path, busy_timeout) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "auth_kv" not in tables:
+            raise KiroCliError(
+                f"{path} is a SQLite file but not kiro-cli's database (no auth_kv table); "
+                "pass kiro-cli's data.sqlite3 with --db"
+            )
+        auth = dict(conn.execute("SELECT key, value FROM auth_kv").fetchall())
+        state = dict(conn.execute("SELECT key, value FROM state").fetchall()) if "state" in tables else {}
+    return parse_snapshot(path, auth, state, now)
+
+
+def parse_snapshot(
+    path: Path, auth: dict[str, object], state: dict[str, object], now: datetime
+) -> KiroCliSnapshot:
+    """Turn raw `auth_kv` / `state` rows into logins; pure, so it can be property-tested."""
+    snapshot = KiroCliSnapshot(path=path, logins=[], skipped=[])
+    _read_state(snapshot, state)
+    seen_kinds: dict[str, str] = {}
+    for token_key in TOKEN_KEYS:
+        if token_key.key not in auth:
+            continue
+        if token_key.kind in seen_kinds:
+            snapshot.skipped.append(
+                SkippedKey(token_key.key, f"superseded by {seen_kinds[token_key.kind]} (same kind of login)")
+            )
+            continue
+        try:
+            login = _parse_login(token_key, auth, now)
+        except _BadValue as exc:
+            snapshot.skipped.append(SkippedKey(token_key.key, str(exc)))
+            continue
+        seen_kinds[token_key.kind] = token_key.key
+        snapshot.logins.append(login)
+    _attach_profile(snapshot)
+    return snapshot
+
+
+def _decode(value: object, key: str) -> object:
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _BadValue(f"{key}: value is binary, not UTF-8 JSON text") from exc
+    if not isinstance(value, str):
+        raise _BadValue(f"{key}: value is {type(value).__name__}, expected JSON text")
+    try:
+        return json.loads(value)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise _BadValue(f"{key}: value is not JSON ({exc.__class__.__name__})") from exc
+
+
+def _json_object(value: object, key: str) -> dict[str, object]:
+    data = _decode(value, key)
+    if not isinstance(data, dict):
+        raise _BadValue(f"{key}: value is a JSON {_json_type(data)}, expected an object")
+    return data
+
+
+def _json_type(data: object) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(data), "number")
+
+
+def _string(data: dict[str, object], name: str, key: str, required: bool = False) -> str | None:
+    value = data.get(name)
+    if value is None or value == "":
+        if required:
+            raise _BadValue(f"{key}: field {name!r} is missing")
+        return None
+    if not isinstance(value, str):
+        raise _BadValue(f"{key}: field {name!r} is a {_json_type(value)}, expected a string")
+    return value
+
+
+def _time(data: dict[str, object], name: str, key: str, required: bool = False) -> datetime | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise _BadValue(f"{key}: field {name!r} is missing")
+        return None
+    try:
+        return parse_timestamp(value)
+    except TimestampError as exc:
+        raise _BadValue(f"{key}: field {name!r}: {exc}") from exc
+
+
+def _scopes(data: dict[str, object], key: str) -> list[str] | None:
+    value = data.get("scopes")
+    if value is None:
+        return None
+    if isinstance(value, str):  # external IdPs store a space-delimited string
+        return value.split()
+    if isinstance(value, list) and all(isinstance(s, str) for s in value):
+        return list(value)
+    raise _BadValue(f"{key}: field 'scopes' must be a list of strings")
+
+
+def _parse_login(token_key: TokenKey, auth: dict[str, object], now: datetime) -> KiroCliLogin:
+    key = token_key.key
+    data = _json_object(auth[key], key)
+    access_token = _string(data, "access_token", key, required=True)
+    expires_at = _time(data, "expires_at", key, required=True)
+    assert access_token is not None and expires_at is not None
+    refresh_token = _string(data, "refresh_token", key)
+    common = dict(
+        key=key,
+        access_token=access_token,
+        expires_at=expires_at,
+        refresh_token=refresh_token,
+        raw=data,
+    )
+    if token_key.kind == "social":
+        provider = _string(data, "provider", key)
+        profile_arn = _string(data, "profile_arn", key)
+        login = KiroCliLogin(
+            auth_method=AuthMethod.SOCIAL,
+            provider=provider.lower() if provider else None,
+            profile_arn=profile_arn,
+            region=profile_region(profile_arn) or DEFAULT_REGION,
+            **common,
+        )
+    elif token_key.kind == "external-idp":
+        login = KiroCliLogin(
+            auth_method=AuthMethod.EXTERNAL_IDP,
+            token_endpoint=_string(data, "token_endpoint", key, required=True),
+            issuer_url=_string(data, "issuer_url", key),
+            client_id=_string(data, "client_id", key, required=True),
+            provider=_string(data, "provider", key),
+            scopes=_scopes(data, key),
+            **common,
+        )
+    else:
+        start_url = _string(data, "start_url", key)
+        login = KiroCliLogin(
+            auth_method=classify_start_url(start_url),
+            region=_string(data, "region", key) or DEFAULT_REGION,
+            start_url=start_url,
+            scopes=_scopes(data, key),
+            oauth_flow=_string(data, "oauth_flow", key),
+            registration_key=token_key.registration_key,
+            **common,
+        )
+        _attach_registration(login, auth, now)
+    if not refresh_token:
+        login.needs_login = f"{key} has no refresh token; log in again"
+    return login
+
+
+def _attach_registration(login: KiroCliLogin, auth: dict[str, object], now: datetime) -> None:
+    """Use the device registration only where kiro-cli itself would (same region, not expired)."""
+    reg_key = login.registration_key
+    if reg_key is None or reg_key not in auth:
+        login.needs_login = f"no OIDC client registration ({reg_key}) beside {login.key}; log in again"
+        return
+    try:
+        reg = _json_object(auth[reg_key], reg_key)
+        client_id = _string(reg, "client_id", reg_key, required=True)
+        client_secret = _string(reg, "client_secret", reg_key, required=True)
+        secret_expires = _time(reg, "client_secret_expires_at", reg_key)
+        reg_region = _string(reg, "region", reg_key) or DEFAULT_REGION
+    except _BadValue as exc:
+        login.needs_login = f"{exc}; log in again"
+        return
+    if reg_region != login.region:
+        login.needs_login = (
+            f"{reg_key} is for region {reg_region} but the token is for {login.region}; "
+            "kiro-cli cannot refresh it either: log in again"
+        )
+        return
+    login.client_id, login.client_secret = client_id, client_secret
+    login.client_secret_expires_at = secret_expires
+    if secret_expires is None or secret_expires - EXPIRY_SKEW <= now:
+        login.needs_login = "the OIDC client registration has expired: log in again"
+
+
+def _read_state(snapshot: KiroCliSnapshot, state: dict[str, object]) -> None:
+    if PROFILE_STATE_KEY in state:
+        try:
+            profile = _json_object(state[PROFILE_STATE_KEY], f"state {PROFILE_STATE_KEY}")
+            key = f"state {PROFILE_STATE_KEY}"
+            snapshot.profile_arn = _string(profile, "arn", key)
+            snapshot.profile_name = _string(profile, "profile_name", key) or _string(profile, "profileName", key)
+        except _BadValue as exc:
+            snapshot.skipped.append(SkippedKey(f"state {PROFILE_STATE_KEY}", str(exc)))
+    for state_key, attr in ((IDC_START_URL_STATE_KEY, "idc_start_url"), (IDC_REGION_STATE_KEY, "idc_region")):
+        if state_key in state:
+            try:
+                value = _decode(state[state_key], f"state {state_key}")
+            except _BadValue:
+                value = state[state_key]  # older clients stored it unquoted
+                value = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+            if isinstance(value, str):
+                setattr(snapshot, attr, value)
+
+
+def _attach_profile(snapshot: KiroCliSnapshot) -> None:
+    """The `state` profile belongs to kiro-cli's active login: the first non-social one, if any.
+
+    A social token carries its own `profile_arn`; it takes the state profile only when it is
+    the sole login or the state profile is the social default one.
+    """
+    if not snapshot.profile_arn:
+        return
+    target = next((lg for lg in snapshot.logins if lg.auth_method is not AuthMethod.SOCIAL), None)
+    if target is None:
+        target = next((lg for lg in snapshot.logins if lg.auth_method is AuthMethod.SOCIAL), None)
+    if target is None:
+        return
+    if target.auth_method is AuthMethod.SOCIAL and target.profile_arn:
+        if target.profile_arn == snapshot.profile_arn:
+            target.profile_name = snapshot.profile_name
+        return
+    target.profile_arn = snapshot.profile_arn
+    target.profile_name = snapshot.profile_name
+
+
+def profile_region(arn: str | None) -> str | None:
+    """The API region is the ARN's 4th field (arn:aws:codewhisperer:REGION:account:profile/ID)."""
+    if not arn:
+        return None
+    parts = arn.split(":")
+    return parts[3] if len(parts) > 4 and parts[3] else None
+
+
+def file_signature(path: Path) -> tuple[tuple[int, int], ...]:
+    """Cheap change detector for the database and its -wal: (mtime_ns, size) of each."""
+    result = []
+    for candidate in (path, path.with_name(path.name + "-wal")):
+        try:
+            st = os.stat(candidate)
+            result.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            result.append((0, -1))
+    return tuple(result)

@@ -1,0 +1,55 @@
+"""How an account is described to people and scripts (`list`, `list --json`, the TUI)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import humanize
+
+from kiro_tui.core.masking import mask
+from kiro_tui.core.models import Account
+from kiro_tui.core.timefmt import format_timestamp, seconds_until
+
+
+def _stamp(when: datetime | None) -> str | None:
+    return format_timestamp(when) if when else None
+
+
+def account_json(account: Account, now: datetime, window: timedelta, show_secrets: bool = False) -> dict[str, object]:
+    """The `list --json` object. Secrets are masked unless `show_secrets`."""
+    reveal = (lambda s: s) if show_secrets else mask
+    return {
+        "id": account.id,
+        "label": account.label,
+        "email": account.email,
+        "auth_method": account.auth_method.value,
+        "provider": account.provider,
+        "region": account.region,
+        "start_url": account.start_url,
+        "profile_arn": account.profile_arn,
+        "profile_name": account.profile_name,
+        "expires_at": _stamp(account.expires_at),
+        "expires_in_seconds": seconds_until(account.expires_at, now),
+        "status": account.status(now, window).value,
+        "source": account.source,
+        "source_key": account.source_key,
+        "mode": account.mode.value,
+        "last_refresh_at": _stamp(account.last_refresh_at),
+        "next_refresh_at": _stamp(account.next_refresh_at),
+        "consecutive_failures": account.consecutive_failures,
+        "last_error": account.last_error,
+        "scopes": account.scopes,
+        "client_id": account.client_id,
+        "client_secret_expires_at": _stamp(account.client_secret_expires_at),
+        "access_token": reveal(account.access_token),
+        "refresh_token": reveal(account.refresh_token),
+        "client_secret": reveal(account.client_secret),
+    }
+
+
+def describe_expiry(expires_at: datetime, now: datetime) -> str:
+    """'in 42 minutes' / 'expired 3 minutes ago', via humanize."""
+    delta = expires_at - now
+    if delta.total_seconds() > 0:
+        return f"in {humanize.naturaldelta(delta)}"
+    return f"expired {humanize.naturaldelta(-delta)} ago"

@@ -1,0 +1,184 @@
+"""`kiro-tui import` / `list` / `remove`, run as the installed command in a subprocess."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from kiro_tui.core.masking import mask
+from tests.support.kiro_cli_db import DEFAULT_SOCIAL_PROFILE_ARN, KiroCliDb
+from tests.support.run import run_cli
+
+IDC_URL = "https://d-9999999999.awsapps.com/start"
+
+
+def listed(exe: str, *extra: str) -> dict[str, dict]:
+    result = run_cli(exe, "list", "--json", *extra)
+    assert result.code == 0, result.err
+    return {row["source_key"]: row for row in result.json()}  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("put", "key", "method"),
+    [
+        (lambda db: db.put_oidc(start_url=None), "kirocli:odic:token", "builder-id"),
+        (lambda db: db.put_oidc(start_url=IDC_URL, region="eu-west-1"), "kirocli:odic:token", "idc"),
+        (lambda db: db.put_social("google"), "kirocli:social:token", "social"),
+        (lambda db: db.put_external_idp(), "kirocli:external-idp:token", "external-idp"),
+        (lambda db: db.put_oidc(key_prefix="codewhisperer"), "codewhisperer:odic:token", "builder-id"),
+    ],
+)
+def test_import_then_list_json_for_every_kind(kiro_tui_exe: str, tmp_path: Path, put, key, method) -> None:
+    db = KiroCliDb(tmp_path / "somewhere" / "data.sqlite3")
+    written = put(db)
+    before = db.digest()
+    result = run_cli(kiro_tui_exe, "import", "--db", str(db.path))
+    assert result.code == 0, result.err
+    assert result.out.startswith("added")
+    assert db.digest() == before
+
+    row = listed(kiro_tui_exe)[key]
+    assert row["auth_method"] == method
+    assert row["email"] is None
+    assert row["mode"] == "sync"
+    assert row["status"] == "fresh"
+    assert 3000 < row["expires_in_seconds"] <= 3600
+    assert row["expires_at"].endswith("Z")
+    assert row["source"] == str(db.path)
+    assert row["access_token"] == mask(written["access_token"]) != written["access_token"]
+    assert row["refresh_token"] == mask(written["refresh_token"])
+    for field in ("id", "label", "provider", "region", "start_url", "profile_arn", "last_refresh_at", "last_error"):
+        assert field in row
+    secrets_row = listed(kiro_tui_exe, "--show-secrets")[key]
+    assert secrets_row["access_token"] == written["access_token"]
+
+
+def test_default_path_all_kinds_and_json_import(kiro_tui_exe: str, kiro_db: KiroCliDb) -> None:
+    kiro_db.put_oidc(start_url=IDC_URL)
+    kiro_db.put_social()
+    kiro_db.put_external_idp()
+    kiro_db.put_oidc(key_prefix="codewhisperer")
+    result = run_cli(kiro_tui_exe, "import", "--json")
+    assert result.code == 0, result.err
+    report = result.json()
+    assert [i["action"] for i in report["imported"]] == ["added"] * 3
+    assert report["skipped"] == [
+        {"key": "codewhisperer:odic:token", "reason": "superseded by kirocli:odic:token (same kind of login)"}
+    ]
+    rows = listed(kiro_tui_exe)
+    assert set(rows) == {"kirocli:odic:token", "kirocli:social:token", "kirocli:external-idp:token"}
+    assert rows["kirocli:social:token"]["profile_arn"] == DEFAULT_SOCIAL_PROFILE_ARN
+    again = run_cli(kiro_tui_exe, "import", "--json").json()
+    assert [i["action"] for i in again["imported"]] == ["unchanged"] * 3  # type: ignore[index]
+
+
+def test_human_list_shows_countdown_and_no_secret(kiro_tui_exe: str, kiro_db: KiroCliDb) -> None:
+    written = kiro_db.put_social(expires_at=datetime.now(UTC) + timedelta(minutes=5))
+    run_cli(kiro_tui_exe, "import")
+    result = run_cli(kiro_tui_exe, "list")
+    assert "GitHub (kiro-cli)" in result.out
+    assert "in 4 minutes" in result.out or "in 5 minutes" in result.out
+    assert "expiring" in result.out
+    assert written["access_token"] not in result.out and written["refresh_token"] not in result.out
+
+
+def test_expired_token_lists_negative_seconds(kiro_tui_exe: str, kiro_db: KiroCliDb) -> None:
+    kiro_db.put_social(expires_at=datetime.now(UTC) - timedelta(minutes=3))
+    run_cli(kiro_tui_exe, "import")
+    (row,) = run_cli(kiro_tui_exe, "list", "--json").json()  # type: ignore[misc]
+    assert row["status"] == "expired"
+    assert row["expires_in_seconds"] < -170
+
+
+def test_partial_import_warns_about_the_bad_key(kiro_tui_exe: str, kiro_db: KiroCliDb) -> None:
+    kiro_db.put_social()
+    kiro_db.set_raw("auth_kv", "kirocli:odic:token", '{"access_token": "x"}')
+    result = run_cli(kiro_tui_exe, "import")
+    assert result.code == 0
+    assert "kiro-tui: warning: skipped kirocli:odic:token" in result.err
+    assert "field 'expires_at' is missing" in result.err
+
+
+def store_rows(isolated_dirs: Path) -> list[tuple]:
+    path = isolated_dirs / "data" / "kiro-tui" / "accounts.db"
+    if not path.exists():
+        return []
+    conn = sqlite3.connect(path)
+    rows = conn.execute("SELECT * FROM accounts ORDER BY id").fetchall()
+    conn.close()
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("setup", "needle"),
+    [
+        (lambda d: None, "no kiro-cli database found (tried "),
+        (lambda d: (d / "data" / "kiro-cli").mkdir(parents=True) or
+         (d / "data" / "kiro-cli" / "data.sqlite3").write_bytes(b"\x00" * 5000), "not a SQLite database"),
+        (lambda d: KiroCliDb(d / "data" / "kiro-cli" / "data.sqlite3"), "no login in"),
+        (lambda d: KiroCliDb(d / "data" / "kiro-cli" / "data.sqlite3").set_raw(
+            "auth_kv", "kirocli:social:token", "{oops"), "no usable login in"),
+    ],
+)
+def test_errors_are_one_line_and_leave_the_store_alone(
+    kiro_tui_exe: str, isolated_dirs: Path, setup, needle: str
+) -> None:
+    seed = KiroCliDb(isolated_dirs / "seed.sqlite3")
+    seed.put_social()
+    assert run_cli(kiro_tui_exe, "import", "--db", str(seed.path)).code == 0
+    before = store_rows(isolated_dirs)
+    setup(isolated_dirs)
+    result = run_cli(kiro_tui_exe, "import")
+    assert result.code == 1
+    assert needle in result.err
+    assert result.err.strip().splitlines()[-1].startswith("kiro-tui: error: ")
+    assert store_rows(isolated_dirs) == before
+
+
+def test_corrupt_store_is_reported_with_a_backup_hint(kiro_tui_exe: str, isolated_dirs: Path) -> None:
+    store = isolated_dirs / "data" / "kiro-tui" / "accounts.db"
+    store.parent.mkdir(parents=True)
+    store.write_bytes(b"this is not sqlite" * 200)
+    result = run_cli(kiro_tui_exe, "list")
+    assert result.code == 1
+    assert "move it aside" in result.err and str(store) in result.err
+    assert store.read_bytes() == b"this is not sqlite" * 200
+
+
+def test_bad_config_names_the_key(kiro_tui_exe: str, isolated_dirs: Path) -> None:
+    config = isolated_dirs / "config" / "kiro-tui" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("refresh_window = -5\n")
+    result = run_cli(kiro_tui_exe, "list")
+    assert result.code == 1
+    assert "refresh_window must be between 0 and 86400" in result.err
+
+
+def test_remove_asks_and_yes_skips_the_question(kiro_tui_exe: str, kiro_db: KiroCliDb) -> None:
+    kiro_db.put_social()
+    kiro_db.put_oidc()
+    run_cli(kiro_tui_exe, "import")
+    ids = [row["id"] for row in run_cli(kiro_tui_exe, "list", "--json").json()]  # type: ignore[union-attr]
+    refused = run_cli(kiro_tui_exe, "remove", ids[0])
+    assert refused.code == 1 and "pass --yes" in refused.err
+    removed = run_cli(kiro_tui_exe, "remove", ids[0][:6], "--yes")
+    assert removed.code == 0 and ids[0] in removed.out
+    remaining = [row["id"] for row in run_cli(kiro_tui_exe, "list", "--json").json()]  # type: ignore[union-attr]
+    assert remaining == ids[1:]
+    unknown = run_cli(kiro_tui_exe, "remove", "zzzz", "--yes")
+    assert unknown.code == 1 and "no account with id 'zzzz'" in unknown.err
+    assert kiro_db.get_json("auth_kv", "kirocli:social:token") is not None
+
+
+def test_help_lists_commands_and_module_entry_point(kiro_tui_exe: str) -> None:
+    import subprocess
+    import sys
+
+    result = run_cli(kiro_tui_exe, "--help")
+    for command in ("import", "list", "remove"):
+        assert command in result.out
+    module = subprocess.run([sys.executable, "-m", "kiro_tui", "--help"], capture_output=True, text=True)
+    assert module.returncode == 0 and "import" in module.stdout

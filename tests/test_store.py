@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import sqlite3
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from kiro_tui.core.errors import StoreError
+from kiro_tui.core.models import Account, AuthMethod, Health, Mode, Status
+from kiro_tui.core.store import SCHEMA_VERSION, AccountStore
+
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+def make_account(account_id: str = "abcd1234", **changes: object) -> Account:
+    account = Account(
+        id=account_id,
+        auth_method=AuthMethod.IDC,
+        access_token="aoaAAAAAGsecretaccess",
+        refresh_token="aorAAAAAGsecretrefresh",
+        expires_at=NOW + timedelta(hours=1),
+        region="eu-west-1",
+        start_url="https://d-1.awsapps.com/start",
+        scopes=["a", "b"],
+        client_id="cid",
+        client_secret="csecret",
+        client_secret_expires_at=NOW + timedelta(days=90),
+        profile_arn="arn:aws:codewhisperer:eu-central-1:1:profile/X",
+        mode=Mode.SYNC,
+        created_at=NOW,
+        extra={"k": [1, 2]},
+    )
+    for name, value in changes.items():
+        setattr(account, name, value)
+    return account
+
+
+def test_creates_private_folder_and_file_with_wal(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "accounts.db"
+    with AccountStore.open(path) as store:
+        store.save(make_account())
+        journal = store.connection.execute("PRAGMA journal_mode").fetchone()[0]
+    assert journal == "wal"
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_loose_permissions_are_tightened_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "accounts.db"
+    AccountStore.open(path).close()
+    path.chmod(0o644)
+    tmp_path.chmod(0o755)
+    AccountStore.open(path).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o700
+
+
+def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
+    account = make_account(health=Health.REFRESH_FAILING, last_error="timeout", consecutive_failures=2)
+    with AccountStore.open(tmp_path / "a.db") as store:
+        store.save(account)
+    with AccountStore.open(tmp_path / "a.db") as store:
+        assert store.get(account.id) == account
+
+
+def test_update_and_delete(tmp_path: Path) -> None:
+    with AccountStore.open(tmp_path / "a.db") as store:
+        store.save(make_account())
+        store.update("abcd1234", health=Health.NEEDS_LOGIN, last_error="refresh token invalid")
+        loaded = store.get("abcd1234")
+        assert loaded is not None and loaded.status(NOW) is Status.NEEDS_LOGIN
+        assert store.delete("abcd1234") is True
+        assert store.get("abcd1234") is None
+
+
+def test_failed_transaction_writes_nothing(tmp_path: Path) -> None:
+    with AccountStore.open(tmp_path / "a.db") as store:
+        with pytest.raises(RuntimeError), store.transaction() as tx:
+            store.save(make_account("11111111"), tx)
+            raise RuntimeError("crash mid-import")
+        assert store.accounts() == []
+
+
+def test_resolve_id_by_prefix(tmp_path: Path) -> None:
+    with AccountStore.open(tmp_path / "a.db") as store:
+        store.save(make_account("abcd1234"))
+        store.save(make_account("abff0000"))
+        assert store.resolve_id("abc").id == "abcd1234"
+        with pytest.raises(StoreError, match="matches 2 accounts"):
+            store.resolve_id("ab")
+        with pytest.raises(StoreError, match="no account with id 'zz'"):
+            store.resolve_id("zz")
+
+
+def test_status_is_derived_from_expiry_and_health() -> None:
+    account = make_account()
+    assert account.status(NOW) is Status.FRESH
+    assert account.status(NOW + timedelta(minutes=55)) is Status.EXPIRING
+    assert account.status(NOW + timedelta(hours=2)) is Status.EXPIRED
+    account.health = Health.SUSPENDED
+    assert account.status(NOW) is Status.SUSPENDED
+
+
+def test_corrupt_store_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "accounts.db"
+    path.write_bytes(b"garbage" * 100)
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="not a readable kiro-tui database.*move it aside"):
+        AccountStore.open(path)
+    assert path.read_bytes() == before
+
+
+def test_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "accounts.db"
+    AccountStore.open(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="written by a newer kiro-tui"):
+        AccountStore.open(path)
+    assert path.read_bytes() == before
