@@ -144,6 +144,38 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------- emulator
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from kiro_tui.emulator import Emulator
+
+    emulator = Emulator(args.host, args.port, token_ttl=args.token_ttl, approve_after=args.approve_after)
+
+    async def serve() -> None:
+        try:
+            url = await emulator.start_async()
+        except OSError as exc:
+            raise CommandFailed(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
+        print(f"kiro-tui emulator listening on {url}", flush=True)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, lambda: asyncio.ensure_future(emulator.stop_async()))
+            except NotImplementedError:  # Windows: Ctrl-C arrives as KeyboardInterrupt instead
+                pass
+        await emulator.serve_until_stopped()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -169,6 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", metavar="ID", help="account id (or a unique prefix) from `kiro-tui list`")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.set_defaults(handler=cmd_remove)
+
+    p = commands.add_parser("emulator", help="serve a local emulator of the AWS / Kiro endpoints (for tests and demos)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="port (default 0: any free port)")
+    p.add_argument("--token-ttl", type=int, default=3600, metavar="SECONDS", help="access token lifetime (default 3600)")
+    p.add_argument("--approve-after", type=float, default=None, metavar="SECONDS",
+                   help="approve any pending device code after this many seconds, without a browser")
+    p.set_defaults(handler=cmd_emulator)
     return parser
 
 

@@ -42,3 +42,45 @@ def kiro_tui_exe() -> str:
     if not found:
         pytest.fail("kiro-tui is not installed in this environment; run `pip install -e .[test]`")
     return found
+
+
+class FakeTime:
+    """A wall clock for the emulator that only moves when a test says so."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def emulator_time() -> FakeTime:
+    return FakeTime()
+
+
+@pytest.fixture
+def emulator(emulator_time: FakeTime):
+    """The emulator on 127.0.0.1 (real HTTP), with a clock the test controls."""
+    from kiro_tui.emulator import Emulator
+
+    with Emulator(clock=emulator_time) as running:
+        yield running
+
+
+@pytest.fixture
+def endpoints(emulator):
+    from kiro_tui.core.aws.endpoints import Endpoints
+
+    return Endpoints(override=emulator.url)
+
+
+@pytest.fixture
+async def http():
+    from kiro_tui.core.aws.transport import make_http_client
+
+    async with make_http_client(timeout=5.0) as client:
+        yield client

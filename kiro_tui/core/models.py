@@ -8,6 +8,8 @@ from enum import StrEnum
 
 BUILDER_ID_START_URL = "https://view.awsapps.com/start"
 DEFAULT_REGION = "us-east-1"
+# kiro-cli's scopes (prefix `codewhisperer:` + completions, analysis, conversations).
+KIRO_SCOPES = ("codewhisperer:completions", "codewhisperer:analysis", "codewhisperer:conversations")
 DEFAULT_REFRESH_WINDOW = timedelta(minutes=10)
 
 

@@ -1,0 +1,95 @@
+"""kiro-cli's own JSON shapes for `auth_kv` and `state` values (serde snake_case, RFC 3339 `Z`).
+
+The one place that knows how kiro-cli writes a login: used by the `sync` write-back and by
+the emulator when it hands out tokens a test can put in a kiro-cli database.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from kiro_tui.core.timefmt import format_timestamp
+
+SOCIAL_TOKEN_KEY = "kirocli:social:token"
+OIDC_TOKEN_KEY = "kirocli:odic:token"
+OIDC_REGISTRATION_KEY = "kirocli:odic:device-registration"
+EXTERNAL_IDP_TOKEN_KEY = "kirocli:external-idp:token"
+PROFILE_STATE_KEY = "api.codewhisperer.profile"
+
+
+def dumps(value: object) -> str:
+    """serde_json::to_string: compact, bound as TEXT."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+def oidc_token(
+    access_token: str,
+    refresh_token: str | None,
+    expires_at: datetime,
+    region: str | None,
+    start_url: str | None,
+    scopes: list[str] | None,
+    oauth_flow: str = "DeviceCode",
+) -> dict[str, object]:
+    return {
+        "access_token": access_token,
+        "expires_at": format_timestamp(expires_at),
+        "refresh_token": refresh_token,
+        "region": region,
+        "start_url": start_url,
+        "oauth_flow": oauth_flow,
+        "scopes": scopes,
+    }
+
+
+def device_registration(
+    client_id: str,
+    client_secret: str,
+    expires_at: datetime,
+    region: str,
+    scopes: list[str] | None,
+    oauth_flow: str = "DeviceCode",
+) -> dict[str, object]:
+    return {
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "client_secret_expires_at": format_timestamp(expires_at.replace(microsecond=0)),
+        "region": region,
+        "oauth_flow": oauth_flow,
+        "scopes": scopes,
+    }
+
+
+def social_token(
+    access_token: str, refresh_token: str | None, expires_at: datetime, provider: str, profile_arn: str | None
+) -> dict[str, object]:
+    return {
+        "access_token": access_token,
+        "expires_at": format_timestamp(expires_at),
+        "refresh_token": refresh_token,
+        "provider": provider.lower(),
+        "profile_arn": profile_arn,
+    }
+
+
+def external_idp_token(
+    access_token: str,
+    refresh_token: str | None,
+    expires_at: datetime,
+    issuer_url: str | None,
+    token_endpoint: str,
+    client_id: str,
+) -> dict[str, object]:
+    return {
+        "access_token": access_token,
+        "expires_at": format_timestamp(expires_at),
+        "refresh_token": refresh_token,
+        "issuer_url": issuer_url,
+        "token_endpoint": token_endpoint,
+        "client_id": client_id,
+    }
+
+
+def profile(arn: str, name: str) -> dict[str, object]:
+    return {"arn": arn, "profile_name": name}

@@ -1,0 +1,66 @@
+"""Hand out an emulated user's tokens as the rows kiro-cli would have written for them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from kiro_tui.core import kiro_cli_format as fmt
+from kiro_tui.core.models import KIRO_SCOPES
+
+if TYPE_CHECKING:
+    from kiro_tui.emulator.service import User
+
+
+def kiro_cli_rows(
+    user: User,
+    tokens: dict[str, object],
+    registration: dict[str, object] | None,
+    now: float,
+    base_url: str,
+) -> dict[str, object]:
+    expires_at = datetime.fromtimestamp(now, UTC) + timedelta(seconds=int(tokens["expiresIn"]))  # type: ignore[call-overload]
+    access, refresh = str(tokens["accessToken"]), str(tokens["refreshToken"])
+    profile = user.profiles[0] if user.profiles else None
+    auth_kv: dict[str, object] = {}
+    state: dict[str, object] = {}
+    result: dict[str, object] = {"email": user.email, "kind": user.kind, "user_id": user.user_id}
+    if user.kind == "social":
+        key = fmt.SOCIAL_TOKEN_KEY
+        token = fmt.social_token(access, refresh, expires_at, user.provider, profile.arn if profile else None)
+    elif user.kind == "external-idp":
+        key = fmt.EXTERNAL_IDP_TOKEN_KEY
+        token = fmt.external_idp_token(
+            access, refresh, expires_at, f"{base_url}/external-idp/v2.0",
+            f"{base_url}/external-idp/oauth2/v2.0/token", "00000000-0000-0000-0000-000000000000",
+        )
+    else:
+        key = fmt.OIDC_TOKEN_KEY
+        start_url = None if user.kind == "builder-id" else user.start_url
+        token = fmt.oidc_token(access, refresh, expires_at, user.region, start_url, list(KIRO_SCOPES))
+        assert registration is not None
+        reg = fmt.device_registration(
+            str(registration["clientId"]),
+            str(registration["clientSecret"]),
+            datetime.fromtimestamp(int(registration["clientSecretExpiresAt"]), UTC),  # type: ignore[call-overload]
+            user.region,
+            list(KIRO_SCOPES),
+        )
+        auth_kv[fmt.OIDC_REGISTRATION_KEY] = reg
+        result["device_registration"] = reg
+        result["registration_key"] = fmt.OIDC_REGISTRATION_KEY
+        if user.kind == "idc":
+            state["auth.idc.start-url"] = user.start_url
+            state["auth.idc.region"] = user.region
+    auth_kv[key] = token
+    result["token"] = token
+    result["token_key"] = key
+    if profile is not None:
+        name = "Social_Default_Profile" if user.kind == "social" else profile.name
+        result["profile"] = fmt.profile(profile.arn, name)
+        state[fmt.PROFILE_STATE_KEY] = result["profile"]
+    else:
+        result["profile"] = None
+    result["auth_kv"] = auth_kv
+    result["state"] = state
+    return result

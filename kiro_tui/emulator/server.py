@@ -1,0 +1,566 @@
+"""HTTP/1.1 around `EmulatorState`: one base URL serves every emulated service.
+
+Built on asyncio streams and h11 (a strict HTTP/1.1 state machine that httpx already uses),
+so one process holds thousands of concurrent keep-alive connections on two cores. Runs
+either in a background thread (`Emulator.start()` from tests and `kiro-tui demo`) or in the
+foreground (`kiro-tui emulator`).
+
+The region a request is for comes from its Host header (`oidc.eu-west-1.amazonaws.com`),
+which kiro-tui's clients keep when KIRO_TUI_ENDPOINT_URL redirects them here; any other host
+means us-east-1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import json
+import re
+import socket
+import struct
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+
+import h11
+
+from kiro_tui.emulator.service import ApiError, EmulatorState, oidc_error, q_error
+
+MAX_BODY = 1 << 20
+_HOST_REGION = re.compile(
+    r"^(?:oidc|oidc-fips|q|q-fips|codewhisperer|prod|management|runtime)\.([a-z]{2}(?:-gov)?-[a-z]+-\d)\."
+)
+_Q_TARGET_PREFIX = "AmazonCodeWhispererService."
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> dict[str, object]:
+        if not self.body:
+            return {}
+        try:
+            data = json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, "SerializationException", {"message": "Request body is not valid JSON"}) from exc
+        if not isinstance(data, dict):
+            raise ApiError(400, "SerializationException", {"message": "Request body must be a JSON object"})
+        return data
+
+    def form(self) -> dict[str, str]:
+        return dict(urllib.parse.parse_qsl(self.body.decode("utf-8", "replace")))
+
+    @property
+    def region(self) -> str:
+        match = _HOST_REGION.match(self.headers.get("host", ""))
+        return match.group(1) if match else "us-east-1"
+
+    @property
+    def bearer(self) -> str | None:
+        value = self.headers.get("authorization", "")
+        return value[7:] if value.lower().startswith("bearer ") else None
+
+    @property
+    def operation(self) -> str:
+        target = self.headers.get("x-amz-target", "")
+        if target:
+            return target.rsplit(".", 1)[-1]
+        return _OPERATIONS.get((self.method, self.path), "")
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def json(cls, data: object, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
+        return cls(status, json.dumps(data).encode(), "application/json", headers or [])
+
+    @classmethod
+    def error(cls, exc: ApiError) -> Response:
+        headers = [("x-amzn-ErrorType", exc.header)] if exc.error_type else []
+        return cls.json(exc.body, exc.status, headers)
+
+
+@dataclass
+class Fault:
+    """Make the next `count` matching requests fail in one way."""
+
+    path: str
+    count: int
+    status: int | None = None
+    kind: str | None = None  # timeout | reset | malformed
+    seconds: float = 30.0
+    overrides: dict[str, object] = field(default_factory=dict)
+
+    def matches(self, request: Request) -> bool:
+        return self.path in (request.path, request.operation)
+
+
+_OPERATIONS = {
+    ("POST", "/client/register"): "RegisterClient",
+    ("POST", "/device_authorization"): "StartDeviceAuthorization",
+    ("POST", "/token"): "CreateToken",
+    ("POST", "/refreshToken"): "RefreshToken",
+    ("POST", "/ListAvailableProfiles"): "ListAvailableProfiles",
+    ("GET", "/getUsageLimits"): "GetUsageLimits",
+}
+
+
+class EmulatorApp:
+    """Routing, faults and the request log; all state changes happen under `lock`."""
+
+    def __init__(self, state: EmulatorState) -> None:
+        self.state = state
+        self.lock = threading.RLock()
+        self.faults: list[Fault] = []
+        self.latency = 0.0
+        self.log: list[dict[str, object]] = []
+
+    # ---------------------------------------------------------------- dispatch
+
+    async def handle(self, request: Request) -> Response | str:
+        """A response, or "timeout" / "reset" for a fault that must break the connection."""
+        started = time.time()
+        if not request.path.startswith("/_emulator/") and self.latency:
+            await asyncio.sleep(self.latency)
+        with self.lock:
+            fault = self._take_fault(request)
+            subject = self._subject(request)
+        if fault is not None and fault.kind in ("timeout", "reset"):
+            self._record(request, started, fault.kind, subject)
+            if fault.kind == "timeout":
+                await asyncio.sleep(fault.seconds)
+            return fault.kind
+        if fault is not None and fault.kind == "malformed":
+            response = Response(200, b'{"accessToken": "aoaAAAAAGtrunc', "application/json")
+        elif fault is not None:
+            response = Response.error(self._fault_error(request, fault))
+        else:
+            with self.lock:
+                try:
+                    response = self._route(request)
+                except ApiError as exc:
+                    response = Response.error(exc)
+                if not subject:
+                    subject = self._subject_after(request)
+        self._record(request, started, response.status, subject)
+        return response
+
+    def _route(self, request: Request) -> Response:
+        method, path, state = request.method, request.path, self.state
+        if path.startswith("/_emulator/"):
+            return self._control(request)
+        if method == "GET" and path == "/device":
+            return self._device_page(request.query.get("user_code", ""))
+        if method == "POST" and path == "/device/decide":
+            form = request.form()
+            try:
+                device = state.decide(form.get("user_code", ""), form.get("action") == "approve")
+            except ApiError:
+                return self._page("Code not found", "That code is unknown, expired or already used.")
+            word = "approved" if device.state == "approved" else "denied"
+            return self._page(f"Request {word}", f"Code {html.escape(device.user_code)} was {word}. "
+                                                  "You can close this page and return to kiro-tui.")
+        if method == "POST" and path.endswith("/token") and request.headers.get(
+            "content-type", ""
+        ).startswith("application/x-www-form-urlencoded"):
+            return _ok_json(state.refresh_external(request.form()))
+        if method == "POST" and path == "/client/register":
+            return _ok_json(state.register_client(request.json(), request.region))
+        if method == "POST" and path == "/device_authorization":
+            return _ok_json(state.start_device_authorization(request.json(), request.region))
+        if method == "POST" and path == "/token":
+            return _ok_json(state.create_token(request.json(), request.region))
+        if method == "POST" and path == "/refreshToken":
+            return _ok_json(state.refresh_social(request.json()))
+        return self._q_api(request)
+
+    def _q_api(self, request: Request) -> Response:
+        state = self.state
+        target = request.headers.get("x-amz-target", "")
+        if request.method == "POST" and request.path == "/" and target.startswith(_Q_TARGET_PREFIX):
+            if "rpc" not in state.flavours:
+                raise q_error(400, "UnknownOperationException", "x-amz-target is not supported here")
+            op = target[len(_Q_TARGET_PREFIX):]
+            if op == "ListAvailableProfiles":
+                return _ok_json(state.list_available_profiles(request.bearer, request.region, request.json()))
+            if op == "GetUsageLimits":
+                params = {**request.query, **{k: str(v) for k, v in request.json().items()}}
+                return _ok_json(state.get_usage_limits(request.bearer, params))
+            raise q_error(400, "UnknownOperationException", f"Unknown operation {op}")
+        if request.operation in ("ListAvailableProfiles", "GetUsageLimits") and "rest" not in state.flavours:
+            raise ApiError(404, "", {"message": "Not Found"})
+        if request.method == "POST" and request.path == "/ListAvailableProfiles":
+            return _ok_json(state.list_available_profiles(request.bearer, request.region, request.json()))
+        if request.method == "GET" and request.path == "/getUsageLimits":
+            return _ok_json(state.get_usage_limits(request.bearer, request.query))
+        raise ApiError(404, "", {"message": f"No route for {request.method} {request.path}"})
+
+    # ---------------------------------------------------------------- control API
+
+    def _control(self, request: Request) -> Response:
+        state, name, method = self.state, request.path.removeprefix("/_emulator/"), request.method
+        if name == "accounts" and method == "POST":
+            spec = request.json()
+            try:
+                return Response.json(state.seed_account(spec), 201)
+            except (ValueError, TypeError) as exc:
+                raise ApiError(400, "", {"error": "bad_request", "error_description": str(exc)}) from exc
+        if name == "accounts" and method == "GET":
+            return Response.json([
+                {"email": u.email, "kind": u.kind, "region": u.region, "start_url": u.start_url,
+                 "suspended": u.suspended, "profiles": [{"arn": p.arn, "name": p.name} for p in u.profiles]}
+                for u in state.users.values()
+            ])
+        if name in ("approve", "deny") and method == "POST":
+            body = request.json()
+            device = state.decide(str(body.get("user_code", "")), name == "approve",
+                                  body.get("email") and str(body["email"]))
+            return Response.json({"user_code": device.user_code, "state": device.state, "email": device.email})
+        if name == "revoke" and method == "POST":
+            body = request.json()
+            revoked = state.revoke(body.get("refresh_token") and str(body["refresh_token"]),
+                                   body.get("email") and str(body["email"]))
+            return Response.json({"revoked": revoked})
+        if name == "suspend" and method == "POST":
+            user = state.users.get(str(request.json().get("email", "")))
+            if user is None:
+                raise ApiError(404, "", {"error": "unknown_email"})
+            user.suspended = bool(request.json().get("suspended", True))
+            return Response.json({"email": user.email, "suspended": user.suspended})
+        if name == "faults" and method == "POST":
+            return Response.json(self._add_fault(request.json()), 201)
+        if name == "faults" and method == "DELETE":
+            self.faults.clear()
+            self.latency = 0.0
+            return Response.json({"faults": 0, "latency_ms": 0})
+        if name == "requests" and method == "GET":
+            return Response.json(list(self.log))
+        if name == "requests" and method == "DELETE":
+            self.log.clear()
+            return Response.json({"requests": 0})
+        if name == "config" and method == "POST":
+            body = request.json()
+            if "flavours" in body:
+                state.flavours = set(body["flavours"])  # type: ignore[arg-type]
+            if "token_ttl" in body:
+                state.token_ttl = int(body["token_ttl"])  # type: ignore[call-overload]
+            if "approve_after" in body:
+                state.approve_after = body["approve_after"]  # type: ignore[assignment]
+            return Response.json({"flavours": sorted(state.flavours), "token_ttl": state.token_ttl,
+                                  "approve_after": state.approve_after})
+        raise ApiError(404, "", {"error": "unknown_control", "error_description": f"{method} {request.path}"})
+
+    def _add_fault(self, body: dict[str, object]) -> dict[str, object]:
+        if "latency_ms" in body:
+            self.latency = max(0.0, float(body["latency_ms"]) / 1000)  # type: ignore[arg-type]
+        if "path" in body:
+            kind = body.get("kind")
+            if kind not in (None, "timeout", "reset", "malformed"):
+                raise ApiError(400, "", {"error": "bad_fault", "error_description": f"unknown kind {kind!r}"})
+            if kind is None and not isinstance(body.get("status"), int):
+                raise ApiError(400, "", {"error": "bad_fault", "error_description": "give a status or a kind"})
+            extra = {k: v for k, v in body.items() if k not in ("path", "count", "status", "kind", "seconds")}
+            self.faults.append(Fault(
+                path=str(body["path"]), count=int(body.get("count", 1)),  # type: ignore[call-overload]
+                status=body.get("status"), kind=kind,  # type: ignore[arg-type]
+                seconds=float(body.get("seconds", 30.0)), overrides=extra,  # type: ignore[arg-type]
+            ))
+        return {"faults": len(self.faults), "latency_ms": round(self.latency * 1000)}
+
+    def _take_fault(self, request: Request) -> Fault | None:
+        if request.path.startswith("/_emulator/"):
+            return None
+        for fault in self.faults:
+            if fault.matches(request):
+                fault.count -= 1
+                if fault.count <= 0:
+                    self.faults.remove(fault)
+                return fault
+        return None
+
+    @staticmethod
+    def _fault_error(request: Request, fault: Fault) -> ApiError:
+        status = fault.status or 500
+        o = fault.overrides
+        if request.path in ("/token", "/client/register", "/device_authorization"):
+            exception = str(o.get("error_type") or ("SlowDownException" if status == 429 else "InternalServerException"))
+            return oidc_error(status, exception, str(o.get("error") or "server_error"),
+                              str(o.get("error_description") or "An internal error occurred"))
+        if request.path == "/refreshToken":
+            return ApiError(status, "", {"message": str(o.get("message") or "Internal server error")})
+        exception = str(o.get("error_type") or {429: "ThrottlingException", 403: "AccessDeniedException",
+                                                400: "ValidationException"}.get(status, "InternalServerException"))
+        return q_error(status, exception, str(o.get("message") or "Injected fault"),
+                       o.get("reason") and str(o["reason"]))
+
+    # ---------------------------------------------------------------- log
+
+    def _subject(self, request: Request) -> str | None:
+        """Whose call this is, by the refresh token it spends (looked up before it rotates)."""
+        if request.path in ("/token", "/refreshToken") or request.path.endswith("/token"):
+            try:
+                body = request.json() if request.headers.get("content-type", "").startswith(
+                    "application/json") else request.form()
+            except ApiError:
+                return None
+            return self.state.subject_of(str(body.get("refreshToken") or body.get("refresh_token") or ""))
+        if request.bearer:
+            entry = self.state.access_tokens.get(request.bearer)
+            return entry[0] if entry else None
+        return None
+
+    def _subject_after(self, request: Request) -> str | None:
+        if request.path == "/token":
+            with contextlib.suppress(ApiError):
+                device = self.state.devices.get(str(request.json().get("deviceCode") or ""))
+                return device.email if device else None
+        return None
+
+    def _record(self, request: Request, started: float, status: int | str, subject: str | None) -> None:
+        if request.path.startswith("/_emulator/"):
+            return
+        grant = None
+        if request.path == "/token" and request.body:
+            with contextlib.suppress(ApiError):
+                grant = request.json().get("grantType")
+        self.log.append({
+            "method": request.method,
+            "path": request.path,
+            "operation": request.operation or None,
+            "region": request.region,
+            "status": status,
+            "time": round(started, 3),
+            "duration_ms": round((time.time() - started) * 1000, 1),
+            "email": subject,
+            "grant_type": grant,
+        })
+
+    # ---------------------------------------------------------------- pages
+
+    def _device_page(self, user_code: str) -> Response:
+        device = self.state.device_by_user_code(user_code) if user_code else None
+        if device is None or device.state != "pending":
+            return self._page("Code not found", "That code is unknown, expired or already used.")
+        template = resources.files("kiro_tui.emulator").joinpath("device_page.html").read_text("utf-8")
+        body = template.replace("{{user_code}}", html.escape(device.user_code)).replace(
+            "{{start_url}}", html.escape(device.start_url))
+        return Response(200, body.encode(), "text/html; charset=utf-8")
+
+    @staticmethod
+    def _page(title: str, text: str) -> Response:
+        body = (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
+                f"<body><h1>{title}</h1><p>{text}</p></body></html>")
+        return Response(200, body.encode(), "text/html; charset=utf-8")
+
+
+def _ok_json(data: dict[str, object]) -> Response:
+    return Response.json(data, 200, [("x-amzn-RequestId", _request_id())])
+
+
+def _request_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Emulator:
+    """The emulator server. `start()` runs it in a background thread; `serve()` in this loop."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token_ttl: int = 3600,
+        approve_after: float | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.host, self.port = host, port
+        self.state = EmulatorState(token_ttl=token_ttl, approve_after=approve_after, clock=clock)
+        self.app = EmulatorApp(self.state)
+        self._server: asyncio.base_events.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self._stopped: asyncio.Event | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start_async(self) -> str:
+        self._loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        self._server = await asyncio.start_server(self._serve_connection, self.host, self.port, backlog=4096)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self.state.base_url = self.url
+        return self.url
+
+    async def stop_async(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for task in list(self._connections):
+                task.cancel()
+            await asyncio.gather(*self._connections, return_exceptions=True)
+            await self._server.wait_closed()
+            self._server = None
+        if self._stopped is not None:
+            self._stopped.set()
+
+    async def serve_until_stopped(self) -> None:
+        assert self._stopped is not None
+        await self._stopped.wait()
+
+    def start(self) -> str:
+        """Run in a daemon thread; returns the base URL once it is listening."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start_async())
+            except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_until_complete(self.serve_until_stopped())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="kiro-tui-emulator", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            raise failure[0]
+        return self.url
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            asyncio.run_coroutine_threadsafe(self.stop_async(), self._loop).result(timeout=10)
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def __enter__(self) -> Emulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- direct use from tests
+
+    def seed(self, **spec: object) -> dict[str, object]:
+        with self.app.lock:
+            return self.state.seed_account(spec)
+
+    def requests(self) -> list[dict[str, object]]:
+        with self.app.lock:
+            return list(self.app.log)
+
+    # ---------------------------------------------------------------- HTTP/1.1
+
+    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        conn = h11.Connection(h11.SERVER)
+        try:
+            while True:
+                request = await self._read_request(conn, reader, writer)
+                if request is None:
+                    break
+                outcome = await self.app.handle(request)
+                if outcome == "reset":
+                    _reset(writer)
+                    return
+                if outcome == "timeout":
+                    break
+                assert isinstance(outcome, Response)
+                await self._send(conn, writer, outcome)
+                if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+                    break
+                try:
+                    conn.start_next_cycle()
+                except h11.LocalProtocolError:
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError, h11.ProtocolError):
+            pass
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._connections.discard(task)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _read_request(
+        self, conn: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> Request | None:
+        head: h11.Request | None = None
+        body = bytearray()
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = await reader.read(65536)
+                conn.receive_data(data)
+                if not data and conn.their_state is h11.IDLE:
+                    return None
+                continue
+            if isinstance(event, h11.Request):
+                head = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > MAX_BODY:
+                    await self._send(conn, writer, Response.json({"message": "Request too large"}, 413))
+                    return None
+            elif isinstance(event, h11.EndOfMessage):
+                assert head is not None
+                target = head.target.decode("latin-1")
+                parsed = urllib.parse.urlsplit(target)
+                headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in head.headers}
+                return Request(
+                    method=head.method.decode("ascii"),
+                    path=parsed.path or "/",
+                    query=dict(urllib.parse.parse_qsl(parsed.query)),
+                    headers=headers,
+                    body=bytes(body),
+                )
+            elif isinstance(event, h11.ConnectionClosed):
+                return None
+
+    @staticmethod
+    async def _send(conn: h11.Connection, writer: asyncio.StreamWriter, response: Response) -> None:
+        headers = [
+            ("Content-Type", response.content_type),
+            ("Content-Length", str(len(response.body))),
+            *response.headers,
+        ]
+        data = conn.send(h11.Response(status_code=response.status, headers=headers, reason=b""))
+        data += conn.send(h11.Data(data=response.body)) if response.body else b""
+        data += conn.send(h11.EndOfMessage())
+        writer.write(data)
+        await writer.drain()
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP RST, as a crashed peer or a middlebox would."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
