@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from kiro_tui import __version__
@@ -89,18 +90,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     now = SystemClock().now()
     with _open_store() as store:
         accounts = store.accounts()
+        refreshing = store.refreshing_ids(now)
     if args.json:
-        rows = [account_json(a, now, settings.window, args.show_secrets) for a in accounts]
+        rows = [account_json(a, now, settings.window, args.show_secrets, a.id in refreshing) for a in accounts]
         print(json.dumps(rows, indent=2))
         return EXIT_OK
     if not accounts:
         print("No accounts yet. `kiro-tui import` reads kiro-cli's logins.")
         return EXIT_OK
-    _print_table(accounts, now, settings, args.show_secrets)
+    _print_table(accounts, now, settings, args.show_secrets, refreshing)
     return EXIT_OK
 
 
-def _print_table(accounts: Sequence[Account], now, settings: Settings, show_secrets: bool) -> None:  # type: ignore[no-untyped-def]
+def _print_table(
+    accounts: Sequence[Account], now: datetime, settings: Settings, show_secrets: bool, refreshing: set[str]
+) -> None:
     headers = ["ID", "NAME", "METHOD", "REGION", "PROFILE", "MODE", "EXPIRES", "STATUS"]
     if show_secrets:
         headers.append("ACCESS TOKEN")
@@ -114,7 +118,7 @@ def _print_table(accounts: Sequence[Account], now, settings: Settings, show_secr
             account.profile_name or "-",
             account.mode.value,
             describe_expiry(account.expires_at, now),
-            account.status(now, settings.window).value,
+            account.status(now, settings.window, account.id in refreshing).value,
         ]
         if show_secrets:
             row.append(account.access_token)
@@ -141,6 +145,130 @@ def cmd_remove(args: argparse.Namespace) -> int:
                 return EXIT_OK
         store.delete(account.id)
     print(f"Removed {account.id} ({account.name}). kiro-cli's own login is untouched.")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- refresh / watch / mode
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from kiro_tui.core.aws.endpoints import Endpoints
+    from kiro_tui.core.aws.transport import make_http_client
+    from kiro_tui.core.refresh import RefreshClients, Refresher, RefreshResult
+
+    settings = _settings()
+    endpoints = Endpoints.from_env()
+    clock = SystemClock()
+
+    async def run() -> list[RefreshResult]:
+        async with make_http_client() as http:
+            with _open_store() as store:
+                refresher = Refresher(store, RefreshClients.create(http, endpoints), clock, settings)
+                if args.all:
+                    ids, force = [a.id for a in store.accounts()], True
+                elif args.ids:
+                    ids, force = [store.resolve_id(i).id for i in args.ids], True
+                else:
+                    now = clock.now()
+                    ids = [a.id for a in store.accounts() if refresher.is_due(a, now)]
+                    force = False
+                limit = asyncio.Semaphore(settings.concurrency)
+
+                async def one(account_id: str) -> RefreshResult:
+                    async with limit:
+                        return await refresher.refresh(account_id, force)
+
+                return list(await asyncio.gather(*(one(i) for i in ids)))
+
+    results = asyncio.run(run())
+    if args.json:
+        print(json.dumps([r.to_json() for r in results], indent=2))
+    elif not results:
+        print("Nothing is due for a refresh. `kiro-tui refresh --all` refreshes every account now.")
+    for result in results if not args.json else ():
+        detail = result.message or (describe_expiry(result.expires_at, clock.now()) if result.expires_at else "")
+        print(f"{result.outcome:<10} {result.account_id}  {result.label:<32} {result.status.value:<16} {detail}")
+    statuses = {r.status.value for r in results}
+    if "needs-login" in statuses:
+        return EXIT_NEEDS_LOGIN
+    if any(r.outcome == "failed" or r.status.value == "suspended" for r in results):
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from kiro_tui.core.aws.endpoints import Endpoints
+    from kiro_tui.core.aws.transport import make_http_client
+    from kiro_tui.core.engine import Engine
+    from kiro_tui.core.errors import KiroCliError
+    from kiro_tui.core.logs import setup_file_logging
+
+    settings = _settings()
+    endpoints = Endpoints.from_env()
+    setup_file_logging()
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    logging.getLogger("kiro_tui").addHandler(console)
+    logging.getLogger("kiro_tui").setLevel(logging.INFO)
+    try:
+        db: Path | None = kiro_cli_db_path(args.db, settings)
+    except KiroCliError as exc:
+        log.warning("not watching kiro-cli: %s", exc)
+        db = None
+
+    def imported(report: ImportReport) -> None:
+        for item in report.imported:
+            if item.action != "unchanged":
+                log.info("%s %s: %s from kiro-cli", item.id, item.label, item.action)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, stop.set)
+            except NotImplementedError:
+                pass
+        async with make_http_client() as http:
+            with _open_store() as store:
+                engine = Engine(store, settings, SystemClock(), http, endpoints, db,
+                                on_change=lambda change: log.info(change.describe()),
+                                on_import=imported,
+                                on_error=lambda exc: log.warning("kiro-cli: %s", exc))
+                log.info("watching %d accounts%s", len(store.ids()), f"; kiro-cli database {db}" if db else "")
+                task = asyncio.create_task(engine.run())
+                stopper = asyncio.create_task(stop.wait())
+                await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                if task.done() and not task.cancelled() and task.exception():
+                    raise task.exception()  # type: ignore[misc]
+        log.info("stopped")
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+def cmd_mode(args: argparse.Namespace) -> int:
+    from kiro_tui.core.models import Mode
+
+    mode = Mode(args.mode)
+    with _open_store() as store:
+        account = store.resolve_id(args.id)
+        if mode is not Mode.OWN and not account.source:
+            raise CommandFailed(
+                f"{account.id} ({account.name}) was not imported from kiro-cli, so only `own` applies to it"
+            )
+        store.update(account.id, mode=mode, sync_error=None)
+    print(f"{account.id} ({account.name}): mode {account.mode.value} → {mode.value}")
     return EXIT_OK
 
 
@@ -197,6 +325,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show-secrets", action="store_true", help="show tokens unmasked (take care)")
     p.set_defaults(handler=cmd_list)
 
+    p = commands.add_parser("refresh", help="refresh accounts now (default: those that are due)")
+    p.add_argument("ids", nargs="*", metavar="ID", help="accounts to refresh now, even if not yet due")
+    p.add_argument("--all", action="store_true", help="refresh every account now")
+    p.add_argument("--json", action="store_true", help="print each outcome as JSON")
+    p.set_defaults(handler=cmd_refresh)
+
+    p = commands.add_parser("watch", help="keep every account fresh in the background until Ctrl-C")
+    p.add_argument("--db", metavar="PATH", help="kiro-cli's data.sqlite3 to watch (default: the usual place)")
+    p.set_defaults(handler=cmd_watch)
+
+    p = commands.add_parser("mode", help="how an account coexists with kiro-cli: sync, follow or own")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("mode", choices=["sync", "follow", "own"])
+    p.set_defaults(handler=cmd_mode)
+
     p = commands.add_parser("remove", help="remove one account from kiro-tui (kiro-cli is untouched)")
     p.add_argument("id", metavar="ID", help="account id (or a unique prefix) from `kiro-tui list`")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
@@ -219,6 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return EXIT_OK
+    if getattr(args, "ids", None) and getattr(args, "all", False):
+        parser.error("give account ids or --all, not both")
     try:
         return handler(args)
     except KiroTuiError as exc:

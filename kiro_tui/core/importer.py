@@ -8,13 +8,13 @@ import is one transaction: it lands entirely or not at all.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from kiro_tui.core.kiro_cli import KiroCliLogin, KiroCliSnapshot, SkippedKey
+from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, AuthMethod, Health, Mode
 from kiro_tui.core.store import AccountStore, touch_updated
 
@@ -102,7 +102,11 @@ def new_account_id(taken: set[str]) -> str:
             return candidate
 
 
-def import_snapshot(store: AccountStore, snapshot: KiroCliSnapshot, now: datetime, mode: Mode) -> ImportReport:
+def import_snapshot(
+    store: AccountStore, snapshot: KiroCliSnapshot, now: datetime, mode: Mode, automatic: bool = False
+) -> ImportReport:
+    """Merge `snapshot` into the store. `automatic` (the watcher) leaves `own` accounts alone
+    unless they need a login; an explicit import updates every account."""
     source = str(snapshot.path.absolute())
     report = ImportReport(source=snapshot.path, skipped=list(snapshot.skipped))
     with store.transaction() as tx:
@@ -122,6 +126,9 @@ def import_snapshot(store: AccountStore, snapshot: KiroCliSnapshot, now: datetim
                 matched.add(account.id)
                 continue
             matched.add(account.id)
+            if automatic and account.mode is Mode.OWN and account.health is not Health.NEEDS_LOGIN:
+                report.imported.append(_imported(account, login, UNCHANGED, "own mode: refreshed by kiro-tui"))
+                continue
             action, note = merge_login(account, login)
             if action != UNCHANGED:
                 touch_updated(account, now)
@@ -189,14 +196,8 @@ def mark_refresh_token_dead(account: Account) -> None:
     """Remember (by a short hash) which refresh token the service rejected, so re-importing
     that same token does not clear the needs-login flag, while a new login does."""
     if account.refresh_token:
-        account.extra[DEAD_TOKEN_MARK] = _token_hash(account.refresh_token)
+        account.extra[DEAD_TOKEN_MARK] = fingerprint(account.refresh_token)
 
 
 def is_dead_refresh_token(account: Account) -> bool:
-    return bool(account.refresh_token) and account.extra.get(DEAD_TOKEN_MARK) == _token_hash(
-        account.refresh_token or ""
-    )
-
-
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()[:16]
+    return bool(account.refresh_token) and account.extra.get(DEAD_TOKEN_MARK) == fingerprint(account.refresh_token)

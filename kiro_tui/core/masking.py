@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 
 def mask(secret: str | None) -> str | None:
     """`aoaA…x7Q2`: enough to tell two tokens apart, never enough to use one."""
@@ -10,3 +12,10 @@ def mask(secret: str | None) -> str | None:
     if len(secret) < 12:
         return "…"
     return f"{secret[:4]}…{secret[-4:]}"
+
+
+def fingerprint(secret: str | None) -> str | None:
+    """A short one-way hash, to recognise a token later without keeping a second copy of it."""
+    if not secret:
+        return None
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]

@@ -41,10 +41,10 @@ class Mode(StrEnum):
 
 
 class Health(StrEnum):
-    """What the refresh engine last learned; stored. `Status` is derived from it plus expiry."""
+    """What the refresh engine last learned; stored. `Status` is derived from it, the expiry and
+    whether a refresh is under way right now (a live lease in the store)."""
 
     OK = "ok"
-    REFRESHING = "refreshing"
     REFRESH_FAILING = "refresh-failing"
     NEEDS_LOGIN = "needs-login"
     SUSPENDED = "suspended"
@@ -99,6 +99,8 @@ class Account:
     next_refresh_at: datetime | None = None
     last_error: str | None = None
     consecutive_failures: int = 0
+    sync_error: str | None = None
+    """Why kiro-cli's copy of this login differs from ours (sync mode), if it does."""
     created_at: datetime | None = None
     updated_at: datetime | None = None
     extra: dict[str, object] = field(default_factory=dict)
@@ -108,8 +110,10 @@ class Account:
         """What a person calls this account: the email once known, else the label."""
         return self.email or self.label or self.id
 
-    def status(self, now: datetime, window: timedelta = DEFAULT_REFRESH_WINDOW) -> Status:
+    def status(self, now: datetime, window: timedelta = DEFAULT_REFRESH_WINDOW, refreshing: bool = False) -> Status:
         """Health wins over expiry: a dead refresh token matters more than a countdown."""
+        if refreshing and self.health in (Health.OK, Health.REFRESH_FAILING):
+            return Status.REFRESHING
         if self.health is not Health.OK:
             return Status(self.health.value)
         if self.expires_at <= now:

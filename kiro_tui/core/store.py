@@ -13,8 +13,8 @@ import sqlite3
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
-from datetime import datetime
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from kiro_tui.core.errors import StoreError
@@ -58,7 +58,27 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX accounts_by_login ON accounts (source, source_key, login_key);
     """,
+    """
+    ALTER TABLE accounts ADD COLUMN sync_error TEXT;
+    CREATE TABLE refresh_log (
+        id INTEGER PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+        at TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        classification TEXT,
+        duration_ms INTEGER,
+        http_status INTEGER,
+        message TEXT
+    );
+    CREATE INDEX refresh_log_by_account ON refresh_log (account_id, id);
+    CREATE TABLE leases (
+        account_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        until TEXT NOT NULL
+    );
+    """,
 )
+REFRESH_LOG_KEEP = 50
 
 SCHEMA_VERSION = len(MIGRATIONS)
 _DATETIME_FIELDS = {
@@ -160,6 +180,8 @@ class AccountStore:
                 "or move the file aside to start afresh"
             )
         self._db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a rotated refresh token is the only copy there is; it must survive a power cut.
+        self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA busy_timeout=10000")
         while version < SCHEMA_VERSION:
@@ -250,13 +272,82 @@ class AccountStore:
         with self.transaction() as tx:
             return tx.execute("DELETE FROM accounts WHERE id = ?", (account_id,)).rowcount > 0
 
+    def data_version(self) -> int:
+        """Changes whenever another connection (another kiro-tui process) commits."""
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
     def ids(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT id FROM accounts")}
+
+    # ------------------------------------------------------------ refresh history
+
+    def log_refresh(self, conn: sqlite3.Connection, entry: RefreshLogEntry) -> None:
+        """Append one outcome and keep only the newest REFRESH_LOG_KEEP for that account."""
+        conn.execute(
+            "INSERT INTO refresh_log (account_id, at, outcome, classification, duration_ms, http_status, message)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (entry.account_id, format_timestamp(entry.at), entry.outcome, entry.classification,
+             entry.duration_ms, entry.http_status, entry.message),
+        )
+        conn.execute(
+            "DELETE FROM refresh_log WHERE account_id = ? AND id NOT IN "
+            "(SELECT id FROM refresh_log WHERE account_id = ? ORDER BY id DESC LIMIT ?)",
+            (entry.account_id, entry.account_id, REFRESH_LOG_KEEP),
+        )
+
+    def refresh_history(self, account_id: str, limit: int = REFRESH_LOG_KEEP) -> list[RefreshLogEntry]:
+        rows = self._db.execute(
+            "SELECT account_id, at, outcome, classification, duration_ms, http_status, message FROM refresh_log"
+            " WHERE account_id = ? ORDER BY id DESC LIMIT ?",
+            (account_id, limit),
+        ).fetchall()
+        return [RefreshLogEntry(r[0], parse_timestamp(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows]
+
+    def refresh_counts(self) -> dict[str, tuple[int, int]]:
+        """(successes, failures) in the kept history, by account."""
+        rows = self._db.execute(
+            "SELECT account_id, SUM(outcome = 'refreshed' OR outcome = 'adopted'), "
+            "SUM(outcome = 'failed') FROM refresh_log GROUP BY account_id"
+        )
+        return {row[0]: (int(row[1] or 0), int(row[2] or 0)) for row in rows}
+
+    # ------------------------------------------------------------ leases
+
+    def acquire_lease(self, account_id: str, owner: str, now: datetime, seconds: float) -> bool:
+        """Take (or renew) the right to refresh one account, across processes."""
+        until = format_timestamp(now + timedelta(seconds=seconds))
+        with self.transaction() as tx:
+            row = tx.execute("SELECT owner, until FROM leases WHERE account_id = ?", (account_id,)).fetchone()
+            if row and row[0] != owner and parse_timestamp(row[1]) > now:
+                return False
+            tx.execute("INSERT OR REPLACE INTO leases (account_id, owner, until) VALUES (?, ?, ?)",
+                       (account_id, owner, until))
+            return True
+
+    def refreshing_ids(self, now: datetime) -> set[str]:
+        """Accounts some kiro-tui process is refreshing right now (a lease that has not run out)."""
+        rows = self._db.execute("SELECT account_id, until FROM leases").fetchall()
+        return {row[0] for row in rows if parse_timestamp(row[1]) > now}
+
+    def release_lease(self, account_id: str, owner: str) -> None:
+        with self.transaction() as tx:
+            tx.execute("DELETE FROM leases WHERE account_id = ? AND owner = ?", (account_id, owner))
 
     @staticmethod
     def _row_to_account(row: tuple[object, ...]) -> Account:
         values = {name: _from_column(name, value) for name, value in zip(ACCOUNT_FIELDS, row, strict=True)}
         return Account(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class RefreshLogEntry:
+    account_id: str
+    at: datetime
+    outcome: str  # refreshed | adopted | failed | skipped
+    classification: str | None = None
+    duration_ms: int | None = None
+    http_status: int | None = None
+    message: str | None = None
 
 
 def _split_sql(script: str) -> list[str]:

@@ -15,7 +15,9 @@ def _stamp(when: datetime | None) -> str | None:
     return format_timestamp(when) if when else None
 
 
-def account_json(account: Account, now: datetime, window: timedelta, show_secrets: bool = False) -> dict[str, object]:
+def account_json(
+    account: Account, now: datetime, window: timedelta, show_secrets: bool = False, refreshing: bool = False
+) -> dict[str, object]:
     """The `list --json` object. Secrets are masked unless `show_secrets`."""
     reveal = (lambda s: s) if show_secrets else mask
     return {
@@ -30,7 +32,7 @@ def account_json(account: Account, now: datetime, window: timedelta, show_secret
         "profile_name": account.profile_name,
         "expires_at": _stamp(account.expires_at),
         "expires_in_seconds": seconds_until(account.expires_at, now),
-        "status": account.status(now, window).value,
+        "status": account.status(now, window, refreshing).value,
         "source": account.source,
         "source_key": account.source_key,
         "mode": account.mode.value,
@@ -38,6 +40,7 @@ def account_json(account: Account, now: datetime, window: timedelta, show_secret
         "next_refresh_at": _stamp(account.next_refresh_at),
         "consecutive_failures": account.consecutive_failures,
         "last_error": account.last_error,
+        "sync_error": account.sync_error,
         "scopes": account.scopes,
         "client_id": account.client_id,
         "client_secret_expires_at": _stamp(account.client_secret_expires_at),

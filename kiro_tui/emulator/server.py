@@ -261,8 +261,10 @@ class EmulatorApp:
                 state.token_ttl = int(body["token_ttl"])  # type: ignore[call-overload]
             if "approve_after" in body:
                 state.approve_after = body["approve_after"]  # type: ignore[assignment]
+            if "rotation_grace" in body:
+                state.rotation_grace = float(body["rotation_grace"])  # type: ignore[arg-type]
             return Response.json({"flavours": sorted(state.flavours), "token_ttl": state.token_ttl,
-                                  "approve_after": state.approve_after})
+                                  "approve_after": state.approve_after, "rotation_grace": state.rotation_grace})
         raise ApiError(404, "", {"error": "unknown_control", "error_description": f"{method} {request.path}"})
 
     def _add_fault(self, body: dict[str, object]) -> dict[str, object]:
@@ -298,9 +300,11 @@ class EmulatorApp:
         status = fault.status or 500
         o = fault.overrides
         if request.path in ("/token", "/client/register", "/device_authorization"):
-            exception = str(o.get("error_type") or ("SlowDownException" if status == 429 else "InternalServerException"))
-            return oidc_error(status, exception, str(o.get("error") or "server_error"),
-                              str(o.get("error_description") or "An internal error occurred"))
+            throttled = status == 429
+            exception = str(o.get("error_type") or ("SlowDownException" if throttled else "InternalServerException"))
+            error = str(o.get("error") or ("slow_down" if throttled else "server_error"))
+            description = "Rate exceeded" if throttled else "An internal error occurred"
+            return oidc_error(status, exception, error, str(o.get("error_description") or description))
         if request.path == "/refreshToken":
             return ApiError(status, "", {"message": str(o.get("message") or "Internal server error")})
         exception = str(o.get("error_type") or {429: "ThrottlingException", 403: "AccessDeniedException",

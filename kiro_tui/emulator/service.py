@@ -109,6 +109,7 @@ class Grant:
 
     email: str
     client_id: str | None
+    dies_at: float | None = None  # set when rotated away with a grace window
 
 
 class EmulatorState:
@@ -132,6 +133,8 @@ class EmulatorState:
         self.access_tokens: dict[str, tuple[str, float]] = {}
         self.idc_regions: dict[str, str] = {}
         self.flavours = {"rpc", "rest"}
+        self.rotation_grace = 0.0  # seconds a rotated-away refresh token keeps working (0: none)
+        self.rotated_from: dict[str, str] = {}  # new refresh token -> the one it replaced
         self._user_counter = 0
 
     # ------------------------------------------------------------------ users and tokens
@@ -167,6 +170,22 @@ class EmulatorState:
         self.users[user.email] = user
         return user
 
+    def live_grant(self, refresh_token: str | None) -> Grant | None:
+        grant = self.refresh_grants.get(refresh_token or "")
+        if grant is None or (grant.dies_at is not None and grant.dies_at <= self.clock()):
+            return None
+        return grant
+
+    def rotate(self, refresh_token: str, user: User, client_id: str | None) -> dict[str, object]:
+        """Spend `refresh_token`: issue new tokens; the old one dies now (or after the grace window)."""
+        if self.rotation_grace > 0:
+            self.refresh_grants[refresh_token].dies_at = self.clock() + self.rotation_grace
+        else:
+            del self.refresh_grants[refresh_token]
+        tokens = self.issue_tokens(user, client_id)
+        self.rotated_from[str(tokens["refreshToken"])] = refresh_token
+        return tokens
+
     def issue_tokens(self, user: User, client_id: str | None, ttl: int | None = None) -> dict[str, object]:
         access, refresh = _token("aoa"), _token("aor")
         ttl = self.token_ttl if ttl is None else ttl
@@ -196,7 +215,7 @@ class EmulatorState:
         return user
 
     def subject_of(self, refresh_token: str | None) -> str | None:
-        grant = self.refresh_grants.get(refresh_token or "")
+        grant = self.live_grant(refresh_token)
         return grant.email if grant else None
 
     # ------------------------------------------------------------------ SSO OIDC
@@ -333,35 +352,32 @@ class EmulatorState:
         return {"tokenType": "Bearer", **self.issue_tokens(user, reg.client_id)}
 
     def _refresh_oidc(self, reg: Registration, refresh_token: str) -> dict[str, object]:
-        grant = self.refresh_grants.get(refresh_token)
+        grant = self.live_grant(refresh_token)
         if grant is None or grant.client_id != reg.client_id:
             raise oidc_error(400, "InvalidGrantException", "invalid_grant", "Invalid refresh token provided")
-        del self.refresh_grants[refresh_token]  # rotation: the old token dies now
-        return {"tokenType": "Bearer", **self.issue_tokens(self.users[grant.email], reg.client_id)}
+        return {"tokenType": "Bearer", **self.rotate(refresh_token, self.users[grant.email], reg.client_id)}
 
     # ------------------------------------------------------------------ Kiro social
 
     def refresh_social(self, body: dict[str, object]) -> dict[str, object]:
-        token = body.get("refreshToken")
-        grant = self.refresh_grants.get(str(token or ""))
-        if grant is None or grant.client_id is not None:
+        token = str(body.get("refreshToken") or "")
+        grant = self.live_grant(token)
+        if grant is None or grant.client_id is not None or self.users[grant.email].kind != "social":
             raise ApiError(400, "", {"message": "Invalid refresh token provided"})
-        del self.refresh_grants[str(token)]
         user = self.users[grant.email]
         profile_arn = user.profiles[0].arn if user.profiles else SOCIAL_DEFAULT_PROFILE_ARN
-        return {**self.issue_tokens(user, None), "profileArn": profile_arn}
+        return {**self.rotate(token, user, None), "profileArn": profile_arn}
 
     # ------------------------------------------------------------------ external IdP (OAuth2 form)
 
     def refresh_external(self, form: dict[str, str]) -> dict[str, object]:
         if form.get("grant_type") != "refresh_token":
             raise ApiError(400, "", {"error": "unsupported_grant_type"})
-        grant = self.refresh_grants.get(form.get("refresh_token", ""))
+        grant = self.live_grant(form.get("refresh_token", ""))
         if grant is None or self.users[grant.email].kind != "external-idp":
             raise ApiError(400, "", {"error": "invalid_grant",
                                      "error_description": "AADSTS70000: The provided refresh token is invalid."})
-        del self.refresh_grants[form["refresh_token"]]
-        tokens = self.issue_tokens(self.users[grant.email], None)
+        tokens = self.rotate(form["refresh_token"], self.users[grant.email], None)
         return {"token_type": "Bearer", "access_token": tokens["accessToken"],
                 "refresh_token": tokens["refreshToken"], "expires_in": tokens["expiresIn"]}
 

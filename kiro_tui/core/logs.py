@@ -1,0 +1,34 @@
+"""Logging to a private file in the platform's log folder. Never a token: callers log ids,
+labels, statuses and redacted service messages only."""
+
+from __future__ import annotations
+
+import logging
+import os
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+
+from kiro_tui.core import paths
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def log_file() -> Path:
+    return paths.log_dir() / "kiro-tui.log"
+
+
+def setup_file_logging(level: int = logging.INFO) -> Path | None:
+    """Log to kiro-tui.log (0600, rotated at 1 MB). Returns the path, or None if it cannot be written."""
+    path = log_file()
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        handler = RotatingFileHandler(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
+    except OSError:
+        return None
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger("kiro_tui")
+    root.setLevel(level)
+    root.addHandler(handler)
+    return path

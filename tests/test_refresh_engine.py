@@ -1,0 +1,300 @@
+"""The refresh engine against the emulator over loopback, with an injected clock."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from kiro_tui.core.clock import ManualClock
+from kiro_tui.core.config import Settings
+from kiro_tui.core.importer import import_snapshot, new_account_id
+from kiro_tui.core.kiro_cli import read_kiro_cli
+from kiro_tui.core.models import Health, Mode, Status
+from kiro_tui.core.refresh import ADOPTED, BUSY, FAILED, FOLLOWED, REFRESHED, SKIPPED, Backoff, RefreshClients, Refresher
+from kiro_tui.core.scheduler import RefreshScheduler
+from kiro_tui.core.store import REFRESH_LOG_KEEP, AccountStore
+from kiro_tui.core.timefmt import parse_timestamp
+from tests.support.engine import account_from_seed, at, calls, control, seed_into_kiro_cli
+from tests.support.kiro_cli_db import KiroCliDb
+
+
+class Rig:
+    def __init__(self, store: AccountStore, refresher: Refresher, clock: ManualClock, db: KiroCliDb, emulator) -> None:
+        self.store, self.refresher, self.clock, self.db, self.emulator = store, refresher, clock, db, emulator
+        self.changes: list = []
+
+    def import_all(self, mode: Mode = Mode.SYNC) -> list[str]:
+        report = import_snapshot(self.store, read_kiro_cli(self.db.path, self.clock.now()), self.clock.now(), mode)
+        return [item.id for item in report.imported]
+
+    def add(self, mode: Mode = Mode.SYNC, **spec: object) -> tuple[str, dict]:
+        seeded = seed_into_kiro_cli(self.emulator, self.db, **spec)
+        ids = self.import_all(mode)
+        account = next(a for a in self.store.accounts() if a.id in ids and a.source_key == seeded["token_key"])
+        return account.id, seeded
+
+    def add_own(self, **spec: object) -> tuple[str, dict]:
+        """An account as a kiro-tui login would store it: mode own, not in kiro-cli's database."""
+        seeded = self.emulator.seed(**spec)
+        account = account_from_seed(seeded, new_account_id(self.store.ids()))
+        self.store.save(account)
+        return account.id, seeded
+
+    def make_due(self, account_id: str) -> None:
+        account = self.store.get(account_id)
+        self.clock.set(account.expires_at - timedelta(minutes=5))  # type: ignore[union-attr]
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, emulator, emulator_time, http, endpoints):
+    clock = ManualClock(at(emulator_time.now))
+    db = KiroCliDb(tmp_path / "kiro-cli" / "data.sqlite3")
+    with AccountStore.open(tmp_path / "store" / "accounts.db") as store:
+        changes: list = []
+        refresher = Refresher(store, RefreshClients.create(http, endpoints), clock, Settings(),
+                              rng=random.Random(7), on_change=changes.append)
+        rig = Rig(store, refresher, clock, db, emulator)
+        rig.changes = changes
+        yield rig
+
+
+async def test_rotation_end_to_end_with_write_back_in_kiro_cli_format(rig: Rig) -> None:
+    account_id, seeded = rig.add(kind="builder-id", email="rot@example.com")
+    registration_before = rig.db.get_json("auth_kv", "kirocli:odic:device-registration")
+    state_before = rig.db.get_json("state", "api.codewhisperer.profile")
+    rig.make_due(account_id)
+    result = await rig.refresher.refresh(account_id)
+    assert (result.outcome, result.status) == (REFRESHED, Status.FRESH)
+    account = rig.store.get(account_id)
+    assert account is not None and account.refresh_token != seeded["token"]["refresh_token"]
+    assert account.expires_at == rig.clock.now() + timedelta(seconds=3600)
+    # kiro-cli's row now holds our new token, in its own format, everything else untouched
+    row = rig.db.get_json("auth_kv", "kirocli:odic:token")
+    assert row["refresh_token"] == account.refresh_token and row["access_token"] == account.access_token
+    assert list(row) == list(seeded["token"])  # same fields, same order
+    assert row["expires_at"].endswith("Z") and parse_timestamp(row["expires_at"]) == account.expires_at
+    assert {k: row[k] for k in ("region", "start_url", "oauth_flow", "scopes")} == {
+        k: seeded["token"][k] for k in ("region", "start_url", "oauth_flow", "scopes")}
+    assert rig.db.get_json("auth_kv", "kirocli:odic:device-registration") == registration_before
+    assert rig.db.get_json("state", "api.codewhisperer.profile") == state_before
+    with rig.db.connect() as conn:
+        assert conn.execute("SELECT typeof(value) FROM auth_kv WHERE key='kirocli:odic:token'").fetchone() == ("text",)
+    # the emulator accepts the rotated token: a second refresh works too
+    rig.clock.advance(3600)
+    second = await rig.refresher.refresh(account_id)
+    assert second.outcome == REFRESHED
+    assert len(calls(rig.emulator, "rot@example.com", "CreateToken")) == 2
+    assert [(c.before, c.after) for c in rig.changes][:2] == [
+        (Status.EXPIRING, Status.REFRESHING), (Status.REFRESHING, Status.FRESH)]
+
+
+async def test_revoked_token_costs_exactly_one_call_then_none(rig: Rig) -> None:
+    account_id, _ = rig.add(Mode.OWN, kind="social", email="dead@example.com")
+    control(rig.emulator, "revoke", {"email": "dead@example.com"})
+    rig.make_due(account_id)
+    result = await rig.refresher.refresh(account_id)
+    assert (result.outcome, result.status, result.classification) == (FAILED, Status.NEEDS_LOGIN, "needs-login")
+    assert "refresh token invalid: log in again" in (result.message or "")
+    assert len(calls(rig.emulator, "dead@example.com")) == 0  # the token was dead: no user to attribute
+    assert [r["status"] for r in rig.emulator.requests() if r["operation"] == "RefreshToken"] == [400]
+    # no more network calls: not by the scheduler, not by a forced refresh
+    scheduler = RefreshScheduler(rig.store, rig.refresher, rig.clock, Settings())
+    task = asyncio.create_task(scheduler.run())
+    for _ in range(5):
+        rig.clock.advance(3600)
+        await asyncio.sleep(0.01)
+    again = await rig.refresher.refresh(account_id, force=True)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert again.outcome == SKIPPED and again.status is Status.NEEDS_LOGIN
+    assert len([r for r in rig.emulator.requests() if r["operation"] == "RefreshToken"]) == 1
+
+
+async def test_500_three_times_then_recovers_with_jittered_backoff(rig: Rig) -> None:
+    account_id, _ = rig.add(Mode.OWN, kind="idc", email="flaky@example.com", region="eu-west-1")
+    control(rig.emulator, "faults", {"path": "/token", "status": 500, "count": 3})
+    rig.make_due(account_id)
+    backoff = Backoff()
+    for attempt in (1, 2, 3):
+        result = await rig.refresher.refresh(account_id)
+        assert (result.outcome, result.status, result.classification) == (FAILED, Status.REFRESH_FAILING, "transient")
+        account = rig.store.get(account_id)
+        assert account is not None and account.consecutive_failures == attempt
+        delay = (account.next_refresh_at - rig.clock.now()).total_seconds()  # type: ignore[operator]
+        assert 0 <= delay <= backoff.ceiling(attempt)
+        assert result.retry_in == pytest.approx(delay, abs=0.01)
+        not_yet = await rig.refresher.refresh(account_id) if delay > 0.01 else None
+        assert not_yet is None or not_yet.outcome == SKIPPED  # backing off: no call before next_refresh_at
+        rig.clock.set(account.next_refresh_at)  # type: ignore[arg-type]
+    result = await rig.refresher.refresh(account_id)
+    assert (result.outcome, result.status) == (REFRESHED, Status.FRESH)
+    account = rig.store.get(account_id)
+    assert account is not None and (account.consecutive_failures, account.last_error) == (0, None)
+    statuses = [r["status"] for r in rig.emulator.requests() if r["operation"] == "CreateToken"]
+    assert statuses == [500, 500, 500, 200]
+    history = rig.store.refresh_history(account_id)
+    assert [h.outcome for h in history] == [REFRESHED, FAILED, FAILED, FAILED]
+
+
+def test_backoff_is_full_jitter_capped_at_five_minutes() -> None:
+    backoff, rng = Backoff(), random.Random(1)
+    assert [backoff.ceiling(n) for n in (1, 2, 3, 7, 20)] == [5, 10, 20, 300, 300]
+    samples = [backoff.delay(3, rng) for _ in range(2000)]
+    assert 0 <= min(samples) < 2 and 18 < max(samples) <= 20  # spread over the whole [0, ceiling]
+
+
+@pytest.mark.parametrize(
+    ("fault", "needle"),
+    [
+        ({"status": 429}, "slow_down"),
+        ({"kind": "reset"}, "connection failed"),
+        ({"kind": "malformed"}, "malformed response"),
+        ({"kind": "timeout", "seconds": 3}, "timed out"),
+    ],
+)
+async def test_other_transient_failures_back_off_and_recover(rig: Rig, fault: dict, needle: str, endpoints) -> None:
+    from kiro_tui.core.aws.transport import make_http_client
+
+    account_id, _ = rig.add(Mode.OWN, kind="builder-id", email="t@example.com")
+    control(rig.emulator, "faults", {"path": "/token", "count": 1, **fault})
+    rig.make_due(account_id)
+    async with make_http_client(timeout=0.5) as quick:
+        rig.refresher.clients = RefreshClients.create(quick, endpoints)
+        failed = await rig.refresher.refresh(account_id)
+        assert (failed.status, failed.classification) == (Status.REFRESH_FAILING, "transient")
+        assert needle in (failed.message or "")
+        rig.clock.set(rig.store.get(account_id).next_refresh_at)  # type: ignore[union-attr,arg-type]
+        recovered = await rig.refresher.refresh(account_id)
+    assert recovered.status is Status.FRESH
+
+
+async def test_expired_registration_needs_login(rig: Rig) -> None:
+    account_id, _ = rig.add(Mode.OWN, kind="builder-id", email="reg@example.com", registration_expires_in=7200)
+    rig.emulator.state.registrations[rig.store.get(account_id).client_id].expires_at = 0  # type: ignore[union-attr]
+    rig.make_due(account_id)
+    result = await rig.refresher.refresh(account_id)
+    assert result.status is Status.NEEDS_LOGIN
+    assert "client registration invalid or expired" in (result.message or "")
+    assert "Client is expired" in (result.message or "")
+
+
+async def test_newer_kiro_cli_token_is_adopted_without_a_network_call(rig: Rig) -> None:
+    account_id, seeded = rig.add(kind="builder-id", email="adopt@example.com")
+    rig.make_due(account_id)
+    newer = dict(seeded["token"])
+    newer.update(access_token="aoaAAAAAGfromkirocli", refresh_token="aorAAAAAGfromkirocli",
+                 expires_at=(rig.clock.now() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.123Z"))
+    rig.db.set_json("auth_kv", "kirocli:odic:token", newer)
+    result = await rig.refresher.refresh(account_id)
+    assert (result.outcome, result.status) == (ADOPTED, Status.FRESH)
+    assert rig.store.get(account_id).access_token == "aoaAAAAAGfromkirocli"  # type: ignore[union-attr]
+    assert rig.emulator.requests() == []
+
+
+async def test_write_back_refused_when_kiro_cli_row_changed(rig: Rig) -> None:
+    account_id, seeded = rig.add(kind="social", email="cas@example.com")
+    rig.make_due(account_id)
+    other = dict(seeded["token"])
+    other.update(refresh_token="aorAAAAAGsomeoneelse", access_token="aoaAAAAAGsomeoneelse",
+                 expires_at=seeded["token"]["expires_at"])  # same expiry: not newer, so not adopted
+    rig.db.set_json("auth_kv", "kirocli:social:token", other)
+    before = rig.db.get_json("auth_kv", "kirocli:social:token")
+    result = await rig.refresher.refresh(account_id)
+    assert result.outcome == REFRESHED
+    assert rig.db.get_json("auth_kv", "kirocli:social:token") == before
+    assert "out of sync" in (rig.store.get(account_id).sync_error or "")  # type: ignore[union-attr]
+
+
+async def test_write_back_waits_out_a_locked_database_then_retries(rig: Rig) -> None:
+    import sqlite3
+
+    account_id, _ = rig.add(kind="social", email="lock@example.com")
+    rig.make_due(account_id)
+    holder = sqlite3.connect(rig.db.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    rig.refresher.writeback_timeout = 0.2
+    try:
+        result = await rig.refresher.refresh(account_id)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.outcome == REFRESHED
+    account = rig.store.get(account_id)
+    assert account is not None and "will retry" in (account.sync_error or "")
+    assert rig.db.get_json("auth_kv", "kirocli:social:token")["refresh_token"] != account.refresh_token
+    await rig.refresher.retry_write_backs()
+    assert rig.db.get_json("auth_kv", "kirocli:social:token")["refresh_token"] == account.refresh_token
+    assert rig.store.get(account_id).sync_error is None  # type: ignore[union-attr]
+
+
+async def test_follow_mode_never_calls_the_network(rig: Rig) -> None:
+    account_id, seeded = rig.add(Mode.FOLLOW, kind="social", email="follow@example.com")
+    rig.clock.advance(7200)  # long expired
+    result = await rig.refresher.refresh(account_id, force=True)
+    assert (result.outcome, result.status) == (FOLLOWED, Status.EXPIRED)
+    newer = dict(seeded["token"])
+    newer.update(access_token="aoaAAAAAGkirocliRefreshed",
+                 expires_at=(rig.clock.now() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    rig.db.set_json("auth_kv", "kirocli:social:token", newer)
+    mirrored = await rig.refresher.refresh(account_id)
+    assert (mirrored.outcome, mirrored.status) == (ADOPTED, Status.FRESH)
+    assert rig.emulator.requests() == []
+
+
+async def test_lease_held_elsewhere_means_no_call(rig: Rig) -> None:
+    account_id, _ = rig.add(Mode.OWN, kind="social", email="lease@example.com")
+    rig.make_due(account_id)
+    assert rig.store.acquire_lease(account_id, "other-process", rig.clock.now(), 60)
+    result = await rig.refresher.refresh(account_id)
+    assert (result.outcome, result.status) == (BUSY, Status.REFRESHING)
+    assert rig.emulator.requests() == []
+    rig.clock.advance(61)  # the other process died: its lease runs out
+    assert (await rig.refresher.refresh(account_id, force=True)).outcome == REFRESHED
+
+
+async def test_scheduler_refreshes_each_account_at_its_due_time(rig: Rig) -> None:
+    ids = []
+    for minutes in (20, 40, 60):
+        account_id, _ = rig.add_own(kind="social", email=f"due{minutes}@example.com", expires_in=minutes * 60)
+        ids.append(account_id)
+    scheduler = RefreshScheduler(rig.store, rig.refresher, rig.clock, Settings())
+    task = asyncio.create_task(scheduler.run())
+    start = rig.clock.now()
+    await asyncio.sleep(0.05)
+    assert rig.emulator.requests() == []  # nothing due at start
+    refreshed_at = {}
+    for step in range(0, 60 * 60, 30):  # walk the clock in 30 s steps for an hour
+        rig.clock.set(start + timedelta(seconds=step))
+        await asyncio.sleep(0.005)
+        await scheduler.wait_idle()
+        for account_id in ids:
+            account = rig.store.get(account_id)
+            if account and account.last_refresh_at and account_id not in refreshed_at:
+                refreshed_at[account_id] = account.last_refresh_at
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    for minutes, account_id in zip((20, 40, 60), ids, strict=True):
+        due = start + timedelta(minutes=minutes - 10)
+        assert timedelta(0) <= refreshed_at[account_id] - due <= timedelta(seconds=30)
+
+
+async def test_refresh_history_is_bounded(rig: Rig) -> None:
+    account_id, _ = rig.add(Mode.OWN, kind="social", email="many@example.com")
+    for _ in range(REFRESH_LOG_KEEP + 5):
+        assert (await rig.refresher.refresh(account_id, force=True)).outcome == REFRESHED
+    assert len(rig.store.refresh_history(account_id, limit=1000)) == REFRESH_LOG_KEEP
+    assert rig.store.refresh_counts()[account_id] == (REFRESH_LOG_KEEP, 0)
+
+
+async def test_suspended_account_stops_refreshing(rig: Rig) -> None:
+    account_id, _ = rig.add(Mode.OWN, kind="social", email="ban@example.com")
+    control(rig.emulator, "faults", {"path": "/refreshToken", "status": 403, "reason": "TEMPORARILY_SUSPENDED",
+                                     "message": "Your account is temporarily suspended"})
+    result = await rig.refresher.refresh(account_id, force=True)
+    assert (result.status, result.classification) == (Status.SUSPENDED, "suspended")
+    assert (await rig.refresher.refresh(account_id, force=True)).outcome == SKIPPED
+    assert rig.store.get(account_id).health is Health.SUSPENDED  # type: ignore[union-attr]
