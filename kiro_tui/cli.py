@@ -91,8 +91,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     with _open_store() as store:
         accounts = store.accounts()
         refreshing = store.refreshing_ids(now)
+        counts = store.refresh_counts()
     if args.json:
-        rows = [account_json(a, now, settings.window, args.show_secrets, a.id in refreshing) for a in accounts]
+        rows = [
+            account_json(a, now, settings.window, args.show_secrets, a.id in refreshing, counts.get(a.id, (0, 0)))
+            for a in accounts
+        ]
         print(json.dumps(rows, indent=2))
         return EXIT_OK
     if not accounts:

@@ -122,3 +122,35 @@ def test_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="written by a newer kiro-tui"):
         AccountStore.open(path)
     assert path.read_bytes() == before
+
+
+def test_version_1_store_is_migrated_forward_keeping_rows(tmp_path: Path) -> None:
+    from kiro_tui.core.store import MIGRATIONS
+
+    path = tmp_path / "accounts.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0])
+    conn.execute(
+        "INSERT INTO accounts (id, auth_method, access_token, expires_at, region, mode, health) "
+        "VALUES ('old00001', 'social', 'aoaOLD', '2026-01-01T00:00:00Z', 'us-east-1', 'sync', 'ok')"
+    )
+    conn.execute("PRAGMA user_version=1")
+    conn.commit()
+    conn.close()
+    with AccountStore.open(path) as store:
+        assert store.connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        account = store.get("old00001")
+        assert account is not None and account.access_token == "aoaOLD" and account.sync_error is None
+        assert store.refresh_history("old00001") == []
+
+
+def test_leases_exclude_other_owners_until_they_run_out(tmp_path: Path) -> None:
+    with AccountStore.open(tmp_path / "a.db") as store:
+        store.save(make_account())
+        assert store.acquire_lease("abcd1234", "me", NOW, 60)
+        assert store.acquire_lease("abcd1234", "me", NOW, 60)  # renewing is fine
+        assert not store.acquire_lease("abcd1234", "them", NOW + timedelta(seconds=30), 60)
+        assert store.refreshing_ids(NOW) == {"abcd1234"}
+        assert store.acquire_lease("abcd1234", "them", NOW + timedelta(seconds=61), 60)
+        store.release_lease("abcd1234", "them")
+        assert store.refreshing_ids(NOW) == set()

@@ -132,6 +132,7 @@ class AccountStore:
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
         self.path = path
         self._db = connection
+        self._durable = True
 
     @classmethod
     def open(cls, path: Path) -> AccountStore:
@@ -180,7 +181,6 @@ class AccountStore:
                 "or move the file aside to start afresh"
             )
         self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a rotated refresh token is the only copy there is; it must survive a power cut.
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA busy_timeout=10000")
@@ -201,8 +201,16 @@ class AccountStore:
         self.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT: takes the write lock up front so two writers never interleave."""
+    def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT: takes the write lock up front so two writers never interleave.
+
+        Durable commits (the default) are fsynced (synchronous=FULL): a rotated refresh token is
+        the only live copy there is and must survive a power cut. Leases pass durable=False: a
+        lost lease simply runs out.
+        """
+        if durable != self._durable:
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._durable = durable
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
@@ -316,7 +324,7 @@ class AccountStore:
     def acquire_lease(self, account_id: str, owner: str, now: datetime, seconds: float) -> bool:
         """Take (or renew) the right to refresh one account, across processes."""
         until = format_timestamp(now + timedelta(seconds=seconds))
-        with self.transaction() as tx:
+        with self.transaction(durable=False) as tx:
             row = tx.execute("SELECT owner, until FROM leases WHERE account_id = ?", (account_id,)).fetchone()
             if row and row[0] != owner and parse_timestamp(row[1]) > now:
                 return False
@@ -330,7 +338,7 @@ class AccountStore:
         return {row[0] for row in rows if parse_timestamp(row[1]) > now}
 
     def release_lease(self, account_id: str, owner: str) -> None:
-        with self.transaction() as tx:
+        with self.transaction(durable=False) as tx:
             tx.execute("DELETE FROM leases WHERE account_id = ? AND owner = ?", (account_id, owner))
 
     @staticmethod

@@ -16,9 +16,15 @@ def _stamp(when: datetime | None) -> str | None:
 
 
 def account_json(
-    account: Account, now: datetime, window: timedelta, show_secrets: bool = False, refreshing: bool = False
+    account: Account,
+    now: datetime,
+    window: timedelta,
+    show_secrets: bool = False,
+    refreshing: bool = False,
+    counts: tuple[int, int] = (0, 0),
 ) -> dict[str, object]:
-    """The `list --json` object. Secrets are masked unless `show_secrets`."""
+    """The `list --json` object. Secrets are masked unless `show_secrets`. `counts` are the
+    successes and failures in the account's kept refresh history."""
     reveal = (lambda s: s) if show_secrets else mask
     return {
         "id": account.id,
@@ -39,6 +45,8 @@ def account_json(
         "last_refresh_at": _stamp(account.last_refresh_at),
         "next_refresh_at": _stamp(account.next_refresh_at),
         "consecutive_failures": account.consecutive_failures,
+        "refresh_successes": counts[0],
+        "refresh_failures": counts[1],
         "last_error": account.last_error,
         "sync_error": account.sync_error,
         "scopes": account.scopes,
