@@ -77,6 +77,9 @@ MIGRATIONS: tuple[str, ...] = (
         until TEXT NOT NULL
     );
     """,
+    """
+    CREATE TABLE preferences (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
 )
 REFRESH_LOG_KEEP = 50
 
@@ -279,6 +282,15 @@ class AccountStore:
     def delete(self, account_id: str) -> bool:
         with self.transaction() as tx:
             return tx.execute("DELETE FROM accounts WHERE id = ?", (account_id,)).rowcount > 0
+
+    def preference(self, key: str) -> object:
+        """A remembered choice (e.g. the last login's start URL), JSON-decoded; None if unset."""
+        row = self._db.execute("SELECT value FROM preferences WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_preference(self, key: str, value: object) -> None:
+        with self.transaction(durable=False) as tx:
+            tx.execute("INSERT OR REPLACE INTO preferences (key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
     def data_version(self) -> int:
         """Changes whenever another connection (another kiro-tui process) commits."""

@@ -1,0 +1,204 @@
+"""Device-code login: AWS Builder ID or an IAM Identity Center portal, then a profile.
+
+The flow is the AWS CLI's: register a public client, start a device authorization, try once
+at once (the person may have approved already), then poll every `interval` seconds, adding
+5 seconds on each `slow_down`, until a token, a denial, or the code's expiry. The account is
+saved only at the end, with the chosen profile: nothing half-saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from kiro_tui.core.aws.codewhisperer import Profile, ProfileListing, QClient
+from kiro_tui.core.aws.endpoints import valid_region
+from kiro_tui.core.aws.errors import (
+    AccessDenied,
+    AuthorizationPending,
+    DeviceCodeExpired,
+    ErrorClass,
+    ServiceError,
+    SlowDown,
+)
+from kiro_tui.core.aws.oidc import ClientRegistration, DeviceAuthorization, OidcClient
+from kiro_tui.core.aws.tokens import TokenResult
+from kiro_tui.core.clock import Clock
+from kiro_tui.core.errors import KiroTuiError
+from kiro_tui.core.importer import new_account_id
+from kiro_tui.core.models import BUILDER_ID_START_URL, DEFAULT_REGION, KIRO_SCOPES, Account, AuthMethod, Mode
+from kiro_tui.core.store import AccountStore, touch_updated
+
+SLOW_DOWN_STEP = 5
+
+
+class LoginError(KiroTuiError):
+    """A login that cannot go on, in plain words with what to do next."""
+
+
+@dataclass(frozen=True)
+class LoginRequest:
+    start_url: str | None = None  # None or blank: AWS Builder ID
+    region: str = DEFAULT_REGION
+
+    @property
+    def portal(self) -> str:
+        return (self.start_url or "").strip() or BUILDER_ID_START_URL
+
+    @property
+    def is_builder_id(self) -> bool:
+        return self.portal.rstrip("/") == BUILDER_ID_START_URL
+
+    def validate(self) -> None:
+        if not valid_region(self.region):
+            raise LoginError(f"{self.region!r} is not an AWS region (like us-east-1 or eu-west-1)")
+        if not self.portal.startswith("https://"):
+            raise LoginError("the start URL must begin with https:// (like https://d-1234567890.awsapps.com/start)")
+
+
+@dataclass
+class DeviceLogin:
+    """A started login: what to show the person, and what polling needs."""
+
+    request: LoginRequest
+    registration: ClientRegistration
+    authorization: DeviceAuthorization
+    expires_at: datetime
+    interval: int
+
+    @property
+    def user_code(self) -> str:
+        return self.authorization.user_code
+
+    @property
+    def verification_uri(self) -> str:
+        return self.authorization.verification_uri
+
+    @property
+    def verification_uri_complete(self) -> str:
+        return self.authorization.verification_uri_complete
+
+
+@dataclass(frozen=True)
+class PollStatus:
+    """What the last poll said: 'waiting' or 'slow down', and the interval now in force."""
+
+    state: str
+    interval: int
+
+
+def explain(error: ServiceError, request: LoginRequest) -> LoginError:
+    """Turn a service failure during login into words a person can act on."""
+    if isinstance(error, AccessDenied):
+        return LoginError("the request was denied in the browser; press l to start again")
+    if isinstance(error, DeviceCodeExpired):
+        return LoginError("the code expired before it was approved; press l to get a new one")
+    if "Identity Center Instance" in error.message or error.code == "invalid_request":
+        return LoginError(
+            f"no IAM Identity Center at {request.portal} in {request.region}: check the start URL "
+            "and pick the region your Identity Center lives in"
+        )
+    if error.classification is ErrorClass.TRANSIENT:
+        return LoginError(f"could not reach AWS ({error.message}); check the network and try again")
+    return LoginError(f"login failed: {error.message}")
+
+
+class LoginFlow:
+    def __init__(self, oidc: OidcClient, q: QClient, clock: Clock) -> None:
+        self.oidc, self.q, self.clock = oidc, q, clock
+
+    async def start(self, request: LoginRequest) -> DeviceLogin:
+        request.validate()
+        try:
+            registration = await self.oidc.register_client(request.region, KIRO_SCOPES)
+            authorization = await self.oidc.start_device_authorization(registration, request.portal)
+        except ServiceError as exc:
+            raise explain(exc, request) from exc
+        return DeviceLogin(
+            request=request,
+            registration=registration,
+            authorization=authorization,
+            expires_at=self.clock.now() + timedelta(seconds=authorization.expires_in),
+            interval=authorization.interval,
+        )
+
+    async def wait_for_token(
+        self, login: DeviceLogin, on_status: Callable[[PollStatus], None] | None = None
+    ) -> TokenResult:
+        """Poll until approved. Cancel the task to stop polling at once."""
+        first = True
+        while True:
+            if not first:
+                await self.clock.sleep(login.interval)
+            first = False
+            if self.clock.now() >= login.expires_at:
+                raise LoginError("the code expired before it was approved; press l to get a new one")
+            try:
+                return await self.oidc.create_token_device(login.registration, login.authorization.device_code)
+            except AuthorizationPending:
+                state = "waiting"
+            except SlowDown:
+                login.interval += SLOW_DOWN_STEP
+                state = "slow down"
+            except ServiceError as exc:
+                raise explain(exc, login.request) from exc
+            if on_status is not None:
+                on_status(PollStatus(state, login.interval))
+
+    async def profiles(self, access_token: str) -> ProfileListing:
+        """Every profile the new login may use, from all profile regions."""
+        try:
+            return await self.q.list_available_profiles(access_token)
+        except ServiceError as exc:
+            raise LoginError(f"signed in, but listing profiles failed: {exc.message}") from exc
+
+
+def save_login(
+    store: AccountStore, login: DeviceLogin, token: TokenResult, profile: Profile | None, now: datetime
+) -> Account:
+    """Store the new account (mode own: it is kiro-tui's alone). One transaction."""
+    request = login.request
+    method = AuthMethod.BUILDER_ID if request.is_builder_id else AuthMethod.IDC
+    portal_name = request.portal.removeprefix("https://").split(".")[0]
+    account = Account(
+        id=new_account_id(store.ids()),
+        auth_method=method,
+        access_token=token.access_token,
+        refresh_token=token.refresh_token,
+        expires_at=token.expires_at(now),
+        label="Builder ID" if method is AuthMethod.BUILDER_ID else f"IdC {portal_name}",
+        region=request.region,
+        start_url=None if method is AuthMethod.BUILDER_ID else request.portal,
+        scopes=list(login.registration.scopes),
+        oauth_flow="DeviceCode",
+        client_id=login.registration.client_id,
+        client_secret=login.registration.client_secret,
+        client_secret_expires_at=login.registration.expires_at,
+        profile_arn=profile.arn if profile else None,
+        profile_name=profile.name if profile else None,
+        mode=Mode.OWN,
+        last_refresh_at=now,
+    )
+    touch_updated(account, now)
+    store.save(account)
+    return account
+
+
+LAST_LOGIN_KEY = "last_login"
+
+
+def remember_request(store: AccountStore, request: LoginRequest) -> None:
+    store.set_preference(LAST_LOGIN_KEY, {"start_url": request.start_url or "", "region": request.region})
+
+
+def last_request(store: AccountStore) -> LoginRequest:
+    """The values of the last login, to prefill the form (Builder ID in us-east-1 at first)."""
+    value = store.preference(LAST_LOGIN_KEY)
+    if isinstance(value, dict):
+        return LoginRequest(str(value.get("start_url") or "") or None, str(value.get("region") or DEFAULT_REGION))
+    return LoginRequest()
+
+
+def set_profile(store: AccountStore, account_id: str, profile: Profile) -> None:
+    store.update(account_id, profile_arn=profile.arn, profile_name=profile.name)
