@@ -276,6 +276,36 @@ def cmd_mode(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------- the TUI and the demo
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    from kiro_tui.core.aws.endpoints import Endpoints
+    from kiro_tui.core.logs import setup_file_logging
+    from kiro_tui.tui.app import make_app
+
+    settings = _settings()
+    endpoints = Endpoints.from_env()
+    if getattr(args, "db", None):
+        candidates = [Path(args.db).expanduser()]
+    elif settings.kiro_cli_db:
+        candidates = [Path(settings.kiro_cli_db).expanduser()]
+    else:
+        candidates = paths.kiro_cli_db_candidates()
+    db = next((p for p in candidates if p.exists()), None)
+    setup_file_logging()
+    with _open_store() as store:
+        make_app(store, settings, SystemClock(), endpoints, db, candidates).run()
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from kiro_tui.demo import run_demo
+
+    run_demo(approve_after=args.approve_after)
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------- emulator
 
 
@@ -314,9 +344,11 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kiro-tui",
-        description="Keep AWS Kiro / CodeWhisperer logins fresh.",
+        description="Keep AWS Kiro / CodeWhisperer logins fresh. With no command, opens the terminal UI.",
     )
     parser.add_argument("--version", action="version", version=f"kiro-tui {__version__}")
+    parser.add_argument("--db", metavar="PATH", help="kiro-cli's data.sqlite3, for the terminal UI")
+    parser.set_defaults(handler=cmd_tui)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = commands.add_parser("import", help="import logins from kiro-cli's database")
@@ -349,6 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.set_defaults(handler=cmd_remove)
 
+    p = commands.add_parser("demo", help="try the whole app offline against a built-in emulator")
+    p.add_argument("--approve-after", type=float, default=5.0, metavar="SECONDS",
+                   help="approve device-code logins after this many seconds (default 5)")
+    p.set_defaults(handler=cmd_demo)
+
     p = commands.add_parser("emulator", help="serve a local emulator of the AWS / Kiro endpoints (for tests and demos)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port (default 0: any free port)")
@@ -362,10 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_help()
-        return EXIT_OK
+    handler: Callable[[argparse.Namespace], int] = args.handler
     if getattr(args, "ids", None) and getattr(args, "all", False):
         parser.error("give account ids or --all, not both")
     try:

@@ -13,7 +13,7 @@ from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.aws.oidc import OidcClient
 from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.login import LoginError, LoginFlow, LoginRequest, last_request, remember_request, save_login
-from kiro_tui.core.models import AuthMethod, Mode
+from kiro_tui.core.models import AuthMethod, Health, Mode
 from kiro_tui.core.store import AccountStore
 from tests.support.engine import at
 
@@ -107,3 +107,27 @@ async def test_wrong_region_bad_input_and_network_down(flow, emulator, http) -> 
     offline = LoginFlow(OidcClient(http, dead), QClient(http, dead), clock)
     with pytest.raises(LoginError, match="could not reach AWS"):
         await offline.start(LoginRequest())
+
+
+async def test_logging_in_again_renews_the_account_instead_of_adding_one(flow, emulator, tmp_path: Path) -> None:
+    login_flow, clock = flow
+    emulator.state.add_user("builder-id", email="same@example.com")
+    with AccountStore.open(tmp_path / "a.db") as store:
+        ids = []
+        for replaces in (None, None):
+            login = await login_flow.start(LoginRequest(replaces=replaces))
+            httpx.post(f"{emulator.url}/_emulator/approve", json={"user_code": login.user_code}).raise_for_status()
+            token = await login_flow.wait_for_token(login)
+            email = await login_flow.email(token.access_token, None)
+            assert email == "same@example.com"
+            ids.append(save_login(store, login, token, None, clock.now(), email).id)
+        assert ids[0] == ids[1] and len(store.accounts()) == 1
+        dead = store.get(ids[0])
+        assert dead is not None
+        store.update(dead.id, email=None, health=Health.NEEDS_LOGIN)
+        login = await login_flow.start(LoginRequest(replaces=dead.id))
+        httpx.post(f"{emulator.url}/_emulator/approve", json={"user_code": login.user_code}).raise_for_status()
+        token = await login_flow.wait_for_token(login)
+        renewed = save_login(store, login, token, None, clock.now(), None)
+        assert renewed.id == dead.id and len(store.accounts()) == 1
+        assert store.get(dead.id).health is Health.OK  # type: ignore[union-attr]

@@ -9,6 +9,7 @@ import is one transaction: it lands entirely or not at all.
 from __future__ import annotations
 
 import secrets
+import urllib.parse
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -88,7 +89,7 @@ def default_label(login: KiroCliLogin) -> str:
         portal = (login.start_url or "").removeprefix("https://").split(".")[0] or "IdC"
         return f"IdC {portal} (kiro-cli)"
     if login.auth_method is AuthMethod.EXTERNAL_IDP:
-        host = (login.issuer_url or login.token_endpoint or "").removeprefix("https://").split("/")[0]
+        host = urllib.parse.urlsplit(login.issuer_url or login.token_endpoint or "").hostname
         return f"{host or 'external IdP'} (kiro-cli)"
     legacy = " (Amazon Q)" if login.key.startswith("codewhisperer:") else " (kiro-cli)"
     return "Builder ID" + legacy

@@ -41,6 +41,7 @@ class LoginError(KiroTuiError):
 class LoginRequest:
     start_url: str | None = None  # None or blank: AWS Builder ID
     region: str = DEFAULT_REGION
+    replaces: str | None = None  # the id of an account this login renews (log in again)
 
     @property
     def portal(self) -> str:
@@ -146,6 +147,15 @@ class LoginFlow:
             if on_status is not None:
                 on_status(PollStatus(state, login.interval))
 
+    async def email(self, access_token: str, profile: Profile | None) -> str | None:
+        """Who just signed in, if the usage API says (best effort: None on any failure)."""
+        region = profile.region if profile else DEFAULT_REGION
+        try:
+            usage = await self.q.get_usage_limits(access_token, region, profile.arn if profile else None)
+        except ServiceError:
+            return None
+        return usage.email
+
     async def profiles(self, access_token: str) -> ProfileListing:
         """Every profile the new login may use, from all profile regions."""
         try:
@@ -155,21 +165,36 @@ class LoginFlow:
 
 
 def save_login(
-    store: AccountStore, login: DeviceLogin, token: TokenResult, profile: Profile | None, now: datetime
+    store: AccountStore,
+    login: DeviceLogin,
+    token: TokenResult,
+    profile: Profile | None,
+    now: datetime,
+    email: str | None = None,
 ) -> Account:
-    """Store the new account (mode own: it is kiro-tui's alone). One transaction."""
+    """Store the login (mode own: it is kiro-tui's alone), in one transaction.
+
+    It renews an existing account rather than adding a twin when the request says which
+    (log in again), or when an account of the same kind, portal and email exists.
+    """
     request = login.request
     method = AuthMethod.BUILDER_ID if request.is_builder_id else AuthMethod.IDC
+    start_url = None if method is AuthMethod.BUILDER_ID else request.portal
     portal_name = request.portal.removeprefix("https://").split(".")[0]
+    existing = store.get(request.replaces) if request.replaces else None
+    if existing is None and email:
+        existing = next((a for a in store.accounts() if a.email == email and a.auth_method is method
+                         and (a.start_url or None) == start_url), None)
     account = Account(
-        id=new_account_id(store.ids()),
+        id=existing.id if existing else new_account_id(store.ids()),
         auth_method=method,
         access_token=token.access_token,
         refresh_token=token.refresh_token,
         expires_at=token.expires_at(now),
         label="Builder ID" if method is AuthMethod.BUILDER_ID else f"IdC {portal_name}",
         region=request.region,
-        start_url=None if method is AuthMethod.BUILDER_ID else request.portal,
+        start_url=start_url,
+        email=email,
         scopes=list(login.registration.scopes),
         oauth_flow="DeviceCode",
         client_id=login.registration.client_id,
@@ -179,6 +204,7 @@ def save_login(
         profile_name=profile.name if profile else None,
         mode=Mode.OWN,
         last_refresh_at=now,
+        created_at=existing.created_at if existing else None,
     )
     touch_updated(account, now)
     store.save(account)

@@ -136,6 +136,7 @@ class AccountStore:
         self.path = path
         self._db = connection
         self._durable = True
+        self.commits = 0  # our own commits; PRAGMA data_version counts everyone else's
 
     @classmethod
     def open(cls, path: Path) -> AccountStore:
@@ -222,6 +223,12 @@ class AccountStore:
             raise
         else:
             self._db.execute("COMMIT")
+            self.commits += 1
+
+    def change_marker(self) -> tuple[int, int]:
+        """Changes whenever anyone, this connection or another process, commits: a cheap way
+        for a screen to know when to re-read."""
+        return self.commits, self.data_version()
 
     @property
     def connection(self) -> sqlite3.Connection:

@@ -17,7 +17,6 @@ def kiro_cli_rows(
     tokens: dict[str, object],
     registration: dict[str, object] | None,
     now: float,
-    base_url: str,
 ) -> dict[str, object]:
     expires_at = datetime.fromtimestamp(now, UTC) + timedelta(seconds=int(tokens["expiresIn"]))  # type: ignore[call-overload]
     access, refresh = str(tokens["accessToken"]), str(tokens["refreshToken"])
@@ -30,9 +29,12 @@ def kiro_cli_rows(
         token = fmt.social_token(access, refresh, expires_at, user.provider, profile.arn if profile else None)
     elif user.kind == "external-idp":
         key = fmt.EXTERNAL_IDP_TOKEN_KEY
+        # Real-looking Entra ID URLs: kiro-tui's clients send them to the emulator when
+        # KIRO_TUI_ENDPOINT_URL is set, and the emulator serves any form POST to …/token.
+        tenant = "8f9e6d5c-0000-4000-8000-00000000e1d9"
         token = fmt.external_idp_token(
-            access, refresh, expires_at, f"{base_url}/external-idp/v2.0",
-            f"{base_url}/external-idp/oauth2/v2.0/token", "00000000-0000-0000-0000-000000000000",
+            access, refresh, expires_at, f"https://login.microsoftonline.com/{tenant}/v2.0",
+            f"https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token", "00000000-0000-0000-0000-000000000000",
         )
     else:
         key = fmt.OIDC_TOKEN_KEY

@@ -448,4 +448,4 @@ class EmulatorState:
             registration = self._register(user.region, list(KIRO_SCOPES), ttl=reg_ttl)
             client_id = str(registration["clientId"])
         tokens = self.issue_tokens(user, client_id, ttl=expires_in)
-        return kiro_cli_rows(user, tokens, registration, self.clock(), self.base_url)
+        return kiro_cli_rows(user, tokens, registration, self.clock())

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from kiro_tui.demo import account_from_seed  # noqa: F401 - the one builder, shared with the demo
 from tests.support.kiro_cli_db import KiroCliDb
 
 
@@ -33,30 +34,3 @@ def control(emulator, name: str, body: dict) -> dict:
 def at(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
-
-def account_from_seed(seeded: dict, account_id: str):
-    """The Account kiro-tui would hold for an emulator-seeded login (mode own)."""
-    from kiro_tui.core.models import Account, AuthMethod, Mode
-    from kiro_tui.core.timefmt import parse_timestamp
-
-    token, registration = seeded["token"], seeded.get("device_registration") or {}
-    return Account(
-        id=account_id,
-        auth_method=AuthMethod(seeded["kind"]),
-        access_token=token["access_token"],
-        refresh_token=token["refresh_token"],
-        expires_at=parse_timestamp(token["expires_at"]),
-        label=seeded["email"],
-        email=seeded["email"],
-        region=token.get("region") or "us-east-1",
-        start_url=token.get("start_url"),
-        scopes=token.get("scopes") if isinstance(token.get("scopes"), list) else None,
-        client_id=registration.get("client_id") or token.get("client_id"),
-        client_secret=registration.get("client_secret"),
-        client_secret_expires_at=parse_timestamp(registration["client_secret_expires_at"]) if registration else None,
-        token_endpoint=token.get("token_endpoint"),
-        issuer_url=token.get("issuer_url"),
-        provider=token.get("provider"),
-        profile_arn=(seeded.get("profile") or {}).get("arn"),
-        mode=Mode.OWN,
-    )

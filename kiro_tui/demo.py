@@ -1,0 +1,142 @@
+"""`kiro-tui demo`: the whole app, offline, against the emulator, leaving nothing behind.
+
+A temporary folder holds a kiro-cli database and kiro-tui's store, seeded through the
+emulator with accounts in every interesting state: fresh ones, one expiring that only kiro-cli
+may refresh (follow mode, so it stays "expiring"), one with a short TTL that refreshes while you watch, one whose
+refresh token is revoked so it turns NEEDS LOGIN within seconds, and an IAM Identity Center
+account with two profiles. Login works too: the emulator approves any code after a few
+seconds, or use its verification page.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kiro_tui.core.aws.endpoints import Endpoints
+from kiro_tui.core.clock import Clock, SystemClock
+from kiro_tui.core.config import Settings
+from kiro_tui.core.importer import import_snapshot
+from kiro_tui.core.kiro_cli import read_kiro_cli
+from kiro_tui.core.kiro_cli_format import dumps
+from kiro_tui.core.models import Account, AuthMethod, Mode
+from kiro_tui.core.store import AccountStore
+from kiro_tui.core.timefmt import parse_timestamp
+from kiro_tui.emulator import Emulator
+
+WINDOW = 600
+IDC_START_URL = "https://d-9067c1a2b3.awsapps.com/start"
+IDC_PROFILES = [
+    {"arn": "arn:aws:codewhisperer:us-east-1:123456789012:profile/TEAMDEV0001", "name": "Team Dev"},
+    {"arn": "arn:aws:codewhisperer:eu-central-1:123456789012:profile/TEAMPROD002", "name": "Team Prod EU"},
+]
+# kiro-cli's schema: the tables an importer reads (see docs/architecture.md).
+KIRO_CLI_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS migrations (id INTEGER PRIMARY KEY, version INTEGER NOT NULL, "
+    "migration_time INTEGER NOT NULL);"
+    "CREATE TABLE state (key TEXT PRIMARY KEY, value BLOB);"
+    "CREATE TABLE auth_kv (key TEXT PRIMARY KEY, value TEXT);"
+)
+
+
+def account_from_seed(seeded: dict, account_id: str, mode: Mode = Mode.OWN) -> Account:
+    """The account kiro-tui holds for an emulator-seeded login, as a kiro-tui login would save it."""
+    token, registration = seeded["token"], seeded.get("device_registration") or {}
+    return Account(
+        id=account_id,
+        auth_method=AuthMethod(seeded["kind"]),
+        access_token=token["access_token"],
+        refresh_token=token["refresh_token"],
+        expires_at=parse_timestamp(token["expires_at"]),
+        label=seeded["email"],
+        email=seeded["email"],
+        region=token.get("region") or "us-east-1",
+        start_url=token.get("start_url"),
+        scopes=token.get("scopes") if isinstance(token.get("scopes"), list) else None,
+        client_id=registration.get("client_id") or token.get("client_id"),
+        client_secret=registration.get("client_secret"),
+        client_secret_expires_at=parse_timestamp(registration["client_secret_expires_at"]) if registration else None,
+        token_endpoint=token.get("token_endpoint"),
+        issuer_url=token.get("issuer_url"),
+        provider=token.get("provider"),
+        profile_arn=(seeded.get("profile") or {}).get("arn"),
+        profile_name=(seeded.get("profile") or {}).get("profile_name"),
+        mode=mode,
+    )
+
+
+def write_kiro_cli_login(db: Path, seeded: dict) -> None:
+    """Put an emulator-seeded login into a kiro-cli database, as kiro-cli writes it (JSON TEXT)."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    with conn:
+        for key, value in seeded["auth_kv"].items():
+            conn.execute("INSERT OR REPLACE INTO auth_kv (key, value) VALUES (?1, ?2)", (key, dumps(value)))
+        for key, value in seeded["state"].items():
+            conn.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?1, ?2)", (key, dumps(value)))
+    conn.close()
+
+
+@dataclass
+class Demo:
+    folder: Path
+    emulator: Emulator
+    store: AccountStore
+    kiro_cli_db: Path
+    settings: Settings
+
+
+def seed_demo(emulator: Emulator, folder: Path, store: AccountStore, now: datetime) -> Path:
+    """Fill a kiro-cli database and the store with the demo's accounts; return the database path."""
+    import sqlite3
+
+    db = folder / "kiro-cli" / "data.sqlite3"
+    db.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db)
+    conn.executescript(KIRO_CLI_SCHEMA)
+    conn.close()
+    # In kiro-cli: a GitHub login about to expire, an Identity Center login with two profiles.
+    write_kiro_cli_login(db, emulator.seed(kind="social", email="alice@example.com", expires_in=7 * 60))
+    write_kiro_cli_login(db, emulator.seed(kind="idc", email="team@acme.example", region="eu-west-1",
+                                           start_url=IDC_START_URL, profiles=IDC_PROFILES, expires_in=45 * 60))
+    report = import_snapshot(store, read_kiro_cli(db, now), now, Mode.SYNC)
+    social = next(i.id for i in report.imported if i.auth_method == "social")
+    store.update(social, mode=Mode.FOLLOW)  # stays "expiring": only kiro-cli may refresh it
+    # Logged in through kiro-tui: a fresh one, one that refreshes while you watch, one about to die.
+    store.save(account_from_seed(emulator.seed(kind="builder-id", email="erin@example.com",
+                                               expires_in=55 * 60), "e7a1c0d4"))
+    store.save(account_from_seed(emulator.seed(kind="social", email="carol@example.com",
+                                               expires_in=WINDOW + 20), "c4r01b22"))
+    doomed = emulator.seed(kind="builder-id", email="dave@example.com", expires_in=WINDOW + 8)
+    store.save(account_from_seed(doomed, "d4fe9913"))
+    emulator.state.revoke(email="dave@example.com")
+    return db
+
+
+@contextmanager
+def demo_environment(approve_after: float = 5.0, clock: Clock | None = None) -> Iterator[Demo]:
+    """The emulator, a temporary folder and a seeded store; all gone on exit."""
+    clock = clock or SystemClock()
+    with tempfile.TemporaryDirectory(prefix="kiro-tui-demo-") as tmp, \
+            Emulator(token_ttl=3600, approve_after=approve_after) as emulator:
+        folder = Path(tmp)
+        store = AccountStore.open(folder / "kiro-tui" / "accounts.db")
+        try:
+            db = seed_demo(emulator, folder, store, clock.now() if clock else datetime.now(UTC))
+            yield Demo(folder, emulator, store, db, Settings(refresh_window=WINDOW, watch_interval=2.0))
+        finally:
+            store.close()
+
+
+def run_demo(approve_after: float = 5.0) -> None:
+    from kiro_tui.tui.app import make_app
+
+    with demo_environment(approve_after) as demo:
+        app = make_app(demo.store, demo.settings, SystemClock(), Endpoints(override=demo.emulator.url),
+                       demo.kiro_cli_db, [demo.kiro_cli_db])
+        app.run()

@@ -1,0 +1,108 @@
+"""The Textual app and its one factory, `make_app`, used by the CLI, the demo, tests and screenshots."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+from textual.app import App
+
+from kiro_tui.core.aws.codewhisperer import QClient
+from kiro_tui.core.aws.endpoints import Endpoints
+from kiro_tui.core.aws.oidc import OidcClient
+from kiro_tui.core.aws.transport import make_http_client
+from kiro_tui.core.clock import Clock
+from kiro_tui.core.config import Settings
+from kiro_tui.core.engine import Engine
+from kiro_tui.core.errors import KiroTuiError
+from kiro_tui.core.importer import ImportReport
+from kiro_tui.core.login import LoginFlow
+from kiro_tui.core.refresh import StatusChange
+from kiro_tui.core.store import AccountStore
+from kiro_tui.tui.clipboard import pyperclip_copy
+from kiro_tui.tui.messages import AccountStatusChanged, ImportFailed, ImportFinished
+from kiro_tui.tui.screens.accounts import AccountsScreen
+
+
+class KiroTuiApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "kiro-tui"
+
+    def __init__(
+        self,
+        store: AccountStore,
+        settings: Settings,
+        clock: Clock,
+        endpoints: Endpoints,
+        kiro_cli_db: Path | None,
+        kiro_cli_candidates: list[Path],
+        *,
+        run_engine: bool = True,
+        fetch_usage: bool = True,
+        system_copy: Callable[[str], None] | None = pyperclip_copy,
+    ) -> None:
+        super().__init__()
+        self.store, self.settings, self.clock, self.endpoints = store, settings, clock, endpoints
+        self.kiro_cli_db, self.kiro_cli_candidates = kiro_cli_db, kiro_cli_candidates
+        self.run_engine, self.fetch_usage, self.system_copy = run_engine, fetch_usage, system_copy
+        self.http: httpx.AsyncClient | None = None
+        self.engine: Engine | None = None
+        self.last_import_at: datetime | None = None
+        self.accounts_screen = AccountsScreen()
+
+    async def on_mount(self) -> None:
+        self.http = make_http_client()
+        self.engine = Engine(
+            self.store, self.settings, self.clock, self.http, self.endpoints, self.kiro_cli_db,
+            on_change=self._status_changed, on_import=self._auto_imported, on_error=self._auto_import_failed,
+        )
+        await self.push_screen(self.accounts_screen)
+        if self.run_engine:
+            self.run_worker(self.engine.run(), group="engine", exit_on_error=False,
+                            description="refresh scheduler and kiro-cli watcher")
+
+    async def on_unmount(self) -> None:
+        if self.http is not None:
+            await self.http.aclose()
+
+    # ------------------------------------------------------------------ services for screens
+
+    def login_flow(self) -> LoginFlow:
+        assert self.http is not None
+        return LoginFlow(OidcClient(self.http, self.endpoints), QClient(self.http, self.endpoints), self.clock)
+
+    def q_client(self) -> QClient | None:
+        return QClient(self.http, self.endpoints) if self.http is not None else None
+
+    def find_kiro_cli_db(self) -> Path | None:
+        found = next((p for p in self.kiro_cli_candidates if p.exists()), None)
+        if found is not None and self.kiro_cli_db is None:
+            self.kiro_cli_db = found
+        return found
+
+    # ------------------------------------------------------------------ engine callbacks
+
+    def _status_changed(self, change: StatusChange) -> None:
+        self.accounts_screen.post_message(AccountStatusChanged(change))
+
+    def _auto_imported(self, report: ImportReport) -> None:
+        self.accounts_screen.post_message(ImportFinished(report, automatic=True))
+
+    def _auto_import_failed(self, error: KiroTuiError) -> None:
+        self.accounts_screen.post_message(ImportFailed(str(error), automatic=True))
+
+
+def make_app(
+    store: AccountStore,
+    settings: Settings,
+    clock: Clock,
+    endpoints: Endpoints,
+    kiro_cli_db: Path | None,
+    kiro_cli_candidates: list[Path] | None = None,
+    **options: object,
+) -> KiroTuiApp:
+    """The one way to build the app: the CLI, `kiro-tui demo`, the tests and the screenshot script."""
+    candidates = kiro_cli_candidates if kiro_cli_candidates is not None else ([kiro_cli_db] if kiro_cli_db else [])
+    return KiroTuiApp(store, settings, clock, endpoints, kiro_cli_db, candidates, **options)  # type: ignore[arg-type]

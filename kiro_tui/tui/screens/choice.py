@@ -1,0 +1,71 @@
+"""Pick one of a few options (mode, what to do about a dead login, a profile)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import LoadingIndicator, OptionList, Static
+from textual.widgets.option_list import Option
+
+
+class ChoiceScreen(ModalScreen[str | None]):
+    """Options as (id, label); dismisses with the chosen id, or None on escape."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, options: list[tuple[str, str]], explanation: str = "",
+                 highlighted: str | None = None) -> None:
+        super().__init__()
+        self.title_text, self.options, self.explanation, self.initial = title, options, explanation, highlighted
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.title_text, classes="dialog-title")
+            if self.explanation:
+                yield Static(self.explanation, classes="dialog-text")
+            yield OptionList(*(Option(label, id=option_id) for option_id, label in self.options), id="choices")
+
+    def on_mount(self) -> None:
+        choices = self.query_one("#choices", OptionList)
+        ids = [option_id for option_id, _ in self.options]
+        choices.highlighted = ids.index(self.initial) if self.initial in ids else 0
+        choices.focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class LoadingChoiceScreen(ChoiceScreen):
+    """A ChoiceScreen whose options arrive later (e.g. profiles from the network)."""
+
+    def __init__(self, title: str, explanation: str = "") -> None:
+        super().__init__(title, [], explanation)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.title_text, classes="dialog-title")
+            yield Static(self.explanation, classes="dialog-text", id="explanation")
+            yield LoadingIndicator(id="loading")
+            yield OptionList(id="choices")
+
+    def on_mount(self) -> None:
+        self.query_one("#choices", OptionList).display = False
+
+    def fill(self, options: list[tuple[str, str]], highlighted: str | None = None) -> None:
+        self.options = options
+        self.query_one("#loading").display = False
+        choices = self.query_one("#choices", OptionList)
+        choices.add_options([Option(label, id=option_id) for option_id, label in options])
+        choices.display = True
+        ids = [option_id for option_id, _ in options]
+        choices.highlighted = ids.index(highlighted) if highlighted in ids else 0
+        choices.focus()
+
+    def fail(self, message: str) -> None:
+        self.query_one("#loading").display = False
+        self.query_one("#explanation", Static).update(f"[red]{message}[/]\n\nPress escape to go back.")

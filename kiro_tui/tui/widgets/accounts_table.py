@@ -1,0 +1,123 @@
+"""The accounts table: keyed by account id, updated cell by cell, never rebuilt."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from kiro_tui.core.models import Account
+from kiro_tui.tui import format as fmt
+
+COLUMNS = (
+    ("name", "Name"),
+    ("method", "Method"),
+    ("region", "Region"),
+    ("profile", "Profile"),
+    ("mode", "Mode"),
+    ("expires", "Expires"),
+    ("health", "Health"),
+    ("last", "Last refresh"),
+)
+
+
+class AccountsTable(DataTable[Text | str]):
+    """Rows keyed by account id. `show` reconciles with a new list; `tick` repaints countdowns."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
+        self.accounts: dict[str, Account] = {}
+        self.refreshing: set[str] = set()
+        self._painted: dict[tuple[str, str], str] = {}
+        self.window = timedelta(minutes=10)
+
+    def on_mount(self) -> None:
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+
+    @property
+    def selected_id(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        except Exception:  # noqa: BLE001 - no row under the cursor
+            return None
+        return str(row_key.value)
+
+    def cells(self, account: Account, now: datetime) -> dict[str, Text | str]:
+        refreshing = account.id in self.refreshing
+        return {
+            "name": account.name,
+            "method": account.auth_method.title,
+            "region": account.region,
+            "profile": fmt.profile_label(account),
+            "mode": account.mode.value,
+            "expires": fmt.expires(account, now),
+            "health": fmt.health(account, now, self.window, refreshing),
+            "last": fmt.ago(account.last_refresh_at, now),
+        }
+
+    def show(self, accounts: list[Account], refreshing: set[str], now: datetime) -> None:
+        """Make the rows match `accounts`: add, remove and update cells in place; keep the cursor."""
+        selected = self.selected_id
+        self.refreshing = refreshing
+        wanted = {account.id: account for account in accounts}
+        with self.app.batch_update():
+            for gone in [key for key in self.accounts if key not in wanted]:
+                self.remove_row(gone)
+                self.accounts.pop(gone)
+                self._painted = {k: v for k, v in self._painted.items() if k[0] != gone}
+            reorder = False
+            for account in accounts:
+                cells = self.cells(account, now)
+                if account.id not in self.accounts:
+                    self.add_row(*(cells[key] for key, _ in COLUMNS), key=account.id)
+                    self._painted.update({(account.id, k): _signature(v) for k, v in cells.items()})
+                    reorder = True
+                else:
+                    reorder |= self.accounts[account.id].name != account.name
+                    self._paint(account.id, cells)
+                self.accounts[account.id] = account
+            if reorder:
+                self.sort("name", key=lambda name: str(name).lower())
+            if selected in self.accounts:
+                self.move_cursor(row=self.get_row_index(selected), scroll=False)
+
+    def visible_ids(self) -> list[str]:
+        """Account ids of the rows on screen now (plus one either side)."""
+        rows = self.ordered_rows
+        first = max(0, int(self.scroll_y) - 1)
+        last = min(len(rows), first + self.size.height + 2)
+        return [str(row.key.value) for row in rows[first:last]]
+
+    def tick(self, now: datetime) -> None:
+        """Repaint the time-dependent cells of visible rows whose text changed.
+
+        Off-screen rows are repainted when they scroll into view (within a second), so the
+        cost of a tick does not grow with the number of accounts.
+        """
+        with self.app.batch_update():
+            for account_id in self.visible_ids():
+                account = self.accounts[account_id]
+                refreshing = account_id in self.refreshing
+                self._paint(account_id, {
+                    "expires": fmt.expires(account, now),
+                    "health": fmt.health(account, now, self.window, refreshing),
+                    "last": fmt.ago(account.last_refresh_at, now),
+                })
+
+    def _paint(self, account_id: str, cells: dict[str, Text | str]) -> None:
+        for key, value in cells.items():
+            signature = _signature(value)
+            if self._painted.get((account_id, key)) != signature:
+                self._painted[(account_id, key)] = signature
+                self.update_cell(account_id, key, value, update_width=True)
+
+
+def _signature(value: Text | str) -> str:
+    """What a cell shows, style included, to skip repainting an unchanged cell."""
+    if isinstance(value, Text):
+        return f"{value.plain}|{value.style}|{[(s.start, s.end, str(s.style)) for s in value.spans]}"
+    return value
