@@ -263,6 +263,10 @@ class EmulatorApp:
                 state.approve_after = body["approve_after"]  # type: ignore[assignment]
             if "rotation_grace" in body:
                 state.rotation_grace = float(body["rotation_grace"])  # type: ignore[arg-type]
+            if "next_user_codes" in body:
+                state.next_user_codes = [str(c) for c in body["next_user_codes"]]  # type: ignore[union-attr]
+            if "verification_uri" in body:
+                state.verification_uri = body["verification_uri"] and str(body["verification_uri"])
             return Response.json({"flavours": sorted(state.flavours), "token_ttl": state.token_ttl,
                                   "approve_after": state.approve_after, "rotation_grace": state.rotation_grace})
         raise ApiError(404, "", {"error": "unknown_control", "error_description": f"{method} {request.path}"})

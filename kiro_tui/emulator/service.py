@@ -134,6 +134,8 @@ class EmulatorState:
         self.idc_regions: dict[str, str] = {}
         self.flavours = {"rpc", "rest"}
         self.rotation_grace = 0.0  # seconds a rotated-away refresh token keeps working (0: none)
+        self.next_user_codes: list[str] = []  # codes to hand out next (tests, screenshots)
+        self.verification_uri: str | None = None  # what to report instead of our own /device page
         self.rotated_from: dict[str, str] = {}  # new refresh token -> the one it replaced
         self._user_counter = 0
 
@@ -186,8 +188,9 @@ class EmulatorState:
         self.rotated_from[str(tokens["refreshToken"])] = refresh_token
         return tokens
 
-    def issue_tokens(self, user: User, client_id: str | None, ttl: int | None = None) -> dict[str, object]:
-        access, refresh = _token("aoa"), _token("aor")
+    def issue_tokens(self, user: User, client_id: str | None, ttl: int | None = None,
+                     access: str | None = None, refresh: str | None = None) -> dict[str, object]:
+        access, refresh = access or _token("aoa"), refresh or _token("aor")
         ttl = self.token_ttl if ttl is None else ttl
         self.access_tokens[access] = (user.email, self.clock() + ttl)
         self.refresh_grants[refresh] = Grant(user.email, client_id)
@@ -272,7 +275,7 @@ class EmulatorState:
                                  "Couldn't find Identity Center Instance")
         device = DeviceAuthorization(
             device_code=secrets.token_urlsafe(64),
-            user_code=_user_code(),
+            user_code=self.next_user_codes.pop(0) if self.next_user_codes else _user_code(),
             client_id=reg.client_id,
             region=region,
             start_url=start_url,
@@ -281,7 +284,7 @@ class EmulatorState:
             created_at=self.clock(),
         )
         self.devices[device.device_code] = device
-        uri = f"{self.base_url}/device"
+        uri = self.verification_uri or f"{self.base_url}/device"
         return {
             "deviceCode": device.device_code,
             "userCode": device.user_code,
@@ -447,5 +450,7 @@ class EmulatorState:
             reg_ttl = int(spec.get("registration_expires_in") or REGISTRATION_TTL)  # type: ignore[call-overload]
             registration = self._register(user.region, list(KIRO_SCOPES), ttl=reg_ttl)
             client_id = str(registration["clientId"])
-        tokens = self.issue_tokens(user, client_id, ttl=expires_in)
+        tokens = self.issue_tokens(user, client_id, ttl=expires_in,
+                                   access=spec.get("access_token") and str(spec["access_token"]),
+                                   refresh=spec.get("refresh_token") and str(spec["refresh_token"]))
         return kiro_cli_rows(user, tokens, registration, self.clock())

@@ -62,7 +62,6 @@ class AccountsScreen(Screen[None]):
         Binding("m", "mode", "Mode"),
         Binding("c", "copy_token", "Copy token"),
         Binding("delete", "remove", "Remove"),
-        Binding("enter", "resolve", "Fix login"),
         Binding("slash", "filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter"),
         Binding("question_mark", "help", "Help"),
@@ -200,7 +199,7 @@ class AccountsScreen(Screen[None]):
 
     @on(DataTable.RowSelected)
     def row_selected(self) -> None:
-        self.run_action("resolve")
+        self.action_resolve()
 
     def on_account_status_changed(self, message: AccountStatusChanged) -> None:
         self.reload()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.widgets import DataTable
 
 from kiro_tui.core.models import Account
@@ -23,7 +24,13 @@ COLUMNS = (
 
 
 class AccountsTable(DataTable[Text | str]):
-    """Rows keyed by account id. `show` reconciles with a new list; `tick` repaints countdowns."""
+    """Rows keyed by account id. `show` reconciles with a new list; `tick` repaints countdowns.
+
+    Enter selects a row (the screen then offers fixes); the footer names it only when the
+    highlighted account needs a login or is suspended, the only time it does something.
+    """
+
+    BINDINGS = [Binding("enter", "select_cursor", "Fix login")]
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
@@ -35,6 +42,18 @@ class AccountsTable(DataTable[Text | str]):
     def on_mount(self) -> None:
         for key, label in COLUMNS:
             self.add_column(label, key=key)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "select_cursor":
+            account = self.accounts.get(self.selected_id or "")
+            return account is not None and account.status(
+                self.app.clock.now(), self.window, account.id in self.refreshing  # type: ignore[attr-defined]
+            ) in fmt.ALERT_STATUSES
+        return True
+
+    def watch_cursor_coordinate(self, old: object, new: object) -> None:
+        super().watch_cursor_coordinate(old, new)  # type: ignore[arg-type]
+        self.refresh_bindings()
 
     @property
     def selected_id(self) -> str | None:

@@ -1,0 +1,89 @@
+"""Build the TUI for tests and screenshots: fixed accounts, a frozen clock, the emulator as AWS."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from kiro_tui.core.aws.endpoints import Endpoints
+from kiro_tui.core.clock import ManualClock
+from kiro_tui.core.config import Settings
+from kiro_tui.core.models import Account, AuthMethod, Health, Mode
+from kiro_tui.core.store import AccountStore
+from kiro_tui.tui.app import KiroTuiApp, make_app
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+KIRO_CLI_DB = Path("/home/dev/.local/share/kiro-cli/data.sqlite3")
+
+
+def sample_accounts(now: datetime = NOW) -> list[Account]:
+    """One account in each state the screen must show."""
+    return [
+        Account(id="a1b2c3d4", auth_method=AuthMethod.SOCIAL, access_token="aoaAAAAAGalicealicealice:sig1",
+                refresh_token="aorAAAAAGalicealicealice:sig2", expires_at=now + timedelta(minutes=50),
+                label="GitHub (kiro-cli)", email="alice@example.com", provider="github",
+                profile_arn="arn:aws:codewhisperer:us-east-1:699475941385:profile/EHGA3GRVQMUK",
+                profile_name="Social_Default_Profile", source=str(KIRO_CLI_DB), source_key="kirocli:social:token",
+                mode=Mode.SYNC, last_refresh_at=now - timedelta(minutes=10), created_at=now - timedelta(days=3)),
+        Account(id="b2c3d4e5", auth_method=AuthMethod.BUILDER_ID, access_token="aoaAAAAAGbuilderbuilder:sig3",
+                refresh_token="aorAAAAAGbuilderbuilder:sig4", expires_at=now + timedelta(minutes=6),
+                label="Builder ID", email="bob@example.com", client_id="cid-builder", client_secret="secret-b",
+                client_secret_expires_at=now + timedelta(days=80), scopes=["codewhisperer:completions"],
+                mode=Mode.OWN, created_at=now - timedelta(days=2)),
+        Account(id="c3d4e5f6", auth_method=AuthMethod.IDC, access_token="aoaAAAAAGteamteamteamtm:sig5",
+                refresh_token="aorAAAAAGteamteamteamtm:sig6", expires_at=now + timedelta(minutes=45),
+                label="IdC d-9067c1a2b3 (kiro-cli)", email="team@acme.example", region="eu-west-1",
+                start_url="https://d-9067c1a2b3.awsapps.com/start", client_id="cid-idc", client_secret="secret-i",
+                client_secret_expires_at=now + timedelta(days=60),
+                profile_arn="arn:aws:codewhisperer:eu-central-1:123456789012:profile/TEAMPROD002",
+                profile_name="Team Prod EU", source=str(KIRO_CLI_DB), source_key="kirocli:odic:token",
+                mode=Mode.SYNC, last_refresh_at=now - timedelta(minutes=15), created_at=now - timedelta(days=1)),
+        Account(id="d4e5f6a7", auth_method=AuthMethod.BUILDER_ID, access_token="aoaAAAAAGdavedavedaveda:sig7",
+                refresh_token="aorAAAAAGdavedavedaveda:sig8", expires_at=now + timedelta(minutes=20),
+                label="Builder ID", email="dave@example.com", client_id="cid-dave", client_secret="secret-d",
+                client_secret_expires_at=now + timedelta(days=30), mode=Mode.OWN, health=Health.NEEDS_LOGIN,
+                last_error="refresh token invalid: log in again (AWS SSO OIDC CreateToken(refresh): invalid_grant)",
+                consecutive_failures=1, created_at=now - timedelta(hours=5)),
+        Account(id="e5f6a7b8", auth_method=AuthMethod.SOCIAL, access_token="aoaAAAAAGerinerinerinr:sig9",
+                refresh_token="aorAAAAAGerinerinerinr:sig0", expires_at=now - timedelta(minutes=2),
+                label="Google", email="erin@example.com", provider="google", mode=Mode.OWN,
+                health=Health.REFRESH_FAILING, next_refresh_at=now + timedelta(seconds=40),
+                last_error="Kiro auth refresh: timed out (ReadTimeout)", consecutive_failures=3,
+                last_refresh_at=now - timedelta(hours=1), created_at=now - timedelta(hours=4)),
+    ]
+
+
+def build_store(path: Path, accounts: list[Account] | None = None) -> AccountStore:
+    store = AccountStore.open(path)
+    for account in accounts if accounts is not None else sample_accounts():
+        store.save(account)
+    return store
+
+
+class RecordingClipboard:
+    def __init__(self, works: bool = True) -> None:
+        self.works, self.copied = works, []
+
+    def __call__(self, text: str) -> None:
+        if not self.works:
+            raise RuntimeError("no clipboard here (no xclip, no display)")
+        self.copied.append(text)
+
+
+def build_app(store: AccountStore, emulator_url: str = "http://127.0.0.1:9", *, clock: ManualClock | None = None,
+              kiro_cli_db: Path | None = KIRO_CLI_DB, candidates: list[Path] | None = None,
+              clipboard: RecordingClipboard | None = None, **options: object) -> KiroTuiApp:
+    options.setdefault("run_engine", False)
+    options.setdefault("fetch_usage", False)
+    return make_app(store, Settings(), clock or ManualClock(NOW), Endpoints(override=emulator_url),
+                    kiro_cli_db, candidates, system_copy=clipboard or RecordingClipboard(), **options)
+
+
+def toasts(app: KiroTuiApp) -> list[str]:
+    return [f"{n.title}: {n.message}" for n in app._notifications]  # noqa: SLF001 - Textual has no public reader
+
+
+def cell(app: KiroTuiApp, account_id: str, column: str) -> str:
+    from kiro_tui.tui.widgets.accounts_table import AccountsTable
+
+    return str(app.screen.query_one(AccountsTable).get_cell(account_id, column))

@@ -1,0 +1,319 @@
+"""The accounts screen, driven with the pilot as a person would: keys in, screen out."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input
+from textual.widgets._footer import FooterKey
+
+from kiro_tui.core.clock import ManualClock
+from kiro_tui.core.models import Health, Mode
+from kiro_tui.tui.screens.accounts import AccountsScreen
+from kiro_tui.tui.screens.choice import ChoiceScreen, LoadingChoiceScreen
+from kiro_tui.tui.screens.confirm import ConfirmScreen
+from kiro_tui.tui.screens.help import HelpScreen
+from kiro_tui.tui.widgets.accounts_table import AccountsTable
+from tests.support.engine import at, control, seed_into_kiro_cli
+from tests.support.kiro_cli_db import KiroCliDb
+from tests.support.tui import NOW, RecordingClipboard, build_app, build_store, cell, toasts
+
+SIZE = (160, 40)
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with build_store(tmp_path / "store" / "accounts.db") as opened:
+        yield opened
+
+
+def table(app) -> AccountsTable:  # type: ignore[no-untyped-def]
+    return app.screen.query_one(AccountsTable)
+
+
+async def select(pilot, account_id: str) -> None:  # type: ignore[no-untyped-def]
+    grid = table(pilot.app)
+    grid.move_cursor(row=grid.get_row_index(account_id))
+    await pilot.pause()
+
+
+def footer_keys(app) -> list[str]:  # type: ignore[no-untyped-def]
+    return [key.description for key in app.screen.query(FooterKey)]
+
+
+async def test_every_state_is_shown_in_words(store) -> None:
+    app = build_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert table(app).row_count == 5
+        assert cell(app, "a1b2c3d4", "name") == "alice@example.com"
+        assert cell(app, "a1b2c3d4", "expires") == "in 50 minutes"
+        assert cell(app, "a1b2c3d4", "health") == "fresh"
+        assert cell(app, "b2c3d4e5", "health") == "expiring"
+        assert cell(app, "c3d4e5f6", "profile") == "Team Prod EU"
+        assert cell(app, "d4e5f6a7", "health") == "NEEDS LOGIN: refresh token invalid"
+        assert cell(app, "e5f6a7b8", "health") == "retrying in 40 seconds (timeout)"
+        assert cell(app, "e5f6a7b8", "expires") == "expired 2 minutes ago"
+        summary = str(app.screen.query_one("#summary").render())
+        assert "5 accounts" in summary and "1 needs login" in summary and "1 refresh failing" in summary
+
+
+async def test_countdowns_tick_in_place_without_moving_the_cursor(store) -> None:
+    clock = ManualClock(NOW)
+    app = build_app(store, clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, AccountsScreen)
+        await select(pilot, "c3d4e5f6")
+        row_before = table(app).cursor_row
+        clock.advance(30)
+        screen.tick()
+        await pilot.pause()
+        assert cell(app, "e5f6a7b8", "health") == "retrying in 10 seconds (timeout)"
+        clock.advance(60 * 5)
+        screen.tick()
+        await pilot.pause()
+        assert cell(app, "a1b2c3d4", "expires") == "in 44 minutes"
+        assert cell(app, "b2c3d4e5", "expires") == "in 30 seconds"
+        assert table(app).cursor_row == row_before
+        assert table(app).selected_id == "c3d4e5f6"
+
+
+async def test_another_process_changing_the_store_shows_up(store) -> None:
+    app = build_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        from kiro_tui.core.store import AccountStore
+
+        with AccountStore.open(store.path) as other:  # e.g. `kiro-tui watch` refreshing
+            other.update("b2c3d4e5", expires_at=NOW + timedelta(hours=1), last_refresh_at=NOW)
+        app.screen.tick()
+        await pilot.pause()
+        assert cell(app, "b2c3d4e5", "expires") == "in an hour"
+        assert cell(app, "b2c3d4e5", "last") == "now"
+
+
+async def test_empty_state_says_where_it_looked_and_offers_import_and_login(tmp_path: Path) -> None:
+    candidates = [tmp_path / "kiro-cli" / "data.sqlite3", tmp_path / "amazon-q" / "data.sqlite3"]
+    with build_store(tmp_path / "s.db", []) as empty:
+        app = build_app(empty, kiro_cli_db=None, candidates=candidates)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await pilot.pause()
+            text = str(app.screen.query_one("#empty").render())
+            assert "No accounts yet" in text and str(candidates[0]) in text and str(candidates[1]) in text
+            assert "Press i" in text and "l to log in" in text
+            keys = footer_keys(app)
+            assert "Import" in keys and "Log in" in keys
+            assert "Refresh" not in keys and "Remove" not in keys and "Refresh all" not in keys
+            await pilot.press("i")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert any("no kiro-cli database found" in t for t in toasts(app))
+
+
+async def test_i_imports_every_login_from_kiro_cli(tmp_path: Path, emulator) -> None:
+    db = KiroCliDb(tmp_path / "kiro-cli" / "data.sqlite3")
+    seed_into_kiro_cli(emulator, db, kind="social", email="new@example.com")
+    seed_into_kiro_cli(emulator, db, kind="idc", email="idc@example.com", region="eu-west-1")
+    with build_store(tmp_path / "s.db", []) as empty:
+        app = build_app(empty, kiro_cli_db=db.path, candidates=[db.path])
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await pilot.press("i")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert table(app).row_count == 2
+            assert "Imported from kiro-cli: 2 added" in toasts(app)
+            await pilot.press("i")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert "Imported from kiro-cli: 2 unchanged" in toasts(app)
+            assert table(app).row_count == 2
+
+
+async def test_r_refreshes_the_selected_account_and_R_all(tmp_path: Path, emulator, emulator_time) -> None:
+    from kiro_tui.demo import account_from_seed
+
+    clock = ManualClock(at(emulator_time.now))
+    with build_store(tmp_path / "s.db", []) as store:
+        for i in range(3):
+            store.save(account_from_seed(emulator.seed(kind="social", email=f"r{i}@example.com"), f"0000000{i}"))
+        app = build_app(store, emulator.url, clock=clock)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await select(pilot, "00000001")
+            await pilot.press("r")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert [r["email"] for r in emulator.requests()] == ["r1@example.com"]
+            assert cell(app, "00000001", "last") == "now"
+            assert any(t.startswith("r1@example.com: refreshed") for t in toasts(app))
+            await pilot.press("R")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert sorted(r["email"] for r in emulator.requests()) == [
+                "r0@example.com", "r1@example.com", "r1@example.com", "r2@example.com"]
+            assert "Refresh all: 3 refreshed or up to date, 0 failed" in toasts(app)
+
+
+async def test_p_opens_the_profile_picker_and_sets_the_profile(tmp_path: Path, emulator) -> None:
+    from kiro_tui.demo import IDC_PROFILES, account_from_seed
+
+    with build_store(tmp_path / "s.db", []) as store:
+        seeded = emulator.seed(kind="idc", email="p@example.com", region="eu-west-1", profiles=IDC_PROFILES)
+        store.save(account_from_seed(seeded, "11112222"))
+        app = build_app(store, emulator.url)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await pilot.press("p")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            picker = app.screen
+            assert isinstance(picker, LoadingChoiceScreen)
+            assert [label.split()[0] for _, label in picker.options] == ["Team", "Team"]
+            assert "eu-central-1" in picker.options[1][1]
+            await pilot.press("down", "enter")
+            await pilot.pause()
+            assert cell(app, "11112222", "profile") == "Team Prod EU"
+            assert store.get("11112222").profile_arn == IDC_PROFILES[1]["arn"]  # type: ignore[union-attr]
+
+
+async def test_m_changes_the_mode(store) -> None:
+    app = build_app(store)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await select(pilot, "c3d4e5f6")
+        await pilot.press("m")
+        await pilot.pause()
+        assert isinstance(app.screen, ChoiceScreen)
+        assert [option_id for option_id, _ in app.screen.options] == ["sync", "follow", "own"]
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert cell(app, "c3d4e5f6", "mode") == "follow"
+        assert store.get("c3d4e5f6").mode is Mode.FOLLOW  # type: ignore[union-attr]
+        await select(pilot, "b2c3d4e5")  # logged in with kiro-tui: only own applies
+        await pilot.press("m")
+        await pilot.pause()
+        assert [option_id for option_id, _ in app.screen.options] == ["own"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("clipboard_works", [True, False])
+async def test_c_copies_the_token_only_after_asking(store, clipboard_works: bool) -> None:
+    clipboard = RecordingClipboard(works=clipboard_works)
+    app = build_app(store, clipboard=clipboard)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await select(pilot, "a1b2c3d4")
+        await pilot.press("c")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await pilot.pause()
+        assert clipboard.copied == [] and app.clipboard == ""
+        await pilot.press("c", "y")
+        await pilot.pause()
+        token = store.get("a1b2c3d4").access_token  # type: ignore[union-attr]
+        if clipboard_works:
+            assert clipboard.copied == [token]
+            assert any("was copied to the clipboard" in t for t in toasts(app))
+        else:
+            assert app.clipboard == token
+            assert any("OSC 52" in t for t in toasts(app))
+
+
+async def test_delete_removes_only_after_asking(store) -> None:
+    app = build_app(store)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await select(pilot, "b2c3d4e5")
+        await pilot.press("delete")
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert table(app).row_count == 5
+        await pilot.press("delete", "y")
+        await pilot.pause()
+        assert table(app).row_count == 4 and store.get("b2c3d4e5") is None
+        assert "Removed: Removed bob@example.com." in toasts(app)
+
+
+async def test_slash_filters_and_escape_clears(store) -> None:
+    app = build_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("slash")
+        await pilot.pause()
+        assert app.screen.query_one("#filter", Input).has_focus
+        await pilot.press(*"acme")
+        await pilot.pause()
+        assert [table(app).ordered_rows[i].key.value for i in range(table(app).row_count)] == ["c3d4e5f6"]
+        await pilot.press("enter")  # back to the table, filter kept
+        await pilot.pause()
+        assert table(app).has_focus and table(app).row_count == 1
+        await pilot.press("escape")
+        await pilot.pause()
+        assert table(app).row_count == 5
+
+
+async def test_enter_on_a_needs_login_account_offers_the_fixes(store) -> None:
+    app = build_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await select(pilot, "a1b2c3d4")
+        assert "Fix login" not in footer_keys(app)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, AccountsScreen)  # a fresh account: enter does nothing
+        await select(pilot, "d4e5f6a7")
+        assert "Fix login" in footer_keys(app)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ChoiceScreen)
+        assert [option_id for option_id, _ in app.screen.options] == ["login"]  # not from kiro-cli
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen.query_one("#region", Input).value == "us-east-1"  # the login form, prefilled
+
+
+async def test_question_mark_shows_help_and_q_quits(store) -> None:
+    app = build_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, AccountsScreen)
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+async def test_command_palette_runs_the_same_actions(store) -> None:
+    app = build_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await select(pilot, "a1b2c3d4")
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"change mode")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ChoiceScreen) and app.screen.title_text == "Mode for alice@example.com"
+
+
+async def test_needs_login_toast_appears_exactly_once(tmp_path: Path, emulator, emulator_time) -> None:
+    from kiro_tui.demo import account_from_seed
+
+    clock = ManualClock(at(emulator_time.now))
+    with build_store(tmp_path / "s.db", []) as store:
+        store.save(account_from_seed(emulator.seed(kind="builder-id", email="gone@example.com", expires_in=60),
+                                     "dead0001"))
+        control(emulator, "revoke", {"email": "gone@example.com"})
+        app = build_app(store, emulator.url, clock=clock, run_engine=True, kiro_cli_db=None)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            for _ in range(100):
+                await pilot.pause(0.02)
+                if store.get("dead0001").health is Health.NEEDS_LOGIN:  # type: ignore[union-attr]
+                    break
+            for _ in range(3):  # more ticks, more reloads, the scheduler waking: no second toast
+                clock.advance(3600)
+                app.screen.tick()
+                await pilot.pause(0.05)
+            needs_login = [t for t in toasts(app) if t.startswith("Needs login")]
+            assert needs_login == ["Needs login: gone@example.com: refresh token invalid. Select it and press enter."]
+            assert cell(app, "dead0001", "health") == "NEEDS LOGIN: refresh token invalid"
+        assert len([r for r in emulator.requests() if r["operation"] == "CreateToken"]) == 1
