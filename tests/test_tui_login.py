@@ -1,0 +1,170 @@
+"""Device-code login in the TUI, end to end against the emulator: form, code, approval, picker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input, Static
+
+from kiro_tui.core.clock import ManualClock
+from kiro_tui.core.models import AuthMethod, Mode
+from kiro_tui.demo import IDC_PROFILES
+from kiro_tui.tui.screens.accounts import AccountsScreen
+from kiro_tui.tui.screens.choice import ChoiceScreen
+from kiro_tui.tui.screens.device_code import DeviceCodeScreen
+from kiro_tui.tui.widgets.big_code import BigCode
+from tests.support.engine import at, control
+from tests.support.tui import RecordingClipboard, build_app, build_store, toasts
+
+SIZE = (160, 40)
+IDC = "https://d-4444444444.awsapps.com/start"
+
+
+@pytest.fixture
+def rig(tmp_path: Path, emulator, emulator_time):
+    clock = ManualClock(at(emulator_time.now))
+    with build_store(tmp_path / "s.db", []) as store:
+        yield store, clock
+
+
+async def wait_for(pilot, condition, tries: int = 200) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(tries):
+        if condition():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError("condition never became true")
+
+
+async def open_code_screen(pilot, start_url: str = "", region: str | None = None) -> DeviceCodeScreen:  # type: ignore[no-untyped-def]
+    await pilot.press("l")
+    await pilot.pause()
+    form = pilot.app.screen
+    form.query_one("#start-url", Input).value = start_url
+    if region is not None:
+        form.query_one("#region", Input).value = region
+    await pilot.press("enter", "enter")  # start URL → region → submit
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, DeviceCodeScreen))
+    return pilot.app.screen
+
+
+def text_of(screen, selector: str) -> str:  # type: ignore[no-untyped-def]
+    return str(screen.query_one(selector, Static).render())
+
+
+async def tick_polling(pilot, clock: ManualClock, emulator_time, seconds: float = 1) -> None:  # type: ignore[no-untyped-def]
+    emulator_time.advance(seconds)
+    clock.advance(seconds)
+    await pilot.pause(0.05)
+
+
+async def test_identity_center_login_end_to_end(rig, emulator, emulator_time) -> None:
+    store, clock = rig
+    emulator.state.add_user("idc", email="lee@acme.example", region="eu-west-1", start_url=IDC, profiles=IDC_PROFILES)
+    clipboard = RecordingClipboard()
+    app = build_app(store, emulator.url, clock=clock, clipboard=clipboard)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await open_code_screen(pilot, IDC, "eu-west-1")
+        await wait_for(pilot, lambda: screen.login is not None and "Waiting" in text_of(screen, "#poll-status"))
+        code = screen.login.user_code  # type: ignore[union-attr]
+        assert screen.query_one("#user-code", BigCode).plain == code
+        assert clipboard.copied == [code]
+        assert "copied to the clipboard" in text_of(screen, "#clipboard")
+        assert "expires in 10 minutes" in text_of(screen, "#countdown")
+        assert f"{emulator.url}/device" in text_of(screen, "#instructions")
+        await pilot.press("o")
+        await pilot.press("c")
+        assert clipboard.copied == [code, code]
+        control(emulator, "approve", {"user_code": code})
+        await tick_polling(pilot, clock, emulator_time)
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        picker = app.screen
+        assert [label.split("  ")[0].strip() for _, label in picker.options] == ["Team Dev", "Team Prod EU"]
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, AccountsScreen) and store.accounts())
+        (account,) = store.accounts()
+        assert (account.auth_method, account.mode, account.region, account.start_url) == (
+            AuthMethod.IDC, Mode.OWN, "eu-west-1", IDC)
+        assert (account.email, account.profile_name) == ("lee@acme.example", "Team Prod EU")
+        assert any(t.startswith("Logged in: lee@acme.example is ready") for t in toasts(app))
+        # the form remembers the last values
+        await pilot.press("l")
+        await pilot.pause()
+        assert app.screen.query_one("#start-url", Input).value == IDC
+        assert app.screen.query_one("#region", Input).value == "eu-west-1"
+
+
+async def test_builder_id_without_profiles_skips_the_picker(rig, emulator, emulator_time) -> None:
+    store, clock = rig
+    app = build_app(store, emulator.url, clock=clock, clipboard=RecordingClipboard(works=False))
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await open_code_screen(pilot)
+        await wait_for(pilot, lambda: screen.login is not None)
+        assert "OSC 52" in text_of(screen, "#clipboard") and app.clipboard == screen.login.user_code  # type: ignore[union-attr]
+        control(emulator, "approve", {"user_code": screen.login.user_code})  # type: ignore[union-attr]
+        await tick_polling(pilot, clock, emulator_time)
+        await wait_for(pilot, lambda: isinstance(app.screen, AccountsScreen) and store.accounts())
+        assert store.accounts()[0].auth_method is AuthMethod.BUILDER_ID
+        assert store.accounts()[0].profile_arn is None
+
+
+async def test_escape_cancels_and_polling_stops_at_once(rig, emulator, emulator_time) -> None:
+    store, clock = rig
+    app = build_app(store, emulator.url, clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_code_screen(pilot)
+        await wait_for(pilot, lambda: screen.login is not None and "Waiting" in text_of(screen, "#poll-status"))
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, AccountsScreen)
+        polls = len(emulator.requests())
+        for _ in range(5):
+            await tick_polling(pilot, clock, emulator_time, 5)
+        assert len(emulator.requests()) == polls
+        assert store.accounts() == []
+
+
+@pytest.mark.parametrize(
+    ("case", "needle"),
+    [
+        ("denied", "denied in the browser"),
+        ("expired", "expired before it was approved"),
+        ("wrong-region", "no IAM Identity Center at https://d-4444444444.awsapps.com/start in us-east-1"),
+        ("network", "could not reach AWS"),
+    ],
+)
+async def test_login_errors_are_plain_words_and_save_nothing(rig, emulator, emulator_time, case, needle) -> None:
+    store, clock = rig
+    emulator.state.add_user("idc", region="eu-west-1", start_url=IDC)
+    url = "http://127.0.0.1:9" if case == "network" else emulator.url
+    app = build_app(store, url, clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        if case == "wrong-region":
+            screen = await open_code_screen(pilot, IDC, "us-east-1")
+        else:
+            screen = await open_code_screen(pilot)
+        if case == "denied":
+            await wait_for(pilot, lambda: screen.login is not None)
+            control(emulator, "deny", {"user_code": screen.login.user_code})  # type: ignore[union-attr]
+            await tick_polling(pilot, clock, emulator_time)
+        elif case == "expired":
+            await wait_for(pilot, lambda: screen.login is not None)
+            await tick_polling(pilot, clock, emulator_time, 601)
+        await wait_for(pilot, lambda: needle in text_of(screen, "#login-error"))
+        assert "Press escape to go back" in text_of(screen, "#login-error")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, AccountsScreen)
+        assert store.accounts() == []
+
+
+async def test_form_refuses_a_bad_region_in_place(rig) -> None:
+    store, clock = rig
+    app = build_app(store, clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("l")
+        await pilot.pause()
+        app.screen.query_one("#region", Input).value = "Europe"
+        await pilot.press("enter", "enter")
+        await pilot.pause()
+        assert "'Europe' is not an AWS region" in text_of(app.screen, "#form-error")
