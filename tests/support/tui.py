@@ -9,7 +9,7 @@ from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.models import Account, AuthMethod, Health, Mode
-from kiro_tui.core.store import AccountStore
+from kiro_tui.core.store import AccountStore, RefreshLogEntry
 from kiro_tui.tui.app import KiroTuiApp, make_app
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -54,9 +54,18 @@ def sample_accounts(now: datetime = NOW) -> list[Account]:
 
 
 def build_store(path: Path, accounts: list[Account] | None = None) -> AccountStore:
+    """A store holding `accounts` (the samples by default, with some refresh history)."""
     store = AccountStore.open(path)
     for account in accounts if accounts is not None else sample_accounts():
         store.save(account)
+    if accounts is None:
+        with store.transaction() as tx:
+            store.log_refresh(tx, RefreshLogEntry("c3d4e5f6", NOW - timedelta(minutes=75), "failed", "transient",
+                                                  5000, None, "AWS SSO OIDC CreateToken(refresh): timed out"))
+            store.log_refresh(tx, RefreshLogEntry("c3d4e5f6", NOW - timedelta(minutes=74), "refreshed", None,
+                                                  212, 200))
+            store.log_refresh(tx, RefreshLogEntry("c3d4e5f6", NOW - timedelta(minutes=15), "adopted", None,
+                                                  None, None, "newer token from kiro-cli"))
     return store
 
 

@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -172,11 +173,13 @@ class AccountsScreen(Screen[None]):
         has_rows = bool(self.accounts)
         main.display, empty.display = has_rows, not has_rows
         if not has_rows:
-            looked = "\n".join(f"  {path}" for path in self.kiro_app.kiro_cli_candidates)
+            looked = "\n".join(str(path) for path in self.kiro_app.kiro_cli_candidates)
             found = (f"kiro-cli's database is at {self.kiro_app.kiro_cli_db}."
                      if self.kiro_app.kiro_cli_db else f"No kiro-cli database found. Looked in:\n{looked}")
-            empty.update(f"[b]No accounts yet.[/b]\n\n{found}\n\n"
-                         "Press [b]i[/b] to import kiro-cli's logins, or [b]l[/b] to log in with a device code.")
+            empty.update(Text.assemble(
+                ("No accounts yet.", "bold"), f"\n\n{found}\n\nPress ", ("i", "bold"),
+                " to import kiro-cli's logins, or ", ("l", "bold"), " to log in with a device code.",
+            ))
 
     def update_detail(self, fetch_usage: bool = True) -> None:
         account = self.selected()
@@ -184,7 +187,8 @@ class AccountsScreen(Screen[None]):
         history = store.refresh_history(account.id, limit=5) if account else []
         usage = self.usage.get(account.id) if account else None
         self.query_one(AccountDetail).show(account, history, usage, now, self.kiro_app.settings.window,
-                                           bool(account and account.id in self.refreshing))
+                                           bool(account and account.id in self.refreshing),
+                                           self.kiro_app.fetch_usage)
         if account and fetch_usage and self.kiro_app.fetch_usage and (
             usage is None or usage.fetched_at is None or now - usage.fetched_at > USAGE_MAX_AGE
         ):
@@ -244,7 +248,7 @@ class AccountsScreen(Screen[None]):
         if action == "resolve":
             return account is not None and account.status(
                 self.kiro_app.clock.now(), self.kiro_app.settings.window) in fmt.ALERT_STATUSES
-        if action == "refresh_all":
+        if action in ("refresh_all", "filter"):
             return bool(self.accounts)
         if action == "clear_filter":
             return bool(self.filter_text) or self.query_one("#filter", Input).display

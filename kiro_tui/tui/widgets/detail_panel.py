@@ -29,7 +29,7 @@ class AccountDetail(VerticalScroll):
         yield Static(id="detail-body")
 
     def show(self, account: Account | None, history: list[RefreshLogEntry], usage: UsageState | None,
-             now: datetime, window: timedelta, refreshing: bool) -> None:
+             now: datetime, window: timedelta, refreshing: bool, usage_enabled: bool = True) -> None:
         body = self.query_one("#detail-body", Static)
         if account is None:
             body.update(Text("No account selected.", style="dim"))
@@ -45,6 +45,7 @@ class AccountDetail(VerticalScroll):
         row("Account", f"{account.name}  [{account.id}]")
         row("Health", fmt.health(account, now, window, refreshing))
         row("Expires", f"{fmt.expires(account, now)}  ({account.expires_at:%Y-%m-%d %H:%M:%S} UTC)")
+        row("Usage", _usage_text(usage, now, usage_enabled))
         row("Method", account.auth_method.title + (f" ({account.provider})" if account.provider else ""))
         row("Region", account.region)
         row("Start URL", account.start_url)
@@ -67,14 +68,13 @@ class AccountDetail(VerticalScroll):
         row("Failures", account.consecutive_failures or None)
         row("Last error", Text(account.last_error, style="red") if account.last_error else None)
         row("Sync", Text(account.sync_error, style="yellow") if account.sync_error else None)
-        row("Usage", _usage_text(usage, now))
         row("History", _history_text(history, now))
         body.update(grid)
 
 
-def _usage_text(state: UsageState | None, now: datetime) -> Text | str:
+def _usage_text(state: UsageState | None, now: datetime, enabled: bool) -> Text | str:
     if state is None:
-        return Text("loading…", style="dim")
+        return Text("loading…" if enabled else "not fetched", style="dim")
     if state.usage is None:
         return Text(f"unavailable ({fmt.short_reason(state.error)})", style="dim")
     usage = state.usage
