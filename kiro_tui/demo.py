@@ -1,16 +1,19 @@
 """`kiro-tui demo`: the whole app, offline, against the emulator, leaving nothing behind.
 
 A temporary folder holds a kiro-cli database and kiro-tui's store, seeded through the
-emulator with accounts in every interesting state: fresh ones, one expiring that only kiro-cli
-may refresh (follow mode, so it stays "expiring"), one with a short TTL that refreshes while you watch, one whose
-refresh token is revoked so it turns NEEDS LOGIN within seconds, and an IAM Identity Center
-account with two profiles. Login works too: the emulator approves any code after a few
+emulator with accounts in every interesting state: fresh ones, one about to expire that only
+kiro-cli may refresh (follow mode: watch it count down and expire), one with a short TTL that
+refreshes while you watch, one whose refresh token is revoked so it turns NEEDS LOGIN within
+seconds, one whose identity provider keeps failing (retrying with backoff), and an IAM
+Identity Center account with two profiles. Login works too: the emulator approves any code after a few
 seconds, or use its verification page.
 """
 
 from __future__ import annotations
 
+import signal
 import tempfile
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +30,7 @@ from kiro_tui.core.models import Account, AuthMethod, Mode
 from kiro_tui.core.store import AccountStore
 from kiro_tui.core.timefmt import parse_timestamp
 from kiro_tui.emulator import Emulator
+from kiro_tui.emulator.server import Fault
 
 WINDOW = 600
 IDC_START_URL = "https://d-9067c1a2b3.awsapps.com/start"
@@ -101,7 +105,7 @@ def seed_demo(emulator: Emulator, folder: Path, store: AccountStore, now: dateti
     conn.executescript(KIRO_CLI_SCHEMA)
     conn.close()
     # In kiro-cli: a GitHub login about to expire, an Identity Center login with two profiles.
-    write_kiro_cli_login(db, emulator.seed(kind="social", email="alice@example.com", expires_in=7 * 60))
+    write_kiro_cli_login(db, emulator.seed(kind="social", email="alice@example.com", expires_in=40))
     write_kiro_cli_login(db, emulator.seed(kind="idc", email="team@acme.example", region="eu-west-1",
                                            start_url=IDC_START_URL, profiles=IDC_PROFILES, expires_in=45 * 60))
     report = import_snapshot(store, read_kiro_cli(db, now), now, Mode.SYNC)
@@ -115,6 +119,10 @@ def seed_demo(emulator: Emulator, folder: Path, store: AccountStore, now: dateti
     doomed = emulator.seed(kind="builder-id", email="dave@example.com", expires_in=WINDOW + 8)
     store.save(account_from_seed(doomed, "d4fe9913"))
     emulator.state.revoke(email="dave@example.com")
+    flaky = emulator.seed(kind="external-idp", email="frank@contoso.example", expires_in=WINDOW + 3)
+    store.save(account_from_seed(flaky, "f7a3b2e1"))
+    token_path = urllib.parse.urlsplit(flaky["token"]["token_endpoint"]).path
+    emulator.app.faults.append(Fault(path=token_path, count=1_000_000, status=503))
     return db
 
 
@@ -139,4 +147,8 @@ def run_demo(approve_after: float = 5.0) -> None:
     with demo_environment(approve_after) as demo:
         app = make_app(demo.store, demo.settings, SystemClock(), Endpoints(override=demo.emulator.url),
                        demo.kiro_cli_db, [demo.kiro_cli_db])
+        # A closed terminal (SIGHUP) or a kill (SIGTERM) ends the app normally, so the
+        # temporary folder and the emulator are still cleaned up.
+        for signum in (signal.SIGHUP, signal.SIGTERM) if hasattr(signal, "SIGHUP") else ():
+            signal.signal(signum, lambda *_: app.exit())
         app.run()

@@ -43,7 +43,7 @@ async def open_code_screen(pilot, start_url: str = "", region: str | None = None
     form.query_one("#start-url", Input).value = start_url
     if region is not None:
         form.query_one("#region", Input).value = region
-    await pilot.press("enter", "enter")  # start URL → region → submit
+    await pilot.press("enter")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, DeviceCodeScreen))
     return pilot.app.screen
 
@@ -165,6 +165,6 @@ async def test_form_refuses_a_bad_region_in_place(rig) -> None:
         await pilot.press("l")
         await pilot.pause()
         app.screen.query_one("#region", Input).value = "Europe"
-        await pilot.press("enter", "enter")
+        await pilot.press("enter")
         await pilot.pause()
         assert "'Europe' is not an AWS region" in text_of(app.screen, "#form-error")

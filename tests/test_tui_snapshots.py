@@ -68,7 +68,7 @@ def test_login_code_screen(snap_compare, tmp_path: Path, emulator, emulator_time
         async def start_login(pilot) -> None:  # type: ignore[no-untyped-def]
             await pilot.press("l")
             await pilot.pause()
-            await pilot.press("enter", "enter")
+            await pilot.press("enter")
             for _ in range(100):
                 screen = pilot.app.screen
                 if isinstance(screen, DeviceCodeScreen) and screen.login is not None:

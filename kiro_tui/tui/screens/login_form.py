@@ -24,7 +24,7 @@ class LoginFormScreen(ModalScreen[LoginRequest | None]):
             yield Label("IAM Identity Center start URL (leave blank for AWS Builder ID)")
             yield Input(self.prefill.start_url or "", placeholder="https://d-1234567890.awsapps.com/start",
                         id="start-url")
-            yield Label("Region of your Identity Center (Builder ID: us-east-1)")
+            yield Label("Region of your Identity Center (Builder ID: us-east-1). Tab moves, Enter logs in.")
             yield Input(self.prefill.region, placeholder="us-east-1", id="region")
             yield Static("", id="form-error", classes="error")
             with Horizontal(classes="dialog-buttons"):
@@ -34,11 +34,9 @@ class LoginFormScreen(ModalScreen[LoginRequest | None]):
     def on_mount(self) -> None:
         self.query_one("#start-url", Input).focus()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "start-url":
-            self.query_one("#region", Input).focus()
-        else:
-            self.submit()
+    def on_input_submitted(self) -> None:
+        """Enter logs in from either field (the region is prefilled); Tab moves between them."""
+        self.submit()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "submit":

@@ -1,0 +1,116 @@
+"""The installed `kiro-tui demo`, driven in tmux like a person at a terminal."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+
+import pytest
+
+
+def demo_folders() -> set[str]:
+    import tempfile
+    from pathlib import Path
+
+    return {p.name for p in Path(tempfile.gettempdir()).glob("kiro-tui-demo-*")}
+
+
+class Tmux:
+    def __init__(self, socket: str, env: dict[str, str]) -> None:
+        self.socket, self.env = socket, env
+        self.folders_before: set[str] = set()
+
+    def run(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, env=self.env,
+                              check=True).stdout
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-t", "demo", "-p")
+
+    def keys(self, *keys: str) -> None:
+        self.run("send-keys", "-t", "demo", *keys)
+
+    def session_ends(self, timeout: float) -> bool:
+        """True once the demo's session is gone (the program exited and tmux closed its window)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            alive = subprocess.run(["tmux", "-L", self.socket, "has-session", "-t", "demo"],
+                                   capture_output=True, env=self.env).returncode == 0
+            if not alive:
+                return True
+            time.sleep(0.2)
+        return False
+
+    def wait_for(self, condition: Callable[[str], bool], timeout: float = 30, what: str = "") -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.screen()
+            if condition(text):
+                return text
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}; screen was:\n{self.screen()}")
+
+
+@pytest.fixture
+def tmux(kiro_tui_exe: str, tmp_path):
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is not installed (.ci/run installs it with apt-get)")
+    env = {**os.environ, "TERM": "xterm-256color", "TMUX": ""}
+    session = Tmux(f"kiro-tui-test-{os.getpid()}", env)
+    session.folders_before = demo_folders()
+    session.run("new-session", "-d", "-s", "demo", "-x", "160", "-y", "40", f"{kiro_tui_exe} demo --approve-after 600")
+    try:
+        yield session
+    finally:
+        subprocess.run(["tmux", "-L", session.socket, "kill-server"], capture_output=True, env=env)
+
+
+def row(screen: str, name: str) -> str:
+    return next((line for line in screen.splitlines() if line.lstrip().startswith(name)), "")
+
+
+def test_demo_in_tmux(tmux: Tmux) -> None:
+    before = tmux.folders_before
+    first = tmux.wait_for(lambda s: "alice@example.com" in s or "GitHub (kiro-cli)" in s
+                          and "erin@example.com" in s, what="the accounts to appear")
+    assert "IdC d-9067c1a2b3 (kiro-cli)" in first or "team@acme.example" in first
+    assert "Traceback" not in first
+    alice = row(first, "GitHub (kiro-cli)") or row(first, "alice@example.com")
+    assert re.search(r"in \d+ seconds", alice), alice
+    time.sleep(2.5)
+    second = tmux.screen()
+    alice_later = row(second, "GitHub (kiro-cli)") or row(second, "alice@example.com")
+    assert alice_later and alice_later != alice  # the countdown moved, in place
+
+    tmux.wait_for(lambda s: "NEEDS LOGIN" in s, what="the revoked account to need a login")
+    tmux.wait_for(lambda s: "retrying" in s and "server error" in s, what="the failing IdP to back off")
+
+    tmux.keys("i")
+    tmux.wait_for(lambda s: "Imported from kiro-cli" in s and "unchanged" in s, what="the import toast")
+
+    tmux.keys("l")
+    tmux.wait_for(lambda s: "Log in with a device code" in s, what="the login form")
+    tmux.keys("Enter")  # blank start URL: AWS Builder ID
+    code_screen = tmux.wait_for(lambda s: "enter this code" in s, what="a device code")
+    assert "Log in to AWS Builder ID" in code_screen and "expires in 10 minutes" in code_screen
+    assert "╭" in code_screen or "┌" in code_screen  # the code in large type
+    tmux.keys("Escape")
+    tmux.wait_for(lambda s: "Log in" in s and "Import" in s and "enter this code" not in s, what="the accounts")
+    tmux.keys("q")
+    assert tmux.session_ends(timeout=10), "q did not quit the demo"
+    assert demo_folders() <= before  # the demo left nothing behind
+
+
+def test_demo_cleans_up_when_its_terminal_closes(tmux: Tmux) -> None:
+    before = tmux.folders_before
+    tmux.wait_for(lambda s: "erin@example.com" in s, what="the accounts to appear")
+    assert len(demo_folders() - before) == 1  # the demo's own folder, while it runs
+    tmux.run("kill-session", "-t", "demo")  # the terminal goes away: SIGHUP
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and demo_folders() - before:
+        time.sleep(0.2)
+    assert demo_folders() <= before
