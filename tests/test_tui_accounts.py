@@ -36,7 +36,8 @@ def table(app) -> AccountsTable:  # type: ignore[no-untyped-def]
 async def select(pilot, account_id: str) -> None:  # type: ignore[no-untyped-def]
     grid = table(pilot.app)
     grid.move_cursor(row=grid.get_row_index(account_id))
-    await pilot.pause()
+    await pilot.pause()  # the highlight message
+    await pilot.pause()  # the footer, recomposed for the new bindings
 
 
 def footer_keys(app) -> list[str]:  # type: ignore[no-untyped-def]

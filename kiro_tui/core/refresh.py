@@ -208,8 +208,8 @@ class Refresher:
 
     async def retry_write_backs(self) -> None:
         """Write back tokens kiro-cli could not take earlier (its database was busy)."""
-        for account in self.store.accounts():
-            if account.extra.get(WRITEBACK_PENDING) and account.mode is Mode.SYNC:
+        for account in self.store.accounts_marked(WRITEBACK_PENDING):
+            if account.mode is Mode.SYNC:
                 await self._write_back(account, str(account.extra[WRITEBACK_PENDING]))
 
     async def _write_back(self, account: Account, spent: str) -> None:

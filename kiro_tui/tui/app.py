@@ -53,15 +53,24 @@ class KiroTuiApp(App[None]):
         self.accounts_screen = AccountsScreen()
 
     async def on_mount(self) -> None:
-        self.http = make_http_client()
+        await self.push_screen(self.accounts_screen)
+        # The engine (and the TLS setup of its HTTP client) starts once the first screen is up.
+        self.call_after_refresh(self.start_engine)
+
+    def start_engine(self) -> None:
+        """Build the engine; run it for the session unless told not to (tests, snapshots)."""
         self.engine = Engine(
-            self.store, self.settings, self.clock, self.http, self.endpoints, self.kiro_cli_db,
+            self.store, self.settings, self.clock, self.http_client(), self.endpoints, self.kiro_cli_db,
             on_change=self._status_changed, on_import=self._auto_imported, on_error=self._auto_import_failed,
         )
-        await self.push_screen(self.accounts_screen)
         if self.run_engine:
             self.run_worker(self.engine.run(), group="engine", exit_on_error=False,
                             description="refresh scheduler and kiro-cli watcher")
+
+    def http_client(self) -> httpx.AsyncClient:
+        if self.http is None:
+            self.http = make_http_client()
+        return self.http
 
     async def on_unmount(self) -> None:
         if self.http is not None:
@@ -70,11 +79,11 @@ class KiroTuiApp(App[None]):
     # ------------------------------------------------------------------ services for screens
 
     def login_flow(self) -> LoginFlow:
-        assert self.http is not None
-        return LoginFlow(OidcClient(self.http, self.endpoints), QClient(self.http, self.endpoints), self.clock)
+        http = self.http_client()
+        return LoginFlow(OidcClient(http, self.endpoints), QClient(http, self.endpoints), self.clock)
 
-    def q_client(self) -> QClient | None:
-        return QClient(self.http, self.endpoints) if self.http is not None else None
+    def q_client(self) -> QClient:
+        return QClient(self.http_client(), self.endpoints)
 
     def find_kiro_cli_db(self) -> Path | None:
         found = next((p for p in self.kiro_cli_candidates if p.exists()), None)

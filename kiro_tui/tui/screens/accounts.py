@@ -27,6 +27,7 @@ from kiro_tui.core.importer import ImportReport, import_snapshot
 from kiro_tui.core.kiro_cli import profile_region, read_kiro_cli
 from kiro_tui.core.login import LoginError, LoginRequest, last_request, set_profile
 from kiro_tui.core.models import Account, Mode, Status
+from kiro_tui.core.store import RefreshLogEntry
 from kiro_tui.core.summary import describe_expiry
 from kiro_tui.tui import format as fmt
 from kiro_tui.tui.clipboard import copy_text
@@ -78,6 +79,7 @@ class AccountsScreen(Screen[None]):
         self.usage: dict[str, UsageState] = {}
         self.known_status: dict[str, Status] = {}
         self._marker: tuple[int, int] | None = None
+        self._history: tuple[str, tuple[int, int] | None, list[RefreshLogEntry]] | None = None
         self.profiles_cache: dict[str, Profile] = {}
 
     @property
@@ -131,7 +133,7 @@ class AccountsScreen(Screen[None]):
         self.update_summary(now)
         self.update_empty_state()
         self.update_detail()
-        self.refresh_bindings()
+        self.refresh_bindings_if_changed()
 
     def tick(self) -> None:
         """Once a second: re-read if anything committed; else repaint countdowns only."""
@@ -184,7 +186,7 @@ class AccountsScreen(Screen[None]):
     def update_detail(self, fetch_usage: bool = True) -> None:
         account = self.selected()
         store, now = self.kiro_app.store, self.kiro_app.clock.now()
-        history = store.refresh_history(account.id, limit=5) if account else []
+        history = self.history_of(account.id) if account else []
         usage = self.usage.get(account.id) if account else None
         self.query_one(AccountDetail).show(account, history, usage, now, self.kiro_app.settings.window,
                                            bool(account and account.id in self.refreshing),
@@ -194,12 +196,18 @@ class AccountsScreen(Screen[None]):
         ):
             self.load_usage(account)
 
+    def history_of(self, account_id: str) -> list[RefreshLogEntry]:
+        """The last refreshes of one account, re-read only when the store changed."""
+        if self._history is None or self._history[:2] != (account_id, self._marker):
+            self._history = (account_id, self._marker, self.kiro_app.store.refresh_history(account_id, limit=5))
+        return self._history[2]
+
     # ------------------------------------------------------------------ events
 
     @on(DataTable.RowHighlighted)
     def row_highlighted(self) -> None:
         self.update_detail()
-        self.refresh_bindings()
+        self.refresh_bindings_if_changed()
 
     @on(DataTable.RowSelected)
     def row_selected(self) -> None:
@@ -240,6 +248,16 @@ class AccountsScreen(Screen[None]):
         self.update_detail(fetch_usage=False)
 
     # ------------------------------------------------------------------ which keys work now
+
+    def refresh_bindings_if_changed(self) -> None:
+        """Rebuilding the footer is not free: do it only when the keys that work changed."""
+        account = self.selected()
+        now = self.kiro_app.clock.now()
+        state = (bool(self.accounts), account is not None, bool(self.filter_text),
+                 account is not None and account.status(now, self.kiro_app.settings.window) in fmt.ALERT_STATUSES)
+        if state != getattr(self, "_binding_state", None):
+            self._binding_state = state
+            self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         account = self.selected() if self.is_mounted else None
@@ -478,8 +496,6 @@ class AccountsScreen(Screen[None]):
     @work(group="usage", exclusive=True, exit_on_error=False, description="fetch usage")
     async def load_usage(self, account: Account) -> None:
         q = self.kiro_app.q_client()
-        if q is None:
-            return
         region = profile_region(account.profile_arn) or "us-east-1"
         try:
             usage = await q.get_usage_limits(account.access_token, region, account.profile_arn)

@@ -51,10 +51,6 @@ class AccountsTable(DataTable[Text | str]):
             ) in fmt.ALERT_STATUSES
         return True
 
-    def watch_cursor_coordinate(self, old: object, new: object) -> None:
-        super().watch_cursor_coordinate(old, new)  # type: ignore[arg-type]
-        self.refresh_bindings()
-
     @property
     def selected_id(self) -> str | None:
         if not self.row_count:
@@ -93,8 +89,7 @@ class AccountsTable(DataTable[Text | str]):
                 cells = self.cells(account, now)
                 if account.id not in self.accounts:
                     self.add_row(*(cells[key] for key, _ in COLUMNS), key=account.id)
-                    self._painted.update({(account.id, k): _signature(v) for k, v in cells.items()})
-                    reorder = True
+                    reorder = True  # its cells are remembered when first repainted
                 else:
                     reorder |= self.accounts[account.id].name != account.name
                     self._paint(account.id, cells)

@@ -32,15 +32,13 @@ class AccountDetail(VerticalScroll):
              now: datetime, window: timedelta, refreshing: bool, usage_enabled: bool = True) -> None:
         body = self.query_one("#detail-body", Static)
         if account is None:
-            body.update(Text("No account selected.", style="dim"))
+            self._update_body(body, [], Text("No account selected.", style="dim"))
             return
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="bold", no_wrap=True)
-        grid.add_column()
+        rows: list[tuple[str, Text | str]] = []
 
         def row(label: str, value: object) -> None:
             if value not in (None, ""):
-                grid.add_row(label, value if isinstance(value, Text) else str(value))
+                rows.append((label, value if isinstance(value, Text) else str(value)))
 
         row("Account", f"{account.name}  [{account.id}]")
         row("Health", fmt.health(account, now, window, refreshing))
@@ -69,7 +67,21 @@ class AccountDetail(VerticalScroll):
         row("Last error", Text(account.last_error, style="red") if account.last_error else None)
         row("Sync", Text(account.sync_error, style="yellow") if account.sync_error else None)
         row("History", _history_text(history, now))
-        body.update(grid)
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column()
+        for label, value in rows:
+            grid.add_row(label, value)
+        self._update_body(body, rows, grid)
+
+    def _update_body(self, body: Static, rows: list[tuple[str, Text | str]], content: object) -> None:
+        """Update only when what is shown changed: most seconds, nothing did."""
+        signature = [(label, value.markup if isinstance(value, Text) else value) for label, value in rows]
+        if not rows:
+            signature = [("", str(content))]
+        if signature != getattr(self, "_shown", None):
+            self._shown = signature
+            body.update(content)  # type: ignore[arg-type]
 
 
 def _usage_text(state: UsageState | None, now: datetime, enabled: bool) -> Text | str:

@@ -36,7 +36,9 @@ class SummaryBar(Static):
                 text.append(f" (unreadable: {fmt.short_reason(watch_error)[:60]})", style="red")
             elif last_read is not None:
                 text.append(f", read {fmt.ago(last_read, now)}", style="dim")
-        self.update(text)
+        if text.markup != getattr(self, "_shown", None):  # most seconds nothing changed
+            self._shown = text.markup
+            self.update(text)
 
 
 def _home_relative(path: Path) -> str:
