@@ -8,6 +8,7 @@ still import. The database file itself is never modified by a read.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -123,6 +124,19 @@ def find_kiro_cli_db(candidates: list[Path]) -> Path:
 
 def _check_file(path: Path) -> None:
     try:
+        if path.is_symlink() and not path.exists():
+            try:
+                os.stat(path)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise KiroCliError(
+                        f"cannot read kiro-cli database {path}: it is a symbolic link that loops; "
+                        "fix the link or pass the real file with --db"
+                    ) from exc
+            raise KiroCliError(
+                f"cannot read kiro-cli database {path}: it is a symbolic link to {os.readlink(path)}, "
+                "which does not exist; fix the link or pass the real file with --db"
+            )
         if path.is_dir():
             raise KiroCliError(f"{path} is a folder, not kiro-cli's data.sqlite3; pass the file with --db")
         if not path.exists():
