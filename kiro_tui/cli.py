@@ -39,7 +39,10 @@ def _settings() -> Settings:
 
 
 def _open_store() -> AccountStore:
-    return AccountStore.open(paths.store_file())
+    store = AccountStore.open(paths.store_file())
+    for message in store.permission_fixes:
+        print(f"kiro-tui: warning: {message}", file=sys.stderr)
+    return store
 
 
 def kiro_cli_db_path(explicit: str | None, settings: Settings) -> Path:

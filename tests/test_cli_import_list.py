@@ -182,3 +182,13 @@ def test_help_lists_commands_and_module_entry_point(kiro_tui_exe: str) -> None:
         assert command in result.out
     module = subprocess.run([sys.executable, "-m", "kiro_tui", "--help"], capture_output=True, text=True)
     assert module.returncode == 0 and "import" in module.stdout
+
+
+def test_loose_store_permissions_are_fixed_with_a_warning(kiro_tui_exe: str, isolated_dirs: Path) -> None:
+    assert run_cli(kiro_tui_exe, "list").code == 0
+    store = isolated_dirs / "data" / "kiro-tui" / "accounts.db"
+    store.chmod(0o644)
+    result = run_cli(kiro_tui_exe, "list")
+    assert result.code == 0
+    assert f"kiro-tui: warning: {store} was readable by others (mode 0644); set it to 0600" in result.err
+    assert oct(store.stat().st_mode & 0o777) == "0o600"

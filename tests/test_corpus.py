@@ -11,7 +11,7 @@ import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from tests.support.kiro_cli_db import DEFAULT_SOCIAL_PROFILE_ARN, KiroCliDb, rfc
 from tests.support.run import run_cli
 
 SOON = datetime.now(UTC) + timedelta(hours=1)
+IST = timezone(timedelta(hours=5, minutes=30))
 
 
 def social(**changes: object) -> dict[str, object]:
@@ -136,8 +137,7 @@ CASES = [
     Case("nine fraction digits", lambda f: path_of(db_with(
         f, auth={SOCIAL: social(expires_at=rfc3339(SOON)[:19] + ".123456789Z")})), 0, "added", 1),
     Case("offset not Z", lambda f: path_of(db_with(
-        f, auth={SOCIAL: social(expires_at=(SOON.astimezone(
-            __import__("datetime").timezone(timedelta(hours=5, minutes=30)))).isoformat())})), 0, "added", 1),
+        f, auth={SOCIAL: social(expires_at=SOON.astimezone(IST).isoformat())})), 0, "added", 1),
     Case("no timezone", lambda f: path_of(db_with(f, auth={SOCIAL: social(expires_at="2030-01-01T00:00:00")})),
          1, "with a timezone"),
     Case("year 9999", lambda f: path_of(db_with(f, auth={SOCIAL: social(expires_at="9999-12-31T23:59:59Z")})),

@@ -52,9 +52,13 @@ def test_loose_permissions_are_tightened_on_open(tmp_path: Path) -> None:
     AccountStore.open(path).close()
     path.chmod(0o644)
     tmp_path.chmod(0o755)
-    AccountStore.open(path).close()
+    with AccountStore.open(path) as store:
+        assert len(store.permission_fixes) == 2
+        assert "was readable by others (mode 0644); set it to 0600" in store.permission_fixes[1]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o700
+    with AccountStore.open(path) as store:
+        assert store.permission_fixes == []
 
 
 def test_round_trip_keeps_every_field(tmp_path: Path) -> None:

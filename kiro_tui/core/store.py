@@ -8,6 +8,7 @@ A store from a newer kiro-tui, or a corrupt one, is refused and never written to
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import stat
@@ -20,6 +21,8 @@ from pathlib import Path
 from kiro_tui.core.errors import StoreError
 from kiro_tui.core.models import ACCOUNT_FIELDS, Account, AuthMethod, Health, Mode
 from kiro_tui.core.timefmt import format_timestamp, parse_timestamp
+
+log = logging.getLogger("kiro_tui.store")
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -125,11 +128,12 @@ def _from_column(name: str, value: object) -> object:
     return value
 
 
-def _ensure_private(path: Path, mode: int) -> None:
-    """Tighten permissions that are looser than `mode` (never loosen them)."""
+def _ensure_private(path: Path, mode: int, fixed: list[str]) -> None:
+    """Tighten permissions that are looser than `mode` (never loosen them), and say so."""
     current = stat.S_IMODE(path.stat().st_mode)
     if current & ~mode:
         os.chmod(path, mode)
+        fixed.append(f"{path} was readable by others (mode {current:04o}); set it to {mode:04o}")
 
 
 class AccountStore:
@@ -137,6 +141,7 @@ class AccountStore:
 
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
         self.path = path
+        self.permission_fixes: list[str] = []  # warnings for the user: modes we had to tighten
         self._db = connection
         self._durable = True
         self.commits = 0  # our own commits; PRAGMA data_version counts everyone else's
@@ -144,12 +149,13 @@ class AccountStore:
     @classmethod
     def open(cls, path: Path) -> AccountStore:
         path = Path(path)
+        fixed: list[str] = []
         try:
             path.parent.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
-            _ensure_private(path.parent, _DIR_MODE)
+            _ensure_private(path.parent, _DIR_MODE, fixed)
             if not path.exists():
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, _FILE_MODE))
-            _ensure_private(path, _FILE_MODE)
+            _ensure_private(path, _FILE_MODE, fixed)
         except PermissionError as exc:
             raise StoreError(
                 f"cannot use the account store {path}: permission denied; "
@@ -176,7 +182,10 @@ class AccountStore:
         for suffix in ("-wal", "-shm"):
             side = path.with_name(path.name + suffix)
             if side.exists():
-                _ensure_private(side, _FILE_MODE)
+                _ensure_private(side, _FILE_MODE, fixed)
+        store.permission_fixes = fixed
+        for message in fixed:
+            log.warning("%s", message)
         return store
 
     def _prepare(self) -> None:

@@ -134,6 +134,7 @@ class EmulatorState:
         self.idc_regions: dict[str, str] = {}
         self.flavours = {"rpc", "rest"}
         self.rotation_grace = 0.0  # seconds a rotated-away refresh token keeps working (0: none)
+        self.issued_secrets: list[str] = []  # every token, client secret and device code handed out
         self.next_user_codes: list[str] = []  # codes to hand out next (tests, screenshots)
         self.verification_uri: str | None = None  # what to report instead of our own /device page
         self.rotated_from: dict[str, str] = {}  # new refresh token -> the one it replaced
@@ -191,6 +192,7 @@ class EmulatorState:
     def issue_tokens(self, user: User, client_id: str | None, ttl: int | None = None,
                      access: str | None = None, refresh: str | None = None) -> dict[str, object]:
         access, refresh = access or _token("aoa"), refresh or _token("aor")
+        self.issued_secrets += [access, refresh]
         ttl = self.token_ttl if ttl is None else ttl
         self.access_tokens[access] = (user.email, self.clock() + ttl)
         self.refresh_grants[refresh] = Grant(user.email, client_id)
@@ -245,6 +247,7 @@ class EmulatorState:
             expires_at=now + ttl,
         )
         self.registrations[reg.client_id] = reg
+        self.issued_secrets.append(reg.client_secret)
         return {
             "clientId": reg.client_id,
             "clientSecret": reg.client_secret,
@@ -284,6 +287,7 @@ class EmulatorState:
             created_at=self.clock(),
         )
         self.devices[device.device_code] = device
+        self.issued_secrets.append(device.device_code)
         uri = self.verification_uri or f"{self.base_url}/device"
         return {
             "deviceCode": device.device_code,
