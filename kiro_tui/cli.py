@@ -270,11 +270,7 @@ def cmd_mode(args: argparse.Namespace) -> int:
     mode = Mode(args.mode)
     with _open_store() as store:
         account = store.resolve_id(args.id)
-        if mode is not Mode.OWN and not account.source:
-            raise CommandFailed(
-                f"{account.id} ({account.name}) was not imported from kiro-cli, so only `own` applies to it"
-            )
-        store.update(account.id, mode=mode, sync_error=None)
+        store.set_mode(account, mode)
     print(f"{account.id} ({account.name}): mode {account.mode.value} → {mode.value}")
     return EXIT_OK
 

@@ -110,6 +110,11 @@ class Account:
         """What a person calls this account: the email once known, else the label."""
         return self.email or self.label or self.id
 
+    @property
+    def allowed_modes(self) -> tuple[Mode, ...]:
+        """sync and follow need a kiro-cli login to follow; a kiro-tui login can only be own."""
+        return (Mode.SYNC, Mode.FOLLOW, Mode.OWN) if self.source else (Mode.OWN,)
+
     def status(self, now: datetime, window: timedelta = DEFAULT_REFRESH_WINDOW, refreshing: bool = False) -> Status:
         """Health wins over expiry: a dead refresh token matters more than a countdown."""
         if refreshing and self.health in (Health.OK, Health.REFRESH_FAILING):

@@ -306,6 +306,14 @@ class AccountStore:
         with self.transaction() as tx:
             tx.execute(sql, params)
 
+    def set_mode(self, account: Account, mode: Mode) -> None:
+        """Change how an account coexists with kiro-cli (see docs/accounts-and-modes.md)."""
+        if mode not in account.allowed_modes:
+            raise StoreError(
+                f"{account.id} ({account.name}) was not imported from kiro-cli, so only `own` applies to it"
+            )
+        self.update(account.id, mode=mode, sync_error=None)
+
     def delete(self, account_id: str) -> bool:
         with self.transaction() as tx:
             return tx.execute("DELETE FROM accounts WHERE id = ?", (account_id,)).rowcount > 0

@@ -392,8 +392,8 @@ class AccountsScreen(Screen[None]):
         account = self.selected()
         if account is None:
             return
-        modes = [Mode.SYNC, Mode.FOLLOW, Mode.OWN] if account.source else [Mode.OWN]
-        explanation = "" if account.source else "Only own applies: this login is not in kiro-cli's database."
+        modes = account.allowed_modes
+        explanation = "" if len(modes) > 1 else "Only own applies: this login is not in kiro-cli's database."
         self.app.push_screen(
             ChoiceScreen(f"Mode for {account.name}", [(m.value, MODE_HELP[m]) for m in modes], explanation,
                          highlighted=account.mode.value),
@@ -403,7 +403,7 @@ class AccountsScreen(Screen[None]):
     def mode_chosen(self, account: Account, chosen: str | None) -> None:
         if chosen is None or chosen == account.mode.value:
             return
-        self.kiro_app.store.update(account.id, mode=Mode(chosen), sync_error=None)
+        self.kiro_app.store.set_mode(account, Mode(chosen))
         if self.kiro_app.engine:
             self.kiro_app.engine.scheduler.schedule(account.id)
         self.reload()
