@@ -272,7 +272,7 @@ async def test_scheduler_refreshes_each_account_within_a_second_of_its_due_time(
             await scheduler.wait_idle()
             assert rig.store.get(account_id).last_refresh_at is None  # type: ignore[union-attr]
             rig.clock.set(due)
-            for _ in range(100):  # let the woken scheduler run; the clock does not move meanwhile
+            for _ in range(400):  # let the woken scheduler run; the clock does not move meanwhile
                 await asyncio.sleep(0.005)
                 await scheduler.wait_idle()
                 if rig.store.get(account_id).last_refresh_at:  # type: ignore[union-attr]
@@ -304,7 +304,7 @@ async def test_concurrency_is_bounded_and_single_flight(rig: Rig) -> None:
     rig.refresher._call = counting  # type: ignore[method-assign]
     scheduler = RefreshScheduler(rig.store, rig.refresher, rig.clock, Settings(concurrency=3))
     task = asyncio.create_task(scheduler.run())
-    for _ in range(200):
+    for _ in range(1000):
         await asyncio.sleep(0.01)
         if len(per_account) == 12 and running == 0:
             break

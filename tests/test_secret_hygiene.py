@@ -85,7 +85,10 @@ async def test_nothing_kiro_tui_writes_or_shows_holds_a_secret(
     config.write_text("watch_interval = 0.3\nrefresh_window = 3600\n")
     watch = subprocess.Popen([kiro_tui_exe, "watch"], env={**os.environ, **env}, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
-    time.sleep(3)
+    log_file = isolated_dirs / "state" / "kiro-tui" / "log" / "kiro-tui.log"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (log_file.exists() and "→" in log_file.read_text()):
+        time.sleep(0.1)
     watch.send_signal(signal.SIGTERM)
     out, err = watch.communicate(timeout=15)
     seen["kiro-tui watch (stdout)"], seen["kiro-tui watch (stderr)"] = out, err

@@ -306,7 +306,7 @@ async def test_needs_login_toast_appears_exactly_once(tmp_path: Path, emulator, 
         control(emulator, "revoke", {"email": "gone@example.com"})
         app = build_app(store, emulator.url, clock=clock, run_engine=True, kiro_cli_db=None)
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            for _ in range(100):
+            for _ in range(500):  # the engine starts after the first paint, then makes its one call
                 await pilot.pause(0.02)
                 if store.get("dead0001").health is Health.NEEDS_LOGIN:  # type: ignore[union-attr]
                     break

@@ -28,7 +28,7 @@ def rig(tmp_path: Path, emulator, emulator_time):
         yield store, clock
 
 
-async def wait_for(pilot, condition, tries: int = 200) -> None:  # type: ignore[no-untyped-def]
+async def wait_for(pilot, condition, tries: int = 500) -> None:  # type: ignore[no-untyped-def]
     for _ in range(tries):
         if condition():
             return
