@@ -16,6 +16,7 @@ from kiro_tui.tui.screens.choice import ChoiceScreen, LoadingChoiceScreen
 from kiro_tui.tui.screens.confirm import ConfirmScreen
 from kiro_tui.tui.screens.help import HelpScreen
 from kiro_tui.tui.widgets.accounts_table import AccountsTable
+from kiro_tui.tui.widgets.detail_panel import AccountDetail
 from tests.support.engine import at, control, seed_into_kiro_cli
 from tests.support.kiro_cli_db import KiroCliDb
 from tests.support.tui import NOW, RecordingClipboard, build_app, build_store, cell, toasts
@@ -318,3 +319,37 @@ async def test_needs_login_toast_appears_exactly_once(tmp_path: Path, emulator, 
             assert needs_login == ["Needs login: gone@example.com: refresh token invalid. Select it and press enter."]
             assert cell(app, "dead0001", "health") == "NEEDS LOGIN: refresh token invalid"
         assert len([r for r in emulator.requests() if r["operation"] == "CreateToken"]) == 1
+
+
+async def test_usage_is_fetched_lazily_cached_and_marked_stale_on_error(tmp_path: Path, emulator,
+                                                                       emulator_time) -> None:
+    from kiro_tui.demo import account_from_seed
+
+    clock = ManualClock(at(emulator_time.now))
+    with build_store(tmp_path / "s.db", []) as store:
+        store.save(account_from_seed(emulator.seed(kind="social", email="u@example.com"), "usage001"))
+        app = build_app(store, emulator.url, clock=clock, fetch_usage=True)
+        async with app.run_test(size=SIZE) as pilot:
+            detail = app.screen.query_one(AccountDetail)
+
+            def usage_row() -> str:
+                return dict(detail.shown).get("Usage", "")
+
+            for _ in range(200):
+                await pilot.pause(0.02)
+                if "12.5 of 50 used" in usage_row():
+                    break
+            assert "12.5 of 50 used" in usage_row() and "KIRO FREE" in usage_row()
+            calls = len([r for r in emulator.requests() if r["operation"] == "GetUsageLimits"])
+            assert calls == 1
+            app.screen.update_detail()  # selecting again within five minutes: from the cache
+            await pilot.pause(0.1)
+            assert len([r for r in emulator.requests() if r["operation"] == "GetUsageLimits"]) == 1
+            control(emulator, "faults", {"path": "GetUsageLimits", "status": 500, "count": 5})
+            clock.advance(6 * 60)
+            app.screen.update_detail()
+            for _ in range(200):
+                await pilot.pause(0.02)
+                if "stale" in usage_row():
+                    break
+            assert "12.5 of 50 used" in usage_row() and "stale" in usage_row()  # the last good figures, marked

@@ -25,6 +25,9 @@ class UsageState:
 
 
 class AccountDetail(VerticalScroll):
+    shown: list[tuple[str, str]] = []
+    """What the panel shows now, as (label, text) rows: compared to skip needless repaints."""
+
     def compose(self):  # type: ignore[no-untyped-def]
         yield Static(id="detail-body")
 
@@ -79,8 +82,8 @@ class AccountDetail(VerticalScroll):
         signature = [(label, value.markup if isinstance(value, Text) else value) for label, value in rows]
         if not rows:
             signature = [("", str(content))]
-        if signature != getattr(self, "_shown", None):
-            self._shown = signature
+        if signature != self.shown:
+            self.shown = signature
             body.update(content)  # type: ignore[arg-type]
 
 
