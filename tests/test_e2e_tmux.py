@@ -8,21 +8,18 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 
-def demo_folders() -> set[str]:
-    import tempfile
-    from pathlib import Path
-
-    return {p.name for p in Path(tempfile.gettempdir()).glob("kiro-tui-demo-*")}
-
-
 class Tmux:
-    def __init__(self, socket: str, env: dict[str, str]) -> None:
-        self.socket, self.env = socket, env
-        self.folders_before: set[str] = set()
+    def __init__(self, socket: str, env: dict[str, str], tmpdir: Path) -> None:
+        self.socket, self.env, self.tmpdir = socket, env, tmpdir
+
+    def demo_folders(self) -> set[str]:
+        """The demo's temporary folders: in this test's own TMPDIR, so no other run interferes."""
+        return {p.name for p in self.tmpdir.glob("kiro-tui-demo-*")}
 
     def run(self, *args: str) -> str:
         return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, env=self.env,
@@ -59,9 +56,10 @@ class Tmux:
 def tmux(kiro_tui_exe: str, tmp_path):
     if shutil.which("tmux") is None:
         pytest.fail("tmux is not installed (.ci/run installs it with apt-get)")
-    env = {**os.environ, "TERM": "xterm-256color", "TMUX": ""}
-    session = Tmux(f"kiro-tui-test-{os.getpid()}", env)
-    session.folders_before = demo_folders()
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    env = {**os.environ, "TERM": "xterm-256color", "TMUX": "", "TMPDIR": str(tmpdir)}
+    session = Tmux(f"kiro-tui-test-{os.getpid()}", env, tmpdir)
     session.run("new-session", "-d", "-s", "demo", "-x", "160", "-y", "40", f"{kiro_tui_exe} demo --approve-after 600")
     try:
         yield session
@@ -74,7 +72,6 @@ def row(screen: str, name: str) -> str:
 
 
 def test_demo_in_tmux(tmux: Tmux) -> None:
-    before = tmux.folders_before
     first = tmux.wait_for(lambda s: "alice@example.com" in s or "GitHub (kiro-cli)" in s
                           and "erin@example.com" in s, what="the accounts to appear")
     assert "IdC d-9067c1a2b3 (kiro-cli)" in first or "team@acme.example" in first
@@ -102,15 +99,14 @@ def test_demo_in_tmux(tmux: Tmux) -> None:
     tmux.wait_for(lambda s: "Log in" in s and "Import" in s and "enter this code" not in s, what="the accounts")
     tmux.keys("q")
     assert tmux.session_ends(timeout=10), "q did not quit the demo"
-    assert demo_folders() <= before  # the demo left nothing behind
+    assert tmux.demo_folders() == set()  # the demo left nothing behind
 
 
 def test_demo_cleans_up_when_its_terminal_closes(tmux: Tmux) -> None:
-    before = tmux.folders_before
     tmux.wait_for(lambda s: "erin@example.com" in s, what="the accounts to appear")
-    assert len(demo_folders() - before) == 1  # the demo's own folder, while it runs
+    assert len(tmux.demo_folders()) == 1  # the demo's own folder, while it runs
     tmux.run("kill-session", "-t", "demo")  # the terminal goes away: SIGHUP
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and demo_folders() - before:
+    while time.monotonic() < deadline and tmux.demo_folders():
         time.sleep(0.2)
-    assert demo_folders() <= before
+    assert tmux.demo_folders() == set()
