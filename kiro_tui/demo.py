@@ -11,8 +11,11 @@ seconds, or use its verification page.
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import tempfile
+import threading
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -147,8 +150,29 @@ def run_demo(approve_after: float = 5.0) -> None:
     with demo_environment(approve_after) as demo:
         app = make_app(demo.store, demo.settings, SystemClock(), Endpoints(override=demo.emulator.url),
                        demo.kiro_cli_db, [demo.kiro_cli_db])
-        # A closed terminal (SIGHUP) or a kill (SIGTERM) ends the app normally, so the
-        # temporary folder and the emulator are still cleaned up.
-        for signum in (signal.SIGHUP, signal.SIGTERM) if hasattr(signal, "SIGHUP") else ():
-            signal.signal(signum, lambda *_: app.exit())
+        install_exit_handlers(app, demo.folder)
         app.run()
+
+
+def install_exit_handlers(app: object, folder: Path) -> None:
+    """Leave nothing behind when the terminal closes (SIGHUP) or the demo is killed (SIGTERM).
+
+    With the terminal gone there is nothing to restore, and Textual's shutdown can block
+    writing to it, so SIGHUP removes the folder and exits at once. SIGTERM exits the app
+    normally, with a watchdog that does the same if shutdown has not finished in 3 seconds.
+    """
+    if not hasattr(signal, "SIGHUP"):  # Windows: Ctrl-C and closing the console suffice
+        return
+
+    def hard_exit(signum: int) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        os._exit(128 + signum)
+
+    def on_terminate(signum: int, frame: object) -> None:
+        app.exit()  # type: ignore[attr-defined]
+        watchdog = threading.Timer(3.0, hard_exit, args=(signum,))
+        watchdog.daemon = True
+        watchdog.start()
+
+    signal.signal(signal.SIGHUP, lambda signum, frame: hard_exit(signum))
+    signal.signal(signal.SIGTERM, on_terminate)
