@@ -40,6 +40,7 @@ def test_accounts_screen_with_mixed_states(snap_compare, store) -> None:
 
 def test_detail_panel_with_usage(snap_compare, store) -> None:
     async def select_team(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(pilot)  # the accounts screen composes during the first refresh
         screen = pilot.app.screen
         screen.usage["c3d4e5f6"] = UsageState(
             Usage(used=212.5, limit=1000.0, reset_at=at(NOW.timestamp() + 8 * 86400), email="team@acme.example",

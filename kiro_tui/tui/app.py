@@ -52,8 +52,11 @@ class KiroTuiApp(App[None]):
         self.last_import_at: datetime | None = None
         self.accounts_screen = AccountsScreen()
 
-    async def on_mount(self) -> None:
-        await self.push_screen(self.accounts_screen)
+    def get_default_screen(self) -> AccountsScreen:
+        """The accounts screen is the app's base screen (no throwaway default screen under it)."""
+        return self.accounts_screen
+
+    def on_mount(self) -> None:
         # The engine (and the TLS setup of its HTTP client) starts once the first screen is up.
         self.call_after_refresh(self.start_engine)
 
