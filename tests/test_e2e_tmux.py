@@ -110,3 +110,16 @@ def test_demo_cleans_up_when_its_terminal_closes(tmux: Tmux) -> None:
     while time.monotonic() < deadline and tmux.demo_folders():
         time.sleep(0.2)
     assert tmux.demo_folders() == set()
+
+
+def test_demo_cleans_up_when_it_is_terminated(tmux: Tmux) -> None:
+    import signal
+
+    tmux.wait_for(lambda s: "erin@example.com" in s, what="the accounts to appear")
+    assert len(tmux.demo_folders()) == 1
+    pid = int(tmux.run("display-message", "-p", "-t", "demo", "#{pane_pid}").strip())
+    command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    assert b"kiro-tui" in command and b"demo" in command  # the demo itself, not a shell around it
+    os.kill(pid, signal.SIGTERM)
+    assert tmux.session_ends(timeout=10), "SIGTERM did not end the demo"
+    assert tmux.demo_folders() == set()
