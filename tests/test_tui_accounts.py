@@ -353,3 +353,24 @@ async def test_usage_is_fetched_lazily_cached_and_marked_stale_on_error(tmp_path
                 if "stale" in usage_row():
                     break
             assert "12.5 of 50 used" in usage_row() and "stale" in usage_row()  # the last good figures, marked
+
+
+@pytest.mark.parametrize("bell", [True, False])
+async def test_trouble_found_by_another_process_toasts_once_and_rings_the_bell_if_asked(store, bell: bool) -> None:
+    from kiro_tui.core.config import Settings
+    from kiro_tui.core.store import AccountStore
+
+    app = build_app(store, settings=Settings(bell=bell))
+    rings = []
+    app.bell = lambda: rings.append(1)  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.pause()
+        assert not [t for t in toasts(app) if t.startswith(("Needs login", "Suspended"))]  # known at start
+        with AccountStore.open(store.path) as other:  # `kiro-tui watch` finds alice's token dead
+            other.update("a1b2c3d4", health=Health.NEEDS_LOGIN, last_error="refresh token invalid: log in again")
+        for _ in range(3):
+            app.screen.tick()
+            await pilot.pause()
+        assert [t for t in toasts(app) if t.startswith("Needs login")] == [
+            "Needs login: alice@example.com: refresh token invalid. Select it and press enter."]
+        assert rings == ([1] if bell else [])

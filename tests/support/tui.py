@@ -81,10 +81,11 @@ class RecordingClipboard:
 
 def build_app(store: AccountStore, emulator_url: str = "http://127.0.0.1:9", *, clock: ManualClock | None = None,
               kiro_cli_db: Path | None = KIRO_CLI_DB, candidates: list[Path] | None = None,
-              clipboard: RecordingClipboard | None = None, **options: object) -> KiroTuiApp:
+              clipboard: RecordingClipboard | None = None, settings: Settings | None = None,
+              **options: object) -> KiroTuiApp:
     options.setdefault("run_engine", False)
     options.setdefault("fetch_usage", False)
-    return make_app(store, Settings(), clock or ManualClock(NOW), Endpoints(override=emulator_url),
+    return make_app(store, settings or Settings(), clock or ManualClock(NOW), Endpoints(override=emulator_url),
                     kiro_cli_db, candidates, system_copy=clipboard or RecordingClipboard(), **options)
 
 
