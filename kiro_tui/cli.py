@@ -213,13 +213,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from kiro_tui.core.aws.transport import make_http_client
     from kiro_tui.core.engine import Engine
     from kiro_tui.core.errors import KiroCliError
-    from kiro_tui.core.logs import setup_file_logging
+    from kiro_tui.core.logs import RedactingFormatter, setup_file_logging
 
     settings = _settings()
     endpoints = Endpoints.from_env()
     setup_file_logging()
     console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    console.setFormatter(RedactingFormatter("%(asctime)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
     logging.getLogger("kiro_tui").addHandler(console)
     logging.getLogger("kiro_tui").setLevel(logging.INFO)
     try:
@@ -409,3 +409,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kiro-tui: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: the traceback goes to the log file, one line to the person
+        from kiro_tui.core.aws.errors import redact
+        from kiro_tui.core.logs import setup_file_logging
+
+        where = setup_file_logging()
+        log.exception("unexpected error in `kiro-tui %s`", args.command or "")
+        detail = f"; details in {where}" if where else ""
+        print(f"kiro-tui: internal error: {type(exc).__name__}: {redact(str(exc))[:200]}{detail}. "
+              "Please report it.", file=sys.stderr)
+        return EXIT_FAILURE

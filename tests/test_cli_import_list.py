@@ -192,3 +192,21 @@ def test_loose_store_permissions_are_fixed_with_a_warning(kiro_tui_exe: str, iso
     assert result.code == 0
     assert f"kiro-tui: warning: {store} was readable by others (mode 0644); set it to 0600" in result.err
     assert oct(store.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_bug_is_one_line_on_stderr_and_a_traceback_in_the_log(isolated_dirs: Path, monkeypatch, capsys) -> None:
+    from kiro_tui import cli
+
+    def broken(args):  # type: ignore[no-untyped-def]
+        raise RuntimeError("boom with aoaAAAAAGabcdefghijklmnopqrstuvwxyz0123456789")
+
+    monkeypatch.setattr(cli, "cmd_list", broken)
+    code = cli.main(["list"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("kiro-tui: internal error: RuntimeError: boom with aoaA…; details in ")
+    assert "Traceback" not in err and "abcdefghijklmnop" not in err
+    log_text = (isolated_dirs / "state" / "kiro-tui" / "log" / "kiro-tui.log").read_text()
+    assert "Traceback" in log_text and "unexpected error in `kiro-tui list`" in log_text
+    assert "abcdefghijklmnop" not in log_text  # the log masks token-shaped text too
+    assert "/kiro_tui/cli.py" in log_text  # while file paths stay readable

@@ -9,8 +9,16 @@ from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
 from kiro_tui.core import paths
+from kiro_tui.core.aws.errors import redact
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class RedactingFormatter(logging.Formatter):
+    """Masks anything token-shaped in every line, tracebacks included: a last line of defence."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def log_file() -> Path:
@@ -27,7 +35,7 @@ def setup_file_logging(level: int = logging.INFO) -> Path | None:
         handler = RotatingFileHandler(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
     except OSError:
         return None
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(RedactingFormatter(LOG_FORMAT))
     root = logging.getLogger("kiro_tui")
     root.setLevel(level)
     root.addHandler(handler)

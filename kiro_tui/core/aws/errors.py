@@ -67,11 +67,11 @@ _SECRETISH = re.compile(r"[A-Za-z0-9_\-+/=.:]{24,}")
 def redact(text: str) -> str:
     """Mask token-like runs, so an echoed token in a service message never reaches a screen.
 
-    URLs and ARNs are kept: they name things, they do not grant anything.
+    URLs, ARNs and file paths are kept: they name things, they do not grant anything.
     """
 
     def mask_run(match: re.Match[str]) -> str:
         run = match.group(0)
-        return run if run.startswith(("http", "arn:")) else run[:4] + "…"
+        return run if run.startswith(("http", "arn:", "/")) else run[:4] + "…"
 
     return _SECRETISH.sub(mask_run, text)
