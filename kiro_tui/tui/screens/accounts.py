@@ -134,6 +134,12 @@ class AccountsScreen(Screen[None]):
         self.update_detail()
         self.refresh_bindings_if_changed()
 
+    def account_changed(self, account_id: str) -> None:
+        """After this screen changed an account in the store: reschedule it, then re-read."""
+        if self.kiro_app.engine:
+            self.kiro_app.engine.scheduler.schedule(account_id)
+        self.reload()
+
     def tick(self) -> None:
         """Once a second: re-read if anything committed; else repaint countdowns only."""
         now = self.kiro_app.clock.now()
@@ -356,9 +362,7 @@ class AccountsScreen(Screen[None]):
         account_id = await self.app.push_screen_wait(DeviceCodeScreen(request))
         if account_id is None:
             return
-        if self.kiro_app.engine:
-            self.kiro_app.engine.scheduler.schedule(account_id)
-        self.reload()
+        self.account_changed(account_id)
         self.table.move_cursor(row=self.table.get_row_index(account_id))
         account = self.kiro_app.store.get(account_id)
         self.notify(f"{account.name if account else account_id} is ready; kiro-tui keeps it fresh.",
@@ -391,7 +395,7 @@ class AccountsScreen(Screen[None]):
             return
         set_profile(self.kiro_app.store, account.id, profile)
         self.usage.pop(account.id, None)
-        self.reload()
+        self.account_changed(account.id)
         self.notify(f"{account.name} now uses {profile.name} ({profile.region}).", title="Profile")
 
     def action_mode(self) -> None:
@@ -410,9 +414,7 @@ class AccountsScreen(Screen[None]):
         if chosen is None or chosen == account.mode.value:
             return
         self.kiro_app.store.set_mode(account, Mode(chosen))
-        if self.kiro_app.engine:
-            self.kiro_app.engine.scheduler.schedule(account.id)
-        self.reload()
+        self.account_changed(account.id)
         self.notify(f"{account.name}: {MODE_HELP[Mode(chosen)]}", title="Mode")
 
     def action_copy_token(self) -> None:
@@ -440,9 +442,7 @@ class AccountsScreen(Screen[None]):
     def remove_confirmed(self, account: Account, ok: bool | None) -> None:
         if ok:
             self.kiro_app.store.delete(account.id)
-            if self.kiro_app.engine:
-                self.kiro_app.engine.scheduler.schedule(account.id)
-            self.reload()
+            self.account_changed(account.id)
             self.notify(f"Removed {account.name}.", title="Removed")
 
     def action_resolve(self) -> None:
