@@ -26,7 +26,7 @@ from kiro_tui.core.models import Account
 from kiro_tui.core.store import AccountStore
 from kiro_tui.core.summary import account_json, describe_expiry
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NEEDS_LOGIN = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILURE, EXIT_NEEDS_LOGIN = 0, 1, 3  # 2: usage errors, from argparse
 log = logging.getLogger("kiro_tui")
 
 

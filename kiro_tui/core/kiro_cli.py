@@ -19,14 +19,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from kiro_tui.core import kiro_cli_format as fmt
 from kiro_tui.core.errors import KiroCliError
 from kiro_tui.core.models import DEFAULT_REGION, AuthMethod, classify_start_url
 from kiro_tui.core.timefmt import TimestampError, parse_timestamp
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 DEFAULT_BUSY_TIMEOUT = 5.0
-SOCIAL_DEFAULT_PROFILE_NAME = "Social_Default_Profile"
-PROFILE_STATE_KEY = "api.codewhisperer.profile"
 IDC_START_URL_STATE_KEY = "auth.idc.start-url"
 IDC_REGION_STATE_KEY = "auth.idc.region"
 # kiro-cli treats a registration as expired one minute early (`is_expired`).
@@ -46,14 +45,13 @@ class TokenKey:
 # kiro-cli's bearer order is external-idp → odic → social; Amazon Q CLI's legacy keys follow.
 # The `oidc` spellings are never written by first-party code; some third-party tools do.
 TOKEN_KEYS: tuple[TokenKey, ...] = (
-    TokenKey("kirocli:external-idp:token", "external-idp"),
-    TokenKey("kirocli:odic:token", "odic", "kirocli:odic:device-registration"),
+    TokenKey(fmt.EXTERNAL_IDP_TOKEN_KEY, "external-idp"),
+    TokenKey(fmt.OIDC_TOKEN_KEY, "odic", fmt.OIDC_REGISTRATION_KEY),
     TokenKey("kirocli:oidc:token", "odic", "kirocli:oidc:device-registration"),
-    TokenKey("kirocli:social:token", "social"),
+    TokenKey(fmt.SOCIAL_TOKEN_KEY, "social"),
     TokenKey("codewhisperer:odic:token", "odic", "codewhisperer:odic:device-registration", legacy=True),
     TokenKey("codewhisperer:oidc:token", "odic", "codewhisperer:oidc:device-registration", legacy=True),
 )
-TOKEN_KEY_NAMES = {k.key: k for k in TOKEN_KEYS}
 
 
 @dataclass
@@ -373,14 +371,14 @@ def _attach_registration(login: KiroCliLogin, auth: dict[str, object], now: date
 
 
 def _read_state(snapshot: KiroCliSnapshot, state: dict[str, object]) -> None:
-    if PROFILE_STATE_KEY in state:
+    if fmt.PROFILE_STATE_KEY in state:
         try:
-            profile = _json_object(state[PROFILE_STATE_KEY], f"state {PROFILE_STATE_KEY}")
-            key = f"state {PROFILE_STATE_KEY}"
+            profile = _json_object(state[fmt.PROFILE_STATE_KEY], f"state {fmt.PROFILE_STATE_KEY}")
+            key = f"state {fmt.PROFILE_STATE_KEY}"
             snapshot.profile_arn = _string(profile, "arn", key)
             snapshot.profile_name = _string(profile, "profile_name", key) or _string(profile, "profileName", key)
         except _BadValue as exc:
-            snapshot.skipped.append(SkippedKey(f"state {PROFILE_STATE_KEY}", str(exc)))
+            snapshot.skipped.append(SkippedKey(f"state {fmt.PROFILE_STATE_KEY}", str(exc)))
     for state_key, attr in ((IDC_START_URL_STATE_KEY, "idc_start_url"), (IDC_REGION_STATE_KEY, "idc_region")):
         if state_key in state:
             try:

@@ -75,10 +75,6 @@ class RefreshScheduler:
             heapq.heappop(self._heap)  # stale entry
         return (self._heap[0][0], self._heap[0][2]) if self._heap else None
 
-    @property
-    def in_flight(self) -> set[str]:
-        return set(self._in_flight)
-
     # ------------------------------------------------------------------ the loop
 
     async def run(self) -> None:

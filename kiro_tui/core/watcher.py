@@ -37,7 +37,6 @@ class KiroCliWatcher:
         self.store, self.db_path, self.clock, self.settings = store, db_path, clock, settings
         self.on_import, self.on_error, self.on_tick = on_import, on_error, on_tick
         self._signature: tuple[tuple[int, int], ...] | None = None
-        self.last_read_at = None
         self.last_error: KiroTuiError | None = None
 
     async def check(self) -> ImportReport | None:
@@ -59,7 +58,6 @@ class KiroCliWatcher:
                 self.on_error(exc)
             return None
         self.last_error = None
-        self.last_read_at = now
         if self.on_import:
             self.on_import(report)
         return report

@@ -16,8 +16,9 @@ from kiro_tui.core.aws.transport import make_http_client
 from kiro_tui.core.clock import Clock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.engine import Engine
-from kiro_tui.core.errors import KiroTuiError
+from kiro_tui.core.errors import KiroCliError, KiroTuiError
 from kiro_tui.core.importer import ImportReport
+from kiro_tui.core.kiro_cli import find_kiro_cli_db
 from kiro_tui.core.login import LoginFlow
 from kiro_tui.core.refresh import StatusChange
 from kiro_tui.core.store import AccountStore
@@ -89,8 +90,12 @@ class KiroTuiApp(App[None]):
         return QClient(self.http_client(), self.endpoints)
 
     def find_kiro_cli_db(self) -> Path | None:
-        found = next((p for p in self.kiro_cli_candidates if p.exists()), None)
-        if found is not None and self.kiro_cli_db is None:
+        """kiro-cli's database among the candidates (remembered once found), or None."""
+        try:
+            found = find_kiro_cli_db(self.kiro_cli_candidates)
+        except KiroCliError:
+            return None
+        if self.kiro_cli_db is None:
             self.kiro_cli_db = found
         return found
 
