@@ -251,6 +251,20 @@ async def test_slash_filters_and_escape_clears(store) -> None:
         assert table(app).row_count == 5
 
 
+async def test_the_footer_is_rebuilt_only_when_its_keys_change(store) -> None:
+    app = build_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await select(pilot, "a1b2c3d4")
+        before = list(app.screen.query(FooterKey))
+        await select(pilot, "b2c3d4e5")  # another healthy account: the same keys work
+        app.screen.refresh_bindings()
+        await pilot.pause()
+        assert list(app.screen.query(FooterKey)) == before  # the very same widgets
+        await select(pilot, "d4e5f6a7")  # needs login: enter now does something
+        assert "Fix login" in footer_keys(app)
+        assert all(key not in before for key in app.screen.query(FooterKey))
+
+
 async def test_enter_on_a_needs_login_account_offers_the_fixes(store) -> None:
     app = build_app(store)
     async with app.run_test(size=SIZE) as pilot:
@@ -374,3 +388,4 @@ async def test_trouble_found_by_another_process_toasts_once_and_rings_the_bell_i
         assert [t for t in toasts(app) if t.startswith("Needs login")] == [
             "Needs login: alice@example.com: refresh token invalid. Select it and press enter."]
         assert rings == ([1] if bell else [])
+

@@ -18,7 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from kiro_tui.core.aws.codewhisperer import Profile
 from kiro_tui.core.aws.errors import ServiceError
@@ -40,6 +40,7 @@ from kiro_tui.tui.screens.help import HelpScreen
 from kiro_tui.tui.screens.login_form import LoginFormScreen
 from kiro_tui.tui.widgets.accounts_table import AccountsTable
 from kiro_tui.tui.widgets.detail_panel import AccountDetail, UsageState
+from kiro_tui.tui.widgets.keys_footer import KeysFooter
 from kiro_tui.tui.widgets.summary_bar import SummaryBar
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ class AccountsScreen(Screen[None]):
         with Vertical(id="main"):
             yield AccountsTable(id="accounts")
             yield AccountDetail(id="detail")
-        yield Footer()
+        yield KeysFooter()
         # The filter box and the empty-state text are mounted only when needed: a lighter
         # screen to style means a faster first paint with many accounts.
 
@@ -132,7 +133,7 @@ class AccountsScreen(Screen[None]):
         self.update_summary(now)
         self.update_empty_state()
         self.update_detail()
-        self.refresh_bindings_if_changed()
+        self.refresh_bindings()  # the footer rebuilds only if its keys changed
 
     def account_changed(self, account_id: str) -> None:
         """After this screen changed an account in the store: reschedule it, then re-read."""
@@ -217,7 +218,7 @@ class AccountsScreen(Screen[None]):
     @on(DataTable.RowHighlighted)
     def row_highlighted(self) -> None:
         self.update_detail()
-        self.refresh_bindings_if_changed()
+        self.refresh_bindings()  # the footer rebuilds only if its keys changed
 
     @on(DataTable.RowSelected)
     def row_selected(self) -> None:
@@ -258,18 +259,6 @@ class AccountsScreen(Screen[None]):
         self.update_detail(fetch_usage=False)
 
     # ------------------------------------------------------------------ which keys work now
-
-    def refresh_bindings_if_changed(self) -> None:
-        """Rebuilding the footer is not free: do it only when the keys that work changed."""
-        account = self.selected()
-        now = self.kiro_app.clock.now()
-        state = (bool(self.accounts), account is not None, bool(self.filter_text),
-                 account is not None and account.status(now, self.kiro_app.settings.window) in fmt.ALERT_STATUSES)
-        if state != getattr(self, "_binding_state", None):
-            first = not hasattr(self, "_binding_state")
-            self._binding_state = state
-            if not first:  # on the first load the footer is composed from these bindings anyway
-                self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         account = self.selected() if self.is_mounted else None

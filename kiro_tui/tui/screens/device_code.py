@@ -15,13 +15,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from kiro_tui.core.aws.codewhisperer import Profile
 from kiro_tui.core.login import DeviceLogin, LoginError, LoginRequest, PollStatus, remember_request, save_login
 from kiro_tui.tui.clipboard import copy_text
 from kiro_tui.tui.screens.choice import ChoiceScreen
 from kiro_tui.tui.widgets.big_code import BigCode
+from kiro_tui.tui.widgets.keys_footer import KeysFooter
 
 if TYPE_CHECKING:
     from kiro_tui.tui.app import KiroTuiApp
@@ -60,7 +61,7 @@ class DeviceCodeScreen(Screen[str | None]):
             yield Static("", id="countdown")
             yield Static("", id="poll-status")
             yield Static("", id="login-error", classes="error")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.set_interval(1, self.update_countdown)
