@@ -19,7 +19,7 @@ from kiro_tui.tui.widgets.accounts_table import AccountsTable
 from kiro_tui.tui.widgets.detail_panel import AccountDetail
 from tests.support.engine import at, control, seed_into_kiro_cli
 from tests.support.kiro_cli_db import KiroCliDb
-from tests.support.tui import NOW, RecordingClipboard, build_app, build_store, cell, toasts
+from tests.support.tui import NOW, RecordingClipboard, build_app, build_store, cell, screen_text, toasts
 
 SIZE = (160, 40)
 
@@ -389,3 +389,31 @@ async def test_trouble_found_by_another_process_toasts_once_and_rings_the_bell_i
             "Needs login: alice@example.com: refresh token invalid. Select it and press enter."]
         assert rings == ([1] if bell else [])
 
+
+async def test_names_and_errors_are_shown_as_written_never_read_as_markup(tmp_path: Path) -> None:
+    """Names, profile names and errors come from kiro-cli and AWS: text like "[/]" is data."""
+    from kiro_tui.core.models import Account, AuthMethod
+    from kiro_tui.core.store import AccountStore
+
+    odd = Account(id="f00dcafe", auth_method=AuthMethod.SOCIAL, access_token="aoaAAAAAGodd:sig",
+                  refresh_token="aorAAAAAGodd:sig", expires_at=NOW + timedelta(minutes=30),
+                  label="ops [/] [bold]team[/bold]", profile_name="[red]Prod", mode=Mode.OWN)
+    with build_store(tmp_path / "accounts.db", [odd]) as store:
+        app = build_app(store)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await pilot.pause()
+            assert cell(app, "f00dcafe", "name") == "ops [/] [bold]team[/bold]"
+            text = screen_text(app)
+            assert "ops [/] [bold]team[/bold]  [f00dcafe]" in text  # the detail panel
+            assert "[red]Prod" in text
+            with AccountStore.open(store.path) as other:
+                other.update("f00dcafe", health=Health.NEEDS_LOGIN,
+                             last_error="refresh token invalid: log in again ([/] invalid_grant)")
+            app.screen.tick()
+            await pilot.pause()
+            assert "Needs login: ops [/] [bold]team[/bold]: refresh token invalid. Select it and press enter." \
+                in toasts(app)
+            await pilot.press("delete")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmScreen)
+            assert "ops [/] [bold]team[/bold]" in screen_text(app)

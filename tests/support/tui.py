@@ -97,3 +97,9 @@ def cell(app: KiroTuiApp, account_id: str, column: str) -> str:
     from kiro_tui.tui.widgets.accounts_table import AccountsTable
 
     return str(app.screen.query_one(AccountsTable).get_cell(account_id, column))
+
+
+def screen_text(app: KiroTuiApp) -> str:
+    """The characters on screen now, line by line: what a person reads, styles dropped."""
+    update = app.screen._compositor.render_full_update()  # noqa: SLF001 - Textual has no public text dump
+    return "\n".join("".join(strip.text for strip in line) for line in update.strips)

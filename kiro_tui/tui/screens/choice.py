@@ -1,7 +1,11 @@
-"""Pick one of a few options (mode, what to do about a dead login, a profile)."""
+"""Pick one of a few options (mode, what to do about a dead login, a profile).
+
+Titles, options and errors carry account and profile names: shown as plain text, never markup.
+"""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -22,10 +26,11 @@ class ChoiceScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(self.title_text, classes="dialog-title")
+            yield Static(self.title_text, classes="dialog-title", markup=False)
             if self.explanation:
-                yield Static(self.explanation, classes="dialog-text")
-            yield OptionList(*(Option(label, id=option_id) for option_id, label in self.options), id="choices")
+                yield Static(self.explanation, classes="dialog-text", markup=False)
+            yield OptionList(*(Option(label, id=option_id) for option_id, label in self.options), id="choices",
+                             markup=False)
 
     def on_mount(self) -> None:
         choices = self.query_one("#choices", OptionList)
@@ -48,10 +53,10 @@ class LoadingChoiceScreen(ChoiceScreen):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(self.title_text, classes="dialog-title")
-            yield Static(self.explanation, classes="dialog-text", id="explanation")
+            yield Static(self.title_text, classes="dialog-title", markup=False)
+            yield Static(self.explanation, classes="dialog-text", id="explanation", markup=False)
             yield LoadingIndicator(id="loading")
-            yield OptionList(id="choices")
+            yield OptionList(id="choices", markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#choices", OptionList).display = False
@@ -68,4 +73,4 @@ class LoadingChoiceScreen(ChoiceScreen):
 
     def fail(self, message: str) -> None:
         self.query_one("#loading").display = False
-        self.query_one("#explanation", Static).update(f"[red]{message}[/]\n\nPress escape to go back.")
+        self.query_one("#explanation", Static).update(Text.assemble((message, "red"), "\n\nPress escape to go back."))

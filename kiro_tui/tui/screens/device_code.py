@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import humanize
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -21,8 +22,8 @@ from kiro_tui.core.aws.codewhisperer import Profile
 from kiro_tui.core.login import DeviceLogin, LoginError, LoginRequest, PollStatus, remember_request, save_login
 from kiro_tui.tui.clipboard import copy_text
 from kiro_tui.tui.screens.choice import ChoiceScreen
-from kiro_tui.tui.widgets.big_code import BigCode
 from kiro_tui.tui.widgets.keys_footer import KeysFooter
+from kiro_tui.tui.widgets.big_code import BigCode
 
 if TYPE_CHECKING:
     from kiro_tui.tui.app import KiroTuiApp
@@ -54,13 +55,14 @@ class DeviceCodeScreen(Screen[str | None]):
     def compose(self) -> ComposeResult:
         where = "AWS Builder ID" if self.request.is_builder_id else f"{self.request.portal} ({self.request.region})"
         with Vertical(id="device"):
-            yield Static(f"Log in to {where}", classes="dialog-title")
-            yield Static("Asking AWS for a code…", id="instructions")
+            # What AWS sends (URLs, errors) is shown as written: no Static here reads markup.
+            yield Static(f"Log in to {where}", classes="dialog-title", markup=False)
+            yield Static("Asking AWS for a code…", id="instructions", markup=False)
             yield BigCode(id="user-code")
-            yield Static("", id="clipboard")
-            yield Static("", id="countdown")
-            yield Static("", id="poll-status")
-            yield Static("", id="login-error", classes="error")
+            yield Static("", id="clipboard", markup=False)
+            yield Static("", id="countdown", markup=False)
+            yield Static("", id="poll-status", markup=False)
+            yield Static("", id="login-error", classes="error", markup=False)
         yield KeysFooter()
 
     def on_mount(self) -> None:
@@ -81,7 +83,7 @@ class DeviceCodeScreen(Screen[str | None]):
             self.login = await flow.start(self.request)
             self.show_code(self.login)
             token = await flow.wait_for_token(self.login, self.show_poll_status)
-            self.query_one("#poll-status", Static).update("[green]Approved.[/] Listing your profiles…")
+            self.query_one("#poll-status", Static).update(Text.assemble(("Approved.", "green"), " Listing your profiles…"))
             listing = await flow.profiles(token.access_token)
         except LoginError as exc:
             self.fail(str(exc))
@@ -105,7 +107,7 @@ class DeviceCodeScreen(Screen[str | None]):
     def show_code(self, login: DeviceLogin) -> None:
         self.refresh_bindings()
         self.query_one("#instructions", Static).update(
-            f"Open [b]{login.verification_uri}[/b] and enter this code (o opens it for you):"
+            Text.assemble("Open ", (login.verification_uri, "bold"), " and enter this code (o opens it for you):")
         )
         self.query_one("#user-code", BigCode).show(login.user_code)
         self.action_copy_code()
@@ -122,7 +124,7 @@ class DeviceCodeScreen(Screen[str | None]):
             return
         left = self.login.expires_at - self.kiro_app.clock.now()
         text = (f"The code expires in {humanize.naturaldelta(left)}" if left.total_seconds() > 0
-                else "[red]The code has expired.[/]")
+                else Text("The code has expired.", style="red"))
         self.query_one("#countdown", Static).update(text)
 
     def fail(self, message: str) -> None:

@@ -26,7 +26,7 @@ class LoginFormScreen(ModalScreen[LoginRequest | None]):
                         id="start-url")
             yield Label("Region of your Identity Center (Builder ID: us-east-1). Tab moves, Enter logs in.")
             yield Input(self.prefill.region, placeholder="us-east-1", id="region")
-            yield Static("", id="form-error", classes="error")
+            yield Static("", id="form-error", classes="error", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Log in", variant="primary", id="submit")
                 yield Button("Cancel", id="cancel")

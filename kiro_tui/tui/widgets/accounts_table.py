@@ -23,7 +23,7 @@ COLUMNS = (
 )
 
 
-class AccountsTable(DataTable[Text | str]):
+class AccountsTable(DataTable[Text]):
     """Rows keyed by account id. `show` reconciles with a new list; `tick` repaints countdowns.
 
     Enter selects a row (the screen then offers fixes); the footer names it only when the
@@ -61,17 +61,19 @@ class AccountsTable(DataTable[Text | str]):
             return None
         return str(row_key.value)
 
-    def cells(self, account: Account, now: datetime) -> dict[str, Text | str]:
+    def cells(self, account: Account, now: datetime) -> dict[str, Text]:
+        """Every cell as Text: names come from kiro-cli and AWS, and a string cell would be
+        read as markup ("[/]" in a label would crash the table). Text is also faster to add."""
         refreshing = account.id in self.refreshing
         return {
-            "name": account.name,
-            "method": account.auth_method.title,
-            "region": account.region,
-            "profile": fmt.profile_label(account),
-            "mode": account.mode.value,
+            "name": Text(account.name),
+            "method": Text(account.auth_method.title),
+            "region": Text(account.region),
+            "profile": Text(fmt.profile_label(account)),
+            "mode": Text(account.mode.value),
             "expires": fmt.expires(account, now),
             "health": fmt.health(account, now, self.window, refreshing),
-            "last": fmt.ago(account.last_refresh_at, now),
+            "last": Text(fmt.ago(account.last_refresh_at, now)),
         }
 
     def show(self, accounts: list[Account], refreshing: set[str], now: datetime) -> None:
@@ -119,10 +121,10 @@ class AccountsTable(DataTable[Text | str]):
                 self._paint(account_id, {
                     "expires": fmt.expires(account, now),
                     "health": fmt.health(account, now, self.window, refreshing),
-                    "last": fmt.ago(account.last_refresh_at, now),
+                    "last": Text(fmt.ago(account.last_refresh_at, now)),
                 })
 
-    def _paint(self, account_id: str, cells: dict[str, Text | str]) -> None:
+    def _paint(self, account_id: str, cells: dict[str, Text]) -> None:
         for key, value in cells.items():
             signature = _signature(value)
             if self._painted.get((account_id, key)) != signature:
@@ -130,8 +132,6 @@ class AccountsTable(DataTable[Text | str]):
                 self.update_cell(account_id, key, value, update_width=True)
 
 
-def _signature(value: Text | str) -> str:
+def _signature(value: Text) -> str:
     """What a cell shows, style included, to skip repainting an unchanged cell."""
-    if isinstance(value, Text):
-        return f"{value.plain}|{value.style}|{[(s.start, s.end, str(s.style)) for s in value.spans]}"
-    return value
+    return f"{value.plain}|{value.style}|{[(s.start, s.end, str(s.style)) for s in value.spans]}"

@@ -37,11 +37,12 @@ class AccountDetail(VerticalScroll):
         if account is None:
             self._update_body(body, [], Text("No account selected.", style="dim"))
             return
-        rows: list[tuple[str, Text | str]] = []
+        rows: list[tuple[str, Text]] = []
 
         def row(label: str, value: object) -> None:
+            """A plain value becomes Text: it is data (names, ARNs, errors), never markup."""
             if value not in (None, ""):
-                rows.append((label, value if isinstance(value, Text) else str(value)))
+                rows.append((label, value if isinstance(value, Text) else Text(str(value))))
 
         row("Account", f"{account.name}  [{account.id}]")
         row("Health", fmt.health(account, now, window, refreshing))
@@ -77,9 +78,9 @@ class AccountDetail(VerticalScroll):
             grid.add_row(label, value)
         self._update_body(body, rows, grid)
 
-    def _update_body(self, body: Static, rows: list[tuple[str, Text | str]], content: object) -> None:
+    def _update_body(self, body: Static, rows: list[tuple[str, Text]], content: object) -> None:
         """Update only when what is shown changed: most seconds, nothing did."""
-        signature = [(label, value.markup if isinstance(value, Text) else value) for label, value in rows]
+        signature = [(label, value.markup) for label, value in rows]
         if not rows:
             signature = [("", str(content))]
         if signature != self.shown:
@@ -87,7 +88,7 @@ class AccountDetail(VerticalScroll):
             body.update(content)  # type: ignore[arg-type]
 
 
-def _usage_text(state: UsageState | None, now: datetime, enabled: bool) -> Text | str:
+def _usage_text(state: UsageState | None, now: datetime, enabled: bool) -> Text:
     if state is None:
         return Text("loading…" if enabled else "not fetched", style="dim")
     if state.usage is None:
@@ -103,7 +104,7 @@ def _usage_text(state: UsageState | None, now: datetime, enabled: bool) -> Text 
     return text
 
 
-def _history_text(history: list[RefreshLogEntry], now: datetime) -> Text | str:
+def _history_text(history: list[RefreshLogEntry], now: datetime) -> Text:
     if not history:
         return Text("no refreshes yet", style="dim")
     text = Text()
