@@ -1,23 +1,35 @@
 """Time to the first full accounts screen with 1,000 stored accounts, against a bare Textual app
 showing a 1,000-row DataTable, measured the same way (headless, several runs, median).
 
-    python benchmarks/tui_startup.py [--accounts 1000] [--runs 7]
+    python benchmarks/tui_startup.py [--accounts 1000] [--runs 11]
 
 Goal: ratio ≤ 1.15.
+
+Two figures: the first full frame (every row measured, the footer's keys drawn), which is
+what a person waits for and what the goal is about, and "settled", when nothing is left
+pending (our engine starts right after the first frame; the bare app has no such work).
+
+Each timed run starts after a full garbage collection, and the two apps take turns going
+first: otherwise one app's leftovers are collected inside the other's timing, which swung
+single runs by ±40 %.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import statistics
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from textual.app import App, ComposeResult
+from textual.screen import Screen
 from textual.widgets import DataTable, Footer
+from textual.widgets._footer import FooterKey
 
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.clock import SystemClock
@@ -59,22 +71,47 @@ def fill(store: AccountStore, count: int) -> None:
                 label=f"user{i}@example.com", mode=Mode.OWN), tx)
 
 
-async def time_to_screen(app: App[None], table_type: type[DataTable], count: int) -> float:
+class Timing(NamedTuple):
+    first_frame: float  # the first frame painted with every row measured and the footer's keys
+    settled: float  # nothing left pending: work queued after the first frame included
+
+
+def screen_is_full(screen: Screen[object], table_type: type[DataTable], count: int) -> bool:
+    tables = screen.query(table_type)
+    if not tables or tables.first().row_count != count:
+        return False
+    table = tables.first()
+    return table.virtual_size.height >= count and bool(screen.query(FooterKey))
+
+
+async def time_to_screen(app: App[None], table_type: type[DataTable], count: int) -> Timing:
+    """Seconds from starting the app to its first full frame, and until it settles.
+
+    The frame time is taken where Textual hands each composited frame to the driver
+    (`App._display`, private: a benchmark may look inside), the same for both apps.
+    """
     started = time.perf_counter()
+    first_frame: float | None = None
+    display = app._display
+
+    def timed_display(screen: Screen[object], update: object) -> None:
+        nonlocal first_frame
+        display(screen, update)  # type: ignore[arg-type]
+        if first_frame is None and update is not None and screen_is_full(screen, table_type, count):
+            first_frame = time.perf_counter() - started
+
+    app._display = timed_display  # type: ignore[method-assign]
     async with app.run_test(size=SIZE) as pilot:
-        while True:
-            tables = app.screen.query(table_type)
-            if tables and tables.first().row_count == count:
-                break
+        while first_frame is None:
             await asyncio.sleep(0)
-        await pilot.pause()  # one full refresh of the screen
-        return time.perf_counter() - started
+        await pilot.pause()  # what was queued behind the first frame
+        return Timing(first_frame, time.perf_counter() - started)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=1000)
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=11)
     args = parser.parse_args()
     rows = [(f"user{i}@example.com", "social", "us-east-1", "—", "own", "in 20 minutes", "fresh", "never")
             for i in range(args.accounts)]
@@ -85,17 +122,27 @@ def main() -> None:
         for run in range(args.runs + 1):  # run 0 warms imports and caches for both; not counted
             app = make_app(store, Settings(), SystemClock(), Endpoints(override="http://127.0.0.1:9"), None, [],
                            run_engine=False, fetch_usage=False)
-            ours_time = asyncio.run(time_to_screen(app, AccountsTable, args.accounts))
-            bare_time = asyncio.run(time_to_screen(BareTable(rows), DataTable, args.accounts))
+            timings = {}
+            for name in ("ours", "bare") if run % 2 else ("bare", "ours"):
+                gc.collect()
+                timings[name] = asyncio.run(time_to_screen(app, AccountsTable, args.accounts) if name == "ours"
+                                            else time_to_screen(BareTable(rows), DataTable, args.accounts))
             if run:
-                ours.append(ours_time)
-                bare.append(bare_time)
+                ours.append(timings["ours"])
+                bare.append(timings["bare"])
         store.close()
-    ours_median, bare_median = statistics.median(ours), statistics.median(bare)
-    print(f"accounts:        {args.accounts}, runs: {args.runs}")
-    print(f"kiro-tui:        median {ours_median * 1000:.0f} ms  (min {min(ours) * 1000:.0f}, max {max(ours) * 1000:.0f})")
-    print(f"bare DataTable:  median {bare_median * 1000:.0f} ms  (min {min(bare) * 1000:.0f}, max {max(bare) * 1000:.0f})")
-    print(f"ratio:           {ours_median / bare_median:.2f}  (goal ≤ 1.15)")
+    print(f"accounts: {args.accounts}, runs: {args.runs}")
+    for label, field, goal in (("first full frame", "first_frame", "  (goal ≤ 1.15)"),
+                               ("settled", "settled", "")):
+        ours_times = [getattr(t, field) for t in ours]
+        bare_times = [getattr(t, field) for t in bare]
+        ours_median, bare_median = statistics.median(ours_times), statistics.median(bare_times)
+        print(f"{label}:")
+        print(f"  kiro-tui:        median {ours_median * 1000:.0f} ms  "
+              f"(min {min(ours_times) * 1000:.0f}, max {max(ours_times) * 1000:.0f})")
+        print(f"  bare DataTable:  median {bare_median * 1000:.0f} ms  "
+              f"(min {min(bare_times) * 1000:.0f}, max {max(bare_times) * 1000:.0f})")
+        print(f"  ratio:           {ours_median / bare_median:.2f}{goal}")
 
 
 if __name__ == "__main__":
