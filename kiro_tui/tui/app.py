@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -48,8 +49,9 @@ class KiroTuiApp(App[None]):
         self.store, self.settings, self.clock, self.endpoints = store, settings, clock, endpoints
         self.kiro_cli_db, self.kiro_cli_candidates = kiro_cli_db, kiro_cli_candidates
         self.run_engine, self.fetch_usage, self.system_copy = run_engine, fetch_usage, system_copy
-        self.http: httpx.AsyncClient | None = None
+        self._http: asyncio.Future[httpx.AsyncClient] | None = None
         self.engine: Engine | None = None
+        self._engine_built = asyncio.Event()
         self.last_import_at: datetime | None = None
         self.accounts_screen = AccountsScreen()
 
@@ -58,36 +60,44 @@ class KiroTuiApp(App[None]):
         return self.accounts_screen
 
     def on_mount(self) -> None:
-        # The engine (and the TLS setup of its HTTP client) starts once the first screen is up.
-        self.call_after_refresh(self.start_engine)
+        self.run_worker(self.run_engine_for_session(), group="engine", exit_on_error=False,
+                        description="refresh scheduler and kiro-cli watcher")
 
-    def start_engine(self) -> None:
+    async def run_engine_for_session(self) -> None:
         """Build the engine; run it for the session unless told not to (tests, snapshots)."""
         self.engine = Engine(
-            self.store, self.settings, self.clock, self.http_client(), self.endpoints, self.kiro_cli_db,
+            self.store, self.settings, self.clock, await self.http_client(), self.endpoints, self.kiro_cli_db,
             on_change=self._status_changed, on_import=self._auto_imported, on_error=self._auto_import_failed,
         )
+        self._engine_built.set()
         if self.run_engine:
-            self.run_worker(self.engine.run(), group="engine", exit_on_error=False,
-                            description="refresh scheduler and kiro-cli watcher")
+            await self.engine.run()
 
-    def http_client(self) -> httpx.AsyncClient:
-        if self.http is None:
-            self.http = make_http_client()
-        return self.http
+    async def built_engine(self) -> Engine:
+        """The engine, once built (at most a few milliseconds after the first frame)."""
+        await self._engine_built.wait()
+        assert self.engine is not None
+        return self.engine
+
+    async def http_client(self) -> httpx.AsyncClient:
+        """The session's one HTTP client. Building it reads the CA bundle from disk, so that
+        runs in a thread: neither the first frame nor a keypress waits for it."""
+        if self._http is None:
+            self._http = asyncio.ensure_future(asyncio.to_thread(make_http_client))
+        return await asyncio.shield(self._http)  # a cancelled caller must not cancel it for everyone
 
     async def on_unmount(self) -> None:
-        if self.http is not None:
-            await self.http.aclose()
+        if self._http is not None:
+            await (await self._http).aclose()  # never cancelled: shielded from its callers
 
     # ------------------------------------------------------------------ services for screens
 
-    def login_flow(self) -> LoginFlow:
-        http = self.http_client()
+    async def login_flow(self) -> LoginFlow:
+        http = await self.http_client()
         return LoginFlow(OidcClient(http, self.endpoints), QClient(http, self.endpoints), self.clock)
 
-    def q_client(self) -> QClient:
-        return QClient(self.http_client(), self.endpoints)
+    async def q_client(self) -> QClient:
+        return QClient(await self.http_client(), self.endpoints)
 
     def find_kiro_cli_db(self) -> Path | None:
         """kiro-cli's database among the candidates (remembered once found), or None."""

@@ -315,9 +315,7 @@ class AccountsScreen(Screen[None]):
 
     @work(group="refresh", exit_on_error=False, description="refresh now")
     async def refresh_accounts(self, account_ids: list[str], announce: bool) -> None:
-        engine = self.kiro_app.engine
-        if engine is None:
-            return
+        engine = await self.kiro_app.built_engine()
         limit = asyncio.Semaphore(self.kiro_app.settings.concurrency)
 
         async def one(account_id: str):  # type: ignore[no-untyped-def]
@@ -374,7 +372,7 @@ class AccountsScreen(Screen[None]):
                                      "Profiles this login may use, from every profile region:")
         self.app.push_screen(picker, callback=lambda arn: self.profile_chosen(account, arn))
         try:
-            listing = await self.kiro_app.login_flow().profiles(account.access_token)
+            listing = await (await self.kiro_app.login_flow()).profiles(account.access_token)
         except (LoginError, ServiceError) as exc:
             picker.fail(str(exc))
             return
@@ -497,7 +495,7 @@ class AccountsScreen(Screen[None]):
 
     @work(group="usage", exclusive=True, exit_on_error=False, description="fetch usage")
     async def load_usage(self, account: Account) -> None:
-        q = self.kiro_app.q_client()
+        q = await self.kiro_app.q_client()
         region = profile_region(account.profile_arn) or "us-east-1"
         try:
             usage = await q.get_usage_limits(account.access_token, region, account.profile_arn)

@@ -78,7 +78,7 @@ class DeviceCodeScreen(Screen[str | None]):
 
     @work(group="login", exclusive=True, exit_on_error=False, description="device-code login")
     async def run_login(self) -> None:
-        flow = self.kiro_app.login_flow()
+        flow = await self.kiro_app.login_flow()
         try:
             self.login = await flow.start(self.request)
             self.show_code(self.login)
