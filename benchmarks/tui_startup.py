@@ -55,7 +55,7 @@ class BareTable(App[None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for column in ("Name", "Method", "Region", "Profile", "Mode", "Expires", "Health", "Last refresh"):
+        for column in ("Name", "Expires", "Health", "Method", "Region", "Profile", "Mode", "Last refresh"):
             table.add_column(column)
         for i, row in enumerate(self.rows):
             table.add_row(*row, key=str(i))
@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=11)
     args = parser.parse_args()
-    rows = [(f"user{i}@example.com", "social", "us-east-1", "—", "own", "in 20 minutes", "fresh", "never")
+    rows = [(f"user{i}@example.com", "in 20 minutes", "fresh", "social", "us-east-1", "—", "own", "never")
             for i in range(args.accounts)]
     with tempfile.TemporaryDirectory() as tmp:
         store = AccountStore.open(Path(tmp) / "accounts.db")

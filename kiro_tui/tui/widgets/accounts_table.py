@@ -11,14 +11,15 @@ from textual.widgets import DataTable
 from kiro_tui.core.models import Account
 from kiro_tui.tui import format as fmt
 
+# What matters most comes first, so a narrow terminal still shows name, expiry and health.
 COLUMNS = (
     ("name", "Name"),
+    ("expires", "Expires"),
+    ("health", "Health"),
     ("method", "Method"),
     ("region", "Region"),
     ("profile", "Profile"),
     ("mode", "Mode"),
-    ("expires", "Expires"),
-    ("health", "Health"),
     ("last", "Last refresh"),
 )
 
