@@ -9,7 +9,7 @@ import pytest
 
 from kiro_tui.core.errors import StoreError
 from kiro_tui.core.models import Account, AuthMethod, Health, Mode, Status
-from kiro_tui.core.store import SCHEMA_VERSION, AccountStore
+from kiro_tui.core.store import SCHEMA_VERSION, AccountStore, RefreshLogEntry
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
@@ -77,6 +77,20 @@ def test_update_and_delete(tmp_path: Path) -> None:
         assert loaded is not None and loaded.status(NOW) is Status.NEEDS_LOGIN
         assert store.delete("abcd1234") is True
         assert store.get("abcd1234") is None
+
+
+def test_saving_an_account_again_keeps_its_history(tmp_path: Path) -> None:
+    """Re-import, adoption and a new login save the whole row: its refresh history must stay
+    (a REPLACE deletes the row first, and the history went with it)."""
+    with AccountStore.open(tmp_path / "a.db") as store:
+        store.save(make_account())
+        with store.transaction() as tx:
+            store.log_refresh(tx, RefreshLogEntry("abcd1234", NOW, "refreshed"))
+        store.save(make_account(access_token="aoaAAAAAGnewer:sig"))
+        assert store.get("abcd1234").access_token == "aoaAAAAAGnewer:sig"  # type: ignore[union-attr]
+        assert [entry.outcome for entry in store.refresh_history("abcd1234")] == ["refreshed"]
+        assert store.delete("abcd1234") is True
+        assert store.refresh_history("abcd1234") == []  # removing the account still takes its history
 
 
 def test_failed_transaction_writes_nothing(tmp_path: Path) -> None:

@@ -280,12 +280,15 @@ class AccountStore:
         )
 
     def save(self, account: Account, conn: sqlite3.Connection | None = None) -> None:
-        """Insert or replace the whole row (inside the caller's transaction, or its own)."""
+        """Insert the row, or update every field of it in place (inside the caller's
+        transaction, or its own). Never REPLACE: that deletes the row first, and the
+        account's refresh history would go with it (ON DELETE CASCADE)."""
         values = asdict(account)
         columns = ", ".join(ACCOUNT_FIELDS)
         marks = ", ".join("?" for _ in ACCOUNT_FIELDS)
+        updates = ", ".join(f"{name} = excluded.{name}" for name in ACCOUNT_FIELDS if name != "id")
         params = [_to_column(name, values[name]) for name in ACCOUNT_FIELDS]
-        sql = f"INSERT OR REPLACE INTO accounts ({columns}) VALUES ({marks})"
+        sql = f"INSERT INTO accounts ({columns}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {updates}"
         if conn is not None:
             conn.execute(sql, params)
             return
@@ -398,7 +401,7 @@ class AccountStore:
 class RefreshLogEntry:
     account_id: str
     at: datetime
-    outcome: str  # refreshed | adopted | failed | skipped
+    outcome: str  # refreshed | adopted | failed | skipped | logged-in
     classification: str | None = None
     duration_ms: int | None = None
     http_status: int | None = None
