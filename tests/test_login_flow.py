@@ -131,3 +131,6 @@ async def test_logging_in_again_renews_the_account_instead_of_adding_one(flow, e
         renewed = save_login(store, login, token, None, clock.now(), None)
         assert renewed.id == dead.id and len(store.accounts()) == 1
         assert store.get(dead.id).health is Health.OK  # type: ignore[union-attr]
+        # each login is in the account's history (newest first), and is not counted as a refresh
+        assert [entry.outcome for entry in store.refresh_history(dead.id)] == ["logged-in"] * 3
+        assert store.refresh_counts().get(dead.id, (0, 0)) == (0, 0)

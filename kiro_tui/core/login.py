@@ -28,7 +28,7 @@ from kiro_tui.core.clock import Clock
 from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.importer import new_account_id
 from kiro_tui.core.models import BUILDER_ID_START_URL, DEFAULT_REGION, KIRO_SCOPES, Account, AuthMethod, Mode
-from kiro_tui.core.store import AccountStore, touch_updated
+from kiro_tui.core.store import AccountStore, RefreshLogEntry, touch_updated
 
 SLOW_DOWN_STEP = 5
 
@@ -207,7 +207,9 @@ def save_login(
         created_at=existing.created_at if existing else None,
     )
     touch_updated(account, now)
-    store.save(account)
+    with store.transaction() as tx:  # the history says when the token came from a login
+        store.save(account, tx)
+        store.log_refresh(tx, RefreshLogEntry(account.id, now, "logged-in"))
     return account
 
 

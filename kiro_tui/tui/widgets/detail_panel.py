@@ -109,9 +109,9 @@ def _history_text(history: list[RefreshLogEntry], now: datetime) -> Text:
         return Text("no refreshes yet", style="dim")
     text = Text()
     for entry in history[:5]:
-        style = "green" if entry.outcome in ("refreshed", "adopted") else "red"
+        style = "green" if entry.outcome in ("refreshed", "adopted", "logged-in") else "red"
         text.append(f"{fmt.ago(entry.at, now)}: ", style="dim")
-        text.append(entry.outcome, style=style)
+        text.append(entry.outcome.replace("-", " "), style=style)
         if entry.classification:
             text.append(f" ({entry.classification})", style="dim")
         text.append("\n")
