@@ -79,14 +79,17 @@ async def capture() -> list[Path]:
 
 
 def to_png(svg: Path) -> Path | None:
+    """A PNG beside the SVG. Textual's SVG starts some text runs with a space, which SVG
+    renderers drop unless told to keep whitespace ("kiro-tui keeps" drew as "kiro-tuikeeps")."""
     png = svg.with_suffix(".png")
+    spaced = svg.read_text(encoding="utf-8").replace("<svg ", '<svg xml:space="preserve" ', 1)
     if shutil.which("rsvg-convert"):
-        subprocess.run(["rsvg-convert", str(svg), "-o", str(png)], check=True)
+        subprocess.run(["rsvg-convert", "-o", str(png)], input=spaced.encode(), check=True)
         return png
     if importlib.util.find_spec("cairosvg"):
         import cairosvg
 
-        cairosvg.svg2png(url=str(svg), write_to=str(png))
+        cairosvg.svg2png(bytestring=spaced.encode(), write_to=str(png))
         return png
     return None
 

@@ -26,10 +26,12 @@ HELP = """\
   [b]?[/b]        this help;  [b]q[/b] quit
 
 [b]Health[/b]
-  fresh · expiring (refreshed 10 minutes before expiry) · refreshing ·
-  retrying in … (a passing error, backing off) · NEEDS LOGIN (the refresh token
-  or client registration is dead: re-import or log in again) · suspended ·
-  out of sync (kiro-cli holds a different token; kiro-tui kept its own)
+  fresh · expiring (refreshed 10 minutes before expiry) · refreshing
+  retrying in …   a passing error; kiro-tui backs off and tries again
+  NEEDS LOGIN     the refresh token or client registration is dead:
+                  press enter on it to re-import or log in again
+  SUSPENDED       AWS suspended the account
+  out of sync     kiro-cli holds a different token; kiro-tui kept its own
 
 [b]Modes[/b]
   sync    refresh, and write the new token back into kiro-cli
