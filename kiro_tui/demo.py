@@ -114,14 +114,16 @@ def seed_demo(emulator: Emulator, folder: Path, store: AccountStore, now: dateti
     report = import_snapshot(store, read_kiro_cli(db, now), now, Mode.SYNC)
     social = next(i.id for i in report.imported if i.auth_method == "social")
     store.update(social, mode=Mode.FOLLOW)  # stays "expiring": only kiro-cli may refresh it
-    # Logged in through kiro-tui: a fresh one, one that refreshes while you watch, one about to die.
+    # Logged in through kiro-tui: one about to die, a fresh one, one that refreshes while you watch.
+    # Dave is the emulator's first Builder ID user, so a demo login (auto-approved) signs in as
+    # him: logging in again, from `l` or from enter on his row, brings his account back.
+    doomed = emulator.seed(kind="builder-id", email="dave@example.com", expires_in=WINDOW + 8)
+    store.save(account_from_seed(doomed, "d4fe9913"))
+    emulator.state.revoke(email="dave@example.com")
     store.save(account_from_seed(emulator.seed(kind="builder-id", email="erin@example.com",
                                                expires_in=55 * 60), "e7a1c0d4"))
     store.save(account_from_seed(emulator.seed(kind="social", email="carol@example.com",
                                                expires_in=WINDOW + 20), "c4r01b22"))
-    doomed = emulator.seed(kind="builder-id", email="dave@example.com", expires_in=WINDOW + 8)
-    store.save(account_from_seed(doomed, "d4fe9913"))
-    emulator.state.revoke(email="dave@example.com")
     flaky = emulator.seed(kind="external-idp", email="frank@contoso.example", expires_in=WINDOW + 3)
     store.save(account_from_seed(flaky, "f7a3b2e1"))
     token_path = urllib.parse.urlsplit(flaky["token"]["token_endpoint"]).path

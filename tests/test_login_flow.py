@@ -13,7 +13,7 @@ from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.aws.oidc import OidcClient
 from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.login import LoginError, LoginFlow, LoginRequest, last_request, remember_request, save_login
-from kiro_tui.core.models import AuthMethod, Health, Mode
+from kiro_tui.core.models import Account, AuthMethod, Health, Mode
 from kiro_tui.core.store import AccountStore
 from tests.support.engine import at
 
@@ -134,3 +134,22 @@ async def test_logging_in_again_renews_the_account_instead_of_adding_one(flow, e
         # each login is in the account's history (newest first), and is not counted as a refresh
         assert [entry.outcome for entry in store.refresh_history(dead.id)] == ["logged-in"] * 3
         assert store.refresh_counts().get(dead.id, (0, 0)) == (0, 0)
+
+
+async def test_logging_in_again_as_someone_else_leaves_the_dead_account_alone(flow, emulator,
+                                                                             tmp_path: Path) -> None:
+    login_flow, clock = flow
+    emulator.state.add_user("builder-id", email="erin@example.com")  # who signs in at this portal
+    with AccountStore.open(tmp_path / "a.db") as store:
+        dave = Account(id="d4fe9913", auth_method=AuthMethod.BUILDER_ID, access_token="aoaAAAAAGdave:sig",
+                       refresh_token="aorAAAAAGdave:sig", expires_at=clock.now(), email="dave@example.com",
+                       health=Health.NEEDS_LOGIN, mode=Mode.OWN)
+        store.save(dave)
+        login = await login_flow.start(LoginRequest(replaces=dave.id))
+        httpx.post(f"{emulator.url}/_emulator/approve", json={"user_code": login.user_code}).raise_for_status()
+        token = await login_flow.wait_for_token(login)
+        email = await login_flow.email(token.access_token, None)
+        saved = save_login(store, login, token, None, clock.now(), email)
+        assert saved.id != dave.id and saved.email == "erin@example.com"
+        assert store.get(dave.id) == dave  # untouched: still dave, still needs a login
+        assert len(store.accounts()) == 2

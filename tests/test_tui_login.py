@@ -13,6 +13,7 @@ from kiro_tui.demo import IDC_PROFILES
 from kiro_tui.tui.screens.accounts import AccountsScreen
 from kiro_tui.tui.screens.choice import ChoiceScreen
 from kiro_tui.tui.screens.device_code import DeviceCodeScreen
+from kiro_tui.tui.screens.login_form import LoginFormScreen
 from kiro_tui.tui.widgets.big_code import BigCode
 from tests.support.engine import at, control
 from tests.support.tui import RecordingClipboard, build_app, build_store, toasts
@@ -106,6 +107,33 @@ async def test_builder_id_without_profiles_skips_the_picker(rig, emulator, emula
         await wait_for(pilot, lambda: isinstance(app.screen, AccountsScreen) and store.accounts())
         assert store.accounts()[0].auth_method is AuthMethod.BUILDER_ID
         assert store.accounts()[0].profile_arn is None
+
+
+async def test_logging_in_again_as_someone_else_says_so_and_keeps_the_dead_account(rig, emulator,
+                                                                                  emulator_time) -> None:
+    from kiro_tui.core.models import Account, Health
+
+    store, clock = rig
+    emulator.state.add_user("builder-id", email="erin@example.com")  # who will sign in
+    store.save(Account(id="d4fe9913", auth_method=AuthMethod.BUILDER_ID, access_token="aoaAAAAAGdave:sig",
+                       refresh_token="aorAAAAAGdave:sig", expires_at=clock.now(), email="dave@example.com",
+                       health=Health.NEEDS_LOGIN, mode=Mode.OWN))
+    app = build_app(store, emulator.url, clock=clock)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.pause()
+        await pilot.press("enter")  # on dave, who needs a login: the fixes
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        await pilot.press("enter")  # log in again
+        await wait_for(pilot, lambda: isinstance(app.screen, LoginFormScreen))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DeviceCodeScreen) and app.screen.login is not None)
+        control(emulator, "approve", {"user_code": app.screen.login.user_code})  # type: ignore[attr-defined]
+        await tick_polling(pilot, clock, emulator_time)
+        await wait_for(pilot, lambda: isinstance(app.screen, AccountsScreen) and len(store.accounts()) == 2)
+        await wait_for(pilot, lambda: any(t.startswith("Someone else signed in") for t in toasts(app)))
+        assert ("Someone else signed in: You signed in as erin@example.com, not dave@example.com: "
+                "dave@example.com still needs a login. erin@example.com is saved as its own account.") in toasts(app)
+        assert store.get("d4fe9913").health is Health.NEEDS_LOGIN  # type: ignore[union-attr]
 
 
 async def test_escape_cancels_and_polling_stops_at_once(rig, emulator, emulator_time) -> None:

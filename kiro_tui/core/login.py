@@ -175,13 +175,17 @@ def save_login(
     """Store the login (mode own: it is kiro-tui's alone), in one transaction.
 
     It renews an existing account rather than adding a twin when the request says which
-    (log in again), or when an account of the same kind, portal and email exists.
+    (log in again), or when an account of the same kind, portal and email exists. If the
+    person signed in as someone other than the account they meant to renew (both emails
+    known and different), that account is left as it was: the caller can tell by the id.
     """
     request = login.request
     method = AuthMethod.BUILDER_ID if request.is_builder_id else AuthMethod.IDC
     start_url = None if method is AuthMethod.BUILDER_ID else request.portal
     portal_name = request.portal.removeprefix("https://").split(".")[0]
     existing = store.get(request.replaces) if request.replaces else None
+    if existing is not None and email and existing.email and existing.email.lower() != email.lower():
+        existing = None  # someone else signed in
     if existing is None and email:
         existing = next((a for a in store.accounts() if a.email == email and a.auth_method is method
                          and (a.start_url or None) == start_url), None)

@@ -358,8 +358,14 @@ class AccountsScreen(Screen[None]):
         self.account_changed(account_id)
         self.table.move_cursor(row=self.table.get_row_index(account_id))
         account = self.kiro_app.store.get(account_id)
-        self.notify(f"{account.name if account else account_id} is ready; kiro-tui keeps it fresh.",
-                    title="Logged in")
+        name = account.name if account else account_id
+        meant = self.kiro_app.store.get(request.replaces) if request.replaces else None
+        if meant is not None and meant.id != account_id:
+            self.notify(f"You signed in as {name}, not {meant.name}: {meant.name} still needs a login. "
+                        f"{name} is saved as its own account.", title="Someone else signed in",
+                        severity="warning", timeout=15)
+            return
+        self.notify(f"{name} is ready; kiro-tui keeps it fresh.", title="Logged in")
 
     def action_profile(self) -> None:
         account = self.selected()
