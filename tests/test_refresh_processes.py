@@ -17,7 +17,6 @@ from kiro_tui.core.importer import new_account_id
 from kiro_tui.core.models import Health
 from kiro_tui.core.store import AccountStore
 from tests.support.engine import account_from_seed, control
-from tests.support.run import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
