@@ -71,6 +71,23 @@ def test_refresh_exit_codes_and_json(kiro_tui_exe, isolated_dirs, live_emulator,
     assert (listed[dead]["refresh_successes"], listed[dead]["refresh_failures"]) == (0, 1)
 
 
+@pytest.mark.parametrize("bundle", ["missing", "garbage"])
+def test_unusable_certificates_are_named_in_one_line(kiro_tui_exe, isolated_dirs, live_emulator, env,
+                                                    tmp_path: Path, bundle: str) -> None:
+    good = add_own(isolated_dirs, live_emulator, kind="social", email="good@example.com")
+    path = tmp_path / "corp-ca.pem"
+    if bundle == "garbage":
+        path.write_text("not a certificate\n")
+    for command in (["refresh", good], ["refresh", "--all"]):
+        result = run_cli(kiro_tui_exe, *command, env={**env, "SSL_CERT_FILE": str(path)})
+        assert result.code == 1
+        (line,) = result.err.strip().splitlines()
+        assert line.startswith("kiro-tui: error: cannot load the certificates to verify AWS with: "
+                               f"SSL_CERT_FILE={path}: ")
+        assert line.endswith("point it at a PEM bundle, or unset it")
+    assert json.loads(run_cli(kiro_tui_exe, "list", "--json").out)[0]["refresh_successes"] == 0  # nothing sent
+
+
 def test_import_mode_from_config(kiro_tui_exe, isolated_dirs, kiro_db: KiroCliDb) -> None:
     config = isolated_dirs / "config" / "kiro-tui" / "config.toml"
     config.parent.mkdir(parents=True)

@@ -417,3 +417,31 @@ async def test_names_and_errors_are_shown_as_written_never_read_as_markup(tmp_pa
             await pilot.pause()
             assert isinstance(app.screen, ConfirmScreen)
             assert "ops [/] [bold]team[/bold]" in screen_text(app)
+
+
+async def test_unusable_certificates_are_said_once_and_the_accounts_still_show(store, monkeypatch,
+                                                                              tmp_path: Path) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing-ca.pem"))
+    app = build_app(store)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if any(t.startswith("Cannot reach AWS") for t in toasts(app)):
+                break
+        (toast,) = [t for t in toasts(app) if t.startswith("Cannot reach AWS")]
+        assert "SSL_CERT_FILE=" in toast and toast.endswith("Accounts are shown, but nothing is refreshed.")
+        assert table(app).row_count == 5
+        await pilot.press("r")
+        for _ in range(50):
+            await pilot.pause(0.02)
+            if any(t.startswith("Cannot refresh") for t in toasts(app)):
+                break
+        assert any(t.startswith("Cannot refresh: cannot load the certificates") for t in toasts(app))
+        await pilot.press("l")
+        await pilot.pause()
+        await pilot.press("enter")
+        for _ in range(50):
+            await pilot.pause(0.02)
+            if "point it at a PEM bundle" in screen_text(app):
+                break
+        assert "point it at a PEM bundle, or unset it" in screen_text(app)  # the login screen says why

@@ -19,5 +19,9 @@ class StoreError(KiroTuiError):
     """kiro-tui's own account store cannot be used."""
 
 
+class TlsSetupError(KiroTuiError):
+    """The certificate authorities to verify AWS with cannot be loaded."""
+
+
 class KiroCliError(KiroTuiError):
     """kiro-cli's database cannot be read (or written back)."""

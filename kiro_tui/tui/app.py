@@ -52,6 +52,7 @@ class KiroTuiApp(App[None]):
         self._http: asyncio.Future[httpx.AsyncClient] | None = None
         self.engine: Engine | None = None
         self._engine_built = asyncio.Event()
+        self._engine_error: KiroTuiError | None = None
         self.last_import_at: datetime | None = None
         self.accounts_screen = AccountsScreen()
 
@@ -65,8 +66,16 @@ class KiroTuiApp(App[None]):
 
     async def run_engine_for_session(self) -> None:
         """Build the engine; run it for the session unless told not to (tests, snapshots)."""
+        try:
+            http = await self.http_client()
+        except KiroTuiError as exc:  # e.g. SSL_CERT_FILE names a missing file: say so, keep showing accounts
+            self._engine_error = exc
+            self._engine_built.set()
+            self.notify(f"{exc}. Accounts are shown, but nothing is refreshed.", title="Cannot reach AWS",
+                        severity="error", timeout=60, markup=False)
+            return
         self.engine = Engine(
-            self.store, self.settings, self.clock, await self.http_client(), self.endpoints, self.kiro_cli_db,
+            self.store, self.settings, self.clock, http, self.endpoints, self.kiro_cli_db,
             on_change=self._status_changed, on_import=self._auto_imported, on_error=self._auto_import_failed,
         )
         self._engine_built.set()
@@ -76,7 +85,9 @@ class KiroTuiApp(App[None]):
     async def built_engine(self) -> Engine:
         """The engine, once built (at most a few milliseconds after the first frame)."""
         await self._engine_built.wait()
-        assert self.engine is not None
+        if self.engine is None:
+            assert self._engine_error is not None
+            raise self._engine_error
         return self.engine
 
     async def http_client(self) -> httpx.AsyncClient:
@@ -87,8 +98,13 @@ class KiroTuiApp(App[None]):
         return await asyncio.shield(self._http)  # a cancelled caller must not cancel it for everyone
 
     async def on_unmount(self) -> None:
-        if self._http is not None:
-            await (await self._http).aclose()  # never cancelled: shielded from its callers
+        if self._http is None:
+            return
+        try:
+            client = await self._http  # never cancelled: shielded from its callers
+        except KiroTuiError:
+            return  # there never was a client
+        await client.aclose()
 
     # ------------------------------------------------------------------ services for screens
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +12,7 @@ import httpx
 from kiro_tui import __version__
 from kiro_tui.core.aws.endpoints import Target
 from kiro_tui.core.aws.errors import ErrorClass, ServiceError
+from kiro_tui.core.errors import TlsSetupError
 
 USER_AGENT = f"kiro-tui/{__version__}"
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
@@ -21,7 +24,21 @@ Classifier = Callable[[int, str, str, dict[str, Any]], ServiceError]
 def make_http_client(timeout: httpx.Timeout | float = DEFAULT_TIMEOUT) -> httpx.AsyncClient:
     """The one AsyncClient kiro-tui uses: TLS verification always on, explicit timeouts."""
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-    return httpx.AsyncClient(timeout=timeout, verify=True, limits=limits, headers={"User-Agent": USER_AGENT})
+    try:
+        return httpx.AsyncClient(timeout=timeout, verify=True, limits=limits, headers={"User-Agent": USER_AGENT})
+    except (OSError, ssl.SSLError) as exc:  # SSLError is an OSError; named for the reader
+        raise TlsSetupError(_tls_setup_message(exc)) from None
+
+
+def _tls_setup_message(exc: Exception) -> str:
+    """Which setting points at unusable certificates, and what to do about it."""
+    reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
+    reason = reason.replace("_", " ").lower() if reason.isupper() else reason  # NO_CERTIFICATE_OR_CRL_FOUND
+    for variable in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
+        if os.environ.get(variable):
+            return (f"cannot load the certificates to verify AWS with: {variable}={os.environ[variable]}: "
+                    f"{reason}; point it at a PEM bundle, or unset it")
+    return f"cannot load the certificates to verify AWS with: {reason}; reinstall kiro-tui (certifi)"
 
 
 def error_code(response: httpx.Response, body: dict[str, Any]) -> str:

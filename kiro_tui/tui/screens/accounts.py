@@ -26,7 +26,7 @@ from kiro_tui.core.aws.errors import ServiceError
 from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.importer import ImportReport, import_snapshot
 from kiro_tui.core.kiro_cli import profile_region, read_kiro_cli
-from kiro_tui.core.login import LoginError, LoginRequest, last_request, set_profile
+from kiro_tui.core.login import LoginRequest, last_request, set_profile
 from kiro_tui.core.models import Account, Mode, Status
 from kiro_tui.core.store import RefreshLogEntry
 from kiro_tui.core.summary import describe_expiry
@@ -202,7 +202,7 @@ class AccountsScreen(Screen[None]):
 
     def update_detail(self, fetch_usage: bool = True) -> None:
         account = self.selected()
-        store, now = self.kiro_app.store, self.kiro_app.clock.now()
+        now = self.kiro_app.clock.now()
         history = self.history_of(account.id) if account else []
         usage = self.usage.get(account.id) if account else None
         self.query_one(AccountDetail).show(account, history, usage, now, self.kiro_app.settings.window,
@@ -315,7 +315,11 @@ class AccountsScreen(Screen[None]):
 
     @work(group="refresh", exit_on_error=False, description="refresh now")
     async def refresh_accounts(self, account_ids: list[str], announce: bool) -> None:
-        engine = await self.kiro_app.built_engine()
+        try:
+            engine = await self.kiro_app.built_engine()
+        except KiroTuiError as exc:
+            self.notify(str(exc), title="Cannot refresh", severity="error", timeout=15)
+            return
         limit = asyncio.Semaphore(self.kiro_app.settings.concurrency)
 
         async def one(account_id: str):  # type: ignore[no-untyped-def]
@@ -379,7 +383,7 @@ class AccountsScreen(Screen[None]):
         self.app.push_screen(picker, callback=lambda arn: self.profile_chosen(account, arn))
         try:
             listing = await (await self.kiro_app.login_flow()).profiles(account.access_token)
-        except (LoginError, ServiceError) as exc:
+        except KiroTuiError as exc:
             picker.fail(str(exc))
             return
         if not listing.profiles:
@@ -501,12 +505,15 @@ class AccountsScreen(Screen[None]):
 
     @work(group="usage", exclusive=True, exit_on_error=False, description="fetch usage")
     async def load_usage(self, account: Account) -> None:
-        q = await self.kiro_app.q_client()
         region = profile_region(account.profile_arn) or "us-east-1"
         try:
+            q = await self.kiro_app.q_client()
             usage = await q.get_usage_limits(account.access_token, region, account.profile_arn)
         except ServiceError as exc:
             self.post_message(UsageLoaded(account.id, None, exc.message))
+            return
+        except KiroTuiError as exc:  # no TLS to reach AWS with
+            self.post_message(UsageLoaded(account.id, None, str(exc)))
             return
         self.post_message(UsageLoaded(account.id, usage))
 

@@ -19,7 +19,8 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from kiro_tui.core.aws.codewhisperer import Profile
-from kiro_tui.core.login import DeviceLogin, LoginError, LoginRequest, PollStatus, remember_request, save_login
+from kiro_tui.core.errors import KiroTuiError
+from kiro_tui.core.login import DeviceLogin, LoginRequest, PollStatus, remember_request, save_login
 from kiro_tui.tui.clipboard import copy_text
 from kiro_tui.tui.screens.choice import ChoiceScreen
 from kiro_tui.tui.widgets.keys_footer import KeysFooter
@@ -78,14 +79,15 @@ class DeviceCodeScreen(Screen[str | None]):
 
     @work(group="login", exclusive=True, exit_on_error=False, description="device-code login")
     async def run_login(self) -> None:
-        flow = await self.kiro_app.login_flow()
         try:
+            flow = await self.kiro_app.login_flow()
             self.login = await flow.start(self.request)
             self.show_code(self.login)
             token = await flow.wait_for_token(self.login, self.show_poll_status)
-            self.query_one("#poll-status", Static).update(Text.assemble(("Approved.", "green"), " Listing your profiles…"))
+            approved = Text.assemble(("Approved.", "green"), " Listing your profiles…")
+            self.query_one("#poll-status", Static).update(approved)
             listing = await flow.profiles(token.access_token)
-        except LoginError as exc:
+        except KiroTuiError as exc:  # a LoginError, or no TLS to reach AWS with
             self.fail(str(exc))
             return
         profile = None
