@@ -445,3 +445,33 @@ async def test_unusable_certificates_are_said_once_and_the_accounts_still_show(s
             if "point it at a PEM bundle" in screen_text(app):
                 break
         assert "point it at a PEM bundle, or unset it" in screen_text(app)  # the login screen says why
+
+
+async def test_a_longer_health_widens_its_column_and_filtering_keeps_the_selection(tmp_path: Path) -> None:
+    from kiro_tui.core.models import Account, AuthMethod
+    from kiro_tui.core.store import AccountStore
+
+    accounts = [Account(id=f"{i:08x}", auth_method=AuthMethod.SOCIAL, access_token=f"aoaAAAAAG{i}:sig",
+                        refresh_token=f"aorAAAAAG{i}:sig", expires_at=NOW + timedelta(minutes=30 + i),
+                        label=f"user{i:02d}@example.com", mode=Mode.OWN) for i in range(30)]
+    with build_store(tmp_path / "accounts.db", accounts) as store:
+        app = build_app(store)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            assert "NEEDS LOGIN" not in screen_text(app)  # every health is short: a narrow column
+            with AccountStore.open(store.path) as other:
+                other.update("00000003", health=Health.NEEDS_LOGIN,
+                             last_error="refresh token invalid: log in again")
+            app.screen.tick()
+            await pilot.pause()
+            row = next(line for line in screen_text(app).splitlines() if "user03@example.com" in line)
+            assert "NEEDS LOGIN: refresh token invalid" in row  # the column grew: nothing cut off
+            await select(pilot, "00000011")  # user17
+            await pilot.press("slash")
+            await pilot.pause()
+            await pilot.press(*"user1")  # user10…user19: twenty rows go at once
+            await pilot.pause()
+            assert table(app).row_count == 10 and table(app).selected_id == "00000011"
+            await pilot.press("escape")
+            await pilot.pause()
+            assert table(app).row_count == 30 and table(app).selected_id == "00000011"
