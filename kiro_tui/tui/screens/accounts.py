@@ -118,8 +118,8 @@ class AccountsScreen(Screen[None]):
         return self.query_one(AccountsTable)
 
     def selected(self) -> Account | None:
-        account_id = self.table.selected_id
-        return next((a for a in self.accounts if a.id == account_id), None)
+        """The highlighted account (asked for every key's check_action: a lookup, not a scan)."""
+        return self.table.accounts.get(self.table.selected_id or "")
 
     def visible_accounts(self) -> list[Account]:
         needle = self.filter_text.lower()
