@@ -416,7 +416,7 @@ async def test_names_and_errors_are_shown_as_written_never_read_as_markup(tmp_pa
             await pilot.press("delete")
             await pilot.pause()
             assert isinstance(app.screen, ConfirmScreen)
-            assert "ops [/] [bold]team[/bold]" in screen_text(app)
+            assert "Remove ops [/] [bold]team[/bold] from kiro-tui?" in screen_text(app)  # bold, no tags
 
 
 async def test_unusable_certificates_are_said_once_and_the_accounts_still_show(store, monkeypatch,

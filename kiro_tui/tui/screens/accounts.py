@@ -424,9 +424,10 @@ class AccountsScreen(Screen[None]):
         account = self.selected()
         if account is None:
             return
-        question = (f"Copy the access token of [b]{account.name}[/b]?\n\n"
-                    "Anyone who can paste it can act as this account until it expires "
-                    f"({fmt.expires(account, self.kiro_app.clock.now())}).")
+        question = Text.assemble(
+            "Copy the access token of ", (account.name, "bold"), "?\n\n",
+            "Anyone who can paste it can act as this account until it expires "
+            f"({fmt.expires(account, self.kiro_app.clock.now())}).")
         self.app.push_screen(ConfirmScreen(question, "Copy"), callback=lambda ok: self.copy_confirmed(account, ok))
 
     def copy_confirmed(self, account: Account, ok: bool | None) -> None:
@@ -438,8 +439,9 @@ class AccountsScreen(Screen[None]):
         account = self.selected()
         if account is None:
             return
-        question = (f"Remove [b]{account.name}[/b] from kiro-tui?\n\n"
-                    "Its tokens are deleted from kiro-tui's store. kiro-cli's own login is not touched.")
+        question = Text.assemble(
+            "Remove ", (account.name, "bold"), " from kiro-tui?\n\n",
+            "Its tokens are deleted from kiro-tui's store. kiro-cli's own login is not touched.")
         self.app.push_screen(ConfirmScreen(question, "Remove"), callback=lambda ok: self.remove_confirmed(account, ok))
 
     def remove_confirmed(self, account: Account, ok: bool | None) -> None:
