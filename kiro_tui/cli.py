@@ -24,7 +24,7 @@ from kiro_tui.core.importer import ImportReport, import_snapshot
 from kiro_tui.core.kiro_cli import find_kiro_cli_db, read_kiro_cli
 from kiro_tui.core.models import Account
 from kiro_tui.core.store import AccountStore
-from kiro_tui.core.summary import account_json, describe_expiry
+from kiro_tui.core.summary import account_json, describe_expiry, printable
 
 EXIT_OK, EXIT_FAILURE, EXIT_NEEDS_LOGIN = 0, 1, 3  # 2: usage errors, from argparse
 log = logging.getLogger("kiro_tui")
@@ -38,10 +38,16 @@ def _settings() -> Settings:
     return load_settings(paths.config_file())
 
 
+def say(line: str, *, err: bool = False) -> None:
+    """One line for a person. Labels, emails and errors come from kiro-cli and AWS: made
+    printable, so no escape sequence reaches the terminal (JSON output escapes by itself)."""
+    print(printable(line), file=sys.stderr if err else sys.stdout)
+
+
 def _open_store() -> AccountStore:
     store = AccountStore.open(paths.store_file())
     for message in store.permission_fixes:
-        print(f"kiro-tui: warning: {message}", file=sys.stderr)
+        say(f"kiro-tui: warning: {message}", err=True)
     return store
 
 
@@ -69,7 +75,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     else:
         _print_import(report)
     for skipped in report.skipped:
-        print(f"kiro-tui: warning: skipped {skipped.key} in {db}: {skipped.reason}", file=sys.stderr)
+        say(f"kiro-tui: warning: skipped {skipped.key} in {db}: {skipped.reason}", err=True)
     if not report.imported:
         if report.skipped:
             raise CommandFailed(f"no usable login in {db}: {report.skipped[0].reason}")
@@ -80,9 +86,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 def _print_import(report: ImportReport) -> None:
     for item in report.imported:
         note = f"  ({item.note})" if item.note else ""
-        print(f"{item.action:<10} {item.id}  {item.label:<32} {item.key}{note}")
+        say(f"{item.action:<10} {item.id}  {item.label:<32} {item.key}{note}")
     for account in report.missing:
-        print(f"{'kept':<10} {account.id}  {account.label:<32} no longer in kiro-cli's database")
+        say(f"{'kept':<10} {account.id}  {account.label:<32} no longer in kiro-cli's database")
 
 
 # ---------------------------------------------------------------- list
@@ -130,9 +136,10 @@ def _print_table(
         if show_secrets:
             row.append(account.access_token)
         table.append(row)
+    table = [[printable(cell) for cell in row] for row in table]  # widths of what is printed
     widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
     for row in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 # ---------------------------------------------------------------- remove
@@ -151,7 +158,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
                 print("Nothing removed.")
                 return EXIT_OK
         store.delete(account.id)
-    print(f"Removed {account.id} ({account.name}). kiro-cli's own login is untouched.")
+    say(f"Removed {account.id} ({account.name}). kiro-cli's own login is untouched.")
     return EXIT_OK
 
 
@@ -196,7 +203,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         print("Nothing is due for a refresh. `kiro-tui refresh --all` refreshes every account now.")
     for result in results if not args.json else ():
         detail = result.message or (describe_expiry(result.expires_at, clock.now()) if result.expires_at else "")
-        print(f"{result.outcome:<10} {result.account_id}  {result.label:<32} {result.status.value:<16} {detail}")
+        say(f"{result.outcome:<10} {result.account_id}  {result.label:<32} {result.status.value:<16} {detail}")
     statuses = {r.status.value for r in results}
     if "needs-login" in statuses:
         return EXIT_NEEDS_LOGIN
@@ -271,7 +278,7 @@ def cmd_mode(args: argparse.Namespace) -> int:
     with _open_store() as store:
         account = store.resolve_id(args.id)
         store.set_mode(account, mode)
-    print(f"{account.id} ({account.name}): mode {account.mode.value} → {mode.value}")
+    say(f"{account.id} ({account.name}): mode {account.mode.value} → {mode.value}")
     return EXIT_OK
 
 
@@ -404,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except KiroTuiError as exc:
-        print(f"kiro-tui: error: {exc}", file=sys.stderr)
+        say(f"kiro-tui: error: {exc}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         print("kiro-tui: interrupted", file=sys.stderr)
@@ -416,6 +423,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = setup_file_logging()
         log.exception("unexpected error in `kiro-tui %s`", args.command or "")
         detail = f"; details in {where}" if where else ""
-        print(f"kiro-tui: internal error: {type(exc).__name__}: {redact(str(exc))[:200]}{detail}. "
-              "Please report it.", file=sys.stderr)
+        say(f"kiro-tui: internal error: {type(exc).__name__}: {redact(str(exc))[:200]}{detail}. "
+            "Please report it.", err=True)
         return EXIT_FAILURE

@@ -85,6 +85,22 @@ def test_human_list_shows_countdown_and_no_secret(kiro_tui_exe: str, kiro_db: Ki
     assert written["access_token"] not in result.out and written["refresh_token"] not in result.out
 
 
+def test_human_list_never_sends_control_characters_to_the_terminal(kiro_tui_exe: str, isolated_dirs: Path) -> None:
+    """Emails and profile names come from AWS: an escape sequence in one must not reach the terminal."""
+    from kiro_tui.core.models import Account, AuthMethod
+    from kiro_tui.core.store import AccountStore
+
+    assert run_cli(kiro_tui_exe, "list").code == 0  # creates the store
+    with AccountStore.open(isolated_dirs / "data" / "kiro-tui" / "accounts.db") as store:
+        store.save(Account(id="e5c0e5c0", auth_method=AuthMethod.SOCIAL, access_token="aoaAAAAAGx:sig",
+                           refresh_token="aorAAAAAGx:sig", expires_at=datetime.now(UTC) + timedelta(hours=1),
+                           email="eve\x1b]0;pwned\x07\x1b[2J@example.com", profile_name="Prod\rEU"))
+    result = run_cli(kiro_tui_exe, "list")
+    assert result.code == 0
+    assert not any(ch in result.out for ch in "\x1b\x07\r")
+    assert "eve?]0;pwned??[2J@example.com" in result.out and "Prod?EU" in result.out
+
+
 def test_expired_token_lists_negative_seconds(kiro_tui_exe: str, kiro_db: KiroCliDb) -> None:
     kiro_db.put_social(expires_at=datetime.now(UTC) - timedelta(minutes=3))
     run_cli(kiro_tui_exe, "import")

@@ -475,3 +475,32 @@ async def test_a_longer_health_widens_its_column_and_filtering_keeps_the_selecti
             await pilot.press("escape")
             await pilot.pause()
             assert table(app).row_count == 30 and table(app).selected_id == "00000011"
+
+
+async def test_control_characters_from_outside_never_reach_the_terminal(tmp_path: Path) -> None:
+    """An email, a profile name or a server error holding an escape sequence (set the window
+    title, clear the screen) is shown with '?' in its place, everywhere it appears."""
+    from kiro_tui.core.models import Account, AuthMethod
+    from kiro_tui.core.store import AccountStore
+
+    evil = "eve\x1b]0;pwned\x07\x1b[2J@example.com"
+    account = Account(id="e5c0e5c0", auth_method=AuthMethod.SOCIAL, access_token="aoaAAAAAGe:sig",
+                      refresh_token="aorAAAAAGe:sig", expires_at=NOW + timedelta(minutes=30), email=evil,
+                      profile_name="Prod\rEU", region="us-east-1\x1b[5m", mode=Mode.OWN)
+    with build_store(tmp_path / "accounts.db", [account]) as store:
+        app = build_app(store)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await pilot.pause()
+            with AccountStore.open(store.path) as other:
+                other.update("e5c0e5c0", health=Health.NEEDS_LOGIN, last_error="denied \x1b[31mby\x1b[0m AWS")
+            app.screen.tick()
+            await pilot.pause()
+            seen = [screen_text(app), *toasts(app)]
+            await pilot.press("delete")
+            await pilot.pause()
+            seen.append(screen_text(app))
+            for text in seen:
+                assert not any(ch in text for ch in "\x1b\x07\r"), repr(text)
+            assert "eve?]0;pwned??[2J@example.com" in seen[0] and "Prod?EU" in seen[0]
+            assert "Needs login: eve?]0;pwned??[2J@example.com: denied ?[31mby?[0m AWS. Select it and press enter." \
+                in seen[1:-1]

@@ -10,15 +10,18 @@ from pathlib import Path
 
 from kiro_tui.core import paths
 from kiro_tui.core.aws.errors import redact
+from kiro_tui.core.summary import printable
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class RedactingFormatter(logging.Formatter):
-    """Masks anything token-shaped in every line, tracebacks included: a last line of defence."""
+    """Masks anything token-shaped in every line, tracebacks included: a last line of defence.
+    Lines are also made printable: a label from kiro-cli cannot forge a log line or send an
+    escape sequence to the terminal `kiro-tui watch` writes to."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        return "\n".join(printable(line) for line in redact(super().format(record)).split("\n"))
 
 
 def log_file() -> Path:

@@ -11,6 +11,12 @@ from kiro_tui.core.models import Account
 from kiro_tui.core.timefmt import format_timestamp, seconds_until
 
 
+def printable(text: str) -> str:
+    """Text from kiro-cli or AWS made safe to put on a terminal: every control character (the
+    ESC of an escape sequence, a bell, a carriage return, a newline) becomes "?"."""
+    return text if text.isprintable() else "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
 def _stamp(when: datetime | None) -> str | None:
     return format_timestamp(when) if when else None
 

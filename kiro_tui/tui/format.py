@@ -8,7 +8,7 @@ import humanize
 from rich.text import Text
 
 from kiro_tui.core.models import Account, Mode, Status
-from kiro_tui.core.summary import describe_expiry
+from kiro_tui.core.summary import describe_expiry, printable
 
 STATUS_STYLES = {
     Status.FRESH: "green",
@@ -23,10 +23,10 @@ ALERT_STATUSES = {Status.NEEDS_LOGIN, Status.SUSPENDED}
 
 
 def short_reason(text: str | None) -> str:
-    """The gist of an error: the part before any parenthesised detail."""
+    """The gist of an error, fit for the screen: the part before any parenthesised detail."""
     if not text:
         return ""
-    return text.split(" (")[0].removesuffix(": log in again")
+    return printable(text.split(" (")[0].removesuffix(": log in again"))
 
 
 def health(account: Account, now: datetime, window: timedelta, refreshing: bool) -> Text:

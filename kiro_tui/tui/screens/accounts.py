@@ -29,7 +29,7 @@ from kiro_tui.core.kiro_cli import profile_region, read_kiro_cli
 from kiro_tui.core.login import LoginRequest, last_request, set_profile
 from kiro_tui.core.models import Account, Mode, Status
 from kiro_tui.core.store import RefreshLogEntry
-from kiro_tui.core.summary import describe_expiry
+from kiro_tui.core.summary import describe_expiry, printable
 from kiro_tui.tui import format as fmt
 from kiro_tui.tui.clipboard import copy_text
 from kiro_tui.tui.commands import AccountCommands
@@ -91,8 +91,9 @@ class AccountsScreen(Screen[None]):
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = False) -> None:
-        """Toasts carry account names, paths and server errors: plain text unless asked."""
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+        """Toasts carry account names, paths and server errors: plain, printable text unless asked."""
+        super().notify(message if markup else printable(message), title=title, severity=severity,
+                       timeout=timeout, markup=markup)
 
     # ------------------------------------------------------------------ layout
 
@@ -425,7 +426,7 @@ class AccountsScreen(Screen[None]):
         if account is None:
             return
         question = Text.assemble(
-            "Copy the access token of ", (account.name, "bold"), "?\n\n",
+            "Copy the access token of ", (printable(account.name), "bold"), "?\n\n",
             "Anyone who can paste it can act as this account until it expires "
             f"({fmt.expires(account, self.kiro_app.clock.now())}).")
         self.app.push_screen(ConfirmScreen(question, "Copy"), callback=lambda ok: self.copy_confirmed(account, ok))
@@ -440,7 +441,7 @@ class AccountsScreen(Screen[None]):
         if account is None:
             return
         question = Text.assemble(
-            "Remove ", (account.name, "bold"), " from kiro-tui?\n\n",
+            "Remove ", (printable(account.name), "bold"), " from kiro-tui?\n\n",
             "Its tokens are deleted from kiro-tui's store. kiro-cli's own login is not touched.")
         self.app.push_screen(ConfirmScreen(question, "Remove"), callback=lambda ok: self.remove_confirmed(account, ok))
 

@@ -1,6 +1,7 @@
 """Pick one of a few options (mode, what to do about a dead login, a profile).
 
-Titles, options and errors carry account and profile names: shown as plain text, never markup.
+Titles, options and errors carry account and profile names: shown as plain, printable text,
+never markup.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from textual.screen import ModalScreen
 from textual.widgets import LoadingIndicator, OptionList, Static
 from textual.widgets.option_list import Option
 
+from kiro_tui.core.summary import printable
+
 
 class ChoiceScreen(ModalScreen[str | None]):
     """Options as (id, label); dismisses with the chosen id, or None on escape."""
@@ -22,7 +25,9 @@ class ChoiceScreen(ModalScreen[str | None]):
     def __init__(self, title: str, options: list[tuple[str, str]], explanation: str = "",
                  highlighted: str | None = None) -> None:
         super().__init__()
-        self.title_text, self.options, self.explanation, self.initial = title, options, explanation, highlighted
+        self.title_text, self.initial = printable(title), highlighted
+        self.options = [(option_id, printable(label)) for option_id, label in options]
+        self.explanation = "\n".join(printable(line) for line in explanation.split("\n"))
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -62,10 +67,10 @@ class LoadingChoiceScreen(ChoiceScreen):
         self.query_one("#choices", OptionList).display = False
 
     def fill(self, options: list[tuple[str, str]], highlighted: str | None = None) -> None:
-        self.options = options
+        self.options = [(option_id, printable(label)) for option_id, label in options]
         self.query_one("#loading").display = False
         choices = self.query_one("#choices", OptionList)
-        choices.add_options([Option(label, id=option_id) for option_id, label in options])
+        choices.add_options([Option(label, id=option_id) for option_id, label in self.options])
         choices.display = True
         ids = [option_id for option_id, _ in options]
         choices.highlighted = ids.index(highlighted) if highlighted in ids else 0
@@ -73,4 +78,5 @@ class LoadingChoiceScreen(ChoiceScreen):
 
     def fail(self, message: str) -> None:
         self.query_one("#loading").display = False
-        self.query_one("#explanation", Static).update(Text.assemble((message, "red"), "\n\nPress escape to go back."))
+        self.query_one("#explanation", Static).update(
+            Text.assemble((printable(message), "red"), "\n\nPress escape to go back."))

@@ -21,10 +21,11 @@ from textual.widgets import Static
 from kiro_tui.core.aws.codewhisperer import Profile
 from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.login import DeviceLogin, LoginRequest, PollStatus, remember_request, save_login
+from kiro_tui.core.summary import printable
 from kiro_tui.tui.clipboard import copy_text
 from kiro_tui.tui.screens.choice import ChoiceScreen
-from kiro_tui.tui.widgets.keys_footer import KeysFooter
 from kiro_tui.tui.widgets.big_code import BigCode
+from kiro_tui.tui.widgets.keys_footer import KeysFooter
 
 if TYPE_CHECKING:
     from kiro_tui.tui.app import KiroTuiApp
@@ -109,7 +110,8 @@ class DeviceCodeScreen(Screen[str | None]):
     def show_code(self, login: DeviceLogin) -> None:
         self.refresh_bindings()
         self.query_one("#instructions", Static).update(
-            Text.assemble("Open ", (login.verification_uri, "bold"), " and enter this code (o opens it for you):")
+            Text.assemble("Open ", (printable(login.verification_uri), "bold"),
+                          " and enter this code (o opens it for you):")
         )
         self.query_one("#user-code", BigCode).show(login.user_code)
         self.action_copy_code()
@@ -131,7 +133,7 @@ class DeviceCodeScreen(Screen[str | None]):
 
     def fail(self, message: str) -> None:
         self.query_one("#poll-status", Static).update("")
-        self.query_one("#login-error", Static).update(f"{message}\n\nPress escape to go back.")
+        self.query_one("#login-error", Static).update(f"{printable(message)}\n\nPress escape to go back.")
 
     # ------------------------------------------------------------------ keys
 

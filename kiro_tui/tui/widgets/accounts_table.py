@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 
 from kiro_tui.core.models import Account
+from kiro_tui.core.summary import printable
 from kiro_tui.tui import format as fmt
 
 # What matters most comes first, so a narrow terminal still shows name, expiry and health.
@@ -64,13 +65,14 @@ class AccountsTable(DataTable[Text]):
 
     def cells(self, account: Account, now: datetime) -> dict[str, Text]:
         """Every cell as Text: names come from kiro-cli and AWS, and a string cell would be
-        read as markup ("[/]" in a label would crash the table). Text is also faster to add."""
+        read as markup ("[/]" in a label would crash the table). Text is also faster to add.
+        What came from outside is made printable: an escape sequence must not reach the terminal."""
         refreshing = account.id in self.refreshing
         return {
-            "name": Text(account.name),
+            "name": Text(printable(account.name)),
             "method": Text(account.auth_method.title),
-            "region": Text(account.region),
-            "profile": Text(fmt.profile_label(account)),
+            "region": Text(printable(account.region)),
+            "profile": Text(printable(fmt.profile_label(account))),
             "mode": Text(account.mode.value),
             "expires": fmt.expires(account, now),
             "health": fmt.health(account, now, self.window, refreshing),

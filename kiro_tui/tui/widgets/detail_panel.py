@@ -14,6 +14,7 @@ from kiro_tui.core.aws.codewhisperer import Usage
 from kiro_tui.core.masking import mask
 from kiro_tui.core.models import Account
 from kiro_tui.core.store import RefreshLogEntry
+from kiro_tui.core.summary import printable
 from kiro_tui.tui import format as fmt
 
 
@@ -40,9 +41,10 @@ class AccountDetail(VerticalScroll):
         rows: list[tuple[str, Text]] = []
 
         def row(label: str, value: object) -> None:
-            """A plain value becomes Text: it is data (names, ARNs, errors), never markup."""
+            """A plain value becomes Text: it is data (names, ARNs, errors), never markup, and
+            made printable (no escape sequence reaches the terminal)."""
             if value not in (None, ""):
-                rows.append((label, value if isinstance(value, Text) else Text(str(value))))
+                rows.append((label, value if isinstance(value, Text) else Text(printable(str(value)))))
 
         row("Account", f"{account.name}  [{account.id}]")
         row("Health", fmt.health(account, now, window, refreshing))
@@ -68,8 +70,8 @@ class AccountDetail(VerticalScroll):
             row("Next attempt", fmt.ago(account.next_refresh_at, now) if account.next_refresh_at <= now
                 else f"in {humanize.naturaldelta(account.next_refresh_at - now)}")
         row("Failures", account.consecutive_failures or None)
-        row("Last error", Text(account.last_error, style="red") if account.last_error else None)
-        row("Sync", Text(account.sync_error, style="yellow") if account.sync_error else None)
+        row("Last error", Text(printable(account.last_error), style="red") if account.last_error else None)
+        row("Sync", Text(printable(account.sync_error), style="yellow") if account.sync_error else None)
         row("History", _history_text(history, now))
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold", no_wrap=True)
