@@ -504,3 +504,24 @@ async def test_control_characters_from_outside_never_reach_the_terminal(tmp_path
             assert "eve?]0;pwned??[2J@example.com" in seen[0] and "Prod?EU" in seen[0]
             assert "Needs login: eve?]0;pwned??[2J@example.com: denied ?[31mby?[0m AWS. Select it and press enter." \
                 in seen[1:-1]
+
+
+async def test_the_summary_counts_follow_the_clock_without_any_store_change(tmp_path: Path) -> None:
+    from kiro_tui.core.models import Account, AuthMethod
+
+    clock = ManualClock(NOW)
+    account = Account(id="c10c0001", auth_method=AuthMethod.SOCIAL, access_token="aoaAAAAAGc:sig",
+                      refresh_token="aorAAAAAGc:sig", expires_at=NOW + timedelta(minutes=11),
+                      email="clock@example.com", mode=Mode.OWN)
+    with build_store(tmp_path / "accounts.db", [account]) as store:
+        app = build_app(store, clock=clock)
+        async with app.run_test(size=SIZE) as pilot:
+            summaries = []
+            for minutes in (0, 2, 10):  # fresh; inside the 10-minute window; past expiry
+                clock.advance(minutes * 60)
+                app.screen.tick()
+                await pilot.pause()
+                summaries.append(screen_text(app).splitlines()[0])
+            assert "1 account · 1 fresh" in summaries[0]
+            assert "1 account · 1 expiring" in summaries[1]
+            assert "1 account · 1 expired" in summaries[2]

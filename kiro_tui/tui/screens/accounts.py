@@ -27,7 +27,7 @@ from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.importer import ImportReport, import_snapshot
 from kiro_tui.core.kiro_cli import profile_region, read_kiro_cli
 from kiro_tui.core.login import LoginRequest, last_request, set_profile
-from kiro_tui.core.models import Account, Mode, Status
+from kiro_tui.core.models import Account, Health, Mode, Status
 from kiro_tui.core.store import RefreshLogEntry
 from kiro_tui.core.summary import describe_expiry, printable
 from kiro_tui.tui import format as fmt
@@ -83,6 +83,7 @@ class AccountsScreen(Screen[None]):
         self.known_status: dict[str, Status] = {}
         self._marker: tuple[int, int] | None = None
         self._history: tuple[str, tuple[int, int] | None, list[RefreshLogEntry]] | None = None
+        self._statuses: tuple[datetime, datetime, list[Status]] | None = None  # from, until, statuses
         self.profiles_cache: dict[str, Profile] = {}
 
     @property
@@ -135,6 +136,7 @@ class AccountsScreen(Screen[None]):
         self._marker = store.change_marker()
         self.accounts = store.accounts()
         self.refreshing = store.refreshing_ids(now)
+        self._statuses = None
         self.table.show(self.visible_accounts(), self.refreshing, now)
         self.alert_on_new_trouble(now)
         self.update_summary(now)
@@ -158,12 +160,23 @@ class AccountsScreen(Screen[None]):
         self.update_summary(now)
         self.update_detail(fetch_usage=False)
 
+    def statuses(self, now: datetime) -> list[Status]:
+        """Every account's status, in `self.accounts` order. Recomputed after a re-read, or once
+        the clock passes the next moment one can change by itself (a refresh window opening, a
+        token expiring): with a thousand accounts that was most of each second's work."""
+        cached = self._statuses
+        if cached is None or not cached[0] <= now < cached[1]:
+            window = self.kiro_app.settings.window
+            statuses = [a.status(now, window, a.id in self.refreshing) for a in self.accounts]
+            edges = [edge for a in self.accounts if a.health is Health.OK
+                     for edge in (a.expires_at - window, a.expires_at) if edge > now]
+            cached = self._statuses = (now, min(edges, default=now + window), statuses)
+        return cached[2]
+
     def alert_on_new_trouble(self, now: datetime) -> None:
         """A toast (and the optional bell) once, when an account turns needs-login or suspended."""
-        window = self.kiro_app.settings.window
         first_look = not self.known_status
-        for account in self.accounts:
-            status = account.status(now, window, account.id in self.refreshing)
+        for account, status in zip(self.accounts, self.statuses(now), strict=True):
             before = self.known_status.get(account.id)
             self.known_status[account.id] = status
             if first_look or status not in fmt.ALERT_STATUSES or before in fmt.ALERT_STATUSES:
@@ -175,11 +188,9 @@ class AccountsScreen(Screen[None]):
                 self.app.bell()
 
     def update_summary(self, now: datetime) -> None:
-        window = self.kiro_app.settings.window
-        statuses = [a.status(now, window, a.id in self.refreshing) for a in self.accounts]
         watcher = self.kiro_app.engine.watcher if self.kiro_app.engine else None
         summary = self.query_one(SummaryBar)
-        summary.show(statuses, self.kiro_app.kiro_cli_db, self.kiro_app.last_import_at, now,
+        summary.show(self.statuses(now), self.kiro_app.kiro_cli_db, self.kiro_app.last_import_at, now,
                      str(watcher.last_error) if watcher and watcher.last_error else None)
 
     def update_empty_state(self) -> None:
