@@ -11,11 +11,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
-from benchmarks.tui_startup import SIZE, fill
+from benchmarks.tui_startup import SIZE, filled_store
 from textual.widgets import Input
 
 from kiro_tui.core.aws.endpoints import Endpoints
@@ -52,11 +50,8 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        store = AccountStore.open(Path(tmp) / "accounts.db")
-        fill(store, args.accounts)
+    with filled_store(args.accounts) as store:
         narrow, clear = asyncio.run(measure(store, args.accounts, args.runs))
-        store.close()
     print(f"accounts:           {args.accounts}, runs: {args.runs}")
     print(f"filter to 11 rows:  median {statistics.median(narrow) * 1000:.0f} ms")
     print(f"clear (all back):   median {statistics.median(clear) * 1000:.0f} ms")

@@ -15,12 +15,10 @@ import argparse
 import asyncio
 import resource
 import statistics
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
-from benchmarks.tui_startup import SIZE, fill
+from benchmarks.tui_startup import SIZE, filled_store
 
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.clock import ManualClock, SystemClock
@@ -71,12 +69,9 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=30)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        store = AccountStore.open(Path(tmp) / "accounts.db")
-        fill(store, args.accounts)
+    with filled_store(args.accounts) as store:
         cpu, wall = asyncio.run(measure(store, args.accounts, args.seconds))
         busiest = asyncio.run(busiest_tick(store, args.accounts))
-        store.close()
     print(f"accounts:   {args.accounts}")
     print(f"window:     {wall:.1f} s wall")
     print(f"cpu:        {cpu:.3f} s  = {100 * cpu / wall:.2f} % of one core  (goal ≤ 1 %)")

@@ -23,6 +23,8 @@ import statistics
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -59,6 +61,14 @@ class BareTable(App[None]):
             table.add_column(column)
         for i, row in enumerate(self.rows):
             table.add_row(*row, key=str(i))
+
+
+@contextmanager
+def filled_store(count: int) -> Iterator[AccountStore]:
+    """A temporary store holding `count` social accounts expiring 15 to 60 minutes from now."""
+    with tempfile.TemporaryDirectory() as tmp, AccountStore.open(Path(tmp) / "accounts.db") as store:
+        fill(store, count)
+        yield store
 
 
 def fill(store: AccountStore, count: int) -> None:
@@ -115,9 +125,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = [(f"user{i}@example.com", "in 20 minutes", "fresh", "social", "us-east-1", "—", "own", "never")
             for i in range(args.accounts)]
-    with tempfile.TemporaryDirectory() as tmp:
-        store = AccountStore.open(Path(tmp) / "accounts.db")
-        fill(store, args.accounts)
+    with filled_store(args.accounts) as store:
         ours, bare = [], []
         for run in range(args.runs + 1):  # run 0 warms imports and caches for both; not counted
             app = make_app(store, Settings(), SystemClock(), Endpoints(override="http://127.0.0.1:9"), None, [],
@@ -130,7 +138,6 @@ def main() -> None:
             if run:
                 ours.append(timings["ours"])
                 bare.append(timings["bare"])
-        store.close()
     print(f"accounts: {args.accounts}, runs: {args.runs}")
     for label, field, goal in (("first full frame", "first_frame", "  (goal ≤ 1.15)"),
                                ("settled", "settled", "")):
