@@ -21,7 +21,7 @@ class RedactingFormatter(logging.Formatter):
     escape sequence to the terminal `kiro-tui watch` writes to."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return "\n".join(printable(line) for line in redact(super().format(record)).split("\n"))
+        return printable(redact(super().format(record)), keep_newlines=True)
 
 
 def log_file() -> Path:

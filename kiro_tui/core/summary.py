@@ -11,9 +11,11 @@ from kiro_tui.core.models import Account
 from kiro_tui.core.timefmt import format_timestamp, seconds_until
 
 
-def printable(text: str) -> str:
+def printable(text: str, keep_newlines: bool = False) -> str:
     """Text from kiro-cli or AWS made safe to put on a terminal: every control character (the
-    ESC of an escape sequence, a bell, a carriage return, a newline) becomes "?"."""
+    ESC of an escape sequence, a bell, a carriage return, a newline unless kept) becomes "?"."""
+    if keep_newlines:
+        return "\n".join(printable(line) for line in text.split("\n"))
     return text if text.isprintable() else "".join(ch if ch.isprintable() else "?" for ch in text)
 
 

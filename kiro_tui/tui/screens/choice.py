@@ -27,7 +27,7 @@ class ChoiceScreen(ModalScreen[str | None]):
         super().__init__()
         self.title_text, self.initial = printable(title), highlighted
         self.options = [(option_id, printable(label)) for option_id, label in options]
-        self.explanation = "\n".join(printable(line) for line in explanation.split("\n"))
+        self.explanation = printable(explanation, keep_newlines=True)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
