@@ -6,12 +6,16 @@ import asyncio
 import json
 import re
 import signal
+import sqlite3
 import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
 
 import httpx
 import pytest
 
 from kiro_tui.core.models import BUILDER_ID_START_URL
+from tests.support.run import run_cli
 
 
 @pytest.fixture
@@ -85,7 +89,107 @@ def test_verification_page_approves_like_a_browser(emulator) -> None:
         "clientId": reg["clientId"], "clientSecret": reg["clientSecret"],
         "grantType": "urn:ietf:params:oauth:grant-type:device_code", "deviceCode": auth["deviceCode"]})
     assert token.status_code == 200 and token.json()["accessToken"]
-    assert "not found" in httpx.get(auth["verificationUriComplete"]).text.lower()  # used up
+    used_up = page_forms(httpx.get(auth["verificationUriComplete"]).text)
+    assert used_up.message == f"Code {auth['userCode']} was already used. Start a new login to get a new code."
+    assert used_up.buttons == ["Submit"]
+
+
+class PageForms(HTMLParser):
+    """What a browser would offer on a page: its forms' fields and buttons, and the alert text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[dict] = []
+        self.buttons: list[str] = []
+        self.message = ""
+        self._in: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "form":
+            self.forms.append({"method": attributes.get("method", "get").upper(), "action": attributes["action"],
+                               "fields": {}})
+        elif tag == "input" and self.forms:
+            self.forms[-1]["fields"][attributes["name"]] = attributes.get("value") or ""
+        elif tag == "button":
+            self._in = "button"
+            self.buttons.append("")
+        elif attributes.get("role") == "alert":
+            self._in = "alert"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "button" or self._in == "alert":
+            self._in = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in == "button":
+            self.buttons[-1] += data.strip()
+        elif self._in == "alert":
+            self.message += data.strip()
+
+
+def page_forms(text: str) -> PageForms:
+    parsed = PageForms()
+    parsed.feed(text)
+    return parsed
+
+
+def start_device_login(emulator) -> dict:
+    reg = httpx.post(f"{emulator.url}/client/register", json={"clientName": "p", "clientType": "public"}).json()
+    return httpx.post(f"{emulator.url}/device_authorization", json={
+        "clientId": reg["clientId"], "clientSecret": reg["clientSecret"], "startUrl": BUILDER_ID_START_URL}).json()
+
+
+def submit_code(emulator, page: PageForms, typed: str) -> httpx.Response:
+    """Type `typed` into the page's code box and press Submit, as a browser would."""
+    (form,) = page.forms
+    assert "user_code" in form["fields"]
+    return httpx.request(form["method"], emulator.url + form["action"], params={**form["fields"], "user_code": typed})
+
+
+def test_verification_page_without_a_code_asks_for_one_and_leads_to_approve(emulator) -> None:
+    auth = start_device_login(emulator)
+    blank = httpx.get(auth["verificationUri"])  # what people are told to open: no code in it
+    assert blank.status_code == 200 and "text/html" in blank.headers["content-type"]
+    form = page_forms(blank.text)
+    assert form.buttons == ["Submit"] and form.message == "" and form.forms[0]["fields"] == {"user_code": ""}
+    typed = auth["userCode"].lower().replace("-", " ")  # as people type it
+    decide = page_forms(submit_code(emulator, form, typed).text)
+    assert decide.buttons == ["Approve", "Deny"]
+    (choice,) = decide.forms
+    assert choice["fields"]["user_code"] == auth["userCode"]
+    done = httpx.request(choice["method"], emulator.url + choice["action"],
+                         data={**choice["fields"], "action": "approve"})
+    assert "approved" in done.text
+    assert emulator.state.device_by_user_code(auth["userCode"]).state == "approved"
+
+
+@pytest.mark.parametrize("typed", ["ZZZZ-ZZZZ", "<b>ZZZZ</b>"])
+def test_verification_page_shows_the_form_again_for_an_unknown_code(emulator, typed: str) -> None:
+    auth = start_device_login(emulator)
+    page = httpx.get(f"{emulator.url}/device", params={"user_code": typed})
+    again = page_forms(page.text)
+    assert again.buttons == ["Submit"] and again.forms[0]["fields"] == {"user_code": typed}
+    assert again.message == (f"Code {typed} was not found. Check the code your application shows "
+                             "and enter it again.")
+    assert "<b>" not in page.text  # what was typed is text, never markup
+    right = page_forms(submit_code(emulator, again, auth["userCode"]).text)
+    assert right.buttons == ["Approve", "Deny"]
+
+
+def test_verification_page_says_when_a_code_expired_or_was_decided_meanwhile(emulator, emulator_time) -> None:
+    auth = start_device_login(emulator)
+    decide = page_forms(httpx.get(auth["verificationUriComplete"]).text)
+    (choice,) = decide.forms
+    httpx.post(f"{emulator.url}/_emulator/deny", json={"user_code": auth["userCode"]}).raise_for_status()
+    late = page_forms(httpx.post(emulator.url + choice["action"], data={**choice["fields"], "action": "approve"}).text)
+    assert late.message == f"Code {auth['userCode']} was already denied. Start a new login to get a new code."
+    assert late.buttons == ["Submit"]
+    stale = start_device_login(emulator)
+    emulator_time.advance(601)
+    expired = page_forms(httpx.get(stale["verificationUriComplete"]).text)
+    assert expired.message == f"Code {stale['userCode']} has expired. Start a new login to get a new code."
+    assert expired.buttons == ["Submit"]
 
 
 def test_seeded_account_has_kiro_cli_shapes(emulator, tmp_path) -> None:
@@ -113,6 +217,37 @@ def test_seeded_account_has_kiro_cli_shapes(emulator, tmp_path) -> None:
     (login,) = read_kiro_cli(db.path, datetime.fromtimestamp(emulator.state.clock(), UTC)).logins
     assert (login.auth_method.value, login.region, login.profile_name) == ("idc", "eu-west-1", "Team")
     assert login.needs_login is None
+
+
+def docs_example(heading: str) -> str:
+    """The Python example under `## heading` in docs/emulator.md."""
+    text = (Path(__file__).parents[1] / "docs" / "emulator.md").read_text("utf-8")
+    section = text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return section.split("```python\n", 1)[1].split("\n```", 1)[0]
+
+
+@pytest.mark.parametrize("made_by", ["kiro-cli", "nobody yet"])
+def test_docs_example_writes_a_seeded_login_kiro_cli_can_read(emulator, tmp_path, made_by: str) -> None:
+    from datetime import UTC, datetime
+
+    from kiro_tui.core.kiro_cli import read_kiro_cli
+    from tests.support.kiro_cli_db import KiroCliDb
+
+    db_path = tmp_path / "kiro-cli" / "data.sqlite3"
+    if made_by == "kiro-cli":
+        KiroCliDb(db_path)  # kiro-cli's own migrations: the example must fit its tables
+    code, replaced = re.subn(r'^EMULATOR = "[^"]*"', f"EMULATOR = {emulator.url!r}", docs_example(
+        "A seeded login in a kiro-cli database"), flags=re.M)
+    code, also = re.subn(r"^DB = Path\(\"[^\"]*\"\)", f"DB = Path({str(db_path)!r})", code, flags=re.M)
+    assert (replaced, also) == (1, 1)
+    exec(compile(code, "docs/emulator.md", "exec"), {})  # noqa: S102 - our own documentation
+    with sqlite3.connect(db_path) as conn:
+        kinds = conn.execute("SELECT typeof(value) FROM auth_kv UNION ALL SELECT typeof(value) FROM state").fetchall()
+    assert kinds == [("text",), ("text",)]  # the token, and the profile in `state`
+    (login,) = read_kiro_cli(db_path, datetime.fromtimestamp(emulator.state.clock(), UTC)).logins
+    assert (login.auth_method.value, login.profile_name) == ("social", "Social_Default_Profile")
+    assert login.needs_login is None
+    assert emulator.state.subject_of(login.refresh_token) == "me@example.com"  # a live token of the seeded user
 
 
 def test_request_log_counts_calls_and_holds_no_secret(emulator) -> None:
@@ -199,3 +334,21 @@ def test_emulator_command_approve_after(kiro_tui_exe: str) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.parametrize(("option", "value", "reason"), [
+    ("--port", "99999", "is out of range"),
+    ("--port", "http", "is not a port number"),
+    ("--token-ttl", "-5", "is out of range"),
+    ("--token-ttl", "0", "is out of range"),
+    ("--approve-after", "-1", "is out of range"),
+])
+def test_emulator_command_refuses_a_bad_number_in_one_line(kiro_tui_exe: str, option: str, value: str,
+                                                         reason: str) -> None:
+    """Exit 2 before serving anything (a timeout here means it started serving instead)."""
+    result = run_cli(kiro_tui_exe, "emulator", option, value, timeout=20)
+    assert (result.code, result.out) == (2, "")
+    errors = [line for line in result.err.splitlines() if "error" in line]
+    assert errors == [result.err.splitlines()[-1]]  # after argparse's usage lines, one line says what is wrong
+    assert errors[0].startswith(f"kiro-tui emulator: error: argument {option}: ")
+    assert value in errors[0] and reason in errors[0]

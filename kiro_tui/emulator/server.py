@@ -168,10 +168,11 @@ class EmulatorApp:
             return self._device_page(request.query.get("user_code", ""))
         if method == "POST" and path == "/device/decide":
             form = request.form()
-            try:
-                device = state.decide(form.get("user_code", ""), form.get("action") == "approve")
-            except ApiError:
-                return self._page("Code not found", "That code is unknown, expired or already used.")
+            entered = form.get("user_code", "")
+            problem = self._code_problem(entered)
+            if problem:  # decided, expired or unknown since the page was shown
+                return _html("device_form.html", user_code=entered, message=problem)
+            device = state.decide(entered, form.get("action") == "approve")
             word = "approved" if device.state == "approved" else "denied"
             return self._page(f"Request {word}", f"Code {html.escape(device.user_code)} was {word}. "
                                                   "You can close this page and return to kiro-tui.")
@@ -360,20 +361,46 @@ class EmulatorApp:
 
     # ---------------------------------------------------------------- pages
 
-    def _device_page(self, user_code: str) -> Response:
-        device = self.state.device_by_user_code(user_code) if user_code else None
-        if device is None or device.state != "pending":
-            return self._page("Code not found", "That code is unknown, expired or already used.")
-        template = resources.files("kiro_tui.emulator").joinpath("device_page.html").read_text("utf-8")
-        body = template.replace("{{user_code}}", html.escape(device.user_code)).replace(
-            "{{start_url}}", html.escape(device.start_url))
-        return Response(200, body.encode(), "text/html; charset=utf-8")
+    def _device_page(self, entered: str) -> Response:
+        """AWS's verification page: a box to type the code in (the `verificationUri` people are
+        told to open), then Approve / Deny for a code awaiting a decision (what
+        `verificationUriComplete` opens directly). A code that cannot be decided brings the box
+        back, with the code as typed and the reason."""
+        if not entered.strip():
+            return _html("device_form.html", user_code="", message="")
+        problem = self._code_problem(entered)
+        if problem:
+            return _html("device_form.html", user_code=entered, message=problem)
+        device = self.state.device_by_user_code(entered)
+        assert device is not None
+        return _html("device_page.html", user_code=device.user_code, start_url=device.start_url)
+
+    def _code_problem(self, entered: str) -> str | None:
+        """Why this code cannot be approved or denied now, in words for the person; None if it can."""
+        device = self.state.device_by_user_code(entered)
+        if device is None:
+            return (f"Code {entered.strip()} was not found. Check the code your application shows "
+                    "and enter it again.")
+        if device.expires_at <= self.state.clock():
+            return f"Code {device.user_code} has expired. Start a new login to get a new code."
+        if device.state != "pending":
+            return f"Code {device.user_code} was already {device.state}. Start a new login to get a new code."
+        return None
 
     @staticmethod
     def _page(title: str, text: str) -> Response:
         body = (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
                 f"<body><h1>{title}</h1><p>{text}</p></body></html>")
         return Response(200, body.encode(), "text/html; charset=utf-8")
+
+
+def _html(template: str, **values: str) -> Response:
+    """A page from this package's templates; every value is HTML-escaped (a typed code is the
+    visitor's own text)."""
+    body = resources.files("kiro_tui.emulator").joinpath(template).read_text("utf-8")
+    for name, value in values.items():
+        body = body.replace("{{" + name + "}}", html.escape(value))
+    return Response(200, body.encode(), "text/html; charset=utf-8")
 
 
 def _ok_json(data: dict[str, object]) -> Response:

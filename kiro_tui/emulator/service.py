@@ -49,6 +49,10 @@ def _token(prefix: str) -> str:
     return f"{prefix}AAAAAG{secrets.token_urlsafe(30)}:{secrets.token_urlsafe(40)}"
 
 
+def _code_key(user_code: str) -> str:
+    return "".join(c for c in user_code if c.isalnum()).upper()
+
+
 def _user_code() -> str:
     letters = "".join(c for c in string.ascii_uppercase if c not in "AEIOU")
     return "-".join("".join(secrets.choice(letters) for _ in range(4)) for _ in range(2))
@@ -299,8 +303,9 @@ class EmulatorState:
         }
 
     def device_by_user_code(self, user_code: str) -> DeviceAuthorization | None:
-        wanted = user_code.strip().upper()
-        return next((d for d in self.devices.values() if d.user_code == wanted), None)
+        """The authorization for a code as people type it: any case, with or without the dash."""
+        wanted = _code_key(user_code)
+        return next((d for d in self.devices.values() if _code_key(d.user_code) == wanted), None)
 
     def decide(self, user_code: str, approve: bool, email: str | None = None) -> DeviceAuthorization:
         device = self.device_by_user_code(user_code)
