@@ -3,16 +3,23 @@ labels, statuses and redacted service messages only."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import stat
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
+from typing import IO
 
 from kiro_tui.core import paths
 from kiro_tui.core.aws.errors import redact
 from kiro_tui.core.summary import printable
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+MAX_LOG_BYTES = 1_000_000
+LOG_BACKUPS = 3
+_FILE_MODE = 0o600
+_DIR_MODE = 0o700
 
 
 class RedactingFormatter(logging.Formatter):
@@ -24,20 +31,64 @@ class RedactingFormatter(logging.Formatter):
         return printable(redact(super().format(record)), keep_newlines=True)
 
 
+class PrivateRotatingFileHandler(RotatingFileHandler):
+    """A RotatingFileHandler whose every file is 0600, whatever the umask.
+
+    The plain handler opens a new file after each rollover with the umask's mode (0644 under
+    the usual 022), so everything logged after the first rotation was readable by others."""
+
+    def _open(self) -> IO[str]:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, _FILE_MODE)
+        try:
+            if hasattr(os, "fchmod"):  # not on Windows, where these modes mean nothing
+                os.fchmod(fd, _FILE_MODE)  # an older kiro-tui may have left it 0644
+            return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+        except BaseException:
+            os.close(fd)
+            raise
+
+
 def log_file() -> Path:
     return paths.log_dir() / "kiro-tui.log"
 
 
-def setup_file_logging(level: int = logging.INFO) -> Path | None:
-    """Log to kiro-tui.log (0600, rotated at 1 MB). Returns the path, or None if it cannot be written."""
+def make_private_dirs(folder: Path) -> None:
+    """Create `folder` and every missing parent 0700.
+
+    `Path.mkdir(parents=True)` gives the parents the umask's mode ($XDG_STATE_HOME/kiro-tui came
+    out 0755). Folders that already exist are left as they are: they need not be kiro-tui's."""
+    missing = []
+    for candidate in (folder, *folder.parents):
+        if candidate.is_dir():
+            break
+        missing.append(candidate)
+    for candidate in reversed(missing):
+        try:
+            candidate.mkdir(mode=_DIR_MODE)
+        except FileExistsError:
+            continue  # another kiro-tui process made it first: not ours to change
+        candidate.chmod(_DIR_MODE)  # ours: exactly 0700, even under an odd umask
+
+
+def _tighten_rotated_logs(base: Path, backups: int) -> None:
+    """Rotated files are renamed base files, so they keep 0600 from now on; these are the
+    ones an older kiro-tui left readable by others."""
+    for number in range(1, backups + 1):
+        rotated = base.with_name(f"{base.name}.{number}")
+        with contextlib.suppress(OSError):
+            if not rotated.is_symlink() and stat.S_IMODE(rotated.stat().st_mode) & ~_FILE_MODE:
+                rotated.chmod(_FILE_MODE)
+
+
+def setup_file_logging(level: int = logging.INFO, max_bytes: int = MAX_LOG_BYTES) -> Path | None:
+    """Log to kiro-tui.log (0600, rotated at `max_bytes`). Returns the path, or None if it cannot be written."""
     path = log_file()
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not path.exists():
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        handler = RotatingFileHandler(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
+        make_private_dirs(path.parent)
+        handler = PrivateRotatingFileHandler(path, maxBytes=max_bytes, backupCount=LOG_BACKUPS, encoding="utf-8")
     except OSError:
         return None
+    _tighten_rotated_logs(path, LOG_BACKUPS)
     handler.setFormatter(RedactingFormatter(LOG_FORMAT))
     root = logging.getLogger("kiro_tui")
     root.setLevel(level)
