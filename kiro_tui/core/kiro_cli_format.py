@@ -16,6 +16,13 @@ OIDC_TOKEN_KEY = "kirocli:odic:token"
 OIDC_REGISTRATION_KEY = "kirocli:odic:device-registration"
 EXTERNAL_IDP_TOKEN_KEY = "kirocli:external-idp:token"
 PROFILE_STATE_KEY = "api.codewhisperer.profile"
+# The tables a kiro-cli database needs for its logins (what readers such as kiro-gateway open).
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS migrations (id INTEGER PRIMARY KEY, version INTEGER NOT NULL, "
+    "migration_time INTEGER NOT NULL);"
+    "CREATE TABLE state (key TEXT PRIMARY KEY, value BLOB);"
+    "CREATE TABLE auth_kv (key TEXT PRIMARY KEY, value TEXT);"
+)
 
 
 def dumps(value: object) -> str:
@@ -46,7 +53,7 @@ def oidc_token(
 def device_registration(
     client_id: str,
     client_secret: str,
-    expires_at: datetime,
+    expires_at: datetime | None,
     region: str,
     scopes: list[str] | None,
     oauth_flow: str = "DeviceCode",
@@ -54,7 +61,7 @@ def device_registration(
     return {
         "client_id": client_id,
         "client_secret": client_secret,
-        "client_secret_expires_at": format_timestamp(expires_at.replace(microsecond=0)),
+        "client_secret_expires_at": format_timestamp(expires_at.replace(microsecond=0)) if expires_at else None,
         "region": region,
         "oauth_flow": oauth_flow,
         "scopes": scopes,

@@ -1,0 +1,42 @@
+"""Places: where copies of a Kiro credential live (kiro-cli's database, other tools' files).
+
+Every format has a module here with the same small interface (`PlaceFormat` in base.py), and
+`FORMATS` finds it by kind. The refresh engine reads a place before spending a refresh token
+(a tool there may have refreshed already) and writes it after a refresh (compare-and-swap on
+the account's token lineage), so one rotation never kills another tool's copy.
+"""
+
+from __future__ import annotations
+
+from kiro_tui.core.places.aiclient import AiClientPlace
+from kiro_tui.core.places.base import (
+    Created,
+    PlaceError,
+    PlaceFormat,
+    PlaceSnapshot,
+    TokenCopy,
+    WriteOutcome,
+    WriteResult,
+)
+from kiro_tui.core.places.cliproxy import CliProxyPlace
+from kiro_tui.core.places.gateway import GatewayDbPlace, GatewayPlace, create_gateway_db, gateway_sqlite_paths
+from kiro_tui.core.places.kiro_cli import KiroCliPlace
+from kiro_tui.core.places.kiro_ide import KiroIdePlace
+from kiro_tui.core.places.opencode import OpencodePlace
+
+# kiro-cli first: it is what most people have, and what opencode re-imports from.
+FORMATS: dict[str, PlaceFormat] = {fmt.kind: fmt for fmt in (
+    KiroCliPlace(), KiroIdePlace(), CliProxyPlace(), OpencodePlace(), AiClientPlace(), GatewayPlace(),
+    GatewayDbPlace(),
+)}
+
+
+def place_format(kind: str) -> PlaceFormat:
+    try:
+        return FORMATS[kind]
+    except KeyError:
+        raise PlaceError(f"kiro-tui does not know places of kind {kind!r}") from None
+
+
+__all__ = ["FORMATS", "Created", "PlaceError", "PlaceFormat", "PlaceSnapshot", "TokenCopy", "WriteOutcome",
+           "WriteResult", "create_gateway_db", "gateway_sqlite_paths", "place_format"]

@@ -1,0 +1,202 @@
+"""What the JSON file formats (Kiro IDE, CLIProxyAPI, AIClient-2-API, kiro-gateway) share.
+
+Each holds one login per file. A subclass says how its tool spells and shapes a login
+(`parse`, `token_values`, `new_document`); reading, compare-and-swap writing and creating a
+file are the same for all of them and live here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from kiro_tui.core.kiro_cli import KiroCliLogin
+from kiro_tui.core.masking import fingerprint
+from kiro_tui.core.models import Account, AuthMethod
+from kiro_tui.core.places._fields import BadField, Fields, Spelling
+from kiro_tui.core.places._files import (
+    JsonDoc,
+    PlaceLocked,
+    PlaceMissing,
+    absolute,
+    atomic_write,
+    is_folder,
+    is_present,
+    json_type,
+    locked_json,
+    prepare_folder,
+    read_json,
+    wants_folder,
+)
+from kiro_tui.core.places.base import Created, PlaceError, PlaceSnapshot, TokenCopy, WriteOutcome, WriteResult
+from kiro_tui.core.timefmt import EARLIEST
+
+
+class JsonFilePlace:
+    kind: str
+    title: str
+    what: str
+    """The file in a person's words, for messages: "Kiro IDE token file"."""
+    native: Spelling = "camel"
+    writable = True
+    supports: tuple[AuthMethod, ...] = (AuthMethod.SOCIAL, AuthMethod.BUILDER_ID, AuthMethod.IDC)
+    """The logins its tool can refresh, so the ones `create` writes a file for."""
+    indent: int | None = 2
+    sort_keys = False
+
+    # -- what a format says about its tool ----------------------------------------------------
+
+    def default_paths(self) -> list[Path]:
+        return []
+
+    def files_in(self, folder: Path) -> list[Path]:
+        """The place files in a folder the user named."""
+        return []
+
+    def parse(self, doc: JsonDoc, now: datetime) -> KiroCliLogin:
+        """The login in a JSON object of this format; raises BadField naming a field it cannot use."""
+        raise NotImplementedError
+
+    def token_values(self, copy: TokenCopy) -> dict[str, object]:
+        """The fields kiro-tui owns, in this tool's timestamp format, named in snake_case (each
+        is written under every spelling the file already has, else the tool's own)."""
+        raise NotImplementedError
+
+    def new_document(self, account: Account) -> dict[str, object]:
+        """A brand-new file for `account`, shaped and ordered as the tool writes its own (a
+        field that is None is left out)."""
+        raise NotImplementedError
+
+    def file_name(self, account: Account) -> str:
+        """The name `create` gives a new file in a folder the user named."""
+        raise NotImplementedError
+
+    def refuse_write(self, path: Path) -> str | None:
+        """Why this file must not be written as it stands, if so."""
+        return None
+
+    # -- the same for every JSON format --------------------------------------------------------
+
+    def discover(self, path: Path) -> list[Path]:
+        path = absolute(path)
+        if is_folder(path):
+            return self.files_in(path)
+        return [path] if is_present(path) else []
+
+    def load(self, path: Path) -> JsonDoc:
+        doc = read_json(path, self.what)
+        self.check_shape(doc)
+        return doc
+
+    def check_shape(self, doc: JsonDoc) -> None:
+        if not isinstance(doc.data, dict):
+            raise PlaceError(f"{doc.path} holds a JSON {json_type(doc.data)}, not the object every {self.what} "
+                             "holds; check that this is the right file")
+
+    def scan(self, path: Path, now: datetime) -> PlaceSnapshot:
+        path = absolute(path)
+        doc = self.load(path)
+        try:
+            login = self.parse(doc, now)
+        except BadField as exc:
+            return PlaceSnapshot(self.kind, path, [], [("", str(exc))])
+        return PlaceSnapshot(self.kind, path, [login], [])
+
+    def read_entry(self, path: Path, entry: str, now: datetime, busy_timeout: float = 1.0) -> KiroCliLogin | None:
+        """The file's one login (`entry` is "" for these formats)."""
+        path = absolute(path)
+        try:
+            doc = self.load(path)
+        except PlaceMissing:
+            return None
+        try:
+            return self.parse(doc, now)
+        except BadField as exc:
+            raise PlaceError(f"{self.what} {path}: {exc}; let its tool write it again") from exc
+
+    def write_token(self, path: Path, entry: str, copy: TokenCopy, belongs: Callable[[str | None], bool],
+                    timeout: float) -> WriteResult:
+        """Compare-and-swap under the file's lock; only the owned fields change. Through a
+        symbolic link the file it points to is written, so the link stays a link."""
+        path = absolute(path)
+        refusal = self.refuse_write(path)
+        if refusal:
+            return WriteResult(WriteOutcome.FAILED, refusal)
+        path = Path(os.path.realpath(path))
+        try:
+            with locked_json(path, self.what, timeout) as doc:
+                self.check_shape(doc)
+                fields = Fields(doc.data, self.native)  # type: ignore[arg-type]
+                held = fields.refresh_fingerprint()
+                if held is not None and held == fingerprint(copy.refresh_token):
+                    if _expiry(fields) >= copy.expires_at:
+                        return WriteResult(WriteOutcome.UNCHANGED)
+                    # Our own refresh token with an older access token (a refresh that did not
+                    # rotate it): bring the rest up to date.
+                elif not belongs(held):
+                    return WriteResult(WriteOutcome.OTHER,
+                                       f"{self.what} {path} holds a refresh token kiro-tui has not seen "
+                                       "(another login, or refreshed by its tool)")
+                values: dict[str, object] = {}
+                for name, value in self.token_values(copy).items():
+                    for key in fields.present(name) or fields.keys_for(name)[:1]:
+                        values[key] = value
+                atomic_write(path, doc.with_values(values), doc.mode, owner=(doc.st.st_uid, doc.st.st_gid))
+        except PlaceMissing as exc:
+            return WriteResult(WriteOutcome.MISSING, str(exc))
+        except PlaceLocked as exc:
+            return WriteResult(WriteOutcome.LOCKED, f"{exc} for {timeout:g} s")
+        except PlaceError as exc:
+            return WriteResult(WriteOutcome.FAILED, str(exc))
+        except OSError as exc:
+            return WriteResult(WriteOutcome.FAILED, f"cannot write {self.what} {path}: {exc.strerror or exc}")
+        return WriteResult(WriteOutcome.WRITTEN)
+
+    def create(self, path: Path, account: Account) -> Created:
+        """Write a new file for `account` (mode 0600) at `path`, or in it if it is a folder.
+        Never overwrites: an existing file is linked, not created."""
+        self.check_account(account)
+        target = self.target(absolute(path), account)
+        self.check_target(target)
+        prepare_folder(target.parent)
+        document = {key: value for key, value in self.new_document(account).items() if value is not None}
+        atomic_write(target, self.serialize(document), 0o600, exclusive=True)
+        return Created(target, "")
+
+    def target(self, path: Path, account: Account) -> Path:
+        """The file to create: `path`, or a new file in it when it is a folder (or names one
+        to be made: no suffix)."""
+        return path / self.file_name(account) if wants_folder(path) else path
+
+    def check_account(self, account: Account) -> None:
+        if account.auth_method not in self.supports:
+            raise PlaceError(f"{self.title} cannot refresh {account.auth_method.title} logins, so kiro-tui does "
+                             f"not write one there; link {account.name} to kiro-cli or kiro-gateway instead")
+        if not account.refresh_token:
+            raise PlaceError(f"{account.name} has no refresh token to write; log in again first")
+        if account.auth_method in (AuthMethod.BUILDER_ID, AuthMethod.IDC) and not (
+                account.client_id and account.client_secret):
+            raise PlaceError(f"{account.name} has no OIDC client registration to write; log in again first")
+
+    def check_target(self, target: Path) -> None:
+        if os.path.lexists(target):
+            raise PlaceError(f"{target} already exists; kiro-tui does not overwrite it: link it instead")
+
+    def serialize(self, document: dict[str, object]) -> bytes:
+        """UTF-8 as the tools write it; a lone surrogate (never in a real token) becomes its
+        JSON escape rather than an error."""
+        text = json.dumps(document, indent=self.indent, sort_keys=self.sort_keys, ensure_ascii=False,
+                          separators=None if self.indent else (",", ":"))
+        return text.encode("utf-8", "backslashreplace")
+
+
+def _expiry(fields: Fields) -> datetime:
+    """The expiry the file holds beside its refresh token; the beginning of time if unusable."""
+    try:
+        when = fields.time("expires_at", first=fields.token_spelling)
+    except BadField:
+        when = None
+    return when or EARLIEST

@@ -1,0 +1,117 @@
+"""The interface every place format implements, and what writing one can come to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+from kiro_tui.core.errors import KiroTuiError
+from kiro_tui.core.models import PlaceState
+
+if TYPE_CHECKING:
+    from kiro_tui.core.kiro_cli import KiroCliLogin
+    from kiro_tui.core.models import Account
+
+
+class PlaceError(KiroTuiError):
+    """A place cannot be read or written as it stands; the text names it and says what to do."""
+
+
+@dataclass(frozen=True)
+class TokenCopy:
+    """What kiro-tui writes into a place after a refresh: the token and nothing it does not own."""
+
+    access_token: str
+    refresh_token: str
+    expires_at: datetime
+    profile_arn: str | None = None
+
+
+class WriteOutcome(StrEnum):
+    WRITTEN = "written"
+    UNCHANGED = "unchanged"
+    """It already held this token."""
+    OTHER = "other"
+    """It holds a refresh token that is not of this account's lineage: not overwritten."""
+    MISSING = "missing"
+    """The file, row or key is gone (the tool logged out, or the file was moved away)."""
+    LOCKED = "locked"
+    FAILED = "failed"
+    REFUSED = "refused"
+    """kiro-tui never writes this kind of place (opencode's kiro.db): not retried; the detail
+    says what to link instead."""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    outcome: WriteOutcome
+    detail: str = ""
+
+    @property
+    def state(self) -> PlaceState:
+        """Where this leaves the place: in sync, pending (retried every pass) or in error."""
+        if self.outcome in (WriteOutcome.WRITTEN, WriteOutcome.UNCHANGED):
+            return PlaceState.IN_SYNC
+        if self.outcome in (WriteOutcome.OTHER, WriteOutcome.REFUSED):
+            return PlaceState.ERROR
+        return PlaceState.PENDING
+
+
+class Created(NamedTuple):
+    """Where `create` put a new place: the file, and the login's entry in it ("" for a file
+    that holds one login)."""
+
+    path: Path
+    entry: str
+
+
+@dataclass
+class PlaceSnapshot:
+    """Every login found at one place path (a file, a database). `entry` of each login tells
+    them apart inside the place ("" for a file that holds one login)."""
+
+    kind: str
+    path: Path
+    logins: list[KiroCliLogin]
+    skipped: list[tuple[str, str]]
+    """(entry, reason) for each login that could not be read: named, the others still import."""
+
+
+class PlaceFormat(Protocol):
+    kind: str
+    title: str
+    writable: bool
+    """False: kiro-tui only reads this kind (opencode's kiro.db); linking or exporting to it is refused."""
+
+    def default_paths(self) -> list[Path]:
+        """Where this tool keeps its logins when configured as usual (files, or folders to scan)."""
+        ...
+
+    def discover(self, path: Path) -> list[Path]:
+        """The place files at `path`: itself if a file, the matching files if a folder."""
+        ...
+
+    def scan(self, path: Path, now: datetime) -> PlaceSnapshot:
+        """Every login in one place file. Raises PlaceError (one clean line) when it cannot be read."""
+        ...
+
+    def read_entry(self, path: Path, entry: str, now: datetime, busy_timeout: float = 1.0) -> KiroCliLogin | None:
+        """The login at `entry` of the place, None if the place or entry is not there.
+        Raises PlaceError when the place is there but cannot be read."""
+        ...
+
+    def write_token(self, path: Path, entry: str, copy: TokenCopy, belongs: Callable[[str | None], bool],
+                    timeout: float) -> WriteResult:
+        """Compare-and-swap: write `copy` only while the place holds a refresh token for which
+        `belongs(fingerprint)` is true (this account's current or a spent one). Every field the
+        tool wrote that kiro-tui does not own is kept as it was."""
+        ...
+
+    def create(self, path: Path, account: Account) -> Created:
+        """A new place for `account` at `path` (a file, or a folder to put one in), in the
+        tool's own shape, mode 0600; never over an existing file. Raises PlaceError."""
+        ...

@@ -1,0 +1,117 @@
+"""CLIProxyAPI (Plus)'s auth files as places.
+
+Every `*.json` in its auth folder (default `~/.cli-proxy-api`) whose `"type"` is `"kiro"`;
+files of its other providers are not ours and are left alone. Fields are snake_case and
+`expires_at` / `last_refresh` are Go `time.RFC3339`. The proxy writes each file as a
+`json.Marshal` of a map: compact, keys sorted.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kiro_tui.core.kiro_cli import KiroCliLogin
+from kiro_tui.core.models import Account, AuthMethod
+from kiro_tui.core.places._fields import (
+    Fields,
+    build_login,
+    client_of,
+    go_rfc3339,
+    oidc_method,
+    provider_title,
+    social_provider,
+    words,
+)
+from kiro_tui.core.places._files import JsonDoc, is_present, list_folder, read_json
+from kiro_tui.core.places._json_place import JsonFilePlace
+from kiro_tui.core.places.base import PlaceError, TokenCopy
+from kiro_tui.core.places.kiro_ide import sso_cache_folder
+
+AUTH_FOLDER = ".cli-proxy-api"
+KIRO_TYPE = "kiro"
+_METHOD_WORDS = {AuthMethod.SOCIAL: "social", AuthMethod.BUILDER_ID: "builder-id", AuthMethod.IDC: "idc"}
+_OIDC_PROVIDERS = {AuthMethod.BUILDER_ID: "AWS", AuthMethod.IDC: "Enterprise"}
+
+
+class CliProxyPlace(JsonFilePlace):
+    kind = "cliproxy"
+    title = "CLIProxyAPI"
+    what = "CLIProxyAPI auth file"
+    native = "snake"
+    indent = None
+    sort_keys = True
+
+    def default_paths(self) -> list[Path]:
+        return [Path.home() / AUTH_FOLDER]
+
+    def files_in(self, folder: Path) -> list[Path]:
+        return [path for path in list_folder(folder, self.what)
+                if path.suffix == ".json" and is_present(path) and _may_be_kiro(path)]
+
+    def file_name(self, account: Account) -> str:
+        who = re.sub(r"[^A-Za-z0-9_-]", "-", account.email) if account.email else account.id
+        return f"kiro-{_METHOD_WORDS[account.auth_method]}-{who}.json"
+
+    def check_shape(self, doc: JsonDoc) -> None:
+        super().check_shape(doc)
+        kind = doc.data.get("type")  # type: ignore[union-attr]
+        if not isinstance(kind, str) or kind.lower() != KIRO_TYPE:
+            raise PlaceError(f"{doc.path} is not a Kiro auth file of CLIProxyAPI (its \"type\" is "
+                             f"{str(kind)[:40]!r}); kiro-tui leaves other providers' files alone")
+
+    def parse(self, doc: JsonDoc, now: datetime) -> KiroCliLogin:
+        fields = Fields(doc.data, "snake")  # type: ignore[arg-type]
+        where = f"{self.what} {doc.path}"
+        method = words(fields.text("auth_method"))
+        email = fields.text("email")
+        if method == "social" or not (method or fields.text("client_id")):
+            return build_login(fields, AuthMethod.SOCIAL, where, now, email=email,
+                               provider=social_provider(fields.text("provider")))
+        start_url = fields.text("start_url")  # a missing client: the proxy loads it from the IDE's cache
+        return build_login(fields, oidc_method(start_url, says_idc=method == "idc"), where, now,
+                           region=fields.text("region"), start_url=start_url, email=email,
+                           client=client_of(fields, sso_cache_folder()))
+
+    def token_values(self, copy: TokenCopy) -> dict[str, object]:
+        values: dict[str, object] = {"access_token": copy.access_token, "refresh_token": copy.refresh_token,
+                                     "expires_at": go_rfc3339(copy.expires_at),
+                                     "last_refresh": go_rfc3339(datetime.now(UTC))}
+        if copy.profile_arn:
+            values["profile_arn"] = copy.profile_arn
+        return values
+
+    def new_document(self, account: Account) -> dict[str, object]:
+        method = account.auth_method
+        oidc = method is not AuthMethod.SOCIAL
+        return {
+            "type": KIRO_TYPE,
+            "access_token": account.access_token,
+            "refresh_token": account.refresh_token,
+            "expires_at": go_rfc3339(account.expires_at),
+            "last_refresh": go_rfc3339(account.last_refresh_at or datetime.now(UTC)),
+            "auth_method": _METHOD_WORDS[method],
+            "provider": _OIDC_PROVIDERS[method] if oidc else provider_title(account.provider),
+            "profile_arn": account.profile_arn,
+            "email": account.email,
+            "client_id": account.client_id if oidc else None,
+            "client_secret": account.client_secret if oidc else None,
+            "region": account.region if oidc else None,
+            "start_url": account.start_url if method is AuthMethod.IDC else None,
+        }
+
+
+def _may_be_kiro(path: Path) -> bool:
+    """A Kiro auth file, or one that cannot be read (scanning it then says what is wrong); a
+    readable object of another provider, or with no "type" at all, is not ours."""
+    try:
+        doc = read_json(path, "CLIProxyAPI auth file")
+    except PlaceError:
+        return True
+    if not isinstance(doc.data, dict):
+        return True
+    if "type" not in doc.data:
+        return False
+    kind = doc.data["type"]
+    return not isinstance(kind, str) or kind.lower() == KIRO_TYPE
