@@ -1,37 +1,45 @@
 """The command-line face of kiro-tui: `kiro-tui COMMAND ...` for scripts.
 
-Each command is a small function over the core. Any `KiroTuiError` ends the program with
-`kiro-tui: error: <message>` on stderr and its exit code; a bug is logged with its traceback
-to the log file and reported in one line.
+Each command is a small function over the engine's front (core/engine.py), the same one the
+TUI uses. Any `KiroTuiError` ends the program with `kiro-tui: error: <message>` on stderr and
+its exit code; a bug is logged with its traceback to the log file and reported in one line.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from kiro_tui import __version__
 from kiro_tui.core import paths
 from kiro_tui.core.clock import SystemClock
 from kiro_tui.core.config import Settings, load_settings
 from kiro_tui.core.errors import KiroTuiError
-from kiro_tui.core.importer import ImportReport, import_snapshot
-from kiro_tui.core.kiro_cli import find_kiro_cli_db, read_kiro_cli
-from kiro_tui.core.models import Account
+from kiro_tui.core.importer import UNCHANGED, ImportReport
+from kiro_tui.core.kiro_cli import find_kiro_cli_db, resolved
+from kiro_tui.core.models import AccountView, Outcome, Status
 from kiro_tui.core.store import AccountStore
-from kiro_tui.core.summary import account_json, describe_expiry, printable
+from kiro_tui.core.summary import account_json, describe_expiry, describe_usage, printable, usage_json
 
-EXIT_OK, EXIT_FAILURE, EXIT_NEEDS_LOGIN = 0, 1, 3  # 2: usage errors, from argparse
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NEEDS_LOGIN = 0, 1, 2, 3
 log = logging.getLogger("kiro_tui")
+T = TypeVar("T")
 
 
 class CommandFailed(KiroTuiError):
     """A command that ran but did not achieve what was asked."""
+
+
+class UsageError(KiroTuiError):
+    """The command was asked for something it cannot do as given (exit 2)."""
+
+    exit_code = EXIT_USAGE
 
 
 def _settings() -> Settings:
@@ -41,23 +49,45 @@ def _settings() -> Settings:
 def say(line: str, *, err: bool = False) -> None:
     """One line for a person. Labels, emails and errors come from kiro-cli and AWS: made
     printable, so no escape sequence reaches the terminal (JSON output escapes by itself)."""
-    print(printable(line), file=sys.stderr if err else sys.stdout)
+    print(printable(line), file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def warn(message: str) -> None:
+    say(f"kiro-tui: warning: {message}", err=True)
 
 
 def _open_store() -> AccountStore:
     store = AccountStore.open(paths.store_file())
     for message in store.permission_fixes:
-        say(f"kiro-tui: warning: {message}", err=True)
+        warn(message)
     return store
 
 
-def kiro_cli_db_path(explicit: str | None, settings: Settings) -> Path:
-    """--db, else config `kiro_cli_db`, else the first of kiro-cli's / Amazon Q's usual paths."""
-    if explicit:
-        return Path(explicit).expanduser()
-    if settings.kiro_cli_db:
-        return Path(settings.kiro_cli_db).expanduser()
-    return find_kiro_cli_db(paths.kiro_cli_db_candidates())
+def kiro_cli_location(explicit: str | None, settings: Settings) -> tuple[Path | None, list[Path]]:
+    """Where kiro-cli's database is: --db, else config `kiro_cli_db` (taken as given, so a wrong
+    path is reported as such), else the first of kiro-cli's and Amazon Q's usual paths that
+    exists. Returns (the database or None, every path looked at). The one place this is
+    decided, for every command and the TUI."""
+    named = explicit or settings.kiro_cli_db
+    if named:
+        path = resolved(Path(named))
+        return path, [path]
+    candidates = paths.kiro_cli_db_candidates()
+    found = next((path for path in candidates if path.exists()), None)
+    return (resolved(found) if found else None), candidates
+
+
+def _engine(store: AccountStore, settings: Settings, db: Path | None = None, candidates: list[Path] | None = None,
+            **options: object):  # type: ignore[no-untyped-def]
+    from kiro_tui.core.aws.endpoints import Endpoints
+    from kiro_tui.core.engine import Engine
+
+    return Engine(store, settings, SystemClock(), Endpoints.from_env(), db, kiro_cli_candidates=candidates,
+                  **options)  # type: ignore[arg-type]
+
+
+def _run(coroutine_fn: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(coroutine_fn())  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- import
@@ -65,17 +95,19 @@ def kiro_cli_db_path(explicit: str | None, settings: Settings) -> Path:
 
 def cmd_import(args: argparse.Namespace) -> int:
     settings = _settings()
-    db = kiro_cli_db_path(args.db, settings)
-    now = SystemClock().now()
-    snapshot = read_kiro_cli(db, now)
+    db, candidates = kiro_cli_location(args.db, settings)
+    if db is None:
+        find_kiro_cli_db(candidates)  # raises, naming every path tried
+    assert db is not None
     with _open_store() as store:
-        report = import_snapshot(store, snapshot, now, settings.default_import_mode)
+        engine = _engine(store, settings, db, candidates)
+        report = _run(lambda: engine.import_now(db))
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
         _print_import(report)
     for skipped in report.skipped:
-        say(f"kiro-tui: warning: skipped {skipped.key} in {db}: {skipped.reason}", err=True)
+        warn(f"skipped {skipped.key} in {db}: {skipped.reason}")
     if not report.imported:
         if report.skipped:
             raise CommandFailed(f"no usable login in {db}: {report.skipped[0].reason}")
@@ -91,183 +123,117 @@ def _print_import(report: ImportReport) -> None:
         say(f"{'kept':<10} {account.id}  {account.label:<32} no longer in kiro-cli's database")
 
 
-# ---------------------------------------------------------------- list
+# ---------------------------------------------------------------- list / usage
+
+
+def _views(store: AccountStore, settings: Settings) -> list[AccountView]:
+    engine = _engine(store, settings)
+    result = _run(lambda: engine.views())
+    for problem in result.unreadable:
+        warn(problem.describe())
+    return result.views
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     settings = _settings()
     now = SystemClock().now()
     with _open_store() as store:
-        accounts = store.accounts()
-        refreshing = store.refreshing_ids(now)
+        views = _views(store, settings)
         counts = store.refresh_counts()
     if args.json:
-        rows = [
-            account_json(a, now, settings.window, args.show_secrets, a.id in refreshing, counts.get(a.id, (0, 0)))
-            for a in accounts
-        ]
+        rows = [account_json(v, now, settings.window, args.show_secrets, counts.get(v.id, (0, 0)),
+                             settings.quota_warning) for v in views]
         print(json.dumps(rows, indent=2))
         return EXIT_OK
-    if not accounts:
-        print("No accounts yet. `kiro-tui import` reads kiro-cli's logins.")
+    if not views:
+        print("No accounts yet. `kiro-tui import` reads kiro-cli's logins; `kiro-tui login` signs in.")
         return EXIT_OK
-    _print_table(accounts, now, settings, args.show_secrets, refreshing)
+    headers = ["ID", "NAME", "METHOD", "REGION", "PROFILE", "MODE", "EXPIRES", "STATUS"]
+    if args.show_secrets:
+        headers.append("ACCESS TOKEN")
+    rows = []
+    for view in views:
+        account = view.account
+        row = [account.id, account.name, account.auth_method.title, account.region, account.profile_name or "-",
+               account.mode.value, describe_expiry(account.expires_at, now),
+               view.status(now, settings.window, settings.quota_warning).label]
+        if args.show_secrets:
+            row.append(account.access_token)
+        rows.append(row)
+    _print_table(headers, rows)
     return EXIT_OK
 
 
-def _print_table(
-    accounts: Sequence[Account], now: datetime, settings: Settings, show_secrets: bool, refreshing: set[str]
-) -> None:
-    headers = ["ID", "NAME", "METHOD", "REGION", "PROFILE", "MODE", "EXPIRES", "STATUS"]
-    if show_secrets:
-        headers.append("ACCESS TOKEN")
-    table = [headers]
-    for account in accounts:
-        row = [
-            account.id,
-            account.name,
-            account.auth_method.title,
-            account.region,
-            account.profile_name or "-",
-            account.mode.value,
-            describe_expiry(account.expires_at, now),
-            account.status(now, settings.window, account.id in refreshing).value,
-        ]
-        if show_secrets:
-            row.append(account.access_token)
-        table.append(row)
-    table = [[printable(cell) for cell in row] for row in table]  # widths of what is printed
+def _print_table(headers: list[str], rows: list[list[str]]) -> None:
+    table = [[printable(cell) for cell in row] for row in [headers, *rows]]  # widths of what is printed
     widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
     for row in table:
         say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
-# ---------------------------------------------------------------- remove
+def cmd_usage(args: argparse.Namespace) -> int:
+    """Quota of every account: fetched now for every account whose token works."""
+    settings = _settings()
+    clock = SystemClock()
+    with _open_store() as store:
+        engine = _engine(store, settings)
+
+        async def fetch() -> list[AccountView]:
+            now = clock.now()
+            usable = [a.id for a in store.accounts() if a.health.value == "ok" and a.expires_at > now]
+            limit = asyncio.Semaphore(4)
+
+            async def one(account_id: str) -> None:
+                async with limit:
+                    await engine.fetch_usage_now(account_id)
+
+            await asyncio.gather(*(one(i) for i in usable))
+            await engine.close()
+            return (await engine.views()).views
+
+        views = _run(fetch)
+    now = clock.now()
+    if args.json:
+        print(json.dumps([{"id": v.id, "label": v.account.label, "email": v.account.email,
+                           "status": v.status(now, settings.window, settings.quota_warning).value,
+                           "usage": usage_json(v.usage)} for v in views], indent=2))
+        return EXIT_OK
+    if not views:
+        print("No accounts yet. `kiro-tui import` reads kiro-cli's logins; `kiro-tui login` signs in.")
+        return EXIT_OK
+    rows = []
+    for view in views:
+        usage = view.usage
+        resets = f"{usage.resets_at:%Y-%m-%d}" if usage and usage.resets_at else "-"
+        plan = usage.subscription if usage and usage.subscription else "-"
+        note = f" (stale: {usage.error})" if usage and usage.error and usage.known else ""
+        rows.append([view.id, view.account.name, describe_usage(usage) + note, resets, plan,
+                     view.status(now, settings.window, settings.quota_warning).label])
+    _print_table(["ID", "NAME", "USAGE", "RESETS", "PLAN", "STATUS"], rows)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- remove / mode
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
     with _open_store() as store:
-        account = store.resolve_id(args.id)
+        account_id = store.resolve_raw_id(args.id)
+        try:
+            account = store.get(account_id)
+            name = account.name if account else account_id
+        except KiroTuiError:  # an unreadable row can still be removed
+            name = "unreadable account"
         if not args.yes:
             if not sys.stdin.isatty():
-                raise CommandFailed(
-                    f"not removing {account.id} ({account.name}) without confirmation; pass --yes"
-                )
-            answer = input(f"Remove account {account.id} ({account.name}) from kiro-tui? [y/N] ")
+                raise CommandFailed(f"not removing {account_id} ({name}) without confirmation; pass --yes")
+            answer = input(f"Remove account {account_id} ({name}) from kiro-tui? [y/N] ")
             if answer.strip().lower() not in ("y", "yes"):
                 print("Nothing removed.")
                 return EXIT_OK
-        store.delete(account.id)
-    say(f"Removed {account.id} ({account.name}). kiro-cli's own login is untouched.")
-    return EXIT_OK
-
-
-# ---------------------------------------------------------------- refresh / watch / mode
-
-
-def cmd_refresh(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from kiro_tui.core.aws.endpoints import Endpoints
-    from kiro_tui.core.aws.transport import make_http_client
-    from kiro_tui.core.refresh import RefreshClients, Refresher, RefreshResult
-
-    settings = _settings()
-    endpoints = Endpoints.from_env()
-    clock = SystemClock()
-
-    async def run() -> list[RefreshResult]:
-        async with make_http_client() as http:
-            with _open_store() as store:
-                refresher = Refresher(store, RefreshClients.create(http, endpoints), clock, settings)
-                if args.all:
-                    ids, force = [a.id for a in store.accounts()], True
-                elif args.ids:
-                    ids, force = [store.resolve_id(i).id for i in args.ids], True
-                else:
-                    now = clock.now()
-                    ids = [a.id for a in store.accounts() if refresher.is_due(a, now)]
-                    force = False
-                limit = asyncio.Semaphore(settings.concurrency)
-
-                async def one(account_id: str) -> RefreshResult:
-                    async with limit:
-                        return await refresher.refresh(account_id, force)
-
-                return list(await asyncio.gather(*(one(i) for i in ids)))
-
-    results = asyncio.run(run())
-    if args.json:
-        print(json.dumps([r.to_json() for r in results], indent=2))
-    elif not results:
-        print("Nothing is due for a refresh. `kiro-tui refresh --all` refreshes every account now.")
-    for result in results if not args.json else ():
-        detail = result.message or (describe_expiry(result.expires_at, clock.now()) if result.expires_at else "")
-        say(f"{result.outcome:<10} {result.account_id}  {result.label:<32} {result.status.value:<16} {detail}")
-    statuses = {r.status.value for r in results}
-    if "needs-login" in statuses:
-        return EXIT_NEEDS_LOGIN
-    if any(r.outcome == "failed" or r.status.value == "suspended" for r in results):
-        return EXIT_FAILURE
-    return EXIT_OK
-
-
-def cmd_watch(args: argparse.Namespace) -> int:
-    import asyncio
-    import signal
-
-    from kiro_tui.core.aws.endpoints import Endpoints
-    from kiro_tui.core.aws.transport import make_http_client
-    from kiro_tui.core.engine import Engine
-    from kiro_tui.core.errors import KiroCliError
-    from kiro_tui.core.logs import RedactingFormatter, setup_file_logging
-
-    settings = _settings()
-    endpoints = Endpoints.from_env()
-    setup_file_logging()
-    console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(RedactingFormatter("%(asctime)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
-    logging.getLogger("kiro_tui").addHandler(console)
-    logging.getLogger("kiro_tui").setLevel(logging.INFO)
-    try:
-        db: Path | None = kiro_cli_db_path(args.db, settings)
-    except KiroCliError as exc:
-        log.warning("not watching kiro-cli: %s", exc)
-        db = None
-
-    def imported(report: ImportReport) -> None:
-        for item in report.imported:
-            if item.action != "unchanged":
-                log.info("%s %s: %s from kiro-cli", item.id, item.label, item.action)
-
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(signum, stop.set)
-            except NotImplementedError:
-                pass
-        async with make_http_client() as http:
-            with _open_store() as store:
-                engine = Engine(store, settings, SystemClock(), http, endpoints, db,
-                                on_change=lambda change: log.info(change.describe()),
-                                on_import=imported,
-                                on_error=lambda exc: log.warning("kiro-cli: %s", exc))
-                log.info("watching %d accounts%s", len(store.ids()), f"; kiro-cli database {db}" if db else "")
-                task = asyncio.create_task(engine.run())
-                stopper = asyncio.create_task(stop.wait())
-                await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                if task.done() and not task.cancelled() and task.exception():
-                    raise task.exception()  # type: ignore[misc]
-        log.info("stopped")
-
-    try:
-        asyncio.run(run())
-    except KeyboardInterrupt:
-        pass
+        store.delete(account_id)
+    say(f"Removed {account_id} ({name}). kiro-cli's own login is untouched; importing again will not "
+        "bring this login back (a new `kiro-cli login` will).")
     return EXIT_OK
 
 
@@ -282,41 +248,269 @@ def cmd_mode(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------- refresh / watch
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    from kiro_tui.core.refresh import RefreshResult
+
+    settings = _settings()
+    clock = SystemClock()
+    held: list[str] = []
+    with _open_store() as store:
+        if args.all:
+            ids, force = sorted(store.ids()), True
+        elif args.ids:
+            ids, force = [store.resolve_raw_id(i) for i in args.ids], True
+        else:
+            ids, force = None, False
+        engine = _engine(store, settings, fetch_usage=False)
+
+        async def run() -> list[RefreshResult]:
+            try:
+                chosen = ids if ids is not None else engine.due_ids()
+                results = await engine.refresh_now(chosen, force) if chosen else []
+                await engine.stop(timeout=30)
+                if engine.refresher is not None:
+                    held.extend(h.message for h in engine.refresher.held.values())
+                return results
+            finally:
+                await engine.close()
+
+        results = _run(run)
+        has_accounts = bool(store.ids())
+    if args.json:
+        print(json.dumps([r.to_json() for r in results], indent=2))
+    elif not results:
+        if not has_accounts:
+            print("No accounts yet. `kiro-tui import` reads kiro-cli's logins; `kiro-tui login` signs in.")
+        else:
+            print("Nothing is due for a refresh. `kiro-tui refresh --all` refreshes every account now.")
+    for result in results if not args.json else ():
+        detail = result.message or (describe_expiry(result.expires_at, clock.now()) if result.expires_at else "")
+        say(f"{result.outcome.value:<10} {result.account_id}  {result.label:<32} {result.status.label:<12} {detail}")
+    for result in results:
+        for warning in result.warnings:
+            warn(f"{result.account_id}: {warning}")
+    for message in held:
+        warn(f"{message}; a rescue copy is beside the store and is saved at the next run")
+    if any(r.status is Status.NEEDS_LOGIN for r in results):
+        return EXIT_NEEDS_LOGIN
+    if held or any(r.outcome is Outcome.FAILED or r.status is Status.SUSPENDED for r in results):
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    import signal
+
+    from kiro_tui.core.events import EngineEvent, EngineProblem, ImportFailed, ImportFinished, StatusChanged
+    from kiro_tui.core.logs import RedactingFormatter, setup_file_logging
+
+    settings = _settings()
+    setup_file_logging()
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(RedactingFormatter("%(asctime)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    logging.getLogger("kiro_tui").addHandler(console)
+    logging.getLogger("kiro_tui").setLevel(logging.INFO)
+    db, candidates = kiro_cli_location(args.db, settings)
+    if db is None:
+        log.warning("not watching kiro-cli yet: no database at %s", ", ".join(str(p) for p in candidates))
+
+    def on_event(event: EngineEvent) -> None:
+        if isinstance(event, StatusChanged):
+            log.info(event.change.describe())
+        elif isinstance(event, ImportFinished):
+            for item in event.report.imported:
+                if item.action != UNCHANGED:
+                    log.info("%s %s: %s from kiro-cli", item.id, item.label, item.action)
+        elif isinstance(event, ImportFailed):
+            log.warning("kiro-cli: %s", event.error)
+        elif isinstance(event, EngineProblem):
+            log.warning("%s", event.problem or "the problem is over; all is well again")
+
+    async def run() -> None:
+        interrupts = asyncio.Queue[int]()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, interrupts.put_nowait, signum)
+            except NotImplementedError:
+                pass
+        with _open_store() as store:
+            engine = _engine(store, settings, db, candidates, on_event=on_event)
+            try:
+                await engine.start()
+                log.info("watching %d accounts%s", len(store.ids()), f"; kiro-cli database {db}" if db else "")
+                task = asyncio.create_task(engine.run())
+                waiter = asyncio.create_task(interrupts.get())
+                await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                await _stop_draining(engine, interrupts)
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            finally:
+                await engine.close()
+        log.info("stopped")
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+async def _stop_draining(engine, interrupts: asyncio.Queue[int]) -> None:  # type: ignore[no-untyped-def]
+    """Let refreshes under way finish and commit; a second Ctrl-C / SIGTERM abandons them, by name."""
+    running = sorted(engine.scheduler.in_flight) if engine.scheduler else []
+    if running:
+        log.info("stopping: waiting for %d refresh%s under way to finish (%s); Ctrl-C again to abandon",
+                 len(running), "es" if len(running) > 1 else "", ", ".join(running))
+    stopper = asyncio.create_task(engine.stop())
+    again = asyncio.create_task(interrupts.get())
+    await asyncio.wait([stopper, again], return_when=asyncio.FIRST_COMPLETED)
+    if stopper.done():
+        again.cancel()
+        left = stopper.result()
+    else:
+        left = sorted(engine.scheduler.in_flight) if engine.scheduler else []
+        stopper.cancel()
+    if left:
+        log.warning("abandoned the refresh of %s: if the service answered, its new token is lost and the "
+                    "account will need a login", ", ".join(left))
+        await engine.abandon()
+
+
+# ---------------------------------------------------------------- login
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    from kiro_tui.core.login import LoginRequest, PollStatus
+    from kiro_tui.core.summary import account_json
+
+    settings = _settings()
+    out = sys.stderr if args.json else sys.stdout
+
+    def tell(line: str) -> None:
+        print(printable(line), file=out, flush=True)
+
+    request = LoginRequest(args.start_url or None, args.region or "us-east-1")
+    if args.profile and not args.profile.startswith("arn:"):
+        raise UsageError(f"--profile wants a profile ARN (arn:aws:codewhisperer:REGION:ACCOUNT:profile/ID), "
+                         f"not {args.profile!r}")
+    with _open_store() as store:
+        engine = _engine(store, settings)
+
+        async def run():  # type: ignore[no-untyped-def]
+            try:
+                login = await engine.start_login(request)
+                tell(f"Open {login.verification_uri} and enter the code:\n\n    {login.user_code}\n")
+                tell(f"(or open {login.verification_uri_complete})")
+                tell(_copy_for_terminal(login.user_code))
+                if not args.no_browser:
+                    _open_browser(login.verification_uri_complete)
+                last = [""]
+
+                def on_status(status: PollStatus) -> None:
+                    if status.state != last[0] and status.state != "waiting":
+                        print(f"kiro-tui: {printable(status.state)}", file=sys.stderr, flush=True)
+                    last[0] = status.state
+
+                tell("Waiting for you to approve in the browser…")
+                token = await engine.wait_for_token(login, on_status)
+                listing = await engine.list_profiles(token.access_token)
+                profile = _pick_profile(listing.profiles, args.profile, tell)
+                return await engine.finish_login(login, token, profile)
+            finally:
+                await engine.close()
+
+        account = _run(run)
+        view = AccountView(account)
+    now = SystemClock().now()
+    if args.json:
+        print(json.dumps(account_json(view, now, settings.window, quota_warning=settings.quota_warning), indent=2))
+    else:
+        where = f", profile {account.profile_name}" if account.profile_name else ""
+        tell(f"Logged in as {account.name} ({account.id}{where}); kiro-tui keeps it fresh.")
+    return EXIT_OK
+
+
+def _pick_profile(profiles, wanted: str | None, tell: Callable[[str], None]):  # type: ignore[no-untyped-def]
+    """--profile if given (it must be one of them), the only one, or ask on a terminal."""
+    if wanted:
+        chosen = next((p for p in profiles if p.arn == wanted), None)
+        if chosen is None:
+            arns = ", ".join(p.arn for p in profiles) or "none"
+            raise CommandFailed(f"signed in, but {wanted} is not among this login's profiles ({arns}); "
+                                "nothing was saved")
+        return chosen
+    if len(profiles) <= 1:
+        return profiles[0] if profiles else None
+    if not sys.stdin.isatty():
+        choices = "; ".join(f"{p.name}: {p.arn}" for p in profiles)
+        raise UsageError(f"this login has {len(profiles)} profiles ({choices}); pass --profile ARN")
+    tell("Profiles this login may use:")
+    for number, profile in enumerate(profiles, 1):
+        tell(f"  {number}. {profile.name}  ({profile.region})  {profile.arn}")
+    while True:
+        answer = input(f"Choose 1-{len(profiles)}: ").strip()
+        if answer.isdigit() and 1 <= int(answer) <= len(profiles):
+            return profiles[int(answer) - 1]
+
+
+def _copy_for_terminal(code: str) -> str:
+    """Copy the code: the system clipboard, else the terminal's (OSC 52). Say which, honestly."""
+    try:
+        import pyperclip
+
+        pyperclip.copy(code)
+        return "The code was copied to the clipboard."
+    except Exception:  # noqa: BLE001 - pyperclip raises its own types, or anything from the OS
+        pass
+    if sys.stdout.isatty():
+        import base64
+
+        sys.stdout.write(f"\x1b]52;c;{base64.b64encode(code.encode()).decode()}\x07")
+        sys.stdout.flush()
+        return "The code was sent to your terminal (OSC 52); if nothing was copied, select it above."
+    return "Copy the code from above."
+
+
+def _open_browser(url: str) -> None:
+    import webbrowser
+
+    try:
+        webbrowser.open(url)
+    except Exception:  # noqa: BLE001 - no browser here (SSH): the URL is printed above
+        pass
+
+
 # ---------------------------------------------------------------- the TUI and the demo
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
     from kiro_tui.core.aws.endpoints import Endpoints
     from kiro_tui.core.logs import setup_file_logging
-    from kiro_tui.tui.app import make_app
+    from kiro_tui.tui.app import run_app
 
     settings = _settings()
     endpoints = Endpoints.from_env()
-    if getattr(args, "db", None):
-        candidates = [Path(args.db).expanduser()]
-    elif settings.kiro_cli_db:
-        candidates = [Path(settings.kiro_cli_db).expanduser()]
-    else:
-        candidates = paths.kiro_cli_db_candidates()
-    db = next((p for p in candidates if p.exists()), None)
+    db, candidates = kiro_cli_location(args.db, settings)
     setup_file_logging()
-    with _open_store() as store:
-        make_app(store, settings, SystemClock(), endpoints, db, candidates).run()
-    return EXIT_OK
+    _open_store().close()  # refuse an unusable store here, in one line, before the screen is taken
+    return run_app(paths.store_file(), settings, SystemClock(), endpoints, db, candidates)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from kiro_tui.demo import run_demo
 
-    run_demo(approve_after=args.approve_after)
-    return EXIT_OK
+    return run_demo(approve_after=args.approve_after)
 
 
 # ---------------------------------------------------------------- emulator
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
-    import asyncio
     import signal
 
     from kiro_tui.emulator import Emulator
@@ -347,18 +541,33 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- parser
 
 
+def _number(kind: type, low: float, high: float, what: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {what}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is out of range ({low:g} to {high:g})")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kiro-tui",
         description="Keep AWS Kiro / CodeWhisperer logins fresh. With no command, opens the terminal UI.",
     )
     parser.add_argument("--version", action="version", version=f"kiro-tui {__version__}")
-    parser.add_argument("--db", metavar="PATH", help="kiro-cli's data.sqlite3, for the terminal UI")
+    parser.add_argument("--db", metavar="PATH", help="kiro-cli's data.sqlite3 (for the terminal UI and any command)")
     parser.set_defaults(handler=cmd_tui)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # A subcommand's --db must not overwrite the one given before the command (`kiro-tui --db X import`).
+    db_help = "kiro-cli's data.sqlite3 (default: kiro-cli's usual place)"
 
     p = commands.add_parser("import", help="import logins from kiro-cli's database")
-    p.add_argument("--db", metavar="PATH", help="kiro-cli's data.sqlite3 (default: kiro-cli's usual place)")
+    p.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help=db_help)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=cmd_import)
 
@@ -367,6 +576,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show-secrets", action="store_true", help="show tokens unmasked (take care)")
     p.set_defaults(handler=cmd_list)
 
+    p = commands.add_parser("usage", help="quota of every account (fetched now)")
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.set_defaults(handler=cmd_usage)
+
     p = commands.add_parser("refresh", help="refresh accounts now (default: those that are due)")
     p.add_argument("ids", nargs="*", metavar="ID", help="accounts to refresh now, even if not yet due")
     p.add_argument("--all", action="store_true", help="refresh every account now")
@@ -374,8 +587,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_refresh)
 
     p = commands.add_parser("watch", help="keep every account fresh in the background until Ctrl-C")
-    p.add_argument("--db", metavar="PATH", help="kiro-cli's data.sqlite3 to watch (default: the usual place)")
+    p.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help=db_help)
     p.set_defaults(handler=cmd_watch)
+
+    p = commands.add_parser("login", help="log in with a device code (AWS Builder ID or IAM Identity Center)")
+    p.add_argument("--start-url", metavar="URL", help="IAM Identity Center start URL (default: AWS Builder ID)")
+    p.add_argument("--region", metavar="R", help="region of your Identity Center (default us-east-1)")
+    p.add_argument("--profile", metavar="ARN", help="profile ARN to use (default: the only one, or ask)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser; just print the URL")
+    p.add_argument("--json", action="store_true", help="print the new account as JSON (prompts go to stderr)")
+    p.set_defaults(handler=cmd_login)
 
     p = commands.add_parser("mode", help="how an account coexists with kiro-cli: sync, follow or own")
     p.add_argument("id", metavar="ID")
@@ -388,16 +609,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_remove)
 
     p = commands.add_parser("demo", help="try the whole app offline against a built-in emulator")
-    p.add_argument("--approve-after", type=float, default=5.0, metavar="SECONDS",
-                   help="approve device-code logins after this many seconds (default 5)")
+    p.add_argument("--approve-after", type=_number(float, 0, 3600, "number of seconds"), default=5.0,
+                   metavar="SECONDS", help="approve device-code logins after this many seconds (default 5)")
     p.set_defaults(handler=cmd_demo)
 
     p = commands.add_parser("emulator", help="serve a local emulator of the AWS / Kiro endpoints (for tests and demos)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=0, help="port (default 0: any free port)")
-    p.add_argument("--token-ttl", type=int, default=3600, metavar="SECONDS", help="access token lifetime (default 3600)")
-    p.add_argument("--approve-after", type=float, default=None, metavar="SECONDS",
-                   help="approve any pending device code after this many seconds, without a browser")
+    p.add_argument("--port", type=_number(int, 0, 65535, "port number"), default=0,
+                   help="port (default 0: any free port)")
+    p.add_argument("--token-ttl", type=_number(int, 1, 30 * 86_400, "number of seconds"), default=3600,
+                   metavar="SECONDS", help="access token lifetime (default 3600)")
+    p.add_argument("--approve-after", type=_number(float, 0, 3600, "number of seconds"), default=None,
+                   metavar="SECONDS", help="approve any pending device code after this many seconds, without a browser")
     p.set_defaults(handler=cmd_emulator)
     return parser
 
@@ -426,3 +649,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"kiro-tui: internal error: {type(exc).__name__}: {redact(str(exc))[:200]}{detail}. "
             "Please report it.", err=True)
         return EXIT_FAILURE
+

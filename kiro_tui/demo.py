@@ -146,35 +146,31 @@ def demo_environment(approve_after: float = 5.0, clock: Clock | None = None) -> 
             store.close()
 
 
-def run_demo(approve_after: float = 5.0) -> None:
-    from kiro_tui.tui.app import make_app
+def run_demo(approve_after: float = 5.0) -> int:
+    from kiro_tui.tui.app import run_app
 
     with demo_environment(approve_after) as demo:
-        app = make_app(demo.store, demo.settings, SystemClock(), Endpoints(override=demo.emulator.url),
-                       demo.kiro_cli_db, [demo.kiro_cli_db])
-        install_exit_handlers(app, demo.folder)
-        app.run()
+        install_hangup_handler(demo.folder)
+        return run_app(demo.store.path, demo.settings, SystemClock(), Endpoints(override=demo.emulator.url),
+                       demo.kiro_cli_db, [demo.kiro_cli_db], on_exit=lambda: start_watchdog(demo.folder))
 
 
-def install_exit_handlers(app: object, folder: Path) -> None:
-    """Leave nothing behind when the terminal closes (SIGHUP) or the demo is killed (SIGTERM).
+def install_hangup_handler(folder: Path) -> None:
+    """Leave nothing behind when the terminal closes (SIGHUP): with the terminal gone there is
+    nothing to restore, and Textual's shutdown can block writing to it, so the folder is removed
+    and the process exits at once. (SIGTERM quits like `q`: see run_app.)"""
+    if hasattr(signal, "SIGHUP"):  # Windows: Ctrl-C and closing the console suffice
+        signal.signal(signal.SIGHUP, lambda signum, frame: _hard_exit(folder, signum))
 
-    With the terminal gone there is nothing to restore, and Textual's shutdown can block
-    writing to it, so SIGHUP removes the folder and exits at once. SIGTERM exits the app
-    normally, with a watchdog that does the same if shutdown has not finished in 3 seconds.
-    """
-    if not hasattr(signal, "SIGHUP"):  # Windows: Ctrl-C and closing the console suffice
-        return
 
-    def hard_exit(signum: int) -> None:
-        shutil.rmtree(folder, ignore_errors=True)
-        os._exit(128 + signum)
+def start_watchdog(folder: Path, seconds: float = 25.0) -> None:
+    """Once the app has quit and its refreshes are finished, the emulator and the folder go;
+    if that hangs, the watchdog removes the folder and ends the process anyway."""
+    timer = threading.Timer(seconds, _hard_exit, args=(folder, 0))
+    timer.daemon = True
+    timer.start()
 
-    def on_terminate(signum: int, frame: object) -> None:
-        app.exit()  # type: ignore[attr-defined]
-        watchdog = threading.Timer(3.0, hard_exit, args=(signum,))
-        watchdog.daemon = True
-        watchdog.start()
 
-    signal.signal(signal.SIGHUP, lambda signum, frame: hard_exit(signum))
-    signal.signal(signal.SIGTERM, on_terminate)
+def _hard_exit(folder: Path, signum: int) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    os._exit(128 + signum if signum else 1)

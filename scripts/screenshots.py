@@ -33,7 +33,7 @@ async def capture() -> list[Path]:
     with demo_environment(approve_after=600) as demo:
         demo.emulator.state.next_user_codes = ["WDJB-MJHT"]
         demo.emulator.state.verification_uri = "https://device.sso.us-east-1.amazonaws.com/"
-        app = make_app(demo.store, demo.settings, SystemClock(), Endpoints(override=demo.emulator.url),
+        app = make_app(demo.store.path, demo.settings, SystemClock(), Endpoints(override=demo.emulator.url),
                        demo.kiro_cli_db, [demo.kiro_cli_db], system_copy=None)
 
         def shot(name: str) -> None:

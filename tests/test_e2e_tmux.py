@@ -84,7 +84,7 @@ def test_demo_in_tmux(tmux: Tmux) -> None:
     assert alice_later and alice_later != alice  # the countdown moved, in place
 
     tmux.wait_for(lambda s: "NEEDS LOGIN" in s, what="the revoked account to need a login")
-    tmux.wait_for(lambda s: "retrying" in s and "server error" in s, what="the failing IdP to back off")
+    tmux.wait_for(lambda s: "retrying" in row(s, "frank@contoso.example"), what="the failing IdP to back off")
 
     tmux.keys("i")
     tmux.wait_for(lambda s: "Imported from kiro-cli" in s and "unchanged" in s, what="the import toast")
@@ -95,6 +95,7 @@ def test_demo_in_tmux(tmux: Tmux) -> None:
     code_screen = tmux.wait_for(lambda s: "enter this code" in s, what="a device code")
     assert "Log in to AWS Builder ID" in code_screen and "expires in 10 minutes" in code_screen
     assert "╭" in code_screen or "┌" in code_screen  # the code in large type
+    assert re.search(r"^\s*[A-Z0-9]{4}-[A-Z0-9]{4}\s*$", code_screen, re.M), code_screen  # and as plain text
     tmux.keys("Escape")
     tmux.wait_for(lambda s: "Log in" in s and "Import" in s and "enter this code" not in s, what="the accounts")
     tmux.keys("q")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -11,11 +12,21 @@ import pytest
 from kiro_tui.core.aws.codewhisperer import QClient
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.aws.oidc import OidcClient
+from kiro_tui.core.aws.transport import make_http_client
 from kiro_tui.core.clock import ManualClock
-from kiro_tui.core.login import LoginError, LoginFlow, LoginRequest, last_request, remember_request, save_login
-from kiro_tui.core.models import Account, AuthMethod, Health, Mode
+from kiro_tui.core.login import (
+    TRANSIENT_BACKOFF,
+    LoginError,
+    LoginFlow,
+    LoginRequest,
+    PollStatus,
+    last_request,
+    remember_request,
+    save_login,
+)
+from kiro_tui.core.models import BUILDER_ID_START_URL, Account, AuthMethod, Health, Mode
 from kiro_tui.core.store import AccountStore
-from tests.support.engine import at
+from tests.support.engine import at, control
 
 IDC = "https://d-7777777777.awsapps.com/start"
 PROFILES = [{"arn": "arn:aws:codewhisperer:us-east-1:1:profile/AAA", "name": "Dev"},
@@ -153,3 +164,147 @@ async def test_logging_in_again_as_someone_else_leaves_the_dead_account_alone(fl
         assert saved.id != dave.id and saved.email == "erin@example.com"
         assert store.get(dave.id) == dave  # untouched: still dave, still needs a login
         assert len(store.accounts()) == 2
+
+
+# ---------------------------------------------------------------- passing trouble while polling
+
+
+class SleepRecordingClock(ManualClock):
+    """A ManualClock that remembers how long each sleep was: how long the poller chose to wait."""
+
+    def __init__(self, start: datetime) -> None:
+        super().__init__(start)
+        self.slept: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        await super().sleep(seconds)
+
+
+class PollStatuses:
+    """The statuses `wait_for_token` reports. When `next` returns one, the poller has reported it
+    and is asleep on the clock (it does not yield in between): the test decides when it polls again."""
+
+    def __init__(self) -> None:
+        self.seen: list[PollStatus] = []
+        self._queue: asyncio.Queue[PollStatus] = asyncio.Queue()
+
+    def __call__(self, status: PollStatus) -> None:
+        self.seen.append(status)
+        self._queue.put_nowait(status)
+
+    async def next_or_end(self, waiter: asyncio.Task) -> PollStatus | None:
+        """The next status, or None once the poller has ended (`waiter` is then done)."""
+        getter = asyncio.ensure_future(self._queue.get())
+        done, _ = await asyncio.wait({getter, waiter}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        if getter in done:
+            return getter.result()
+        getter.cancel()
+        assert waiter.done(), "the poller neither reported nor ended within 10 s"
+        return None
+
+    async def next(self, waiter: asyncio.Task) -> PollStatus:
+        status = await self.next_or_end(waiter)
+        assert status is not None, f"the poller ended instead of reporting: {waiter.exception()!r}"
+        return status
+
+
+@pytest.fixture
+def sleepy_flow(http, endpoints, emulator_time) -> tuple[LoginFlow, SleepRecordingClock]:
+    clock = SleepRecordingClock(at(emulator_time.now))
+    return LoginFlow(OidcClient(http, endpoints), QClient(http, endpoints), clock), clock
+
+
+def backoff(trouble: int) -> float:
+    """How long the poller should wait after the n-th passing failure in a row (n from 1)."""
+    first, ceiling = TRANSIENT_BACKOFF
+    return min(ceiling, first * 2 ** (trouble - 1))
+
+
+def token_polls(emulator) -> list[object]:
+    return [r["status"] for r in emulator.requests() if r["operation"] == "CreateToken"]
+
+
+async def test_server_errors_while_polling_are_waited_out_and_reported(sleepy_flow, emulator, emulator_time) -> None:
+    login_flow, clock = sleepy_flow
+    login = await login_flow.start(LoginRequest())
+    control(emulator, "faults", {"path": "/token", "status": 500, "count": 2})
+    control(emulator, "approve", {"user_code": login.user_code})
+    statuses = PollStatuses()
+    waiter = asyncio.create_task(login_flow.wait_for_token(login, statuses))
+    for trouble in (1, 2):
+        status = await statuses.next(waiter)
+        assert status.state.startswith("trouble reaching AWS (") and "server_error" in status.state
+        assert status.state.endswith(f"trying again in {backoff(trouble):g} s")
+        assert clock.slept[-1] == backoff(trouble)  # and it does wait that long
+        clock.advance(backoff(trouble))
+        emulator_time.advance(backoff(trouble))
+    token = await asyncio.wait_for(waiter, 10)
+    assert token.access_token and token_polls(emulator) == [500, 500, 200]
+    assert len(statuses.seen) == 2
+
+
+async def test_a_reset_and_a_timeout_while_polling_are_waited_out(endpoints, emulator, emulator_time) -> None:
+    clock = SleepRecordingClock(at(emulator_time.now))
+    async with make_http_client(timeout=0.5) as http:  # the injected hang (30 s) outlasts it
+        login_flow = LoginFlow(OidcClient(http, endpoints), QClient(http, endpoints), clock)
+        login = await login_flow.start(LoginRequest())
+        control(emulator, "faults", {"path": "/token", "kind": "reset", "count": 1})
+        control(emulator, "faults", {"path": "/token", "kind": "timeout", "seconds": 30, "count": 1})
+        control(emulator, "approve", {"user_code": login.user_code})
+        statuses = PollStatuses()
+        waiter = asyncio.create_task(login_flow.wait_for_token(login, statuses))
+        for trouble, words in ((1, "connection failed"), (2, "timed out")):
+            status = await statuses.next(waiter)
+            assert status.state.startswith("trouble reaching AWS (") and words in status.state
+            clock.advance(backoff(trouble))
+            emulator_time.advance(backoff(trouble))
+        token = await asyncio.wait_for(waiter, 10)
+    assert token.access_token and token_polls(emulator) == ["reset", "timeout", 200]
+
+
+async def test_passing_trouble_is_retried_with_growing_waits_until_the_code_expires(sleepy_flow, emulator) -> None:
+    login_flow, clock = sleepy_flow
+    login = await login_flow.start(LoginRequest())
+    control(emulator, "faults", {"path": "/token", "status": 503, "count": 1000})
+    statuses = PollStatuses()
+    waiter = asyncio.create_task(login_flow.wait_for_token(login, statuses))
+    while (status := await statuses.next_or_end(waiter)) is not None:  # each turn moves the clock on
+        assert status.state.startswith("trouble reaching AWS")
+        clock.advance(clock.slept[-1])
+    with pytest.raises(LoginError, match="expired before it was approved"):
+        await waiter
+    assert login.expires_at <= clock.now() < login.expires_at + timedelta(seconds=TRANSIENT_BACKOFF[1])
+    assert clock.slept == [backoff(n) for n in range(1, len(clock.slept) + 1)]  # doubling, up to the ceiling
+    assert len(token_polls(emulator)) == len(statuses.seen) == len(clock.slept)
+
+
+async def test_access_denied_after_passing_trouble_still_ends_the_login_at_once(sleepy_flow, emulator,
+                                                                                emulator_time) -> None:
+    login_flow, clock = sleepy_flow
+    login = await login_flow.start(LoginRequest())
+    control(emulator, "faults", {"path": "/token", "status": 500, "count": 1})
+    control(emulator, "deny", {"user_code": login.user_code})
+    statuses = PollStatuses()
+    waiter = asyncio.create_task(login_flow.wait_for_token(login, statuses))
+    await statuses.next(waiter)
+    clock.advance(backoff(1))
+    emulator_time.advance(backoff(1))
+    with pytest.raises(LoginError, match="denied in the browser"):
+        await asyncio.wait_for(waiter, 10)
+    assert token_polls(emulator) == [500, 400]  # no poll after the denial
+    assert len(statuses.seen) == 1 and clock.slept == [backoff(1)]
+
+
+@pytest.mark.parametrize("start_url", [None, "  ", BUILDER_ID_START_URL])
+async def test_a_builder_id_login_always_goes_to_us_east_1(flow, emulator, tmp_path: Path, start_url) -> None:
+    """The login form remembers the region of the last IdC login (eu-west-1); Builder ID lives in us-east-1."""
+    login_flow, clock = flow
+    login = await login_flow.start(LoginRequest(start_url, "eu-west-1"))
+    control(emulator, "approve", {"user_code": login.user_code})
+    token = await login_flow.wait_for_token(login)
+    with AccountStore.open(tmp_path / "a.db") as store:
+        account = save_login(store, login, token, None, clock.now())
+    assert (account.auth_method, account.region) == (AuthMethod.BUILDER_ID, "us-east-1")
+    assert [(r["operation"], r["region"]) for r in emulator.requests()] == [
+        ("RegisterClient", "us-east-1"), ("StartDeviceAuthorization", "us-east-1"), ("CreateToken", "us-east-1")]

@@ -13,8 +13,8 @@ from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.importer import import_snapshot, new_account_id
 from kiro_tui.core.kiro_cli import read_kiro_cli
-from kiro_tui.core.models import Health, Mode, Status
-from kiro_tui.core.refresh import ADOPTED, BUSY, FAILED, FOLLOWED, REFRESHED, SKIPPED, Backoff, RefreshClients, Refresher
+from kiro_tui.core.models import Health, Mode, Outcome, Status
+from kiro_tui.core.refresh import Backoff, RefreshClients, Refresher
 from kiro_tui.core.scheduler import RefreshScheduler
 from kiro_tui.core.store import REFRESH_LOG_KEEP, AccountStore
 from kiro_tui.core.timefmt import parse_timestamp
@@ -68,7 +68,7 @@ async def test_rotation_end_to_end_with_write_back_in_kiro_cli_format(rig: Rig) 
     state_before = rig.db.get_json("state", "api.codewhisperer.profile")
     rig.make_due(account_id)
     result = await rig.refresher.refresh(account_id)
-    assert (result.outcome, result.status) == (REFRESHED, Status.FRESH)
+    assert (result.outcome, result.status) == (Outcome.REFRESHED, Status.FRESH)
     account = rig.store.get(account_id)
     assert account is not None and account.refresh_token != seeded["token"]["refresh_token"]
     assert account.expires_at == rig.clock.now() + timedelta(seconds=3600)
@@ -86,7 +86,7 @@ async def test_rotation_end_to_end_with_write_back_in_kiro_cli_format(rig: Rig) 
     # the emulator accepts the rotated token: a second refresh works too
     rig.clock.advance(3600)
     second = await rig.refresher.refresh(account_id)
-    assert second.outcome == REFRESHED
+    assert second.outcome == Outcome.REFRESHED
     assert len(calls(rig.emulator, "rot@example.com", "CreateToken")) == 2
     assert [(c.before, c.after) for c in rig.changes][:2] == [
         (Status.EXPIRING, Status.REFRESHING), (Status.REFRESHING, Status.FRESH)]
@@ -97,7 +97,7 @@ async def test_revoked_token_costs_exactly_one_call_then_none(rig: Rig) -> None:
     control(rig.emulator, "revoke", {"email": "dead@example.com"})
     rig.make_due(account_id)
     result = await rig.refresher.refresh(account_id)
-    assert (result.outcome, result.status, result.classification) == (FAILED, Status.NEEDS_LOGIN, "needs-login")
+    assert (result.outcome, result.status, result.classification) == (Outcome.FAILED, Status.NEEDS_LOGIN, "needs-login")
     assert "refresh token invalid: log in again" in (result.message or "")
     assert len(calls(rig.emulator, "dead@example.com")) == 0  # the token was dead: no user to attribute
     assert [r["status"] for r in rig.emulator.requests() if r["operation"] == "RefreshToken"] == [400]
@@ -110,7 +110,7 @@ async def test_revoked_token_costs_exactly_one_call_then_none(rig: Rig) -> None:
     again = await rig.refresher.refresh(account_id, force=True)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    assert again.outcome == SKIPPED and again.status is Status.NEEDS_LOGIN
+    assert again.outcome == Outcome.SKIPPED and again.status is Status.NEEDS_LOGIN
     assert len([r for r in rig.emulator.requests() if r["operation"] == "RefreshToken"]) == 1
 
 
@@ -121,23 +121,23 @@ async def test_500_three_times_then_recovers_with_jittered_backoff(rig: Rig) -> 
     backoff = Backoff()
     for attempt in (1, 2, 3):
         result = await rig.refresher.refresh(account_id)
-        assert (result.outcome, result.status, result.classification) == (FAILED, Status.REFRESH_FAILING, "transient")
+        assert (result.outcome, result.status, result.classification) == (Outcome.FAILED, Status.REFRESH_FAILING, "transient")
         account = rig.store.get(account_id)
         assert account is not None and account.consecutive_failures == attempt
         delay = (account.next_refresh_at - rig.clock.now()).total_seconds()  # type: ignore[operator]
         assert 0 <= delay <= backoff.ceiling(attempt)
         assert result.retry_in == pytest.approx(delay, abs=0.01)
         not_yet = await rig.refresher.refresh(account_id) if delay > 0.01 else None
-        assert not_yet is None or not_yet.outcome == SKIPPED  # backing off: no call before next_refresh_at
+        assert not_yet is None or not_yet.outcome == Outcome.SKIPPED  # backing off: no call before next_refresh_at
         rig.clock.set(account.next_refresh_at)  # type: ignore[arg-type]
     result = await rig.refresher.refresh(account_id)
-    assert (result.outcome, result.status) == (REFRESHED, Status.FRESH)
+    assert (result.outcome, result.status) == (Outcome.REFRESHED, Status.FRESH)
     account = rig.store.get(account_id)
     assert account is not None and (account.consecutive_failures, account.last_error) == (0, None)
     statuses = [r["status"] for r in rig.emulator.requests() if r["operation"] == "CreateToken"]
     assert statuses == [500, 500, 500, 200]
     history = rig.store.refresh_history(account_id)
-    assert [h.outcome for h in history] == [REFRESHED, FAILED, FAILED, FAILED]
+    assert [h.outcome for h in history] == [Outcome.REFRESHED, Outcome.FAILED, Outcome.FAILED, Outcome.FAILED]
 
 
 def test_backoff_is_full_jitter_capped_at_five_minutes() -> None:
@@ -190,7 +190,7 @@ async def test_newer_kiro_cli_token_is_adopted_without_a_network_call(rig: Rig) 
                  expires_at=(rig.clock.now() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.123Z"))
     rig.db.set_json("auth_kv", "kirocli:odic:token", newer)
     result = await rig.refresher.refresh(account_id)
-    assert (result.outcome, result.status) == (ADOPTED, Status.FRESH)
+    assert (result.outcome, result.status) == (Outcome.ADOPTED, Status.FRESH)
     assert rig.store.get(account_id).access_token == "aoaAAAAAGfromkirocli"  # type: ignore[union-attr]
     assert rig.emulator.requests() == []
 
@@ -204,7 +204,7 @@ async def test_write_back_refused_when_kiro_cli_row_changed(rig: Rig) -> None:
     rig.db.set_json("auth_kv", "kirocli:social:token", other)
     before = rig.db.get_json("auth_kv", "kirocli:social:token")
     result = await rig.refresher.refresh(account_id)
-    assert result.outcome == REFRESHED
+    assert result.outcome == Outcome.REFRESHED
     assert rig.db.get_json("auth_kv", "kirocli:social:token") == before
     assert "out of sync" in (rig.store.get(account_id).sync_error or "")  # type: ignore[union-attr]
 
@@ -222,11 +222,11 @@ async def test_write_back_waits_out_a_locked_database_then_retries(rig: Rig) -> 
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    assert result.outcome == REFRESHED
+    assert result.outcome == Outcome.REFRESHED
     account = rig.store.get(account_id)
     assert account is not None and "will retry" in (account.sync_error or "")
     assert rig.db.get_json("auth_kv", "kirocli:social:token")["refresh_token"] != account.refresh_token
-    await rig.refresher.retry_write_backs()
+    await rig.refresher.retry_pending_places()
     assert rig.db.get_json("auth_kv", "kirocli:social:token")["refresh_token"] == account.refresh_token
     assert rig.store.get(account_id).sync_error is None  # type: ignore[union-attr]
 
@@ -235,13 +235,13 @@ async def test_follow_mode_never_calls_the_network(rig: Rig) -> None:
     account_id, seeded = rig.add(Mode.FOLLOW, kind="social", email="follow@example.com")
     rig.clock.advance(7200)  # long expired
     result = await rig.refresher.refresh(account_id, force=True)
-    assert (result.outcome, result.status) == (FOLLOWED, Status.EXPIRED)
+    assert (result.outcome, result.status) == (Outcome.FOLLOWED, Status.EXPIRED)
     newer = dict(seeded["token"])
     newer.update(access_token="aoaAAAAAGkirocliRefreshed",
                  expires_at=(rig.clock.now() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))
     rig.db.set_json("auth_kv", "kirocli:social:token", newer)
     mirrored = await rig.refresher.refresh(account_id)
-    assert (mirrored.outcome, mirrored.status) == (ADOPTED, Status.FRESH)
+    assert (mirrored.outcome, mirrored.status) == (Outcome.ADOPTED, Status.FRESH)
     assert rig.emulator.requests() == []
 
 
@@ -250,10 +250,10 @@ async def test_lease_held_elsewhere_means_no_call(rig: Rig) -> None:
     rig.make_due(account_id)
     assert rig.store.acquire_lease(account_id, "other-process", rig.clock.now(), 60)
     result = await rig.refresher.refresh(account_id)
-    assert (result.outcome, result.status) == (BUSY, Status.REFRESHING)
+    assert (result.outcome, result.status) == (Outcome.BUSY, Status.REFRESHING)
     assert rig.emulator.requests() == []
     rig.clock.advance(61)  # the other process died: its lease runs out
-    assert (await rig.refresher.refresh(account_id, force=True)).outcome == REFRESHED
+    assert (await rig.refresher.refresh(account_id, force=True)).outcome == Outcome.REFRESHED
 
 
 async def test_scheduler_refreshes_each_account_within_a_second_of_its_due_time(rig: Rig) -> None:
@@ -317,7 +317,7 @@ async def test_concurrency_is_bounded_and_single_flight(rig: Rig) -> None:
 async def test_external_idp_route(rig: Rig) -> None:
     account_id, seeded = rig.add(kind="external-idp", email="ext@example.com")
     result = await rig.refresher.refresh(account_id, force=True)
-    assert (result.outcome, result.status) == (REFRESHED, Status.FRESH)
+    assert (result.outcome, result.status) == (Outcome.REFRESHED, Status.FRESH)
     assert rig.db.get_json("auth_kv", "kirocli:external-idp:token")["refresh_token"] == \
         rig.store.get(account_id).refresh_token  # type: ignore[union-attr]
     assert [r["operation"] for r in rig.emulator.requests()] == [None]  # the IdP's own token endpoint
@@ -327,7 +327,7 @@ async def test_external_idp_route(rig: Rig) -> None:
 async def test_refresh_history_is_bounded(rig: Rig) -> None:
     account_id, _ = rig.add(Mode.OWN, kind="social", email="many@example.com")
     for _ in range(REFRESH_LOG_KEEP + 5):
-        assert (await rig.refresher.refresh(account_id, force=True)).outcome == REFRESHED
+        assert (await rig.refresher.refresh(account_id, force=True)).outcome == Outcome.REFRESHED
     assert len(rig.store.refresh_history(account_id, limit=1000)) == REFRESH_LOG_KEEP
     assert rig.store.refresh_counts()[account_id] == (REFRESH_LOG_KEEP, 0)
 
@@ -338,5 +338,5 @@ async def test_suspended_account_stops_refreshing(rig: Rig) -> None:
                                      "message": "Your account is temporarily suspended"})
     result = await rig.refresher.refresh(account_id, force=True)
     assert (result.status, result.classification) == (Status.SUSPENDED, "suspended")
-    assert (await rig.refresher.refresh(account_id, force=True)).outcome == SKIPPED
+    assert (await rig.refresher.refresh(account_id, force=True)).outcome == Outcome.SKIPPED
     assert rig.store.get(account_id).health is Health.SUSPENDED  # type: ignore[union-attr]

@@ -16,7 +16,7 @@ from kiro_tui.tui.screens.device_code import DeviceCodeScreen
 from kiro_tui.tui.screens.login_form import LoginFormScreen
 from kiro_tui.tui.widgets.big_code import BigCode
 from tests.support.engine import at, control
-from tests.support.tui import RecordingClipboard, build_app, build_store, toasts
+from tests.support.tui import RecordingClipboard, build_app, build_store, settle, toasts
 
 SIZE = (160, 40)
 IDC = "https://d-4444444444.awsapps.com/start"
@@ -65,6 +65,7 @@ async def test_identity_center_login_end_to_end(rig, emulator, emulator_time) ->
     clipboard = RecordingClipboard()
     app = build_app(store, emulator.url, clock=clock, clipboard=clipboard)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
         screen = await open_code_screen(pilot, IDC, "eu-west-1")
         await wait_for(pilot, lambda: screen.login is not None and "Waiting" in text_of(screen, "#poll-status"))
         code = screen.login.user_code  # type: ignore[union-attr]
@@ -99,6 +100,7 @@ async def test_builder_id_without_profiles_skips_the_picker(rig, emulator, emula
     store, clock = rig
     app = build_app(store, emulator.url, clock=clock, clipboard=RecordingClipboard(works=False))
     async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
         screen = await open_code_screen(pilot)
         await wait_for(pilot, lambda: screen.login is not None)
         assert "OSC 52" in text_of(screen, "#clipboard") and app.clipboard == screen.login.user_code  # type: ignore[union-attr]
@@ -120,6 +122,7 @@ async def test_logging_in_again_as_someone_else_says_so_and_keeps_the_dead_accou
                        health=Health.NEEDS_LOGIN, mode=Mode.OWN))
     app = build_app(store, emulator.url, clock=clock)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
         await pilot.pause()
         await pilot.press("enter")  # on dave, who needs a login: the fixes
         await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
@@ -140,6 +143,7 @@ async def test_escape_cancels_and_polling_stops_at_once(rig, emulator, emulator_
     store, clock = rig
     app = build_app(store, emulator.url, clock=clock)
     async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
         screen = await open_code_screen(pilot)
         await wait_for(pilot, lambda: screen.login is not None and "Waiting" in text_of(screen, "#poll-status"))
         await pilot.press("escape")
@@ -167,6 +171,7 @@ async def test_login_errors_are_plain_words_and_save_nothing(rig, emulator, emul
     url = "http://127.0.0.1:9" if case == "network" else emulator.url
     app = build_app(store, url, clock=clock)
     async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
         if case == "wrong-region":
             screen = await open_code_screen(pilot, IDC, "us-east-1")
         else:
@@ -179,7 +184,11 @@ async def test_login_errors_are_plain_words_and_save_nothing(rig, emulator, emul
             await wait_for(pilot, lambda: screen.login is not None)
             await tick_polling(pilot, clock, emulator_time, 601)
         await wait_for(pilot, lambda: needle in text_of(screen, "#login-error"))
-        assert "Press escape to go back" in text_of(screen, "#login-error")
+        assert "Press l to start again, or escape to change where you log in." in text_of(screen, "#login-error")
+        assert text_of(screen, "#instructions") == ""  # no "Asking AWS for a code…" left behind
+        await pilot.press("escape")  # back to the form, as filled in
+        await pilot.pause()
+        assert isinstance(app.screen, LoginFormScreen)
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, AccountsScreen)
@@ -190,6 +199,7 @@ async def test_form_refuses_a_bad_region_in_place(rig) -> None:
     store, clock = rig
     app = build_app(store, clock=clock)
     async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
         await pilot.press("l")
         await pilot.pause()
         app.screen.query_one("#region", Input).value = "Europe"

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from kiro_tui.core.aws.codewhisperer import Usage
 from kiro_tui.core.clock import ManualClock
+from kiro_tui.core.models import UsageRecord
 from kiro_tui.demo import IDC_PROFILES, account_from_seed
 from kiro_tui.tui.screens.device_code import DeviceCodeScreen
 from kiro_tui.tui.widgets.accounts_table import AccountsTable
-from kiro_tui.tui.widgets.detail_panel import UsageState
 from tests.support.engine import at, control
-from tests.support.tui import NOW, build_app, build_store
+from tests.support.tui import NOW, build_app, build_store, settle
 
 SIZE = (150, 40)
 
@@ -28,23 +27,16 @@ def store(tmp_path: Path):
         yield opened
 
 
-async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
 def test_accounts_screen_with_mixed_states(snap_compare, store) -> None:
     assert snap_compare(build_app(store), terminal_size=SIZE, run_before=settle)
 
 
 def test_detail_panel_with_usage(snap_compare, store) -> None:
+    store.save_usage("c3d4e5f6", UsageRecord(212.5, 1000.0, at(NOW.timestamp() + 8 * 86400), "KIRO PRO", NOW))
+
     async def select_team(pilot) -> None:  # type: ignore[no-untyped-def]
-        await settle(pilot)  # the accounts screen composes during the first refresh
+        await settle(pilot)
         screen = pilot.app.screen
-        screen.usage["c3d4e5f6"] = UsageState(
-            Usage(used=212.5, limit=1000.0, reset_at=at(NOW.timestamp() + 8 * 86400), email="team@acme.example",
-                  subscription="KIRO PRO"), NOW)
         table = screen.query_one(AccountsTable)
         table.move_cursor(row=table.get_row_index("c3d4e5f6"))
         await settle(pilot)
@@ -67,6 +59,7 @@ def test_login_code_screen(snap_compare, tmp_path: Path, emulator, emulator_time
         app = build_app(empty, emulator.url, clock=ManualClock(at(emulator_time.now)))
 
         async def start_login(pilot) -> None:  # type: ignore[no-untyped-def]
+            await settle(pilot)
             await pilot.press("l")
             await pilot.pause()
             await pilot.press("enter")
@@ -91,6 +84,7 @@ def test_profile_picker(snap_compare, tmp_path: Path, emulator, emulator_time) -
         app = build_app(store, emulator.url, clock=ManualClock(at(emulator_time.now)))
 
         async def open_picker(pilot) -> None:  # type: ignore[no-untyped-def]
+            await settle(pilot)
             await pilot.press("p")
             await settle(pilot)
 

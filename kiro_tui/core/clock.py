@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -28,11 +29,15 @@ class SystemClock:
 
 
 class ManualClock:
-    """A clock that only moves when told to; sleepers wake when `advance` passes their deadline."""
+    """A clock that only moves when told to; sleepers wake when `advance` passes their deadline.
+
+    Safe across threads: the TUI's engine sleeps on its own event loop while a test moves the
+    clock from another, so each sleeper is woken on the loop it sleeps on."""
 
     def __init__(self, start: datetime | None = None) -> None:
         self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
         self._sleepers: list[tuple[datetime, asyncio.Future[None]]] = []
+        self._lock = threading.Lock()
 
     def now(self) -> datetime:
         return self._now
@@ -42,11 +47,13 @@ class ManualClock:
             await asyncio.sleep(0)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._sleepers.append((self._now + timedelta(seconds=seconds), future))
+        with self._lock:
+            self._sleepers.append((self._now + timedelta(seconds=seconds), future))
         try:
             await future
         finally:
-            self._sleepers = [(d, f) for d, f in self._sleepers if f is not future]
+            with self._lock:
+                self._sleepers = [(d, f) for d, f in self._sleepers if f is not future]
 
     def set(self, when: datetime) -> None:
         self._now = when
@@ -56,6 +63,20 @@ class ManualClock:
         self.set(self._now + timedelta(seconds=seconds))
 
     def _wake(self) -> None:
-        for deadline, future in self._sleepers:
-            if deadline <= self._now and not future.done():
-                future.set_result(None)
+        with self._lock:
+            due = [f for deadline, f in self._sleepers if deadline <= self._now]
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        for future in due:
+            loop = future.get_loop()
+            if loop is here:
+                _resolve(future)
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(_resolve, future)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -25,6 +25,10 @@ class Settings:
     """Seconds between cheap checks of kiro-cli's database for changes."""
     bell: bool = False
     """Ring the terminal bell when an account needs a login."""
+    fetch_usage: bool = True
+    """Fetch every account's quota in the background (a few calls per watch pass)."""
+    quota_warning: float = 0.9
+    """Share of the monthly limit from which an account shows as "quota low"."""
 
     @property
     def window(self) -> timedelta:
@@ -39,6 +43,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "refresh_window": (0, 86_400),
     "concurrency": (1, 256),
     "watch_interval": (0.2, 3_600),
+    "quota_warning": (0.01, 1.0),
 }
 
 

@@ -1,27 +1,67 @@
-"""Everything that runs in the background, in one place: refresher, scheduler, kiro-cli watcher.
+"""The engine: everything that runs in the background, behind one small front.
 
-`kiro-tui watch` runs it headless; the TUI runs it as a worker. Each tick of the watcher also
-retries pending write-backs and notices commits by other kiro-tui processes (PRAGMA data_version),
-so an account refreshed or imported elsewhere is rescheduled here.
+`kiro-tui watch`, `refresh`, `import` and `login` drive it directly; the TUI drives it through
+`EngineThread` (its own thread, event loop, store connection and HTTP client), so nothing it
+does ever runs on Textual's loop. What it does is told as typed events (core/events.py).
+
+The front: `import_now`, `refresh_now` (through the scheduler's concurrency bound),
+`account_changed`, `views` (what to show), the login steps, and the few store edits a person
+makes (mode, profile, remove). Every background pass is guarded: one failure is logged and
+reported as an `EngineProblem`, and the loop carries on; if a whole loop dies it is restarted
+with backoff. `stop` lets refreshes under way finish and commit before returning.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 
+from kiro_tui.core.aws.codewhisperer import Profile, ProfileListing, QClient
 from kiro_tui.core.aws.endpoints import Endpoints
+from kiro_tui.core.aws.errors import ServiceError
+from kiro_tui.core.aws.oidc import OidcClient
+from kiro_tui.core.aws.tokens import TokenResult
+from kiro_tui.core.aws.transport import make_http_client
 from kiro_tui.core.clock import Clock
 from kiro_tui.core.config import Settings
-from kiro_tui.core.errors import KiroTuiError
-from kiro_tui.core.importer import ImportReport
-from kiro_tui.core.refresh import RefreshClients, Refresher, StatusChange
+from kiro_tui.core.errors import KiroCliError, KiroTuiError, TlsSetupError
+from kiro_tui.core.events import (
+    AccountsChanged,
+    EngineEvent,
+    EngineProblem,
+    ImportFailed,
+    ImportFinished,
+    StatusChanged,
+)
+from kiro_tui.core.importer import ImportReport, import_snapshot
+from kiro_tui.core.kiro_cli import file_signature, find_kiro_cli_db, profile_region, read_kiro_cli
+from kiro_tui.core.login import DeviceLogin, LoginFlow, LoginRequest, PollStatus, remember_request, save_login
+from kiro_tui.core.models import Account, AccountView, Health, Mode, UsageRecord
+from kiro_tui.core.refresh import RefreshClients, Refresher, RefreshResult, StatusChange
 from kiro_tui.core.scheduler import RefreshScheduler
-from kiro_tui.core.store import AccountStore
-from kiro_tui.core.watcher import KiroCliWatcher
+from kiro_tui.core.store import AccountStore, RefreshLogEntry, UnreadableRow
+from kiro_tui.core.timefmt import EARLIEST, shift
+
+log = logging.getLogger("kiro_tui.engine")
+RESTART_BACKOFF = (1.0, 60.0)
+USAGE_MAX_AGE = timedelta(minutes=10)
+USAGE_PER_PASS = 4
+"""Usage calls per watch pass (every `watch_interval` seconds): quota for a thousand accounts
+is refreshed in about twelve minutes without ever bursting at the service."""
+
+
+@dataclass
+class Views:
+    """What to show: the accounts asked for, and rows that could not be read."""
+
+    views: list[AccountView]
+    unreadable: list[UnreadableRow] = field(default_factory=list)
 
 
 class Engine:
@@ -30,47 +70,390 @@ class Engine:
         store: AccountStore,
         settings: Settings,
         clock: Clock,
-        http: httpx.AsyncClient,
         endpoints: Endpoints,
         kiro_cli_db: Path | None,
         *,
-        on_change: Callable[[StatusChange], None] | None = None,
-        on_import: Callable[[ImportReport], None] | None = None,
-        on_error: Callable[[KiroTuiError], None] | None = None,
+        http: httpx.AsyncClient | None = None,
+        kiro_cli_candidates: list[Path] | None = None,
+        on_event: Callable[[EngineEvent], None] | None = None,
+        fetch_usage: bool = True,
     ) -> None:
-        self.store, self.settings, self.clock = store, settings, clock
-        self.clients = RefreshClients.create(http, endpoints)
-        self.refresher = Refresher(store, self.clients, clock, settings, on_change=on_change)
-        self.scheduler = RefreshScheduler(store, self.refresher, clock, settings)
-        self._on_import = on_import
-        self.watcher = (
-            KiroCliWatcher(store, kiro_cli_db, clock, settings, on_import=self._imported, on_error=on_error,
-                           on_tick=self._tick)
-            if kiro_cli_db is not None else None
-        )
-        self._data_version = store.data_version()
+        self.store, self.settings, self.clock, self.endpoints = store, settings, clock, endpoints
+        self.kiro_cli_db = kiro_cli_db
+        self.kiro_cli_candidates = kiro_cli_candidates if kiro_cli_candidates is not None else (
+            [kiro_cli_db] if kiro_cli_db else [])
+        self.fetch_usage = fetch_usage
+        self._on_event = on_event
+        self._http = http
+        self._owns_http = http is None
+        self.refresher: Refresher | None = None
+        self.scheduler: RefreshScheduler | None = None
+        self.q: QClient | None = None
+        self.problem: str | None = None
+        self.network_error: TlsSetupError | None = None
+        self.watch_error: str | None = None
+        self.last_import_at: datetime | None = None
+        self._signature: tuple[tuple[int, int], ...] | None = None
+        self._data_version: int | None = None
+        self._known: dict[str, Account] = {}
+        self._stopping = asyncio.Event()
+        self._started = False
 
-    def _imported(self, report: ImportReport) -> None:
-        self.scheduler.schedule_all()
-        if self._on_import:
-            self._on_import(report)
+    # ------------------------------------------------------------------ lifecycle
 
-    async def _tick(self) -> None:
-        await self.refresher.retry_write_backs()
-        version = self.store.data_version()
-        if version != self._data_version:
-            self._data_version = version
-            self.scheduler.schedule_all()
+    async def start(self) -> None:
+        """Build the parts that need a loop: the HTTP client (its CA bundle is read in a thread).
+        Without usable certificates the engine still reads, imports and shows; it only refuses
+        what needs the network (and says so once)."""
+        if self._started:
+            return
+        if self._http is None:
+            try:
+                self._http = await asyncio.to_thread(make_http_client)
+            except TlsSetupError as exc:
+                self.network_error = exc
+                self._http = httpx.AsyncClient(transport=_NoNetwork(exc))
+                self._set_problem(f"{exc}. Accounts are shown, but nothing is refreshed.", "Cannot reach AWS")
+        self.refresher = Refresher(self.store, RefreshClients.create(self._http, self.endpoints), self.clock,
+                                   self.settings, on_change=self._status_changed)
+        self.scheduler = RefreshScheduler(self.store, self.refresher, self.clock, self.settings)
+        self.q = QClient(self._http, self.endpoints)
+        self._data_version = self.store.data_version()
+        self._started = True
 
     async def run(self) -> None:
-        tasks = [self.scheduler.run()]
-        if self.watcher is not None:
-            tasks.append(self.watcher.run())
-        else:
-            tasks.append(self._tick_forever())
-        await asyncio.gather(*tasks)
+        """Refresh, watch and fetch usage until `stop`; a loop that dies is restarted with backoff."""
+        await self.start()
+        delay = RESTART_BACKOFF[0]
+        while not self._stopping.is_set():
+            loops = [asyncio.create_task(self._watch_loop(), name="watcher")]
+            if self.network_error is None:
+                loops.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))  # type: ignore[union-attr]
+            stopper = asyncio.create_task(self._stopping.wait())
+            try:
+                done, _ = await asyncio.wait([*loops, stopper], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (*loops, stopper):
+                    task.cancel()
+                await asyncio.gather(*loops, stopper, return_exceptions=True)
+            crashed = [t for t in loops if t in done and not t.cancelled() and t.exception() is not None]
+            if self._stopping.is_set() or not crashed:
+                break
+            exc = crashed[0].exception()
+            log.error("background refresh stopped: %s; restarting in %g s", exc, delay, exc_info=exc)
+            self._set_problem(f"background refresh stopped: {type(exc).__name__}: {exc}; restarting")
+            await self.clock.sleep(delay)
+            delay = min(delay * 2, RESTART_BACKOFF[1])
 
-    async def _tick_forever(self) -> None:
-        while True:
+    async def stop(self, timeout: float | None = 20.0) -> list[str]:
+        """Stop the loops and let refreshes under way finish and commit (each is bounded by the
+        request timeout). Returns the ids still refreshing after `timeout`."""
+        self._stopping.set()
+        if self.scheduler is None:
+            return []
+        left = await self.scheduler.drain(timeout)
+        if self.refresher is not None and self.refresher.held:
+            await self.refresher.commit_held(force=True)
+        return left
+
+    async def abandon(self) -> None:
+        """After a second Ctrl-C: cancel what `stop` left running."""
+        if self.scheduler is not None:
+            await self.scheduler.abandon()
+
+    async def close(self) -> None:
+        if self._owns_http and self._http is not None:
+            await self._http.aclose()
+
+    # ------------------------------------------------------------------ events
+
+    def _emit(self, event: EngineEvent) -> None:
+        if self._on_event is not None:
+            try:
+                self._on_event(event)
+            except Exception:  # noqa: BLE001 - a presenter's bug must not stop the engine
+                log.exception("event handler failed on %s", type(event).__name__)
+
+    def _status_changed(self, change: StatusChange) -> None:
+        self._emit(StatusChanged(change))
+        self._emit(AccountsChanged(frozenset({change.account_id})))
+
+    def _set_problem(self, problem: str | None, title: str = "kiro-tui") -> None:
+        if problem != self.problem:
+            self.problem = problem
+            self._emit(EngineProblem(problem, title))
+
+    def _network(self) -> None:
+        """Refuse what needs the network when there is none to have (no usable certificates)."""
+        if self.network_error is not None:
+            raise self.network_error
+
+    # ------------------------------------------------------------------ the watch loop
+
+    async def _watch_loop(self) -> None:
+        while not self._stopping.is_set():
+            await self.watch_pass()
             await self.clock.sleep(self.settings.watch_interval)
-            await self._tick()
+
+    async def watch_pass(self) -> None:
+        """One pass, every `watch_interval`: kiro-cli's database, held tokens, pending places,
+        other processes' commits, quota. Each step is guarded on its own."""
+        await self.start()
+        for step in (self._check_kiro_cli, self._retry_held, self._retry_places, self._notice_others,
+                     self._fetch_some_usage):
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - logged, shown, and the next pass tries again
+                log.exception("background step %s failed", step.__name__)
+                self._set_problem(f"{step.__name__.strip('_').replace('_', ' ')} failed: {exc}")
+        self._update_problem()
+
+    def _update_problem(self) -> None:
+        assert self.refresher is not None
+        if self.network_error is not None:
+            return
+        held = self.refresher.held
+        if held:
+            first = next(iter(held.values()))
+            count = f"{len(held)} tokens" if len(held) > 1 else "1 token"
+            self._set_problem(f"{count} held in memory: {first.reason}")
+        elif self.refresher.store_trouble:
+            self._set_problem(self.refresher.store_trouble)
+        elif self.problem and ("held in memory" in self.problem or "not writable" in self.problem):
+            self._set_problem(None)
+
+    async def _check_kiro_cli(self) -> None:
+        """Re-import when kiro-cli's database changed (mtime and size of it and its -wal)."""
+        db = self.kiro_cli_db or self._find_kiro_cli_db()
+        if db is None:
+            return
+        signature = file_signature(db)
+        if signature == self._signature:
+            return
+        self._signature = signature
+        if signature[0][1] < 0:
+            return
+        try:
+            await self._import(db, automatic=True)
+        except KiroTuiError as exc:
+            self.watch_error = str(exc)
+            log.warning("re-import from kiro-cli failed: %s", exc)
+            self._emit(ImportFailed(str(exc), automatic=True))
+
+    async def _retry_held(self) -> None:
+        assert self.refresher is not None
+        if self.refresher.held:
+            ids = set(self.refresher.held)
+            await self.refresher.commit_held()
+            done = ids - set(self.refresher.held)
+            if done:
+                self._emit(AccountsChanged(frozenset(done)))
+
+    async def _retry_places(self) -> None:
+        assert self.refresher is not None
+        await self.refresher.retry_pending_places()
+
+    async def _notice_others(self) -> None:
+        """Another kiro-tui process committed: reschedule, and say which accounts changed."""
+        version = self.store.data_version()
+        if version == self._data_version:
+            return
+        self._data_version = version
+        accounts = {a.id: a for a in self.store.accounts()}
+        changed = {i for i in accounts.keys() | self._known.keys() if accounts.get(i) != self._known.get(i)}
+        self._known = accounts
+        self.scheduler.schedule_all()  # type: ignore[union-attr]
+        if changed:
+            self._emit(AccountsChanged(frozenset(changed)))
+
+    # ------------------------------------------------------------------ quota
+
+    async def _fetch_some_usage(self) -> None:
+        if not self.fetch_usage or self.network_error is not None:
+            return
+        now = self.clock.now()
+        usage = self.store.usage()
+        candidates = [a for a in self.store.accounts()
+                      if a.health is Health.OK and a.expires_at > now and _usage_stale(usage.get(a.id), now, a)]
+        candidates.sort(key=lambda a: _last_try(usage.get(a.id)))  # never fetched, then the oldest
+        for account in candidates[:USAGE_PER_PASS]:
+            await self.fetch_usage_now(account.id)
+
+    async def fetch_usage_now(self, account_id: str) -> UsageRecord | None:
+        """One GetUsageLimits call: saved (keeping the last good figures on error) and announced."""
+        await self.start()
+        self._network()
+        account = self.store.get(account_id)
+        if account is None:
+            return None
+        previous = self.store.usage([account_id]).get(account_id)
+        now = self.clock.now()
+        region = profile_region(account.profile_arn) or "us-east-1"
+        try:
+            usage = await self.q.get_usage_limits(account.access_token, region, account.profile_arn)  # type: ignore[union-attr]
+        except ServiceError as exc:
+            record = UsageRecord(previous.used if previous else None, previous.limit if previous else None,
+                                 previous.resets_at if previous else None,
+                                 previous.subscription if previous else None,
+                                 previous.fetched_at if previous else None, exc.message, now)
+        else:
+            record = UsageRecord(usage.used, usage.limit, usage.reset_at, usage.subscription, now)
+            if usage.email and usage.email != account.email:
+                self.store.update(account.id, email=usage.email)
+        self.store.save_usage(account_id, record)
+        self._emit(AccountsChanged(frozenset({account_id})))
+        return record
+
+    # ------------------------------------------------------------------ the front
+
+    async def import_now(self, path: Path | None = None) -> ImportReport:
+        """Read kiro-cli's database now (explicitly: every account is updated)."""
+        db = path or self.kiro_cli_db or self._find_kiro_cli_db()
+        if db is None:
+            looked = ", ".join(str(p) for p in self.kiro_cli_candidates)
+            raise KiroCliError(f"no kiro-cli database found (looked in {looked}); run `kiro-cli login` first")
+        return await self._import(db, automatic=False)
+
+    async def _import(self, db: Path, automatic: bool) -> ImportReport:
+        now = self.clock.now()
+        snapshot = await asyncio.to_thread(read_kiro_cli, db, now)
+        report = import_snapshot(self.store, snapshot, now, self.settings.default_import_mode, automatic=automatic)
+        self.watch_error = None
+        self.last_import_at = now
+        if self.scheduler is not None:
+            self.scheduler.schedule_all()
+        changed = frozenset(i.id for i in report.imported if i.action != "unchanged")
+        if changed:
+            self._emit(AccountsChanged(changed))
+        self._emit(ImportFinished(report, automatic))
+        return report
+
+    def _find_kiro_cli_db(self) -> Path | None:
+        try:
+            found = find_kiro_cli_db(self.kiro_cli_candidates)
+        except KiroCliError:
+            return None
+        self.kiro_cli_db = found
+        return found
+
+    async def refresh_now(self, account_ids: list[str] | None = None, force: bool = True) -> list[RefreshResult]:
+        """Refresh these accounts (all when None) through the scheduler's concurrency bound."""
+        await self.start()
+        self._network()
+        if account_ids is None:
+            account_ids = [a.id for a in self.store.accounts()]
+        results = await self.scheduler.refresh_now(account_ids, force)  # type: ignore[union-attr]
+        self._emit(AccountsChanged(frozenset(account_ids)))
+        return results
+
+    def due_ids(self) -> list[str]:
+        now = self.clock.now()
+        return [a.id for a in self.store.accounts() if a.is_due(now, self.settings.window)]
+
+    def account_changed(self, account_id: str) -> None:
+        """A person changed this account (or it is new): reschedule it and repaint it."""
+        if self.scheduler is not None:
+            self.scheduler.schedule(account_id)
+        self._emit(AccountsChanged(frozenset({account_id})))
+
+    async def views(self, ids: list[str] | frozenset[str] | None = None) -> Views:
+        """The accounts (all, or these) with what is known around them, for presenting."""
+        now = self.clock.now()
+        accounts, unreadable = self.store.read_accounts(ids)
+        refreshing = self.store.refreshing_ids(now) | (self.scheduler.in_flight if self.scheduler else set())
+        usage = self.store.usage(a.id for a in accounts)
+        places: dict[str, list] = {}
+        for place in self.store.places():
+            places.setdefault(place.account_id, []).append(place)
+        held = self.refresher.held if self.refresher else {}
+        views = []
+        for account in accounts:
+            token = held.get(account.id)
+            if token is not None:
+                account.access_token, account.refresh_token, account.expires_at = (
+                    token.access_token, token.refresh_token, token.expires_at)
+            views.append(AccountView(account, account.id in refreshing, usage.get(account.id),
+                                     places.get(account.id, []), token.message if token else None))
+        if ids is None:
+            self._known = {a.id: a for a in accounts}
+        return Views(views, unreadable)
+
+    async def history(self, account_id: str, limit: int = 5) -> list[RefreshLogEntry]:
+        return self.store.refresh_history(account_id, limit)
+
+    # ------------------------------------------------------------------ edits a person makes
+
+    async def set_mode(self, account_id: str, mode: Mode) -> None:
+        account = self.store.resolve_id(account_id)
+        self.store.set_mode(account, mode)
+        self.account_changed(account.id)
+
+    async def set_profile(self, account_id: str, profile: Profile) -> None:
+        self.store.update(account_id, profile_arn=profile.arn, profile_name=profile.name)
+        self.account_changed(account_id)
+        if self.fetch_usage:
+            await self.fetch_usage_now(account_id)
+
+    async def remove(self, account_id: str) -> bool:
+        removed = self.store.delete(account_id)
+        if self.scheduler is not None:
+            self.scheduler.schedule(account_id)
+        self._emit(AccountsChanged(frozenset({account_id})))
+        return removed
+
+    # ------------------------------------------------------------------ logging in
+
+    async def login_flow(self) -> LoginFlow:
+        await self.start()
+        self._network()
+        return LoginFlow(OidcClient(self._http, self.endpoints), self.q, self.clock)  # type: ignore[arg-type]
+
+    async def start_login(self, request: LoginRequest) -> DeviceLogin:
+        return await (await self.login_flow()).start(request)
+
+    async def wait_for_token(self, login: DeviceLogin,
+                             on_status: Callable[[PollStatus], None] | None = None) -> TokenResult:
+        return await (await self.login_flow()).wait_for_token(login, on_status)
+
+    async def list_profiles(self, access_token: str) -> ProfileListing:
+        return await (await self.login_flow()).profiles(access_token)
+
+    async def finish_login(self, login: DeviceLogin, token: TokenResult, profile: Profile | None) -> Account:
+        """Who signed in, then save the account (renewing the one it replaces, if the same person)."""
+        flow = await self.login_flow()
+        email = await flow.email(token.access_token, profile)
+        account = save_login(self.store, login, token, profile, self.clock.now(), email)
+        remember_request(self.store, login.request)
+        self.account_changed(account.id)
+        return account
+
+    def last_login_request(self) -> LoginRequest:
+        from kiro_tui.core.login import last_request
+
+        return last_request(self.store)
+
+
+class _NoNetwork(httpx.AsyncBaseTransport):
+    """Stands in for a transport when TLS cannot be set up: nothing is ever sent."""
+
+    def __init__(self, error: TlsSetupError) -> None:
+        self.error = error
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(str(self.error), request=request)
+
+
+def _last_try(record: UsageRecord | None) -> datetime:
+    if record is None:
+        return EARLIEST
+    return max((t for t in (record.fetched_at, record.error_at) if t is not None), default=EARLIEST)
+
+
+def _usage_stale(record: UsageRecord | None, now: datetime, account: Account) -> bool:
+    if record is None:
+        return True
+    if record.error and record.error_at and account.last_refresh_at and account.last_refresh_at > record.error_at:
+        return True  # refreshed since the error (an expired token's AccessDenied): try again now
+    return shift(_last_try(record), USAGE_MAX_AGE) <= now

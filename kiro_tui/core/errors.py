@@ -25,3 +25,11 @@ class TlsSetupError(KiroTuiError):
 
 class KiroCliError(KiroTuiError):
     """kiro-cli's database cannot be read (or written back)."""
+
+
+class StoreWriteError(StoreError):
+    """The store would not take a write: disk full, read-only, locked. `reason` says which."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -1,9 +1,11 @@
-"""Merge kiro-cli's logins into the account store.
+"""Merge the logins found in a place (kiro-cli's database, another tool's file) into the store.
 
-Rules: the same login (same database, key and kind of login) updates its account in place;
-a token in the store that expires later than the database's is never replaced by it; an
-account whose login has left the database is kept and reported, never deleted. The whole
-import is one transaction: it lands entirely or not at all.
+Rules: a login is one account, however many places hold copies of it (see `match_login`);
+the same login updates its account in place; a token in the store that expires later than
+the place's is never replaced by it; fields the place lacks are kept from what kiro-tui knew;
+an account whose login has left the place is kept and reported, never deleted; a login
+removed from kiro-tui is not brought back (a new login at that place is). The import is one
+transaction; a login that cannot be stored is skipped with its reason, the others land.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from kiro_tui.core.kiro_cli import KiroCliLogin, KiroCliSnapshot, SkippedKey
 from kiro_tui.core.masking import fingerprint
-from kiro_tui.core.models import Account, AuthMethod, Health, Mode
+from kiro_tui.core.models import Account, AuthMethod, Health, Mode, Place, PlaceRole
 from kiro_tui.core.store import AccountStore, touch_updated
 
 ADDED, UPDATED, UNCHANGED = "added", "updated", "unchanged"
@@ -104,39 +106,113 @@ def new_account_id(taken: set[str]) -> str:
 
 
 def import_snapshot(
-    store: AccountStore, snapshot: KiroCliSnapshot, now: datetime, mode: Mode, automatic: bool = False
+    store: AccountStore, snapshot: KiroCliSnapshot, now: datetime, mode: Mode, automatic: bool = False,
+    kind: str = "kiro-cli",
 ) -> ImportReport:
     """Merge `snapshot` into the store. `automatic` (the watcher) leaves `own` accounts alone
-    unless they need a login; an explicit import updates every account."""
-    source = str(snapshot.path.absolute())
+    unless they need a login; an explicit import updates every account.
+
+    A login is matched to an account by evidence only: a refresh token of the account's
+    lineage, the same place with nothing contradicting it, or (from another place) the same
+    client registration and start URL. Each login lands in its own savepoint: one that cannot
+    be stored is skipped with its reason, and the rest of the import still lands."""
+    source = str(snapshot.path)
     report = ImportReport(source=snapshot.path, skipped=list(snapshot.skipped))
     with store.transaction() as tx:
-        existing = [a for a in store.accounts() if a.source == source]
         taken = store.ids()
         matched: set[str] = set()
         for login in snapshot.logins:
-            account = next(
-                (a for a in existing if a.source_key == login.key and a.login_key == login.login_key), None
-            )
-            if account is None:
-                account = _new_account(login, new_account_id(taken), source, mode)
-                taken.add(account.id)
-                touch_updated(account, now)
-                store.save(account, tx)
-                report.imported.append(_imported(account, login, ADDED, login.needs_login))
-                matched.add(account.id)
+            forgotten = store.forgotten(login.refresh_token)
+            if forgotten is not None:
+                report.skipped.append(SkippedKey(
+                    login.key, f"{forgotten[0]} was removed from kiro-tui on {forgotten[1]:%Y-%m-%d}; "
+                               "a new login there imports again"))
                 continue
-            matched.add(account.id)
-            if automatic and account.mode is Mode.OWN and account.health is not Health.NEEDS_LOGIN:
-                report.imported.append(_imported(account, login, UNCHANGED, "own mode: refreshed by kiro-tui"))
-                continue
-            action, note = merge_login(account, login)
-            if action != UNCHANGED:
-                touch_updated(account, now)
-                store.save(account, tx)
-            report.imported.append(_imported(account, login, action, note))
-        report.missing = [a for a in existing if a.id not in matched]
+            tx.execute("SAVEPOINT login")
+            try:
+                item = _import_login(store, tx, login, kind, source, now, mode, automatic, taken)
+            except Exception as exc:  # noqa: BLE001 - any damage in one login is that login's skip
+                tx.execute("ROLLBACK TO login")
+                report.skipped.append(SkippedKey(login.key, f"cannot be stored ({type(exc).__name__}: {exc})"))
+            else:
+                report.imported.append(item)
+                matched.add(item.id)
+            tx.execute("RELEASE login")
+        from_here = {p.account_id for p in store.places() if p.kind == kind and p.path == source
+                     and p.role is PlaceRole.SOURCE}
+        report.missing = [a for a in store.accounts()
+                          if (a.id in from_here or a.source == source) and a.id not in matched]
     return report
+
+
+def _import_login(
+    store: AccountStore, tx: object, login: KiroCliLogin, kind: str, source: str, now: datetime, mode: Mode,
+    automatic: bool, taken: set[str],
+) -> ImportedLogin:
+    account = match_login(store, login, kind, source)
+    place = store.place_at(kind, source, login.key)
+    if account is None:
+        account = _new_account(login, new_account_id(taken), source, mode)
+        taken.add(account.id)
+        touch_updated(account, now)
+        store.save(account, tx)  # type: ignore[arg-type]
+        store.save_place(tx, Place(account.id, kind, source, login.key, PlaceRole.SOURCE))  # type: ignore[arg-type]
+        return _imported(account, login, ADDED, login.needs_login)
+    if place is None or place.account_id != account.id:
+        store.save_place(tx, Place(account.id, kind, source, login.key,  # type: ignore[arg-type]
+                                   place.role if place else PlaceRole.SOURCE))
+    if automatic and account.mode is Mode.OWN and account.health is not Health.NEEDS_LOGIN:
+        return _imported(account, login, UNCHANGED, "own mode: refreshed by kiro-tui")
+    action, note = merge_login(account, login)
+    if action != UNCHANGED:
+        touch_updated(account, now)
+        store.save(account, tx)  # type: ignore[arg-type]
+    return _imported(account, login, action, note)
+
+
+def match_login(store: AccountStore, login: KiroCliLogin, kind: str, path: str) -> Account | None:
+    """The account this login is a copy of, by evidence; None when it is a new login."""
+    owner = store.lineage_owner(login.refresh_token)
+    if owner is not None:
+        account = store.get(owner)
+        if account is not None:
+            return account
+    place = store.place_at(kind, path, login.key)
+    if place is not None:
+        account = store.get(place.account_id)
+        if account is not None and same_login(account, login, same_place=True):
+            return account
+    if login.client_id and login.auth_method is not AuthMethod.SOCIAL:
+        for account in store.accounts():
+            if account.client_id == login.client_id and _norm(account.start_url) == _norm(login.start_url) \
+                    and same_login(account, login):
+                return account
+    return None
+
+
+def _norm(url: str | None) -> str:
+    return (url or "").rstrip("/").lower()
+
+
+def same_login(account: Account, login: KiroCliLogin, same_place: bool = False) -> bool:
+    """Nothing known about both contradicts them being one login. A field one side lacks (a
+    tool that rewrote the value in its own shape dropped it) is no contradiction."""
+    if _family(account.auth_method) != _family(login.auth_method):
+        return False
+    pairs = ((_norm(account.start_url), _norm(login.start_url)),
+             ((account.provider or "").lower(), (login.provider or "").lower()),
+             (_norm(account.issuer_url), _norm(login.issuer_url)))
+    if any(ours and theirs and ours != theirs for ours, theirs in pairs):
+        return False
+    if account.client_id and login.client_id and account.client_id != login.client_id:
+        # A new registration in the same place is what logging in again there makes: it heals a
+        # login that needs one; a working login beside it is another login.
+        return same_place and account.health is Health.NEEDS_LOGIN
+    return True
+
+
+def _family(method: AuthMethod) -> str:
+    return "oidc" if method in (AuthMethod.BUILDER_ID, AuthMethod.IDC) else method.value
 
 
 def _imported(account: Account, login: KiroCliLogin, action: str, note: str | None) -> ImportedLogin:
@@ -158,6 +234,7 @@ def _new_account(login: KiroCliLogin, account_id: str, source: str, mode: Mode) 
     )
     for name in _META_FIELDS:
         setattr(account, name, getattr(login, name))
+    account.email = login.email
     if login.needs_login:
         account.health, account.last_error = Health.NEEDS_LOGIN, login.needs_login
     return account
@@ -176,10 +253,12 @@ def merge_login(account: Account, login: KiroCliLogin) -> tuple[str, str | None]
     if take_token:
         for name in _TOKEN_FIELDS:
             setattr(account, name, getattr(login, name))
-    for name in _META_FIELDS:
+    for name in _META_FIELDS:  # what the place lacks is kept from what kiro-tui knew
         value = getattr(login, name)
-        if take_token or value is not None:
+        if value is not None:
             setattr(account, name, value)
+    if login.email and not account.email:
+        account.email = login.email
     if login.needs_login:
         if take_token:
             account.health, account.last_error = Health.NEEDS_LOGIN, login.needs_login

@@ -76,6 +76,8 @@ class KiroCliLogin:
     registration_key: str | None = None
     token_endpoint: str | None = None
     issuer_url: str | None = None
+    email: str | None = None
+    """Who it is, when the place says (CLIProxyAPI and opencode files do; kiro-cli does not)."""
     # Why this login cannot be refreshed as it stands (only a new login fixes it), if so.
     needs_login: str | None = None
     raw: dict[str, object] = field(default_factory=dict, repr=False)
@@ -194,7 +196,9 @@ def _explain(path: Path, exc: sqlite3.Error, busy_timeout: float) -> KiroCliErro
 
 
 def read_kiro_cli(path: Path, now: datetime, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> KiroCliSnapshot:
-    """Every login in the database at `path`. Raises `KiroCliError` if the file is unusable."""
+    """Every login in the database at `path`. Raises `KiroCliError` if the file is unusable.
+    The path is resolved (symbolic links, `..`): one file is one source, however it is spelled."""
+    path = resolved(path)
     with open_read_only(path, busy_timeout) as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "auth_kv" not in tables:
@@ -227,6 +231,9 @@ def parse_snapshot(
         except _BadValue as exc:
             snapshot.skipped.append(SkippedKey(token_key.key, str(exc)))
             continue
+        except Exception as exc:  # noqa: BLE001 - whatever the shape, one bad login never stops the rest
+            snapshot.skipped.append(SkippedKey(token_key.key, f"unusable value ({type(exc).__name__})"))
+            continue
         seen_kinds[token_key.kind] = token_key.key
         snapshot.logins.append(login)
     _attach_profile(snapshot)
@@ -243,7 +250,7 @@ def _decode(value: object, key: str) -> object:
         raise _BadValue(f"{key}: value is {type(value).__name__}, expected JSON text")
     try:
         return json.loads(value)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: also a number of more than 4,300 digits
         raise _BadValue(f"{key}: value is not JSON ({exc.__class__.__name__})") from exc
 
 
@@ -266,6 +273,10 @@ def _string(data: dict[str, object], name: str, key: str, required: bool = False
         return None
     if not isinstance(value, str):
         raise _BadValue(f"{key}: field {name!r} is a {_json_type(value)}, expected a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _BadValue(f"{key}: field {name!r} holds an unpaired surrogate (not text)") from exc
     return value
 
 
@@ -287,7 +298,7 @@ def _scopes(data: dict[str, object], key: str) -> list[str] | None:
         return None
     if isinstance(value, str):  # external IdPs store a space-delimited string
         return value.split()
-    if isinstance(value, list) and all(isinstance(s, str) for s in value):
+    if isinstance(value, list) and all(isinstance(s, str) and s.isprintable() for s in value):
         return list(value)
     raise _BadValue(f"{key}: field 'scopes' must be a list of strings")
 
@@ -417,6 +428,14 @@ def profile_region(arn: str | None) -> str | None:
         return None
     parts = arn.split(":")
     return parts[3] if len(parts) > 4 and parts[3] else None
+
+
+def resolved(path: Path) -> Path:
+    """The one spelling of a path: absolute, symbolic links and `..` resolved (as far as they exist)."""
+    try:
+        return Path(path).expanduser().resolve()
+    except (OSError, RuntimeError):  # a loop: reported by the file check
+        return Path(path).expanduser().absolute()
 
 
 def file_signature(path: Path) -> tuple[tuple[int, int], ...]:

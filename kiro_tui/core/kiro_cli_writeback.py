@@ -1,7 +1,9 @@
 """The one write kiro-tui ever makes into kiro-cli's database: a refreshed token, in `sync` mode.
 
-Compare-and-swap: inside a short BEGIN IMMEDIATE, the row is rewritten only if it still holds
-the refresh token we spent (recognised by its fingerprint, so a retry needs no copy of it). The JSON keeps every field kiro-cli (or anyone) put there and only
+Compare-and-swap: inside a short BEGIN IMMEDIATE, the row is rewritten only if it holds a
+refresh token of the account's lineage (the one we spent, or an older one: a database moved
+away and back, a write that failed), recognised by fingerprint. The JSON keeps every field
+kiro-cli (or anyone) put there and only
 changes `access_token`, `refresh_token`, `expires_at` (and a social login's `profile_arn`); it
 is bound as TEXT, as kiro-cli's rusqlite reads only TEXT. The registration and every other key
 are left alone. If kiro-cli moved on, or holds the lock past the timeout, we write nothing.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -26,7 +29,8 @@ DEFAULT_WRITE_TIMEOUT = 2.0
 
 class WriteBack(StrEnum):
     WRITTEN = "written"
-    CHANGED = "changed"  # kiro-cli's row no longer holds the token we spent
+    UNCHANGED = "unchanged"  # it already holds our token
+    CHANGED = "changed"  # kiro-cli's row holds a token that is not of this account's lineage
     MISSING = "missing"  # the key is gone (kiro-cli logged out)
     LOCKED = "locked"  # kiro-cli held the lock past the timeout
     FAILED = "failed"  # the file could not be opened or written
@@ -45,7 +49,7 @@ class WriteBackResult:
 def write_back_token(
     db_path: Path,
     key: str,
-    spent_fingerprint: str,
+    belongs: Callable[[str | None], bool],
     access_token: str,
     refresh_token: str,
     expires_at: datetime,
@@ -68,9 +72,16 @@ def write_back_token(
             value = json.loads(raw)
         except (TypeError, ValueError):
             value = None
-        if not isinstance(value, dict) or fingerprint(value.get("refresh_token")) != spent_fingerprint:
+        found = value.get("refresh_token") if isinstance(value, dict) else None
+        held = fingerprint(found) if isinstance(found, str) else None
+        if held is not None and held == fingerprint(refresh_token):
             conn.execute("ROLLBACK")
-            return WriteBackResult(WriteBack.CHANGED, f"kiro-cli's {key} holds a different login now")
+            return WriteBackResult(WriteBack.UNCHANGED)
+        if not isinstance(value, dict) or not belongs(held):
+            conn.execute("ROLLBACK")
+            return WriteBackResult(WriteBack.CHANGED,
+                                   f"kiro-cli's {key} holds a refresh token kiro-tui has not seen (another login, "
+                                   "or refreshed by another tool)")
         value["access_token"] = access_token
         value["refresh_token"] = refresh_token
         value["expires_at"] = format_timestamp(expires_at)

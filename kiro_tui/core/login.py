@@ -9,7 +9,7 @@ saved only at the end, with the chosen profile: nothing half-saved.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from kiro_tui.core.aws.codewhisperer import Profile, ProfileListing, QClient
@@ -31,6 +31,8 @@ from kiro_tui.core.models import BUILDER_ID_START_URL, DEFAULT_REGION, KIRO_SCOP
 from kiro_tui.core.store import AccountStore, RefreshLogEntry, touch_updated
 
 SLOW_DOWN_STEP = 5
+TRANSIENT_BACKOFF = (2.0, 30.0)
+"""A 5xx, a timeout or a reset while polling: wait (doubling from 2 s, up to 30 s) and poll again."""
 
 
 class LoginError(KiroTuiError):
@@ -50,6 +52,10 @@ class LoginRequest:
     @property
     def is_builder_id(self) -> bool:
         return self.portal.rstrip("/") == BUILDER_ID_START_URL
+
+    def normalised(self) -> LoginRequest:
+        """AWS Builder ID lives in us-east-1 only, whatever region was last used for IdC."""
+        return replace(self, region=DEFAULT_REGION) if self.is_builder_id else self
 
     def validate(self) -> None:
         if not valid_region(self.region):
@@ -92,9 +98,9 @@ class PollStatus:
 def explain(error: ServiceError, request: LoginRequest) -> LoginError:
     """Turn a service failure during login into words a person can act on."""
     if isinstance(error, AccessDenied):
-        return LoginError("the request was denied in the browser; press l to start again")
+        return LoginError("the request was denied in the browser")
     if isinstance(error, DeviceCodeExpired):
-        return LoginError("the code expired before it was approved; press l to get a new one")
+        return LoginError("the code expired before it was approved")
     if "Identity Center Instance" in error.message or error.code == "invalid_request":
         return LoginError(
             f"no IAM Identity Center at {request.portal} in {request.region}: check the start URL "
@@ -110,6 +116,7 @@ class LoginFlow:
         self.oidc, self.q, self.clock = oidc, q, clock
 
     async def start(self, request: LoginRequest) -> DeviceLogin:
+        request = request.normalised()
         request.validate()
         try:
             registration = await self.oidc.register_client(request.region, KIRO_SCOPES)
@@ -127,23 +134,30 @@ class LoginFlow:
     async def wait_for_token(
         self, login: DeviceLogin, on_status: Callable[[PollStatus], None] | None = None
     ) -> TokenResult:
-        """Poll until approved. Cancel the task to stop polling at once."""
-        first = True
+        """Poll until approved. Cancel the task to stop polling at once. A passing failure (a 5xx,
+        throttling, a timeout, a reset) does not end the login: polling goes on with backoff until
+        the code expires, as AWS's own clients do."""
+        wait = 0.0
+        trouble = 0
         while True:
-            if not first:
-                await self.clock.sleep(login.interval)
-            first = False
+            if wait:
+                await self.clock.sleep(wait)
             if self.clock.now() >= login.expires_at:
-                raise LoginError("the code expired before it was approved; press l to get a new one")
+                raise LoginError("the code expired before it was approved")
+            wait = login.interval
             try:
                 return await self.oidc.create_token_device(login.registration, login.authorization.device_code)
             except AuthorizationPending:
-                state = "waiting"
+                state, trouble = "waiting", 0
             except SlowDown:
                 login.interval += SLOW_DOWN_STEP
-                state = "slow down"
+                state, wait = "slow down", login.interval
             except ServiceError as exc:
-                raise explain(exc, login.request) from exc
+                if exc.classification is not ErrorClass.TRANSIENT:
+                    raise explain(exc, login.request) from exc
+                trouble += 1
+                wait = max(login.interval, min(TRANSIENT_BACKOFF[1], TRANSIENT_BACKOFF[0] * 2 ** (trouble - 1)))
+                state = f"trouble reaching AWS ({exc.message}); trying again in {wait:g} s"
             if on_status is not None:
                 on_status(PollStatus(state, login.interval))
 

@@ -1,25 +1,34 @@
-"""Refresh one account: the rules that keep tokens fresh without ever damaging kiro-cli.
+"""Refresh one account: the rules that keep tokens fresh without ever losing one.
 
 - A lease in the store (taken in an IMMEDIATE transaction) makes sure only one kiro-tui
-  process refreshes an account at a time; the row is re-read after taking it.
+  process refreshes an account at a time; the row is re-read after taking it. The lease is
+  released on every path.
 - needs-login and suspended accounts cost no network call: exactly one call is spent on a
   dead refresh token, then the account waits for a login or re-import.
-- `follow` never calls the network; `sync` first adopts a newer token from kiro-cli, and
-  after a refresh writes the new one back only if kiro-cli still holds the token we spent.
-- A rotated refresh token is committed to the store before anything is reported or written back.
-- Transient failures back off exponentially with full jitter (base 5 s, cap 5 min).
+- Before spending a refresh token, the places that hold copies of it are read: a tool there
+  that refreshed by itself hands over its newer token with no network call (`adopted`).
+- The service rotates the refresh token on every refresh, so the answer is the only live copy:
+  the new tokens are committed first, with only what is needed to use them, and every place
+  still to be written is marked pending in that same transaction. Every other field of the
+  answer is checked on its own and dropped with a warning if unusable, never at the token's
+  cost. If the store will not take the commit (disk full, read-only), the token is held in
+  memory (and in a rescue file beside the store when possible) and committed as soon as it can.
+- Places are written after the commit, compare-and-swap on the account's token lineage.
+- Transient failures back off exponentially with full jitter (base 5 s, cap 5 min). Whatever
+  goes wrong with one account, even a bug, is that account's failure: it never stops a pass.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import random
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -33,22 +42,19 @@ from kiro_tui.core.aws.social import SocialClient
 from kiro_tui.core.aws.tokens import TokenResult
 from kiro_tui.core.clock import Clock
 from kiro_tui.core.config import Settings
-from kiro_tui.core.errors import KiroTuiError
-from kiro_tui.core.importer import mark_refresh_token_dead, merge_login
-from kiro_tui.core.kiro_cli import KiroCliLogin, read_kiro_cli
-from kiro_tui.core.kiro_cli_writeback import DEFAULT_WRITE_TIMEOUT, WriteBack, write_back_token
+from kiro_tui.core.errors import KiroTuiError, StoreError
+from kiro_tui.core.importer import mark_refresh_token_dead, merge_login, same_login
 from kiro_tui.core.masking import fingerprint
-from kiro_tui.core.models import Account, AuthMethod, Health, Mode, Status
+from kiro_tui.core.models import Account, AuthMethod, Health, Mode, Outcome, Place, PlaceRole, PlaceState, Status
+from kiro_tui.core.places import PlaceError, TokenCopy, WriteOutcome, WriteResult, place_format
 from kiro_tui.core.store import AccountStore, RefreshLogEntry
-from kiro_tui.core.timefmt import format_timestamp
+from kiro_tui.core.timefmt import format_timestamp, parse_timestamp, shift
 
 log = logging.getLogger("kiro_tui.refresh")
 
 LEASE_SECONDS = 60.0
 SOCIAL_AUTH_REGION = "us-east-1"
-WRITEBACK_PENDING = "writeback_from"  # extra: fingerprint of the token kiro-cli still holds
-
-REFRESHED, ADOPTED, FOLLOWED, FAILED, SKIPPED, BUSY = "refreshed", "adopted", "followed", "failed", "skipped", "busy"
+DEFAULT_WRITE_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,7 @@ class Backoff:
     cap: float = 300.0
 
     def ceiling(self, failures: int) -> float:
-        return min(self.cap, self.base * 2 ** max(0, failures - 1))
+        return min(self.cap, self.base * 2 ** max(0, min(failures, 64) - 1))
 
     def delay(self, failures: int, rng: random.Random) -> float:
         return rng.uniform(0, self.ceiling(failures))
@@ -87,36 +93,75 @@ class StatusChange:
     message: str | None = None
 
     def describe(self) -> str:
-        text = f"{self.account_id} {self.name}: {self.before.value} → {self.after.value}"
+        text = f"{self.account_id} {self.name}: {self.before.label} → {self.after.label}"
         return f"{text} ({self.message})" if self.message and self.after is not Status.FRESH else text
 
 
 @dataclass
 class RefreshResult:
     account_id: str
-    outcome: str
+    outcome: Outcome
     status: Status
     label: str = ""
     classification: str | None = None
     message: str | None = None
     expires_at: datetime | None = None
     retry_in: float | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         return {
             "id": self.account_id,
             "label": self.label,
-            "outcome": self.outcome,
+            "outcome": self.outcome.value,
             "status": self.status.value,
             "classification": self.classification,
             "message": self.message,
             "expires_at": format_timestamp(self.expires_at) if self.expires_at else None,
             "retry_in_seconds": round(self.retry_in, 1) if self.retry_in is not None else None,
+            "warnings": self.warnings,
         }
+
+
+@dataclass
+class HeldToken:
+    """A token the service handed over that the store would not take yet. The service has
+    already rotated: this is the only live copy, so it is kept, retried, and shown loudly."""
+
+    account_id: str
+    access_token: str
+    refresh_token: str
+    expires_at: datetime
+    spent: str | None
+    """Fingerprint of the refresh token it replaced (what the store still holds)."""
+    reason: str
+    since: datetime
+    attempts: int = 0
+    next_try: datetime | None = None
+
+    @property
+    def message(self) -> str:
+        return f"token held in memory: {self.reason}"
+
+    def to_json(self) -> dict[str, object]:
+        return {"account_id": self.account_id, "access_token": self.access_token,
+                "refresh_token": self.refresh_token, "expires_at": format_timestamp(self.expires_at),
+                "spent": self.spent, "since": format_timestamp(self.since)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, object], reason: str) -> HeldToken:
+        return cls(str(data["account_id"]), str(data["access_token"]), str(data["refresh_token"]),
+                   parse_timestamp(data["expires_at"]), data.get("spent") and str(data["spent"]), reason,
+                   parse_timestamp(data["since"]))
 
 
 def default_owner() -> str:
     return f"{os.uname().nodename if hasattr(os, 'uname') else 'host'}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def rescue_dir(store: AccountStore) -> Path:
+    """Beside the store: where held tokens are written when the store itself will not take them."""
+    return store.path.with_name(store.path.name + ".rescue")
 
 
 class Refresher:
@@ -139,102 +184,177 @@ class Refresher:
         self.rng = rng or random.Random()
         self.backoff = backoff
         self.on_change = on_change
+        self.held: dict[str, HeldToken] = {}
+        self.store_trouble: str | None = None
+        """Why the store would not take the last write, until a write goes through again."""
+        self.backing_off: dict[str, tuple[int, datetime]] = {}
+        """In memory, for failures the store could not record: failures so far and next try."""
+        self._load_rescued()
 
     # ------------------------------------------------------------------ entry point
 
-    def is_due(self, account: Account, now: datetime) -> bool:
-        if account.health is Health.REFRESH_FAILING:
-            return account.next_refresh_at is None or account.next_refresh_at <= now
-        return account.expires_at - self.settings.window <= now
-
     async def refresh(self, account_id: str, force: bool = False) -> RefreshResult:
-        """One attempt for one account. `force` refreshes even if not yet due."""
+        """One attempt for one account; `force` refreshes even if not yet due. Never raises:
+        whatever goes wrong is this account's outcome."""
         now = self.clock.now()
-        if not self.store.acquire_lease(account_id, self.owner, now, LEASE_SECONDS):
-            account = self.store.get(account_id)
-            status = account.status(now, self.settings.window, refreshing=True) if account else Status.REFRESHING
-            return RefreshResult(account_id, BUSY, status, account.label if account else "",
-                                 message="another kiro-tui process is refreshing it")
+        try:
+            leased = self.store.acquire_lease(account_id, self.owner, now, LEASE_SECONDS)
+        except StoreError as exc:
+            return self._unrecorded_failure(account_id, str(exc))
+        if not leased:
+            return self._busy(account_id, now)
         try:
             return await self._refresh_leased(account_id, force)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug, or anything unforeseen: this account's failure, backed off
+            log.exception("refresh of %s failed unexpectedly", account_id)
+            return self._record_failure_safely(account_id, exc)
         finally:
+            self._release(account_id)
+
+    def _busy(self, account_id: str, now: datetime) -> RefreshResult:
+        try:
+            account = self.store.get(account_id)
+        except StoreError as exc:
+            return self._unrecorded_failure(account_id, str(exc))
+        status = account.status(now, self.settings.window, refreshing=True) if account else Status.REFRESHING
+        return RefreshResult(account_id, Outcome.BUSY, status, account.label if account else "",
+                             message="another kiro-tui process is refreshing it")
+
+    def _release(self, account_id: str) -> None:
+        try:
             self.store.release_lease(account_id, self.owner)
+        except StoreError as exc:  # it runs out by itself within a minute; retried on the next pass
+            log.warning("could not release the lease on %s: %s", account_id, exc)
 
     async def _refresh_leased(self, account_id: str, force: bool) -> RefreshResult:
         account = self.store.get(account_id)  # re-read: another process may have refreshed already
         now = self.clock.now()
         if account is None:
-            return RefreshResult(account_id, SKIPPED, Status.EXPIRED, message="no such account")
+            self.held.pop(account_id, None)
+            return RefreshResult(account_id, Outcome.SKIPPED, Status.EXPIRED, message="no such account")
+        held = self.held.get(account_id)
+        if held is not None:  # the store has the spent token; the live one is here
+            account.access_token, account.refresh_token, account.expires_at = (
+                held.access_token, held.refresh_token, held.expires_at)
         before = account.status(now, self.settings.window)
         if account.health in (Health.NEEDS_LOGIN, Health.SUSPENDED):
-            return self._result(account, SKIPPED, account.last_error)
-        if account.mode in (Mode.SYNC, Mode.FOLLOW) and account.source:
-            adopted = self._adopt_from_kiro_cli(account, before)
-            if account.mode is Mode.FOLLOW:
-                return adopted or self._result(account, FOLLOWED, "follow mode: kiro-cli refreshes this login")
-            if adopted and not self.is_due(account, self.clock.now()):
+            return self._result(account, Outcome.SKIPPED, account.last_error)
+        if held is None:
+            adopted = await self._adopt_from_places(account, before)
+            if account.mode is Mode.FOLLOW and account.source:
+                return adopted or self._result(account, Outcome.FOLLOWED, "follow mode: kiro-cli refreshes this login")
+            if adopted and not account.is_due(self.clock.now(), self.settings.window):
                 return adopted
-        if not force and not self.is_due(account, now):
-            return self._result(account, SKIPPED, "not due yet")
+        if not force and not account.is_due(now, self.settings.window):
+            return self._result(account, Outcome.SKIPPED, "not due yet")
         self._emit(account, before, Status.REFRESHING)
         return await self._refresh_over_network(account)
 
-    # ------------------------------------------------------------------ kiro-cli coexistence
+    # ------------------------------------------------------------------ places
 
-    def _kiro_cli_login(self, account: Account) -> KiroCliLogin | None:
-        try:
-            snapshot = read_kiro_cli(Path(account.source or ""), self.clock.now(), busy_timeout=1.0)
-        except KiroTuiError as exc:
-            log.info("%s: cannot re-read kiro-cli before refreshing: %s", account.id, exc)
-            return None
-        return next((lg for lg in snapshot.logins
-                     if lg.key == account.source_key and lg.login_key == account.login_key), None)
+    def _places_to_read(self, account: Account) -> list[Place]:
+        """Copies a tool may have refreshed by itself: sources (unless own mode) and links."""
+        return [p for p in self.store.places(account.id)
+                if p.role is PlaceRole.LINK or account.mode is not Mode.OWN]
 
-    def _adopt_from_kiro_cli(self, account: Account, before: Status) -> RefreshResult | None:
-        """If kiro-cli holds a newer token for this login, take it instead of calling the network."""
-        login = self._kiro_cli_login(account)
-        if login is None or login.expires_at <= account.expires_at:
-            return None
-        merge_login(account, login)
-        account.sync_error = None
-        account.extra.pop(WRITEBACK_PENDING, None)
+    def _places_to_write(self, account: Account) -> list[Place]:
+        """Copies kiro-tui keeps fresh: links always, sources in sync mode."""
+        return [p for p in self.store.places(account.id)
+                if p.role is PlaceRole.LINK or account.mode is Mode.SYNC]
+
+    async def _adopt_from_places(self, account: Account, before: Status) -> RefreshResult | None:
+        """If a place holds a newer token of this login, take it instead of calling the network."""
+        for place in self._places_to_read(account):
+            try:
+                login = await asyncio.to_thread(place_format(place.kind).read_entry, Path(place.path), place.entry,
+                                                self.clock.now())
+            except PlaceError as exc:
+                log.info("%s: cannot read %s %s before refreshing: %s", account.id, place.kind, place.path, exc)
+                continue
+            if login is None or login.expires_at <= account.expires_at or not login.refresh_token:
+                continue
+            if not (self.store.in_lineage(account.id, fingerprint(login.refresh_token))
+                    or same_login(account, login)):
+                continue
+            merge_login(account, login)
+            account.sync_error = None
+            account.last_refresh_at = self.clock.now()
+            now = self.clock.now()
+            with self.store.transaction() as tx:
+                self.store.save(account, tx)
+                self.store.save_place(tx, replace(place, state=PlaceState.ADOPTED, pending_from=None,
+                                                  detail=f"took its newer token ({format_timestamp(now)})"))
+                self.store.log_refresh(tx, RefreshLogEntry(account.id, now, Outcome.ADOPTED,
+                                                           message=f"newer token from {place.kind}"))
+            result = self._result(account, Outcome.ADOPTED, f"took {place.kind}'s newer token")
+            self._emit(account, before, result.status)
+            return result
+        return None
+
+    async def write_places(self, account: Account, places: list[Place] | None = None) -> list[WriteResult]:
+        """Write the account's current token into its places (compare-and-swap on the lineage)
+        and record each place's state. A place that cannot be written now stays pending."""
+        if not account.refresh_token:
+            return []
+        targets = places if places is not None else self._places_to_write(account)
+        copy = TokenCopy(account.access_token, account.refresh_token, account.expires_at,
+                         account.profile_arn if account.auth_method is AuthMethod.SOCIAL else None)
+        lineage = {account.id}
+
+        def belongs(token_print: str | None) -> bool:
+            return any(self.store.in_lineage(owner, token_print) for owner in lineage)
+
+        results = []
+        for place in targets:
+            try:
+                result = await asyncio.to_thread(place_format(place.kind).write_token, Path(place.path), place.entry,
+                                                 copy, belongs, self.writeback_timeout)
+            except Exception as exc:  # noqa: BLE001 - one place's trouble is that place's state
+                log.exception("writing %s %s failed unexpectedly", place.kind, place.path)
+                result = WriteResult(WriteOutcome.FAILED, f"{type(exc).__name__}: {exc}")
+            results.append(result)
+            self._record_place(account, place, result)
+        return results
+
+    def _record_place(self, account: Account, place: Place, result: WriteResult) -> None:
+        state = result.state
         now = self.clock.now()
-        with self.store.transaction() as tx:
-            self.store.save(account, tx)
-            self.store.log_refresh(tx, RefreshLogEntry(account.id, now, ADOPTED, message="newer token from kiro-cli"))
-        result = self._result(account, ADOPTED, "took kiro-cli's newer token")
-        self._emit(account, before, result.status)
-        return result
-
-    async def retry_write_backs(self) -> None:
-        """Write back tokens kiro-cli could not take earlier (its database was busy)."""
-        for account in self.store.accounts_marked(WRITEBACK_PENDING):
-            if account.mode is Mode.SYNC:
-                await self._write_back(account, str(account.extra[WRITEBACK_PENDING]))
-
-    async def _write_back(self, account: Account, spent: str) -> None:
-        if not (account.source and account.source_key and account.refresh_token):
+        detail = None if state is PlaceState.IN_SYNC else _place_detail(place, result)
+        updated = replace(place, state=state, detail=detail,
+                          pending_from=place.pending_from if state is PlaceState.PENDING else None,
+                          written_at=now if result.outcome is WriteOutcome.WRITTEN else place.written_at)
+        sync_error = None if state is PlaceState.IN_SYNC else f"out of sync: {detail}"
+        if state is PlaceState.ERROR:
+            sync_error += "; kept kiro-tui's token"
+        try:
+            with self.store.transaction() as tx:
+                self.store.save_place(tx, updated)
+                if place.role is PlaceRole.SOURCE:
+                    self.store.update(account.id, tx, sync_error=sync_error)
+        except StoreError as exc:
+            log.warning("%s: could not record the state of %s: %s", account.id, place.path, exc)
             return
-        result = await asyncio.to_thread(
-            write_back_token, Path(account.source), account.source_key, spent,
-            account.access_token, account.refresh_token, account.expires_at,
-            account.profile_arn if account.auth_method is AuthMethod.SOCIAL else None,
-            self.writeback_timeout,
-        )
-        if result.outcome is WriteBack.WRITTEN:
-            sync_error, pending = None, None
-        elif result.outcome is WriteBack.LOCKED:
-            sync_error, pending = f"out of sync: {result.detail}; will retry", spent
-        else:
-            sync_error, pending = f"out of sync: {result.detail}; kept kiro-tui's token", None
-        if pending:
-            account.extra[WRITEBACK_PENDING] = pending
-        else:
-            account.extra.pop(WRITEBACK_PENDING, None)
-        account.sync_error = sync_error
-        self.store.update(account.id, sync_error=sync_error, extra=account.extra)
+        account.sync_error = sync_error if place.role is PlaceRole.SOURCE else account.sync_error
         if sync_error:
             log.warning("%s %s: %s", account.id, account.name, sync_error)
+
+    async def retry_pending_places(self) -> None:
+        """Write every place still pending (locked, missing, or after a failed write)."""
+        pending = {p.account_id for p in self.store.places() if p.state is PlaceState.PENDING}
+        for account_id in pending:
+            if account_id in self.held:
+                continue  # the store holds a spent token: nothing right to write yet
+            try:
+                account = self.store.get(account_id)
+            except StoreError:
+                continue
+            if account is None or account.health in (Health.NEEDS_LOGIN, Health.SUSPENDED):
+                continue
+            places = [p for p in self._places_to_write(account) if p.state is PlaceState.PENDING]
+            if places:
+                await self.write_places(account, places)
 
     # ------------------------------------------------------------------ the network call
 
@@ -259,31 +379,180 @@ class Refresher:
             token = await self._call(account)
         except ServiceError as exc:
             return self._failed(account, exc, round((time.monotonic() - started) * 1000))
+        except KiroTuiError as exc:  # e.g. a stored token endpoint that is not a URL
+            error = ServiceError(str(exc), ErrorClass.FATAL_CONFIG)
+            return self._failed(account, error, round((time.monotonic() - started) * 1000))
         duration = round((time.monotonic() - started) * 1000)
         now = self.clock.now()
         before = account.status(now, self.settings.window, refreshing=True)
         account.access_token = token.access_token
         account.refresh_token = token.refresh_token or spent
         account.expires_at = token.expires_at(now)
-        if token.profile_arn:
-            account.profile_arn = token.profile_arn
         account.health, account.last_error = Health.OK, None
         account.consecutive_failures, account.next_refresh_at = 0, None
         account.last_refresh_at = now
-        # Durable first: the rotated refresh token is the only live copy there is.
-        with self.store.transaction() as tx:
-            self.store.update(
-                account.id, tx, access_token=account.access_token, refresh_token=account.refresh_token,
-                expires_at=account.expires_at, profile_arn=account.profile_arn, health=Health.OK,
-                last_error=None, consecutive_failures=0, next_refresh_at=None, last_refresh_at=now,
-            )
-            self.store.log_refresh(tx, RefreshLogEntry(account.id, now, REFRESHED, duration_ms=duration,
-                                                       http_status=200))
-        if account.mode is Mode.SYNC and spent and account.refresh_token != spent:
-            await self._write_back(account, fingerprint(spent) or "")
-        result = self._result(account, REFRESHED)
+        warnings = list(token.warnings)
+        held = self._commit_token(account, spent, now, duration, warnings)
+        if held is None:
+            warnings += self._commit_details(account, token)
+            self.backing_off.pop(account.id, None)
+            if spent and account.refresh_token != spent:
+                await self.write_places(account)
+        for warning in warnings:
+            log.warning("%s %s: %s", account.id, account.name, warning)
+        result = self._result(account, Outcome.REFRESHED, held.message if held else None)
+        result.warnings = warnings
         self._emit(account, before, result.status)
         return result
+
+    def _commit_token(self, account: Account, spent: str | None, now: datetime, duration: int,
+                      warnings: list[str]) -> HeldToken | None:
+        """Commit the new tokens (and mark every place to write as pending) in one durable
+        transaction. If the store will not take it, hold the token instead; returns it then."""
+        places = self._places_to_write(account) if spent and account.refresh_token != spent else []
+        message = "; ".join(warnings) or None
+        try:
+            with self.store.transaction() as tx:
+                self.store.update(
+                    account.id, tx, access_token=account.access_token, refresh_token=account.refresh_token,
+                    expires_at=account.expires_at, health=Health.OK, last_error=None, consecutive_failures=0,
+                    next_refresh_at=None, last_refresh_at=now,
+                )
+                self.store.add_lineage(tx, account.id, [spent, account.refresh_token], now)
+                for place in places:
+                    self.store.save_place(tx, replace(place, state=PlaceState.PENDING, pending_from=fingerprint(spent),
+                                                      detail="writing the new token"))
+                self.store.log_refresh(tx, RefreshLogEntry(account.id, now, Outcome.REFRESHED, duration_ms=duration,
+                                                           http_status=200, message=message))
+        except StoreError as exc:
+            return self._hold(account, spent, now, exc)
+        self.held.pop(account.id, None)
+        self._store_ok()
+        return None
+
+    def _commit_details(self, account: Account, token: TokenResult) -> list[str]:
+        """Fields of the answer beyond the token, each on its own: a bad one is dropped, named."""
+        warnings = []
+        if token.profile_arn and token.profile_arn != account.profile_arn:
+            try:
+                self.store.update(account.id, profile_arn=token.profile_arn)
+                account.profile_arn = token.profile_arn
+            except StoreError as exc:
+                warnings.append(f"profileArn not saved: {exc}")
+        return warnings
+
+    # ------------------------------------------------------------------ tokens held in memory
+
+    def _hold(self, account: Account, spent: str | None, now: datetime, exc: StoreError) -> HeldToken:
+        reason = str(exc) if not hasattr(exc, "reason") else f"the store is not writable: {exc.reason}"  # type: ignore[attr-defined]
+        held = HeldToken(account.id, account.access_token, account.refresh_token or "", account.expires_at,
+                         fingerprint(spent), reason, now, next_try=shift(now, self.backoff.base))
+        self.held[account.id] = held
+        self.store_trouble = reason
+        log.error("%s %s: %s; retrying, and it is written as soon as the store takes writes",
+                  account.id, account.name, held.message)
+        self._write_rescue(held)
+        return held
+
+    def _write_rescue(self, held: HeldToken) -> None:
+        """A second copy outside the database (0600), so even a crash now does not lose it."""
+        folder = rescue_dir(self.store)
+        try:
+            folder.mkdir(mode=0o700, exist_ok=True)
+            target = folder / f"{held.account_id}.json"
+            temporary = folder / f".{held.account_id}.{os.getpid()}.tmp"
+            fd = os.open(temporary, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(held.to_json(), handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, target)
+        except OSError as exc:
+            log.error("%s: the rescue copy could not be written either (%s): the token is only in memory",
+                      held.account_id, exc.strerror or exc)
+
+    def _drop_rescue(self, account_id: str) -> None:
+        try:
+            (rescue_dir(self.store) / f"{account_id}.json").unlink(missing_ok=True)
+        except OSError:
+            pass
+
+    def _load_rescued(self) -> None:
+        """Tokens a previous run could not commit: held again, committed on the next pass."""
+        folder = rescue_dir(self.store)
+        if not folder.is_dir():
+            return
+        for path in folder.glob("*.json"):
+            try:
+                held = HeldToken.from_json(json.loads(path.read_text(encoding="utf-8")),
+                                           "left by an earlier run that could not write the store")
+            except (OSError, ValueError, KeyError, TypeError, KiroTuiError) as exc:
+                log.error("cannot read the rescued token %s: %s; left in place", path, exc)
+                continue
+            self.held[held.account_id] = held
+
+    async def commit_held(self, force: bool = False) -> None:
+        """Try again to commit every held token (with backoff unless `force`)."""
+        now = self.clock.now()
+        for account_id, held in list(self.held.items()):
+            if not force and held.next_try is not None and held.next_try > now:
+                continue
+            try:
+                account = self.store.get(account_id)
+            except StoreError as exc:
+                self._held_retry_later(held, now, str(exc))
+                continue
+            if account is None:  # removed meanwhile: nothing to keep it for
+                self.held.pop(account_id, None)
+                self._drop_rescue(account_id)
+                continue
+            if account.refresh_token and fingerprint(account.refresh_token) not in (held.spent,
+                                                                                  fingerprint(held.refresh_token)):
+                if account.expires_at >= held.expires_at:  # the store moved on (a login, an import): it wins
+                    log.warning("%s: the held token is older than the store's; dropped", account_id)
+                    self.held.pop(account_id, None)
+                    self._drop_rescue(account_id)
+                    continue
+            before = account.status(now, self.settings.window)
+            account.access_token, account.refresh_token, account.expires_at = (
+                held.access_token, held.refresh_token, held.expires_at)
+            account.health, account.last_error, account.consecutive_failures = Health.OK, None, 0
+            places = self._places_to_write(account)
+            try:
+                with self.store.transaction() as tx:
+                    self.store.update(account_id, tx, access_token=held.access_token,
+                                      refresh_token=held.refresh_token, expires_at=held.expires_at,
+                                      health=Health.OK, last_error=None, consecutive_failures=0,
+                                      next_refresh_at=None, last_refresh_at=held.since)
+                    self.store.add_lineage(tx, account_id, [held.refresh_token], now)
+                    for place in places:
+                        self.store.save_place(tx, replace(place, state=PlaceState.PENDING, pending_from=held.spent,
+                                                          detail="writing the new token"))
+            except StoreError as exc:
+                self._held_retry_later(held, now, f"the store is not writable: {getattr(exc, 'reason', exc)}")
+                continue
+            self.held.pop(account_id, None)
+            self._drop_rescue(account_id)
+            self._store_ok()
+            log.warning("%s %s: the held token is now saved in the store", account_id, account.name)
+            await self.write_places(account, places)
+            self._emit(account, before, account.status(self.clock.now(), self.settings.window), force=True)
+
+    def _held_retry_later(self, held: HeldToken, now: datetime, reason: str) -> None:
+        held.attempts += 1
+        held.reason = reason
+        held.next_try = shift(now, self.backoff.ceiling(held.attempts))
+        self.store_trouble = reason
+
+    def _store_ok(self) -> None:
+        if self.store_trouble is not None:
+            self.store_trouble = None
+            try:
+                self.store.release_leases(self.owner)  # any a failed release left behind
+            except StoreError:
+                pass
+
+    # ------------------------------------------------------------------ failures
 
     def _failed(self, account: Account, exc: ServiceError, duration: int) -> RefreshResult:
         now = self.clock.now()
@@ -295,7 +564,7 @@ class Refresher:
             if exc.retry_after:
                 retry_in = max(retry_in, min(exc.retry_after, self.backoff.cap))
             account.health = Health.REFRESH_FAILING
-            account.next_refresh_at = now + timedelta(seconds=retry_in)
+            account.next_refresh_at = shift(now, retry_in)
             account.last_error = exc.message
         elif exc.classification is ErrorClass.SUSPENDED:
             account.health, account.last_error = Health.SUSPENDED, f"account suspended: {exc.message}"
@@ -307,30 +576,63 @@ class Refresher:
             account.next_refresh_at = None
             if exc.classification is ErrorClass.NEEDS_LOGIN:
                 mark_refresh_token_dead(account)
-        with self.store.transaction() as tx:
-            self.store.update(
-                account.id, tx, health=account.health, last_error=account.last_error,
-                consecutive_failures=account.consecutive_failures, next_refresh_at=account.next_refresh_at,
-                extra=account.extra,
-            )
-            self.store.log_refresh(tx, RefreshLogEntry(account.id, now, FAILED, exc.classification.value,
-                                                       duration, exc.status, exc.message))
-        result = self._result(account, FAILED, account.last_error)
+        try:
+            with self.store.transaction() as tx:
+                self.store.update(
+                    account.id, tx, health=account.health, last_error=account.last_error,
+                    consecutive_failures=account.consecutive_failures, next_refresh_at=account.next_refresh_at,
+                    extra=account.extra,
+                )
+                self.store.log_refresh(tx, RefreshLogEntry(account.id, now, Outcome.FAILED, exc.classification.value,
+                                                           duration, exc.status, exc.message))
+        except StoreError as store_exc:
+            return self._unrecorded_failure(account.id, f"{exc.message}; and the store is not writable: {store_exc}",
+                                            account)
+        result = self._result(account, Outcome.FAILED, account.last_error)
         result.classification = exc.classification.value
         result.retry_in = retry_in
         self._emit(account, before, result.status)
         return result
 
+    def _record_failure_safely(self, account_id: str, exc: Exception) -> RefreshResult:
+        """An unforeseen error: recorded as a transient failure of this account (backed off)."""
+        error = ServiceError(f"internal error: {type(exc).__name__}: {str(exc)[:120]}", ErrorClass.TRANSIENT)
+        try:
+            account = self.store.get(account_id)
+        except StoreError as store_exc:
+            return self._unrecorded_failure(account_id, f"{error.message}; {store_exc}")
+        if account is None:
+            return RefreshResult(account_id, Outcome.SKIPPED, Status.EXPIRED, message="no such account")
+        return self._failed(account, error, 0)
+
+    def _unrecorded_failure(self, account_id: str, message: str, account: Account | None = None) -> RefreshResult:
+        """A failure the store could not record: backed off in memory so it is not retried at once."""
+        failures, _ = self.backing_off.get(account_id, (0, self.clock.now()))
+        retry_in = self.backoff.delay(failures + 1, self.rng) + 1.0
+        self.backing_off[account_id] = (failures + 1, shift(self.clock.now(), retry_in))
+        self.store_trouble = message
+        log.warning("%s: %s", account_id, message)
+        status = account.status(self.clock.now(), self.settings.window) if account else Status.REFRESH_FAILING
+        return RefreshResult(account_id, Outcome.FAILED, status, account.label if account else "",
+                             classification=ErrorClass.TRANSIENT.value, message=message, retry_in=retry_in)
+
     # ------------------------------------------------------------------ helpers
 
-    def _result(self, account: Account, outcome: str, message: str | None = None) -> RefreshResult:
+    def _result(self, account: Account, outcome: Outcome, message: str | None = None) -> RefreshResult:
         status = account.status(self.clock.now(), self.settings.window)
         return RefreshResult(account.id, outcome, status, account.label, message=message,
                              expires_at=account.expires_at)
 
-    def _emit(self, account: Account, before: Status, after: Status) -> None:
-        if before is not after and self.on_change is not None:
+    def _emit(self, account: Account, before: Status, after: Status, force: bool = False) -> None:
+        if (force or before is not after) and self.on_change is not None:
             self.on_change(StatusChange(account.id, account.name, before, after, account.last_error))
+
+
+def _place_detail(place: Place, result: WriteResult) -> str:
+    text = result.detail or result.outcome.value
+    if result.state is PlaceState.PENDING:
+        return f"{text}; will retry"
+    return text
 
 
 def _needs_login_text(exc: ServiceError) -> str:
@@ -339,3 +641,4 @@ def _needs_login_text(exc: ServiceError) -> str:
     if exc.classification is ErrorClass.FATAL_CONFIG:
         return f"refresh cannot work as configured: log in again ({exc.message})"
     return f"refresh token invalid: log in again ({exc.message})"
+

@@ -1,9 +1,12 @@
 """Due-time refresh scheduling: sleep until the next account is due, never a polling sweep.
 
-A heap of (due, account id) plus an event to wake early when something changes. Each
-account is due at `expires_at − refresh_window` (or at `next_refresh_at` while backing off);
-needs-login, suspended and follow-mode accounts are never due. Refreshes run concurrently up
-to `concurrency`, one at a time per account, and each is rescheduled when it completes.
+A heap of (due, account id) plus an event to wake early when something changes. When an
+account is due is `Account.due_time` (the one definition): `expires_at − refresh_window`, not
+before half the token's lifetime has passed, or `next_refresh_at` while backing off; never for
+needs-login, suspended and follow-mode accounts. Every refresh, scheduled or asked for now
+(`refresh_now`), goes through one concurrency bound, one at a time per account, and is
+rescheduled when it completes. `drain` lets refreshes under way finish: their answers are
+the only live copies of the rotated tokens.
 """
 
 from __future__ import annotations
@@ -16,20 +19,14 @@ from datetime import datetime, timedelta
 
 from kiro_tui.core.clock import Clock
 from kiro_tui.core.config import Settings
-from kiro_tui.core.models import Account, Health, Mode
-from kiro_tui.core.refresh import BUSY, Refresher, RefreshResult
+from kiro_tui.core.errors import StoreError
+from kiro_tui.core.models import Outcome
+from kiro_tui.core.refresh import Refresher, RefreshResult
 from kiro_tui.core.store import AccountStore
+from kiro_tui.core.timefmt import shift
 
 log = logging.getLogger("kiro_tui.scheduler")
 BUSY_RETRY = timedelta(seconds=5)
-
-
-def due_time(account: Account, window: timedelta) -> datetime | None:
-    if account.health in (Health.NEEDS_LOGIN, Health.SUSPENDED) or account.mode is Mode.FOLLOW:
-        return None
-    if account.health is Health.REFRESH_FAILING and account.next_refresh_at is not None:
-        return account.next_refresh_at
-    return account.expires_at - window
 
 
 class RefreshScheduler:
@@ -39,8 +36,9 @@ class RefreshScheduler:
         self._due: dict[str, datetime] = {}
         self._seq = itertools.count()
         self._wake = asyncio.Event()
-        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._in_flight: dict[str, asyncio.Task[RefreshResult]] = {}
         self._limit = asyncio.Semaphore(settings.concurrency)
+        self._stopping = False
         self.results: list[RefreshResult] = []
         self.keep_results = False
 
@@ -49,13 +47,13 @@ class RefreshScheduler:
     def schedule(self, account_id: str, at: datetime | None = None) -> None:
         """(Re)compute when `account_id` is due, from the store, or set it to `at`."""
         if at is None:
-            account = self.store.get(account_id)
-            at = due_time(account, self.settings.window) if account else None
-        if at is None:
-            self._due.pop(account_id, None)
-        else:
-            self._due[account_id] = at
-            heapq.heappush(self._heap, (at, next(self._seq), account_id))
+            try:
+                account = self.store.get(account_id)
+            except StoreError as exc:
+                log.warning("%s", exc)
+                account = None
+            at = account.due_time(self.settings.window) if account else None
+        self._set_due(account_id, at)
         self._wake.set()
 
     def schedule_all(self) -> None:
@@ -63,41 +61,64 @@ class RefreshScheduler:
         self._due.clear()
         self._heap.clear()
         for account in self.store.accounts():
-            at = due_time(account, self.settings.window)
+            at = account.due_time(self.settings.window)
             if at is not None:
                 self._due[account.id] = at
                 self._heap.append((at, next(self._seq), account.id))
         heapq.heapify(self._heap)
         self._wake.set()
 
+    def _set_due(self, account_id: str, at: datetime | None) -> None:
+        held = self.refresher.backing_off.get(account_id)
+        if at is not None and held is not None and held[1] > at:
+            at = held[1]  # a failure the store could not record still backs off
+        if at is None:
+            self._due.pop(account_id, None)
+        else:
+            self._due[account_id] = at
+            heapq.heappush(self._heap, (at, next(self._seq), account_id))
+
     def next_due(self) -> tuple[datetime, str] | None:
         while self._heap and self._due.get(self._heap[0][2]) != self._heap[0][0]:
             heapq.heappop(self._heap)  # stale entry
         return (self._heap[0][0], self._heap[0][2]) if self._heap else None
 
+    @property
+    def in_flight(self) -> set[str]:
+        return set(self._in_flight)
+
     # ------------------------------------------------------------------ the loop
 
     async def run(self) -> None:
         self.schedule_all()
-        try:
-            while True:
-                self._wake.clear()
-                self._start_due(self.clock.now())
-                upcoming = self.next_due()
-                delay = (upcoming[0] - self.clock.now()).total_seconds() if upcoming else None
-                await self._wait(delay)
-        finally:
-            for task in list(self._in_flight.values()):
-                task.cancel()
-            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+        while not self._stopping:
+            self._wake.clear()
+            self._start_due(self.clock.now())
+            upcoming = self.next_due()
+            delay = (upcoming[0] - self.clock.now()).total_seconds() if upcoming else None
+            await self._wait(delay)
 
     def _start_due(self, now: datetime) -> None:
         while (upcoming := self.next_due()) is not None and upcoming[0] <= now:
             heapq.heappop(self._heap)
             account_id = upcoming[1]
             del self._due[account_id]
-            if account_id not in self._in_flight:
-                self._in_flight[account_id] = asyncio.create_task(self._refresh(account_id))
+            self._start(account_id, force=False)
+
+    def _start(self, account_id: str, force: bool) -> asyncio.Task[RefreshResult]:
+        task = self._in_flight.get(account_id)
+        if task is None:
+            task = asyncio.create_task(self._refresh(account_id, force), name=f"refresh {account_id}")
+            self._in_flight[account_id] = task
+        return task
+
+    async def refresh_now(self, account_ids: list[str], force: bool = True) -> list[RefreshResult]:
+        """Refresh these accounts now, through the same concurrency bound as scheduled ones; an
+        account already being refreshed is not refreshed twice (its result is shared)."""
+        if self._stopping:
+            raise RuntimeError("the refresh engine is stopping")
+        tasks = [self._start(account_id, force) for account_id in account_ids]
+        return list(await asyncio.gather(*(asyncio.shield(t) for t in tasks)))
 
     async def _wait(self, delay: float | None) -> None:
         waiters = [asyncio.create_task(self._wake.wait())]
@@ -109,23 +130,49 @@ class RefreshScheduler:
             for waiter in waiters:
                 waiter.cancel()
 
-    async def _refresh(self, account_id: str) -> None:
+    async def _refresh(self, account_id: str, force: bool) -> RefreshResult:
         retry_at = None
         try:
             async with self._limit:
-                result = await self.refresher.refresh(account_id)
+                result = await self.refresher.refresh(account_id, force)
             if self.keep_results:
                 self.results.append(result)
-            if result.outcome == BUSY:
-                retry_at = self.clock.now() + BUSY_RETRY
+            if result.outcome is Outcome.BUSY:
+                retry_at = shift(self.clock.now(), BUSY_RETRY)
+            elif result.retry_in is not None and result.outcome is Outcome.FAILED:
+                retry_at = shift(self.clock.now(), result.retry_in)
+            return result
         except asyncio.CancelledError:
             raise
-        except Exception:  # a bug must not stop the other accounts' refreshes
+        except Exception:  # refresh() never raises; a bug here must still not stop the other accounts
             log.exception("refresh of %s failed unexpectedly", account_id)
-            retry_at = self.clock.now() + BUSY_RETRY
+            retry_at = shift(self.clock.now(), BUSY_RETRY)
+            raise
         finally:
             self._in_flight.pop(account_id, None)
-        self.schedule(account_id, retry_at)
+            if not self._stopping:
+                if retry_at is not None:
+                    self._set_due(account_id, retry_at)
+                    self._wake.set()
+                else:
+                    self.schedule(account_id)
+
+    async def drain(self, timeout: float | None) -> list[str]:
+        """Stop starting refreshes and let those under way finish (their new tokens are the only
+        live copies). Returns the ids of refreshes still running after `timeout`, which the
+        caller may then cancel."""
+        self._stopping = True
+        self._wake.set()
+        running = list(self._in_flight.values())
+        if running:
+            await asyncio.wait(running, timeout=timeout)
+        return [account_id for account_id, task in self._in_flight.items() if not task.done()]
+
+    async def abandon(self) -> None:
+        """Cancel what `drain` left running (the person asked twice)."""
+        for task in list(self._in_flight.values()):
+            task.cancel()
+        await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
 
     async def wait_idle(self) -> None:
         """Until no refresh is running (for tests and one-shot passes)."""

@@ -2,7 +2,10 @@
 
 Every write is one transaction, so a crash leaves either the old row or the new one.
 The schema version lives in `PRAGMA user_version`; `MIGRATIONS[i]` upgrades version i to i+1.
-A store from a newer kiro-tui, or a corrupt one, is refused and never written to.
+A store from a newer kiro-tui, a corrupt one, or another program's SQLite database is refused
+and never written to. One row that cannot be read (a hand edit, a bug) is reported and left
+out; every other account keeps working. A write that fails says why (disk full, read-only,
+locked) as a `StoreWriteError`, so the refresh engine can hold a new token in memory instead.
 """
 
 from __future__ import annotations
@@ -12,19 +15,31 @@ import logging
 import os
 import sqlite3
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from kiro_tui.core.errors import StoreError
-from kiro_tui.core.models import ACCOUNT_FIELDS, Account, AuthMethod, Health, Mode
-from kiro_tui.core.timefmt import format_timestamp, parse_timestamp
+from kiro_tui.core.errors import StoreError, StoreWriteError
+from kiro_tui.core.masking import fingerprint
+from kiro_tui.core.models import (
+    ACCOUNT_FIELDS,
+    Account,
+    AuthMethod,
+    Health,
+    Mode,
+    Outcome,
+    Place,
+    PlaceRole,
+    PlaceState,
+    UsageRecord,
+)
+from kiro_tui.core.timefmt import TimestampError, format_timestamp, parse_timestamp
 
 log = logging.getLogger("kiro_tui.store")
 
-MIGRATIONS: tuple[str, ...] = (
+MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     """
     CREATE TABLE accounts (
         id TEXT PRIMARY KEY,
@@ -83,8 +98,59 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE preferences (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    """
+    CREATE TABLE places (
+        id INTEGER PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        path TEXT NOT NULL,
+        entry TEXT NOT NULL DEFAULT '',
+        role TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'in-sync',
+        detail TEXT,
+        pending_from TEXT,
+        written_at TEXT,
+        UNIQUE (kind, path, entry)
+    );
+    CREATE INDEX places_by_account ON places (account_id);
+    CREATE TABLE lineage (
+        fingerprint TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX lineage_by_account ON lineage (account_id, at);
+    CREATE TABLE usage (
+        account_id TEXT PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
+        used REAL,
+        usage_limit REAL,
+        resets_at TEXT,
+        subscription TEXT,
+        fetched_at TEXT,
+        error TEXT,
+        error_at TEXT
+    );
+    CREATE TABLE forgotten (
+        fingerprint TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        path TEXT NOT NULL,
+        entry TEXT NOT NULL,
+        label TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    INSERT INTO places (account_id, kind, path, entry, role, state, pending_from)
+        SELECT id, 'kiro-cli', source, source_key, 'source',
+               CASE WHEN json_valid(extra) AND json_extract(extra, '$.writeback_from') IS NOT NULL
+                    THEN 'pending' ELSE 'in-sync' END,
+               CASE WHEN json_valid(extra) THEN json_extract(extra, '$.writeback_from') END
+        FROM accounts WHERE source IS NOT NULL AND source_key IS NOT NULL;
+    """,
+    lambda db: _seed_lineage(db),
 )
+
 REFRESH_LOG_KEEP = 50
+LINEAGE_KEEP = 500
+"""Refresh tokens remembered per account (by fingerprint): enough to recognise a copy that
+fell weeks behind (a tool not run for a while) as the same login."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
 _DATETIME_FIELDS = {
@@ -97,8 +163,31 @@ _DATETIME_FIELDS = {
 }
 _ENUM_FIELDS = {"auth_method": AuthMethod, "mode": Mode, "health": Health}
 _JSON_FIELDS = {"scopes", "extra"}
+_SECRET_FIELDS = {"access_token", "refresh_token", "client_secret"}
 _FILE_MODE = 0o600
 _DIR_MODE = 0o700
+_OUR_TABLES = {"accounts"}
+
+
+def _seed_lineage(db: sqlite3.Connection) -> None:
+    """Migration 4: every stored refresh token starts its account's lineage."""
+    now = format_timestamp(datetime.now().astimezone())
+    rows = db.execute("SELECT id, refresh_token FROM accounts WHERE refresh_token IS NOT NULL").fetchall()
+    db.executemany("INSERT OR IGNORE INTO lineage (fingerprint, account_id, at) VALUES (?, ?, ?)",
+                   [(fingerprint(token), account_id, now) for account_id, token in rows if token])
+
+
+def storable_text(name: str, value: str) -> str:
+    """Text SQLite can hold (UTF-8). A lone surrogate (from a JSON `\\udc80` escape) cannot be
+    encoded: in a name or an ARN it becomes U+FFFD; in a secret it is refused by name, since a
+    changed secret is a wrong secret."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        if name in _SECRET_FIELDS:
+            raise StoreError(f"the {name} holds characters that cannot be stored (unpaired surrogates)") from None
+        return value.encode("utf-8", "replace").decode("utf-8")
 
 
 def _to_column(name: str, value: object) -> object:
@@ -107,9 +196,11 @@ def _to_column(name: str, value: object) -> object:
     if name in _DATETIME_FIELDS:
         return format_timestamp(value)  # type: ignore[arg-type]
     if name in _JSON_FIELDS:
-        return json.dumps(value)
+        return json.dumps(value)  # escapes lone surrogates as \\udXXX: always storable
     if name in _ENUM_FIELDS:
         return str(value)
+    if isinstance(value, str):
+        return storable_text(name, value)
     return value
 
 
@@ -119,13 +210,26 @@ def _from_column(name: str, value: object) -> object:
     if name in _DATETIME_FIELDS:
         try:  # our own format: the fast path (Python 3.11 reads the Z and ≤ 6 fraction digits)
             return datetime.fromisoformat(value)  # type: ignore[arg-type]
-        except ValueError:
+        except (TypeError, ValueError):
             return parse_timestamp(value)
     if name in _JSON_FIELDS:
-        return json.loads(value)  # type: ignore[arg-type]
+        decoded = json.loads(value)  # type: ignore[arg-type]
+        expected = dict if name == "extra" else list
+        if not isinstance(decoded, expected):
+            raise ValueError(f"{name} is not a JSON {expected.__name__}")
+        return decoded
     if name in _ENUM_FIELDS:
         return _ENUM_FIELDS[name](value)
     return value
+
+
+def _time_or_none(value: object) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value)
+    except TimestampError:
+        return None
 
 
 def _ensure_private(path: Path, mode: int, fixed: list[str]) -> None:
@@ -136,12 +240,53 @@ def _ensure_private(path: Path, mode: int, fixed: list[str]) -> None:
         fixed.append(f"{path} was readable by others (mode {current:04o}); set it to {mode:04o}")
 
 
+def describe_sqlite_error(exc: BaseException) -> str:
+    """The cause of a SQLite failure in words: disk full, read-only, locked, or SQLite's own."""
+    text = str(exc)
+    lowered = text.lower()
+    if "full" in lowered:
+        return "disk full"
+    if "readonly" in lowered or "read-only" in lowered or "attempt to write a readonly" in lowered:
+        return "read-only"
+    if "locked" in lowered or "busy" in lowered:
+        return "locked by another program"
+    if "disk i/o" in lowered:
+        return "disk I/O error"
+    return text
+
+
+def _write_error(path: Path, exc: BaseException) -> StoreWriteError:
+    reason = describe_sqlite_error(exc)
+    advice = {
+        "disk full": "free some space",
+        "read-only": f"make {path} and its folder writable by you",
+        "locked by another program": "another program holds it; try again",
+    }.get(reason, "check the disk")
+    return StoreWriteError(f"the account store {path} is not writable: {reason}; {advice}", reason)
+
+
+@dataclass(frozen=True)
+class UnreadableRow:
+    """A stored account that cannot be turned back into an Account (hand-edited, damaged)."""
+
+    account_id: str
+    reason: str
+
+    def describe(self) -> str:
+        return (f"account {self.account_id} cannot be read: {self.reason}; "
+                f"`kiro-tui remove {self.account_id}` removes it")
+
+
 class AccountStore:
-    """Accounts by id. Open with `AccountStore.open(path)`; close when done."""
+    """Accounts by id. Open with `AccountStore.open(path)`; close when done.
+
+    The connection may be handed to another thread (the TUI's engine runs on its own), but
+    it is used by one thread at a time."""
 
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
         self.path = path
         self.permission_fixes: list[str] = []  # warnings for the user: modes we had to tighten
+        self.unreadable: list[UnreadableRow] = []  # rows the last full read had to leave out
         self._db = connection
         self._durable = True
         self.commits = 0  # our own commits; PRAGMA data_version counts everyone else's
@@ -152,43 +297,59 @@ class AccountStore:
         fixed: list[str] = []
         try:
             path.parent.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
-            _ensure_private(path.parent, _DIR_MODE, fixed)
+            if path.is_symlink() and not path.exists():
+                raise StoreError(f"the account store {path} is a symbolic link to {os.readlink(path)}, "
+                                 "which does not exist; fix or remove the link")
             if not path.exists():
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, _FILE_MODE))
-            _ensure_private(path, _FILE_MODE, fixed)
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, _FILE_MODE))
+            elif not path.is_file():
+                raise StoreError(f"the account store {path} is not a regular file; move it aside")
         except PermissionError as exc:
             raise StoreError(
                 f"cannot use the account store {path}: permission denied; "
                 "fix the folder's permissions or set XDG_DATA_HOME to a folder you own"
             ) from exc
         except OSError as exc:
-            raise StoreError(f"cannot use the account store {path}: {exc.strerror}") from exc
+            raise StoreError(f"cannot use the account store {path}: {exc.strerror or exc}") from exc
         try:
-            connection = sqlite3.connect(path, timeout=10, isolation_level=None)
+            connection = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the account store {path}: {exc}") from exc
+            raise StoreError(f"cannot open the account store {path}: {describe_sqlite_error(exc)}") from exc
         store = cls(path, connection)
         try:
+            store._check()  # checked first, tightened after: never chmod a file that turns out not to be ours
+            _ensure_private(path.parent, _DIR_MODE, fixed)
+            _ensure_private(path, _FILE_MODE, fixed)
             store._prepare()
+            for suffix in ("-wal", "-shm"):  # SQLite gives these the database's mode: follow it quietly
+                side = path.with_name(path.name + suffix)
+                if side.exists():
+                    _ensure_private(side, _FILE_MODE, [])
         except sqlite3.DatabaseError as exc:
             connection.close()
+            reason = describe_sqlite_error(exc)
+            if reason in ("disk full", "read-only", "locked by another program", "disk I/O error"):
+                raise _write_error(path, exc) from exc
             raise StoreError(
                 f"the account store {path} is not a readable kiro-tui database ({exc}); "
                 f"move it aside (e.g. `mv {path} {path}.bak`) and run `kiro-tui import` again"
             ) from exc
+        except OSError as exc:
+            connection.close()
+            raise StoreError(f"cannot use the account store {path}: {exc.strerror or exc}") from exc
         except StoreError:
             connection.close()
             raise
-        for suffix in ("-wal", "-shm"):
-            side = path.with_name(path.name + suffix)
-            if side.exists():
-                _ensure_private(side, _FILE_MODE, fixed)
-        store.permission_fixes = fixed
-        for message in fixed:
-            log.warning("%s", message)
+        store.permission_fixes = fixed  # the caller says them, once
         return store
 
-    def _prepare(self) -> None:
+    def _check(self) -> None:
+        """Refuse what is not a kiro-tui store (or an empty file to make one of) before touching it."""
+        with self.path.open("rb") as handle:
+            header = handle.read(16)
+        if header and header != b"SQLite format 3\x00":
+            raise StoreError(f"the account store {self.path} is not a readable kiro-tui database (not a SQLite "
+                             f"file); move it aside (e.g. `mv {self.path} {self.path}.bak`) and run `kiro-tui import` again")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StoreError(
@@ -196,14 +357,34 @@ class AccountStore:
                 f"(schema {version}, this one knows {SCHEMA_VERSION}); upgrade kiro-tui, "
                 "or move the file aside to start afresh"
             )
-        self._db.execute("PRAGMA journal_mode=WAL")
+        if version == 0:
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables:
+                raise StoreError(
+                    f"{self.path} is another program's SQLite database (tables: {', '.join(sorted(tables)[:5])}), "
+                    "not a kiro-tui account store; move it aside or set XDG_DATA_HOME elsewhere"
+                )
+        elif not _OUR_TABLES <= {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}:
+            raise StoreError(
+                f"{self.path} says it is a kiro-tui store (schema {version}) but has no accounts table; "
+                "move it aside and run `kiro-tui import` again"
+            )
+
+    def _prepare(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA busy_timeout=10000")
         while version < SCHEMA_VERSION:
             with self.transaction():
-                for statement in _split_sql(MIGRATIONS[version]):
-                    self._db.execute(statement)
+                step = MIGRATIONS[version]
+                if callable(step):
+                    step(self._db)
+                else:
+                    for statement in _split_sql(step):
+                        self._db.execute(statement)
                 version += 1
                 self._db.execute(f"PRAGMA user_version={version}")
 
@@ -222,61 +403,115 @@ class AccountStore:
 
         Durable commits (the default) are fsynced (synchronous=FULL): a rotated refresh token is
         the only live copy there is and must survive a power cut. Leases pass durable=False: a
-        lost lease simply runs out.
+        lost lease simply runs out. A failure to write raises `StoreWriteError` naming the cause.
         """
-        if durable != self._durable:
-            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-            self._durable = durable
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if durable != self._durable:
+                self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                self._durable = durable
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _write_error(self.path, exc) from exc
         try:
             yield self._db
+        except sqlite3.Error as exc:
+            self._rollback()
+            if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError | sqlite3.InterfaceError):
+                raise
+            raise _write_error(self.path, exc) from exc
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._rollback()
             raise
-        else:
+        try:
             self._db.execute("COMMIT")
-            self.commits += 1
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise _write_error(self.path, exc) from exc
+        self.commits += 1
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:  # SQLite may have rolled back by itself (disk full)
+                pass
+
+    def writable(self) -> bool:
+        """Whether a write would go through now (a cheap empty transaction)."""
+        try:
+            with self.transaction(durable=False) as tx:
+                tx.execute("INSERT OR REPLACE INTO preferences (key, value) VALUES ('probe', '1')")
+                tx.execute("DELETE FROM preferences WHERE key = 'probe'")
+        except StoreError:
+            return False
+        return True
 
     def change_marker(self) -> tuple[int, int]:
         """Changes whenever anyone, this connection or another process, commits: a cheap way
-        for a screen to know when to re-read."""
+        to know when to re-read."""
         return self.commits, self.data_version()
 
     @property
     def connection(self) -> sqlite3.Connection:
         return self._db
 
-    def accounts(self) -> list[Account]:
-        rows = self._db.execute(f"SELECT {', '.join(ACCOUNT_FIELDS)} FROM accounts ORDER BY created_at, id")
-        return [self._row_to_account(row) for row in rows]
+    # ------------------------------------------------------------ accounts
 
-    def accounts_marked(self, extra_key: str) -> list[Account]:
-        """Accounts whose `extra` holds `extra_key` (cheap: filtered in SQL)."""
-        rows = self._db.execute(
-            f"SELECT {', '.join(ACCOUNT_FIELDS)} FROM accounts WHERE json_extract(extra, ?) IS NOT NULL",
-            (f"$.{extra_key}",),
-        )
-        return [self._row_to_account(row) for row in rows]
+    def read_accounts(self, ids: Iterable[str] | None = None) -> tuple[list[Account], list[UnreadableRow]]:
+        """Every account (or those in `ids`) that can be read, and the rows that cannot."""
+        columns = ", ".join(ACCOUNT_FIELDS)
+        if ids is None:
+            rows = self._db.execute(f"SELECT {columns} FROM accounts ORDER BY created_at, id").fetchall()
+        else:
+            wanted = list(ids)
+            rows = []
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                rows += self._db.execute(
+                    f"SELECT {columns} FROM accounts WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+                ).fetchall()
+        accounts, unreadable = [], []
+        for row in rows:
+            try:
+                accounts.append(self._row_to_account(row))
+            except Exception as exc:  # noqa: BLE001 - any damage to one row is that row's problem
+                unreadable.append(UnreadableRow(str(row[0]), _row_problem(row, exc)))
+        if ids is None:
+            self.unreadable = unreadable
+        for problem in unreadable:
+            log.warning("%s", problem.describe())
+        return accounts, unreadable
+
+    def accounts(self) -> list[Account]:
+        """Every readable account; the others are in `self.unreadable` (and the log)."""
+        return self.read_accounts()[0]
 
     def get(self, account_id: str) -> Account | None:
-        row = self._db.execute(
-            f"SELECT {', '.join(ACCOUNT_FIELDS)} FROM accounts WHERE id = ?", (account_id,)
-        ).fetchone()
-        return self._row_to_account(row) if row else None
+        """The account, None if there is none; a `StoreError` if its row cannot be read."""
+        found, unreadable = self.read_accounts([account_id])
+        if unreadable:
+            raise StoreError(unreadable[0].describe())
+        return found[0] if found else None
 
     def resolve_id(self, prefix: str) -> Account:
         """An account by its id or an unambiguous prefix of it, as people type ids."""
-        exact = self.get(prefix)
-        if exact:
-            return exact
-        matches = [a for a in self.accounts() if a.id.startswith(prefix)] if prefix else []
+        account_id = self.resolve_raw_id(prefix)
+        account = self.get(account_id)
+        assert account is not None
+        return account
+
+    def resolve_raw_id(self, prefix: str) -> str:
+        """The full id for an id or unique prefix, without reading the row (works on unreadable rows)."""
+        ids = sorted(self.ids())
+        if prefix in ids:
+            return prefix
+        matches = [i for i in ids if i.startswith(prefix)] if prefix else []
         if len(matches) == 1:
             return matches[0]
         if not matches:
             raise StoreError(f"no account with id {prefix!r}; `kiro-tui list` shows the ids")
         raise StoreError(
-            f"id {prefix!r} matches {len(matches)} accounts "
-            f"({', '.join(a.id for a in matches)}); type more of it"
+            f"id {prefix!r} matches {len(matches)} accounts ({', '.join(matches)}); type more of it"
         )
 
     def save(self, account: Account, conn: sqlite3.Connection | None = None) -> None:
@@ -291,9 +526,11 @@ class AccountStore:
         sql = f"INSERT INTO accounts ({columns}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {updates}"
         if conn is not None:
             conn.execute(sql, params)
+            self.add_lineage(conn, account.id, [account.refresh_token])
             return
         with self.transaction() as tx:
             tx.execute(sql, params)
+            self.add_lineage(tx, account.id, [account.refresh_token])
 
     def update(self, account_id: str, conn: sqlite3.Connection | None = None, **changes: object) -> None:
         """Change some fields of one row."""
@@ -303,28 +540,55 @@ class AccountStore:
         assignments = ", ".join(f"{name} = ?" for name in changes)
         params = [_to_column(name, value) for name, value in changes.items()] + [account_id]
         sql = f"UPDATE accounts SET {assignments} WHERE id = ?"
+        tokens = [changes["refresh_token"]] if changes.get("refresh_token") else []
         if conn is not None:
             conn.execute(sql, params)
+            self.add_lineage(conn, account_id, tokens)
             return
         with self.transaction() as tx:
             tx.execute(sql, params)
+            self.add_lineage(tx, account_id, tokens)
 
     def set_mode(self, account: Account, mode: Mode) -> None:
-        """Change how an account coexists with kiro-cli (see docs/accounts-and-modes.md)."""
+        """Change how an account coexists with the place it came from (see docs/accounts-and-modes.md)."""
         if mode not in account.allowed_modes:
             raise StoreError(
-                f"{account.id} ({account.name}) was not imported from kiro-cli, so only `own` applies to it"
+                f"{account.id} ({account.name}) was not imported from another tool, so only `own` applies to it"
             )
         self.update(account.id, mode=mode, sync_error=None)
 
-    def delete(self, account_id: str) -> bool:
+    def delete(self, account_id: str, forget: bool = True) -> bool:
+        """Remove an account (readable or not). `forget` remembers its logins, so an import does
+        not bring the same login back under a new id; a new login at that place still imports."""
         with self.transaction() as tx:
+            if forget:
+                label = tx.execute("SELECT COALESCE(email, label, id) FROM accounts WHERE id = ?",
+                                   (account_id,)).fetchone()
+                stamp = format_timestamp(datetime.now().astimezone())
+                tx.execute(
+                    "INSERT OR REPLACE INTO forgotten (fingerprint, kind, path, entry, label, at)"
+                    " SELECT lineage.fingerprint, places.kind, places.path, places.entry, ?, ?"
+                    " FROM lineage JOIN places ON places.account_id = lineage.account_id"
+                    " WHERE lineage.account_id = ?",
+                    (label[0] if label else account_id, stamp, account_id),
+                )
             return tx.execute("DELETE FROM accounts WHERE id = ?", (account_id,)).rowcount > 0
+
+    def forgotten(self, refresh_token: str | None) -> tuple[str, datetime] | None:
+        """(label, when) if a login with this refresh token was removed from kiro-tui."""
+        if not refresh_token:
+            return None
+        row = self._db.execute("SELECT label, at FROM forgotten WHERE fingerprint = ?",
+                               (fingerprint(refresh_token),)).fetchone()
+        return (row[0], parse_timestamp(row[1])) if row else None
 
     def preference(self, key: str) -> object:
         """A remembered choice (e.g. the last login's start URL), JSON-decoded; None if unset."""
         row = self._db.execute("SELECT value FROM preferences WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        try:
+            return json.loads(row[0]) if row else None
+        except ValueError:
+            return None
 
     def set_preference(self, key: str, value: object) -> None:
         with self.transaction(durable=False) as tx:
@@ -337,6 +601,103 @@ class AccountStore:
     def ids(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT id FROM accounts")}
 
+    # ------------------------------------------------------------ lineage
+
+    def add_lineage(self, conn: sqlite3.Connection, account_id: str, tokens: Iterable[str | None],
+                    at: datetime | None = None) -> None:
+        """Remember refresh tokens as this account's (current or spent), by fingerprint only."""
+        prints = [fingerprint(t) for t in tokens if t]
+        if not prints:
+            return
+        stamp = format_timestamp(at or datetime.now().astimezone())
+        conn.executemany("INSERT OR REPLACE INTO lineage (fingerprint, account_id, at) VALUES (?, ?, ?)",
+                         [(p, account_id, stamp) for p in prints])
+        conn.execute(
+            "DELETE FROM lineage WHERE account_id = ? AND fingerprint NOT IN "
+            "(SELECT fingerprint FROM lineage WHERE account_id = ? ORDER BY at DESC LIMIT ?)",
+            (account_id, account_id, LINEAGE_KEEP),
+        )
+
+    def lineage_owner(self, refresh_token: str | None) -> str | None:
+        """The account whose lineage holds this refresh token (the current one or a spent one)."""
+        if not refresh_token:
+            return None
+        row = self._db.execute("SELECT account_id FROM lineage WHERE fingerprint = ?",
+                               (fingerprint(refresh_token),)).fetchone()
+        return row[0] if row else None
+
+    def in_lineage(self, account_id: str, token_print: str | None) -> bool:
+        if not token_print:
+            return False
+        row = self._db.execute("SELECT 1 FROM lineage WHERE fingerprint = ? AND account_id = ?",
+                               (token_print, account_id)).fetchone()
+        return row is not None
+
+    # ------------------------------------------------------------ places
+
+    def places(self, account_id: str | None = None) -> list[Place]:
+        sql = ("SELECT account_id, kind, path, entry, role, state, detail, pending_from, written_at FROM places"
+               + (" WHERE account_id = ?" if account_id else "") + " ORDER BY id")
+        rows = self._db.execute(sql, (account_id,) if account_id else ()).fetchall()
+        places = []
+        for row in rows:
+            try:
+                places.append(Place(row[0], row[1], row[2], row[3], PlaceRole(row[4]), PlaceState(row[5]),
+                                    row[6], row[7], _time_or_none(row[8])))
+            except ValueError:
+                log.warning("place %s of account %s has an unknown role or state; ignored", row[2], row[0])
+        return places
+
+    def place_at(self, kind: str, path: str, entry: str = "") -> Place | None:
+        return next((p for p in self._places_where("kind = ? AND path = ? AND entry = ?", (kind, path, entry))), None)
+
+    def _places_where(self, where: str, params: tuple[object, ...]) -> list[Place]:
+        rows = self._db.execute(
+            "SELECT account_id, kind, path, entry, role, state, detail, pending_from, written_at FROM places "
+            f"WHERE {where}", params).fetchall()
+        return [Place(r[0], r[1], r[2], r[3], PlaceRole(r[4]), PlaceState(r[5]), r[6], r[7], _time_or_none(r[8]))
+                for r in rows]
+
+    def save_place(self, conn: sqlite3.Connection, place: Place) -> None:
+        """Add or update the place at its address (a place belongs to one account at a time)."""
+        conn.execute(
+            "INSERT INTO places (account_id, kind, path, entry, role, state, detail, pending_from, written_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, path, entry) DO UPDATE SET"
+            " account_id = excluded.account_id, role = excluded.role, state = excluded.state,"
+            " detail = excluded.detail, pending_from = excluded.pending_from, written_at = excluded.written_at",
+            (place.account_id, place.kind, storable_text("path", place.path), storable_text("entry", place.entry),
+             place.role.value, place.state.value, storable_text("detail", place.detail) if place.detail else None,
+             place.pending_from, format_timestamp(place.written_at) if place.written_at else None),
+        )
+
+    def delete_place(self, conn: sqlite3.Connection, place: Place) -> None:
+        conn.execute("DELETE FROM places WHERE kind = ? AND path = ? AND entry = ?", place.address)
+
+    # ------------------------------------------------------------ usage
+
+    def usage(self, account_ids: Iterable[str] | None = None) -> dict[str, UsageRecord]:
+        rows = self._db.execute(
+            "SELECT account_id, used, usage_limit, resets_at, subscription, fetched_at, error, error_at FROM usage"
+        ).fetchall()
+        wanted = set(account_ids) if account_ids is not None else None
+        return {
+            r[0]: UsageRecord(r[1], r[2], _time_or_none(r[3]), r[4], _time_or_none(r[5]), r[6], _time_or_none(r[7]))
+            for r in rows if wanted is None or r[0] in wanted
+        }
+
+    def save_usage(self, account_id: str, record: UsageRecord) -> None:
+        with self.transaction(durable=False) as tx:
+            tx.execute(
+                "INSERT OR REPLACE INTO usage (account_id, used, usage_limit, resets_at, subscription, fetched_at,"
+                " error, error_at) SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM accounts WHERE id = ?)",
+                (account_id, record.used, record.limit,
+                 format_timestamp(record.resets_at) if record.resets_at else None,
+                 storable_text("subscription", record.subscription) if record.subscription else None,
+                 format_timestamp(record.fetched_at) if record.fetched_at else None,
+                 storable_text("error", record.error) if record.error else None,
+                 format_timestamp(record.error_at) if record.error_at else None, account_id),
+            )
+
     # ------------------------------------------------------------ refresh history
 
     def log_refresh(self, conn: sqlite3.Connection, entry: RefreshLogEntry) -> None:
@@ -344,8 +705,9 @@ class AccountStore:
         conn.execute(
             "INSERT INTO refresh_log (account_id, at, outcome, classification, duration_ms, http_status, message)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (entry.account_id, format_timestamp(entry.at), entry.outcome, entry.classification,
-             entry.duration_ms, entry.http_status, entry.message),
+            (entry.account_id, format_timestamp(entry.at), str(entry.outcome), entry.classification,
+             entry.duration_ms, entry.http_status,
+             storable_text("message", entry.message) if entry.message else None),
         )
         conn.execute(
             "DELETE FROM refresh_log WHERE account_id = ? AND id NOT IN "
@@ -359,13 +721,18 @@ class AccountStore:
             " WHERE account_id = ? ORDER BY id DESC LIMIT ?",
             (account_id, limit),
         ).fetchall()
-        return [RefreshLogEntry(r[0], parse_timestamp(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows]
+        entries = []
+        for r in rows:
+            at = _time_or_none(r[1])
+            if at is not None:
+                entries.append(RefreshLogEntry(r[0], at, r[2], r[3], r[4], r[5], r[6]))
+        return entries
 
     def refresh_counts(self) -> dict[str, tuple[int, int]]:
         """(successes, failures) in the kept history, by account."""
         rows = self._db.execute(
-            "SELECT account_id, SUM(outcome = 'refreshed' OR outcome = 'adopted'), "
-            "SUM(outcome = 'failed') FROM refresh_log GROUP BY account_id"
+            "SELECT account_id, SUM(outcome = ? OR outcome = ?), SUM(outcome = ?) FROM refresh_log GROUP BY account_id",
+            (Outcome.REFRESHED.value, Outcome.ADOPTED.value, Outcome.FAILED.value),
         )
         return {row[0]: (int(row[1] or 0), int(row[2] or 0)) for row in rows}
 
@@ -376,7 +743,7 @@ class AccountStore:
         until = format_timestamp(now + timedelta(seconds=seconds))
         with self.transaction(durable=False) as tx:
             row = tx.execute("SELECT owner, until FROM leases WHERE account_id = ?", (account_id,)).fetchone()
-            if row and row[0] != owner and parse_timestamp(row[1]) > now:
+            if row and row[0] != owner and (_time_or_none(row[1]) or now) > now:
                 return False
             tx.execute("INSERT OR REPLACE INTO leases (account_id, owner, until) VALUES (?, ?, ?)",
                        (account_id, owner, until))
@@ -385,23 +752,44 @@ class AccountStore:
     def refreshing_ids(self, now: datetime) -> set[str]:
         """Accounts some kiro-tui process is refreshing right now (a lease that has not run out)."""
         rows = self._db.execute("SELECT account_id, until FROM leases").fetchall()
-        return {row[0] for row in rows if parse_timestamp(row[1]) > now}
+        return {row[0] for row in rows if (_time_or_none(row[1]) or now) > now}
 
     def release_lease(self, account_id: str, owner: str) -> None:
         with self.transaction(durable=False) as tx:
             tx.execute("DELETE FROM leases WHERE account_id = ? AND owner = ?", (account_id, owner))
 
+    def release_leases(self, owner: str) -> None:
+        """Every lease this process holds: on shutdown, and after a failed release."""
+        with self.transaction(durable=False) as tx:
+            tx.execute("DELETE FROM leases WHERE owner = ?", (owner,))
+
     @staticmethod
     def _row_to_account(row: tuple[object, ...]) -> Account:
         values = {name: _from_column(name, value) for name, value in zip(ACCOUNT_FIELDS, row, strict=True)}
+        for name in ("id", "access_token"):
+            if not isinstance(values[name], str):
+                raise ValueError(f"{name} is not text")
+        if values["expires_at"] is None:
+            raise ValueError("expires_at is missing")
         return Account(**values)  # type: ignore[arg-type]
+
+
+def _row_problem(row: tuple[object, ...], exc: Exception) -> str:
+    """Which field of a damaged row is at fault, in words."""
+    for name, value in zip(ACCOUNT_FIELDS, row, strict=True):
+        try:
+            _from_column(name, value)
+        except Exception as field_exc:  # noqa: BLE001
+            shown = repr(value)[:40]
+            return f"field {name} holds {shown} ({type(field_exc).__name__})"
+    return f"{type(exc).__name__}: {str(exc)[:80]}"
 
 
 @dataclass(frozen=True)
 class RefreshLogEntry:
     account_id: str
     at: datetime
-    outcome: str  # refreshed | adopted | failed | skipped | logged-in
+    outcome: str  # an Outcome value
     classification: str | None = None
     duration_ms: int | None = None
     http_status: int | None = None

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import humanize
 
 from kiro_tui.core.masking import mask
-from kiro_tui.core.models import Account
+from kiro_tui.core.models import DEFAULT_QUOTA_WARNING, AccountView, Place, UsageRecord
 from kiro_tui.core.timefmt import format_timestamp, seconds_until
 
 
@@ -24,15 +24,16 @@ def _stamp(when: datetime | None) -> str | None:
 
 
 def account_json(
-    account: Account,
+    view: AccountView,
     now: datetime,
     window: timedelta,
     show_secrets: bool = False,
-    refreshing: bool = False,
     counts: tuple[int, int] = (0, 0),
+    quota_warning: float = DEFAULT_QUOTA_WARNING,
 ) -> dict[str, object]:
     """The `list --json` object. Secrets are masked unless `show_secrets`. `counts` are the
     successes and failures in the account's kept refresh history."""
+    account = view.account
     reveal = (lambda s: s) if show_secrets else mask
     return {
         "id": account.id,
@@ -46,7 +47,7 @@ def account_json(
         "profile_name": account.profile_name,
         "expires_at": _stamp(account.expires_at),
         "expires_in_seconds": seconds_until(account.expires_at, now),
-        "status": account.status(now, window, refreshing).value,
+        "status": view.status(now, window, quota_warning).value,
         "source": account.source,
         "source_key": account.source_key,
         "mode": account.mode.value,
@@ -57,13 +58,54 @@ def account_json(
         "refresh_failures": counts[1],
         "last_error": account.last_error,
         "sync_error": account.sync_error,
+        "held": view.held,
         "scopes": account.scopes,
         "client_id": account.client_id,
         "client_secret_expires_at": _stamp(account.client_secret_expires_at),
         "access_token": reveal(account.access_token),
         "refresh_token": reveal(account.refresh_token),
         "client_secret": reveal(account.client_secret),
+        "usage": usage_json(view.usage),
+        "places": [place_json(p) for p in view.places],
     }
+
+
+def usage_json(usage: UsageRecord | None) -> dict[str, object] | None:
+    if usage is None:
+        return None
+    return {
+        "used": usage.used,
+        "limit": usage.limit,
+        "resets_at": _stamp(usage.resets_at),
+        "fetched_at": _stamp(usage.fetched_at),
+        "error": usage.error,
+        "subscription": usage.subscription,
+    }
+
+
+def place_json(place: Place, holds: str | None = None) -> dict[str, object]:
+    return {
+        "kind": place.kind,
+        "path": place.path,
+        "entry": place.entry or None,
+        "role": place.role.value,
+        "holds": holds,
+        "state": place.state.value,
+        "detail": place.detail,
+        "written_at": _stamp(place.written_at),
+    }
+
+
+def describe_usage(usage: UsageRecord | None) -> str:
+    """'12 of 50 used (24 %)', 'not fetched yet', 'unavailable: …'."""
+    if usage is None:
+        return "not fetched yet"
+    if not usage.known:
+        return f"unavailable: {usage.error}" if usage.error else "not fetched yet"
+    text = f"{usage.used:g} of {usage.limit:g} used"
+    if usage.fraction is not None:
+        text += f" ({usage.fraction:.0%})"
+    return text
 
 
 def describe_expiry(expires_at: datetime, now: datetime) -> str:

@@ -10,6 +10,10 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
+
 _RFC3339 = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<time>\d{2}:\d{2}:\d{2})"
     r"(?:\.(?P<frac>\d{1,9}))?"
@@ -30,11 +34,11 @@ def parse_timestamp(value: object) -> datetime:
     if isinstance(value, bool):
         raise TimestampError(f"expected an RFC 3339 timestamp, got {value!r}")
     if isinstance(value, int | float):
-        seconds = value / 1000 if value >= 1e12 else value
         try:
-            return datetime.fromtimestamp(seconds, UTC)
+            seconds = value / 1000 if value >= 1e12 else value
+            return EPOCH + timedelta(seconds=seconds)
         except (OverflowError, OSError, ValueError) as exc:
-            raise TimestampError(f"epoch time {value!r} is out of range") from exc
+            raise TimestampError(f"epoch time {_short_number(value)} is out of range") from exc
     if not isinstance(value, str):
         raise TimestampError(f"expected an RFC 3339 timestamp, got {type(value).__name__}")
     match = _RFC3339.match(value.strip())
@@ -47,18 +51,39 @@ def parse_timestamp(value: object) -> datetime:
     tz = "+00:00" if match["tz"] in ("Z", "z") else match["tz"]
     try:
         parsed = datetime.fromisoformat(f"{match['date']}T{match['time']}.{frac}{tz}")
-    except ValueError as exc:
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:  # 9999-12-31T23:59:59-01:00 is past datetime's end in UTC
         raise TimestampError(f"{value[:40]!r} is not a valid date and time: {exc}") from exc
-    return parsed.astimezone(UTC)
+
+
+def _short_number(value: int | float) -> str:
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"with about {value.bit_length() * 3 // 10} digits"
+    return repr(value)
 
 
 def format_timestamp(when: datetime) -> str:
-    """Format like kiro-cli: UTC, `Z`, fraction only when non-zero, trailing zeros trimmed."""
+    """Format like kiro-cli: UTC, `Z`, fraction only when non-zero, trailing zeros trimmed.
+    The year always has four digits (strftime writes year 999 as "999", which nothing reads)."""
     when = when.astimezone(UTC)
-    text = when.strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"{when.year:04d}-{when.month:02d}-{when.day:02d}T{when.hour:02d}:{when.minute:02d}:{when.second:02d}"
     if when.microsecond:
         text += "." + f"{when.microsecond:06d}".rstrip("0")
     return text + "Z"
+
+
+def shift(when: datetime, delta: timedelta | float) -> datetime:
+    """`when + delta`, held at the ends of the calendar instead of raising OverflowError: a
+    token that "expires" in the year 9999 or 0001 must not stop a comparison or a schedule."""
+    if not isinstance(delta, timedelta):
+        try:
+            delta = timedelta(seconds=delta)
+        except OverflowError:
+            return LATEST if delta > 0 else EARLIEST
+    try:
+        return when + delta
+    except OverflowError:
+        return LATEST if delta > timedelta(0) else EARLIEST
 
 
 def seconds_until(when: datetime, now: datetime) -> int:

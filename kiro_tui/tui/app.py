@@ -1,31 +1,41 @@
-"""The Textual app and its one factory, `make_app`, used by the CLI, the demo, tests and screenshots."""
+"""The Textual app and its one factory, `make_app`, used by the CLI, the demo, tests and screenshots.
+
+The app only presents: the engine runs on its own thread (core/engine_thread.py) with its own
+store connection and HTTP client, so no SQLite, file or network call ever runs on Textual's
+loop. Screens call the engine with `await app.engine.call(...)` from workers; the engine's
+events arrive as typed messages (tui/messages.py) carrying account ids.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import logging
+import signal
+import sys
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 from textual.app import App
 
-from kiro_tui.core.aws.codewhisperer import QClient
 from kiro_tui.core.aws.endpoints import Endpoints
-from kiro_tui.core.aws.oidc import OidcClient
-from kiro_tui.core.aws.transport import make_http_client
 from kiro_tui.core.clock import Clock
 from kiro_tui.core.config import Settings
-from kiro_tui.core.engine import Engine
-from kiro_tui.core.errors import KiroCliError, KiroTuiError
-from kiro_tui.core.importer import ImportReport
-from kiro_tui.core.kiro_cli import find_kiro_cli_db
-from kiro_tui.core.login import LoginFlow
-from kiro_tui.core.refresh import StatusChange
-from kiro_tui.core.store import AccountStore
+from kiro_tui.core.engine_thread import AbandonedRefreshes, EngineThread
+from kiro_tui.core.events import (
+    AccountsChanged,
+    EngineEvent,
+    EngineProblem,
+    ImportFailed,
+    ImportFinished,
+    StatusChanged,
+)
+from kiro_tui.core.logs import log_file
+from kiro_tui.tui import messages
 from kiro_tui.tui.clipboard import pyperclip_copy
-from kiro_tui.tui.messages import AccountStatusChanged, ImportFailed, ImportFinished
 from kiro_tui.tui.screens.accounts import AccountsScreen
+
+log = logging.getLogger("kiro_tui.tui")
 
 
 class KiroTuiApp(App[None]):
@@ -34,7 +44,7 @@ class KiroTuiApp(App[None]):
 
     def __init__(
         self,
-        store: AccountStore,
+        store_path: Path,
         settings: Settings,
         clock: Clock,
         endpoints: Endpoints,
@@ -46,99 +56,71 @@ class KiroTuiApp(App[None]):
         system_copy: Callable[[str], None] | None = pyperclip_copy,
     ) -> None:
         super().__init__()
-        self.store, self.settings, self.clock, self.endpoints = store, settings, clock, endpoints
+        self.store_path, self.settings, self.clock, self.endpoints = store_path, settings, clock, endpoints
         self.kiro_cli_db, self.kiro_cli_candidates = kiro_cli_db, kiro_cli_candidates
-        self.run_engine, self.fetch_usage, self.system_copy = run_engine, fetch_usage, system_copy
-        self._http: asyncio.Future[httpx.AsyncClient] | None = None
-        self.engine: Engine | None = None
-        self._engine_built = asyncio.Event()
-        self._engine_error: KiroTuiError | None = None
+        self.fetch_usage, self.system_copy = fetch_usage, system_copy
+        self.engine = EngineThread(store_path, settings, clock, endpoints, kiro_cli_db, kiro_cli_candidates,
+                                   on_event=self._engine_event, run_loops=run_engine,
+                                   fetch_usage=fetch_usage and settings.fetch_usage)
         self.last_import_at: datetime | None = None
+        self.import_error: str | None = None
+        self.engine_problem: str | None = None
+        self.crashed = False
         self.accounts_screen = AccountsScreen()
 
     def get_default_screen(self) -> AccountsScreen:
         """The accounts screen is the app's base screen (no throwaway default screen under it)."""
         return self.accounts_screen
 
-    def on_mount(self) -> None:
-        self.run_worker(self.run_engine_for_session(), group="engine", exit_on_error=False,
-                        description="refresh scheduler and kiro-cli watcher")
+    def on_load(self) -> None:
+        self.engine.start()  # before the first frame: the store is read while Textual draws
 
-    async def run_engine_for_session(self) -> None:
-        """Build the engine; run it for the session unless told not to (tests, snapshots)."""
-        try:
-            http = await self.http_client()
-        except KiroTuiError as exc:  # e.g. SSL_CERT_FILE names a missing file: say so, keep showing accounts
-            self._engine_error = exc
-            self._engine_built.set()
-            self.notify(f"{exc}. Accounts are shown, but nothing is refreshed.", title="Cannot reach AWS",
-                        severity="error", timeout=60, markup=False)
-            return
-        self.engine = Engine(
-            self.store, self.settings, self.clock, http, self.endpoints, self.kiro_cli_db,
-            on_change=self._status_changed, on_import=self._auto_imported, on_error=self._auto_import_failed,
-        )
-        self._engine_built.set()
-        if self.run_engine:
-            await self.engine.run()
+    def on_unmount(self) -> None:
+        self.engine.request_stop()  # refreshes under way finish on the engine's thread; run_app waits
 
-    async def built_engine(self) -> Engine:
-        """The engine, once built (at most a few milliseconds after the first frame)."""
-        await self._engine_built.wait()
-        if self.engine is None:
-            assert self._engine_error is not None
-            raise self._engine_error
-        return self.engine
+    # ------------------------------------------------------------------ engine events
 
-    async def http_client(self) -> httpx.AsyncClient:
-        """The session's one HTTP client. Building it reads the CA bundle from disk, so that
-        runs in a thread: neither the first frame nor a keypress waits for it."""
-        if self._http is None:
-            self._http = asyncio.ensure_future(asyncio.to_thread(make_http_client))
-        return await asyncio.shield(self._http)  # a cancelled caller must not cancel it for everyone
+    def _engine_event(self, event: EngineEvent) -> None:
+        """Called on the engine's thread: hand each event over as a message (thread-safe)."""
+        screen = self.accounts_screen
+        if isinstance(event, AccountsChanged):
+            screen.post_message(messages.AccountsUpdated(event.ids))
+        elif isinstance(event, StatusChanged):
+            screen.post_message(messages.AccountStatusChanged(event.change))
+        elif isinstance(event, ImportFinished):
+            screen.post_message(messages.ImportFinished(event.report, event.automatic))
+        elif isinstance(event, ImportFailed):
+            screen.post_message(messages.ImportFailed(event.error, event.automatic))
+        elif isinstance(event, EngineProblem):
+            screen.post_message(messages.EngineTrouble(event.problem, event.title))
 
-    async def on_unmount(self) -> None:
-        if self._http is None:
-            return
-        try:
-            client = await self._http  # never cancelled: shielded from its callers
-        except KiroTuiError:
-            return  # there never was a client
-        await client.aclose()
+    # ------------------------------------------------------------------ crashes
 
-    # ------------------------------------------------------------------ services for screens
+    def _fatal_error(self) -> None:
+        """A bug in the app: one line and the log's path, never Textual's traceback with local
+        variables (they hold tokens). The traceback, redacted, goes to the private log file."""
+        self.crashed = True
+        error = sys.exc_info()[1] or self._exception
+        log.error("the terminal UI crashed", exc_info=error)
+        self._exit_renderables.append(
+            f"kiro-tui: internal error: {type(error).__name__}; details in {log_file()}. Please report it.")
+        self._close_messages_no_wait()
 
-    async def login_flow(self) -> LoginFlow:
-        http = await self.http_client()
-        return LoginFlow(OidcClient(http, self.endpoints), QClient(http, self.endpoints), self.clock)
+    def _handle_exception(self, error: Exception) -> None:
+        self._return_code = 1
+        if self._exception is None:
+            self._exception = error
+            self._exception_event.set()
+        self._fatal_error()
 
-    async def q_client(self) -> QClient:
-        return QClient(await self.http_client(), self.endpoints)
-
-    def find_kiro_cli_db(self) -> Path | None:
-        """kiro-cli's database among the candidates (remembered once found), or None."""
-        try:
-            found = find_kiro_cli_db(self.kiro_cli_candidates)
-        except KiroCliError:
-            return None
-        if self.kiro_cli_db is None:
-            self.kiro_cli_db = found
-        return found
-
-    # ------------------------------------------------------------------ engine callbacks
-
-    def _status_changed(self, change: StatusChange) -> None:
-        self.accounts_screen.post_message(AccountStatusChanged(change))
-
-    def _auto_imported(self, report: ImportReport) -> None:
-        self.accounts_screen.post_message(ImportFinished(report, automatic=True))
-
-    def _auto_import_failed(self, error: KiroTuiError) -> None:
-        self.accounts_screen.post_message(ImportFailed(str(error), automatic=True))
+    def _print_error_renderables(self) -> None:
+        for line in self._exit_renderables:
+            print(line, file=sys.stderr)
+        self._exit_renderables.clear()
 
 
 def make_app(
-    store: AccountStore,
+    store_path: Path,
     settings: Settings,
     clock: Clock,
     endpoints: Endpoints,
@@ -148,4 +130,41 @@ def make_app(
 ) -> KiroTuiApp:
     """The one way to build the app: the CLI, `kiro-tui demo`, the tests and the screenshot script."""
     candidates = kiro_cli_candidates if kiro_cli_candidates is not None else ([kiro_cli_db] if kiro_cli_db else [])
-    return KiroTuiApp(store, settings, clock, endpoints, kiro_cli_db, candidates, **options)  # type: ignore[arg-type]
+    return KiroTuiApp(store_path, settings, clock, endpoints, kiro_cli_db, candidates, **options)  # type: ignore[arg-type]
+
+
+def run_app(store_path: Path, settings: Settings, clock: Clock, endpoints: Endpoints, kiro_cli_db: Path | None,
+            kiro_cli_candidates: list[Path], *, on_exit: Callable[[], None] | None = None,
+            **options: object) -> int:
+    """Run the TUI, then let refreshes under way finish and commit before the process ends
+    (the terminal is already restored, so what is waited for is said on stderr; a second
+    Ctrl-C abandons them, by name). SIGTERM quits like `q`. Returns the exit code."""
+    app = make_app(store_path, settings, clock, endpoints, kiro_cli_db, kiro_cli_candidates, **options)
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, lambda signum, frame: app.exit())
+    try:
+        app.run()
+    finally:
+        code = finish_engine(app.engine)
+        if on_exit is not None:
+            on_exit()
+    if app.crashed or app.return_code:
+        return app.return_code or 1
+    return code
+
+
+def finish_engine(engine: EngineThread) -> int:
+    def waiting(ids: list[str]) -> None:
+        print(f"kiro-tui: finishing {len(ids)} refresh{'es' if len(ids) > 1 else ''} under way "
+              f"({', '.join(ids)}); Ctrl-C again to abandon", file=sys.stderr, flush=True)
+
+    try:
+        left = engine.stop(on_waiting=waiting)
+    except AbandonedRefreshes as exc:
+        print(f"kiro-tui: abandoned the refresh of {', '.join(exc.ids)}: if the service answered, its new "
+              "token is lost and the account will need a login", file=sys.stderr)
+        return 130
+    if left:
+        print(f"kiro-tui: gave up waiting for {', '.join(left)}", file=sys.stderr)
+        return 1
+    return 0

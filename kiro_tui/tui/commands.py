@@ -1,4 +1,5 @@
-"""The command palette: the accounts screen's actions, only those that work right now."""
+"""The command palette: the accounts screen's key bindings that work right now, by their own
+descriptions and tooltips (keys are defined once, in the bindings; the help is made from them too)."""
 
 from __future__ import annotations
 
@@ -6,26 +7,20 @@ from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-# (action, name in the palette, help)
-ACCOUNT_COMMANDS = (
-    ("import", "Import from kiro-cli", "Re-read every login in kiro-cli's database"),
-    ("refresh", "Refresh selected account", "Refresh the highlighted account now"),
-    ("refresh_all", "Refresh all accounts", "Refresh every account now"),
-    ("login", "Log in with a device code", "AWS Builder ID or an IAM Identity Center portal"),
-    ("profile", "Choose profile", "Pick the profile ARN of the highlighted account"),
-    ("mode", "Change mode", "sync, follow or own for the highlighted account"),
-    ("copy_token", "Copy access token", "Copy the highlighted account's access token (asks first)"),
-    ("remove", "Remove account", "Remove the highlighted account from kiro-tui (asks first)"),
-    ("resolve", "Fix login", "Re-import or log in again for an account that needs it"),
-    ("filter", "Filter accounts", "Show only accounts matching some text"),
-    ("help", "Help", "Every key and what the health words mean"),
-)
+PALETTE_SKIPS = {"quit", "clear_filter", "command_palette"}
 
 
 class AccountCommands(Provider):
     def _available(self) -> list[tuple[str, str, str]]:
+        """(action, name, help) for every binding of the screen and its table that works now."""
         screen = self.screen
-        return [c for c in ACCOUNT_COMMANDS if screen.check_action(c[0], ()) is True]
+        found: dict[str, tuple[str, str, str]] = {}
+        for _, binding, enabled, tooltip in screen.active_bindings.values():
+            action = binding.action.removeprefix("screen.")
+            if enabled and action not in PALETTE_SKIPS and action not in found:
+                name = "Fix login" if action == "select_cursor" else binding.description
+                found[action] = ("resolve" if action == "select_cursor" else action, name, tooltip or name)
+        return list(found.values())
 
     async def discover(self) -> Hits:
         for action, name, help_text in self._available():

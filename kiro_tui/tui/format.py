@@ -1,25 +1,14 @@
-"""How account facts read on screen: words, colours and countdowns. Pure functions."""
+"""How account facts read on screen: words and countdowns. Pure functions; colours come from
+the theme (component classes in app.tcss), not from here."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
 import humanize
-from rich.text import Text
 
-from kiro_tui.core.models import Account, Mode, Status
+from kiro_tui.core.models import Account, AccountView, Mode, Status
 from kiro_tui.core.summary import describe_expiry, printable
-
-STATUS_STYLES = {
-    Status.FRESH: "green",
-    Status.EXPIRING: "yellow",
-    Status.EXPIRED: "red",
-    Status.REFRESHING: "cyan",
-    Status.REFRESH_FAILING: "dark_orange",
-    Status.NEEDS_LOGIN: "bold red",
-    Status.SUSPENDED: "bold magenta",
-}
-ALERT_STATUSES = {Status.NEEDS_LOGIN, Status.SUSPENDED}
 
 
 def short_reason(text: str | None) -> str:
@@ -29,29 +18,32 @@ def short_reason(text: str | None) -> str:
     return printable(text.split(" (")[0].removesuffix(": log in again"))
 
 
-def health(account: Account, now: datetime, window: timedelta, refreshing: bool) -> Text:
-    """`fresh`, `retrying in 30 seconds (timed out)`, `NEEDS LOGIN: refresh token invalid`, ..."""
-    status = account.status(now, window, refreshing)
-    style = STATUS_STYLES[status]
+def status_detail(view: AccountView, now: datetime, window: timedelta, quota_warning: float) -> str:
+    """The status with its reason, for the detail panel: `retrying in 30 seconds (timeout)`,
+    `NEEDS LOGIN: refresh token invalid`, `quota low: 46 of 50 used`, ..."""
+    account = view.account
+    status = view.status(now, window, quota_warning)
     if status is Status.REFRESH_FAILING:
         wait = account.next_refresh_at - now if account.next_refresh_at else timedelta(0)
         when = "now" if wait.total_seconds() <= 0 else f"in {humanize.naturaldelta(wait)}"
-        text = Text(f"retrying {when}", style=style)
-        reason = _transient_reason(account.last_error)
-        if reason:
-            text.append(f" ({reason})", style="dim")
-        return text
-    if status is Status.NEEDS_LOGIN:
-        return Text(f"NEEDS LOGIN: {short_reason(account.last_error) or 'log in again'}", style=style)
-    if status is Status.SUSPENDED:
-        return Text("SUSPENDED", style=style)
-    text = Text(status.value, style=style)
+        reason = transient_reason(account.last_error)
+        text = f"retrying {when}" + (f" ({reason})" if reason else "")
+    elif status is Status.NEEDS_LOGIN:
+        text = f"NEEDS LOGIN: {short_reason(account.last_error) or 'log in again'}"
+    elif status is Status.SUSPENDED:
+        text = f"suspended: {short_reason(account.last_error)}" if account.last_error else "suspended"
+    elif status in (Status.QUOTA_LOW, Status.OVER_QUOTA) and view.usage is not None:
+        text = f"{status.label}: {view.usage.used:g} of {view.usage.limit:g} used"
+    else:
+        text = status.label
+    if view.held:
+        text += f" · {view.held}"
     if account.sync_error and account.mode is Mode.SYNC:
-        text.append(" · out of sync", style="yellow")
-    return text
+        text += " · out of sync"
+    return printable(text)
 
 
-def _transient_reason(error: str | None) -> str:
+def transient_reason(error: str | None) -> str:
     if not error:
         return ""
     lowered = error.lower()
@@ -64,9 +56,8 @@ def _transient_reason(error: str | None) -> str:
     return short_reason(error)[:30]
 
 
-def expires(account: Account, now: datetime) -> Text:
-    style = "red" if account.expires_at <= now else ""
-    return Text(describe_expiry(account.expires_at, now), style=style)
+def countdown(expires_at: datetime, now: datetime) -> str:
+    return describe_expiry(expires_at, now)
 
 
 def ago(when: datetime | None, now: datetime) -> str:

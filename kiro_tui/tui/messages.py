@@ -1,4 +1,4 @@
-"""Messages workers and the engine post; screens handle them and update widgets."""
+"""Messages the engine's events become (posted from its thread) and what workers post."""
 
 from __future__ import annotations
 
@@ -6,9 +6,15 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from kiro_tui.core.aws.codewhisperer import Usage
 from kiro_tui.core.importer import ImportReport
 from kiro_tui.core.refresh import StatusChange
+
+
+@dataclass
+class AccountsUpdated(Message):
+    """These accounts changed (None: any may have): re-read them and repaint their rows."""
+
+    ids: frozenset[str] | None
 
 
 @dataclass
@@ -31,7 +37,8 @@ class ImportFailed(Message):
 
 
 @dataclass
-class UsageLoaded(Message):
-    account_id: str
-    usage: Usage | None
-    error: str | None = None
+class EngineTrouble(Message):
+    """Something beyond one account is wrong (None: it is over)."""
+
+    problem: str | None
+    title: str = "kiro-tui"

@@ -112,6 +112,7 @@ class KiroCliDb:
         refresh_token: str | None = None,
         with_registration: bool = True,
         oauth_flow: str = "DeviceCode",
+        new_client: bool = False,
     ) -> dict[str, object]:
         now = datetime.now(UTC)
         value = {
@@ -125,12 +126,14 @@ class KiroCliDb:
         }
         self.set_json("auth_kv", f"{key_prefix}:odic:token", value)
         if with_registration:
+            # kiro-cli keeps its registration while it is valid: a new token reuses it.
+            existing = self.get_json("auth_kv", f"{key_prefix}:odic:device-registration") if new_client is False else None
             self.set_json(
                 "auth_kv",
                 f"{key_prefix}:odic:device-registration",
                 {
-                    "client_id": "cid-" + secrets.token_hex(6),
-                    "client_secret": "csecret-" + secrets.token_hex(16),
+                    "client_id": existing["client_id"] if existing else "cid-" + secrets.token_hex(6),
+                    "client_secret": existing["client_secret"] if existing else "csecret-" + secrets.token_hex(16),
                     "client_secret_expires_at": rfc3339(
                         (registration_expires_at or now + timedelta(days=90)).replace(microsecond=0)
                     ),

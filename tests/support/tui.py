@@ -85,7 +85,7 @@ def build_app(store: AccountStore, emulator_url: str = "http://127.0.0.1:9", *, 
               **options: object) -> KiroTuiApp:
     options.setdefault("run_engine", False)
     options.setdefault("fetch_usage", False)
-    return make_app(store, settings or Settings(), clock or ManualClock(NOW), Endpoints(override=emulator_url),
+    return make_app(store.path, settings or Settings(), clock or ManualClock(NOW), Endpoints(override=emulator_url),
                     kiro_cli_db, candidates, system_copy=clipboard or RecordingClipboard(), **options)
 
 
@@ -103,3 +103,35 @@ def screen_text(app: KiroTuiApp) -> str:
     """The characters on screen now, line by line: what a person reads, styles dropped."""
     update = app.screen._compositor.render_full_update()  # noqa: SLF001 - Textual has no public text dump
     return "\n".join("".join(strip.text for strip in line) for line in update.strips)
+
+
+async def settle(pilot, rounds: int = 50) -> None:  # type: ignore[no-untyped-def]
+    """Until the app is quiet: its workers done, every engine event delivered and handled, no
+    re-read pending. Waits on what it waits for, never on the clock."""
+    app = pilot.app
+    await app.engine.ready()
+    from textual.worker import WorkerCancelled, WorkerFailed
+
+    for _ in range(rounds):
+        try:
+            await app.workers.wait_for_complete()
+        except (WorkerCancelled, WorkerFailed):  # an exclusive worker replaced by a newer one
+            continue
+        await app.engine.call(_nothing)  # events the engine emitted before this are posted now
+        await pilot.pause()
+        screen = app.accounts_screen
+        if not (screen._loading or screen._dirty or screen._dirty_all) and not any(
+                w.is_running for w in app.workers):
+            return
+    raise AssertionError("the app did not settle")
+
+
+async def _nothing(engine) -> None:  # type: ignore[no-untyped-def]
+    return None
+
+
+async def watch_pass(pilot) -> None:  # type: ignore[no-untyped-def]
+    """One pass of the engine's watch loop (what runs every few seconds in the real app: other
+    processes' commits noticed, quota fetched, held tokens and pending places retried), then settle."""
+    await pilot.app.engine.call(lambda engine: engine.watch_pass())
+    await settle(pilot)

@@ -76,7 +76,10 @@ class Endpoints:
 
     def absolute(self, url: str) -> Target:
         """A URL stored in a token (an external IdP's token endpoint): its path on the override."""
-        parsed = urllib.parse.urlsplit(url)
-        if self.override:
-            return Target(self.override + (parsed.path or "/"), parsed.netloc)
-        return Target(check_base_url(url, "token endpoint"), None)
+        try:
+            parsed = urllib.parse.urlsplit(url)
+            if self.override:
+                return Target(self.override + (parsed.path or "/"), parsed.netloc)
+            return Target(check_base_url(url, "token endpoint"), None)
+        except ValueError as exc:
+            raise ConfigError(f"token endpoint {url[:80]!r} is not a URL") from exc

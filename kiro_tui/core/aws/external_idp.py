@@ -38,8 +38,10 @@ class ExternalIdpClient:
             service=f"{SERVICE} refresh", classify=classify, data=form,
         )
         rotated = body.get("refresh_token")
+        expires_in, warning = expires_in_of(body.get("expires_in"), "expires_in")
         return TokenResult(
             access_token=require(body, "access_token", str, f"{SERVICE} refresh"),
             refresh_token=rotated if isinstance(rotated, str) and rotated else None,
-            expires_in=expires_in_of(body.get("expires_in")),
+            expires_in=expires_in,
+            warnings=(warning,) if warning else (),
         )

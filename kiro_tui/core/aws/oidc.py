@@ -116,7 +116,7 @@ class OidcClient:
             user_code=require(body, "userCode", str, op),
             verification_uri=uri,
             verification_uri_complete=body.get("verificationUriComplete") or uri,
-            expires_in=expires_in_of(body.get("expiresIn")) if body.get("expiresIn") else 600,
+            expires_in=expires_in_of(body.get("expiresIn"))[0] if body.get("expiresIn") else 600,
             interval=int(body["interval"]) if isinstance(body.get("interval"), int) and body["interval"] > 0 else 5,
         )
 
@@ -139,8 +139,10 @@ class OidcClient:
     def _token(body: dict[str, Any]) -> TokenResult:
         op = f"{SERVICE} CreateToken"
         refresh = body.get("refreshToken")
+        expires_in, warning = expires_in_of(body.get("expiresIn"))
         return TokenResult(
             access_token=require(body, "accessToken", str, op),
             refresh_token=refresh if isinstance(refresh, str) and refresh else None,
-            expires_in=expires_in_of(body.get("expiresIn")),
+            expires_in=expires_in,
+            warnings=(warning,) if warning else (),
         )

@@ -8,7 +8,7 @@ import httpx
 
 from kiro_tui.core.aws.endpoints import Endpoints, valid_region
 from kiro_tui.core.aws.errors import ErrorClass, ServiceError
-from kiro_tui.core.aws.tokens import TokenResult, expires_in_of
+from kiro_tui.core.aws.tokens import TokenResult, expires_in_of, optional_text
 from kiro_tui.core.aws.transport import exchange, require
 
 SERVICE = "Kiro auth"
@@ -37,10 +37,12 @@ class SocialClient:
             service=f"{SERVICE} refresh", classify=classify, json={"refreshToken": refresh_token},
         )
         rotated = body.get("refreshToken")
-        arn = body.get("profileArn")
+        expires_in, expiry_warning = expires_in_of(body.get("expiresIn"))
+        arn, arn_warning = optional_text(body, "profileArn")
         return TokenResult(
             access_token=require(body, "accessToken", str, f"{SERVICE} refresh"),
             refresh_token=rotated if isinstance(rotated, str) and rotated else None,
-            expires_in=expires_in_of(body.get("expiresIn")),
-            profile_arn=arn if isinstance(arn, str) and arn else None,
+            expires_in=expires_in,
+            profile_arn=arn,
+            warnings=tuple(w for w in (expiry_warning, arn_warning) if w),
         )

@@ -79,8 +79,13 @@ async def exchange(
         )
     except httpx.TimeoutException as exc:
         raise ServiceError(f"{service}: timed out ({type(exc).__name__})", ErrorClass.TRANSIENT) from exc
+    except httpx.UnsupportedProtocol as exc:
+        raise ServiceError(f"{service}: {target.url[:80]!r} is not an http(s) URL", ErrorClass.FATAL_CONFIG) from exc
     except httpx.TransportError as exc:
         raise ServiceError(f"{service}: connection failed ({type(exc).__name__})", ErrorClass.TRANSIENT) from exc
+    except (httpx.InvalidURL, ValueError, UnicodeError) as exc:  # a stored URL no request can be built from
+        raise ServiceError(f"{service}: the URL {target.url[:80]!r} is not usable ({type(exc).__name__})",
+                           ErrorClass.FATAL_CONFIG) from exc
     try:
         body = response.json()
     except ValueError:

@@ -1,15 +1,15 @@
 """The accounts screen: every account at a glance, its details, and every action on it.
 
-It presents the core and nothing more: the store is re-read when it changes (by us or by
-another process), the table is reconciled in place, and actions call the core through
-workers so the UI never waits on network or disk.
+It presents the engine and nothing more: it holds the views the engine last gave it, re-reads
+just the accounts an event names (gathering a burst of events into a few reads), repaints
+those rows in place, and asks the engine for every action from a worker, so the UI never
+waits on network or disk.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -22,32 +22,31 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
 from kiro_tui.core.aws.codewhisperer import Profile
-from kiro_tui.core.aws.errors import ServiceError
 from kiro_tui.core.errors import KiroTuiError
-from kiro_tui.core.importer import ImportReport, import_snapshot
-from kiro_tui.core.kiro_cli import profile_region, read_kiro_cli
-from kiro_tui.core.login import LoginRequest, last_request, set_profile
-from kiro_tui.core.models import Account, Health, Mode, Status
-from kiro_tui.core.store import RefreshLogEntry
+from kiro_tui.core.importer import ImportReport
+from kiro_tui.core.login import LoginRequest
+from kiro_tui.core.models import Account, AccountView, Health, Mode, Outcome, Status
+from kiro_tui.core.store import RefreshLogEntry, UnreadableRow
 from kiro_tui.core.summary import describe_expiry, printable
+from kiro_tui.core.timefmt import shift
 from kiro_tui.tui import format as fmt
+from kiro_tui.tui import messages
 from kiro_tui.tui.clipboard import copy_text
 from kiro_tui.tui.commands import AccountCommands
-from kiro_tui.tui.messages import AccountStatusChanged, ImportFailed, ImportFinished, UsageLoaded
 from kiro_tui.tui.screens.choice import ChoiceScreen, LoadingChoiceScreen
 from kiro_tui.tui.screens.confirm import ConfirmScreen
-from kiro_tui.tui.screens.device_code import DeviceCodeScreen, profile_options
+from kiro_tui.tui.screens.device_code import AGAIN, DeviceCodeScreen, profile_options
 from kiro_tui.tui.screens.help import HelpScreen
 from kiro_tui.tui.screens.login_form import LoginFormScreen
 from kiro_tui.tui.widgets.accounts_table import AccountsTable
-from kiro_tui.tui.widgets.detail_panel import AccountDetail, UsageState
+from kiro_tui.tui.widgets.detail_panel import AccountDetail
 from kiro_tui.tui.widgets.keys_footer import KeysFooter
 from kiro_tui.tui.widgets.summary_bar import SummaryBar
 
 if TYPE_CHECKING:
+    from kiro_tui.core.engine import Engine, Views
     from kiro_tui.tui.app import KiroTuiApp
 
-USAGE_MAX_AGE = timedelta(minutes=5)
 NEEDS_ACCOUNT = {"refresh", "profile", "mode", "copy_token", "remove"}
 MODE_HELP = {
     Mode.SYNC: "sync — refresh, and write the new token back into kiro-cli",
@@ -58,32 +57,35 @@ MODE_HELP = {
 
 class AccountsScreen(Screen[None]):
     BINDINGS = [
-        Binding("i", "import", "Import"),
-        Binding("r", "refresh", "Refresh"),
-        Binding("R", "refresh_all", "Refresh all"),
-        Binding("l", "login", "Log in"),
-        Binding("p", "profile", "Profile"),
-        Binding("m", "mode", "Mode"),
-        Binding("c", "copy_token", "Copy token"),
-        Binding("delete", "remove", "Remove"),
-        Binding("slash", "filter", "Filter"),
-        Binding("escape", "clear_filter", "Clear filter"),
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
+        Binding("i", "import", "Import", tooltip="Re-read every login in kiro-cli's database"),
+        Binding("r", "refresh", "Refresh", tooltip="Refresh the highlighted account now"),
+        Binding("R", "refresh_all", "Refresh all", tooltip="Refresh every account now"),
+        Binding("l", "login", "Log in", tooltip="Log in with a device code: AWS Builder ID or IAM Identity Center"),
+        Binding("p", "profile", "Profile", tooltip="Pick the profile ARN of the highlighted account"),
+        Binding("m", "mode", "Mode", tooltip="sync, follow or own for the highlighted account"),
+        Binding("c", "copy_token", "Copy token", tooltip="Copy the highlighted account's access token (asks first)"),
+        Binding("delete", "remove", "Remove", tooltip="Remove the highlighted account from kiro-tui (asks first)"),
+        Binding("slash", "filter", "Filter", tooltip="Show only accounts matching some text"),
+        Binding("escape", "clear_filter", "Clear filter", tooltip="Show every account again"),
+        Binding("question_mark", "help", "Help", tooltip="Every key and what the statuses mean"),
+        Binding("q", "quit", "Quit", tooltip="Quit (refreshes under way finish first)"),
     ]
     COMMANDS = {AccountCommands}
     AUTO_FOCUS = "AccountsTable"
 
     def __init__(self) -> None:
         super().__init__()
-        self.accounts: list[Account] = []
-        self.refreshing: set[str] = set()
+        self.views: dict[str, AccountView] = {}
+        self.unreadable: list[UnreadableRow] = []
+        self.loaded = False
         self.filter_text = ""
-        self.usage: dict[str, UsageState] = {}
         self.known_status: dict[str, Status] = {}
-        self._marker: tuple[int, int] | None = None
-        self._history: tuple[str, tuple[int, int] | None, list[RefreshLogEntry]] | None = None
-        self._statuses: tuple[datetime, datetime, list[Status]] | None = None  # from, until, statuses
+        self._dirty: set[str] = set()
+        self._dirty_all = False
+        self._loading = False
+        self._history: tuple[str, list[RefreshLogEntry]] | None = None
+        self._statuses: tuple[datetime, datetime, dict[str, Status]] | None = None  # from, until, statuses
+        self._usage_asked: set[str] = set()
         self.profiles_cache: dict[str, Profile] = {}
 
     @property
@@ -110,10 +112,11 @@ class AccountsScreen(Screen[None]):
     def on_mount(self) -> None:
         table = self.query_one(AccountsTable)
         table.window = self.kiro_app.settings.window
-        self.reload()
+        table.quota_warning = self.kiro_app.settings.quota_warning
+        self.mark_dirty(None)
         self.set_interval(1, self.tick, name="countdown")
 
-    # ------------------------------------------------------------------ reading the store
+    # ------------------------------------------------------------------ reading through the engine
 
     @property
     def table(self) -> AccountsTable:
@@ -121,81 +124,133 @@ class AccountsScreen(Screen[None]):
 
     def selected(self) -> Account | None:
         """The highlighted account (asked for every key's check_action: a lookup, not a scan)."""
-        return self.table.accounts.get(self.table.selected_id or "")
+        view = self.views.get(self.table.selected_id or "")
+        return view.account if view else None
 
-    def visible_accounts(self) -> list[Account]:
+    def selected_view(self) -> AccountView | None:
+        return self.views.get(self.table.selected_id or "")
+
+    def visible_views(self) -> list[AccountView]:
         needle = self.filter_text.lower()
+        views = list(self.views.values())
         if not needle:
-            return self.accounts
-        return [a for a in self.accounts if needle in " ".join(
-            (a.name, a.auth_method.title, a.region, fmt.profile_label(a), a.mode.value, a.id)).lower()]
+            return views
+        return [v for v in views if needle in " ".join(
+            (v.account.name, v.account.auth_method.title, v.account.region, fmt.profile_label(v.account),
+             v.account.mode.value, v.id)).lower()]
 
-    def reload(self) -> None:
-        """Re-read the store and reconcile every widget with it."""
-        store, now = self.kiro_app.store, self.kiro_app.clock.now()
-        self._marker = store.change_marker()
-        self.accounts = store.accounts()
-        self.refreshing = store.refreshing_ids(now)
+    def mark_dirty(self, ids: frozenset[str] | None) -> None:
+        """These accounts changed (None: any may have): re-read them through the engine. Changes
+        arriving while a read is under way are gathered into the next one, so a burst of a
+        thousand refreshes costs a few reads, not a thousand."""
+        if ids is None:
+            self._dirty_all = True
+        else:
+            self._dirty |= ids
+        if not self._loading:
+            self._loading = True
+            self.load_dirty()
+
+    @work(group="load", exit_on_error=False, description="read accounts through the engine")
+    async def load_dirty(self) -> None:
+        try:
+            while self._dirty_all or self._dirty:
+                ids = None if self._dirty_all else frozenset(self._dirty)
+                self._dirty_all, self._dirty = False, set()
+                try:
+                    result = await self.kiro_app.engine.call(lambda engine, ids=ids: engine.views(ids))
+                except KiroTuiError as exc:
+                    self.engine_unavailable(exc)
+                    return
+                self.apply(result, ids)
+        finally:
+            self._loading = False
+
+    def apply(self, result: Views, ids: frozenset[str] | None) -> None:
+        """Repaint what was re-read: every row (ids None) or just those rows."""
+        now = self.kiro_app.clock.now()
+        if ids is None:
+            self.views = {view.id: view for view in result.views}
+            self.unreadable = result.unreadable
+            self.loaded = True
+            self.table.show(self.visible_views(), now)
+        else:
+            fresh = {view.id: view for view in result.views}
+            for account_id in ids:
+                if account_id in fresh:
+                    self.views[account_id] = fresh[account_id]
+                else:
+                    self.views.pop(account_id, None)
+            self.table.update_rows(ids, self.views, self.visible_views(), now)
         self._statuses = None
-        self.table.show(self.visible_accounts(), self.refreshing, now)
+        if self._history is not None and (ids is None or self._history[0] in ids):
+            self._history = None
         self.alert_on_new_trouble(now)
         self.update_summary(now)
         self.update_empty_state()
         self.update_detail()
         self.refresh_bindings()  # the footer rebuilds only if its keys changed
 
-    def account_changed(self, account_id: str) -> None:
-        """After this screen changed an account in the store: reschedule it, then re-read."""
-        if self.kiro_app.engine:
-            self.kiro_app.engine.scheduler.schedule(account_id)
-        self.reload()
+    def engine_unavailable(self, exc: KiroTuiError) -> None:
+        """No engine (an unusable store, no certificates): say it once; nothing else can work."""
+        if self.kiro_app.engine_problem is None:
+            self.kiro_app.engine_problem = str(exc)
+            self.notify(f"{exc}. Nothing can be shown or refreshed.", title="The engine cannot start",
+                        severity="error", timeout=60)
+        self.update_summary(self.kiro_app.clock.now())
 
     def tick(self) -> None:
-        """Once a second: re-read if anything committed; else repaint countdowns only."""
+        """Once a second: repaint countdowns (no store read: the engine says when anything changed)."""
         now = self.kiro_app.clock.now()
-        if self.kiro_app.store.change_marker() != self._marker:
-            self.reload()
-            return
         self.table.tick(now)
         self.update_summary(now)
-        self.update_detail(fetch_usage=False)
+        self.update_detail(fetch=False)
 
-    def statuses(self, now: datetime) -> list[Status]:
-        """Every account's status, in `self.accounts` order. Recomputed after a re-read, or once
-        the clock passes the next moment one can change by itself (a refresh window opening, a
-        token expiring): with a thousand accounts that was most of each second's work."""
+    def statuses(self, now: datetime) -> dict[str, Status]:
+        """Every account's status. Recomputed after a re-read, or once the clock passes the next
+        moment one can change by itself (a refresh window opening, a token expiring): with a
+        thousand accounts that was most of each second's work."""
         cached = self._statuses
         if cached is None or not cached[0] <= now < cached[1]:
-            window = self.kiro_app.settings.window
-            statuses = [a.status(now, window, a.id in self.refreshing) for a in self.accounts]
-            edges = [edge for a in self.accounts if a.health is Health.OK
-                     for edge in (a.expires_at - window, a.expires_at) if edge > now]
-            cached = self._statuses = (now, min(edges, default=now + window), statuses)
+            settings = self.kiro_app.settings
+            statuses = {v.id: v.status(now, settings.window, settings.quota_warning) for v in self.views.values()}
+            edges = [edge for v in self.views.values() if v.account.health is Health.OK
+                     for edge in (shift(v.account.expires_at, -settings.window), v.account.expires_at) if edge > now]
+            cached = self._statuses = (now, min(edges, default=shift(now, settings.window)), statuses)
         return cached[2]
 
     def alert_on_new_trouble(self, now: datetime) -> None:
         """A toast (and the optional bell) once, when an account turns needs-login or suspended."""
         first_look = not self.known_status
-        for account, status in zip(self.accounts, self.statuses(now), strict=True):
-            before = self.known_status.get(account.id)
-            self.known_status[account.id] = status
-            if first_look or status not in fmt.ALERT_STATUSES or before in fmt.ALERT_STATUSES:
+        for account_id, status in self.statuses(now).items():
+            before = self.known_status.get(account_id)
+            self.known_status[account_id] = status
+            if first_look or not status.is_alert or (before is not None and before.is_alert):
                 continue
-            title = "Needs login" if status is Status.NEEDS_LOGIN else "Suspended"
-            self.notify(f"{account.name}: {fmt.short_reason(account.last_error) or status.value}. "
-                        "Select it and press enter.", title=title, severity="error", timeout=10)
-            if self.kiro_app.settings.bell:
-                self.app.bell()
+            account = self.views[account_id].account
+            self.toast_trouble(account.name, status, account.last_error)
+
+    def toast_trouble(self, name: str, status: Status, reason: str | None) -> None:
+        title = "Needs login" if status is Status.NEEDS_LOGIN else "Suspended"
+        self.notify(f"{name}: {fmt.short_reason(reason) or status.label}. Select it and press enter.",
+                    title=title, severity="error", timeout=10)
+        if self.kiro_app.settings.bell:
+            self.app.bell()
 
     def update_summary(self, now: datetime) -> None:
-        watcher = self.kiro_app.engine.watcher if self.kiro_app.engine else None
-        summary = self.query_one(SummaryBar)
-        summary.show(self.statuses(now), self.kiro_app.kiro_cli_db, self.kiro_app.last_import_at, now,
-                     str(watcher.last_error) if watcher and watcher.last_error else None)
+        app = self.kiro_app
+        statuses = self.statuses(now)
+        shown = len(self.table.accounts) if self.filter_text else None
+        self.query_one(SummaryBar).show(
+            list(statuses.values()), app.kiro_cli_db, app.last_import_at, now, app.import_error,
+            shown=shown, problem=app.engine_problem, unreadable=len(self.unreadable),
+            held=sum(1 for v in self.views.values() if v.held),
+            place_errors=sum(len(v.places_in_error) for v in self.views.values()),
+            loaded=self.loaded)
 
     def update_empty_state(self) -> None:
         main = self.query_one("#main")
-        has_rows = bool(self.accounts)
+        has_rows = bool(self.views) or not self.loaded
         main.display = has_rows
         existing = self.query("#empty")
         if has_rows:
@@ -212,24 +267,34 @@ class AccountsScreen(Screen[None]):
                 " to import kiro-cli's logins, or ", ("l", "bold"), " to log in with a device code.",
             ))
 
-    def update_detail(self, fetch_usage: bool = True) -> None:
-        account = self.selected()
+    def update_detail(self, fetch: bool = True) -> None:
+        view = self.selected_view()
         now = self.kiro_app.clock.now()
-        history = self.history_of(account.id) if account else []
-        usage = self.usage.get(account.id) if account else None
-        self.query_one(AccountDetail).show(account, history, usage, now, self.kiro_app.settings.window,
-                                           bool(account and account.id in self.refreshing),
-                                           self.kiro_app.fetch_usage)
-        if account and fetch_usage and self.kiro_app.fetch_usage and (
-            usage is None or usage.fetched_at is None or now - usage.fetched_at > USAGE_MAX_AGE
-        ):
-            self.load_usage(account)
+        history = self._history[1] if view and self._history and self._history[0] == view.id else None
+        self.query_one(AccountDetail).show(view, history or [], now, self.kiro_app.settings,
+                                           self.kiro_app.fetch_usage, filtered_out=bool(self.views))
+        if view is not None and fetch:
+            if history is None:
+                self.load_history(view.id)
+            if self.kiro_app.fetch_usage and view.usage is None and view.id not in self._usage_asked:
+                self._usage_asked.add(view.id)
+                self.fetch_usage(view.id)
 
-    def history_of(self, account_id: str) -> list[RefreshLogEntry]:
-        """The last refreshes of one account, re-read only when the store changed."""
-        if self._history is None or self._history[:2] != (account_id, self._marker):
-            self._history = (account_id, self._marker, self.kiro_app.store.refresh_history(account_id, limit=5))
-        return self._history[2]
+    @work(group="history", exclusive=True, exit_on_error=False, description="read refresh history")
+    async def load_history(self, account_id: str) -> None:
+        try:
+            history = await self.kiro_app.engine.call(lambda engine: engine.history(account_id))
+        except KiroTuiError:
+            return
+        self._history = (account_id, history)
+        self.update_detail(fetch=False)
+
+    @work(group="usage", exit_on_error=False, description="fetch usage of the selected account")
+    async def fetch_usage(self, account_id: str) -> None:
+        try:
+            await self.kiro_app.engine.call(lambda engine: engine.fetch_usage_now(account_id))
+        except KiroTuiError:
+            return  # shown in the panel as unavailable when the engine says why
 
     # ------------------------------------------------------------------ events
 
@@ -242,39 +307,44 @@ class AccountsScreen(Screen[None]):
     def row_selected(self) -> None:
         self.action_resolve()
 
-    def on_account_status_changed(self, message: AccountStatusChanged) -> None:
-        self.reload()
+    def on_accounts_updated(self, message: messages.AccountsUpdated) -> None:
+        self.mark_dirty(message.ids)
 
-    def on_import_finished(self, message: ImportFinished) -> None:
+    def on_account_status_changed(self, message: messages.AccountStatusChanged) -> None:
+        """This engine turned an account: toast now if it needs a person (the row is re-read by
+        the AccountsUpdated that follows; turns made by other processes are found by comparing)."""
+        change = message.change
+        self.known_status[change.account_id] = change.after
+        if change.after.is_alert and not change.before.is_alert:
+            self.toast_trouble(change.name, change.after, change.message)
+
+    def on_engine_trouble(self, message: messages.EngineTrouble) -> None:
+        before = self.kiro_app.engine_problem
+        self.kiro_app.engine_problem = message.problem
+        if message.problem and message.problem != before:
+            self.notify(message.problem, title=message.title, severity="error",
+                        timeout=60 if message.title != "kiro-tui" else 15)
+        elif message.problem is None and before:
+            self.notify("All is well again.", title="kiro-tui")
+        self.update_summary(self.kiro_app.clock.now())
+
+    def on_import_finished(self, message: messages.ImportFinished) -> None:
         report = message.report
         self.kiro_app.last_import_at = self.kiro_app.clock.now()
-        if self.kiro_app.engine:
-            self.kiro_app.engine.scheduler.schedule_all()
-        self.reload()
+        self.kiro_app.import_error = None
+        self.kiro_app.kiro_cli_db = report.source
         if not message.automatic:
             self.notify(describe_import(report), title="Imported from kiro-cli",
                         severity="warning" if report.skipped else "information")
         elif report.changed:
             self.notify(describe_import(report), title="kiro-cli changed")
+        self.update_summary(self.kiro_app.clock.now())
 
-    def on_import_failed(self, message: ImportFailed) -> None:
+    def on_import_failed(self, message: messages.ImportFailed) -> None:
+        self.kiro_app.import_error = message.error
         if not message.automatic:
             self.notify(message.error, title="Import failed", severity="error", timeout=10)
         self.update_summary(self.kiro_app.clock.now())
-
-    def on_usage_loaded(self, message: UsageLoaded) -> None:
-        previous = self.usage.get(message.account_id)
-        now = self.kiro_app.clock.now()
-        if message.usage is not None:
-            self.usage[message.account_id] = UsageState(message.usage, now)
-            account = self.kiro_app.store.get(message.account_id)
-            if account and message.usage.email and account.email != message.usage.email:
-                self.kiro_app.store.update(account.id, email=message.usage.email)
-                self.reload()
-                return
-        else:  # keep the last good figures, marked stale
-            self.usage[message.account_id] = UsageState(previous.usage if previous else None, now, message.error)
-        self.update_detail(fetch_usage=False)
 
     # ------------------------------------------------------------------ which keys work now
 
@@ -283,10 +353,11 @@ class AccountsScreen(Screen[None]):
         if action in NEEDS_ACCOUNT:
             return account is not None
         if action == "resolve":
-            return account is not None and account.status(
-                self.kiro_app.clock.now(), self.kiro_app.settings.window) in fmt.ALERT_STATUSES
+            view = self.selected_view() if self.is_mounted else None
+            return view is not None and view.status(
+                self.kiro_app.clock.now(), self.kiro_app.settings.window).is_alert
         if action in ("refresh_all", "filter"):
-            return bool(self.accounts)
+            return bool(self.views)
         if action == "clear_filter":
             return bool(self.filter_text) or bool(self.query("#filter"))
         return True
@@ -298,24 +369,16 @@ class AccountsScreen(Screen[None]):
 
     @work(group="import", exclusive=True, exit_on_error=False, description="import from kiro-cli")
     async def import_from_kiro_cli(self) -> None:
-        kiro_app = self.kiro_app
-        db = kiro_app.kiro_cli_db or kiro_app.find_kiro_cli_db()
-        if db is None:
-            looked = ", ".join(str(p) for p in kiro_app.kiro_cli_candidates)
-            self.post_message(ImportFailed(f"no kiro-cli database found (looked in {looked}); "
-                                           "run `kiro-cli login` first", automatic=False))
-            return
-        now = kiro_app.clock.now()
         try:
-            snapshot = await asyncio.to_thread(read_kiro_cli, db, now)
-            report = import_snapshot(kiro_app.store, snapshot, now, kiro_app.settings.default_import_mode)
+            report = await self.kiro_app.engine.call(lambda engine: engine.import_now())
         except KiroTuiError as exc:
-            self.post_message(ImportFailed(str(exc), automatic=False))
+            self.post_message(messages.ImportFailed(str(exc), automatic=False))
             return
         if not report.imported and not report.skipped:
-            self.post_message(ImportFailed(f"no login in {db}; run `kiro-cli login` first", automatic=False))
+            self.post_message(messages.ImportFailed(
+                f"no login in {report.source}; run `kiro-cli login` first", automatic=False))
             return
-        self.post_message(ImportFinished(report, automatic=False))
+        self.post_message(messages.ImportFinished(report, automatic=False))
 
     def action_refresh(self) -> None:
         account = self.selected()
@@ -323,37 +386,27 @@ class AccountsScreen(Screen[None]):
             self.refresh_accounts([account.id], announce=True)
 
     def action_refresh_all(self) -> None:
-        self.refresh_accounts([a.id for a in self.accounts], announce=False)
+        self.refresh_accounts(list(self.views), announce=False)
 
     @work(group="refresh", exit_on_error=False, description="refresh now")
     async def refresh_accounts(self, account_ids: list[str], announce: bool) -> None:
+        """Through the engine's scheduler: the same concurrency bound as background refreshes."""
         try:
-            engine = await self.kiro_app.built_engine()
+            results = await self.kiro_app.engine.call(lambda engine: engine.refresh_now(account_ids))
         except KiroTuiError as exc:
             self.notify(str(exc), title="Cannot refresh", severity="error", timeout=15)
             return
-        limit = asyncio.Semaphore(self.kiro_app.settings.concurrency)
-
-        async def one(account_id: str):  # type: ignore[no-untyped-def]
-            async with limit:
-                return await engine.refresher.refresh(account_id, force=True)
-
-        self.refreshing |= set(account_ids)
-        self.reload()
-        results = await asyncio.gather(*(one(i) for i in account_ids))
-        for account_id in account_ids:
-            engine.scheduler.schedule(account_id)
-        self.reload()
-        failed = [r for r in results if r.outcome == "failed"]
+        failed = [r for r in results if r.outcome is Outcome.FAILED]
         if announce and results:
             result = results[0]
-            if result.outcome == "failed" or result.status in fmt.ALERT_STATUSES:
-                self.notify(result.message or result.status.value, title="Refresh failed", severity="error")
-            elif result.outcome == "skipped":
+            if result.outcome is Outcome.FAILED or result.status.is_alert:
+                self.notify(result.message or result.status.label, title="Refresh failed", severity="error")
+            elif result.outcome is Outcome.SKIPPED:
                 self.notify(result.message or "nothing to do", title=result.label)
             elif result.expires_at is not None:
                 expiry = describe_expiry(result.expires_at, self.kiro_app.clock.now())
-                self.notify(f"{result.outcome}; expires {expiry}", title=result.label)
+                self.notify(f"{result.outcome.value}; expires {expiry}" + (
+                    f" ({result.message})" if result.message else ""), title=result.label)
         elif not announce:
             self.notify(f"{len(results) - len(failed)} refreshed or up to date, {len(failed)} failed",
                         title="Refresh all", severity="warning" if failed else "information")
@@ -363,25 +416,34 @@ class AccountsScreen(Screen[None]):
 
     @work(group="login-ui", exclusive=True, exit_on_error=False, description="log in")
     async def start_login(self, prefill: LoginRequest | None) -> None:
-        request = await self.app.push_screen_wait(LoginFormScreen(prefill or last_request(self.kiro_app.store)))
-        if request is None:
+        if prefill is None:
+            try:
+                prefill = await self.kiro_app.engine.call(_last_login_request)
+            except KiroTuiError:
+                prefill = LoginRequest()
+        while True:  # the device screen can send the person back to the form after a failure
+            request = await self.app.push_screen_wait(LoginFormScreen(prefill))
+            if request is None:
+                return
+            if prefill.replaces:
+                request = replace(request, replaces=prefill.replaces)
+            account = await self.app.push_screen_wait(DeviceCodeScreen(request))
+            if account != AGAIN:
+                break
+            prefill = request
+        if not isinstance(account, Account):
             return
-        if prefill is not None and prefill.replaces:
-            request = replace(request, replaces=prefill.replaces)
-        account_id = await self.app.push_screen_wait(DeviceCodeScreen(request))
-        if account_id is None:
+        self.views[account.id] = AccountView(account)  # shown at once; the engine's re-read follows
+        self.table.update_rows(frozenset({account.id}), self.views, self.visible_views(), self.kiro_app.clock.now())
+        if account.id in self.table.accounts:
+            self.table.move_cursor(row=self.table.get_row_index(account.id))
+        meant = self.views.get(request.replaces or "")
+        if meant is not None and meant.id != account.id:
+            self.notify(f"You signed in as {account.name}, not {meant.account.name}: {meant.account.name} still "
+                        f"needs a login. {account.name} is saved as its own account.",
+                        title="Someone else signed in", severity="warning", timeout=15)
             return
-        self.account_changed(account_id)
-        self.table.move_cursor(row=self.table.get_row_index(account_id))
-        account = self.kiro_app.store.get(account_id)
-        name = account.name if account else account_id
-        meant = self.kiro_app.store.get(request.replaces) if request.replaces else None
-        if meant is not None and meant.id != account_id:
-            self.notify(f"You signed in as {name}, not {meant.name}: {meant.name} still needs a login. "
-                        f"{name} is saved as its own account.", title="Someone else signed in",
-                        severity="warning", timeout=15)
-            return
-        self.notify(f"{name} is ready; kiro-tui keeps it fresh.", title="Logged in")
+        self.notify(f"{account.name} is ready; kiro-tui keeps it fresh.", title="Logged in")
 
     def action_profile(self) -> None:
         account = self.selected()
@@ -394,7 +456,7 @@ class AccountsScreen(Screen[None]):
                                      "Profiles this login may use, from every profile region:")
         self.app.push_screen(picker, callback=lambda arn: self.profile_chosen(account, arn))
         try:
-            listing = await (await self.kiro_app.login_flow()).profiles(account.access_token)
+            listing = await self.kiro_app.engine.call(lambda engine: engine.list_profiles(account.access_token))
         except KiroTuiError as exc:
             picker.fail(str(exc))
             return
@@ -402,16 +464,23 @@ class AccountsScreen(Screen[None]):
             picker.fail("This login has no profiles (Builder ID logins usually have none).")
             return
         self.profiles_cache = {p.arn: p for p in listing.profiles}
-        picker.fill(profile_options(listing.profiles), account.profile_arn)
+        picker.fill(profile_options(listing.profiles, account.profile_arn), account.profile_arn)
 
     def profile_chosen(self, account: Account, arn: str | None) -> None:
         profile = self.profiles_cache.get(arn) if arn else None
-        if profile is None:
+        if profile is not None:
+            self.edit(lambda engine: engine.set_profile(account.id, profile),
+                      f"{account.name} now uses {profile.name} ({profile.region}).", "Profile")
+
+    @work(group="edit", exit_on_error=False, description="change an account")
+    async def edit(self, change, done: str, title: str) -> None:  # type: ignore[no-untyped-def]
+        """A change a person asked for, made by the engine (it owns the store)."""
+        try:
+            await self.kiro_app.engine.call(change)
+        except KiroTuiError as exc:
+            self.notify(str(exc), title=title, severity="error", timeout=10)
             return
-        set_profile(self.kiro_app.store, account.id, profile)
-        self.usage.pop(account.id, None)
-        self.account_changed(account.id)
-        self.notify(f"{account.name} now uses {profile.name} ({profile.region}).", title="Profile")
+        self.notify(done, title=title)
 
     def action_mode(self) -> None:
         account = self.selected()
@@ -421,16 +490,15 @@ class AccountsScreen(Screen[None]):
         explanation = "" if len(modes) > 1 else "Only own applies: this login is not in kiro-cli's database."
         self.app.push_screen(
             ChoiceScreen(f"Mode for {account.name}", [(m.value, MODE_HELP[m]) for m in modes], explanation,
-                         highlighted=account.mode.value),
+                         highlighted=account.mode.value, current=account.mode.value),
             callback=lambda chosen: self.mode_chosen(account, chosen),
         )
 
     def mode_chosen(self, account: Account, chosen: str | None) -> None:
         if chosen is None or chosen == account.mode.value:
             return
-        self.kiro_app.store.set_mode(account, Mode(chosen))
-        self.account_changed(account.id)
-        self.notify(f"{account.name}: {MODE_HELP[Mode(chosen)]}", title="Mode")
+        mode = Mode(chosen)
+        self.edit(lambda engine: engine.set_mode(account.id, mode), f"{account.name}: {MODE_HELP[mode]}", "Mode")
 
     def action_copy_token(self) -> None:
         account = self.selected()
@@ -439,7 +507,7 @@ class AccountsScreen(Screen[None]):
         question = Text.assemble(
             "Copy the access token of ", (printable(account.name), "bold"), "?\n\n",
             "Anyone who can paste it can act as this account until it expires "
-            f"({fmt.expires(account, self.kiro_app.clock.now())}).")
+            f"({describe_expiry(account.expires_at, self.kiro_app.clock.now())}).")
         self.app.push_screen(ConfirmScreen(question, "Copy"), callback=lambda ok: self.copy_confirmed(account, ok))
 
     def copy_confirmed(self, account: Account, ok: bool | None) -> None:
@@ -452,15 +520,18 @@ class AccountsScreen(Screen[None]):
         if account is None:
             return
         question = Text.assemble(
-            "Remove ", (printable(account.name), "bold"), " from kiro-tui?\n\n",
-            "Its tokens are deleted from kiro-tui's store. kiro-cli's own login is not touched.")
+            "Remove ", (printable(account.name), "bold"), f" ({account.id}, {account.auth_method.title}",
+            f", {account.source_key}" if account.source_key else "", ") from kiro-tui?\n\n",
+            "Its tokens are deleted from kiro-tui's store. kiro-cli's own login is not touched, and "
+            "importing again will not bring this login back (a new login there will).")
         self.app.push_screen(ConfirmScreen(question, "Remove"), callback=lambda ok: self.remove_confirmed(account, ok))
 
     def remove_confirmed(self, account: Account, ok: bool | None) -> None:
         if ok:
-            self.kiro_app.store.delete(account.id)
-            self.account_changed(account.id)
-            self.notify(f"Removed {account.name}.", title="Removed")
+            self.views.pop(account.id, None)
+            self.table.update_rows(frozenset({account.id}), self.views, self.visible_views(),
+                                   self.kiro_app.clock.now())
+            self.edit(lambda engine: engine.remove(account.id), f"Removed {account.name}.", "Removed")
 
     def action_resolve(self) -> None:
         account = self.selected()
@@ -486,7 +557,7 @@ class AccountsScreen(Screen[None]):
     def action_filter(self) -> None:
         existing = self.query("#filter")
         box = existing.first(Input) if existing else Input(
-            placeholder="filter by name, method, region, profile… (escape clears)", id="filter")
+            placeholder="filter by name, method, region, profile, mode or id… (escape clears)", id="filter")
         if not existing:
             self.mount(box, before=self.query_one("#main"))
         box.focus()
@@ -495,8 +566,10 @@ class AccountsScreen(Screen[None]):
     @on(Input.Changed, "#filter")
     def filter_changed(self, event: Input.Changed) -> None:
         self.filter_text = event.value.strip()
-        self.table.show(self.visible_accounts(), self.refreshing, self.kiro_app.clock.now())
-        self.update_detail(fetch_usage=False)
+        now = self.kiro_app.clock.now()
+        self.table.show(self.visible_views(), now)
+        self.update_summary(now)
+        self.update_detail(fetch=False)
 
     @on(Input.Submitted, "#filter")
     def filter_done(self) -> None:
@@ -505,31 +578,21 @@ class AccountsScreen(Screen[None]):
     def action_clear_filter(self) -> None:
         self.query("#filter").remove()
         self.filter_text = ""
-        self.table.show(self.visible_accounts(), self.refreshing, self.kiro_app.clock.now())
+        now = self.kiro_app.clock.now()
+        self.table.show(self.visible_views(), now)
+        self.update_summary(now)
         self.table.focus()
         self.refresh_bindings()
 
     def action_help(self) -> None:
-        self.app.push_screen(HelpScreen())
+        self.app.push_screen(HelpScreen(self.active_bindings))
 
     async def action_quit(self) -> None:
         self.app.exit()
 
-    # ------------------------------------------------------------------ usage
 
-    @work(group="usage", exclusive=True, exit_on_error=False, description="fetch usage")
-    async def load_usage(self, account: Account) -> None:
-        region = profile_region(account.profile_arn) or "us-east-1"
-        try:
-            q = await self.kiro_app.q_client()
-            usage = await q.get_usage_limits(account.access_token, region, account.profile_arn)
-        except ServiceError as exc:
-            self.post_message(UsageLoaded(account.id, None, exc.message))
-            return
-        except KiroTuiError as exc:  # no TLS to reach AWS with
-            self.post_message(UsageLoaded(account.id, None, str(exc)))
-            return
-        self.post_message(UsageLoaded(account.id, usage))
+async def _last_login_request(engine: Engine) -> LoginRequest:
+    return engine.last_login_request()
 
 
 def describe_import(report: ImportReport) -> str:

@@ -15,18 +15,21 @@ from textual.widgets import LoadingIndicator, OptionList, Static
 from textual.widgets.option_list import Option
 
 from kiro_tui.core.summary import printable
+from kiro_tui.tui.widgets.keys_footer import KeysFooter
 
 
 class ChoiceScreen(ModalScreen[str | None]):
     """Options as (id, label); dismisses with the chosen id, or None on escape."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [Binding("enter", "choose", "Choose", tooltip="Take the highlighted option"),
+                Binding("escape", "cancel", "Cancel", tooltip="Close without choosing")]
 
     def __init__(self, title: str, options: list[tuple[str, str]], explanation: str = "",
-                 highlighted: str | None = None) -> None:
+                 highlighted: str | None = None, current: str | None = None) -> None:
         super().__init__()
         self.title_text, self.initial = printable(title), highlighted
-        self.options = [(option_id, printable(label)) for option_id, label in options]
+        self.options = [(option_id, printable(label) + ("  (current)" if option_id == current else ""))
+                        for option_id, label in options]
         self.explanation = printable(explanation, keep_newlines=True)
 
     def compose(self) -> ComposeResult:
@@ -36,6 +39,7 @@ class ChoiceScreen(ModalScreen[str | None]):
                 yield Static(self.explanation, classes="dialog-text", markup=False)
             yield OptionList(*(Option(label, id=option_id) for option_id, label in self.options), id="choices",
                              markup=False)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         choices = self.query_one("#choices", OptionList)
@@ -45,6 +49,11 @@ class ChoiceScreen(ModalScreen[str | None]):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)
+
+    def action_choose(self) -> None:
+        choices = self.query_one("#choices", OptionList)
+        if choices.highlighted is not None and choices.option_count:
+            choices.action_select()
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -62,6 +71,7 @@ class LoadingChoiceScreen(ChoiceScreen):
             yield Static(self.explanation, classes="dialog-text", id="explanation", markup=False)
             yield LoadingIndicator(id="loading")
             yield OptionList(id="choices", markup=False)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one("#choices", OptionList).display = False

@@ -9,10 +9,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from kiro_tui.core.login import LoginError, LoginRequest
+from kiro_tui.tui.widgets.keys_footer import KeysFooter
 
 
 class LoginFormScreen(ModalScreen[LoginRequest | None]):
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [Binding("enter", "submit", "Log in", tooltip="Ask AWS for a device code", priority=False),
+                Binding("escape", "cancel", "Cancel", tooltip="Back to the accounts")]
 
     def __init__(self, prefill: LoginRequest) -> None:
         super().__init__()
@@ -24,12 +26,13 @@ class LoginFormScreen(ModalScreen[LoginRequest | None]):
             yield Label("IAM Identity Center start URL (leave blank for AWS Builder ID)")
             yield Input(self.prefill.start_url or "", placeholder="https://d-1234567890.awsapps.com/start",
                         id="start-url")
-            yield Label("Region of your Identity Center (Builder ID: us-east-1). Tab moves, Enter logs in.")
+            yield Label("Region of your Identity Center (Builder ID is always us-east-1)")
             yield Input(self.prefill.region, placeholder="us-east-1", id="region")
             yield Static("", id="form-error", classes="error", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Log in", variant="primary", id="submit")
                 yield Button("Cancel", id="cancel")
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one("#start-url", Input).focus()
@@ -49,11 +52,14 @@ class LoginFormScreen(ModalScreen[LoginRequest | None]):
         region = self.query_one("#region", Input).value.strip() or "us-east-1"
         request = LoginRequest(start_url, region)
         try:
-            request.validate()
+            request.validate()  # the region as typed: a typo is pointed out even for Builder ID
         except LoginError as exc:
             self.query_one("#form-error", Static).update(str(exc))
             return
-        self.dismiss(request)
+        self.dismiss(request.normalised())
+
+    def action_submit(self) -> None:
+        self.submit()
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -23,12 +23,14 @@ _GLYPHS = {
 
 
 def render_big(code: str) -> str:
+    """Three rows of equal width: trailing spaces are kept, so a centred block stays aligned
+    (stripping them made rows of different widths, each centred on its own)."""
     rows = ["", "", ""]
     for char in code.upper():
         glyph = _GLYPHS.get(char, ("   ", f" {char} ", "   "))
         for i in range(3):
             rows[i] += glyph[i] + " "
-    return "\n".join(row.rstrip() for row in rows)
+    return "\n".join(row[:-1] for row in rows)
 
 
 class BigCode(Static):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import humanize
 from rich.table import Table
@@ -10,34 +10,35 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from kiro_tui.core.aws.codewhisperer import Usage
+from kiro_tui.core.config import Settings
 from kiro_tui.core.masking import mask
-from kiro_tui.core.models import Account
+from kiro_tui.core.models import AccountView, Outcome, PlaceState, UsageRecord
 from kiro_tui.core.store import RefreshLogEntry
-from kiro_tui.core.summary import printable
+from kiro_tui.core.summary import describe_usage, printable
 from kiro_tui.tui import format as fmt
 
 
-class UsageState:
-    """The last usage answer for an account: value, when, and whether it is stale."""
-
-    def __init__(self, usage: Usage | None = None, fetched_at: datetime | None = None, error: str | None = None):
-        self.usage, self.fetched_at, self.error = usage, fetched_at, error
-
-
 class AccountDetail(VerticalScroll):
+    """Colours come from the theme: component classes styled in app.tcss."""
+
+    COMPONENT_CLASSES = {"detail--label", "detail--muted", "detail--good", "detail--bad", "detail--warn"}
     shown: list[tuple[str, str]] = []
     """What the panel shows now, as (label, text) rows: compared to skip needless repaints."""
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield Static(id="detail-body")
 
-    def show(self, account: Account | None, history: list[RefreshLogEntry], usage: UsageState | None,
-             now: datetime, window: timedelta, refreshing: bool, usage_enabled: bool = True) -> None:
+    def style(self, name: str):  # type: ignore[no-untyped-def]
+        return self.get_component_rich_style(f"detail--{name}", partial=True)
+
+    def show(self, view: AccountView | None, history: list[RefreshLogEntry], now: datetime, settings: Settings,
+             usage_enabled: bool = True, filtered_out: bool = False) -> None:
         body = self.query_one("#detail-body", Static)
-        if account is None:
-            self._update_body(body, [], Text("No account selected.", style="dim"))
+        if view is None:
+            message = "No account matches the filter (escape clears it)." if filtered_out else "No account selected."
+            self._update_body(body, [], Text(message, style=self.style("muted")))
             return
+        account = view.account
         rows: list[tuple[str, Text]] = []
 
         def row(label: str, value: object) -> None:
@@ -46,21 +47,23 @@ class AccountDetail(VerticalScroll):
             if value not in (None, ""):
                 rows.append((label, value if isinstance(value, Text) else Text(printable(str(value)))))
 
+        status = view.status(now, settings.window, settings.quota_warning)
         row("Account", f"{account.name}  [{account.id}]")
-        row("Health", fmt.health(account, now, window, refreshing))
-        row("Expires", f"{fmt.expires(account, now)}  ({account.expires_at:%Y-%m-%d %H:%M:%S} UTC)")
-        row("Usage", _usage_text(usage, now, usage_enabled))
+        row("Status", Text(fmt.status_detail(view, now, settings.window, settings.quota_warning),
+                           style=self.style("bad" if status.is_alert or view.held else "label")))
+        row("Expires", f"{fmt.countdown(account.expires_at, now)}  ({account.expires_at:%Y-%m-%d %H:%M:%S} UTC)")
+        row("Usage", self._usage_text(view.usage, usage_enabled))
         row("Method", account.auth_method.title + (f" ({account.provider})" if account.provider else ""))
         row("Region", account.region)
         row("Start URL", account.start_url)
         row("Profile", account.profile_name)
         row("Profile ARN", account.profile_arn)
         row("Mode", account.mode.value)
-        row("Source", f"{account.source}  {account.source_key}" if account.source else "logged in with kiro-tui")
+        row("Places", self._places_text(view) if view.places else "logged in with kiro-tui (no other copy)")
         row("Scopes", ", ".join(account.scopes or []))
         row("Client", account.client_id)
         if account.client_secret_expires_at:
-            row("Registration", f"expires {fmt.ago(account.client_secret_expires_at, now)}"
+            row("Registration", f"expired {fmt.ago(account.client_secret_expires_at, now)}"
                 if account.client_secret_expires_at <= now
                 else f"expires in {humanize.naturaldelta(account.client_secret_expires_at - now)}")
         row("Access token", mask(account.access_token))
@@ -70,11 +73,12 @@ class AccountDetail(VerticalScroll):
             row("Next attempt", fmt.ago(account.next_refresh_at, now) if account.next_refresh_at <= now
                 else f"in {humanize.naturaldelta(account.next_refresh_at - now)}")
         row("Failures", account.consecutive_failures or None)
-        row("Last error", Text(printable(account.last_error), style="red") if account.last_error else None)
-        row("Sync", Text(printable(account.sync_error), style="yellow") if account.sync_error else None)
-        row("History", _history_text(history, now))
+        row("Last error", Text(printable(account.last_error), style=self.style("bad")) if account.last_error else None)
+        row("Held", Text(printable(view.held), style=self.style("bad")) if view.held else None)
+        row("Sync", Text(printable(account.sync_error), style=self.style("warn")) if account.sync_error else None)
+        row("History", self._history_text(history, now))
         grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column(style=self.style("label"), no_wrap=True)
         grid.add_column()
         for label, value in rows:
             grid.add_row(label, value)
@@ -89,33 +93,43 @@ class AccountDetail(VerticalScroll):
             self.shown = signature
             body.update(content)  # type: ignore[arg-type]
 
+    def _usage_text(self, usage: UsageRecord | None, enabled: bool) -> Text:
+        if usage is None or not usage.known:
+            if usage is not None and usage.error:
+                return Text(f"unavailable ({fmt.short_reason(usage.error)})", style=self.style("muted"))
+            return Text("loading…" if enabled else "not fetched", style=self.style("muted"))
+        text = Text(describe_usage(usage))
+        if usage.subscription:
+            text.append(f"  {usage.subscription}")
+        if usage.resets_at:
+            text.append(f"  resets {usage.resets_at:%Y-%m-%d}")
+        if usage.error:
+            text.append(f"  (stale: {fmt.short_reason(usage.error)})", style=self.style("warn"))
+        return text
 
-def _usage_text(state: UsageState | None, now: datetime, enabled: bool) -> Text:
-    if state is None:
-        return Text("loading…" if enabled else "not fetched", style="dim")
-    if state.usage is None:
-        return Text(f"unavailable ({fmt.short_reason(state.error)})", style="dim")
-    usage = state.usage
-    text = Text(f"{usage.used:g} of {usage.limit:g} used")
-    if usage.subscription:
-        text.append(f"  {usage.subscription}")
-    if usage.reset_at:
-        text.append(f"  resets {usage.reset_at:%Y-%m-%d}")
-    if state.error:
-        text.append(f"  (stale: {fmt.short_reason(state.error)})", style="yellow")
-    return text
+    def _places_text(self, view: AccountView) -> Text:
+        text = Text()
+        for place in view.places:
+            style = {PlaceState.ERROR: "bad", PlaceState.PENDING: "warn"}.get(place.state, "muted")
+            text.append(f"{place.kind} ({place.role.value}) ", style=self.style("label"))
+            text.append(printable(place.path + (f"  {place.entry}" if place.entry else "")))
+            text.append(f"  {place.state.value}", style=self.style(style))
+            if place.detail and place.state is not PlaceState.IN_SYNC:
+                text.append(f": {printable(place.detail)}", style=self.style(style))
+            text.append("\n")
+        text.rstrip()
+        return text
 
-
-def _history_text(history: list[RefreshLogEntry], now: datetime) -> Text:
-    if not history:
-        return Text("no refreshes yet", style="dim")
-    text = Text()
-    for entry in history[:5]:
-        style = "green" if entry.outcome in ("refreshed", "adopted", "logged-in") else "red"
-        text.append(f"{fmt.ago(entry.at, now)}: ", style="dim")
-        text.append(entry.outcome.replace("-", " "), style=style)
-        if entry.classification:
-            text.append(f" ({entry.classification})", style="dim")
-        text.append("\n")
-    text.rstrip()
-    return text
+    def _history_text(self, history: list[RefreshLogEntry], now: datetime) -> Text:
+        if not history:
+            return Text("no refreshes yet", style=self.style("muted"))
+        text = Text()
+        for entry in history[:5]:
+            good = Outcome(entry.outcome).succeeded if entry.outcome in Outcome._value2member_map_ else False
+            text.append(f"{fmt.ago(entry.at, now)}: ", style=self.style("muted"))
+            text.append(entry.outcome.replace("-", " "), style=self.style("good" if good else "bad"))
+            if entry.classification:
+                text.append(f" ({entry.classification})", style=self.style("muted"))
+            text.append("\n")
+        text.rstrip()
+        return text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual.dom import NoScreen
 from textual.widgets import Footer
 
 
@@ -25,7 +26,10 @@ class KeysFooter(Footer):
         return keys, self.compact, self.show_command_palette
 
     async def recompose(self) -> None:
-        shown = self.shown_keys()
+        try:
+            shown = self.shown_keys()
+        except NoScreen:  # a dialog that has just closed
+            return
         if shown == self._shown:
             return
         self._shown = shown

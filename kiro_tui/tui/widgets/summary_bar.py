@@ -1,4 +1,4 @@
-"""The line at the top: how many accounts are in each state, and where kiro-cli's DB is."""
+"""The line at the top: how many accounts are in each state, and anything wrong beyond one account."""
 
 from __future__ import annotations
 
@@ -11,31 +11,54 @@ from textual.widgets import Static
 
 from kiro_tui.core.models import Status
 from kiro_tui.tui import format as fmt
+from kiro_tui.tui.widgets.accounts_table import STATUS_CLASSES
 
-_ORDER = (Status.NEEDS_LOGIN, Status.SUSPENDED, Status.REFRESH_FAILING, Status.EXPIRED, Status.REFRESHING,
-          Status.EXPIRING, Status.FRESH)
+_ORDER = (Status.NEEDS_LOGIN, Status.SUSPENDED, Status.REFRESH_FAILING, Status.OVER_QUOTA, Status.QUOTA_LOW,
+          Status.EXPIRED, Status.REFRESHING, Status.EXPIRING, Status.FRESH)
 
 
 class SummaryBar(Static):
+    COMPONENT_CLASSES = {*STATUS_CLASSES.values(), "summary--muted", "summary--bad"}
+
+    def style(self, name: str):  # type: ignore[no-untyped-def]
+        return self.get_component_rich_style(name, partial=True)
+
     def show(self, statuses: list[Status], kiro_cli_db: Path | None, last_read: datetime | None,
-             now: datetime, watch_error: str | None = None) -> None:
+             now: datetime, watch_error: str | None = None, *, shown: int | None = None,
+             problem: str | None = None, unreadable: int = 0, held: int = 0, place_errors: int = 0,
+             loaded: bool = True) -> None:
         counts = Counter(statuses)
         text = Text()
         text.append("kiro-tui ", style="bold")
-        text.append(f"{len(statuses)} account{'s' if len(statuses) != 1 else ''}")
+        if not loaded:
+            text.append("reading accounts…", style=self.style("summary--muted"))
+        elif shown is not None:
+            text.append(f"{shown:,} of {len(statuses):,} shown")
+        else:
+            text.append(f"{len(statuses):,} account{'s' if len(statuses) != 1 else ''}")
         for status in _ORDER:
             if counts[status]:
                 text.append(" · ")
-                text.append(f"{counts[status]} {status.value.replace('-', ' ')}", style=fmt.STATUS_STYLES[status])
+                text.append(f"{counts[status]:,} {status.label}", style=self.style(STATUS_CLASSES[status]))
+        bad = self.style("summary--bad")
+        if held and not (problem and "held in memory" in problem):
+            text.append(f" · {held} token{'s' if held > 1 else ''} held in memory", style=bad)
+        if place_errors:
+            text.append(f" · {place_errors} place{'s' if place_errors > 1 else ''} in error", style=bad)
+        if unreadable:
+            text.append(f" · {unreadable} unreadable (see `kiro-tui list`)", style=bad)
+        if problem:
+            text.append(f" · {problem}", style=bad)
         text.append("   ")
+        muted = self.style("summary--muted")
         if kiro_cli_db is None:
-            text.append("kiro-cli: no database found", style="dim")
+            text.append("kiro-cli: no database found", style=muted)
         else:
-            text.append(f"kiro-cli: {_home_relative(kiro_cli_db)}", style="dim")
+            text.append(f"kiro-cli: {_home_relative(kiro_cli_db)}", style=muted)
             if watch_error:
-                text.append(f" (unreadable: {fmt.short_reason(watch_error)[:60]})", style="red")
+                text.append(f" (unreadable: {fmt.short_reason(watch_error)[:60]})", style=bad)
             elif last_read is not None:
-                text.append(f", read {fmt.ago(last_read, now)}", style="dim")
+                text.append(f", read {fmt.ago(last_read, now)}", style=muted)
         if text.markup != getattr(self, "_shown", None):  # most seconds nothing changed
             self._shown = text.markup
             self.update(text)

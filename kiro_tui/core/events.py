@@ -1,0 +1,46 @@
+"""What the engine tells whoever presents it (the TUI, `kiro-tui watch`): typed, by account id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kiro_tui.core.importer import ImportReport
+from kiro_tui.core.refresh import StatusChange
+
+
+@dataclass(frozen=True)
+class AccountsChanged:
+    """These accounts changed in the store (re-read and repaint them); None: any may have."""
+
+    ids: frozenset[str] | None
+
+
+@dataclass(frozen=True)
+class StatusChanged:
+    """An account moved from one status to another (toasts, log lines)."""
+
+    change: StatusChange
+
+
+@dataclass(frozen=True)
+class ImportFinished:
+    report: ImportReport
+    automatic: bool
+
+
+@dataclass(frozen=True)
+class ImportFailed:
+    error: str
+    automatic: bool
+
+
+@dataclass(frozen=True)
+class EngineProblem:
+    """Something is wrong beyond one account (the store will not take writes, background
+    refresh stopped and is restarting); None when it is over."""
+
+    problem: str | None
+    title: str = "kiro-tui"
+
+
+EngineEvent = AccountsChanged | StatusChanged | ImportFinished | ImportFailed | EngineProblem
