@@ -548,7 +548,7 @@ def _number(kind: type, low: float, high: float, what: str) -> Callable[[str], f
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a {what}") from None
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text} is out of range ({low:g} to {high:g})")
+            raise argparse.ArgumentTypeError(f"{text} is out of range ({low:,.0f} to {high:,.0f})")
         return value
 
     return parse

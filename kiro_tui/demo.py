@@ -28,7 +28,7 @@ from kiro_tui.core.clock import Clock, SystemClock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.importer import import_snapshot
 from kiro_tui.core.kiro_cli import read_kiro_cli
-from kiro_tui.core.kiro_cli_format import dumps
+from kiro_tui.core.kiro_cli_format import SCHEMA, dumps
 from kiro_tui.core.models import Account, AuthMethod, Mode
 from kiro_tui.core.store import AccountStore
 from kiro_tui.core.timefmt import parse_timestamp
@@ -41,15 +41,6 @@ IDC_PROFILES = [
     {"arn": "arn:aws:codewhisperer:us-east-1:123456789012:profile/TEAMDEV0001", "name": "Team Dev"},
     {"arn": "arn:aws:codewhisperer:eu-central-1:123456789012:profile/TEAMPROD002", "name": "Team Prod EU"},
 ]
-# kiro-cli's schema: the tables an importer reads (see docs/architecture.md).
-KIRO_CLI_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS migrations (id INTEGER PRIMARY KEY, version INTEGER NOT NULL, "
-    "migration_time INTEGER NOT NULL);"
-    "CREATE TABLE state (key TEXT PRIMARY KEY, value BLOB);"
-    "CREATE TABLE auth_kv (key TEXT PRIMARY KEY, value TEXT);"
-)
-
-
 def account_from_seed(seeded: dict, account_id: str, mode: Mode = Mode.OWN) -> Account:
     """The account kiro-tui holds for an emulator-seeded login, as a kiro-tui login would save it."""
     token, registration = seeded["token"], seeded.get("device_registration") or {}
@@ -105,7 +96,7 @@ def seed_demo(emulator: Emulator, folder: Path, store: AccountStore, now: dateti
     db = folder / "kiro-cli" / "data.sqlite3"
     db.parent.mkdir(parents=True)
     conn = sqlite3.connect(db)
-    conn.executescript(KIRO_CLI_SCHEMA)
+    conn.executescript(SCHEMA)
     conn.close()
     # In kiro-cli: a GitHub login about to expire, an Identity Center login with two profiles.
     write_kiro_cli_login(db, emulator.seed(kind="social", email="alice@example.com", expires_in=40))

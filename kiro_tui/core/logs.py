@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO
 
 from kiro_tui.core import paths
+from kiro_tui.core.paths import make_private_dirs
 from kiro_tui.core.aws.errors import redact
 from kiro_tui.core.summary import printable
 
@@ -52,24 +53,6 @@ def log_file() -> Path:
     return paths.log_dir() / "kiro-tui.log"
 
 
-def make_private_dirs(folder: Path) -> None:
-    """Create `folder` and every missing parent 0700.
-
-    `Path.mkdir(parents=True)` gives the parents the umask's mode ($XDG_STATE_HOME/kiro-tui came
-    out 0755). Folders that already exist are left as they are: they need not be kiro-tui's."""
-    missing = []
-    for candidate in (folder, *folder.parents):
-        if candidate.is_dir():
-            break
-        missing.append(candidate)
-    for candidate in reversed(missing):
-        try:
-            candidate.mkdir(mode=_DIR_MODE)
-        except FileExistsError:
-            continue  # another kiro-tui process made it first: not ours to change
-        candidate.chmod(_DIR_MODE)  # ours: exactly 0700, even under an odd umask
-
-
 def _tighten_rotated_logs(base: Path, backups: int) -> None:
     """Rotated files are renamed base files, so they keep 0600 from now on; these are the
     ones an older kiro-tui left readable by others."""
@@ -83,6 +66,9 @@ def _tighten_rotated_logs(base: Path, backups: int) -> None:
 def setup_file_logging(level: int = logging.INFO, max_bytes: int = MAX_LOG_BYTES) -> Path | None:
     """Log to kiro-tui.log (0600, rotated at `max_bytes`). Returns the path, or None if it cannot be written."""
     path = log_file()
+    root = logging.getLogger("kiro_tui")
+    if any(isinstance(h, PrivateRotatingFileHandler) and Path(h.baseFilename) == path for h in root.handlers):
+        return path  # already set up (a bug report after `watch` or the TUI set it up): no double lines
     try:
         make_private_dirs(path.parent)
         handler = PrivateRotatingFileHandler(path, maxBytes=max_bytes, backupCount=LOG_BACKUPS, encoding="utf-8")
@@ -90,7 +76,6 @@ def setup_file_logging(level: int = logging.INFO, max_bytes: int = MAX_LOG_BYTES
         return None
     _tighten_rotated_logs(path, LOG_BACKUPS)
     handler.setFormatter(RedactingFormatter(LOG_FORMAT))
-    root = logging.getLogger("kiro_tui")
     root.setLevel(level)
     root.addHandler(handler)
     return path

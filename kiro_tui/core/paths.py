@@ -7,6 +7,7 @@ from pathlib import Path
 import platformdirs
 
 APP_NAME = "kiro-tui"
+PRIVATE_DIR_MODE = 0o700
 
 
 def data_dir() -> Path:
@@ -34,3 +35,21 @@ def kiro_cli_db_candidates() -> list[Path]:
         Path(platformdirs.user_data_dir(name, appauthor=False, roaming=False)) / "data.sqlite3"
         for name in ("kiro-cli", "amazon-q")
     ]
+
+
+def make_private_dirs(folder: Path) -> None:
+    """Create `folder` and every missing parent 0700.
+
+    `Path.mkdir(parents=True)` gives the parents the umask's mode ($XDG_STATE_HOME/kiro-tui came
+    out 0755). Folders that already exist are left as they are: they need not be kiro-tui's."""
+    missing = []
+    for candidate in (folder, *folder.parents):
+        if candidate.is_dir():
+            break
+        missing.append(candidate)
+    for candidate in reversed(missing):
+        try:
+            candidate.mkdir(mode=PRIVATE_DIR_MODE)
+        except FileExistsError:
+            continue  # another kiro-tui process made it first: not ours to change
+        candidate.chmod(PRIVATE_DIR_MODE)  # ours: exactly 0700, even under an odd umask

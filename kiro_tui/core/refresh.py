@@ -260,9 +260,10 @@ class Refresher:
                 if p.role is PlaceRole.LINK or account.mode is not Mode.OWN]
 
     def _places_to_write(self, account: Account) -> list[Place]:
-        """Copies kiro-tui keeps fresh: links always, sources in sync mode."""
+        """Copies kiro-tui keeps fresh: links always, sources in sync mode; never a place kiro-tui
+        must not write (opencode's kiro.db: opencode saves over it; it is synced through kiro-cli)."""
         return [p for p in self.store.places(account.id)
-                if p.role is PlaceRole.LINK or account.mode is Mode.SYNC]
+                if (p.role is PlaceRole.LINK or account.mode is Mode.SYNC) and _writable(p.kind)]
 
     async def _adopt_from_places(self, account: Account, before: Status) -> RefreshResult | None:
         """If a place holds a newer token of this login, take it instead of calling the network."""
@@ -626,6 +627,13 @@ class Refresher:
     def _emit(self, account: Account, before: Status, after: Status, force: bool = False) -> None:
         if (force or before is not after) and self.on_change is not None:
             self.on_change(StatusChange(account.id, account.name, before, after, account.last_error))
+
+
+def _writable(kind: str) -> bool:
+    try:
+        return bool(place_format(kind).writable)
+    except PlaceError:
+        return False
 
 
 def _place_detail(place: Place, result: WriteResult) -> str:

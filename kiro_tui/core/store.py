@@ -23,6 +23,7 @@ from pathlib import Path
 
 from kiro_tui.core.errors import StoreError, StoreWriteError
 from kiro_tui.core.masking import fingerprint
+from kiro_tui.core.paths import make_private_dirs
 from kiro_tui.core.models import (
     ACCOUNT_FIELDS,
     Account,
@@ -296,7 +297,7 @@ class AccountStore:
         path = Path(path)
         fixed: list[str] = []
         try:
-            path.parent.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+            make_private_dirs(path.parent)
             if path.is_symlink() and not path.exists():
                 raise StoreError(f"the account store {path} is a symbolic link to {os.readlink(path)}, "
                                  "which does not exist; fix or remove the link")
