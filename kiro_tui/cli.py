@@ -94,55 +94,78 @@ def _run(coroutine_fn: Callable[[], Awaitable[T]]) -> T:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    """kiro-cli by default (--db PATH names its database); --from KIND [--path PATH] any place."""
     settings = _settings()
-    db, candidates = kiro_cli_location(args.db, settings)
-    if db is None:
+    kind = args.kind or "kiro-cli"
+    path = Path(args.path).expanduser() if args.path else None
+    if args.db:
+        if args.kind not in (None, "kiro-cli") or args.path:
+            raise UsageError("--db names kiro-cli's database; use --from KIND --path PATH for another place")
+        path = resolved(Path(args.db))
+    db, candidates = kiro_cli_location(str(path) if kind == "kiro-cli" and path else None, settings)
+    if kind == "kiro-cli" and db is None:
         find_kiro_cli_db(candidates)  # raises, naming every path tried
-    assert db is not None
+    where = str(path or db or kind)
     with _open_store() as store:
         engine = _engine(store, settings, db, candidates)
-        report = _run(lambda: engine.import_now(db))
+        report = _run(lambda: engine.import_now(path or (db if kind == "kiro-cli" else None), kind))
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
         _print_import(report)
     for skipped in report.skipped:
-        warn(f"skipped {skipped.key} in {db}: {skipped.reason}")
+        warn(f"skipped {skipped.key} in {where}: {skipped.reason}")
+    for problem_kind, problem_path, why in report.problems:
+        warn(f"{problem_kind} {problem_path}: {why}")
     if not report.imported:
         if report.skipped:
-            raise CommandFailed(f"no usable login in {db}: {report.skipped[0].reason}")
-        raise CommandFailed(f"no login in {db}; run `kiro-cli login` first, then import again")
+            raise CommandFailed(f"no usable login in {where}: {report.skipped[0].reason}")
+        hint = "run `kiro-cli login` first" if kind == "kiro-cli" else "log in with that tool first"
+        raise CommandFailed(f"no login in {where}; {hint}, then import again")
     return EXIT_OK
 
 
 def _print_import(report: ImportReport) -> None:
     for item in report.imported:
         note = f"  ({item.note})" if item.note else ""
-        say(f"{item.action:<10} {item.id}  {item.label:<32} {item.key}{note}")
+        say(f"{item.action:<10} {item.id}  {item.label:<32} {item.where}{note}")
     for account in report.missing:
-        say(f"{'kept':<10} {account.id}  {account.label:<32} no longer in kiro-cli's database")
+        say(f"{'kept':<10} {account.id}  {account.label:<32} no longer in {report.source}")
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    """Every place kiro-tui knows to look for logins, found or not."""
+    settings = _settings()
+    db, candidates = kiro_cli_location(args.db, settings)
+    with _open_store() as store:
+        engine = _engine(store, settings, db, candidates)
+        found = _run(engine.sources)
+    if args.json:
+        print(json.dumps([source.to_json() for source in found], indent=2))
+        return EXIT_OK
+    rows = [[s.kind, str(s.path), "yes" if s.found else "no", str(s.logins) if s.found else "-",
+             s.error or ""] for s in found]
+    _print_table(["KIND", "PATH", "FOUND", "LOGINS", "PROBLEM"], rows)
+    return EXIT_OK
 
 
 # ---------------------------------------------------------------- list / usage
-
-
-def _views(store: AccountStore, settings: Settings) -> list[AccountView]:
-    engine = _engine(store, settings)
-    result = _run(lambda: engine.views())
-    for problem in result.unreadable:
-        warn(problem.describe())
-    return result.views
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     settings = _settings()
     now = SystemClock().now()
     with _open_store() as store:
-        views = _views(store, settings)
+        engine = _engine(store, settings)
+        result = _run(lambda: engine.views())
+        for problem in result.unreadable:
+            warn(problem.describe())
+        views = result.views
         counts = store.refresh_counts()
+        holds = _run(lambda: engine.holdings(views)) if args.json else {}
     if args.json:
         rows = [account_json(v, now, settings.window, args.show_secrets, counts.get(v.id, (0, 0)),
-                             settings.quota_warning) for v in views]
+                             settings.quota_warning, holds) for v in views]
         print(json.dumps(rows, indent=2))
         return EXIT_OK
     if not views:
@@ -566,10 +589,21 @@ def build_parser() -> argparse.ArgumentParser:
     # A subcommand's --db must not overwrite the one given before the command (`kiro-tui --db X import`).
     db_help = "kiro-cli's data.sqlite3 (default: kiro-cli's usual place)"
 
-    p = commands.add_parser("import", help="import logins from kiro-cli's database")
-    p.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help=db_help)
+    from kiro_tui.core.places import FORMATS
+
+    kinds = ["all", *FORMATS]
+    p = commands.add_parser("import", help="import logins from kiro-cli's database, or another tool's files")
+    p.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help=db_help + "; = --from kiro-cli --path PATH")
+    p.add_argument("--from", dest="kind", metavar="KIND", choices=kinds,
+                   help=f"where to import from: {', '.join(kinds)} (default kiro-cli)")
+    p.add_argument("--path", metavar="PATH", help="the file or folder (default: where that tool keeps them)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=cmd_import)
+
+    p = commands.add_parser("sources", help="every place kiro-tui looks for logins, found or not")
+    p.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help=db_help)
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.set_defaults(handler=cmd_sources)
 
     p = commands.add_parser("list", help="list accounts with expiry and refresh health")
     p.add_argument("--json", action="store_true", help="print a JSON array")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -39,21 +40,65 @@ from kiro_tui.core.events import (
     ImportFinished,
     StatusChanged,
 )
-from kiro_tui.core.importer import ImportReport, import_snapshot
-from kiro_tui.core.kiro_cli import file_signature, find_kiro_cli_db, profile_region, read_kiro_cli
+from kiro_tui.core.importer import ImportReport, import_snapshot, same_login
+from kiro_tui.core.kiro_cli import KiroCliLogin, file_signature, find_kiro_cli_db, profile_region, read_kiro_cli
+from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.login import DeviceLogin, LoginFlow, LoginRequest, PollStatus, remember_request, save_login
-from kiro_tui.core.models import Account, AccountView, Health, Mode, UsageRecord
+from kiro_tui.core.models import Account, AccountView, Health, Mode, PlaceRole, UsageRecord
+from kiro_tui.core.places import FORMATS, PlaceError, gateway_sqlite_paths, place_format
 from kiro_tui.core.refresh import RefreshClients, Refresher, RefreshResult, StatusChange
 from kiro_tui.core.scheduler import RefreshScheduler
 from kiro_tui.core.store import AccountStore, RefreshLogEntry, UnreadableRow
 from kiro_tui.core.timefmt import EARLIEST, shift
 
 log = logging.getLogger("kiro_tui.engine")
+KIRO_CLI, GATEWAY, GATEWAY_DB, ALL = "kiro-cli", "gateway", "gateway-db", "all"
 RESTART_BACKOFF = (1.0, 60.0)
 USAGE_MAX_AGE = timedelta(minutes=10)
 USAGE_PER_PASS = 4
 """Usage calls per watch pass (every `watch_interval` seconds): quota for a thousand accounts
 is refreshed in about twelve minutes without ever bursting at the service."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One place kiro-tui knows to look for logins (`kiro-tui sources`)."""
+
+    kind: str
+    path: Path
+    found: bool
+    logins: int = 0
+    error: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"kind": self.kind, "path": str(self.path), "found": self.found, "logins": self.logins,
+                "error": self.error}
+
+
+def place_files(kind: str, path: Path) -> list[tuple[str, Path]]:
+    """The place files at `path` (itself, or those a folder holds), by kind: kiro-gateway's
+    credentials.json also names kiro-cli-format databases, read as `gateway-db`."""
+    files = [(kind, file) for file in place_format(kind).discover(Path(path))]
+    if kind == GATEWAY:
+        files += [(GATEWAY_DB, file) for file in gateway_sqlite_paths(Path(path))]
+    return files
+
+
+def _look(kind: str, path: Path, now: datetime) -> Source:
+    """Read one place (a file or a folder of them) just to count its logins."""
+    try:
+        files = place_files(kind, path)
+    except KiroTuiError as exc:
+        return Source(kind, path, True, 0, str(exc))
+    if not files:
+        return Source(kind, path, os.path.lexists(path), 0, None)
+    logins, errors = 0, []
+    for file_kind, file in files:
+        try:
+            logins += len(place_format(file_kind).scan(file, now).logins)
+        except KiroTuiError as exc:
+            errors.append(str(exc))
+    return Source(kind, path, True, logins, errors[0] if errors else None)
 
 
 @dataclass
@@ -94,6 +139,7 @@ class Engine:
         self.watch_error: str | None = None
         self.last_import_at: datetime | None = None
         self._signature: tuple[tuple[int, int], ...] | None = None
+        self._place_signatures: dict[tuple[str, str], tuple[tuple[int, int], ...]] = {}
         self._data_version: int | None = None
         self._known: dict[str, Account] = {}
         self._stopping = asyncio.Event()
@@ -199,7 +245,7 @@ class Engine:
         """One pass, every `watch_interval`: kiro-cli's database, held tokens, pending places,
         other processes' commits, quota. Each step is guarded on its own."""
         await self.start()
-        for step in (self._check_kiro_cli, self._retry_held, self._retry_places, self._notice_others,
+        for step in (self._check_kiro_cli, self._check_places, self._retry_held, self._retry_places, self._notice_others,
                      self._fetch_some_usage):
             try:
                 await step()
@@ -241,6 +287,30 @@ class Engine:
             self.watch_error = str(exc)
             log.warning("re-import from kiro-cli failed: %s", exc)
             self._emit(ImportFailed(str(exc), automatic=True))
+
+    async def _check_places(self) -> None:
+        """Re-import any other place an account was imported from, when its file changed: a
+        tool there refreshed, logged in again, or logged out."""
+        db = str(self.kiro_cli_db) if self.kiro_cli_db else None
+        places = {(p.kind, p.path) for p in self.store.places()
+                  if p.role is PlaceRole.SOURCE and not (p.kind == KIRO_CLI and p.path == db)}
+        for kind, path in sorted(places):
+            signature = file_signature(Path(path))
+            if self._place_signatures.get((kind, path)) == signature:
+                continue
+            first_look = (kind, path) not in self._place_signatures
+            self._place_signatures[(kind, path)] = signature
+            if first_look or signature[0][1] < 0:
+                continue  # known as it is now (imported already), or gone: nothing to read
+            try:
+                snapshot = await asyncio.to_thread(place_format(kind).scan, Path(path), self.clock.now())
+            except KiroTuiError as exc:
+                log.warning("re-import from %s %s failed: %s", kind, path, exc)
+                self._emit(ImportFailed(f"{path}: {exc}", automatic=True))
+                continue
+            now = self.clock.now()
+            report = import_snapshot(self.store, snapshot, now, self.settings.default_import_mode, automatic=True)
+            self._after_import(report, automatic=True)
 
     async def _retry_held(self) -> None:
         assert self.refresher is not None
@@ -308,13 +378,73 @@ class Engine:
 
     # ------------------------------------------------------------------ the front
 
-    async def import_now(self, path: Path | None = None) -> ImportReport:
-        """Read kiro-cli's database now (explicitly: every account is updated)."""
-        db = path or self.kiro_cli_db or self._find_kiro_cli_db()
-        if db is None:
-            looked = ", ".join(str(p) for p in self.kiro_cli_candidates)
-            raise KiroCliError(f"no kiro-cli database found (looked in {looked}); run `kiro-cli login` first")
-        return await self._import(db, automatic=False)
+    async def import_now(self, path: Path | None = None, kind: str = KIRO_CLI) -> ImportReport:
+        """Import explicitly (every account is updated) from one kind of place: kiro-cli's
+        database by default, or any kind at `path` (a file or a folder), or `all` that is found."""
+        if kind == ALL:
+            return await self._import_all()
+        if kind == KIRO_CLI and path is None:
+            db = self.kiro_cli_db or self._find_kiro_cli_db()
+            if db is None:
+                looked = ", ".join(str(p) for p in self.kiro_cli_candidates)
+                raise KiroCliError(f"no kiro-cli database found (looked in {looked}); run `kiro-cli login` first")
+            return await self._import(db, automatic=False)
+        fmt = place_format(kind)
+        targets = [Path(path)] if path is not None else fmt.default_paths()
+        report: ImportReport | None = None
+        for target in targets:
+            found = await self._import_place(kind, target, automatic=False)
+            if report is None:
+                report = found
+            else:
+                report.merge(found)
+        if report is None:
+            raise PlaceError(f"kiro-tui does not know where {fmt.title} keeps its logins; name the file with --path")
+        if not report.imported and not report.skipped and report.problems:
+            raise PlaceError(report.problems[0][2])
+        return report
+
+    async def _import_all(self) -> ImportReport:
+        """Every place found where the tools keep logins (kiro-cli first)."""
+        report: ImportReport | None = None
+        for source in await self.sources():
+            if not source.found or not source.logins:
+                continue  # (a folder with one broken file and good ones: the good ones import)
+            found = await self.import_now(source.path, source.kind)
+            if report is None:
+                report = found
+            else:
+                report.merge(found)
+        if report is None:
+            raise PlaceError("no logins found in any place kiro-tui knows (`kiro-tui sources` lists them)")
+        report.source, report.kind = Path("all"), ALL
+        return report
+
+    async def _import_place(self, kind: str, path: Path, automatic: bool) -> ImportReport:
+        """Every place file at `path` (a folder gives several; kiro-gateway's credentials.json
+        names its own), each imported on its own: one that cannot be read is a problem in the
+        report, and the others still import."""
+        fmt = place_format(kind)
+        report = ImportReport(source=Path(path), kind=kind)
+        try:
+            files = await asyncio.to_thread(place_files, kind, Path(path))
+        except PlaceError as exc:
+            report.problems.append((kind, Path(path), str(exc)))
+            files = []
+        if not files and not report.problems:
+            report.problems.append((kind, Path(path), f"no {fmt.title} login found at {path}"))
+        now = self.clock.now()
+        for file_kind, file in files:
+            try:
+                snapshot = await asyncio.to_thread(place_format(file_kind).scan, file, now)
+            except PlaceError as exc:
+                report.problems.append((file_kind, file, str(exc)))
+                continue
+            report.merge(import_snapshot(self.store, snapshot, now, self.settings.default_import_mode,
+                                         automatic=automatic))
+        if files:
+            self._after_import(report, automatic)
+        return report
 
     async def _import(self, db: Path, automatic: bool) -> ImportReport:
         now = self.clock.now()
@@ -322,13 +452,33 @@ class Engine:
         report = import_snapshot(self.store, snapshot, now, self.settings.default_import_mode, automatic=automatic)
         self.watch_error = None
         self.last_import_at = now
+        self._after_import(report, automatic)
+        return report
+
+    def _after_import(self, report: ImportReport, automatic: bool) -> None:
         if self.scheduler is not None:
             self.scheduler.schedule_all()
         changed = frozenset(i.id for i in report.imported if i.action != "unchanged")
         if changed:
             self._emit(AccountsChanged(changed))
         self._emit(ImportFinished(report, automatic))
-        return report
+
+    async def sources(self) -> list[Source]:
+        """Every place kiro-tui knows to look (each tool's usual paths, kiro-cli's database, and
+        every place it imported from), found or not, with how many logins each holds."""
+        now = self.clock.now()
+        wanted: dict[tuple[str, Path], None] = {}
+        db = self.kiro_cli_db or self._find_kiro_cli_db()
+        for path in ([db] if db else self.kiro_cli_candidates):
+            wanted[(KIRO_CLI, Path(path))] = None
+        for kind, fmt in FORMATS.items():
+            if kind != KIRO_CLI:
+                for path in fmt.default_paths():
+                    wanted[(kind, Path(path))] = None
+        for place in self.store.places():
+            if place.role is PlaceRole.SOURCE:
+                wanted[(place.kind, Path(place.path))] = None
+        return [await asyncio.to_thread(_look, kind, path, now) for kind, path in wanted]
 
     def _find_kiro_cli_db(self) -> Path | None:
         try:
@@ -379,6 +529,35 @@ class Engine:
         if ids is None:
             self._known = {a.id: a for a in accounts}
         return Views(views, unreadable)
+
+    async def holdings(self, views: list[AccountView]) -> dict[tuple[str, str, str], str]:
+        """What each place holds compared with its account: `current` (the same token), `older`
+        (one of its lineage: behind), `newer` (a tool there refreshed by itself), `other` (not this
+        login's token), or `missing` (not there, or unreadable)."""
+        now = self.clock.now()
+        found: dict[tuple[str, str, str], str] = {}
+        for view in views:
+            account = view.account
+            for place in view.places:
+                try:
+                    login = await asyncio.to_thread(place_format(place.kind).read_entry, Path(place.path),
+                                                    place.entry, now)
+                except KiroTuiError:
+                    login = None
+                found[place.address] = self._compare(account, login)
+        return found
+
+    def _compare(self, account: Account, login: KiroCliLogin | None) -> str:
+        if login is None or not login.refresh_token:
+            return "missing"
+        token_print = fingerprint(login.refresh_token)
+        if token_print == fingerprint(account.refresh_token):
+            return "current"
+        if self.store.in_lineage(account.id, token_print):
+            return "older"
+        if login.expires_at > account.expires_at and same_login(account, login):
+            return "newer"
+        return "other"
 
     async def history(self, account_id: str, limit: int = 5) -> list[RefreshLogEntry]:
         return self.store.refresh_history(account_id, limit)

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from kiro_tui.core.kiro_cli import KiroCliLogin, KiroCliSnapshot, SkippedKey
+from kiro_tui.core.places.base import PlaceSnapshot
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, AuthMethod, Health, Mode, Place, PlaceRole
 from kiro_tui.core.store import AccountStore, touch_updated
@@ -50,6 +51,13 @@ class ImportedLogin:
     key: str
     action: str
     note: str | None = None
+    kind: str = "kiro-cli"
+    path: str = ""
+
+    @property
+    def where(self) -> str:
+        """The login's place, for a person: the key in a database, else the file."""
+        return self.key or self.path
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -59,6 +67,8 @@ class ImportedLogin:
             "key": self.key,
             "action": self.action,
             "note": self.note,
+            "kind": self.kind,
+            "path": self.path,
         }
 
 
@@ -68,33 +78,55 @@ class ImportReport:
     imported: list[ImportedLogin] = field(default_factory=list)
     skipped: list[SkippedKey] = field(default_factory=list)
     missing: list[Account] = field(default_factory=list)
+    kind: str = "kiro-cli"
+    sources: list[tuple[str, Path]] = field(default_factory=list)
+    """Every (kind, path) read, when one import covered several places (`--from all`)."""
+    problems: list[tuple[str, Path, str]] = field(default_factory=list)
+    """(kind, path, why) for each place that could not be read at all; the others still imported."""
 
     def to_json(self) -> dict[str, object]:
         return {
             "source": str(self.source),
+            "kind": self.kind,
             "imported": [item.to_json() for item in self.imported],
             "skipped": [{"key": s.key, "reason": s.reason} for s in self.skipped],
             "missing": [{"id": a.id, "label": a.label, "key": a.source_key} for a in self.missing],
+            "sources": [{"kind": kind, "path": str(path)} for kind, path in self.sources],
+            "problems": [{"kind": kind, "path": str(path), "error": why} for kind, path, why in self.problems],
         }
 
     @property
     def changed(self) -> bool:
         return any(item.action != UNCHANGED for item in self.imported)
 
+    def merge(self, other: ImportReport) -> None:
+        """Fold another place's report into this one (an import from several places)."""
+        self.imported += other.imported
+        self.skipped += other.skipped
+        self.missing += [a for a in other.missing if a.id not in {m.id for m in self.missing}]
+        self.sources += other.sources
+        self.problems += other.problems
 
-def default_label(login: KiroCliLogin) -> str:
-    """A name for the account until its email is known."""
+
+def default_label(login: KiroCliLogin, kind: str = "kiro-cli") -> str:
+    """A name for the account until its email is known: what it is, and where it was found."""
+    where = f" ({_TITLES.get(kind, kind)})"
     if login.auth_method is AuthMethod.SOCIAL:
         provider = {"github": "GitHub", "google": "Google"}.get(login.provider or "", login.provider or "social")
-        return f"{provider} (kiro-cli)"
+        return provider + where
     if login.auth_method is AuthMethod.IDC:
         portal = (login.start_url or "").removeprefix("https://").split(".")[0] or "IdC"
-        return f"IdC {portal} (kiro-cli)"
+        return f"IdC {portal}" + where
     if login.auth_method is AuthMethod.EXTERNAL_IDP:
         host = urllib.parse.urlsplit(login.issuer_url or login.token_endpoint or "").hostname
-        return f"{host or 'external IdP'} (kiro-cli)"
-    legacy = " (Amazon Q)" if login.key.startswith("codewhisperer:") else " (kiro-cli)"
-    return "Builder ID" + legacy
+        return (host or "external IdP") + where
+    if login.key.startswith("codewhisperer:"):
+        where = " (Amazon Q)"
+    return "Builder ID" + where
+
+
+_TITLES = {"kiro-cli": "kiro-cli", "kiro-ide": "Kiro IDE", "cliproxy": "CLIProxyAPI", "opencode": "opencode",
+           "aiclient": "AIClient-2-API", "gateway": "kiro-gateway", "gateway-db": "kiro-gateway"}
 
 
 def new_account_id(taken: set[str]) -> str:
@@ -106,8 +138,8 @@ def new_account_id(taken: set[str]) -> str:
 
 
 def import_snapshot(
-    store: AccountStore, snapshot: KiroCliSnapshot, now: datetime, mode: Mode, automatic: bool = False,
-    kind: str = "kiro-cli",
+    store: AccountStore, snapshot: KiroCliSnapshot | PlaceSnapshot, now: datetime, mode: Mode,
+    automatic: bool = False,
 ) -> ImportReport:
     """Merge `snapshot` into the store. `automatic` (the watcher) leaves `own` accounts alone
     unless they need a login; an explicit import updates every account.
@@ -116,8 +148,10 @@ def import_snapshot(
     lineage, the same place with nothing contradicting it, or (from another place) the same
     client registration and start URL. Each login lands in its own savepoint: one that cannot
     be stored is skipped with its reason, and the rest of the import still lands."""
+    kind = getattr(snapshot, "kind", "kiro-cli")
     source = str(snapshot.path)
-    report = ImportReport(source=snapshot.path, skipped=list(snapshot.skipped))
+    skipped = [s if isinstance(s, SkippedKey) else SkippedKey(s[0] or source, s[1]) for s in snapshot.skipped]
+    report = ImportReport(source=snapshot.path, skipped=skipped, kind=kind, sources=[(kind, snapshot.path)])
     with store.transaction() as tx:
         taken = store.ids()
         matched: set[str] = set()
@@ -152,22 +186,22 @@ def _import_login(
     account = match_login(store, login, kind, source)
     place = store.place_at(kind, source, login.key)
     if account is None:
-        account = _new_account(login, new_account_id(taken), source, mode)
+        account = _new_account(login, new_account_id(taken), source, mode, kind)
         taken.add(account.id)
         touch_updated(account, now)
         store.save(account, tx)  # type: ignore[arg-type]
         store.save_place(tx, Place(account.id, kind, source, login.key, PlaceRole.SOURCE))  # type: ignore[arg-type]
-        return _imported(account, login, ADDED, login.needs_login)
+        return _imported(account, login, ADDED, login.needs_login, kind, source)
     if place is None or place.account_id != account.id:
         store.save_place(tx, Place(account.id, kind, source, login.key,  # type: ignore[arg-type]
                                    place.role if place else PlaceRole.SOURCE))
     if automatic and account.mode is Mode.OWN and account.health is not Health.NEEDS_LOGIN:
-        return _imported(account, login, UNCHANGED, "own mode: refreshed by kiro-tui")
+        return _imported(account, login, UNCHANGED, "own mode: refreshed by kiro-tui", kind, source)
     action, note = merge_login(account, login)
     if action != UNCHANGED:
         touch_updated(account, now)
         store.save(account, tx)  # type: ignore[arg-type]
-    return _imported(account, login, action, note)
+    return _imported(account, login, action, note, kind, source)
 
 
 def match_login(store: AccountStore, login: KiroCliLogin, kind: str, path: str) -> Account | None:
@@ -215,20 +249,21 @@ def _family(method: AuthMethod) -> str:
     return "oidc" if method in (AuthMethod.BUILDER_ID, AuthMethod.IDC) else method.value
 
 
-def _imported(account: Account, login: KiroCliLogin, action: str, note: str | None) -> ImportedLogin:
-    return ImportedLogin(account.id, account.label, account.auth_method.value, login.key, action, note)
+def _imported(account: Account, login: KiroCliLogin, action: str, note: str | None, kind: str,
+              path: str) -> ImportedLogin:
+    return ImportedLogin(account.id, account.label, account.auth_method.value, login.key, action, note, kind, path)
 
 
-def _new_account(login: KiroCliLogin, account_id: str, source: str, mode: Mode) -> Account:
+def _new_account(login: KiroCliLogin, account_id: str, source: str, mode: Mode, kind: str) -> Account:
     account = Account(
         id=account_id,
         auth_method=login.auth_method,
         access_token=login.access_token,
         expires_at=login.expires_at,
         refresh_token=login.refresh_token,
-        label=default_label(login),
+        label=default_label(login, kind),
         source=source,
-        source_key=login.key,
+        source_key=login.key or None,
         login_key=login.login_key,
         mode=mode,
     )

@@ -306,10 +306,7 @@ def _scopes(data: dict[str, object], key: str) -> list[str] | None:
 def _parse_login(token_key: TokenKey, auth: dict[str, object], now: datetime) -> KiroCliLogin:
     key = token_key.key
     data = _json_object(auth[key], key)
-    access_token = _string(data, "access_token", key, required=True)
-    expires_at = _time(data, "expires_at", key, required=True)
-    assert access_token is not None and expires_at is not None
-    refresh_token = _string(data, "refresh_token", key)
+    access_token, refresh_token, expires_at = _newest_token(data, key)
     common = dict(
         key=key,
         access_token=access_token,
@@ -352,6 +349,23 @@ def _parse_login(token_key: TokenKey, auth: dict[str, object], now: datetime) ->
     if not refresh_token:
         login.needs_login = f"{key} has no refresh token; log in again"
     return login
+
+
+def _newest_token(data: dict[str, object], key: str) -> tuple[str, str | None, datetime]:
+    """(access, refresh, expiry) in kiro-cli's snake_case, or in the camelCase copy some tools
+    (kirollm) add beside it, leaving the snake_case one stale: of two copies, the newer wins."""
+    copies = []
+    for access, refresh, expiry in (("access_token", "refresh_token", "expires_at"),
+                                    ("accessToken", "refreshToken", "expiresAt")):
+        if access in data or expiry in data:
+            token = _string(data, access, key, required=True)
+            when = _time(data, expiry, key, required=True)
+            assert token is not None and when is not None
+            copies.append((when, token, _string(data, refresh, key)))
+    if not copies:
+        raise _BadValue(f"{key}: field 'access_token' is missing")
+    when, token, refresh = max(copies, key=lambda copy: copy[0])
+    return token, refresh, when
 
 
 def _attach_registration(login: KiroCliLogin, auth: dict[str, object], now: datetime) -> None:

@@ -30,9 +30,11 @@ def account_json(
     show_secrets: bool = False,
     counts: tuple[int, int] = (0, 0),
     quota_warning: float = DEFAULT_QUOTA_WARNING,
+    holds: dict[tuple[str, str, str], str] | None = None,
 ) -> dict[str, object]:
     """The `list --json` object. Secrets are masked unless `show_secrets`. `counts` are the
-    successes and failures in the account's kept refresh history."""
+    successes and failures in the account's kept refresh history; `holds` says what each place
+    holds (Engine.holdings)."""
     account = view.account
     reveal = (lambda s: s) if show_secrets else mask
     return {
@@ -66,7 +68,7 @@ def account_json(
         "refresh_token": reveal(account.refresh_token),
         "client_secret": reveal(account.client_secret),
         "usage": usage_json(view.usage),
-        "places": [place_json(p) for p in view.places],
+        "places": [place_json(p, (holds or {}).get(p.address)) for p in view.places],
     }
 
 

@@ -1,0 +1,182 @@
+"""Importing from every place a Kiro login lives, and one account per credential (issue 13).
+
+Each tool's files are built the way that tool writes them (tests/support/places.py), with
+tokens from the emulator, so a refresh after the import really works.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from kiro_tui.core.aws.endpoints import Endpoints
+from kiro_tui.core.clock import ManualClock
+from kiro_tui.core.config import Settings
+from kiro_tui.core.engine import Engine
+from kiro_tui.core.kiro_cli_format import OIDC_TOKEN_KEY, SOCIAL_TOKEN_KEY
+from kiro_tui.core.models import AuthMethod, Outcome, PlaceRole
+from kiro_tui.core.store import AccountStore
+from tests.support.engine import at, seed_into_kiro_cli
+from tests.support.kiro_cli_db import KiroCliDb
+from tests.support.places import (
+    seed,
+    write_aiclient,
+    write_cliproxy,
+    write_gateway,
+    write_kiro_ide,
+    write_opencode,
+    opencode_row,
+)
+from tests.support.run import run_cli
+
+
+@pytest.fixture
+def live_emulator():
+    from kiro_tui.emulator import Emulator
+
+    with Emulator() as running:
+        yield running
+
+
+def store_path(home: Path) -> Path:
+    return home / "data" / "kiro-tui" / "accounts.db"
+
+
+@pytest.fixture
+async def engine(tmp_path: Path, emulator, emulator_time, http, endpoints):
+    with AccountStore.open(tmp_path / "store" / "accounts.db") as store:
+        running = Engine(store, Settings(), ManualClock(at(emulator_time.now)), endpoints, None,
+                         http=http, fetch_usage=False)
+        yield running
+
+
+def test_every_tool_is_imported_and_refreshes(kiro_tui_exe, isolated_dirs: Path, live_emulator) -> None:
+    """The installed command, one tool at a time, at each tool's usual place."""
+    ide = write_kiro_ide(isolated_dirs / ".aws" / "sso" / "cache", seed(live_emulator, "idc"))
+    proxy = write_cliproxy(isolated_dirs / ".cli-proxy-api", seed(live_emulator, "social"))
+    (isolated_dirs / ".cli-proxy-api" / "gemini-x.json").write_text('{"type": "gemini", "token": "x"}')
+    write_opencode(isolated_dirs / "config" / "opencode" / "kiro.db", [opencode_row(seed(live_emulator, "builder-id"))])
+    client = write_aiclient(isolated_dirs / "a2a", seed(live_emulator, "builder-id"))
+    gateway = write_gateway(isolated_dirs / "gw" / "creds.json", seed(live_emulator, "social"))
+    env = {"KIRO_TUI_ENDPOINT_URL": live_emulator.url}
+
+    sources = {(s["kind"], s["found"], s["logins"]) for s in run_cli(kiro_tui_exe, "sources", "--json").json()}
+    assert {("kiro-ide", True, 1), ("cliproxy", True, 1), ("opencode", True, 1), ("kiro-cli", False, 0)} <= sources
+
+    for kind, path in (("kiro-ide", None), ("cliproxy", None), ("opencode", None), ("aiclient", client.parent),
+                       ("gateway", gateway)):
+        args = ["import", "--from", kind, "--json"] + (["--path", str(path)] if path else [])
+        result = run_cli(kiro_tui_exe, *args)
+        assert result.code == 0, (kind, result.err)
+        (item,) = result.json()["imported"]
+        assert (item["kind"], item["action"]) == (kind, "added")
+        assert item["path"] in (str(ide), str(proxy), str(client), str(gateway)) or kind == "opencode"
+    listed = run_cli(kiro_tui_exe, "list", "--json").json()
+    assert len(listed) == 5
+    assert {p["kind"] for a in listed for p in a["places"]} == {"kiro-ide", "cliproxy", "opencode", "aiclient",
+                                                               "gateway"}
+    assert all(p["role"] == "source" and p["holds"] == "current" for a in listed for p in a["places"])
+    refreshed = run_cli(kiro_tui_exe, "refresh", "--all", "--json", env=env)
+    assert refreshed.code == 0, refreshed.err
+    assert {r["outcome"] for r in refreshed.json()} == {"refreshed"}
+
+
+def test_import_all_and_a_broken_file_is_one_clean_message(kiro_tui_exe, isolated_dirs: Path, live_emulator) -> None:
+    write_cliproxy(isolated_dirs / ".cli-proxy-api", seed(live_emulator, "social"))
+    broken = isolated_dirs / ".cli-proxy-api" / "kiro-broken.json"
+    broken.write_text('{"type": "kiro", "access_token": ')
+    write_kiro_ide(isolated_dirs / ".aws" / "sso" / "cache", seed(live_emulator, "builder-id"))
+    before = broken.read_bytes()
+    result = run_cli(kiro_tui_exe, "import", "--from", "all", "--json")
+    assert result.code == 0, result.err
+    report = result.json()
+    assert sorted(i["kind"] for i in report["imported"]) == ["cliproxy", "kiro-ide"]
+    assert any(p["path"] == str(broken) for p in report["problems"])
+    assert str(broken) in result.err and "Traceback" not in result.err
+    assert broken.read_bytes() == before  # nothing is ever written to a place by reading it
+
+
+async def test_a_cliproxy_copy_of_a_kiro_cli_login_is_one_account_with_two_places(
+        tmp_path: Path, engine: Engine, emulator) -> None:
+    db = KiroCliDb(tmp_path / "kiro-cli" / "data.sqlite3")
+    seeded = seed_into_kiro_cli(emulator, db, kind="social", email="copy@example.com")
+    await engine.import_now(db.path)
+    from tests.support.places import login_of
+
+    proxy = write_cliproxy(tmp_path / "proxy", login_of(seeded), provider="kiro-cli")  # the seed's own import
+    report = await engine.import_now(proxy, "cliproxy")
+    (item,) = report.imported
+    (account,) = engine.store.accounts()
+    assert item.id == account.id and item.action in ("unchanged", "updated")
+    places = engine.store.places(account.id)
+    assert sorted((p.kind, p.role) for p in places) == [("cliproxy", PlaceRole.SOURCE), ("kiro-cli", PlaceRole.SOURCE)]
+
+
+@pytest.mark.parametrize("shape", ["gateway-replaces", "opencode-iso-ms", "kirollm-camel-beside-snake"])
+async def test_other_tools_write_backs_keep_one_account(tmp_path: Path, engine: Engine, emulator, shape: str) -> None:
+    """Tools that write back into kiro-cli's database rewrite the value in their own shape."""
+    db = KiroCliDb(tmp_path / "kiro-cli" / "data.sqlite3")
+    seeded = seed_into_kiro_cli(emulator, db, kind="idc", email="lee@acme.example", region="eu-west-1",
+                                start_url="https://d-1234567890.awsapps.com/start")
+    await engine.import_now(db.path)
+    (account,) = engine.store.accounts()
+    # The tool refreshed by itself (a rotation kiro-tui never saw) and wrote the row its own way.
+    fresh = await engine.refresh_now([account.id])  # rotate at the emulator, as the tool would
+    assert fresh[0].outcome is Outcome.REFRESHED
+    live = engine.store.get(account.id)
+    newer = live.expires_at + timedelta(minutes=5)
+    token = seeded["token"]
+    if shape == "gateway-replaces":  # older kiro-gateway: the whole value replaced, fields dropped
+        value = {"access_token": "aoaGATEWAY", "refresh_token": live.refresh_token,
+                 "expires_at": newer.isoformat(), "region": token["region"], "scopes": token["scopes"]}
+    elif shape == "opencode-iso-ms":  # toISOString(): milliseconds
+        value = {**token, "access_token": "aoaOPENCODE", "refresh_token": live.refresh_token,
+                 "expires_at": newer.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"}
+    else:  # kirollm: camelCase beside stale snake_case; the newer of the two wins
+        value = {**token, "accessToken": "aoaKIROLLM", "refreshToken": live.refresh_token,
+                 "expiresAt": newer.isoformat()}
+    db.set_json("auth_kv", OIDC_TOKEN_KEY, value)
+    await engine.import_now(db.path)
+    (still,) = engine.store.accounts()
+    assert still.id == account.id
+    assert (still.auth_method, still.start_url) == (AuthMethod.IDC, "https://d-1234567890.awsapps.com/start")
+    expected = {"gateway-replaces": "aoaGATEWAY", "opencode-iso-ms": "aoaOPENCODE",
+                "kirollm-camel-beside-snake": "aoaKIROLLM"}[shape]
+    assert (still.access_token, still.expires_at) == (expected, newer)  # the newer copy was taken
+
+
+async def test_a_different_person_in_the_same_key_is_another_account(tmp_path: Path, engine: Engine, emulator) -> None:
+    db = KiroCliDb(tmp_path / "kiro-cli" / "data.sqlite3")
+    seed_into_kiro_cli(emulator, db, kind="social", email="one@example.com", provider="github")
+    await engine.import_now(db.path)
+    seed_into_kiro_cli(emulator, db, kind="social", email="two@example.com", provider="google")
+    report = await engine.import_now(db.path)
+    assert [i.action for i in report.imported] == ["added"] and len(report.missing) == 1
+    assert len(engine.store.accounts()) == 2
+    assert db.get_json("auth_kv", SOCIAL_TOKEN_KEY)["provider"] == "google"
+
+
+async def test_holds_compares_each_place_with_the_account(tmp_path: Path, engine: Engine, emulator) -> None:
+    db = KiroCliDb(tmp_path / "kiro-cli" / "data.sqlite3")
+    seed_into_kiro_cli(emulator, db, kind="social", email="h@example.com")
+    await engine.import_now(db.path)
+    (account,) = engine.store.accounts()
+    views = (await engine.views()).views
+    assert list((await engine.holdings(views)).values()) == ["current"]
+    engine.store.update(account.id, mode=engine.store.get(account.id).mode.OWN)  # own: never written back
+    await engine.refresh_now([account.id])
+    views = (await engine.views()).views
+    assert list((await engine.holdings(views)).values()) == ["older"]  # kiro-cli holds the spent token
+    db.path.unlink()
+    assert list((await engine.holdings(views)).values()) == ["missing"]
+
+
+def test_sources_json_shape(kiro_tui_exe, isolated_dirs: Path) -> None:
+    result = run_cli(kiro_tui_exe, "sources", "--json")
+    assert result.code == 0
+    for item in result.json():
+        assert set(item) == {"kind", "path", "found", "logins", "error"}
+    assert json.loads(result.out)[0]["kind"] == "kiro-cli"
