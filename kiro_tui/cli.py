@@ -404,6 +404,52 @@ async def _stop_draining(engine, interrupts: asyncio.Queue[int]) -> None:  # typ
         await engine.abandon()
 
 
+# ---------------------------------------------------------------- link / unlink / export
+
+
+def cmd_link(args: argparse.Namespace) -> int:
+    settings = _settings()
+    with _open_store() as store:
+        engine = _engine(store, settings, fetch_usage=False)
+
+        async def run():  # type: ignore[no-untyped-def]
+            try:
+                return await engine.link(args.id, args.kind, _path(args.path))
+            finally:
+                await engine.close()
+
+        place = _run(run)
+    where = place.path + (f" ({place.entry})" if place.entry else "")
+    if place.state.value == "in-sync":
+        say(f"Linked {place.account_id} to {place.kind} {where}: written now, and after every refresh.")
+        return EXIT_OK
+    say(f"Linked {place.account_id} to {place.kind} {where}, but it is {place.state.value}: {place.detail}")
+    return EXIT_FAILURE
+
+
+def cmd_unlink(args: argparse.Namespace) -> int:
+    settings = _settings()
+    with _open_store() as store:
+        engine = _engine(store, settings, fetch_usage=False)
+        gone = _run(lambda: engine.unlink(args.id, args.place))
+    for place in gone:
+        say(f"Unlinked {place.kind} {place.path}: left as it is, no longer kept fresh.")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    settings = _settings()
+    with _open_store() as store:
+        engine = _engine(store, settings, fetch_usage=False)
+        written = _run(lambda: engine.export(args.id, args.kind, _path(args.path)))
+    say(f"Wrote {written} once; it is not kept fresh (`kiro-tui link` does that).")
+    return EXIT_OK
+
+
+def _path(text: str | None) -> Path | None:
+    return Path(text).expanduser().absolute() if text else None
+
+
 # ---------------------------------------------------------------- login
 
 
@@ -631,6 +677,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-browser", action="store_true", help="do not open a browser; just print the URL")
     p.add_argument("--json", action="store_true", help="print the new account as JSON (prompts go to stderr)")
     p.set_defaults(handler=cmd_login)
+
+    writable = [kind for kind, fmt in FORMATS.items() if fmt.writable and kind != "kiro-cli"]
+    p = commands.add_parser("link", help="keep a copy of an account fresh in another tool's file")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--to", dest="kind", metavar="KIND", required=True, choices=writable,
+                   help=f"the tool: {', '.join(writable)}")
+    p.add_argument("--path", metavar="PATH", help="the file or folder (default: where that tool keeps it)")
+    p.set_defaults(handler=cmd_link)
+
+    p = commands.add_parser("unlink", help="stop keeping a copy fresh (the file is left as it is)")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("place", metavar="KIND-or-PATH")
+    p.set_defaults(handler=cmd_unlink)
+
+    p = commands.add_parser("export", help="write an account's login once into another tool's file (not kept fresh)")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--to", dest="kind", metavar="KIND", required=True, choices=writable,
+                   help=f"the tool: {', '.join(writable)}")
+    p.add_argument("--path", metavar="PATH", help="the file or folder (default: where that tool keeps it)")
+    p.set_defaults(handler=cmd_export)
 
     p = commands.add_parser("mode", help="how an account coexists with kiro-cli: sync, follow or own")
     p.add_argument("id", metavar="ID")

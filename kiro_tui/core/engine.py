@@ -44,8 +44,18 @@ from kiro_tui.core.importer import ImportReport, import_snapshot, same_login
 from kiro_tui.core.kiro_cli import KiroCliLogin, file_signature, find_kiro_cli_db, profile_region, read_kiro_cli
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.login import DeviceLogin, LoginFlow, LoginRequest, PollStatus, remember_request, save_login
-from kiro_tui.core.models import Account, AccountView, Health, Mode, PlaceRole, UsageRecord
-from kiro_tui.core.places import FORMATS, PlaceError, gateway_sqlite_paths, place_format
+from kiro_tui.core.models import (
+    Account,
+    AccountView,
+    AuthMethod,
+    Health,
+    Mode,
+    Place,
+    PlaceRole,
+    PlaceState,
+    UsageRecord,
+)
+from kiro_tui.core.places import FORMATS, PlaceError, PlaceFormat, TokenCopy, gateway_sqlite_paths, place_format
 from kiro_tui.core.refresh import RefreshClients, Refresher, RefreshResult, StatusChange
 from kiro_tui.core.scheduler import RefreshScheduler
 from kiro_tui.core.store import AccountStore, RefreshLogEntry, UnreadableRow
@@ -73,6 +83,20 @@ class Source:
     def to_json(self) -> dict[str, object]:
         return {"kind": self.kind, "path": str(self.path), "found": self.found, "logins": self.logins,
                 "error": self.error}
+
+
+def _existing_entry(fmt: PlaceFormat, target: Path, account: Account,
+                    now: datetime) -> tuple[Path, str, KiroCliLogin | None] | None:
+    """(file, entry, login) when `target` is a file that already holds logins: the one of this
+    account (by lineage or a matching login), or the first there. None: nothing to link to yet."""
+    if not target.is_file():
+        return None
+    snapshot = fmt.scan(target, now)
+    if not snapshot.logins:
+        return None
+    mine = next((login for login in snapshot.logins
+                 if fingerprint(login.refresh_token) == fingerprint(account.refresh_token)), snapshot.logins[0])
+    return snapshot.path, mine.key, mine
 
 
 def place_files(kind: str, path: Path) -> list[tuple[str, Path]]:
@@ -581,6 +605,86 @@ class Engine:
             self.scheduler.schedule(account_id)
         self._emit(AccountsChanged(frozenset({account_id})))
         return removed
+
+    # ------------------------------------------------------------------ links and exports
+
+    async def link(self, account_id: str, kind: str, path: Path | None = None) -> Place:
+        """Keep a copy of this account fresh at a place: the file is created if absent (or found
+        holding this login), written now, and written after every refresh from then on."""
+        account = self.store.resolve_id(account_id)
+        fmt = place_format(kind)
+        if not fmt.writable:
+            raise PlaceError(f"kiro-tui never writes {fmt.title}'s file (the tool saves over it); "
+                             "link kiro-cli instead: opencode re-imports kiro-cli's login")
+        target = self._place_path(fmt, path)
+        existing = await asyncio.to_thread(_existing_entry, fmt, target, account, self.clock.now())
+        written_at = None
+        if existing is not None:
+            entry_path, entry, login = existing
+            if login is None or not self.store.in_lineage(account.id, fingerprint(login.refresh_token)):
+                raise PlaceError(f"{entry_path} holds another login (or a token kiro-tui has never seen); "
+                                 "kiro-tui will not overwrite it. Import it, or name another file with --path")
+        else:
+            created = await asyncio.to_thread(fmt.create, target, account)
+            entry_path, entry, written_at = created.path, created.entry, self.clock.now()
+        taken = self.store.place_at(kind, str(entry_path), entry)
+        if taken is not None and taken.account_id != account.id:
+            raise PlaceError(f"{entry_path} is already a place of account {taken.account_id}")
+        place = Place(account.id, kind, str(entry_path), entry, PlaceRole.LINK if taken is None else taken.role,
+                      PlaceState.PENDING, "writing the token", written_at=written_at)
+        with self.store.transaction() as tx:
+            self.store.save_place(tx, place)
+        await self.start()
+        await self.refresher.write_places(account, [place])  # type: ignore[union-attr]
+        self.account_changed(account.id)
+        return next(p for p in self.store.places(account.id) if p.address == place.address)
+
+    async def unlink(self, account_id: str, kind_or_path: str) -> list[Place]:
+        """Stop keeping copies fresh at these places (by kind, or by path); the files are left as
+        they are. Source places are not links: change the mode (own) to stop writing them."""
+        account = self.store.resolve_id(account_id)
+        wanted = str(Path(kind_or_path).expanduser().absolute()) if ("/" in kind_or_path or kind_or_path.startswith(
+            ".")) else None
+        gone = [p for p in self.store.places(account.id) if p.role is PlaceRole.LINK
+                and (p.kind == kind_or_path or p.path == wanted or p.path == kind_or_path)]
+        if not gone:
+            raise PlaceError(f"{account.id} ({account.name}) has no link {kind_or_path!r}; "
+                             "`kiro-tui list --json` shows its places")
+        with self.store.transaction() as tx:
+            for place in gone:
+                self.store.delete_place(tx, place)
+        self.account_changed(account.id)
+        return gone
+
+    async def export(self, account_id: str, kind: str, path: Path | None = None) -> Path:
+        """Write this account's login once into a new file of that tool (no link: not kept fresh)."""
+        account = self.store.resolve_id(account_id)
+        fmt = place_format(kind)
+        if not fmt.writable:
+            raise PlaceError(f"kiro-tui never writes {fmt.title}'s file; export to kiro-cli's format "
+                             "(gateway-db) or link kiro-cli instead")
+        target = self._place_path(fmt, path)
+        existing = await asyncio.to_thread(_existing_entry, fmt, target, account, self.clock.now())
+        if existing is not None:
+            entry_path, entry, login = existing
+            if login is None or not self.store.in_lineage(account.id, fingerprint(login.refresh_token)):
+                raise PlaceError(f"{entry_path} already exists and does not hold this login; name a new file")
+            copy = TokenCopy(account.access_token, account.refresh_token or "", account.expires_at,
+                             account.profile_arn if account.auth_method is AuthMethod.SOCIAL else None)
+            result = await asyncio.to_thread(fmt.write_token, entry_path, entry, copy,
+                                             lambda p: self.store.in_lineage(account.id, p), 2.0)
+            if result.state is not PlaceState.IN_SYNC:
+                raise PlaceError(f"could not write {entry_path}: {result.detail or result.outcome.value}")
+            return entry_path
+        return (await asyncio.to_thread(fmt.create, target, account)).path
+
+    def _place_path(self, fmt: PlaceFormat, path: Path | None) -> Path:
+        if path is not None:
+            return Path(path).expanduser().absolute()
+        defaults = fmt.default_paths()
+        if not defaults:
+            raise PlaceError(f"{fmt.title} has no usual place for its file; name it with --path")
+        return defaults[0]
 
     # ------------------------------------------------------------------ logging in
 

@@ -1,0 +1,126 @@
+"""Linked places are written after each refresh and read before it (issue 14): link, unlink, export."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from kiro_tui.core.clock import ManualClock
+from kiro_tui.core.config import Settings
+from kiro_tui.core.engine import Engine
+from kiro_tui.core.errors import KiroTuiError
+from kiro_tui.core.masking import fingerprint
+from kiro_tui.core.models import Outcome, PlaceRole, PlaceState
+from kiro_tui.core.places import place_format
+from kiro_tui.core.store import AccountStore
+from tests.support.engine import account_from_seed, at, calls
+from tests.support.run import run_cli
+
+
+@pytest.fixture
+async def engine(tmp_path: Path, emulator, emulator_time, http, endpoints):
+    with AccountStore.open(tmp_path / "store" / "accounts.db") as store:
+        yield Engine(store, Settings(), ManualClock(at(emulator_time.now)), endpoints, None, http=http,
+                     fetch_usage=False)
+
+
+def own_account(engine: Engine, emulator, kind: str = "social", email: str = "link@example.com") -> str:
+    account = account_from_seed(emulator.seed(kind=kind, email=email), "11aa22bb")
+    engine.store.save(account)
+    return account.id
+
+
+def held(kind: str, path: Path, entry: str = "") -> str | None:
+    login = place_format(kind).read_entry(path, entry, at(0))
+    return login.refresh_token if login else None
+
+
+@pytest.mark.parametrize(("kind", "name", "method"), [
+    ("kiro-ide", "kiro-auth-token.json", "social"),
+    ("cliproxy", "proxy", "builder-id"),
+    ("aiclient", "a2a", "social"),
+    ("gateway", "creds.json", "idc"),
+    ("gateway-db", "gateway.sqlite3", "builder-id"),
+])
+async def test_link_writes_now_and_after_every_refresh(tmp_path: Path, engine: Engine, emulator, kind: str,
+                                                      name: str, method: str) -> None:
+    account_id = own_account(engine, emulator, method)
+    place = await engine.link(account_id, kind, tmp_path / name)
+    assert (place.role, place.state) == (PlaceRole.LINK, PlaceState.IN_SYNC)
+    path = Path(place.path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.is_file() and not path.is_symlink()
+    assert held(kind, path, place.entry) == engine.store.get(account_id).refresh_token
+    for _ in range(3):
+        (result,) = await engine.refresh_now([account_id])
+        assert result.outcome is Outcome.REFRESHED
+        account = engine.store.get(account_id)
+        assert held(kind, path, place.entry) == account.refresh_token  # the live token, every time
+        (after,) = engine.store.places(account_id)
+        assert after.state is PlaceState.IN_SYNC and after.written_at is not None
+
+
+async def test_a_tool_that_refreshed_by_itself_is_adopted_with_no_call(tmp_path: Path, engine: Engine,
+                                                                      emulator) -> None:
+    account_id = own_account(engine, emulator)
+    place = await engine.link(account_id, "cliproxy", tmp_path / "proxy")
+    # The proxy refreshes on its own (a rotation kiro-tui did not make) and writes its file its way.
+    from kiro_tui.core.aws.social import SocialClient
+    from kiro_tui.core.places import TokenCopy
+
+    engine.clock.advance(600)
+    account = engine.store.get(account_id)
+    rotated = await SocialClient(engine._http, engine.endpoints).refresh(account.refresh_token)
+    copy = TokenCopy(rotated.access_token, rotated.refresh_token or "", rotated.expires_at(engine.clock.now()))
+    result = place_format("cliproxy").write_token(Path(place.path), "", copy, lambda token_print: True, 1.0)
+    assert result.state is PlaceState.IN_SYNC
+    before = len(calls(emulator, "link@example.com"))
+    (outcome,) = await engine.refresh_now([account_id])
+    assert outcome.outcome is Outcome.ADOPTED  # its newer token taken, no network call spent
+    assert len(calls(emulator, "link@example.com")) == before
+    assert engine.store.get(account_id).refresh_token == rotated.refresh_token
+
+
+async def test_link_refuses_another_login_and_unlink_leaves_the_file(tmp_path: Path, engine: Engine,
+                                                                     emulator) -> None:
+    first = own_account(engine, emulator)
+    other = account_from_seed(emulator.seed(kind="social", email="other@example.com"), "33cc44dd")
+    engine.store.save(other)
+    place = await engine.link(first, "kiro-ide", tmp_path / "kiro-auth-token.json")
+    with pytest.raises(KiroTuiError, match="holds another login"):
+        await engine.link(other.id, "kiro-ide", tmp_path / "kiro-auth-token.json")
+    gone = await engine.unlink(first, "kiro-ide")
+    assert [p.path for p in gone] == [place.path] and engine.store.places(first) == []
+    assert Path(place.path).exists()
+    await engine.refresh_now([first])
+    assert held("kiro-ide", Path(place.path)) != engine.store.get(first).refresh_token  # no longer kept fresh
+
+
+async def test_export_writes_once_and_opencode_is_never_written(tmp_path: Path, engine: Engine, emulator) -> None:
+    account_id = own_account(engine, emulator)
+    written = await engine.export(account_id, "aiclient", tmp_path / "a2a")
+    assert held("aiclient", written) == engine.store.get(account_id).refresh_token
+    assert engine.store.places(account_id) == []  # no link
+    with pytest.raises(KiroTuiError, match="never writes"):
+        await engine.link(account_id, "opencode", tmp_path / "kiro.db")
+
+
+def test_link_and_list_from_the_command_line(kiro_tui_exe, isolated_dirs: Path, emulator) -> None:
+    with AccountStore.open(isolated_dirs / "data" / "kiro-tui" / "accounts.db") as store:
+        store.save(account_from_seed(emulator.seed(kind="social", email="cli@example.com"), "55ee66ff"))
+    env = {"KIRO_TUI_ENDPOINT_URL": emulator.url}
+    linked = run_cli(kiro_tui_exe, "link", "55ee", "--to", "cliproxy", env=env)
+    assert linked.code == 0, linked.err
+    assert "written now, and after every refresh" in linked.out
+    (account,) = run_cli(kiro_tui_exe, "list", "--json").json()
+    (place,) = account["places"]
+    assert (place["kind"], place["role"], place["state"], place["holds"]) == ("cliproxy", "link", "in-sync", "current")
+    assert place["written_at"] is not None
+    assert Path(place["path"]).parent == isolated_dirs / ".cli-proxy-api"
+    assert run_cli(kiro_tui_exe, "refresh", "55ee", env=env).code == 0
+    (account,) = run_cli(kiro_tui_exe, "list", "--json").json()
+    assert account["places"][0]["holds"] == "current"
+    assert fingerprint(held("cliproxy", Path(place["path"]))) is not None
+    assert run_cli(kiro_tui_exe, "unlink", "55ee", "cliproxy").code == 0
+    assert run_cli(kiro_tui_exe, "list", "--json").json()[0]["places"] == []
