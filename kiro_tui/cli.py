@@ -291,7 +291,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
         async def run() -> list[RefreshResult]:
             try:
-                chosen = ids if ids is not None else engine.due_ids()
+                chosen = ids if ids is not None else await engine.due_ids()
                 results = await engine.refresh_now(chosen, force) if chosen else []
                 await engine.stop(timeout=30)
                 if engine.refresher is not None:

@@ -522,9 +522,10 @@ class Engine:
         self._emit(AccountsChanged(frozenset(account_ids)))
         return results
 
-    def due_ids(self) -> list[str]:
+    async def due_ids(self) -> list[str]:
+        await self.start()
         now = self.clock.now()
-        return [a.id for a in self.store.accounts() if a.is_due(now, self.settings.window)]
+        return [a.id for a in self.store.accounts() if a.is_due(now, self.refresher.window_for(a.id))]  # type: ignore[union-attr]
 
     def account_changed(self, account_id: str) -> None:
         """A person changed this account (or it is new): reschedule it and repaint it."""

@@ -46,7 +46,7 @@ from kiro_tui.core.errors import KiroTuiError, StoreError
 from kiro_tui.core.importer import mark_refresh_token_dead, merge_login, same_login
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, AuthMethod, Health, Mode, Outcome, Place, PlaceRole, PlaceState, Status
-from kiro_tui.core.places import PlaceError, TokenCopy, WriteOutcome, WriteResult, place_format
+from kiro_tui.core.places import PlaceError, TokenCopy, WriteOutcome, WriteResult, effective_window, place_format
 from kiro_tui.core.store import AccountStore, RefreshLogEntry
 from kiro_tui.core.timefmt import format_timestamp, parse_timestamp, shift
 
@@ -245,14 +245,20 @@ class Refresher:
             adopted = await self._adopt_from_places(account, before)
             if account.mode is Mode.FOLLOW and account.source:
                 return adopted or self._result(account, Outcome.FOLLOWED, "follow mode: kiro-cli refreshes this login")
-            if adopted and not account.is_due(self.clock.now(), self.settings.window):
+            if adopted and not account.is_due(self.clock.now(), self.window_for(account.id)):
                 return adopted
-        if not force and not account.is_due(now, self.settings.window):
+        if not force and not account.is_due(now, self.window_for(account.id)):
             return self._result(account, Outcome.SKIPPED, "not due yet")
         self._emit(account, before, Status.REFRESHING)
         return await self._refresh_over_network(account)
 
     # ------------------------------------------------------------------ places
+
+    def window_for(self, account_id: str, places: list[Place] | None = None) -> timedelta:
+        """This account's refresh window: earlier than configured when a linked tool would
+        otherwise refresh first (see places.effective_window)."""
+        found = places if places is not None else self.store.places(account_id)
+        return effective_window(self.settings.window, (p.kind for p in found if p.role is PlaceRole.LINK))
 
     def _places_to_read(self, account: Account) -> list[Place]:
         """Copies a tool may have refreshed by itself: sources (unless own mode) and links."""

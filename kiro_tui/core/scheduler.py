@@ -52,7 +52,7 @@ class RefreshScheduler:
             except StoreError as exc:
                 log.warning("%s", exc)
                 account = None
-            at = account.due_time(self.settings.window) if account else None
+            at = account.due_time(self.refresher.window_for(account_id)) if account else None
         self._set_due(account_id, at)
         self._wake.set()
 
@@ -60,8 +60,11 @@ class RefreshScheduler:
         """Recompute every account (after an import, or another process's changes)."""
         self._due.clear()
         self._heap.clear()
+        places: dict[str, list] = {}
+        for place in self.store.places():
+            places.setdefault(place.account_id, []).append(place)
         for account in self.store.accounts():
-            at = account.due_time(self.settings.window)
+            at = account.due_time(self.refresher.window_for(account.id, places.get(account.id, [])))
             if at is not None:
                 self._due[account.id] = at
                 self._heap.append((at, next(self._seq), account.id))

@@ -8,6 +8,9 @@ the account's token lineage), so one rotation never kills another tool's copy.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import timedelta
+
 from kiro_tui.core.places.aiclient import AiClientPlace
 from kiro_tui.core.places.base import (
     Created,
@@ -31,6 +34,18 @@ FORMATS: dict[str, PlaceFormat] = {fmt.kind: fmt for fmt in (
 )}
 
 
+LEAD_MARGIN = timedelta(minutes=1)
+
+
+def effective_window(window: timedelta, kinds: Iterable[str]) -> timedelta:
+    """The refresh window of an account with copies at places of these kinds: the configured one,
+    or earlier when a tool there re-reads and refreshes by itself inside it (one definition, used
+    by the scheduler and the refresher alike)."""
+    leads = [FORMATS[kind].rereads_before_refresh for kind in kinds if kind in FORMATS]
+    longest = max((lead for lead in leads if lead is not None), default=None)
+    return max(window, timedelta(seconds=longest) + LEAD_MARGIN) if longest is not None else window
+
+
 def place_format(kind: str) -> PlaceFormat:
     try:
         return FORMATS[kind]
@@ -38,5 +53,5 @@ def place_format(kind: str) -> PlaceFormat:
         raise PlaceError(f"kiro-tui does not know places of kind {kind!r}") from None
 
 
-__all__ = ["FORMATS", "Created", "PlaceError", "PlaceFormat", "PlaceSnapshot", "TokenCopy", "WriteOutcome",
+__all__ = ["FORMATS", "effective_window", "Created", "PlaceError", "PlaceFormat", "PlaceSnapshot", "TokenCopy", "WriteOutcome",
            "WriteResult", "create_gateway_db", "gateway_sqlite_paths", "place_format"]

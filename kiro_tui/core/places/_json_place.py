@@ -42,6 +42,7 @@ class JsonFilePlace:
     """The file in a person's words, for messages: "Kiro IDE token file"."""
     native: Spelling = "camel"
     writable = True
+    rereads_before_refresh: float | None = None
     supports: tuple[AuthMethod, ...] = (AuthMethod.SOCIAL, AuthMethod.BUILDER_ID, AuthMethod.IDC)
     """The logins its tool can refresh, so the ones `create` writes a file for."""
     indent: int | None = 2

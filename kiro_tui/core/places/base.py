@@ -85,6 +85,10 @@ class PlaceFormat(Protocol):
     kind: str
     title: str
     writable: bool
+    rereads_before_refresh: float | None
+    """Seconds before expiry at which the tool re-reads its file and refreshes if it is still
+    old (kiro-gateway's SQLite mode: 600), or None. A linked account is then refreshed a minute
+    before that, so the tool always finds kiro-tui's new token and never spends the old one."""
     """False: kiro-tui only reads this kind (opencode's kiro.db); linking or exporting to it is refused."""
 
     def default_paths(self) -> list[Path]:

@@ -205,6 +205,7 @@ class GatewayDbPlace(KiroCliPlace):
 
     kind = "gateway-db"
     title = "kiro-gateway database"
+    rereads_before_refresh = 600.0  # kiro-gateway reloads its SQLite file when within 600 s of expiry
 
     def default_paths(self) -> list[Path]:
         return []

@@ -27,6 +27,7 @@ class KiroCliPlace:
     kind = "kiro-cli"
     title = "kiro-cli"
     writable = True
+    rereads_before_refresh: float | None = None
 
     def default_paths(self) -> list[Path]:
         return paths.kiro_cli_db_candidates()

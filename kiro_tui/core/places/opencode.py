@@ -49,6 +49,7 @@ class OpencodePlace:
     title = "opencode-kiro-auth"
     what = "opencode-kiro-auth database"
     writable = False
+    rereads_before_refresh: float | None = None
 
     def default_paths(self) -> list[Path]:
         return [opencode_folder() / DB_NAME]
