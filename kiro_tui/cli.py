@@ -460,10 +460,11 @@ def cmd_login(args: argparse.Namespace) -> int:
     settings = _settings()
     out = sys.stderr if args.json else sys.stdout
 
-    def tell(line: str) -> None:
-        print(printable(line), file=out, flush=True)
+    def tell(text: str) -> None:
+        print(printable(text, keep_newlines=True), file=out, flush=True)
 
     request = LoginRequest(args.start_url or None, args.region or "us-east-1")
+    request.validate()  # the region as given: a typo is pointed out even for Builder ID
     if args.profile and not args.profile.startswith("arn:"):
         raise UsageError(f"--profile wants a profile ARN (arn:aws:codewhisperer:REGION:ACCOUNT:profile/ID), "
                          f"not {args.profile!r}")

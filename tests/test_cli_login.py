@@ -1,0 +1,94 @@
+"""`kiro-tui login` and the `--db` that comes before a command, as installed commands."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kiro_tui.demo import IDC_PROFILES
+from tests.support.engine import control, seed_into_kiro_cli
+from tests.support.kiro_cli_db import KiroCliDb
+from tests.support.run import run_cli
+
+IDC = "https://d-7777777777.awsapps.com/start"
+
+
+@pytest.fixture
+def live_emulator():
+    from kiro_tui.emulator import Emulator
+
+    with Emulator(approve_after=0.5) as running:  # a person approving in the browser half a second later
+        yield running
+
+
+def test_builder_id_login_prints_the_code_as_text_and_saves_the_account(kiro_tui_exe, live_emulator) -> None:
+    control(live_emulator, "config", {"next_user_codes": ["QWER-TYUI"]})
+    result = run_cli(kiro_tui_exe, "login", "--no-browser", env={"KIRO_TUI_ENDPOINT_URL": live_emulator.url})
+    assert result.code == 0, result.err
+    assert re.search(r"^\s+QWER-TYUI\s*$", result.out, re.M)  # the code as plain text, on its own line
+    assert f"{live_emulator.url}/device" in result.out
+    assert "Logged in as" in result.out and "kiro-tui keeps it fresh" in result.out
+    (account,) = run_cli(kiro_tui_exe, "list", "--json").json()
+    assert (account["auth_method"], account["region"], account["mode"]) == ("builder-id", "us-east-1", "own")
+
+
+def test_idc_login_takes_the_profile_given_and_prints_json(kiro_tui_exe, live_emulator) -> None:
+    live_emulator.state.add_user("idc", email="pat@acme.example", region="eu-west-1", start_url=IDC,
+                                 profiles=IDC_PROFILES)
+    env = {"KIRO_TUI_ENDPOINT_URL": live_emulator.url}
+    two = run_cli(kiro_tui_exe, "login", "--start-url", IDC, "--region", "eu-west-1", "--no-browser", env=env)
+    assert two.code == 2 and "pass --profile ARN" in two.err and IDC_PROFILES[1]["arn"] in two.err  # no terminal
+    assert run_cli(kiro_tui_exe, "list", "--json").json() == []  # nothing saved
+    chosen = run_cli(kiro_tui_exe, "login", "--start-url", IDC, "--region", "eu-west-1", "--no-browser",
+                     "--profile", IDC_PROFILES[1]["arn"], "--json", env=env)
+    assert chosen.code == 0, chosen.err
+    account = json.loads(chosen.out)  # only JSON on stdout; the prompts went to stderr
+    assert (account["email"], account["profile_arn"], account["start_url"]) == (
+        "pat@acme.example", IDC_PROFILES[1]["arn"], IDC)
+    assert "enter the code" in chosen.err
+
+
+def test_login_errors_exit_1_and_usage_errors_exit_2(kiro_tui_exe, live_emulator) -> None:
+    env = {"KIRO_TUI_ENDPOINT_URL": live_emulator.url}
+    wrong_region = run_cli(kiro_tui_exe, "login", "--start-url", "https://d-0000000000.awsapps.com/start",
+                           "--region", "ap-south-1", "--no-browser", env=env)
+    assert wrong_region.code == 1 and "no IAM Identity Center" in wrong_region.err
+    assert len(wrong_region.err.strip().splitlines()) == 1
+    bad_profile = run_cli(kiro_tui_exe, "login", "--profile", "Team Dev", env=env)
+    assert bad_profile.code == 2 and "--profile wants a profile ARN" in bad_profile.err
+    bad_region = run_cli(kiro_tui_exe, "login", "--region", "Europe", env=env)
+    assert bad_region.code == 1 and "'Europe' is not an AWS region" in bad_region.err
+
+
+def test_denied_in_the_browser_saves_nothing(kiro_tui_exe, isolated_dirs: Path) -> None:
+    from kiro_tui.emulator import Emulator
+
+    with Emulator() as emulator:
+        env = {"KIRO_TUI_ENDPOINT_URL": emulator.url}
+        proc = subprocess.Popen([kiro_tui_exe, "login", "--no-browser"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env={**__import__("os").environ, **env})
+        assert proc.stdout is not None
+        code = ""
+        for line in proc.stdout:
+            if re.match(r"^\s+[A-Z0-9]{4}-[A-Z0-9]{4}\s*$", line):
+                code = line.strip()
+                break
+        control(emulator, "deny", {"user_code": code})
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and "denied in the browser" in err
+    assert run_cli(kiro_tui_exe, "list", "--json").json() == []
+
+
+def test_db_before_the_command_is_not_overwritten(kiro_tui_exe, isolated_dirs: Path, tmp_path: Path, emulator) -> None:
+    elsewhere = KiroCliDb(tmp_path / "elsewhere" / "data.sqlite3")
+    seed_into_kiro_cli(emulator, elsewhere, kind="social", email="far@example.com")
+    result = run_cli(kiro_tui_exe, "--db", str(elsewhere.path), "import", "--json")
+    assert result.code == 0, result.err
+    assert result.json()["source"] == str(elsewhere.path.resolve())
+    sources = run_cli(kiro_tui_exe, "--db", str(elsewhere.path), "sources", "--json").json()
+    assert sources[0] == {"kind": "kiro-cli", "path": str(elsewhere.path.resolve()), "found": True, "logins": 1,
+                          "error": None}
