@@ -361,7 +361,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             except NotImplementedError:
                 pass
         with _open_store() as store:
-            engine = _engine(store, settings, db, candidates, on_event=on_event)
+            engine = _engine(store, settings, db, candidates, on_event=on_event, fetch_usage=settings.fetch_usage)
             try:
                 await engine.start()
                 log.info("watching %d accounts%s", len(store.ids()), f"; kiro-cli database {db}" if db else "")
@@ -727,11 +727,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # What the core logs goes to the private log file (and `watch` adds the terminal), never to
+    # Python's last-resort handler: that prints unformatted, unmasked lines on stderr.
+    logging.getLogger("kiro_tui").addHandler(logging.NullHandler())
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     if getattr(args, "ids", None) and getattr(args, "all", False):
         parser.error("give account ids or --all, not both")
+    if handler not in (cmd_emulator, cmd_demo):
+        from kiro_tui.core.logs import setup_file_logging
+
+        setup_file_logging()  # warnings from the core (a lease not released, an unreadable row) land here
     try:
         return handler(args)
     except KiroTuiError as exc:

@@ -31,7 +31,7 @@ from kiro_tui.core.aws.tokens import TokenResult
 from kiro_tui.core.aws.transport import make_http_client
 from kiro_tui.core.clock import Clock
 from kiro_tui.core.config import Settings
-from kiro_tui.core.errors import KiroCliError, KiroTuiError, TlsSetupError
+from kiro_tui.core.errors import KiroCliError, KiroTuiError, StoreError, TlsSetupError
 from kiro_tui.core.events import (
     AccountsChanged,
     EngineEvent,
@@ -269,6 +269,7 @@ class Engine:
         """One pass, every `watch_interval`: kiro-cli's database, held tokens, pending places,
         other processes' commits, quota. Each step is guarded on its own."""
         await self.start()
+        failed = False
         for step in (self._check_kiro_cli, self._check_places, self._retry_held, self._retry_places, self._notice_others,
                      self._fetch_some_usage):
             try:
@@ -276,8 +277,15 @@ class Engine:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - logged, shown, and the next pass tries again
-                log.exception("background step %s failed", step.__name__)
+                failed = True
+                if isinstance(exc, StoreError):  # disk full, read-only, locked: said in words, no traceback
+                    log.warning("background step %s failed: %s", step.__name__, exc)
+                else:
+                    log.exception("background step %s failed", step.__name__)
                 self._set_problem(f"{step.__name__.strip('_').replace('_', ' ')} failed: {exc}")
+        if not failed and self.problem and (" failed: " in self.problem
+                                            or self.problem.startswith("background refresh stopped")):
+            self._set_problem(None)  # a whole pass went through: that failure (or restart) is over
         self._update_problem()
 
     def _update_problem(self) -> None:

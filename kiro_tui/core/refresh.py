@@ -13,7 +13,13 @@
   answer is checked on its own and dropped with a warning if unusable, never at the token's
   cost. If the store will not take the commit (disk full, read-only), the token is held in
   memory (and in a rescue file beside the store when possible) and committed as soon as it can.
-- Places are written after the commit, compare-and-swap on the account's token lineage.
+- Places are written after the commit, compare-and-swap on the account's token lineage; a token
+  adopted from one place is written into every other.
+- Every watch pass, a place a tool rewrote since the last pass is read at once, and a newer token
+  there is adopted and passed on to the other places (a tool that refreshes earlier than kiro-tui,
+  such as AIClient-2-API, would otherwise leave the others holding a spent refresh token until
+  kiro-tui's own refresh came due). In this process one thing at a time happens to an account: a
+  refresh, or that place work (a lock per account; the lease keeps other processes out).
 - Transient failures back off exponentially with full jitter (base 5 s, cap 5 min). Whatever
   goes wrong with one account, even a bug, is that account's failure: it never stops a pass.
 """
@@ -27,7 +33,8 @@ import os
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -189,6 +196,10 @@ class Refresher:
         """Why the store would not take the last write, until a write goes through again."""
         self.backing_off: dict[str, tuple[int, datetime]] = {}
         """In memory, for failures the store could not record: failures so far and next try."""
+        self._locks: dict[str, asyncio.Lock] = {}
+        """One per account: a refresh and the watch pass's place work never overlap in this process."""
+        self._seen: dict[str, PlaceSignature] = {}
+        """How each place file looked at the last pass (or just after kiro-tui wrote it)."""
         self._load_rescued()
 
     # ------------------------------------------------------------------ entry point
@@ -196,6 +207,10 @@ class Refresher:
     async def refresh(self, account_id: str, force: bool = False) -> RefreshResult:
         """One attempt for one account; `force` refreshes even if not yet due. Never raises:
         whatever goes wrong is this account's outcome."""
+        async with self._account_lock(account_id):  # the watch pass's place work finishes first
+            return await self._refresh_unlocked(account_id, force)
+
+    async def _refresh_unlocked(self, account_id: str, force: bool) -> RefreshResult:
         now = self.clock.now()
         try:
             leased = self.store.acquire_lease(account_id, self.owner, now, LEASE_SECONDS)
@@ -222,6 +237,34 @@ class Refresher:
         return RefreshResult(account_id, Outcome.BUSY, status, account.label if account else "",
                              message="another kiro-tui process is refreshing it")
 
+    def _account_lock(self, account_id: str) -> asyncio.Lock:
+        lock = self._locks.get(account_id)
+        if lock is None:
+            lock = self._locks[account_id] = asyncio.Lock()
+        return lock
+
+    @asynccontextmanager
+    async def _exclusive(self, account_id: str) -> AsyncIterator[bool]:
+        """The account to ourselves for the watch pass's place work: True, or False at once when
+        it is being refreshed here or by another kiro-tui process (that refresh reads and writes
+        its places itself)."""
+        lock = self._account_lock(account_id)
+        if lock.locked():
+            yield False
+            return
+        async with lock:
+            try:
+                leased = self.store.acquire_lease(account_id, self.owner, self.clock.now(), LEASE_SECONDS)
+            except StoreError:
+                leased = False
+            if not leased:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                self._release(account_id)
+
     def _release(self, account_id: str) -> None:
         try:
             self.store.release_lease(account_id, self.owner)
@@ -229,7 +272,11 @@ class Refresher:
             log.warning("could not release the lease on %s: %s", account_id, exc)
 
     async def _refresh_leased(self, account_id: str, force: bool) -> RefreshResult:
-        account = self.store.get(account_id)  # re-read: another process may have refreshed already
+        try:
+            account = self.store.get(account_id)  # re-read: another process may have refreshed already
+        except StoreError as exc:  # its row cannot be read (hand-edited): this account's failure, by name
+            return RefreshResult(account_id, Outcome.FAILED, Status.REFRESH_FAILING,
+                                 classification=ErrorClass.FATAL_CONFIG.value, message=str(exc))
         now = self.clock.now()
         if account is None:
             self.held.pop(account_id, None)
@@ -285,16 +332,25 @@ class Refresher:
             if not (self.store.in_lineage(account.id, fingerprint(login.refresh_token))
                     or same_login(account, login)):
                 continue
+            replaced = fingerprint(account.refresh_token)
             merge_login(account, login)
             account.sync_error = None
             account.last_refresh_at = self.clock.now()
             now = self.clock.now()
+            # Every other copy still holds the token just replaced, which the tool has spent: mark
+            # them pending with the adoption (as a refresh does), then write them.
+            others = [replace(p, state=PlaceState.PENDING, pending_from=replaced,
+                              detail=f"writing the token taken from {place.kind}")
+                      for p in self._places_to_write(account) if p.address != place.address]
             with self.store.transaction() as tx:
                 self.store.save(account, tx)
                 self.store.save_place(tx, replace(place, state=PlaceState.ADOPTED, pending_from=None,
                                                   detail=f"took its newer token ({format_timestamp(now)})"))
+                for other in others:
+                    self.store.save_place(tx, other)
                 self.store.log_refresh(tx, RefreshLogEntry(account.id, now, Outcome.ADOPTED,
                                                            message=f"newer token from {place.kind}"))
+            await self.write_places(account, others)
             result = self._result(account, Outcome.ADOPTED, f"took {place.kind}'s newer token")
             self._emit(account, before, result.status)
             return result
@@ -313,11 +369,17 @@ class Refresher:
         def belongs(token_print: str | None) -> bool:
             return any(self.store.in_lineage(owner, token_print) for owner in lineage)
 
+        def write(place: Place) -> WriteResult:
+            result = place_format(place.kind).write_token(Path(place.path), place.entry, copy, belongs,
+                                                          self.writeback_timeout)
+            if result.outcome is WriteOutcome.WRITTEN:  # our own write is not a tool's refresh
+                self._seen[place.path] = place_signature(place.path, place.kind in _DATABASES)
+            return result
+
         results = []
         for place in targets:
             try:
-                result = await asyncio.to_thread(place_format(place.kind).write_token, Path(place.path), place.entry,
-                                                 copy, belongs, self.writeback_timeout)
+                result = await asyncio.to_thread(write, place)
             except Exception as exc:  # noqa: BLE001 - one place's trouble is that place's state
                 log.exception("writing %s %s failed unexpectedly", place.kind, place.path)
                 result = WriteResult(WriteOutcome.FAILED, f"{type(exc).__name__}: {exc}")
@@ -335,8 +397,11 @@ class Refresher:
         sync_error = None if state is PlaceState.IN_SYNC else f"out of sync: {detail}"
         if state is PlaceState.ERROR:
             sync_error += "; kept kiro-tui's token"
+        # In sync needs no fsync of the store: the place was marked pending durably before it was
+        # written, so a crash that loses this record leaves it pending, and the next pass finds it
+        # holding the token already (unchanged). A place left pending or in error is recorded durably.
         try:
-            with self.store.transaction() as tx:
+            with self.store.transaction(durable=state is not PlaceState.IN_SYNC) as tx:
                 self.store.save_place(tx, updated)
                 if place.role is PlaceRole.SOURCE:
                     self.store.update(account.id, tx, sync_error=sync_error)
@@ -348,20 +413,77 @@ class Refresher:
             log.warning("%s %s: %s", account.id, account.name, sync_error)
 
     async def retry_pending_places(self) -> None:
-        """Write every place still pending (locked, missing, or after a failed write)."""
-        pending = {p.account_id for p in self.store.places() if p.state is PlaceState.PENDING}
+        """The places' part of every watch pass: first take any newer token a tool wrote since the
+        last pass (`adopt_from_changed_places`), then write every place still pending (locked,
+        missing, or after a failed write)."""
+        every = self.store.places()
+        await self.adopt_from_changed_places(every)
+        pending = {p.account_id for p in every if p.state is PlaceState.PENDING}
         for account_id in pending:
             if account_id in self.held:
                 continue  # the store holds a spent token: nothing right to write yet
+            async with self._exclusive(account_id) as mine:
+                if not mine:
+                    continue  # being refreshed: that refresh writes its places
+                try:
+                    account = self.store.get(account_id)
+                except StoreError:
+                    continue
+                if account is None or account.health in (Health.NEEDS_LOGIN, Health.SUSPENDED):
+                    continue
+                places = [p for p in self._places_to_write(account) if p.state is PlaceState.PENDING]
+                if places:
+                    await self.write_places(account, places)
+
+    async def adopt_from_changed_places(self, every: list[Place] | None = None) -> None:
+        """Read every place a tool rewrote since the last pass (a cheap stat tells), and take a
+        newer token found there at once, writing it into the account's other places; a changed
+        place that holds the account's own token (kiro-cli refreshed and a re-import took it) has
+        its siblings written too. The first pass only learns how each place looks."""
+        places: dict[str, list[Place]] = {}
+        for place in self.store.places() if every is None else every:
+            places.setdefault(place.path, []).append(place)
+        now_seen = await asyncio.to_thread(
+            lambda: {path: place_signature(path, found[0].kind in _DATABASES) for path, found in places.items()})
+        for gone in self._seen.keys() - now_seen.keys():  # unlinked or removed since
+            del self._seen[gone]
+        changed: dict[str, list[str]] = {}  # account id -> its changed place paths
+        for path, signature in now_seen.items():
+            before = self._seen.get(path)
+            self._seen[path] = signature
+            if before is not None and before != signature:
+                for place in places[path]:
+                    changed.setdefault(place.account_id, []).append(path)
+        for account_id, paths in changed.items():
+            if account_id in self.held:
+                continue
+            async with self._exclusive(account_id) as mine:
+                if mine:
+                    await self._adopt_or_pass_on(account_id, paths)
+                    continue
+            for path in paths:  # being refreshed: look again next pass
+                self._seen[path] = _LOOK_AGAIN
+
+    async def _adopt_or_pass_on(self, account_id: str, paths: list[str]) -> None:
+        try:
+            account = self.store.get(account_id)
+        except StoreError:
+            return
+        if account is None or account.health in (Health.NEEDS_LOGIN, Health.SUSPENDED):
+            return
+        if await self._adopt_from_places(account, account.status(self.clock.now(), self.settings.window)):
+            return
+        mine = [p for p in self._places_to_read(account) if p.path in paths]
+        for place in mine:
             try:
-                account = self.store.get(account_id)
-            except StoreError:
+                login = await asyncio.to_thread(place_format(place.kind).read_entry, Path(place.path), place.entry,
+                                                self.clock.now())
+            except PlaceError:
                 continue
-            if account is None or account.health in (Health.NEEDS_LOGIN, Health.SUSPENDED):
-                continue
-            places = [p for p in self._places_to_write(account) if p.state is PlaceState.PENDING]
-            if places:
-                await self.write_places(account, places)
+            if login is not None and login.refresh_token == account.refresh_token:
+                others = [p for p in self._places_to_write(account) if p.path not in paths]
+                await self.write_places(account, others)
+                return
 
     # ------------------------------------------------------------------ the network call
 
@@ -633,6 +755,26 @@ class Refresher:
     def _emit(self, account: Account, before: Status, after: Status, force: bool = False) -> None:
         if (force or before is not after) and self.on_change is not None:
             self.on_change(StatusChange(account.id, account.name, before, after, account.last_error))
+
+
+PlaceSignature = tuple[tuple[int, int, int] | None, ...]
+_LOOK_AGAIN: PlaceSignature = (None, None, None)
+"""Never a real signature: the place counts as changed at the next pass."""
+_DATABASES = frozenset({"kiro-cli", "gateway-db", "opencode"})
+"""Places that are SQLite files: a commit may land in the -wal file only."""
+
+
+def place_signature(path: str, database: bool = False) -> PlaceSignature:
+    """Cheap change detector for a place file (and a database's -wal): inode, mtime, size. A
+    tool's atomic rename gives a new inode; a write in place, a new mtime or size."""
+    found: list[tuple[int, int, int] | None] = []
+    for candidate in (path, f"{path}-wal") if database else (path,):
+        try:
+            st = os.stat(candidate)
+            found.append((st.st_ino, st.st_mtime_ns, st.st_size))
+        except OSError:
+            found.append(None)
+    return tuple(found)
 
 
 def _writable(kind: str) -> bool:

@@ -15,12 +15,13 @@ import asyncio
 import heapq
 import itertools
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from kiro_tui.core.clock import Clock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.errors import StoreError
-from kiro_tui.core.models import Outcome
+from kiro_tui.core.models import Account, Health, Outcome
 from kiro_tui.core.refresh import Refresher, RefreshResult
 from kiro_tui.core.store import AccountStore
 from kiro_tui.core.timefmt import shift
@@ -49,10 +50,10 @@ class RefreshScheduler:
         if at is None:
             try:
                 account = self.store.get(account_id)
-            except StoreError as exc:
-                log.warning("%s", exc)
+            except StoreError as exc:  # an unreadable row: reported where it is shown, not again here
+                log.info("%s", exc)
                 account = None
-            at = account.due_time(self.refresher.window_for(account_id)) if account else None
+            at = self._due_time(account, self.refresher.window_for(account_id)) if account else None
         self._set_due(account_id, at)
         self._wake.set()
 
@@ -64,12 +65,22 @@ class RefreshScheduler:
         for place in self.store.places():
             places.setdefault(place.account_id, []).append(place)
         for account in self.store.accounts():
-            at = account.due_time(self.refresher.window_for(account.id, places.get(account.id, [])))
+            at = self._due_time(account, self.refresher.window_for(account.id, places.get(account.id, [])))
             if at is not None:
                 self._due[account.id] = at
                 self._heap.append((at, next(self._seq), account.id))
         heapq.heapify(self._heap)
         self._wake.set()
+
+    def _due_time(self, account: Account, window: timedelta) -> datetime | None:
+        """When `account` is due. A token held in memory (the store would not take it) is the live
+        one: its expiry decides, not the spent token's still in the store, which would be due at
+        once and start the account again and again, each start two commits on a store short of room."""
+        held = self.refresher.held.get(account.id)
+        if held is not None:
+            account = replace(account, expires_at=held.expires_at, last_refresh_at=held.since,
+                              health=Health.OK, next_refresh_at=None)
+        return account.due_time(window)
 
     def _set_due(self, account_id: str, at: datetime | None) -> None:
         held = self.refresher.backing_off.get(account_id)

@@ -256,8 +256,25 @@ def describe_sqlite_error(exc: BaseException) -> str:
     return text
 
 
-def _write_error(path: Path, exc: BaseException) -> StoreWriteError:
-    reason = describe_sqlite_error(exc)
+def _not_writable(path: Path) -> bool:
+    """The store or its folder cannot be written (permissions, an immutable flag, a read-only mount)."""
+    return not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+
+
+def _out_of_space(folder: Path) -> bool:
+    """Hardly any room left where the store lives: SQLite then often says "disk I/O error"
+    (it cannot grow its -shm or -wal file) rather than "database or disk is full"."""
+    try:
+        usage = os.statvfs(folder)
+    except (OSError, AttributeError):  # no statvfs on Windows
+        return False
+    return usage.f_bavail * usage.f_frsize < 1024 * 1024
+
+
+def _write_error(path: Path, exc: BaseException, reason: str | None = None) -> StoreWriteError:
+    reason = reason or describe_sqlite_error(exc)
+    if reason == "disk I/O error" and _out_of_space(path.parent):
+        reason = "disk full"
     advice = {
         "disk full": "free some space",
         "read-only": f"make {path} and its folder writable by you",
@@ -288,6 +305,7 @@ class AccountStore:
         self.path = path
         self.permission_fixes: list[str] = []  # warnings for the user: modes we had to tighten
         self.unreadable: list[UnreadableRow] = []  # rows the last full read had to leave out
+        self._logged_unreadable: set[UnreadableRow] = set()
         self._db = connection
         self._durable = True
         self.commits = 0  # our own commits; PRAGMA data_version counts everyone else's
@@ -329,8 +347,10 @@ class AccountStore:
         except sqlite3.DatabaseError as exc:
             connection.close()
             reason = describe_sqlite_error(exc)
+            if reason == str(exc) and "unable to open" in reason and _not_writable(path):
+                reason = "read-only"  # WAL needs its -wal and -shm files beside the store: a read-only folder
             if reason in ("disk full", "read-only", "locked by another program", "disk I/O error"):
-                raise _write_error(path, exc) from exc
+                raise _write_error(path, exc, reason) from exc
             raise StoreError(
                 f"the account store {path} is not a readable kiro-tui database ({exc}); "
                 f"move it aside (e.g. `mv {path} {path}.bak`) and run `kiro-tui import` again"
@@ -479,8 +499,10 @@ class AccountStore:
                 unreadable.append(UnreadableRow(str(row[0]), _row_problem(row, exc)))
         if ids is None:
             self.unreadable = unreadable
-        for problem in unreadable:
-            log.warning("%s", problem.describe())
+        for problem in unreadable:  # callers report it (list, the TUI, refresh); the log once per row
+            if problem not in self._logged_unreadable:
+                self._logged_unreadable.add(problem)
+                log.info("%s", problem.describe())
         return accounts, unreadable
 
     def accounts(self) -> list[Account]:

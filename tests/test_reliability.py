@@ -1,0 +1,639 @@
+"""Issue 10, the refresh path under faults: a token the service handed over is never lost, no
+account is refreshed in a storm, and the engine never stops without a word.
+
+Real SQLite stores, the emulator over loopback (strict rotation: a spent refresh token dies at
+once, so "the login is alive" is checked by refreshing it again), and the installed `kiro-tui`
+where the item is about a command. New interfaces (Engine.stop, Refresher.commit_held, places)
+are imported inside the tests that use them, so the module also loads on older code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import signal
+import sqlite3
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kiro_tui.core.clock import ManualClock
+from kiro_tui.core.config import Settings
+from kiro_tui.core.importer import import_snapshot, new_account_id
+from kiro_tui.core.kiro_cli import read_kiro_cli
+from kiro_tui.core.models import Mode, Status
+from kiro_tui.core.refresh import RefreshClients, Refresher
+from kiro_tui.core.scheduler import RefreshScheduler
+from kiro_tui.core.store import AccountStore
+from tests.support.engine import account_from_seed, at, control, seed_into_kiro_cli
+from tests.support.kiro_cli_db import KiroCliDb
+from tests.support.run import run_cli
+from tests.support.watch import Watch, refresh_request_arrives, wait_for_answers, watch_config
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+class Rig:
+    """A store, a refresher on it and a kiro-cli database, against the emulator with a fake clock."""
+
+    def __init__(self, tmp_path: Path, store: AccountStore, http: httpx.AsyncClient, endpoints, clock: ManualClock,
+                 emulator) -> None:
+        self.tmp_path, self.store, self.http, self.endpoints = tmp_path, store, http, endpoints
+        self.clock, self.emulator = clock, emulator
+        self.db = KiroCliDb(tmp_path / "kiro-cli" / "data.sqlite3")
+        self.refresher = self.new_refresher()
+
+    def new_refresher(self, store: AccountStore | None = None, http: httpx.AsyncClient | None = None) -> Refresher:
+        return Refresher(store or self.store, RefreshClients.create(http or self.http, self.endpoints), self.clock,
+                         Settings(), rng=random.Random(7))
+
+    def add(self, mode: Mode = Mode.SYNC, **spec: object) -> tuple[str, dict]:
+        seeded = seed_into_kiro_cli(self.emulator, self.db, **spec)
+        report = import_snapshot(self.store, read_kiro_cli(self.db.path, self.clock.now()), self.clock.now(), mode)
+        account_id = next(item.id for item in report.imported if item.key == seeded["token_key"])
+        return account_id, seeded
+
+    def add_own(self, **spec: object) -> tuple[str, dict]:
+        seeded = self.emulator.seed(**spec)
+        account = account_from_seed(seeded, new_account_id(self.store.ids()))
+        self.store.save(account)
+        return account.id, seeded
+
+    def make_due(self, account_id: str) -> None:
+        account = self.store.get(account_id)
+        assert account is not None
+        self.clock.set(account.expires_at - timedelta(minutes=5))
+
+    def refresh_calls(self) -> list[dict]:
+        return [r for r in self.emulator.requests()
+                if r["operation"] in ("RefreshToken", "CreateToken") or str(r["path"]).endswith("/token")]
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, emulator, emulator_time, http, endpoints):
+    with AccountStore.open(tmp_path / "store" / "accounts.db") as store:
+        yield Rig(tmp_path, store, http, endpoints, ManualClock(at(emulator_time.now)), emulator)
+
+
+@pytest.fixture
+def live_emulator():
+    from kiro_tui.emulator import Emulator
+
+    with Emulator() as running:
+        yield running
+
+
+def store_path(isolated_dirs: Path) -> Path:
+    return isolated_dirs / "data" / "kiro-tui" / "accounts.db"
+
+
+# ------------------------------------------------------------------ 1. shutdown mid-refresh
+
+
+def test_sigterm_mid_refresh_waits_commits_and_the_login_lives(kiro_tui_exe, isolated_dirs, kiro_db: KiroCliDb,
+                                                               live_emulator) -> None:
+    env = {"KIRO_TUI_ENDPOINT_URL": live_emulator.url}
+    seeded = seed_into_kiro_cli(live_emulator, kiro_db, kind="social", email="term@example.com", expires_in=300)
+    assert run_cli(kiro_tui_exe, "import", env=env).code == 0
+    (row,) = json.loads(run_cli(kiro_tui_exe, "list", "--json").out)
+    watch_config(isolated_dirs)
+    arrived = refresh_request_arrives(live_emulator)
+    control(live_emulator, "faults", {"latency_ms": 3000})
+    watch = Watch(kiro_tui_exe, env)
+    try:
+        watch.wait_for_line("expiring → refreshing")
+        assert arrived.wait(30), "the refresh never reached the emulator"
+        watch.proc.send_signal(signal.SIGTERM)
+        assert watch.wait(timeout=60) == 0, watch.err
+    finally:
+        watch.kill()
+    assert "Traceback" not in watch.err
+    answered = wait_for_answers(live_emulator, "RefreshToken")
+    assert [r["status"] for r in answered] == [200]  # the service rotated: the old token is dead now
+    with AccountStore.open(store_path(isolated_dirs)) as store:
+        account = store.get(row["id"])
+        assert account is not None and account.refresh_token != seeded["token"]["refresh_token"]
+        live = account.refresh_token
+    assert kiro_db.get_json("auth_kv", "kirocli:social:token")["refresh_token"] == live  # sync mode wrote it too
+    control(live_emulator, "faults", {"latency_ms": 0})
+    again = run_cli(kiro_tui_exe, "refresh", row["id"], "--json", env=env)
+    (item,) = json.loads(again.out)
+    assert (again.code, item["outcome"], item["status"]) == (0, "refreshed", "fresh"), again.out
+    assert f"stopping: waiting for 1 refresh under way to finish ({row['id']})" in watch.err  # it did wait
+
+
+def test_second_signal_while_draining_abandons_and_names_the_account(kiro_tui_exe, isolated_dirs,
+                                                                     kiro_db: KiroCliDb, live_emulator) -> None:
+    env = {"KIRO_TUI_ENDPOINT_URL": live_emulator.url}
+    seed_into_kiro_cli(live_emulator, kiro_db, kind="social", email="twice@example.com", expires_in=300)
+    assert run_cli(kiro_tui_exe, "import", env=env).code == 0
+    (row,) = json.loads(run_cli(kiro_tui_exe, "list", "--json").out)
+    watch_config(isolated_dirs)
+    arrived = refresh_request_arrives(live_emulator)
+    control(live_emulator, "faults", {"latency_ms": 20000})  # long enough that only the second signal ends it
+    watch = Watch(kiro_tui_exe, env)
+    try:
+        watch.wait_for_line("expiring → refreshing")
+        assert arrived.wait(30)
+        watch.proc.send_signal(signal.SIGTERM)
+        watch.wait_for_line("stopping: waiting for 1 refresh under way to finish")
+        assert row["id"] in watch.err.split("stopping: waiting for", 1)[1]
+        assert watch.proc.poll() is None  # still waiting for the answer
+        watch.proc.send_signal(signal.SIGINT)
+        assert watch.wait(timeout=15) == 0, watch.err
+    finally:
+        control(live_emulator, "faults", {"latency_ms": 0})
+        watch.kill()
+    abandoned = [line for line in watch.lines if "abandoned the refresh of" in line]
+    assert len(abandoned) == 1 and row["id"] in abandoned[0], watch.err
+    assert "Traceback" not in watch.err
+
+
+async def test_engine_stop_waits_for_the_refresh_in_flight(rig: Rig) -> None:
+    from kiro_tui.core.engine import Engine
+
+    account_id, seeded = rig.add_own(kind="social", email="engine-stop@example.com")
+    rig.make_due(account_id)
+    engine = Engine(rig.store, Settings(), rig.clock, rig.endpoints, None, http=rig.http, fetch_usage=False)
+    await engine.start()
+    arrived = refresh_request_arrives(rig.emulator)
+    control(rig.emulator, "faults", {"latency_ms": 1500})
+    asked = asyncio.create_task(engine.refresh_now([account_id]))
+    for _ in range(3000):
+        if arrived.is_set():
+            break
+        await asyncio.sleep(0.01)
+    assert arrived.is_set() and engine.scheduler is not None and engine.scheduler.in_flight == {account_id}
+    left = await engine.stop()
+    assert left == []
+    account = rig.store.get(account_id)  # committed by the time stop() returns
+    assert account is not None and account.refresh_token != seeded["token"]["refresh_token"]
+    (result,) = await asyncio.wait_for(asked, 5)
+    assert result.outcome == "refreshed"
+    assert [r["status"] for r in rig.refresh_calls()] == [200]
+    control(rig.emulator, "faults", {"latency_ms": 0})
+    rig.clock.advance(3600)
+    again = await rig.new_refresher().refresh(account_id, force=True)
+    assert again.outcome == "refreshed", again.message
+
+
+# ------------------------------------------------------------------ 2. a failed save never drops the token
+
+
+def fill_to_the_brim(connection: sqlite3.Connection) -> None:
+    """Disk full, as SQLite sees it: no page may be added (`max_page_count`), and the free space
+    left in the pages of every table a refresh writes is used up by filler rows of decreasing
+    size, until even an empty row fails with SQLITE_FULL."""
+    pages = connection.execute("PRAGMA page_count").fetchone()[0]
+    connection.execute(f"PRAGMA max_page_count = {pages}")
+    fillers = (
+        "INSERT INTO preferences (key, value) VALUES (?, ?)",
+        "INSERT INTO refresh_log (account_id, at, outcome, message) VALUES (?, '', '', ?)",
+        "INSERT INTO lineage (fingerprint, account_id, at) VALUES (?, 'filler', ?)",
+    )
+    connection.execute("PRAGMA foreign_keys = OFF")  # filler rows belong to no account
+    try:
+        n = 0
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for sql in fillers:
+            if sql.split()[2] not in tables:  # an older schema
+                continue
+            for size in (4096, 1024, 256, 64, 16, 4, 1, 0):
+                while True:
+                    n += 1
+                    try:
+                        connection.execute(sql, (f"filler{n}", "x" * size))
+                    except sqlite3.OperationalError as exc:
+                        assert "full" in str(exc), exc
+                        break
+        with pytest.raises(sqlite3.OperationalError, match="full"):
+            connection.execute("INSERT INTO refresh_log (account_id, at, outcome) VALUES ('', '', '')")
+    finally:
+        connection.execute("PRAGMA foreign_keys = ON")
+
+
+def free_space(connection: sqlite3.Connection) -> None:
+    connection.execute("PRAGMA max_page_count = 1073741823")
+
+
+def disk_fills_during_the_call(refresher: Refresher, connection: sqlite3.Connection) -> None:
+    """The store fills up while the request is on the wire: after the lease, before the commit."""
+    original = refresher._call
+
+    async def call(account):  # type: ignore[no-untyped-def]
+        token = await original(account)
+        fill_to_the_brim(connection)
+        refresher._call = original  # type: ignore[method-assign]  # once
+        return token
+
+    refresher._call = call  # type: ignore[method-assign]
+
+
+async def test_disk_full_holds_the_token_then_commits_it_and_the_login_lives(rig: Rig) -> None:
+    account_id, seeded = rig.add(kind="social", email="full@example.com")
+    spent = seeded["token"]["refresh_token"]
+    rig.make_due(account_id)
+    disk_fills_during_the_call(rig.refresher, rig.store.connection)
+    result = await rig.refresher.refresh(account_id)
+    assert result.outcome == "refreshed"
+    assert result.message == "token held in memory: the store is not writable: disk full"
+    assert [r["status"] for r in rig.refresh_calls()] == [200]  # the service rotated: `spent` is dead
+    assert rig.store.get(account_id).refresh_token == spent  # type: ignore[union-attr]  # the store could not take it
+    from kiro_tui.core.refresh import rescue_dir
+
+    rescue = rescue_dir(rig.store) / f"{account_id}.json"
+    assert rescue.exists() and oct(rescue.stat().st_mode & 0o777) == oct(0o600)
+    held = json.loads(rescue.read_text())["refresh_token"]
+    assert held != spent
+    await rig.refresher.commit_held(force=True)  # still full: stays held
+    assert rig.store.get(account_id).refresh_token == spent  # type: ignore[union-attr]
+    assert rescue.exists() and account_id in rig.refresher.held
+
+    free_space(rig.store.connection)  # space freed
+    await rig.refresher.commit_held(force=True)
+    account = rig.store.get(account_id)
+    assert account is not None and account.refresh_token == held
+    assert not rescue.exists() and rig.refresher.held == {}
+    assert rig.db.get_json("auth_kv", "kirocli:social:token")["refresh_token"] == held  # and kiro-cli has it
+    rig.clock.advance(3600)
+    again = await rig.refresher.refresh(account_id)
+    assert again.outcome == "refreshed" and again.status is Status.FRESH, again.message
+
+
+async def test_disk_full_through_the_engine_watch_pass(rig: Rig) -> None:
+    """The same, the way `watch` and the TUI recover: the next watch pass commits the held token."""
+    from kiro_tui.core.engine import Engine
+    from kiro_tui.core.events import EngineProblem
+
+    account_id, seeded = rig.add_own(kind="builder-id", email="full-engine@example.com")
+    rig.make_due(account_id)
+    events: list = []
+    engine = Engine(rig.store, Settings(), rig.clock, rig.endpoints, None, http=rig.http, fetch_usage=False,
+                    on_event=events.append)
+    await engine.start()
+    assert engine.refresher is not None
+    disk_fills_during_the_call(engine.refresher, rig.store.connection)
+    (result,) = await engine.refresh_now([account_id])
+    assert result.message == "token held in memory: the store is not writable: disk full"
+    (view,) = (await engine.views([account_id])).views
+    assert view.account.refresh_token != seeded["token"]["refresh_token"]  # shown with the live token
+    await engine.watch_pass()
+    problems = [e.problem for e in events if isinstance(e, EngineProblem)]
+    assert problems and "1 token held in memory: the store is not writable: disk full" in problems[-1]
+    free_space(rig.store.connection)
+    rig.clock.advance(60)  # past the held token's backoff
+    await engine.watch_pass()
+    assert engine.refresher.held == {}
+    assert rig.store.get(account_id).refresh_token == view.account.refresh_token  # type: ignore[union-attr]
+    assert [e.problem for e in events if isinstance(e, EngineProblem)][-1] is None  # the problem is over
+    rig.clock.advance(3600)
+    assert (await rig.new_refresher().refresh(account_id)).outcome == "refreshed"
+
+
+async def test_a_new_refresher_picks_up_a_rescued_token(rig: Rig) -> None:
+    """A crash while a token is held: the rescue file beside the store brings it back."""
+    account_id, seeded = rig.add_own(kind="idc", email="crash@example.com", region="eu-west-1")
+    rig.make_due(account_id)
+    disk_fills_during_the_call(rig.refresher, rig.store.connection)
+    result = await rig.refresher.refresh(account_id)
+    assert "token held in memory" in (result.message or "")
+    # the process dies here; a new one opens the store (it has room again) with a new refresher
+    with AccountStore.open(rig.store.path) as store:
+        assert store.get(account_id).refresh_token == seeded["token"]["refresh_token"]  # type: ignore[union-attr]
+        refresher = rig.new_refresher(store)
+        assert set(refresher.held) == {account_id}
+        await refresher.commit_held(force=True)
+        from kiro_tui.core.refresh import rescue_dir
+
+        assert not (rescue_dir(store) / f"{account_id}.json").exists()
+        rig.clock.advance(3600)
+        again = await refresher.refresh(account_id)
+        assert again.outcome == "refreshed" and again.status is Status.FRESH, again.message
+
+
+async def test_expiry_that_overflows_datetime_keeps_the_token(rig: Rig) -> None:
+    account_id, seeded = rig.add(kind="social", email="overflow@example.com")
+    rig.make_due(account_id)
+    control(rig.emulator, "config", {"token_ttl": 300000000000})
+    result = await rig.refresher.refresh(account_id)
+    assert result.outcome == "refreshed", result.message
+    assert any("expiresIn" in w for w in result.warnings), result.warnings
+    account = rig.store.get(account_id)
+    assert account is not None and account.refresh_token != seeded["token"]["refresh_token"]
+    assert account.expires_at - rig.clock.now() <= timedelta(days=30)  # clamped, not the year 11476
+    assert rig.db.get_json("auth_kv", "kirocli:social:token")["refresh_token"] == account.refresh_token
+    control(rig.emulator, "config", {"token_ttl": 3600})
+    rig.clock.advance(3600)
+    again = await rig.refresher.refresh(account_id)
+    assert again.outcome == "refreshed" and again.status is Status.FRESH, again.message
+
+
+async def test_profile_arn_with_a_lone_surrogate_keeps_the_token(rig: Rig) -> None:
+    account_id, seeded = rig.add_own(kind="social", email="surrogate@example.com")
+    before = rig.store.get(account_id)
+    assert before is not None
+
+    async def answer_with_a_bad_arn(request: httpx.Request) -> httpx.Response:
+        """The real emulator answers (and rotates); only the answer's profileArn is made unstorable."""
+        real = await rig.http.request(request.method, str(request.url), headers=request.headers,
+                                      content=request.content)
+        body = real.json()
+        raw = json.dumps({**body, "profileArn": "PLACEHOLDER"}).replace(
+            '"PLACEHOLDER"', '"arn:aws:codewhisperer:us-east-1:699475941385:profile/\\udc80BAD"')
+        return httpx.Response(real.status_code, content=raw.encode(), headers={"content-type": "application/json"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer_with_a_bad_arn)) as odd:
+        refresher = rig.new_refresher(http=odd)
+        result = await refresher.refresh(account_id, force=True)
+    assert result.outcome == "refreshed", result.message
+    assert any("profileArn" in w for w in result.warnings), result.warnings
+    account = rig.store.get(account_id)
+    assert account is not None and account.refresh_token != seeded["token"]["refresh_token"]
+    assert account.profile_arn == before.profile_arn  # the bad one was dropped, the old one kept
+    again = await rig.refresher.refresh(account_id, force=True)
+    assert again.outcome == "refreshed" and again.status is Status.FRESH, again.message
+
+
+# ------------------------------------------------------------------ 3. a failed write-back does not kill kiro-cli's login
+
+
+async def retry_write_backs(refresher: Refresher) -> None:
+    """The retry every watch pass makes (named `retry_write_backs` before the places rework;
+    called by either name so this test also runs against the older code)."""
+    retry = getattr(refresher, "retry_pending_places", None) or refresher.retry_write_backs  # type: ignore[attr-defined]
+    await retry()
+
+
+async def test_kiro_cli_database_moved_away_and_back_is_the_same_login(rig: Rig) -> None:
+    account_id, seeded = rig.add(kind="builder-id", email="moved@example.com")
+    rig.make_due(account_id)
+    away = rig.db.path.with_name("data.sqlite3.away")
+    rig.db.path.rename(away)
+    result = await rig.refresher.refresh(account_id)
+    assert result.outcome == "refreshed"
+    account = rig.store.get(account_id)
+    assert account is not None and account.refresh_token != seeded["token"]["refresh_token"]
+    assert "different login" not in (account.sync_error or "") and "not seen" not in (account.sync_error or "")
+    if hasattr(rig.store, "places"):
+        (place,) = rig.store.places(account_id)
+        assert place.state.value == "pending"
+    await retry_write_backs(rig.refresher)  # still away: stays pending, nothing else happens
+    away.rename(rig.db.path)  # moved back: it holds the token kiro-tui spent
+    await retry_write_backs(rig.refresher)
+    row = rig.db.get_json("auth_kv", "kirocli:odic:token")
+    assert row["refresh_token"] == account.refresh_token and row["access_token"] == account.access_token
+    account = rig.store.get(account_id)
+    assert account is not None and account.sync_error is None
+    if hasattr(rig.store, "places"):
+        (place,) = rig.store.places(account_id)
+        assert place.state.value == "in-sync"
+    # kiro-cli's copy is alive: kiro-cli (here the emulator, with kiro-cli's token) can refresh it
+    rig.clock.advance(3600)
+    assert (await rig.refresher.refresh(account_id)).outcome == "refreshed"
+    assert rig.db.get_json("auth_kv", "kirocli:odic:token")["refresh_token"] == \
+        rig.store.get(account_id).refresh_token  # type: ignore[union-attr]
+
+
+async def test_another_person_in_kiro_cli_is_reported_and_not_overwritten(rig: Rig) -> None:
+    account_id, seeded = rig.add(kind="builder-id", email="first@example.com")
+    # someone else logs in with kiro-cli: a new client registration and a login kiro-tui never saw
+    other = rig.emulator.seed(kind="builder-id", email="second@example.com")
+    rig.db.set_json("auth_kv", "kirocli:odic:token", other["auth_kv"]["kirocli:odic:token"])
+    rig.db.set_json("auth_kv", "kirocli:odic:device-registration",
+                    other["auth_kv"]["kirocli:odic:device-registration"])
+    assert other["device_registration"]["client_id"] != seeded["device_registration"]["client_id"]
+    before = rig.db.get_json("auth_kv", "kirocli:odic:token")
+    rig.make_due(account_id)
+    result = await rig.refresher.refresh(account_id)
+    assert (result.outcome, result.status) == ("refreshed", Status.FRESH)  # our own account is healthy
+    assert rig.db.get_json("auth_kv", "kirocli:odic:token") == before  # not overwritten
+    account = rig.store.get(account_id)
+    assert account is not None and account.refresh_token != before["refresh_token"]
+    problem = account.sync_error or ""  # reported (the words changed with the fix; the rule did not)
+    assert "kirocli:odic:token" in problem and "kept kiro-tui's token" in problem, problem
+    await retry_write_backs(rig.refresher)
+    assert rig.db.get_json("auth_kv", "kirocli:odic:token") == before
+    if hasattr(rig.store, "places"):
+        (place,) = rig.store.places(account_id)
+        assert place.state.value == "error"
+
+
+# ------------------------------------------------------------------ 4. no refresh storm
+
+
+async def test_short_lived_tokens_are_refreshed_at_half_their_lifetime_not_in_a_storm(rig: Rig) -> None:
+    """Tokens live 120 s, the refresh window is 600 s: every token is "due" the moment it
+    arrives. Over 20 simulated minutes the scheduler refreshes about once a minute."""
+    control(rig.emulator, "config", {"token_ttl": 120})
+    account_id, _ = rig.add_own(kind="social", email="storm@example.com", expires_in=120)
+    scheduler = RefreshScheduler(rig.store, rig.refresher, rig.clock, Settings())
+    started_at: list = []
+    original = rig.refresher.refresh
+    task: asyncio.Task | None = None
+
+    async def refresh(account_id: str, force: bool = False):  # type: ignore[no-untyped-def]
+        started_at.append(rig.clock.now())
+        if len(started_at) > 200 and task is not None:  # a storm: stop it so the test can report it
+            task.cancel()
+        return await original(account_id, force)
+
+    rig.refresher.refresh = refresh  # type: ignore[method-assign]
+    task = asyncio.create_task(scheduler.run())
+    start = rig.clock.now()
+    try:
+        for _ in range(20 * 60):
+            for _ in range(5):  # let the woken scheduler start what is due, and wait for it
+                await asyncio.sleep(0)
+            await scheduler.wait_idle()
+            if task.done():
+                break
+            rig.clock.advance(1)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    calls = [r for r in rig.emulator.requests() if r["operation"] == "RefreshToken"]
+    assert 18 <= len(calls) <= 22, f"{len(calls)} refresh calls in 20 minutes"
+    assert all(r["status"] == 200 for r in calls)
+    gaps = [(b - a).total_seconds() for a, b in zip(started_at, started_at[1:])]
+    assert min(gaps) >= 30 and all(55 <= g <= 65 for g in gaps), gaps
+    assert started_at[0] - start < timedelta(seconds=2)  # the first one right away: it was due
+    account = rig.store.get(account_id)
+    assert account is not None and account.health.value == "ok"
+
+
+# ------------------------------------------------------------------ 9. the engine never stops silently
+
+
+def engine_for(rig: Rig, events: list):  # type: ignore[no-untyped-def]
+    from kiro_tui.core.engine import Engine
+
+    return Engine(rig.store, Settings(), rig.clock, rig.endpoints, None, http=rig.http, kiro_cli_candidates=[],
+                  fetch_usage=False, on_event=events.append)
+
+
+async def test_a_failing_watch_step_is_reported_and_the_next_pass_works(rig: Rig) -> None:
+    from kiro_tui.core.events import AccountsChanged, EngineProblem
+
+    account_id, _ = rig.add_own(kind="social", email="locked@example.com")
+    events: list = []
+    engine = engine_for(rig, events)
+    await engine.start()
+    real = rig.store.data_version
+    failures = iter([sqlite3.OperationalError("database is locked")])
+
+    def data_version() -> int:
+        for exc in failures:
+            raise exc
+        return real()
+
+    rig.store.data_version = data_version  # type: ignore[method-assign]
+    with AccountStore.open(rig.store.path) as other:  # another kiro-tui process commits
+        other.update(account_id, label="renamed elsewhere")
+    await engine.watch_pass()  # data_version raises: the step fails, the pass does not
+    problems = [e.problem for e in events if isinstance(e, EngineProblem)]
+    assert problems and "database is locked" in (problems[-1] or ""), problems
+    assert not any(isinstance(e, AccountsChanged) for e in events)
+    await engine.watch_pass()  # the next pass works: the other process's change is noticed
+    assert any(isinstance(e, AccountsChanged) and e.ids and account_id in e.ids for e in events), events
+    assert engine.scheduler is not None and engine.scheduler.next_due() is not None  # rescheduled
+
+
+async def test_a_step_problem_is_cleared_once_the_step_works_again(rig: Rig) -> None:
+    from kiro_tui.core.events import EngineProblem
+
+    events: list = []
+    engine = engine_for(rig, events)
+    await engine.start()
+    real = rig.store.data_version
+    failures = iter([sqlite3.OperationalError("database is locked")])
+
+    def data_version() -> int:
+        for exc in failures:
+            raise exc
+        return real()
+
+    rig.store.data_version = data_version  # type: ignore[method-assign]
+    await engine.watch_pass()
+    await engine.watch_pass()
+    assert engine.problem is None
+    assert [e.problem for e in events if isinstance(e, EngineProblem)][-1] is None
+
+
+async def test_a_crashed_scheduler_loop_is_restarted_with_backoff(rig: Rig) -> None:
+    from kiro_tui.core.events import EngineProblem
+
+    events: list = []
+    engine = engine_for(rig, events)
+    await engine.start()
+    assert engine.scheduler is not None
+    real_run = engine.scheduler.run
+    runs: list[str] = []
+
+    async def run() -> None:
+        runs.append("run")
+        if len(runs) == 1:
+            await asyncio.sleep(0)
+            raise RuntimeError("boom in the scheduler")
+        await real_run()
+
+    engine.scheduler.run = run  # type: ignore[method-assign]
+    task = asyncio.create_task(engine.run())
+    try:
+        for _ in range(500):
+            if any(isinstance(e, EngineProblem) for e in events):
+                break
+            await asyncio.sleep(0.01)
+        problems = [e.problem for e in events if isinstance(e, EngineProblem)]
+        assert problems == ["background refresh stopped: RuntimeError: boom in the scheduler; restarting"]
+        assert runs == ["run"] and not task.done()  # waiting out the backoff (1 s of the engine's clock)
+        account_id, seeded = rig.add_own(kind="social", email="after-restart@example.com")
+        rig.make_due(account_id)  # moves the clock past the backoff too
+        for _ in range(1000):
+            account = rig.store.get(account_id)
+            if account is not None and account.refresh_token != seeded["token"]["refresh_token"]:
+                break
+            await asyncio.sleep(0.01)
+        assert runs == ["run", "run"]  # restarted
+        account = rig.store.get(account_id)
+        assert account is not None and account.refresh_token != seeded["token"]["refresh_token"]  # and working
+        assert not task.done()
+    finally:
+        await engine.stop()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_a_held_token_is_not_retried_in_a_loop_by_the_scheduler(rig: Rig) -> None:
+    """While a token is held, the store still has the spent token's (due) expiry: the scheduler
+    must go by the held one, not start the account again and again (each start takes and drops
+    a lease: two commits, which on a nearly full disk eat the space freed for the held token)."""
+    account_id, _ = rig.add_own(kind="social", email="held-loop@example.com")
+    rig.make_due(account_id)
+    disk_fills_during_the_call(rig.refresher, rig.store.connection)
+    scheduler = RefreshScheduler(rig.store, rig.refresher, rig.clock, Settings())
+    starts: list = []
+    original = rig.refresher.refresh
+    task: asyncio.Task | None = None
+
+    async def refresh(account_id: str, force: bool = False):  # type: ignore[no-untyped-def]
+        starts.append(rig.clock.now())
+        if len(starts) > 50 and task is not None:
+            task.cancel()
+        return await original(account_id, force)
+
+    rig.refresher.refresh = refresh  # type: ignore[method-assign]
+    task = asyncio.create_task(scheduler.run())
+    try:
+        for _ in range(200):  # the clock stands still: nothing is due again
+            await asyncio.sleep(0)
+            await scheduler.wait_idle()
+            if task.done():
+                break
+        assert account_id in rig.refresher.held
+        assert len(starts) == 1, f"{len(starts)} starts of a held account at one instant"
+        free_space(rig.store.connection)
+        rig.clock.advance(30)
+        await rig.refresher.commit_held()
+        assert rig.refresher.held == {}
+        rig.clock.advance(3000)  # the held token's own due time: refreshed once more, and alive
+        for _ in range(500):
+            await asyncio.sleep(0.01)
+            await scheduler.wait_idle()
+            if len(starts) == 2:
+                break
+        assert len(starts) == 2
+        assert rig.store.refresh_history(account_id, limit=1)[0].outcome == "refreshed"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def test_watch_on_a_really_full_disk_holds_the_token_and_saves_it_when_space_is_freed(kiro_tui_exe, tmp_path,
+                                                                                      live_emulator) -> None:
+    """A 2 MB file system (tmpfs, in a private mount namespace) fills up while `watch` waits for
+    the service's answer: the token is held (the rescue copy cannot be written either: same disk),
+    the store is not hammered meanwhile, and once space is freed the token is saved and alive."""
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None or subprocess.run(
+            ["unshare", "-m", "--propagation", "private", "mount", "-t", "tmpfs", "tmpfs", str(tmp_path)],
+            capture_output=True).returncode != 0:
+        pytest.skip("needs mount namespaces (unshare -m, as root) for a real small file system; "
+                    "the max_page_count tests above cover the same path")
+    driver = Path(__file__).parent / "support" / "full_disk.py"
+    run = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, str(driver),
+                          str(tmp_path / "root"), live_emulator.url, kiro_tui_exe],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    outcome = json.loads(run.stdout)
+    err = outcome["err"]
+    assert outcome["steps"] == {"refreshing": True, "held": True, "saved": True}, err
+    assert "the rescue copy could not be written either (No space left on device)" in err
+    assert outcome["code"] == 0, err
+    (after,) = json.loads(outcome["after"])
+    assert (after["outcome"], after["status"]) == ("refreshed", "fresh"), (outcome["after"], outcome["after_err"])
+    assert outcome["spent"] not in err and outcome["spent"] not in outcome["after"]
