@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import stat
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -124,3 +126,109 @@ def test_link_and_list_from_the_command_line(kiro_tui_exe, isolated_dirs: Path, 
     assert fingerprint(held("cliproxy", Path(place["path"]))) is not None
     assert run_cli(kiro_tui_exe, "unlink", "55ee", "cliproxy").code == 0
     assert run_cli(kiro_tui_exe, "list", "--json").json()[0]["places"] == []
+
+
+# -- a token a tool wrote reaches every other copy (issue 14's multi-writer proof found both) ------
+
+async def _aiclient_refreshes_by_itself(engine: Engine, path: Path) -> str:
+    """AIClient-2-API's own refresh: it spends the token it holds and writes the new one into its
+    file its own way (read, four fields set, JSON.stringify(…, null, 2), temporary file, rename)."""
+    import json
+    import os
+
+    from kiro_tui.core.aws.social import SocialClient
+    from tests.support.places import js_iso, js_stringify
+
+    data = json.loads(path.read_text())
+    rotated = await SocialClient(engine._http, engine.endpoints).refresh(data["refreshToken"])
+    data.update(accessToken=rotated.access_token, refreshToken=rotated.refresh_token,
+                expiresAt=js_iso(rotated.expires_at(engine.clock.now())))
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(js_stringify(data, 2))
+    os.replace(temporary, path)
+    return rotated.refresh_token or ""
+
+
+async def _link_three(engine: Engine, tmp_path: Path, account_id: str) -> dict[str, Path]:
+    return {kind: Path((await engine.link(account_id, kind, tmp_path / name)).path)
+            for kind, name in (("aiclient", "a2a"), ("cliproxy", "proxy"), ("kiro-ide", "ide/kiro-auth-token.json"))}
+
+
+async def test_a_token_adopted_from_one_place_is_written_into_every_other(tmp_path: Path, engine: Engine,
+                                                                          emulator) -> None:
+    account_id = own_account(engine, emulator)
+    paths = await _link_three(engine, tmp_path, account_id)
+    engine.clock.advance(1200)
+    newer = await _aiclient_refreshes_by_itself(engine, paths["aiclient"])
+    before = len(calls(emulator, "link@example.com"))
+    engine.clock.advance(3600 - 1200 - 300)  # kiro-tui's own refresh comes due: it reads first
+
+    (outcome,) = await engine.refresh_now([account_id])
+
+    assert outcome.outcome is Outcome.ADOPTED and len(calls(emulator, "link@example.com")) == before
+    assert engine.store.get(account_id).refresh_token == newer
+    for kind in ("cliproxy", "kiro-ide"):  # the spent token they held is replaced at once
+        assert held(kind, paths[kind]) == newer, kind
+    states = {p.kind: p.state for p in engine.store.places(account_id)}
+    assert states == {"aiclient": PlaceState.ADOPTED, "cliproxy": PlaceState.IN_SYNC, "kiro-ide": PlaceState.IN_SYNC}
+
+
+async def test_a_tools_refresh_is_taken_at_the_next_watch_pass_not_when_kiro_tui_comes_due(
+        tmp_path: Path, engine: Engine, emulator) -> None:
+    account_id = own_account(engine, emulator)
+    paths = await _link_three(engine, tmp_path, account_id)
+    await engine.watch_pass()  # learns how each place looks
+    engine.clock.advance(1800)  # AIClient-2-API's 30 minutes: kiro-tui (10 minutes) is far from due
+    newer = await _aiclient_refreshes_by_itself(engine, paths["aiclient"])
+    before = len(calls(emulator, "link@example.com"))
+
+    await engine.watch_pass()
+
+    assert engine.store.get(account_id).refresh_token == newer
+    assert {kind: held(kind, path) for kind, path in paths.items()} == dict.fromkeys(paths, newer)
+    assert len(calls(emulator, "link@example.com")) == before  # taken, not spent
+    (entry, *_) = engine.store.refresh_history(account_id, 1)
+    assert entry.outcome == "adopted"
+    await engine.watch_pass()  # nothing changed since: nothing read, nothing adopted again
+    assert len(engine.store.refresh_history(account_id, 50)) == 1
+
+
+async def test_the_gateways_own_write_back_is_adopted_whatever_shape_it_wrote(tmp_path: Path, engine: Engine,
+                                                                             emulator) -> None:
+    """An older kiro-gateway refreshes and replaces the whole value with its own shape (`+00:00`,
+    start_url / oauth_flow dropped, no compare-and-swap): kiro-tui takes that token at the next
+    pass with no call, and its next refresh writes into that value in whole seconds."""
+    import json
+    import sqlite3
+
+    from kiro_tui.core.aws.oidc import OidcClient
+
+    account_id = own_account(engine, emulator, "builder-id", "gw@example.com")
+    place = await engine.link(account_id, "gateway-db", tmp_path / "gateway")
+    await engine.watch_pass()
+    engine.clock.advance(3000)
+    account = engine.store.get(account_id)
+    rotated = await OidcClient(engine._http, engine.endpoints).refresh(
+        account.region, account.client_id, account.client_secret, account.refresh_token)
+    gateway_shape = {"access_token": rotated.access_token, "refresh_token": rotated.refresh_token,
+                     "expires_at": (rotated.expires_at(engine.clock.now()) - timedelta(seconds=60)).isoformat(),
+                     "region": account.region, "scopes": account.scopes}
+    conn = sqlite3.connect(place.path)
+    with conn:
+        conn.execute("UPDATE auth_kv SET value = ? WHERE key = ?", (json.dumps(gateway_shape), place.entry))
+    conn.close()
+    before = len(calls(emulator, "gw@example.com"))
+
+    await engine.watch_pass()
+
+    assert engine.store.get(account_id).refresh_token == rotated.refresh_token
+    assert len(calls(emulator, "gw@example.com")) == before
+    (result,) = await engine.refresh_now([account_id])  # later, kiro-tui's own refresh
+    assert result.outcome is Outcome.REFRESHED
+    conn = sqlite3.connect(place.path)
+    (raw,) = conn.execute("SELECT value FROM auth_kv WHERE key = ?", (place.entry,)).fetchone()
+    conn.close()
+    written = json.loads(raw)
+    assert written["refresh_token"] == engine.store.get(account_id).refresh_token
+    assert list(written) == list(gateway_shape)  # its shape kept: only the token fields change
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", written["expires_at"])

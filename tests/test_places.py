@@ -36,8 +36,10 @@ from tests.support.places import (
     aiclient_record,
     cliproxy_record,
     go_marshal,
+    go_rfc3339,
     js_iso,
     js_stringify,
+    login_of,
     opencode_row,
     seed,
     write_aiclient,
@@ -754,3 +756,176 @@ def test_gateway_db_is_a_kiro_cli_database_with_whole_second_times(auth: str, em
         is WriteOutcome.OTHER
     with pytest.raises(PlaceError, match="already exists"):
         create_gateway_db(created.path, account)
+
+
+# -- after a refresh through kiro-tui: still the tool's own file, byte for byte ---------------
+#
+# The tests above call write_token directly. These take the path a person's setup takes: the
+# tool wrote its file (with fields kiro-tui does not know, and a mode of the user's choosing),
+# the account is linked to it (or imported from it, for kiro-cli), the engine refreshes it
+# against the emulator at a moment with a fraction of a second, and the file must be exactly
+# what the tool itself would have written with the new token: its serialiser, its key order,
+# its timestamp format and precision, every unknown field, the mode, no temporary file left.
+
+SERIALISE: dict[str, Callable[[dict[str, object]], str]] = {
+    "kiro-ide": lambda record: js_stringify(record, 2),
+    "cliproxy": go_marshal,
+    "aiclient": lambda record: js_stringify(record, 2),
+    "gateway": lambda record: json.dumps(record, indent=2),
+}
+UNKNOWN_FIELDS: dict[str, dict[str, object]] = {  # what the tools (or their users) add
+    "kiro-ide": {"ideVersion": "0.2.13 é ü", "nested": {"accessToken": "not ours"}, "n": 1.5},
+    "cliproxy": {"label": "work", "disabled": False, "metadata": {"z": [1, 2]}, "proxy_url": ""},
+    "aiclient": {"uuid": "7f0c5e2a-uuid", "usageCount": 3, "notes": "émoji ✓"},
+    "gateway": {"apiRegion": "us-east-1", "note": "ünïcode", "weights": [0.5, 1]},
+}
+OWNED_NAMES = {  # (access, refresh, expiry, profile ARN) as each tool spells them
+    "kiro-ide": ("accessToken", "refreshToken", "expiresAt", "profileArn"),
+    "cliproxy": ("access_token", "refresh_token", "expires_at", "profile_arn"),
+    "aiclient": ("accessToken", "refreshToken", "expiresAt", "profileArn"),
+    "gateway": ("accessToken", "refreshToken", "expiresAt", "profileArn"),
+}
+TOOL_TIME: dict[str, Callable[[datetime], str]] = {  # written independently: tests/support/places.py
+    "kiro-ide": js_iso, "aiclient": js_iso, "cliproxy": go_rfc3339,
+    "gateway": lambda when: when.astimezone(UTC).isoformat(),
+}
+FRACTION = 1234.567891  # the refresh happens at .567891 s past a second: every format must cut it its way
+
+
+@pytest.fixture
+async def engine(isolated_dirs: Path, emulator, emulator_time, http, endpoints):
+    from kiro_tui.core.clock import ManualClock
+    from kiro_tui.core.config import Settings
+    from kiro_tui.core.engine import Engine
+    from kiro_tui.core.store import AccountStore
+
+    kiro_cli_db = isolated_dirs / "data" / "kiro-cli" / "data.sqlite3"
+    with AccountStore.open(isolated_dirs / "store" / "accounts.db") as store:
+        yield Engine(store, Settings(), ManualClock(at(emulator_time.now)), endpoints, kiro_cli_db, http=http,
+                     fetch_usage=False)
+
+
+async def refresh_through_kiro_tui(engine, emulator_time, account_id: str) -> Account:  # type: ignore[no-untyped-def]
+    from kiro_tui.core.models import Outcome
+
+    emulator_time.advance(FRACTION)
+    engine.clock.advance(FRACTION)
+    (result,) = await engine.refresh_now([account_id])
+    assert result.outcome is Outcome.REFRESHED, result.message
+    account = engine.store.get(account_id)
+    assert account.expires_at.microsecond == 567891  # the new expiry has a fraction to format
+    (place,) = [p for p in engine.store.places(account_id)]
+    assert place.state is PlaceState.IN_SYNC, place.detail
+    return account
+
+
+@pytest.mark.parametrize("auth", ["social", "builder-id"])
+@pytest.mark.parametrize("kind", JSON_KINDS)
+async def test_after_a_refresh_through_kiro_tui_the_file_is_the_tools_own(kind: str, auth: str, engine, emulator,
+                                                                          emulator_time, isolated_dirs: Path) -> None:
+    seeded = seed_raw(emulator, auth)
+    login = login_of(seeded)
+    path = WRITERS[kind](isolated_dirs, login)
+    record = {**json.loads(path.read_text()), **UNKNOWN_FIELDS[kind]}
+    path.write_text(SERIALISE[kind](record))
+    path.chmod(0o640)  # the user's choice: kept
+    neighbour = path.parent / "other-provider.json"  # the proxy's folder holds other providers' files
+    if kind == "cliproxy":
+        neighbour.write_text(go_marshal({"type": "codex", "access_token": "x"}))
+    others = {p.name: p.read_bytes() for p in path.parent.iterdir() if p != path}
+    account = account_from_seed(seeded, "acc0byte")
+    engine.store.save(account)
+    linked = await engine.link(account.id, kind, path)
+    assert linked.state is PlaceState.IN_SYNC and path.read_text() == SERIALISE[kind](record)  # nothing to write yet
+    started = datetime.now(UTC).replace(microsecond=0)
+
+    account = await refresh_through_kiro_tui(engine, emulator_time, account.id)
+
+    access, refresh, expiry, arn = OWNED_NAMES[kind]
+    expected = dict(record)
+    expected.update({access: account.access_token, refresh: account.refresh_token,
+                     expiry: TOOL_TIME[kind](account.expires_at)})
+    if auth == "social":
+        expected[arn] = account.profile_arn
+    written = json.loads(path.read_text())
+    if kind == "cliproxy":  # the moment of writing, Go's RFC 3339
+        assert GO_TIME.match(written["last_refresh"]), written["last_refresh"]
+        assert started <= parse_timestamp(written["last_refresh"]) <= datetime.now(UTC)
+        expected["last_refresh"] = written["last_refresh"]
+    assert path.read_text() == SERIALISE[kind](expected)  # byte for byte: shape, order, unknown fields
+    assert written[refresh] != login.refresh_token
+    if kind in ("kiro-ide", "aiclient"):
+        assert written[expiry].endswith(".567Z")  # toISOString(): milliseconds, truncated
+    elif kind == "cliproxy":
+        assert GO_TIME.match(written[expiry])  # whole seconds
+    else:
+        assert written[expiry].endswith(".567891+00:00")  # isoformat(): six digits and an offset
+    assert path.stat().st_mode & 0o777 == 0o640 and path.is_file() and not path.is_symlink()
+    assert {p.name: p.read_bytes() for p in path.parent.iterdir() if p != path} == others  # no temp file left
+    assert FORMATS[kind].read_entry(path, "", datetime.now(UTC)).refresh_token == account.refresh_token
+
+
+def _rows(path: Path) -> dict[tuple[str, str], object]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        found = {}
+        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+            for row in conn.execute(f"SELECT * FROM {table}").fetchall():
+                found[(table, json.dumps(row[0]))] = row
+        return found
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("auth", ["social", "builder-id"])
+@pytest.mark.parametrize("kind", ["kiro-cli", "gateway-db"])
+async def test_after_a_refresh_through_kiro_tui_the_database_is_the_tools_own(kind: str, auth: str, engine, emulator,
+                                                                              emulator_time,
+                                                                              isolated_dirs: Path) -> None:
+    """kiro-cli (a source in sync mode) and gateway-db (a link): one row changes, and in it only
+    the token fields, in kiro-cli's serde shape (compact JSON bound as TEXT, RFC 3339 `Z`, the
+    fraction trimmed; whole seconds for the gateway's Python 3.10); every other field and row
+    stays, the file keeps its mode."""
+    from kiro_tui.core import kiro_cli_format as fmt
+    from tests.support.kiro_cli_db import KiroCliDb, rfc3339
+
+    seeded = seed_raw(emulator, auth)
+    key = seeded["token_key"]
+    if kind == "kiro-cli":
+        db = KiroCliDb(isolated_dirs / "data" / "kiro-cli" / "data.sqlite3")
+        for table in ("auth_kv", "state"):
+            for name, value in seeded[table].items():
+                db.set_json(table, name, value)
+        db.set_json("auth_kv", key, {**seeded["token"], "experimental_field": {"kept": [1, "two"]}})
+        db.set_json("state", "chat.defaultModel", "claude-x")  # kiro-cli's own settings live here too
+        path = db.path
+        path.chmod(0o640)
+        (item,) = (await engine.import_now()).imported
+        account_id = item.id
+    else:
+        account = account_from_seed(seeded, "acc0gwdb")
+        engine.store.save(account)
+        path = Path((await engine.link(account.id, kind, isolated_dirs / "gateway")).path)
+        account_id = account.id
+    rows_before = _rows(path)
+    files_before = sorted(p.name for p in path.parent.iterdir())
+    mode_before = path.stat().st_mode & 0o777
+    value_before = json.loads(rows_before[("auth_kv", json.dumps(key))][1])
+
+    account = await refresh_through_kiro_tui(engine, emulator_time, account_id)
+
+    rows_after = _rows(path)
+    (raw,) = [row[1] for name, row in rows_after.items() if name == ("auth_kv", json.dumps(key))]
+    assert isinstance(raw, str)  # bound as TEXT: kiro-cli's rusqlite reads only TEXT
+    when = account.expires_at.replace(microsecond=0) if kind == "gateway-db" else account.expires_at
+    expected = {**value_before, "access_token": account.access_token, "refresh_token": account.refresh_token,
+                "expires_at": rfc3339(when)}
+    assert raw == fmt.dumps(expected)  # serde's compact JSON, same fields in the same order
+    if kind == "gateway-db":  # whole seconds: what Python 3.10's fromisoformat (Z replaced) can read
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", expected["expires_at"])
+    else:  # the time crate's RFC 3339: the fraction, trailing zeros trimmed
+        assert expected["expires_at"].endswith(".567891Z")
+    assert {k: v for k, v in rows_after.items() if k != ("auth_kv", json.dumps(key))} == {
+        k: v for k, v in rows_before.items() if k != ("auth_kv", json.dumps(key))}
+    assert path.stat().st_mode & 0o777 == mode_before == (0o640 if kind == "kiro-cli" else 0o600)
+    assert sorted(p.name for p in path.parent.iterdir()) == files_before  # no journal or temp file left

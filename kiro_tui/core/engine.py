@@ -270,8 +270,8 @@ class Engine:
         other processes' commits, quota. Each step is guarded on its own."""
         await self.start()
         failed = False
-        for step in (self._check_kiro_cli, self._check_places, self._retry_held, self._retry_places, self._notice_others,
-                     self._fetch_some_usage):
+        for step in (self._check_kiro_cli, self._check_places, self._retry_held, self._check_linked_places,
+                     self._retry_places, self._notice_others, self._fetch_some_usage):
             try:
                 await step()
             except asyncio.CancelledError:
@@ -352,6 +352,16 @@ class Engine:
             done = ids - set(self.refresher.held)
             if done:
                 self._emit(AccountsChanged(frozenset(done)))
+
+    async def _check_linked_places(self) -> None:
+        """A tool that refreshed by itself: its token is taken at once and passed on to the
+        account's other places (not only when kiro-tui's own refresh comes due)."""
+        assert self.refresher is not None
+        adopted = await self.refresher.adopt_from_changed_places()
+        for account_id in adopted:
+            self.scheduler.schedule(account_id)  # type: ignore[union-attr]
+        if adopted:
+            self._emit(AccountsChanged(frozenset(adopted)))
 
     async def _retry_places(self) -> None:
         assert self.refresher is not None
@@ -644,7 +654,7 @@ class Engine:
         with self.store.transaction() as tx:
             self.store.save_place(tx, place)
         await self.start()
-        await self.refresher.write_places(account, [place])  # type: ignore[union-attr]
+        await self.refresher.write_places_now(account.id, [place])  # type: ignore[union-attr]
         self.account_changed(account.id)
         return next(p for p in self.store.places(account.id) if p.address == place.address)
 

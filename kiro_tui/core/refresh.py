@@ -397,6 +397,8 @@ class Refresher:
         sync_error = None if state is PlaceState.IN_SYNC else f"out of sync: {detail}"
         if state is PlaceState.ERROR:
             sync_error += "; kept kiro-tui's token"
+        if updated == place and (place.role is not PlaceRole.SOURCE or account.sync_error == sync_error):
+            return  # nothing to record (a place found already holding the token): no commit
         # In sync needs no fsync of the store: the place was marked pending durably before it was
         # written, so a crash that loses this record leaves it pending, and the next pass finds it
         # holding the token already (unchanged). A place left pending or in error is recorded durably.
@@ -413,12 +415,8 @@ class Refresher:
             log.warning("%s %s: %s", account.id, account.name, sync_error)
 
     async def retry_pending_places(self) -> None:
-        """The places' part of every watch pass: first take any newer token a tool wrote since the
-        last pass (`adopt_from_changed_places`), then write every place still pending (locked,
-        missing, or after a failed write)."""
-        every = self.store.places()
-        await self.adopt_from_changed_places(every)
-        pending = {p.account_id for p in every if p.state is PlaceState.PENDING}
+        """Write every place still pending (locked, missing, or after a failed write)."""
+        pending = {p.account_id for p in self.store.places() if p.state is PlaceState.PENDING}
         for account_id in pending:
             if account_id in self.held:
                 continue  # the store holds a spent token: nothing right to write yet
@@ -435,11 +433,13 @@ class Refresher:
                 if places:
                     await self.write_places(account, places)
 
-    async def adopt_from_changed_places(self, every: list[Place] | None = None) -> None:
+    async def adopt_from_changed_places(self, every: list[Place] | None = None) -> set[str]:
         """Read every place a tool rewrote since the last pass (a cheap stat tells), and take a
         newer token found there at once, writing it into the account's other places; a changed
         place that holds the account's own token (kiro-cli refreshed and a re-import took it) has
-        its siblings written too. The first pass only learns how each place looks."""
+        its siblings written too. The first pass only learns how each place looks. Returns the
+        accounts whose token was taken from a place."""
+        adopted: set[str] = set()
         places: dict[str, list[Place]] = {}
         for place in self.store.places() if every is None else every:
             places.setdefault(place.path, []).append(place)
@@ -459,20 +459,23 @@ class Refresher:
                 continue
             async with self._exclusive(account_id) as mine:
                 if mine:
-                    await self._adopt_or_pass_on(account_id, paths)
+                    if await self._adopt_or_pass_on(account_id, paths):
+                        adopted.add(account_id)
                     continue
             for path in paths:  # being refreshed: look again next pass
                 self._seen[path] = _LOOK_AGAIN
+        return adopted
 
-    async def _adopt_or_pass_on(self, account_id: str, paths: list[str]) -> None:
+    async def _adopt_or_pass_on(self, account_id: str, paths: list[str]) -> bool:
+        """True when a newer token was taken from one of these places."""
         try:
             account = self.store.get(account_id)
         except StoreError:
-            return
+            return False
         if account is None or account.health in (Health.NEEDS_LOGIN, Health.SUSPENDED):
-            return
+            return False
         if await self._adopt_from_places(account, account.status(self.clock.now(), self.settings.window)):
-            return
+            return True
         mine = [p for p in self._places_to_read(account) if p.path in paths]
         for place in mine:
             try:
@@ -483,7 +486,15 @@ class Refresher:
             if login is not None and login.refresh_token == account.refresh_token:
                 others = [p for p in self._places_to_write(account) if p.path not in paths]
                 await self.write_places(account, others)
-                return
+                return False
+        return False
+
+    async def write_places_now(self, account_id: str, places: list[Place]) -> None:
+        """Write these places now (a new link), never while this account is being refreshed here."""
+        async with self._account_lock(account_id):
+            account = self.store.get(account_id)
+            if account is not None:
+                await self.write_places(account, places)
 
     # ------------------------------------------------------------------ the network call
 
