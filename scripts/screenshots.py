@@ -25,7 +25,9 @@ from kiro_tui.tui.screens.device_code import DeviceCodeScreen
 from kiro_tui.tui.widgets.accounts_table import AccountsTable
 
 OUT = Path(__file__).resolve().parent.parent / "screenshots"
-SIZE = (150, 40)
+SIZE = (150, 40)  # every column shows (the table drops columns below 140, see accounts_table.plan_columns)
+USAGE = {"erin@example.com": (46.0, 50.0), "team@acme.example": (1020.0, 1000.0), "carol@example.com": (31.0, 50.0)}
+"""Requests used and the month's limit, per demo user: quota low, over quota, and some left."""
 
 
 async def capture() -> list[Path]:
@@ -33,6 +35,8 @@ async def capture() -> list[Path]:
     with demo_environment(approve_after=600) as demo:
         demo.emulator.state.next_user_codes = ["WDJB-MJHT"]
         demo.emulator.state.verification_uri = "https://device.sso.us-east-1.amazonaws.com/"
+        for email, (used, limit) in USAGE.items():  # so the Usage column shows quota low and over quota
+            demo.emulator.state.users[email].usage, demo.emulator.state.users[email].limit = used, limit
         app = make_app(demo.store.path, demo.settings, SystemClock(), Endpoints(override=demo.emulator.url),
                        demo.kiro_cli_db, [demo.kiro_cli_db], system_copy=None)
 
@@ -42,10 +46,13 @@ async def capture() -> list[Path]:
             saved.append(path)
 
         async with app.run_test(size=SIZE) as pilot:
-            for _ in range(200):  # let the engine show its work: a dead token, a flaky IdP
+            for _ in range(300):  # let the engine show its work: a dead token, a flaky IdP, quota
                 await pilot.pause(0.1)
                 dave, frank = demo.store.get("d4fe9913"), demo.store.get("f7a3b2e1")
-                if dave and frank and dave.health is Health.NEEDS_LOGIN and frank.health is Health.REFRESH_FAILING:
+                emails = {a.id: a.email for a in demo.store.accounts()}
+                usage = {emails.get(i) for i, record in demo.store.usage().items() if record.known}
+                if dave and frank and dave.health is Health.NEEDS_LOGIN and frank.health is Health.REFRESH_FAILING \
+                        and set(USAGE) <= usage:
                     break
             await pilot.pause(0.5)
             shot("accounts")

@@ -52,13 +52,13 @@ async def test_every_state_is_shown_in_words(store) -> None:
         await settle(pilot)
         assert table(app).row_count == 5
         assert cell(app, "a1b2c3d4", "name") == "alice@example.com"
-        assert cell(app, "a1b2c3d4", "expires") == "in 50 minutes"
+        assert cell(app, "a1b2c3d4", "expires") == "in 50 min"  # short; the detail spells it out
         assert cell(app, "a1b2c3d4", "status") == "fresh"
         assert cell(app, "b2c3d4e5", "status") == "expiring"
         assert cell(app, "c3d4e5f6", "profile") == "Team Prod EU"
         assert cell(app, "d4e5f6a7", "status") == "NEEDS LOGIN"  # short words; the reason is below
         assert cell(app, "e5f6a7b8", "status") == "retrying"
-        assert cell(app, "e5f6a7b8", "expires") == "expired 2 minutes ago"
+        assert cell(app, "e5f6a7b8", "expires") == "2 min ago"
         summary = str(app.screen.query_one("#summary").render())
         assert "5 accounts" in summary and "1 NEEDS LOGIN" in summary and "1 retrying" in summary
         await select(pilot, "d4e5f6a7")
@@ -83,8 +83,8 @@ async def test_countdowns_tick_in_place_without_moving_the_cursor(store) -> None
         clock.advance(60 * 5)
         screen.tick()
         await pilot.pause()
-        assert cell(app, "a1b2c3d4", "expires") == "in 44 minutes"
-        assert cell(app, "b2c3d4e5", "expires") == "in 30 seconds"
+        assert cell(app, "a1b2c3d4", "expires") == "in 44 min"
+        assert cell(app, "b2c3d4e5", "expires") == "in 30 s"
         assert table(app).cursor_row == row_before
         assert table(app).selected_id == "e5f6a7b8"
 
@@ -98,7 +98,7 @@ async def test_another_process_changing_the_store_shows_up(store) -> None:
         with AccountStore.open(store.path) as other:  # e.g. `kiro-tui watch` refreshing
             other.update("b2c3d4e5", expires_at=NOW + timedelta(hours=1), last_refresh_at=NOW)
         await watch_pass(pilot)
-        assert cell(app, "b2c3d4e5", "expires") == "in an hour"
+        assert cell(app, "b2c3d4e5", "expires") == "in 1 h"
         assert cell(app, "b2c3d4e5", "last") == "now"
 
 
@@ -131,11 +131,23 @@ async def test_i_imports_every_login_from_kiro_cli(tmp_path: Path, emulator) -> 
             await pilot.press("i")
             await settle(pilot)
             assert table(app).row_count == 2
-            assert "Imported from kiro-cli: 2 added" in toasts(app)
+            assert toasts(app).count("Imported from kiro-cli: 2 added") == 1  # said once, not twice
             await pilot.press("i")
             await settle(pilot)
-            assert "Imported from kiro-cli: 2 unchanged" in toasts(app)
+            assert toasts(app).count("Imported from kiro-cli: 2 unchanged") == 1
             assert table(app).row_count == 2
+
+
+async def test_i_on_a_kiro_cli_database_without_logins_says_so_once(tmp_path: Path) -> None:
+    db = KiroCliDb(tmp_path / "kiro-cli" / "data.sqlite3")  # kiro-cli installed, nobody logged in
+    with build_store(tmp_path / "s.db", []) as empty:
+        app = build_app(empty, kiro_cli_db=db.path, candidates=[db.path])
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await settle(pilot)
+            await pilot.press("i")
+            await settle(pilot)
+            said = [t for t in toasts(app) if "Import" in t]
+            assert said == [f"Import failed: no login in {db.path}; run `kiro-cli login` first"]
 
 
 async def test_r_refreshes_the_selected_account_and_R_all(tmp_path: Path, emulator, emulator_time) -> None:
@@ -176,6 +188,7 @@ async def test_p_opens_the_profile_picker_and_sets_the_profile(tmp_path: Path, e
             assert isinstance(picker, LoadingChoiceScreen)
             assert [label.lstrip("● ").split()[0] for _, label in picker.options] == ["Team", "Team"]
             assert picker.options[0][1].startswith("●")  # the profile in use now is marked
+            assert picker.query_one("#choices").display  # shown, even when they came before the dialog mounted
             assert "eu-central-1" in picker.options[1][1]
             await pilot.press("down", "enter")
             await pilot.pause()
@@ -426,7 +439,8 @@ async def test_names_and_errors_are_shown_as_written_never_read_as_markup(tmp_pa
             await pilot.press("delete")
             await pilot.pause()
             assert isinstance(app.screen, ConfirmScreen)
-            assert "Remove ops [/] [bold]team[/bold] (f00dcafe, social) from kiro-tui?" in screen_text(app)
+            assert "Remove ops [/] [bold]team[/bold] from kiro-tui?" in screen_text(app)
+            assert "id      f00dcafe" in screen_text(app)
 
 
 async def test_unusable_certificates_are_said_once_and_the_accounts_still_show(store, monkeypatch,
@@ -458,7 +472,7 @@ async def test_unusable_certificates_are_said_once_and_the_accounts_still_show(s
         assert "point it at a PEM bundle, or unset it" in screen_text(app)  # the login screen says why
 
 
-async def test_a_longer_health_widens_its_column_and_filtering_keeps_the_selection(tmp_path: Path) -> None:
+async def test_a_longer_status_fits_its_fixed_column_and_filtering_keeps_the_selection(tmp_path: Path) -> None:
     from kiro_tui.core.models import Account, AuthMethod
     from kiro_tui.core.store import AccountStore
 
@@ -470,13 +484,13 @@ async def test_a_longer_health_widens_its_column_and_filtering_keeps_the_selecti
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             await pilot.pause()
-            assert "NEEDS LOGIN" not in screen_text(app)  # every status is "fresh": a narrow column
+            assert "NEEDS LOGIN" not in screen_text(app)  # every status is "fresh"
             with AccountStore.open(store.path) as other:
                 other.update("00000003", health=Health.NEEDS_LOGIN,
                              last_error="refresh token invalid: log in again")
             await watch_pass(pilot)
             row = next(line for line in screen_text(app).splitlines() if "user03@example.com" in line)
-            assert "NEEDS LOGIN" in row  # the column grew: nothing cut off
+            assert "NEEDS LOGIN" in row  # the column was wide enough already: nothing cut off
             await select(pilot, "00000011")  # user17
             await pilot.press("slash")
             await pilot.pause()

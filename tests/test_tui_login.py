@@ -74,9 +74,11 @@ async def test_identity_center_login_end_to_end(rig, emulator, emulator_time) ->
         assert "copied to the clipboard" in text_of(screen, "#clipboard")
         assert "expires in 10 minutes" in text_of(screen, "#countdown")
         assert f"{emulator.url}/device" in text_of(screen, "#instructions")
+        assert not [t for t in toasts(app) if t.startswith("Code:")]  # said under the code, no toast on top
         await pilot.press("o")
         await pilot.press("c")
         assert clipboard.copied == [code, code]
+        assert [t for t in toasts(app) if t.startswith("Code:")] == ["Code: The code was copied to the clipboard."]
         control(emulator, "approve", {"user_code": code})
         await tick_polling(pilot, clock, emulator_time)
         await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
@@ -206,3 +208,40 @@ async def test_form_refuses_a_bad_region_in_place(rig) -> None:
         await pilot.press("enter")
         await pilot.pause()
         assert "'Europe' is not an AWS region" in text_of(app.screen, "#form-error")
+
+
+@pytest.mark.parametrize(("typed", "known_as"), [(IDC, "Lee@Acme.example"), (IDC, "lee@acme.example"),
+                                              (IDC + "/", "Lee@Acme.example")])
+async def test_logging_in_as_the_person_of_an_imported_login_renews_that_account(tmp_path: Path, emulator,
+                                                                                emulator_time, typed: str, known_as: str) -> None:
+    """One person's login is one account: `l` as the IdC person kiro-cli is logged in as (the
+    start URL typed with a slash or in capitals, the email in other case) renews the imported
+    row instead of adding a second one with the same email."""
+    from tests.support.engine import seed_into_kiro_cli
+    from tests.support.kiro_cli_db import KiroCliDb
+
+    clock = ManualClock(at(emulator_time.now))
+    db = KiroCliDb(tmp_path / "kiro-cli" / "data.sqlite3")
+    seed_into_kiro_cli(emulator, db, kind="idc", email="Lee@Acme.example", region="eu-west-1", start_url=IDC,
+                       profiles=IDC_PROFILES)
+    with build_store(tmp_path / "s.db", []) as store:
+        app = build_app(store, emulator.url, clock=clock, kiro_cli_db=db.path, candidates=[db.path])
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await settle(pilot)
+            await pilot.press("i")
+            await settle(pilot)
+            (imported,) = store.accounts()
+            store.update(imported.id, email=known_as)  # as the usage API said it, maybe in other case
+            screen = await open_code_screen(pilot, typed, "eu-west-1")
+            await wait_for(pilot, lambda: screen.login is not None or text_of(screen, "#login-error"))
+            assert screen.login is not None, text_of(screen, "#login-error")
+            control(emulator, "approve", {"user_code": screen.login.user_code})  # type: ignore[union-attr]
+            await tick_polling(pilot, clock, emulator_time)
+            await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: any(t.startswith("Logged in") for t in toasts(app)))
+            await settle(pilot)
+            (account,) = store.accounts()  # one row, not two
+            assert account.id == imported.id and account.client_id != imported.client_id  # the new login's
+            assert account.mode is Mode.OWN  # kiro-tui's own login now: kiro-cli's copy is left alone
+            assert app.screen.query_one("AccountsTable").row_count == 1

@@ -1,7 +1,9 @@
-"""Snapshots of the main screens, with a frozen clock and fixed tokens so they are stable.
+"""Snapshots of the main screens at 80, 120 and 160 columns, with a frozen clock and fixed tokens
+so they are stable.
 
 Regenerate after a deliberate change with `pytest tests/test_tui_snapshots.py --snapshot-update`,
-and read snapshot_report.html before committing the new SVGs.
+and look at the new SVGs (snapshot_report.html, or `rsvg-convert x.svg -o x.png`) before
+keeping them.
 """
 
 from __future__ import annotations
@@ -13,35 +15,41 @@ import pytest
 from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.models import UsageRecord
 from kiro_tui.demo import IDC_PROFILES, account_from_seed
+from kiro_tui.tui.screens.choice import LoadingChoiceScreen
 from kiro_tui.tui.screens.device_code import DeviceCodeScreen
 from kiro_tui.tui.widgets.accounts_table import AccountsTable
 from tests.support.engine import at, control
 from tests.support.tui import NOW, build_app, build_store, settle
+from tests.test_tui_layout import every_status_store
 
-SIZE = (150, 40)
+WIDTHS = (80, 120, 160)
+HEIGHT = 40
 
 
 @pytest.fixture
 def store(tmp_path: Path):
-    with build_store(tmp_path / "store.db") as opened:
+    with every_status_store(tmp_path / "store.db") as opened:
         yield opened
 
 
-def test_accounts_screen_with_mixed_states(snap_compare, store) -> None:
-    assert snap_compare(build_app(store), terminal_size=SIZE, run_before=settle)
+@pytest.mark.parametrize("width", WIDTHS)
+def test_accounts_in_every_status(snap_compare, store, width: int) -> None:
+    """fresh, expiring, expired, refreshing, retrying, NEEDS LOGIN, suspended, quota low, over
+    quota; usage bars (one stale); the columns that fit this width; the footer's keys."""
+    assert snap_compare(build_app(store), terminal_size=(width, HEIGHT), run_before=settle)
 
 
-def test_detail_panel_with_usage(snap_compare, store) -> None:
-    store.save_usage("c3d4e5f6", UsageRecord(212.5, 1000.0, at(NOW.timestamp() + 8 * 86400), "KIRO PRO", NOW))
+def test_detail_panel_with_usage(snap_compare, tmp_path: Path) -> None:
+    with build_store(tmp_path / "store.db") as store:
+        store.save_usage("c3d4e5f6", UsageRecord(212.5, 1000.0, at(NOW.timestamp() + 8 * 86400), "KIRO PRO", NOW))
 
-    async def select_team(pilot) -> None:  # type: ignore[no-untyped-def]
-        await settle(pilot)
-        screen = pilot.app.screen
-        table = screen.query_one(AccountsTable)
-        table.move_cursor(row=table.get_row_index("c3d4e5f6"))
-        await settle(pilot)
+        async def select_team(pilot) -> None:  # type: ignore[no-untyped-def]
+            await settle(pilot)
+            table = pilot.app.screen.query_one(AccountsTable)
+            table.move_cursor(row=table.get_row_index("c3d4e5f6"))
+            await settle(pilot)
 
-    assert snap_compare(build_app(store), terminal_size=SIZE, run_before=select_team)
+        assert snap_compare(build_app(store), terminal_size=(120, HEIGHT), run_before=select_team)
 
 
 def test_empty_state(snap_compare, tmp_path: Path) -> None:
@@ -49,10 +57,12 @@ def test_empty_state(snap_compare, tmp_path: Path) -> None:
                   Path("/home/dev/.local/share/amazon-q/data.sqlite3")]
     with build_store(tmp_path / "empty.db", []) as empty:
         app = build_app(empty, kiro_cli_db=None, candidates=candidates)
-        assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+        assert snap_compare(app, terminal_size=(120, HEIGHT), run_before=settle)
 
 
-def test_login_code_screen(snap_compare, tmp_path: Path, emulator, emulator_time) -> None:
+@pytest.mark.parametrize("width", WIDTHS)
+def test_login_code_screen(snap_compare, tmp_path: Path, emulator, emulator_time, width: int) -> None:
+    """The code as text and in large type, what was done with the clipboard, the countdown."""
     control(emulator, "config", {"next_user_codes": ["WDJB-MJHT"],
                                  "verification_uri": "https://device.sso.us-east-1.amazonaws.com/"})
     with build_store(tmp_path / "s.db", []) as empty:
@@ -63,17 +73,19 @@ def test_login_code_screen(snap_compare, tmp_path: Path, emulator, emulator_time
             await pilot.press("l")
             await pilot.pause()
             await pilot.press("enter")
-            for _ in range(100):
+            for _ in range(200):  # the code comes from the emulator, over loopback HTTP
                 screen = pilot.app.screen
                 if isinstance(screen, DeviceCodeScreen) and screen.login is not None:
                     break
                 await pilot.pause(0.02)
-            await pilot.pause(0.1)
+            await pilot.pause()
 
-        assert snap_compare(app, terminal_size=SIZE, run_before=start_login)
+        assert snap_compare(app, terminal_size=(width, HEIGHT), run_before=start_login)
 
 
-def test_profile_picker(snap_compare, tmp_path: Path, emulator, emulator_time) -> None:
+@pytest.mark.parametrize("width", WIDTHS)
+def test_profile_picker(snap_compare, tmp_path: Path, emulator, emulator_time, width: int) -> None:
+    """Every profile with its region and ARN, the one in use marked; the dialog's own keys."""
     seeded = emulator.seed(kind="idc", email="team@acme.example", region="eu-west-1", profiles=IDC_PROFILES,
                            start_url="https://d-9067c1a2b3.awsapps.com/start",
                            access_token="aoaAAAAAGsnapshotaccess:fixed", refresh_token="aorAAAAAGsnapshotrefresh:fixed")
@@ -87,5 +99,6 @@ def test_profile_picker(snap_compare, tmp_path: Path, emulator, emulator_time) -
             await settle(pilot)
             await pilot.press("p")
             await settle(pilot)
+            assert isinstance(pilot.app.screen, LoadingChoiceScreen) and pilot.app.screen.options
 
-        assert snap_compare(app, terminal_size=SIZE, run_before=open_picker)
+        assert snap_compare(app, terminal_size=(width, HEIGHT), run_before=open_picker)

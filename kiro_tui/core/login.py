@@ -189,7 +189,9 @@ def save_login(
     """Store the login (mode own: it is kiro-tui's alone), in one transaction.
 
     It renews an existing account rather than adding a twin when the request says which
-    (log in again), or when an account of the same kind, portal and email exists. If the
+    (log in again), or when an account of the same kind, portal and email exists, whether
+    kiro-tui logged it in or imported it (see `same_person`): one person's login is one
+    account. The renewed account is kiro-tui's own login from then on (mode own). If the
     person signed in as someone other than the account they meant to renew (both emails
     known and different), that account is left as it was: the caller can tell by the id.
     """
@@ -200,9 +202,8 @@ def save_login(
     existing = store.get(request.replaces) if request.replaces else None
     if existing is not None and email and existing.email and existing.email.lower() != email.lower():
         existing = None  # someone else signed in
-    if existing is None and email:
-        existing = next((a for a in store.accounts() if a.email == email and a.auth_method is method
-                         and (a.start_url or None) == start_url), None)
+    if existing is None and email:  # the same person at the same portal, imported or logged in here
+        existing = next((a for a in store.accounts() if same_person(a, email, method, start_url)), None)
     account = Account(
         id=existing.id if existing else new_account_id(store.ids()),
         auth_method=method,
@@ -229,6 +230,19 @@ def save_login(
         store.save(account, tx)
         store.log_refresh(tx, RefreshLogEntry(account.id, now, "logged-in"))
     return account
+
+
+def portal_key(start_url: str | None) -> str:
+    """A start URL as compared: no trailing slash or fragment, any case; Builder ID's portal
+    and no portal at all are the same."""
+    url = (start_url or "").strip().split("#")[0].rstrip("/").lower()
+    return "" if url == BUILDER_ID_START_URL.lower() else url
+
+
+def same_person(account: Account, email: str, method: AuthMethod, start_url: str | None) -> bool:
+    """`account` is this person's login: the same email (in any case), kind and portal."""
+    return (bool(account.email) and account.email.strip().casefold() == email.strip().casefold()  # type: ignore[union-attr]
+            and account.auth_method is method and portal_key(account.start_url) == portal_key(start_url))
 
 
 LAST_LOGIN_KEY = "last_login"

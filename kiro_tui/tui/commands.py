@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 PALETTE_SKIPS = {"quit", "clear_filter", "command_palette"}
@@ -15,9 +16,11 @@ class AccountCommands(Provider):
         """(action, name, help) for every binding of the screen and its table that works now."""
         screen = self.screen
         found: dict[str, tuple[str, str, str]] = {}
+        own = {binding.action for binding in screen.BINDINGS if isinstance(binding, Binding)} | {"select_cursor"}
         for _, binding, enabled, tooltip in screen.active_bindings.values():
             action = binding.action.removeprefix("screen.")
-            if enabled and action not in PALETTE_SKIPS and action not in found:
+            # the screen's own actions and the table's enter: not cursor keys, scrolling or focus
+            if enabled and action in own and action not in PALETTE_SKIPS and action not in found:
                 name = "Fix login" if action == "select_cursor" else binding.description
                 found[action] = ("resolve" if action == "select_cursor" else action, name, tooltip or name)
         return list(found.values())

@@ -7,8 +7,13 @@ from datetime import datetime, timedelta
 
 import humanize
 
-from kiro_tui.core.models import Account, AccountView, Mode, Status
+from kiro_tui.core.models import Account, AccountView, Mode, Status, UsageRecord
 from kiro_tui.core.summary import describe_expiry, printable
+
+USAGE_BAR = 5
+"""Cells of the usage bar in the table: ▰ used, ▱ left."""
+STALE_USAGE_AGE = timedelta(hours=1)
+"""Usage figures older than this (the engine refetches every ten minutes) are shown as stale."""
 
 
 def short_reason(text: str | None) -> str:
@@ -58,6 +63,77 @@ def transient_reason(error: str | None) -> str:
 
 def countdown(expires_at: datetime, now: datetime) -> str:
     return describe_expiry(expires_at, now)
+
+
+def span(seconds: float) -> str:
+    """A short duration for a table cell: `45 s`, `12 min`, `3 h`, `2 days`, `99+ days`
+    (never longer than 8 characters, so a column can have a fixed width)."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min"
+    if whole < 86400:
+        return f"{whole // 3600} h"
+    days = whole // 86400
+    if days > 99:
+        return "99+ days"
+    return f"{days} day" if days == 1 else f"{days} days"
+
+
+def short_countdown(expires_at: datetime, now: datetime) -> str:
+    """The table's Expires cell: `in 50 min`, `in 30 s`, `2 min ago` (12 characters at most);
+    the detail panel spells it out."""
+    left = (expires_at - now).total_seconds()
+    return f"in {span(left)}" if left > 0 else f"{span(-left)} ago"
+
+
+def short_ago(when: datetime | None, now: datetime) -> str:
+    """The table's Last refresh cell: `never`, `now`, `10 min ago` (12 characters at most)."""
+    if when is None:
+        return "never"
+    if when >= now or (now - when).total_seconds() < 1:
+        return "now"
+    return f"{span((now - when).total_seconds())} ago"
+
+
+def usage_is_stale(usage: UsageRecord, now: datetime) -> bool:
+    """The figures may no longer hold: the last fetch failed, the month they count has reset,
+    or nobody could fetch them for an hour (a dead login is not asked again)."""
+    if usage.error:
+        return True
+    if usage.resets_at is not None and usage.resets_at <= now:
+        return True
+    return usage.fetched_at is not None and now - usage.fetched_at > STALE_USAGE_AGE
+
+
+def usage_level(usage: UsageRecord | None, quota_warning: float) -> str:
+    """`over`, `low`, `ok`, or `unknown`: which colour the usage is shown in."""
+    fraction = usage.fraction if usage is not None else None
+    if fraction is None:
+        return "unknown"
+    if fraction >= 1:
+        return "over"
+    return "low" if fraction >= quota_warning else "ok"
+
+
+def usage_bar(usage: UsageRecord, now: datetime) -> tuple[str, str, str] | None:
+    """(used part, unused part, percentage) of the table's Usage cell, e.g. ("▰▰▰", "▱▱",
+    " 62%"); a `~` before the percentage marks stale figures. None when unknown."""
+    fraction = usage.fraction
+    if fraction is None:
+        return None
+    filled = max(0, min(USAGE_BAR, int(fraction * USAGE_BAR)))
+    percent = f"{min(fraction, 9.99):.0%}"
+    if usage_is_stale(usage, now):
+        percent = "~" + percent
+    return "▰" * filled, "▱" * (USAGE_BAR - filled), percent.rjust(4)
+
+
+def expiry_phrase(expires_at: datetime, now: datetime) -> str:
+    """`expires in 42 minutes` or `expired 16 seconds ago`: never "expires expired"."""
+    text = describe_expiry(expires_at, now)
+    return text if text.startswith("expired") else f"expires {text}"
 
 
 def ago(when: datetime | None, now: datetime) -> str:

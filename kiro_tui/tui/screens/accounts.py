@@ -22,12 +22,13 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
 from kiro_tui.core.aws.codewhisperer import Profile
+from kiro_tui.core.config import Settings
 from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.importer import ImportReport
 from kiro_tui.core.login import LoginRequest
-from kiro_tui.core.models import Account, AccountView, Health, Mode, Outcome, Status
+from kiro_tui.core.models import Account, AccountView, AuthMethod, Health, Mode, Outcome, PlaceRole, Status
 from kiro_tui.core.store import RefreshLogEntry, UnreadableRow
-from kiro_tui.core.summary import describe_expiry, printable
+from kiro_tui.core.summary import printable
 from kiro_tui.core.timefmt import shift
 from kiro_tui.tui import format as fmt
 from kiro_tui.tui import messages
@@ -56,17 +57,18 @@ MODE_HELP = {
 
 
 class AccountsScreen(Screen[None]):
+    # In order of need: the footer shows as many as fit, in this order (help and quit always).
     BINDINGS = [
-        Binding("i", "import", "Import", tooltip="Re-read every login in kiro-cli's database"),
         Binding("r", "refresh", "Refresh", tooltip="Refresh the highlighted account now"),
-        Binding("R", "refresh_all", "Refresh all", tooltip="Refresh every account now"),
         Binding("l", "login", "Log in", tooltip="Log in with a device code: AWS Builder ID or IAM Identity Center"),
-        Binding("p", "profile", "Profile", tooltip="Pick the profile ARN of the highlighted account"),
-        Binding("m", "mode", "Mode", tooltip="sync, follow or own for the highlighted account"),
-        Binding("c", "copy_token", "Copy token", tooltip="Copy the highlighted account's access token (asks first)"),
-        Binding("delete", "remove", "Remove", tooltip="Remove the highlighted account from kiro-tui (asks first)"),
+        Binding("i", "import", "Import", tooltip="Re-read every login in kiro-cli's database"),
         Binding("slash", "filter", "Filter", tooltip="Show only accounts matching some text"),
         Binding("escape", "clear_filter", "Clear filter", tooltip="Show every account again"),
+        Binding("delete", "remove", "Remove", tooltip="Remove the highlighted account from kiro-tui (asks first)"),
+        Binding("c", "copy_token", "Copy token", tooltip="Copy the highlighted account's access token (asks first)"),
+        Binding("p", "profile", "Profile", tooltip="Pick the profile ARN of the highlighted account"),
+        Binding("m", "mode", "Mode", tooltip="sync, follow or own for the highlighted account"),
+        Binding("R", "refresh_all", "Refresh all", tooltip="Refresh every account now"),
         Binding("question_mark", "help", "Help", tooltip="Every key and what the statuses mean"),
         Binding("q", "quit", "Quit", tooltip="Quit (refreshes under way finish first)"),
     ]
@@ -333,7 +335,10 @@ class AccountsScreen(Screen[None]):
         self.kiro_app.last_import_at = self.kiro_app.clock.now()
         self.kiro_app.import_error = None
         self.kiro_app.kiro_cli_db = report.source
-        if not message.automatic:
+        if not message.automatic and not report.imported and not report.skipped:
+            self.notify(f"no login in {report.source}; run `kiro-cli login` first", title="Import failed",
+                        severity="error", timeout=10)
+        elif not message.automatic:
             self.notify(describe_import(report), title="Imported from kiro-cli",
                         severity="warning" if report.skipped else "information")
         elif report.changed:
@@ -369,16 +374,11 @@ class AccountsScreen(Screen[None]):
 
     @work(group="import", exclusive=True, exit_on_error=False, description="import from kiro-cli")
     async def import_from_kiro_cli(self) -> None:
+        """The engine announces the import itself (ImportFinished): only a failure is said here."""
         try:
-            report = await self.kiro_app.engine.call(lambda engine: engine.import_now())
+            await self.kiro_app.engine.call(lambda engine: engine.import_now())
         except KiroTuiError as exc:
             self.post_message(messages.ImportFailed(str(exc), automatic=False))
-            return
-        if not report.imported and not report.skipped:
-            self.post_message(messages.ImportFailed(
-                f"no login in {report.source}; run `kiro-cli login` first", automatic=False))
-            return
-        self.post_message(messages.ImportFinished(report, automatic=False))
 
     def action_refresh(self) -> None:
         account = self.selected()
@@ -399,14 +399,16 @@ class AccountsScreen(Screen[None]):
         failed = [r for r in results if r.outcome is Outcome.FAILED]
         if announce and results:
             result = results[0]
+            view = self.views.get(result.account_id)
+            name = view.account.name if view else (result.label or result.account_id)  # the label may be ""
             if result.outcome is Outcome.FAILED or result.status.is_alert:
                 self.notify(result.message or result.status.label, title="Refresh failed", severity="error")
             elif result.outcome is Outcome.SKIPPED:
-                self.notify(result.message or "nothing to do", title=result.label)
-            elif result.expires_at is not None:
-                expiry = describe_expiry(result.expires_at, self.kiro_app.clock.now())
-                self.notify(f"{result.outcome.value}; expires {expiry}" + (
-                    f" ({result.message})" if result.message else ""), title=result.label)
+                self.notify(result.message or "nothing to do", title=name)
+            elif result.expires_at is not None:  # "followed; expired 16 seconds ago (follow mode: …)"
+                expiry = fmt.expiry_phrase(result.expires_at, self.kiro_app.clock.now())
+                self.notify(f"{result.outcome.value}; {expiry}" + (
+                    f" ({result.message})" if result.message else ""), title=name)
         elif not announce:
             self.notify(f"{len(results) - len(failed)} refreshed or up to date, {len(failed)} failed",
                         title="Refresh all", severity="warning" if failed else "information")
@@ -507,7 +509,7 @@ class AccountsScreen(Screen[None]):
         question = Text.assemble(
             "Copy the access token of ", (printable(account.name), "bold"), "?\n\n",
             "Anyone who can paste it can act as this account until it expires "
-            f"({describe_expiry(account.expires_at, self.kiro_app.clock.now())}).")
+            f"({fmt.expiry_phrase(account.expires_at, self.kiro_app.clock.now())}).")
         self.app.push_screen(ConfirmScreen(question, "Copy"), callback=lambda ok: self.copy_confirmed(account, ok))
 
     def copy_confirmed(self, account: Account, ok: bool | None) -> None:
@@ -516,12 +518,13 @@ class AccountsScreen(Screen[None]):
             self.notify(f"The access token of {account.name} was {how}.", title="Copied")
 
     def action_remove(self) -> None:
-        account = self.selected()
-        if account is None:
+        view = self.selected_view()
+        if view is None:
             return
+        account = view.account
         question = Text.assemble(
-            "Remove ", (printable(account.name), "bold"), f" ({account.id}, {account.auth_method.title}",
-            f", {account.source_key}" if account.source_key else "", ") from kiro-tui?\n\n",
+            "Remove ", (printable(account.name), "bold"), " from kiro-tui?\n\n",
+            which_account(view, self.kiro_app.clock.now(), self.kiro_app.settings), "\n\n",
             "Its tokens are deleted from kiro-tui's store. kiro-cli's own login is not touched, and "
             "importing again will not bring this login back (a new login there will).")
         self.app.push_screen(ConfirmScreen(question, "Remove"), callback=lambda ok: self.remove_confirmed(account, ok))
@@ -585,7 +588,12 @@ class AccountsScreen(Screen[None]):
         self.refresh_bindings()
 
     def action_help(self) -> None:
-        self.app.push_screen(HelpScreen(self.active_bindings))
+        settings = self.kiro_app.settings
+        bindings = dict(self.active_bindings)
+        for binding in self.table.BINDINGS:  # enter is listed even while the account under it is fine
+            if isinstance(binding, Binding) and binding.key not in bindings:
+                bindings[binding.key] = (self.table, binding, False, binding.tooltip)  # type: ignore[assignment]
+        self.app.push_screen(HelpScreen(bindings, settings.window, settings.quota_warning))
 
     async def action_quit(self) -> None:
         self.app.exit()
@@ -593,6 +601,33 @@ class AccountsScreen(Screen[None]):
 
 async def _last_login_request(engine: Engine) -> LoginRequest:
     return engine.last_login_request()
+
+
+def which_account(view: AccountView, now: datetime, settings: Settings) -> Text:
+    """What tells this account apart from another with the same email: its id, its login
+    (kind, portal, region, profile), where it came from, and how it is now."""
+    account = view.account
+    login = [account.auth_method.title + (f" ({account.provider})" if account.provider else "")]
+    if account.start_url and account.auth_method is AuthMethod.IDC:
+        login.append(account.start_url.removeprefix("https://").split(".")[0])
+    login.append(account.region)
+    if account.profile_name or account.profile_arn:
+        login.append(f"profile {fmt.profile_label(account)}")
+    sources = [p for p in view.places if p.role is PlaceRole.SOURCE]
+    if account.source_key:
+        origin = f"imported from kiro-cli ({account.source_key})"
+    elif sources:
+        origin = f"imported from {sources[0].kind}" + (f" ({sources[0].entry})" if sources[0].entry else "")
+    else:
+        origin = "logged in with kiro-tui"
+    status = view.status(now, settings.window, settings.quota_warning)
+    rows = (("id", account.id), ("login", ", ".join(login)), ("from", origin),
+            ("status", f"{status.label}, {fmt.expiry_phrase(account.expires_at, now)}"))
+    text = Text()
+    for label, value in rows:
+        text.append(f"  {label:<8}", style="bold")
+        text.append(printable(value) + ("\n" if label != "status" else ""))
+    return text
 
 
 def describe_import(report: ImportReport) -> str:

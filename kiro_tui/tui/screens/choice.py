@@ -28,8 +28,9 @@ class ChoiceScreen(ModalScreen[str | None]):
                  highlighted: str | None = None, current: str | None = None) -> None:
         super().__init__()
         self.title_text, self.initial = printable(title), highlighted
-        self.options = [(option_id, printable(label) + ("  (current)" if option_id == current else ""))
-                        for option_id, label in options]
+        # the current choice is marked as the profile picker marks the profile in use: "● "
+        self.options = [(option_id, ("" if current is None else "● " if option_id == current else "  ")
+                         + printable(label)) for option_id, label in options]
         self.explanation = printable(explanation, keep_newlines=True)
 
     def compose(self) -> ComposeResult:
@@ -60,10 +61,16 @@ class ChoiceScreen(ModalScreen[str | None]):
 
 
 class LoadingChoiceScreen(ChoiceScreen):
-    """A ChoiceScreen whose options arrive later (e.g. profiles from the network)."""
+    """A ChoiceScreen whose options arrive later (e.g. profiles from the network).
+
+    They may arrive before the screen has mounted (the engine answered first): `fill` and
+    `fail` then wait for `on_mount`, which would otherwise hide the options just shown.
+    """
 
     def __init__(self, title: str, explanation: str = "") -> None:
         super().__init__(title, [], explanation)
+        self._arrived: tuple[str, tuple[object, ...]] | None = None
+        self._ready = False
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -75,9 +82,17 @@ class LoadingChoiceScreen(ChoiceScreen):
 
     def on_mount(self) -> None:
         self.query_one("#choices", OptionList).display = False
+        self._ready = True
+        if self._arrived is not None:
+            name, args = self._arrived
+            getattr(self, name)(*args)
 
     def fill(self, options: list[tuple[str, str]], highlighted: str | None = None) -> None:
+        if not self._ready:
+            self._arrived = ("fill", (options, highlighted))
+            return
         self.options = [(option_id, printable(label)) for option_id, label in options]
+        self.initial = highlighted  # ChoiceScreen.on_mount (Textual runs it too) highlights it
         self.query_one("#loading").display = False
         choices = self.query_one("#choices", OptionList)
         choices.add_options([Option(label, id=option_id) for option_id, label in self.options])
@@ -87,6 +102,10 @@ class LoadingChoiceScreen(ChoiceScreen):
         choices.focus()
 
     def fail(self, message: str) -> None:
+        if not self._ready:
+            self._arrived = ("fail", (message,))
+            return
         self.query_one("#loading").display = False
-        self.query_one("#explanation", Static).update(
-            Text.assemble((printable(message), "red"), "\n\nPress escape to go back."))
+        explanation = self.query_one("#explanation", Static)
+        explanation.add_class("error")  # the theme's $error (app.tcss), not a fixed colour
+        explanation.update(Text(f"{printable(message)}\n\nPress escape to go back."))

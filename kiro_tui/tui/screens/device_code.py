@@ -151,7 +151,7 @@ class DeviceCodeScreen(Screen[Account | str | None]):
         )
         self.query_one("#code-text", Static).update(Text(login.user_code, style="bold"))
         self.query_one("#user-code", BigCode).show(login.user_code)
-        self.action_copy_code()
+        self.copy_code(announce=False)  # the line under the code says what was done
         self.update_countdown()
         self.query_one("#poll-status", Static).update("Waiting for you to approve in the browser…")
         self.refresh_bindings()
@@ -176,13 +176,18 @@ class DeviceCodeScreen(Screen[Account | str | None]):
     # ------------------------------------------------------------------ keys
 
     def action_copy_code(self) -> None:
+        self.copy_code(announce=True)
+
+    def copy_code(self, announce: bool) -> None:
+        """Copy the code and say how, under it; a toast too when `c` was pressed (feedback)."""
         if self.login is None:
             return
         how = copy_text(self.app, self.login.user_code)
         text = (f"The code was {how}." if how == SYSTEM
                 else f"The code was {how}; if nothing was copied, select the code above.")
         self.query_one("#clipboard", Static).update(text)
-        self.notify(text, title="Code", timeout=3)
+        if announce:
+            self.notify(text, title="Code", timeout=3)
 
     def action_open_browser(self) -> None:
         if self.login is not None:

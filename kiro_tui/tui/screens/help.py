@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import humanize
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -9,19 +12,29 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from kiro_tui.core.models import DEFAULT_QUOTA_WARNING, DEFAULT_REFRESH_WINDOW
 from kiro_tui.tui.widgets.keys_footer import KeysFooter
 
-STATUSES = """\
+
+def statuses(window: timedelta, quota_warning: float) -> str:
+    """What each status word means, with this configuration's refresh window and quota warning."""
+    minutes = humanize.naturaldelta(window)
+    return f"""\
   fresh        the access token is good for more than the refresh window
-  expiring     inside the refresh window (10 minutes): refreshed now
+  expiring     inside the refresh window ({minutes}): refreshed now
   refreshing   a refresh is under way (here or in another kiro-tui)
   retrying     a passing error: kiro-tui backs off and tries again
   NEEDS LOGIN  the refresh token or client registration is dead:
                press enter on it to re-import or log in again
   suspended    AWS suspended the account
-  quota low    90 % or more of this month's requests used; over quota: all
+  quota low    {quota_warning:.0%} or more of this month's requests used
+  over quota   all of them used (the reset date is in the details)
   !            a token held in memory, or a copy that could not be written
-               (the detail panel says which)"""
+               (the detail panel says which)
+
+Usage: requests used of the month's limit, ▰▰▰▱▱  62%; ~ marks figures that
+may be out of date (the last fetch failed, or they are over an hour old)."""
+
 
 MODES = """\
   sync    refresh, and write the new token back where it came from
@@ -36,26 +49,33 @@ def key_name(key: str) -> str:
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
 
-    def __init__(self, bindings: dict[str, object]) -> None:
+    def __init__(self, bindings: dict[str, object], window: timedelta = DEFAULT_REFRESH_WINDOW,
+                 quota_warning: float = DEFAULT_QUOTA_WARNING) -> None:
         super().__init__()
+        self.window, self.quota_warning = window, quota_warning
         self.keys: list[tuple[str, str]] = []
+        quiet: list[tuple[str, str]] = []
         seen: set[str] = set()
         for key, (_, binding, _, tooltip) in bindings.items():  # type: ignore[misc]
-            if binding.show and binding.description and binding.action not in seen:
+            # the keys in the footer, then quiet keys with words of their own (home, end, ctrl+p)
+            if (binding.show or tooltip) and binding.description and binding.action not in seen:
                 seen.add(binding.action)
-                self.keys.append((key_name(key), tooltip or binding.description))
+                (self.keys if binding.show else quiet).append((key_name(key), tooltip or binding.description))
+        self.keys += quiet
+        if "command_palette" not in seen:
+            self.keys.append(("ctrl+p", "command palette: every action by name"))
 
     def compose(self) -> ComposeResult:
         text = Text()
         text.append("kiro-tui", style="bold")
         text.append(" keeps your Kiro / CodeWhisperer logins fresh.\n\n")
         text.append("Keys\n", style="bold")
-        for key, what in [*self.keys, ("ctrl+p", "command palette: every action by name")]:
+        for key, what in self.keys:
             text.append(f"  {key:<8}", style="bold")
             text.append(f" {what}\n")
         text.append("\n/ filters by name, method, region, profile, mode or id.\n\n")
         text.append("Status\n", style="bold")
-        text.append(STATUSES + "\n\n")
+        text.append(statuses(self.window, self.quota_warning) + "\n\n")
         text.append("Modes\n", style="bold")
         text.append(MODES + "\n")
         with VerticalScroll(classes="dialog help"):

@@ -28,6 +28,8 @@ class LoginFormScreen(ModalScreen[LoginRequest | None]):
                         id="start-url")
             yield Label("Region of your Identity Center (Builder ID is always us-east-1)")
             yield Input(self.prefill.region, placeholder="us-east-1", id="region")
+            yield Static("Enter logs in from either field; Tab moves between them.",
+                         id="form-hint", classes="dialog-hint")
             yield Static("", id="form-error", classes="error", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Log in", variant="primary", id="submit")

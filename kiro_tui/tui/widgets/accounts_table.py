@@ -1,13 +1,24 @@
 """The accounts table: keyed by account id, updated row by row; rebuilt only when many rows
-leave at once (a filter). Status colours come from the theme ($success, $warning, $error in
-app.tcss, through component classes), so a theme picked in the palette recolours them."""
+leave at once (a filter) or when a new width shows other columns. Status colours come from
+the theme ($success, $warning, $error in app.tcss, through component classes), so a theme
+picked in the palette recolours them.
+
+Every column has a width decided once for the table's width (`plan_columns`): the ticking
+ones (Expires, Status, Usage, Last refresh) fixed, so a countdown never makes a column jump;
+Name and Profile as wide as their longest text allows. Columns that do not fit are dropped
+in a fixed order (Last refresh, Region, Mode, Method, Profile, Usage) rather than cut, and
+the name column is pinned (fixed_columns) should the terminal be too narrow even for the rest.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.binding import Binding
 from textual.widgets import DataTable
 
@@ -15,18 +26,69 @@ from kiro_tui.core.models import DEFAULT_QUOTA_WARNING, AccountView, Mode, Statu
 from kiro_tui.core.summary import printable
 from kiro_tui.tui import format as fmt
 
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    key: str
+    label: str
+    width: int | None
+    """Fixed content width; None for a column as wide as its longest text (min_width..max_width)."""
+    drop: int = 0
+    """Dropped when the table is too narrow, lowest first; 0: always shown."""
+    min_width: int = 0
+    max_width: int = 0
+
+    @property
+    def reserve(self) -> int:
+        """The content width the column needs to be shown at all."""
+        return self.width if self.width is not None else self.min_width
+
+
 # What matters most comes first, so a narrow terminal still shows name, expiry and status.
-COLUMNS = (
-    ("name", "Name"),
-    ("expires", "Expires"),
-    ("status", "Status"),
-    ("method", "Method"),
-    ("region", "Region"),
-    ("profile", "Profile"),
-    ("mode", "Mode"),
-    ("last", "Last refresh"),
+COLUMN_SPECS = (
+    ColumnSpec("name", "Name", None, min_width=16, max_width=40),
+    ColumnSpec("expires", "Expires", 12),  # "99+ days ago", "in 59 min"
+    ColumnSpec("status", "Status", 13),  # "NEEDS LOGIN !"
+    ColumnSpec("usage", "Usage", 11, drop=6),  # "▰▰▰▱▱ ~62%"
+    ColumnSpec("method", "Method", 10, drop=4),  # "Builder ID"
+    ColumnSpec("region", "Region", 14, drop=2),  # "ap-southeast-1"
+    ColumnSpec("profile", "Profile", None, drop=5, min_width=8, max_width=24),
+    ColumnSpec("mode", "Mode", 6, drop=3),
+    ColumnSpec("last", "Last refresh", 12, drop=1),
 )
+COLUMNS = tuple((spec.key, spec.label) for spec in COLUMN_SPECS)
+SPECS = {spec.key: spec for spec in COLUMN_SPECS}
+CELL_PADDING = 1
 STATUS_CLASSES = {status: f"status--{status.value}" for status in Status}
+USAGE_CLASSES = {level: f"usage--{level}" for level in ("ok", "low", "over", "unknown")}
+
+
+def plan_columns(width: int, longest: dict[str, int] | None = None) -> dict[str, int]:
+    """The columns shown in `width` cells and the content width of each, in table order.
+
+    Columns are dropped by priority until the rest fit; the room left widens Name, then
+    Profile, up to their longest text (and their maximum). If even the columns that are
+    never dropped do not fit, they are all kept (the table scrolls sideways, Name pinned).
+    """
+    longest = longest or {}
+    shown = list(COLUMN_SPECS)
+
+    def need(specs: list[ColumnSpec]) -> int:
+        return sum(spec.reserve + 2 * CELL_PADDING for spec in specs)
+
+    for spec in sorted((s for s in COLUMN_SPECS if s.drop), key=lambda s: s.drop):
+        if need(shown) <= width:
+            break
+        shown.remove(spec)
+    slack = max(0, width - need(shown))
+    widths = {spec.key: spec.reserve for spec in shown}
+    for spec in shown:
+        if spec.width is None:
+            wanted = max(len(spec.label), min(longest.get(spec.key, 0), spec.max_width))
+            extra = min(max(0, wanted - spec.min_width), slack)
+            slack -= extra
+            widths[spec.key] = max(len(spec.label), min(wanted, spec.min_width + extra))
+    return widths
 
 
 class AccountsTable(DataTable[Text]):
@@ -35,21 +97,84 @@ class AccountsTable(DataTable[Text]):
 
     Enter selects a row (the screen then offers fixes); the footer names it only when the
     highlighted account needs a login or is suspended, the only time it does something.
+    Home and End go to the first and the last account (not sideways: every column fits).
     """
 
-    BINDINGS = [Binding("enter", "select_cursor", "Fix login", tooltip="Re-import or log in again")]
-    COMPONENT_CLASSES = {*STATUS_CLASSES.values(), "accounts--muted"}
+    BINDINGS = [
+        Binding("enter", "select_cursor", "Fix login",
+                tooltip="On an account that needs a login: re-import it or log in again"),
+        Binding("home", "scroll_top", "First account", show=False, tooltip="Go to the first account"),
+        Binding("end", "scroll_bottom", "Last account", show=False, tooltip="Go to the last account"),
+    ]
+    COMPONENT_CLASSES = {*STATUS_CLASSES.values(), *USAGE_CLASSES.values(), "accounts--muted"}
 
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
+        super().__init__(cursor_type="row", zebra_stripes=True, cell_padding=CELL_PADDING, **kwargs)
         self.accounts: dict[str, AccountView] = {}
         self.window = timedelta(minutes=10)
         self.quota_warning = DEFAULT_QUOTA_WARNING
+        self.widths: dict[str, int] = {}
+        """The columns shown now and their content widths (see `plan_columns`)."""
+        self._longest: dict[str, int] = {}
+        """The longest Name and Profile text seen since the columns were planned."""
+        self._planned_for = 0
 
     def on_mount(self) -> None:
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
+        # The table spans the screen; its own size is known only at the first resize, which
+        # plans again if this guess was wrong. The vertical scrollbar's gutter is always kept
+        # free (scrollbar-gutter: stable in app.tcss), so a scrollbar appearing moves nothing.
+        self._plan(self.app.size.width - self.styles.scrollbar_size_vertical)
         self.watch(self.app, "theme", self._recolour, init=False)
+
+    def on_resize(self, event: events.Resize) -> None:
+        room = self.scrollable_content_region.width
+        if room and room != self._planned_for:
+            self._plan(room)
+
+    def _plan(self, room: int) -> None:
+        """Choose the columns for `room` cells: new widths are set in place, other columns
+        rebuild the table (the rows, in order, with the cursor where it was)."""
+        self._planned_for = room
+        for key in ("name", "profile"):
+            self._longest[key] = max((self.text_len(view, key) for view in self.accounts.values()), default=0)
+        widths = plan_columns(room, self._longest)
+        if widths == self.widths:
+            return
+        if list(widths) == list(self.widths):
+            self._set_widths(widths)
+            return
+        self.widths = widths
+        self._pin()
+        self._rebuild()
+
+    def _pin(self) -> None:
+        """Pin the name only when the columns cannot all fit (the table then scrolls sideways):
+        a pinned column has a background of its own, which a table that fits does not need."""
+        self.fixed_columns = int(sum(width + 2 * CELL_PADDING for width in self.widths.values()) > self._planned_for)
+
+    def _set_widths(self, widths: dict[str, int]) -> None:
+        for key, width in widths.items():
+            self.columns[key].width = width
+        self.widths = widths
+        self._pin()
+        self._clear_caches()
+        self._require_update_dimensions = True
+        self.refresh()
+
+    def _rebuild(self) -> None:
+        """New columns: every row again, in the same order, the cursor on the same account."""
+        selected = self.selected_id
+        order = [str(row.key.value) for row in self.ordered_rows] if self.row_count else []
+        now = self.app.clock.now()  # type: ignore[attr-defined]
+        with self.app.batch_update():
+            self.clear(columns=True)
+            for key, width in self.widths.items():
+                self.add_column(SPECS[key].label, width=width, key=key)
+            for account_id in order:
+                cells = self.cells(self.accounts[account_id], now)
+                self.add_row(*(cells[key] for key in self.widths), key=account_id)
+            if selected in self.accounts:
+                self.move_cursor(row=self.get_row_index(selected))
 
     def _recolour(self) -> None:
         """A new theme: status colours are resolved again from its variables."""
@@ -71,14 +196,31 @@ class AccountsTable(DataTable[Text]):
             return None
         return str(row_key.value)
 
+    def style_of(self, component: str) -> Style:
+        return self.get_component_rich_style(component, partial=True)
+
     def status_text(self, view: AccountView, now: datetime) -> Text:
         """One short word (the reason is in the detail panel), coloured by the theme."""
         status = view.status(now, self.window, self.quota_warning)
-        text = Text(status.label, style=self.get_component_rich_style(STATUS_CLASSES[status], partial=True))
+        text = Text(status.label, style=self.style_of(STATUS_CLASSES[status]))
         trouble = view.held or view.places_in_error or (view.account.sync_error and view.account.mode is Mode.SYNC)
         if trouble:
-            text.append(" !", style=self.get_component_rich_style(STATUS_CLASSES[Status.NEEDS_LOGIN], partial=True))
+            text.append(" !", style=self.style_of(STATUS_CLASSES[Status.NEEDS_LOGIN]))
         return text
+
+    def usage_text(self, view: AccountView, now: datetime) -> Text:
+        """`▰▰▰▱▱  62%`: used of the month's limit; `~` and muted when the figures are stale;
+        `—` until known (the detail panel says why)."""
+        usage = view.usage
+        parts = fmt.usage_bar(usage, now) if usage is not None else None
+        muted = self.style_of("accounts--muted")
+        if parts is None:
+            return Text("—", style=muted)
+        used, left, percent = parts
+        stale = usage is not None and fmt.usage_is_stale(usage, now)
+        level = self.style_of(USAGE_CLASSES[fmt.usage_level(usage, self.quota_warning)])
+        return Text.assemble((used, muted if stale else level), (left, muted), " ",
+                             (percent, muted if stale else level))
 
     def cells(self, view: AccountView, now: datetime) -> dict[str, Text]:
         """Every cell as Text: names come from kiro-cli and AWS, and a string cell would be
@@ -86,22 +228,28 @@ class AccountsTable(DataTable[Text]):
         What came from outside is made printable: an escape sequence must not reach the terminal."""
         account = view.account
         return {
-            "name": Text(printable(account.name)),
+            "name": Text(printable(account.name), overflow="ellipsis", no_wrap=True),
             "method": Text(account.auth_method.title),
-            "region": Text(printable(account.region)),
-            "profile": Text(printable(fmt.profile_label(account))),
+            "region": Text(printable(account.region), overflow="ellipsis", no_wrap=True),
+            "profile": Text(printable(fmt.profile_label(account)), overflow="ellipsis", no_wrap=True),
             "mode": Text(account.mode.value),
             **self.ticking_cells(view, now),
         }
 
+    def text_len(self, view: AccountView, key: str) -> int:
+        if key == "name":
+            return len(printable(view.account.name))
+        return len(printable(fmt.profile_label(view.account)))
+
     def ticking_cells(self, view: AccountView, now: datetime) -> dict[str, Text]:
         """The cells that change with the clock alone."""
         expired = view.account.expires_at <= now
-        style = self.get_component_rich_style(STATUS_CLASSES[Status.EXPIRED], partial=True) if expired else ""
+        style = self.style_of(STATUS_CLASSES[Status.EXPIRED]) if expired else ""
         return {
-            "expires": Text(fmt.countdown(view.account.expires_at, now), style=style),
+            "expires": Text(fmt.short_countdown(view.account.expires_at, now), style=style),
             "status": self.status_text(view, now),
-            "last": Text(fmt.ago(view.account.last_refresh_at, now)),
+            "usage": self.usage_text(view, now),
+            "last": Text(fmt.short_ago(view.account.last_refresh_at, now)),
         }
 
     def show(self, views: list[AccountView], now: datetime, force: bool = False) -> None:
@@ -150,11 +298,24 @@ class AccountsTable(DataTable[Text]):
         cells = self.cells(view, now)
         previous = self.accounts.get(view.id)
         self.accounts[view.id] = view
+        self._fit("name", cells["name"].cell_len)
+        self._fit("profile", cells["profile"].cell_len)
         if previous is None:
-            self.add_row(*(cells[key] for key, _ in COLUMNS), key=view.id)
+            self.add_row(*(cells[key] for key in self.widths), key=view.id)
             return True
         self._paint(view.id, cells, force)
         return previous.account.name != view.account.name
+
+    def _fit(self, key: str, length: int) -> None:
+        """A longer name or profile: its column widens if the table has room left (never
+        narrows in place; planning again on a resize does)."""
+        if length <= self._longest.get(key, 0):
+            return
+        self._longest[key] = length
+        if key in self.widths and length > self.widths[key] and self._planned_for:
+            widths = plan_columns(self._planned_for, self._longest)
+            if list(widths) == list(self.widths) and widths[key] > self.widths[key]:
+                self._set_widths(widths)
 
     def visible_ids(self) -> list[str]:
         """Account ids of the rows on screen now (plus one either side)."""
@@ -174,15 +335,16 @@ class AccountsTable(DataTable[Text]):
                 self._paint(account_id, self.ticking_cells(self.accounts[account_id], now))
 
     def _paint(self, account_id: str, cells: dict[str, Text], force: bool = False) -> None:
-        """Update the cells whose text or style changed.
+        """Update the cells whose text or style changed, in the columns shown.
 
-        A column is widened when a new text needs it, never narrowed in place: DataTable
-        narrows by measuring every cell of the column again, for each narrower cell, which
-        with a thousand rows made one tick cost seconds.
+        Widths never follow the text here: every column has its planned width, so nothing
+        is measured again (DataTable narrows a column by measuring every cell of it again,
+        for each narrower cell, which with a thousand rows made one tick cost seconds).
         """
         for key, value in cells.items():
+            if key not in self.widths:
+                continue
             shown = self.get_cell(account_id, key)
             if not force and (shown.plain, shown.style, shown.spans) == (value.plain, value.style, value.spans):
                 continue
-            grows = value.cell_len > self.columns[key].content_width
-            self.update_cell(account_id, key, value, update_width=grows)
+            self.update_cell(account_id, key, value)

@@ -12,7 +12,7 @@ from textual.widgets import Static
 
 from kiro_tui.core.config import Settings
 from kiro_tui.core.masking import mask
-from kiro_tui.core.models import AccountView, Outcome, PlaceState, UsageRecord
+from kiro_tui.core.models import AccountView, Outcome, PlaceState, Status, UsageRecord
 from kiro_tui.core.store import RefreshLogEntry
 from kiro_tui.core.summary import describe_usage, printable
 from kiro_tui.tui import format as fmt
@@ -49,10 +49,12 @@ class AccountDetail(VerticalScroll):
 
         status = view.status(now, settings.window, settings.quota_warning)
         row("Account", f"{account.name}  [{account.id}]")
+        tone = ("bad" if status.is_alert or view.held or status is Status.OVER_QUOTA
+                else "warn" if status is Status.QUOTA_LOW else "label")
         row("Status", Text(fmt.status_detail(view, now, settings.window, settings.quota_warning),
-                           style=self.style("bad" if status.is_alert or view.held else "label")))
+                           style=self.style(tone)))
         row("Expires", f"{fmt.countdown(account.expires_at, now)}  ({account.expires_at:%Y-%m-%d %H:%M:%S} UTC)")
-        row("Usage", self._usage_text(view.usage, usage_enabled))
+        row("Usage", self._usage_text(view.usage, usage_enabled, now))
         row("Method", account.auth_method.title + (f" ({account.provider})" if account.provider else ""))
         row("Region", account.region)
         row("Start URL", account.start_url)
@@ -93,7 +95,7 @@ class AccountDetail(VerticalScroll):
             self.shown = signature
             body.update(content)  # type: ignore[arg-type]
 
-    def _usage_text(self, usage: UsageRecord | None, enabled: bool) -> Text:
+    def _usage_text(self, usage: UsageRecord | None, enabled: bool, now: datetime) -> Text:
         if usage is None or not usage.known:
             if usage is not None and usage.error:
                 return Text(f"unavailable ({fmt.short_reason(usage.error)})", style=self.style("muted"))
@@ -103,8 +105,12 @@ class AccountDetail(VerticalScroll):
             text.append(f"  {usage.subscription}")
         if usage.resets_at:
             text.append(f"  resets {usage.resets_at:%Y-%m-%d}")
-        if usage.error:
+        if usage.error:  # stale, as the table's `~` says, and why
             text.append(f"  (stale: {fmt.short_reason(usage.error)})", style=self.style("warn"))
+        elif usage.resets_at is not None and usage.resets_at <= now:
+            text.append("  (stale: the month has reset since)", style=self.style("warn"))
+        elif fmt.usage_is_stale(usage, now) and usage.fetched_at is not None:
+            text.append(f"  (stale: fetched {fmt.ago(usage.fetched_at, now)})", style=self.style("warn"))
         return text
 
     def _places_text(self, view: AccountView) -> Text:
