@@ -102,3 +102,19 @@ def test_registration_problem_heals_when_kiro_cli_fixes_it(store, kiro_db: KiroC
                      expires_at=NOW + timedelta(hours=1))
     run_import(store, kiro_db)
     assert store.accounts()[0].health is Health.OK
+
+
+def test_a_newer_token_keeps_the_client_it_was_issued_to(store, kiro_db: KiroCliDb) -> None:
+    """kiro-tui holds a newer token (a login made in kiro-tui) than kiro-cli's: kiro-cli's other
+    registration must not be copied onto it, or the next refresh would fail."""
+    kiro_db.put_oidc()
+    run_import(store, kiro_db)
+    (account,) = store.accounts()
+    # Logged in again in kiro-tui as the same person: a new client and token renew the account,
+    # while kiro-cli still holds the login it had (of this account's lineage).
+    store.update(account.id, access_token="aoaNEWER", refresh_token="aorNEWER", client_id="cid-kiro-tui",
+                 client_secret="secret-kiro-tui", expires_at=NOW + timedelta(hours=5))
+    run_import(store, kiro_db)
+    kept = store.get(account.id)
+    assert kept is not None and (kept.access_token, kept.client_id, kept.client_secret) == (
+        "aoaNEWER", "cid-kiro-tui", "secret-kiro-tui")

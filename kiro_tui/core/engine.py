@@ -425,8 +425,8 @@ class Engine:
         database by default, or any kind at `path` (a file or a folder), or `all` that is found."""
         if kind == ALL:
             return await self._import_all()
-        if kind == KIRO_CLI and path is None:
-            db = self.kiro_cli_db or self._find_kiro_cli_db()
+        if kind == KIRO_CLI:  # one database, read with kiro-cli's own precise errors
+            db = path or self.kiro_cli_db or self._find_kiro_cli_db()
             if db is None:
                 looked = ", ".join(str(p) for p in self.kiro_cli_candidates)
                 raise KiroCliError(f"no kiro-cli database found (looked in {looked}); run `kiro-cli login` first")

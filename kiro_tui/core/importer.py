@@ -43,6 +43,11 @@ _META_FIELDS = (
 )
 
 
+_REGISTRATION_FIELDS = {"client_id", "client_secret", "client_secret_expires_at", "scopes", "oauth_flow",
+                        "token_endpoint", "issuer_url"}
+"""Fields that belong to the client a refresh token was issued to: taken only with its token."""
+
+
 @dataclass
 class ImportedLogin:
     id: str
@@ -288,10 +293,13 @@ def merge_login(account: Account, login: KiroCliLogin) -> tuple[str, str | None]
     if take_token:
         for name in _TOKEN_FIELDS:
             setattr(account, name, getattr(login, name))
+    other_client = (not take_token and account.client_id and login.client_id
+                    and login.client_id != account.client_id)
     for name in _META_FIELDS:  # what the place lacks is kept from what kiro-tui knew
         value = getattr(login, name)
-        if value is not None:
-            setattr(account, name, value)
+        if value is None or (other_client and name in _REGISTRATION_FIELDS):
+            continue  # a refresh token works only with the client it was issued to
+        setattr(account, name, value)
     if login.email and not account.email:
         account.email = login.email
     if login.needs_login:
