@@ -679,7 +679,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the new account as JSON (prompts go to stderr)")
     p.set_defaults(handler=cmd_login)
 
-    writable = [kind for kind, fmt in FORMATS.items() if fmt.writable and kind != "kiro-cli"]
+    from kiro_tui.core.places import LINK_KINDS as writable
+
     p = commands.add_parser("link", help="keep a copy of an account fresh in another tool's file")
     p.add_argument("id", metavar="ID")
     p.add_argument("--to", dest="kind", metavar="KIND", required=True, choices=writable,

@@ -697,6 +697,11 @@ class Engine:
             return entry_path
         return (await asyncio.to_thread(fmt.create, target, account)).path
 
+    async def usual_place(self, kind: str) -> Path | None:
+        """Where that tool keeps its file when configured as usual, if it has such a place."""
+        defaults = place_format(kind).default_paths()
+        return defaults[0] if defaults else None
+
     def _place_path(self, fmt: PlaceFormat, path: Path | None) -> Path:
         if path is not None:
             return Path(path).expanduser().absolute()

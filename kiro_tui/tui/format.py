@@ -4,6 +4,7 @@ the theme (component classes in app.tcss), not from here."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import humanize
 
@@ -148,3 +149,19 @@ def profile_label(account: Account) -> str:
     if account.profile_arn:
         return account.profile_arn.rsplit("/", 1)[-1]
     return "—"
+
+
+def home_relative(path: Path) -> str:
+    """`~/…` for a path in the home folder: shorter, and it says the same."""
+    try:
+        return "~/" + str(Path(path).relative_to(Path.home()))
+    except ValueError:
+        return str(path)
+
+
+def place_title(kind: str) -> str:
+    """What people call the tool behind a kind of place (`cliproxy` → CLIProxyAPI)."""
+    from kiro_tui.core.places import FORMATS
+
+    fmt = FORMATS.get(kind)
+    return fmt.title if fmt is not None else kind

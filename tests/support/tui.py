@@ -8,7 +8,7 @@ from pathlib import Path
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.config import Settings
-from kiro_tui.core.models import Account, AuthMethod, Health, Mode
+from kiro_tui.core.models import Account, AuthMethod, Health, Mode, Place
 from kiro_tui.core.store import AccountStore, RefreshLogEntry
 from kiro_tui.tui.app import KiroTuiApp, make_app
 
@@ -57,7 +57,10 @@ def build_store(path: Path, accounts: list[Account] | None = None) -> AccountSto
     """A store holding `accounts` (the samples by default, with some refresh history)."""
     store = AccountStore.open(path)
     for account in accounts if accounts is not None else sample_accounts():
-        store.save(account)
+        with store.transaction() as tx:
+            store.save(account, tx)
+            if account.source:  # imported: the place it came from, as an import records it
+                store.save_place(tx, Place(account.id, "kiro-cli", account.source, account.source_key or ""))
     if accounts is None:
         with store.transaction() as tx:
             store.log_refresh(tx, RefreshLogEntry("c3d4e5f6", NOW - timedelta(minutes=75), "failed", "transient",
@@ -112,18 +115,31 @@ async def settle(pilot, rounds: int = 50) -> None:  # type: ignore[no-untyped-de
     await app.engine.ready()
     from textual.worker import WorkerCancelled, WorkerFailed
 
+    def busy() -> list:  # type: ignore[type-arg]
+        """Workers doing work, not those that open a dialog and wait for a person's answer."""
+        return [w for w in app.workers if w.is_running and w.group not in DIALOG_FLOWS]
+
+    def flow_starting() -> bool:
+        """A dialog flow still doing its first work (e.g. listing the places) before its dialog opens."""
+        return len(app.screen_stack) == 1 and any(w.is_running and w.group in DIALOG_FLOWS for w in app.workers)
+
     for _ in range(rounds):
+        working = busy()
         try:
-            await app.workers.wait_for_complete()
+            if working:  # (an empty list would mean every worker to Textual)
+                await app.workers.wait_for_complete(working)
         except (WorkerCancelled, WorkerFailed):  # an exclusive worker replaced by a newer one
             continue
         await app.engine.call(_nothing)  # events the engine emitted before this are posted now
         await pilot.pause()
         screen = app.accounts_screen
-        if not (screen._loading or screen._dirty or screen._dirty_all) and not any(
-                w.is_running for w in app.workers):
+        if not (screen._loading or screen._dirty or screen._dirty_all) and not busy() and not flow_starting():
             return
     raise AssertionError("the app did not settle")
+
+
+DIALOG_FLOWS = {"import", "places", "login-ui", "profile", "login"}
+"""Worker groups that open a dialog and wait for its answer: they end only when the test answers."""
 
 
 async def _nothing(engine) -> None:  # type: ignore[no-untyped-def]

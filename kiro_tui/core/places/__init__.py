@@ -34,6 +34,8 @@ FORMATS: dict[str, PlaceFormat] = {fmt.kind: fmt for fmt in (
 )}
 
 
+LINK_KINDS = tuple(kind for kind, fmt in FORMATS.items() if fmt.writable and kind != "kiro-cli")
+"""Where a copy can be linked or exported (kiro-cli's login is kept fresh by the sync mode instead)."""
 LEAD_MARGIN = timedelta(minutes=1)
 
 
@@ -53,5 +55,5 @@ def place_format(kind: str) -> PlaceFormat:
         raise PlaceError(f"kiro-tui does not know places of kind {kind!r}") from None
 
 
-__all__ = ["FORMATS", "effective_window", "Created", "PlaceError", "PlaceFormat", "PlaceSnapshot", "TokenCopy", "WriteOutcome",
+__all__ = ["FORMATS", "LINK_KINDS", "effective_window", "Created", "PlaceError", "PlaceFormat", "PlaceSnapshot", "TokenCopy", "WriteOutcome",
            "WriteResult", "create_gateway_db", "gateway_sqlite_paths", "place_format"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -26,6 +27,7 @@ from kiro_tui.core.config import Settings
 from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.importer import ImportReport
 from kiro_tui.core.login import LoginRequest
+from kiro_tui.core.places import LINK_KINDS
 from kiro_tui.core.models import Account, AccountView, AuthMethod, Health, Mode, Outcome, PlaceRole, Status
 from kiro_tui.core.store import RefreshLogEntry, UnreadableRow
 from kiro_tui.core.summary import printable
@@ -39,6 +41,7 @@ from kiro_tui.tui.screens.confirm import ConfirmScreen
 from kiro_tui.tui.screens.device_code import AGAIN, DeviceCodeScreen, profile_options
 from kiro_tui.tui.screens.help import HelpScreen
 from kiro_tui.tui.screens.login_form import LoginFormScreen
+from kiro_tui.tui.screens.path_prompt import PathPromptScreen
 from kiro_tui.tui.widgets.accounts_table import AccountsTable
 from kiro_tui.tui.widgets.detail_panel import AccountDetail
 from kiro_tui.tui.widgets.keys_footer import KeysFooter
@@ -48,7 +51,7 @@ if TYPE_CHECKING:
     from kiro_tui.core.engine import Engine, Views
     from kiro_tui.tui.app import KiroTuiApp
 
-NEEDS_ACCOUNT = {"refresh", "profile", "mode", "copy_token", "remove"}
+NEEDS_ACCOUNT = {"refresh", "profile", "mode", "copy_token", "remove", "places"}
 MODE_HELP = {
     Mode.SYNC: "sync — refresh, and write the new token back into kiro-cli",
     Mode.FOLLOW: "follow — never refresh; mirror kiro-cli's database",
@@ -61,13 +64,14 @@ class AccountsScreen(Screen[None]):
     BINDINGS = [
         Binding("r", "refresh", "Refresh", tooltip="Refresh the highlighted account now"),
         Binding("l", "login", "Log in", tooltip="Log in with a device code: AWS Builder ID or IAM Identity Center"),
-        Binding("i", "import", "Import", tooltip="Re-read every login in kiro-cli's database"),
-        Binding("slash", "filter", "Filter", tooltip="Show only accounts matching some text"),
+        Binding("i", "import", "Import", tooltip="Import logins: kiro-cli, or any place another tool keeps them"),
+        Binding("slash", "filter", "Filter", tooltip="Filter by name, method, region, profile, mode or id"),
         Binding("escape", "clear_filter", "Clear filter", tooltip="Show every account again"),
         Binding("delete", "remove", "Remove", tooltip="Remove the highlighted account from kiro-tui (asks first)"),
         Binding("c", "copy_token", "Copy token", tooltip="Copy the highlighted account's access token (asks first)"),
         Binding("p", "profile", "Profile", tooltip="Pick the profile ARN of the highlighted account"),
         Binding("m", "mode", "Mode", tooltip="sync, follow or own for the highlighted account"),
+        Binding("x", "places", "Link", tooltip="Keep a copy fresh in another tool's file, export one, or unlink"),
         Binding("R", "refresh_all", "Refresh all", tooltip="Refresh every account now"),
         Binding("question_mark", "help", "Help", tooltip="Every key and what the statuses mean"),
         Binding("q", "quit", "Quit", tooltip="Quit (refreshes under way finish first)"),
@@ -370,15 +374,75 @@ class AccountsScreen(Screen[None]):
     # ------------------------------------------------------------------ actions
 
     def action_import(self) -> None:
-        self.import_from_kiro_cli()
+        self.choose_import()
 
-    @work(group="import", exclusive=True, exit_on_error=False, description="import from kiro-cli")
-    async def import_from_kiro_cli(self) -> None:
-        """The engine announces the import itself (ImportFinished): only a failure is said here."""
+    @work(group="import", exclusive=True, exit_on_error=False, description="import")
+    async def choose_import(self) -> None:
+        """kiro-cli at once when it is the only place holding logins; else every place found,
+        with how many logins each holds (kiro-cli first), and all of them."""
         try:
-            await self.kiro_app.engine.call(lambda engine: engine.import_now())
+            sources = await self.kiro_app.engine.call(lambda engine: engine.sources())
         except KiroTuiError as exc:
             self.post_message(messages.ImportFailed(str(exc), automatic=False))
+            return
+        found = [s for s in sources if s.found and s.logins]
+        if not any(s.kind != "kiro-cli" for s in found):
+            self.import_from(None, "kiro-cli")
+            return
+        options = [(f"{s.kind}\t{s.path}", f"{fmt.place_title(s.kind):<16} {s.logins:>2} login{'s' if s.logins != 1 else ' '}"
+                    f"  {fmt.home_relative(s.path)}") for s in found]
+        options.append(("all\t", f"{'Everything above':<16} {sum(s.logins for s in found):>2} logins"))
+        chosen = await self.app.push_screen_wait(ChoiceScreen(
+            "Import from", options, "Logins kiro-tui found; one credential is one account, however many "
+            "places hold it."))
+        if chosen:
+            kind, _, path = chosen.partition("\t")
+            self.import_from(Path(path) if path else None, kind)
+
+    @work(group="import-run", exclusive=True, exit_on_error=False, description="import")
+    async def import_from(self, path: Path | None, kind: str) -> None:
+        """The engine announces the import itself (ImportFinished): only a failure is said here."""
+        try:
+            await self.kiro_app.engine.call(lambda engine: engine.import_now(path, kind))
+        except KiroTuiError as exc:
+            self.post_message(messages.ImportFailed(str(exc), automatic=False))
+
+    def action_places(self) -> None:
+        view = self.selected_view()
+        if view is not None:
+            self.choose_place(view)
+
+    @work(group="places", exclusive=True, exit_on_error=False, description="link, export or unlink")
+    async def choose_place(self, view: AccountView) -> None:
+        """Link (kept fresh after every refresh), export (written once), or unlink a copy."""
+        name = view.account.name
+        options = [(f"link\t{kind}", f"Link to {fmt.place_title(kind)}") for kind in LINK_KINDS]
+        options += [(f"export\t{kind}", f"Export to {fmt.place_title(kind)} (once)") for kind in LINK_KINDS]
+        options += [(f"unlink\t{p.path}", f"Unlink {fmt.place_title(p.kind)}  {fmt.home_relative(Path(p.path))}")
+                    for p in view.places if p.role is PlaceRole.LINK]
+        chosen = await self.app.push_screen_wait(ChoiceScreen(
+            f"Copies of {name}", options, "A link is written now and after every refresh, in that tool's own "
+            "format; an export is written once."))
+        if not chosen:
+            return
+        what, _, target = chosen.partition("\t")
+        if what == "unlink":
+            self.edit(lambda engine: engine.unlink(view.id, target), f"{name}: {fmt.home_relative(Path(target))} "
+                      "is no longer kept fresh (the file is left as it is).", "Unlinked")
+            return
+        default = await self.kiro_app.engine.call(lambda engine: engine.usual_place(target))
+        path = await self.app.push_screen_wait(PathPromptScreen(
+            f"{'Link' if what == 'link' else 'Export'} {name} to {fmt.place_title(target)}",
+            "The file, or a folder to create it in:", str(default) if default else ""))
+        if not path:
+            return
+        chosen_path = Path(path).expanduser()
+        if what == "link":
+            self.edit(lambda engine: engine.link(view.id, target, chosen_path),
+                      f"{name} is kept fresh in {fmt.place_title(target)} ({fmt.home_relative(chosen_path)}).", "Linked")
+        else:
+            self.edit(lambda engine: engine.export(view.id, target, chosen_path),
+                      f"{name} was written to {fmt.home_relative(chosen_path)} (once).", "Exported")
 
     def action_refresh(self) -> None:
         account = self.selected()

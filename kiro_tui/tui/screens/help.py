@@ -73,7 +73,7 @@ class HelpScreen(ModalScreen[None]):
         for key, what in self.keys:
             text.append(f"  {key:<8}", style="bold")
             text.append(f" {what}\n")
-        text.append("\n/ filters by name, method, region, profile, mode or id.\n\n")
+        text.append("\n")
         text.append("Status\n", style="bold")
         text.append(statuses(self.window, self.quota_warning) + "\n\n")
         text.append("Modes\n", style="bold")

@@ -54,7 +54,7 @@ class SummaryBar(Static):
         if kiro_cli_db is None:
             text.append("kiro-cli: no database found", style=muted)
         else:
-            text.append(f"kiro-cli: {_home_relative(kiro_cli_db)}", style=muted)
+            text.append(f"kiro-cli: {fmt.home_relative(kiro_cli_db)}", style=muted)
             if watch_error:
                 text.append(f" (unreadable: {fmt.short_reason(watch_error)[:60]})", style=bad)
             elif last_read is not None:
@@ -62,10 +62,3 @@ class SummaryBar(Static):
         if text.markup != getattr(self, "_shown", None):  # most seconds nothing changed
             self._shown = text.markup
             self.update(text)
-
-
-def _home_relative(path: Path) -> str:
-    try:
-        return "~/" + str(path.relative_to(Path.home()))
-    except ValueError:
-        return str(path)

@@ -1,0 +1,89 @@
+"""The TUI's faces of places: `i` offers every place found, `x` links, exports and unlinks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import Input
+
+from kiro_tui.core.models import PlaceRole, PlaceState
+from kiro_tui.core.places import place_format
+from kiro_tui.demo import account_from_seed
+from kiro_tui.tui.screens.choice import ChoiceScreen
+from kiro_tui.tui.screens.path_prompt import PathPromptScreen
+from tests.support.engine import seed_into_kiro_cli
+from tests.support.kiro_cli_db import KiroCliDb
+from tests.support.places import seed, write_cliproxy
+from tests.support.tui import build_app, build_store, screen_text, settle, toasts
+
+SIZE = (140, 40)
+
+
+async def test_i_offers_every_place_found_kiro_cli_first(tmp_path: Path, isolated_dirs: Path, emulator) -> None:
+    db = KiroCliDb(tmp_path / "kiro-cli" / "data.sqlite3")
+    seed_into_kiro_cli(emulator, db, kind="social", email="cli@example.com")
+    write_cliproxy(isolated_dirs / ".cli-proxy-api", seed(emulator, "builder-id"))
+    with build_store(tmp_path / "s.db", []) as store:
+        app = build_app(store, emulator.url, kiro_cli_db=db.path, candidates=[db.path])
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await settle(pilot)
+            await pilot.press("i")
+            await settle(pilot)
+            picker = app.screen
+            assert isinstance(picker, ChoiceScreen)
+            labels = [label for _, label in picker.options]
+            assert labels[0].startswith("kiro-cli") and "1 login" in labels[0]
+            assert any(label.startswith("CLIProxyAPI") and "1 login" in label for label in labels)
+            assert labels[-1].startswith("Everything above") and "2 logins" in labels[-1]
+            await pilot.press("end", "enter")  # everything
+            await settle(pilot)
+            assert len(app.accounts_screen.views) == 2
+            assert any(t.startswith("Imported") for t in toasts(app))
+
+
+async def test_i_imports_kiro_cli_at_once_when_it_is_the_only_place(tmp_path: Path, emulator) -> None:
+    db = KiroCliDb(tmp_path / "kiro-cli" / "data.sqlite3")
+    seed_into_kiro_cli(emulator, db, kind="social", email="only@example.com")
+    with build_store(tmp_path / "s.db", []) as store:
+        app = build_app(store, emulator.url, kiro_cli_db=db.path, candidates=[db.path])
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await settle(pilot)
+            await pilot.press("i")
+            await settle(pilot)
+            assert not isinstance(app.screen, ChoiceScreen)
+            assert len(app.accounts_screen.views) == 1
+
+
+async def test_x_links_a_copy_shows_it_in_the_detail_and_unlinks_it(tmp_path: Path, emulator) -> None:
+    with build_store(tmp_path / "s.db", []) as store:
+        store.save(account_from_seed(emulator.seed(kind="social", email="x@example.com"), "0a0b0c0d"))
+        app = build_app(store, emulator.url)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await settle(pilot)
+            await pilot.press("x")
+            await settle(pilot)
+            choices = app.screen
+            assert isinstance(choices, ChoiceScreen)
+            ids = [option_id for option_id, _ in choices.options]
+            assert "link\tcliproxy" in ids and "export\tkiro-ide" in ids and not any(i.startswith("unlink") for i in ids)
+            choices.query_one("#choices").highlighted = ids.index("link\tcliproxy")
+            await pilot.press("enter")
+            await settle(pilot)
+            prompt = app.screen
+            assert isinstance(prompt, PathPromptScreen)
+            assert prompt.query_one("#path", Input).value.endswith(".cli-proxy-api")  # the tool's usual folder
+            prompt.query_one("#path", Input).value = str(tmp_path / "proxy")
+            await pilot.press("enter")
+            await settle(pilot)
+            (place,) = store.places("0a0b0c0d")
+            assert (place.kind, place.role, place.state) == ("cliproxy", PlaceRole.LINK, PlaceState.IN_SYNC)
+            login = place_format("cliproxy").read_entry(Path(place.path), "", store.get("0a0b0c0d").expires_at)
+            assert login is not None and login.refresh_token == store.get("0a0b0c0d").refresh_token
+            assert "CLIProxyAPI (link)" in screen_text(app) or "cliproxy (link)" in screen_text(app)
+            await pilot.press("x")
+            await settle(pilot)
+            ids = [option_id for option_id, _ in app.screen.options]  # type: ignore[attr-defined]
+            app.screen.query_one("#choices").highlighted = ids.index(f"unlink\t{place.path}")
+            await pilot.press("enter")
+            await settle(pilot)
+            assert store.places("0a0b0c0d") == [] and Path(place.path).exists()
