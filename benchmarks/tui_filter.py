@@ -25,7 +25,7 @@ from kiro_tui.tui.widgets.accounts_table import AccountsTable
 
 
 async def measure(store: AccountStore, count: int, runs: int) -> tuple[list[float], list[float]]:
-    app = make_app(store, Settings(), SystemClock(), Endpoints(override="http://127.0.0.1:9"), None, [],
+    app = make_app(store.path, Settings(), SystemClock(), Endpoints(override="http://127.0.0.1:9"), None, [],
                    run_engine=False, fetch_usage=False)
     narrow, clear = [], []
     async with app.run_test(size=SIZE) as pilot:

@@ -34,7 +34,7 @@ def cpu_seconds() -> float:
 
 
 async def measure(store: AccountStore, count: int, seconds: float) -> tuple[float, float]:
-    app = make_app(store, Settings(), SystemClock(), Endpoints(override="http://127.0.0.1:9"), None, [],
+    app = make_app(store.path, Settings(), SystemClock(), Endpoints(override="http://127.0.0.1:9"), None, [],
                    run_engine=True, fetch_usage=False)
     async with app.run_test(size=SIZE) as pilot:
         while app.screen.query_one(AccountsTable).row_count < count:
@@ -48,7 +48,7 @@ async def measure(store: AccountStore, count: int, seconds: float) -> tuple[floa
 async def busiest_tick(store: AccountStore, count: int, ticks: int = 5) -> float:
     """Median CPU seconds of a tick right after a minute passed."""
     clock = ManualClock(datetime.now(UTC))
-    app = make_app(store, Settings(), clock, Endpoints(override="http://127.0.0.1:9"), None, [],
+    app = make_app(store.path, Settings(), clock, Endpoints(override="http://127.0.0.1:9"), None, [],
                    run_engine=False, fetch_usage=False)
     costs = []
     async with app.run_test(size=SIZE) as pilot:

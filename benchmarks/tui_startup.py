@@ -128,7 +128,7 @@ def main() -> None:
     with filled_store(args.accounts) as store:
         ours, bare = [], []
         for run in range(args.runs + 1):  # run 0 warms imports and caches for both; not counted
-            app = make_app(store, Settings(), SystemClock(), Endpoints(override="http://127.0.0.1:9"), None, [],
+            app = make_app(store.path, Settings(), SystemClock(), Endpoints(override="http://127.0.0.1:9"), None, [],
                            run_engine=False, fetch_usage=False)
             timings = {}
             for name in ("ours", "bare") if run % 2 else ("bare", "ours"):

@@ -1,0 +1,248 @@
+"""What the benchmarks that run the TUI under load share: the emulator in its own process, a
+store filled with accounts the emulator knows, a stall detector for an event loop, and a
+reader that watches the store fill up from another connection.
+
+Not a benchmark itself; `python -m benchmarks.tui_burst` and friends import it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from kiro_tui.core.models import Account, AuthMethod, Mode
+from kiro_tui.core.store import AccountStore
+from kiro_tui.core.timefmt import parse_timestamp
+
+
+def post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        return json.loads(response.read())
+
+
+def get(url: str) -> object:
+    with urllib.request.urlopen(url) as response:
+        return json.loads(response.read())
+
+
+def delete(url: str) -> object:
+    request = urllib.request.Request(url, method="DELETE")
+    with urllib.request.urlopen(request) as response:
+        return json.loads(response.read())
+
+
+class EmulatorProcess:
+    """`kiro-tui emulator` in a process of its own (as a real service would be: its CPU is not
+    ours), on a free loopback port."""
+
+    def __init__(self, *args: str) -> None:
+        self.args = args
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def __enter__(self) -> EmulatorProcess:
+        self.process = subprocess.Popen([sys.executable, "-m", "kiro_tui", "emulator", "--port", "0", *self.args],
+                                        stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().split()[-1]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.process is not None
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+    def control(self, name: str, body: dict) -> dict:
+        return post(f"{self.url}/_emulator/{name}", body)
+
+
+def seed_accounts(url: str, count: int, *, prefix: str, expires_at: datetime | None = None,
+                  expires_in: int = 3600) -> list[Account]:
+    """`count` social logins the emulator knows, as kiro-tui accounts (own mode), named
+    `{prefix}{i:04d}@example.com`. `expires_at`, if given, replaces every token's expiry, so
+    that all of them come due at the same instant."""
+    accounts = []
+    for i in range(count):
+        email = f"{prefix}{i:04d}@example.com"
+        token = post(f"{url}/_emulator/accounts", {"kind": "social", "email": email, "expires_in": expires_in})["token"]
+        accounts.append(Account(
+            id=f"{i:08x}", auth_method=AuthMethod.SOCIAL, mode=Mode.OWN, label=email,
+            access_token=token["access_token"], refresh_token=token["refresh_token"],
+            expires_at=expires_at or parse_timestamp(token["expires_at"])))
+    return accounts
+
+
+def write_store(path: Path, accounts: list[Account]) -> None:
+    """A new store at `path` holding `accounts` (one transaction)."""
+    with AccountStore.open(path) as store, store.transaction() as tx:
+        for account in accounts:
+            store.save(account, tx)
+
+
+def set_expiry(path: Path, expires_at: datetime) -> None:
+    """Every account expires at `expires_at` (written by another connection, as another process would)."""
+    from kiro_tui.core.timefmt import format_timestamp
+
+    conn = sqlite3.connect(path, timeout=30)
+    try:
+        with conn:
+            conn.execute("UPDATE accounts SET expires_at = ?", (format_timestamp(expires_at),))
+    finally:
+        conn.close()
+
+
+class StoreProgress:
+    """Counts, from a thread and a connection of its own, the accounts whose `last_refresh_at`
+    is set: when the store holds every refresh, and how far it got over time."""
+
+    def __init__(self, path: Path, total: int, every: float = 0.02) -> None:
+        self.path, self.total, self.every = path, total, every
+        self.count = 0
+        self.done_at: float | None = None
+        self.timeline: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="store progress", daemon=True)
+
+    def __enter__(self) -> StoreProgress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+        try:
+            while not self._stop.is_set():
+                count = conn.execute("SELECT count(*) FROM accounts WHERE last_refresh_at IS NOT NULL").fetchone()[0]
+                now = time.perf_counter()
+                if count != self.count or not self.timeline:
+                    self.timeline.append((now, count))
+                self.count = count
+                if count >= self.total and self.done_at is None:
+                    self.done_at = now
+                self._stop.wait(self.every)
+        finally:
+            conn.close()
+
+    def at(self, when: float) -> int:
+        """Refreshes in the store at `when` (perf_counter time)."""
+        count = 0
+        for moment, seen in self.timeline:
+            if moment > when:
+                break
+            count = seen
+        return count
+
+    async def wait(self, timeout: float) -> float:
+        deadline = time.perf_counter() + timeout
+        while self.done_at is None:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"only {self.count} of {self.total} refreshed after {timeout:g} s")
+            await asyncio.sleep(0.02)
+        return self.done_at
+
+
+@dataclass
+class Beat:
+    at: float  # perf_counter time the loop ran the beat
+    late: float  # seconds later than asked
+    cpu: float  # the loop thread's CPU seconds over the same wait
+
+
+class LoopStallMonitor:
+    """On the running loop: a task sleeps `period` over and over and records how late it wakes,
+    and the loop thread's own CPU time over each wait (a call blocked on I/O uses none; Python
+    work on the loop, a repaint, uses it all). A watchdog thread records the loop thread's stack
+    while a wake-up is more than `capture_after` late."""
+
+    def __init__(self, period: float = 0.01, capture_after: float = 0.1) -> None:
+        self.period, self.capture_after = period, capture_after
+        self.beats: list[Beat] = []
+        self.stacks: list[tuple[float, float, list[str]]] = []
+        self._last = time.perf_counter()
+        self._stop = threading.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._watchdog: threading.Thread | None = None
+        self._loop_thread = 0
+
+    async def __aenter__(self) -> LoopStallMonitor:
+        self._loop_thread = threading.get_ident()
+        self._last = time.perf_counter()
+        self._task = asyncio.create_task(self._run())
+        self._watchdog = threading.Thread(target=self._watch, name="stall watchdog", daemon=True)
+        self._watchdog.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._task is not None and self._watchdog is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        self._watchdog.join(1)
+
+    async def _run(self) -> None:
+        while True:
+            before, cpu = time.perf_counter(), time.thread_time()
+            await asyncio.sleep(self.period)
+            self._last = now = time.perf_counter()
+            self.beats.append(Beat(now, now - before - self.period, time.thread_time() - cpu))
+
+    def _watch(self) -> None:
+        import traceback
+
+        captured_for = None
+        while not self._stop.wait(0.02):
+            last = self._last
+            if time.perf_counter() - last > self.capture_after and captured_for != last:
+                captured_for = last
+                frame = sys._current_frames().get(self._loop_thread)  # noqa: SLF001 - a diagnostic
+                if frame is not None:
+                    summary = traceback.StackSummary.extract(traceback.walk_stack(frame), limit=40, lookup_lines=False)
+                    self.stacks.append((last, time.perf_counter(), [f"{f.filename}:{f.lineno} {f.name}"
+                                                                    for f in reversed(summary)]))
+
+    def window(self, start: float, end: float) -> list[Beat]:
+        return [b for b in self.beats if start <= b.at <= end]
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The p-th percentile (nearest rank) of `values`."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def describe_stalls(beats: list[Beat]) -> str:
+    late = [b.late for b in beats]
+    worst = max(beats, key=lambda b: b.late, default=None)
+    if worst is None:
+        return "no samples"
+    off_cpu = max(beats, key=lambda b: b.late - b.cpu)
+    return (f"worst {worst.late * 1000:.0f} ms ({worst.cpu * 1000:.0f} ms of it the loop thread's own CPU), "
+            f"p99 {percentile(late, 99) * 1000:.0f} ms, p50 {percentile(late, 50) * 1000:.1f} ms, "
+            f"{sum(1 for x in late if x > 0.05)} wake-ups over 50 ms, of {len(late)}; longest wait off the "
+            f"loop thread's CPU (blocked, or waiting for the GIL or a core): {(off_cpu.late - off_cpu.cpu) * 1000:.0f} ms")
+
+
+def where_stalled(monitor: LoopStallMonitor, start: float, end: float, top: int = 3) -> list[str]:
+    """The innermost kiro_tui / textual frames of the longest captured stalls in [start, end]."""
+    lines = []
+    captured = [(seen - last, frames) for last, seen, frames in monitor.stacks if start <= last <= end]
+    for _, frames in sorted(captured, key=lambda c: -c[0])[:top]:
+        ours = [f for f in frames if "/kiro_tui/" in f or "/textual/" in f or "/rich/" in f]
+        lines.append(" > ".join(f.rsplit("/", 1)[-1] for f in ours[-8:]))
+    return lines
