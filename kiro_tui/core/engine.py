@@ -558,7 +558,7 @@ class Engine:
         refreshing = self.store.refreshing_ids(now) | (self.scheduler.in_flight if self.scheduler else set())
         usage = self.store.usage(a.id for a in accounts)
         places: dict[str, list] = {}
-        for place in self.store.places():
+        for place in self.store.places(None if ids is None else [a.id for a in accounts]):
             places.setdefault(place.account_id, []).append(place)
         held = self.refresher.held if self.refresher else {}
         views = []

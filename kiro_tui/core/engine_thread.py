@@ -28,6 +28,9 @@ from kiro_tui.core.events import EngineEvent
 from kiro_tui.core.store import AccountStore
 
 log = logging.getLogger("kiro_tui.engine")
+BEGIN_AT_THE_LATEST = 2.0
+"""Seconds after the store opens when the engine starts its background work even if the
+presenter never said its first screen is up."""
 T = TypeVar("T")
 
 
@@ -77,13 +80,24 @@ class EngineThread:
 
     async def _main_task(self) -> None:
         self._main = asyncio.current_task()
+        self._begin = asyncio.Event()
         store = None
         try:
             store = AccountStore.open(self.store_path)  # blocking, but on the engine's own thread
             self.engine = Engine(store, self.settings, self.clock, self.endpoints, self.kiro_cli_db,
                                  kiro_cli_candidates=self.kiro_cli_candidates, on_event=self.on_event,
                                  fetch_usage=self.fetch_usage)
+            self._ready.set()  # the store is open: the first screen's rows can be read now
+            try:  # the rest (certificates, scheduling, the first watch pass) once they are on screen
+                await asyncio.wait_for(self._begin.wait(), BEGIN_AT_THE_LATEST)
+            except TimeoutError:
+                pass
             await self.engine.start()
+        except asyncio.CancelledError:  # stopped before it began: nothing to finish
+            self._ready.set()
+            if store is not None:
+                store.close()
+            return
         except KiroTuiError as exc:
             self.error = exc
             self._ready.set()
@@ -108,6 +122,11 @@ class EngineThread:
         finally:
             await self.engine.close()
             store.close()
+
+    def begin(self) -> None:
+        """The first screen is drawn: start the work it did not need (thread-safe, idempotent)."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._begin.set)
 
     async def ready(self) -> Engine:
         """The engine once built; raises what stopped it from being built."""

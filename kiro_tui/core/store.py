@@ -658,10 +658,26 @@ class AccountStore:
 
     # ------------------------------------------------------------ places
 
-    def places(self, account_id: str | None = None) -> list[Place]:
-        sql = ("SELECT account_id, kind, path, entry, role, state, detail, pending_from, written_at FROM places"
-               + (" WHERE account_id = ?" if account_id else "") + " ORDER BY id")
-        rows = self._db.execute(sql, (account_id,) if account_id else ()).fetchall()
+    def places(self, accounts: str | Iterable[str] | None = None) -> list[Place]:
+        """Every place (of one account, or of these accounts)."""
+        if accounts is None:
+            return self._places_where("1", ())
+        if isinstance(accounts, str):
+            return self._places_where("account_id = ?", (accounts,))
+        found: list[Place] = []
+        wanted = list(accounts)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            found += self._places_where(f"account_id IN ({', '.join('?' * len(chunk))})", tuple(chunk))
+        return found
+
+    def place_at(self, kind: str, path: str, entry: str = "") -> Place | None:
+        return next(iter(self._places_where("kind = ? AND path = ? AND entry = ?", (kind, path, entry))), None)
+
+    def _places_where(self, where: str, params: tuple[object, ...]) -> list[Place]:
+        rows = self._db.execute(
+            "SELECT account_id, kind, path, entry, role, state, detail, pending_from, written_at FROM places "
+            f"WHERE {where} ORDER BY id", params).fetchall()
         places = []
         for row in rows:
             try:
@@ -670,16 +686,6 @@ class AccountStore:
             except ValueError:
                 log.warning("place %s of account %s has an unknown role or state; ignored", row[2], row[0])
         return places
-
-    def place_at(self, kind: str, path: str, entry: str = "") -> Place | None:
-        return next((p for p in self._places_where("kind = ? AND path = ? AND entry = ?", (kind, path, entry))), None)
-
-    def _places_where(self, where: str, params: tuple[object, ...]) -> list[Place]:
-        rows = self._db.execute(
-            "SELECT account_id, kind, path, entry, role, state, detail, pending_from, written_at FROM places "
-            f"WHERE {where}", params).fetchall()
-        return [Place(r[0], r[1], r[2], r[3], PlaceRole(r[4]), PlaceState(r[5]), r[6], r[7], _time_or_none(r[8]))
-                for r in rows]
 
     def save_place(self, conn: sqlite3.Connection, place: Place) -> None:
         """Add or update the place at its address (a place belongs to one account at a time)."""
@@ -699,13 +705,18 @@ class AccountStore:
     # ------------------------------------------------------------ usage
 
     def usage(self, account_ids: Iterable[str] | None = None) -> dict[str, UsageRecord]:
-        rows = self._db.execute(
-            "SELECT account_id, used, usage_limit, resets_at, subscription, fetched_at, error, error_at FROM usage"
-        ).fetchall()
-        wanted = set(account_ids) if account_ids is not None else None
+        columns = "account_id, used, usage_limit, resets_at, subscription, fetched_at, error, error_at"
+        if account_ids is None:
+            rows = self._db.execute(f"SELECT {columns} FROM usage").fetchall()
+        else:
+            wanted, rows = list(account_ids), []
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                rows += self._db.execute(f"SELECT {columns} FROM usage WHERE account_id IN "
+                                         f"({', '.join('?' * len(chunk))})", chunk).fetchall()
         return {
             r[0]: UsageRecord(r[1], r[2], _time_or_none(r[3]), r[4], _time_or_none(r[5]), r[6], _time_or_none(r[7]))
-            for r in rows if wanted is None or r[0] in wanted
+            for r in rows
         }
 
     def save_usage(self, account_id: str, record: UsageRecord) -> None:

@@ -66,6 +66,10 @@ class KiroTuiApp(App[None]):
         self.import_error: str | None = None
         self.engine_problem: str | None = None
         self.crashed = False
+        self._changed: set[str] = set()
+        self._changed_all = False
+        self._changed_told = False
+        self._changed_lock = threading.Lock()
         self.accounts_screen = AccountsScreen()
 
     def get_default_screen(self) -> AccountsScreen:
@@ -81,18 +85,38 @@ class KiroTuiApp(App[None]):
     # ------------------------------------------------------------------ engine events
 
     def _engine_event(self, event: EngineEvent) -> None:
-        """Called on the engine's thread: hand each event over as a message (thread-safe)."""
+        """Called on the engine's thread: hand each event over as a message (thread-safe).
+
+        Changed ids are gathered here and handed over with one message until the screen takes
+        them (`take_changed`), so a burst of a thousand refreshes is a few messages, not
+        thousands; a status change is handed over only when it needs a person (a toast)."""
         screen = self.accounts_screen
         if isinstance(event, AccountsChanged):
-            screen.post_message(messages.AccountsUpdated(event.ids))
+            with self._changed_lock:
+                if event.ids is None:
+                    self._changed_all = True
+                else:
+                    self._changed |= event.ids
+                if self._changed_told:
+                    return
+                self._changed_told = True
+            screen.post_message(messages.AccountsUpdated())
         elif isinstance(event, StatusChanged):
-            screen.post_message(messages.AccountStatusChanged(event.change))
+            if event.change.after.is_alert and not event.change.before.is_alert:
+                screen.post_message(messages.AccountStatusChanged(event.change))
         elif isinstance(event, ImportFinished):
             screen.post_message(messages.ImportFinished(event.report, event.automatic))
         elif isinstance(event, ImportFailed):
             screen.post_message(messages.ImportFailed(event.error, event.automatic))
         elif isinstance(event, EngineProblem):
             screen.post_message(messages.EngineTrouble(event.problem, event.title))
+
+    def take_changed(self) -> frozenset[str] | None:
+        """The ids changed since the last take (None: any may have), for the screen to re-read."""
+        with self._changed_lock:
+            changed = None if self._changed_all else frozenset(self._changed)
+            self._changed, self._changed_all, self._changed_told = set(), False, False
+        return changed
 
     # ------------------------------------------------------------------ crashes
 

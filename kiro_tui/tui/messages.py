@@ -12,9 +12,8 @@ from kiro_tui.core.refresh import StatusChange
 
 @dataclass
 class AccountsUpdated(Message):
-    """These accounts changed (None: any may have): re-read them and repaint their rows."""
-
-    ids: frozenset[str] | None
+    """Accounts changed: take their ids from the app (`KiroTuiApp.take_changed`), re-read them
+    and repaint their rows. One message stands for every change until the ids are taken."""
 
 
 @dataclass

@@ -133,7 +133,8 @@ async def settle(pilot, rounds: int = 50) -> None:  # type: ignore[no-untyped-de
         await app.engine.call(_nothing)  # events the engine emitted before this are posted now
         await pilot.pause()
         screen = app.accounts_screen
-        if not (screen._loading or screen._dirty or screen._dirty_all) and not busy() and not flow_starting():
+        if not (screen._loading or screen._dirty or screen._dirty_all or screen.table.adding) and not busy() \
+                and not flow_starting() and screen._message_queue.empty():
             return
     raise AssertionError("the app did not settle")
 

@@ -8,6 +8,8 @@ waits on network or disk.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -51,6 +53,11 @@ if TYPE_CHECKING:
     from kiro_tui.core.engine import Engine, Views
     from kiro_tui.tui.app import KiroTuiApp
 
+REPAINT_GAP = 1.0
+"""Seconds between two re-reads while changes keep coming (a burst of refreshes): once a second,
+as the countdowns tick, is what a person can follow, and each costs the UI loop a redraw of the
+table (and the engine's thread the interpreter lock it shares with it). A change after a quiet
+second is shown at once."""
 NEEDS_ACCOUNT = {"refresh", "profile", "mode", "copy_token", "remove", "places"}
 MODE_HELP = {
     Mode.SYNC: "sync — refresh, and write the new token back into kiro-cli",
@@ -89,6 +96,7 @@ class AccountsScreen(Screen[None]):
         self._dirty: set[str] = set()
         self._dirty_all = False
         self._loading = False
+        self._last_apply = 0.0
         self._history: tuple[str, list[RefreshLogEntry]] | None = None
         self._statuses: tuple[datetime, datetime, dict[str, Status]] | None = None  # from, until, statuses
         self._usage_asked: set[str] = set()
@@ -160,7 +168,11 @@ class AccountsScreen(Screen[None]):
     @work(group="load", exit_on_error=False, description="read accounts through the engine")
     async def load_dirty(self) -> None:
         try:
+            in_a_burst = False
             while self._dirty_all or self._dirty:
+                wait = REPAINT_GAP - (time.monotonic() - self._last_apply)
+                if in_a_burst and wait > 0:  # changes keep coming: gather them into one re-read
+                    await asyncio.sleep(wait)
                 ids = None if self._dirty_all else frozenset(self._dirty)
                 self._dirty_all, self._dirty = False, set()
                 try:
@@ -169,6 +181,8 @@ class AccountsScreen(Screen[None]):
                     self.engine_unavailable(exc)
                     return
                 self.apply(result, ids)
+                self._last_apply = time.monotonic()
+                in_a_burst = ids is not None
         finally:
             self._loading = False
 
@@ -178,6 +192,8 @@ class AccountsScreen(Screen[None]):
         if ids is None:
             self.views = {view.id: view for view in result.views}
             self.unreadable = result.unreadable
+            if not self.loaded:  # once these rows are drawn, the engine starts its background work
+                self.call_after_refresh(self.kiro_app.engine.begin)
             self.loaded = True
             self.table.show(self.visible_views(), now)
         else:
@@ -314,7 +330,7 @@ class AccountsScreen(Screen[None]):
         self.action_resolve()
 
     def on_accounts_updated(self, message: messages.AccountsUpdated) -> None:
-        self.mark_dirty(message.ids)
+        self.mark_dirty(self.kiro_app.take_changed())
 
     def on_account_status_changed(self, message: messages.AccountStatusChanged) -> None:
         """This engine turned an account: toast now if it needs a person (the row is re-read by

@@ -59,6 +59,10 @@ COLUMN_SPECS = (
 COLUMNS = tuple((spec.key, spec.label) for spec in COLUMN_SPECS)
 SPECS = {spec.key: spec for spec in COLUMN_SPECS}
 CELL_PADDING = 1
+FIRST_ROWS = 60
+"""Rows added before the first frame: more than a tall terminal shows."""
+MORE_ROWS = 250
+"""Rows added a frame after that."""
 STATUS_CLASSES = {status: f"status--{status.value}" for status in Status}
 USAGE_CLASSES = {level: f"usage--{level}" for level in ("ok", "low", "over", "unknown")}
 
@@ -108,6 +112,9 @@ class AccountsTable(DataTable[Text]):
     ]
     COMPONENT_CLASSES = {*STATUS_CLASSES.values(), *USAGE_CLASSES.values(), "accounts--muted"}
 
+    _stale: set[str]
+    """Rows whose account changed while they were off screen: painted when they come into view."""
+
     def __init__(self, **kwargs: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, cell_padding=CELL_PADDING, **kwargs)
         self.accounts: dict[str, AccountView] = {}
@@ -118,6 +125,10 @@ class AccountsTable(DataTable[Text]):
         self._longest: dict[str, int] = {}
         """The longest Name and Profile text seen since the columns were planned."""
         self._planned_for = 0
+        self._stale = set()
+        self._to_add: dict[str, AccountView] = {}
+        """Rows held back from a first `show` of many accounts, added a chunk a frame."""
+        self._sort_when_done = False
 
     def on_mount(self) -> None:
         # The table spans the screen; its own size is known only at the first resize, which
@@ -253,8 +264,20 @@ class AccountsTable(DataTable[Text]):
         }
 
     def show(self, views: list[AccountView], now: datetime, force: bool = False) -> None:
-        """Make the rows match `views`: add, remove and update cells in place; keep the cursor."""
+        """Make the rows match `views`: add, remove and update cells in place; keep the cursor.
+
+        Into an empty table, only the first screenful is added before the next frame; the rest
+        follows a chunk a frame, in name order (a thousand rows cost a third of a second to add,
+        and a person first sees the first screen)."""
+        if not self.accounts and not self._to_add and len(views) > FIRST_ROWS:
+            ordered = sorted(views, key=lambda view: view.account.name.lower())
+            self._to_add = {view.id: view for view in ordered[FIRST_ROWS:]}
+            views = ordered[:FIRST_ROWS]
+            self.call_after_refresh(self._add_more, now)
+        else:
+            self._to_add.clear()  # a later show (a filter) adds every row it wants itself
         selected = self.selected_id
+        self._stale.clear()  # every row is painted below
         wanted = {view.id: view for view in views}
         gone = {key for key in self.accounts if key not in wanted}
         rebuilt = len(gone) > 1  # DataTable removes a row in O(rows): a filter is cheaper rebuilt
@@ -273,21 +296,60 @@ class AccountsTable(DataTable[Text]):
             if selected in self.accounts:
                 self.move_cursor(row=self.get_row_index(selected), scroll=rebuilt)  # a rebuild scrolled to the top
 
+    def _add_more(self, now: datetime) -> None:
+        """The next chunk of the rows `show` held back (appended in order: the first rows added
+        were the first names, so the table stays sorted)."""
+        chunk = [self._to_add.pop(key) for key in list(self._to_add)[:MORE_ROWS]]
+        with self.app.batch_update():
+            for view in chunk:
+                if view.id not in self.accounts:
+                    self._put(view, now)
+        if self._to_add:
+            self.call_after_refresh(self._add_more, now)
+        elif self._sort_when_done:
+            self._sort_when_done = False
+            self.sort("name", key=lambda name: str(name).lower())
+
+    @property
+    def adding(self) -> bool:
+        """Rows are still being added after the first screenful."""
+        return bool(self._to_add)
+
     def update_rows(self, ids: Iterable[str], views: dict[str, AccountView], visible: list[AccountView],
                     now: datetime) -> None:
-        """Repaint just these accounts' rows (add, change, or remove them)."""
+        """Repaint just these accounts' rows (add, change, or remove them). A changed row that is
+        off screen is only remembered and painted when it scrolls into view: DataTable redraws
+        every visible row on any cell update, so a burst of changes below the fold would cost a
+        redraw each for nothing a person can see."""
         shown = {view.id for view in visible}
+        on_screen = set(self.visible_ids())
         reorder = False
         with self.app.batch_update():
             for account_id in ids:
                 view = views.get(account_id)
+                if account_id in self._to_add:  # not added yet: it will be, as it is then
+                    if view is None or account_id not in shown:
+                        del self._to_add[account_id]
+                    else:
+                        self._to_add[account_id] = view
+                    continue
                 if view is None or account_id not in shown:
                     if account_id in self.accounts:
                         self.remove_row(account_id)
                         self.accounts.pop(account_id)
+                        self._stale.discard(account_id)
                     continue
+                previous = self.accounts.get(account_id)
+                if (previous is not None and account_id not in on_screen
+                        and previous.account.name == view.account.name):
+                    self.accounts[account_id] = view
+                    self._stale.add(account_id)
+                    continue
+                self._stale.discard(account_id)
                 reorder |= self._put(view, now)
-            if reorder:
+            if reorder and self._to_add:
+                self._sort_when_done = True  # sorting now would put the rows still to come out of order
+            elif reorder:
                 selected = self.selected_id
                 self.sort("name", key=lambda name: str(name).lower())
                 if selected in self.accounts:
@@ -325,14 +387,25 @@ class AccountsTable(DataTable[Text]):
         return [str(row.key.value) for row in rows[first:last]]
 
     def tick(self, now: datetime) -> None:
-        """Repaint the time-dependent cells of visible rows whose text changed.
+        """Repaint the time-dependent cells of visible rows whose text changed, and the whole of
+        a visible row that changed while it was off screen.
 
-        Off-screen rows are repainted when they scroll into view (within a second), so the
-        cost of a tick does not grow with the number of accounts.
+        Off-screen rows are repainted when they scroll into view, so the cost of a tick does
+        not grow with the number of accounts.
         """
         with self.app.batch_update():
             for account_id in self.visible_ids():
-                self._paint(account_id, self.ticking_cells(self.accounts[account_id], now))
+                view = self.accounts[account_id]
+                if account_id in self._stale:
+                    self._stale.discard(account_id)
+                    self._paint(account_id, self.cells(view, now))
+                else:
+                    self._paint(account_id, self.ticking_cells(view, now))
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if self._stale and round(old_value) != round(new_value):
+            self.tick(self.app.clock.now())  # type: ignore[attr-defined]  # rows changed off screen, now in view
 
     def _paint(self, account_id: str, cells: dict[str, Text], force: bool = False) -> None:
         """Update the cells whose text or style changed, in the columns shown.
