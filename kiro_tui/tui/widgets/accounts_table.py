@@ -61,7 +61,7 @@ SPECS = {spec.key: spec for spec in COLUMN_SPECS}
 CELL_PADDING = 1
 FIRST_ROWS = 60
 """Rows added before the first frame: more than a tall terminal shows."""
-MORE_ROWS = 250
+MORE_ROWS = 500
 """Rows added a frame after that."""
 STATUS_CLASSES = {status: f"status--{status.value}" for status in Status}
 USAGE_CLASSES = {level: f"usage--{level}" for level in ("ok", "low", "over", "unknown")}
