@@ -165,17 +165,23 @@ class LoopStallMonitor:
     """On the running loop: a task sleeps `period` over and over and records how late it wakes,
     and the loop thread's own CPU time over each wait (a call blocked on I/O uses none; Python
     work on the loop, a repaint, uses it all). A watchdog thread records the loop thread's stack
-    while a wake-up is more than `capture_after` late."""
+    while a wake-up is more than `capture_after` late: what was running instead. Used by the TUI
+    benchmarks and by tests/test_tui_no_blocking.py."""
 
     def __init__(self, period: float = 0.01, capture_after: float = 0.1) -> None:
         self.period, self.capture_after = period, capture_after
         self.beats: list[Beat] = []
         self.stacks: list[tuple[float, float, list[str]]] = []
+        """(the beat it was overdue from, when it was taken, frames "file:line function", outermost first)"""
         self._last = time.perf_counter()
         self._stop = threading.Event()
         self._task: asyncio.Task[None] | None = None
         self._watchdog: threading.Thread | None = None
         self._loop_thread = 0
+
+    @property
+    def worst(self) -> float:
+        return max((b.late for b in self.beats), default=0.0)
 
     async def __aenter__(self) -> LoopStallMonitor:
         self._loop_thread = threading.get_ident()
@@ -183,6 +189,7 @@ class LoopStallMonitor:
         self._task = asyncio.create_task(self._run())
         self._watchdog = threading.Thread(target=self._watch, name="stall watchdog", daemon=True)
         self._watchdog.start()
+        await asyncio.sleep(0)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -208,13 +215,28 @@ class LoopStallMonitor:
             if time.perf_counter() - last > self.capture_after and captured_for != last:
                 captured_for = last
                 frame = sys._current_frames().get(self._loop_thread)  # noqa: SLF001 - a diagnostic
-                if frame is not None:
+                if frame is not None:  # lines are looked up later, not while the loop waits on us
                     summary = traceback.StackSummary.extract(traceback.walk_stack(frame), limit=40, lookup_lines=False)
                     self.stacks.append((last, time.perf_counter(), [f"{f.filename}:{f.lineno} {f.name}"
                                                                     for f in reversed(summary)]))
 
     def window(self, start: float, end: float) -> list[Beat]:
         return [b for b in self.beats if start <= b.at <= end]
+
+    def longest_stacks(self, count: int = 3) -> list[str]:
+        """What the loop was running during its `count` longest captured stalls, longest first."""
+        def stall(last: float) -> float:  # the lateness of the wake-up that ended it
+            return next((b.late for b in self.beats if b.at > last), float("inf"))
+
+        longest = sorted(self.stacks, key=lambda s: -stall(s[0]))[:count]
+        return ["\n".join(frames) for _, _, frames in longest]
+
+    def report(self) -> str:
+        text = describe_stalls(self.beats)
+        stacks = self.longest_stacks()
+        if stacks:
+            text += "\n\nWhat the loop was running during the longest stalls:\n" + "\n---\n".join(stacks)
+        return text
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -53,9 +53,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.harness import EmulatorProcess, delete, get
-
-from kiro_tui.core.kiro_cli_format import SCHEMA
 from kiro_tui.core.models import Mode
+from kiro_tui.core.places.kiro_cli_format import SCHEMA
 from kiro_tui.core.store import AccountStore
 from kiro_tui.demo import account_from_seed, write_kiro_cli_login
 

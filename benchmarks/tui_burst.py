@@ -44,7 +44,6 @@ from benchmarks.harness import (
     write_store,
 )
 from benchmarks.tui_startup import SIZE
-
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.clock import SystemClock
 from kiro_tui.core.config import Settings

@@ -37,7 +37,6 @@ from benchmarks.harness import (
 )
 from benchmarks.tui_burst import due_together, sleep_until
 from benchmarks.tui_startup import SIZE
-
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.clock import SystemClock
 from kiro_tui.core.config import Settings

@@ -13,9 +13,9 @@ import asyncio
 import statistics
 import time
 
-from benchmarks.tui_startup import SIZE, filled_store
 from textual.widgets import Input
 
+from benchmarks.tui_startup import SIZE, filled_store
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.clock import SystemClock
 from kiro_tui.core.config import Settings

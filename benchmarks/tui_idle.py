@@ -19,7 +19,6 @@ import time
 from datetime import UTC, datetime
 
 from benchmarks.tui_startup import SIZE, filled_store
-
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.clock import ManualClock, SystemClock
 from kiro_tui.core.config import Settings

@@ -22,10 +22,16 @@ from kiro_tui.core.clock import SystemClock
 from kiro_tui.core.config import Settings, load_settings
 from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.importer import UNCHANGED, ImportReport
-from kiro_tui.core.kiro_cli import find_kiro_cli_db, resolved
 from kiro_tui.core.models import AccountView, Outcome, Status
+from kiro_tui.core.places.kiro_cli import find_kiro_cli_db, resolved
 from kiro_tui.core.store import AccountStore
-from kiro_tui.core.summary import account_json, describe_expiry, describe_usage, printable, usage_json
+from kiro_tui.core.summary import (
+    account_json,
+    describe_expiry,
+    describe_usage,
+    printable,
+    usage_json,
+)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NEEDS_LOGIN = 0, 1, 2, 3
 log = logging.getLogger("kiro_tui")
@@ -327,7 +333,13 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     import signal
 
-    from kiro_tui.core.events import EngineEvent, EngineProblem, ImportFailed, ImportFinished, StatusChanged
+    from kiro_tui.core.events import (
+        EngineEvent,
+        EngineProblem,
+        ImportFailed,
+        ImportFinished,
+        StatusChanged,
+    )
     from kiro_tui.core.logs import RedactingFormatter, setup_file_logging
 
     settings = _settings()
@@ -681,31 +693,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     from kiro_tui.core.places import LINK_KINDS as writable
 
-    p = commands.add_parser("link", help="keep a copy of an account fresh in another tool's file")
-    p.add_argument("id", metavar="ID")
-    p.add_argument("--to", dest="kind", metavar="KIND", required=True, choices=writable,
-                   help=f"the tool: {', '.join(writable)}")
-    p.add_argument("--path", metavar="PATH", help="the file or folder (default: where that tool keeps it)")
-    p.set_defaults(handler=cmd_link)
+    for name, handler, what in (
+        ("link", cmd_link, "keep a copy of an account fresh in another tool's file"),
+        ("export", cmd_export, "write an account's login once into another tool's file (not kept fresh)"),
+    ):
+        p = commands.add_parser(name, help=what)
+        p.add_argument("id", metavar="ID")
+        p.add_argument("--to", dest="kind", metavar="KIND", required=True, choices=writable,
+                       help=f"the tool: {', '.join(writable)}")
+        p.add_argument("--path", metavar="PATH", help="the file or folder (default: where that tool keeps it)")
+        p.set_defaults(handler=handler)
 
     p = commands.add_parser("unlink", help="stop keeping a copy fresh (the file is left as it is)")
     p.add_argument("id", metavar="ID")
     p.add_argument("place", metavar="KIND-or-PATH")
     p.set_defaults(handler=cmd_unlink)
 
-    p = commands.add_parser("export", help="write an account's login once into another tool's file (not kept fresh)")
-    p.add_argument("id", metavar="ID")
-    p.add_argument("--to", dest="kind", metavar="KIND", required=True, choices=writable,
-                   help=f"the tool: {', '.join(writable)}")
-    p.add_argument("--path", metavar="PATH", help="the file or folder (default: where that tool keeps it)")
-    p.set_defaults(handler=cmd_export)
-
-    p = commands.add_parser("mode", help="how an account coexists with kiro-cli: sync, follow or own")
+    p = commands.add_parser("mode", help="how an account coexists with the place it came from: sync, follow or own")
     p.add_argument("id", metavar="ID")
     p.add_argument("mode", choices=["sync", "follow", "own"])
     p.set_defaults(handler=cmd_mode)
 
-    p = commands.add_parser("remove", help="remove one account from kiro-tui (kiro-cli is untouched)")
+    p = commands.add_parser("remove", help="remove one account from kiro-tui (the places holding it are untouched)")
     p.add_argument("id", metavar="ID", help="account id (or a unique prefix) from `kiro-tui list`")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.set_defaults(handler=cmd_remove)

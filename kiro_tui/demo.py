@@ -27,9 +27,9 @@ from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.clock import Clock, SystemClock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.importer import import_snapshot
-from kiro_tui.core.kiro_cli import read_kiro_cli
-from kiro_tui.core.kiro_cli_format import SCHEMA, dumps
 from kiro_tui.core.models import Account, AuthMethod, Mode
+from kiro_tui.core.places.kiro_cli import read_kiro_cli
+from kiro_tui.core.places.kiro_cli_format import SCHEMA, dumps
 from kiro_tui.core.store import AccountStore
 from kiro_tui.core.timefmt import parse_timestamp
 from kiro_tui.emulator import Emulator

@@ -16,7 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.kiro_cli_db import DEFAULT_SOCIAL_PROFILE_ARN, KiroCliDb, rfc3339, token
+from tests.support.kiro_cli_db import (
+    DEFAULT_SOCIAL_PROFILE_ARN,
+    KiroCliDb,
+    rfc3339,
+    token,
+)
 from tests.support.run import run_cli
 
 SOON = datetime.now(UTC) + timedelta(hours=1)

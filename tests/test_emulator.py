@@ -193,7 +193,7 @@ def test_verification_page_says_when_a_code_expired_or_was_decided_meanwhile(emu
 
 
 def test_seeded_account_has_kiro_cli_shapes(emulator, tmp_path) -> None:
-    from kiro_tui.core.kiro_cli import read_kiro_cli
+    from kiro_tui.core.places.kiro_cli import read_kiro_cli
     from tests.support.kiro_cli_db import KiroCliDb
 
     seeded = httpx.post(f"{emulator.url}/_emulator/accounts", json={
@@ -230,7 +230,7 @@ def docs_example(heading: str) -> str:
 def test_docs_example_writes_a_seeded_login_kiro_cli_can_read(emulator, tmp_path, made_by: str) -> None:
     from datetime import UTC, datetime
 
-    from kiro_tui.core.kiro_cli import read_kiro_cli
+    from kiro_tui.core.places.kiro_cli import read_kiro_cli
     from tests.support.kiro_cli_db import KiroCliDb
 
     db_path = tmp_path / "kiro-cli" / "data.sqlite3"

@@ -7,9 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from kiro_tui.core.importer import ADDED, UNCHANGED, UPDATED, import_snapshot, mark_refresh_token_dead
-from kiro_tui.core.kiro_cli import read_kiro_cli
+from kiro_tui.core.importer import (
+    ADDED,
+    UNCHANGED,
+    UPDATED,
+    import_snapshot,
+    mark_refresh_token_dead,
+)
 from kiro_tui.core.models import Health, Mode
+from kiro_tui.core.places.kiro_cli import read_kiro_cli
 from kiro_tui.core.store import AccountStore
 from tests.support.kiro_cli_db import KiroCliDb
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from kiro_tui.core.errors import KiroCliError
-from kiro_tui.core.kiro_cli import find_kiro_cli_db, read_kiro_cli
 from kiro_tui.core.models import AuthMethod
+from kiro_tui.core.places.kiro_cli import find_kiro_cli_db, read_kiro_cli
 from tests.support.kiro_cli_db import DEFAULT_SOCIAL_PROFILE_ARN, KiroCliDb
 
 NOW = datetime.now(UTC)

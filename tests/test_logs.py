@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from kiro_tui.core.logs import LOG_BACKUPS, RedactingFormatter, log_file, setup_file_logging
+from kiro_tui.core.logs import (
+    LOG_BACKUPS,
+    RedactingFormatter,
+    log_file,
+    setup_file_logging,
+)
 
 
 def record(message: str, exc_info: object = None) -> logging.LogRecord:

@@ -23,12 +23,18 @@ import pytest
 from kiro_tui.core.aws.external_idp import ExternalIdpClient
 from kiro_tui.core.aws.oidc import OidcClient
 from kiro_tui.core.aws.social import SocialClient
-from kiro_tui.core.kiro_cli import KiroCliLogin, read_kiro_cli
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, AuthMethod, PlaceState
-from kiro_tui.core.places import FORMATS, PlaceError, TokenCopy, WriteOutcome, gateway_sqlite_paths
+from kiro_tui.core.places import (
+    FORMATS,
+    PlaceError,
+    TokenCopy,
+    WriteOutcome,
+    gateway_sqlite_paths,
+)
 from kiro_tui.core.places._files import MAX_PLACE_BYTES
 from kiro_tui.core.places.gateway import create_gateway_db
+from kiro_tui.core.places.kiro_cli import PlaceLogin, read_kiro_cli
 from kiro_tui.core.timefmt import parse_timestamp
 from tests.support.engine import account_from_seed, at
 from tests.support.places import (
@@ -83,7 +89,7 @@ def tree(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-async def refresh_with(login: KiroCliLogin, http, endpoints):  # type: ignore[no-untyped-def]
+async def refresh_with(login: PlaceLogin, http, endpoints):  # type: ignore[no-untyped-def]
     """Refresh a read login the way kiro-tui's refresher routes it."""
     assert login.refresh_token
     if login.auth_method is AuthMethod.SOCIAL:
@@ -886,7 +892,7 @@ async def test_after_a_refresh_through_kiro_tui_the_database_is_the_tools_own(ki
     the token fields, in kiro-cli's serde shape (compact JSON bound as TEXT, RFC 3339 `Z`, the
     fraction trimmed; whole seconds for the gateway's Python 3.10); every other field and row
     stays, the file keeps its mode."""
-    from kiro_tui.core import kiro_cli_format as fmt
+    from kiro_tui.core.places import kiro_cli_format as fmt
     from tests.support.kiro_cli_db import KiroCliDb, rfc3339
 
     seeded = seed_raw(emulator, auth)

@@ -12,23 +12,22 @@ from pathlib import Path
 
 import pytest
 
-from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.engine import Engine
-from kiro_tui.core.kiro_cli_format import OIDC_TOKEN_KEY, SOCIAL_TOKEN_KEY
 from kiro_tui.core.models import AuthMethod, Outcome, PlaceRole
+from kiro_tui.core.places.kiro_cli_format import OIDC_TOKEN_KEY, SOCIAL_TOKEN_KEY
 from kiro_tui.core.store import AccountStore
 from tests.support.engine import at, seed_into_kiro_cli
 from tests.support.kiro_cli_db import KiroCliDb
 from tests.support.places import (
+    opencode_row,
     seed,
     write_aiclient,
     write_cliproxy,
     write_gateway,
     write_kiro_ide,
     write_opencode,
-    opencode_row,
 )
 from tests.support.run import run_cli
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from kiro_tui.core.config import Settings, settings_from_mapping
 from kiro_tui.core.errors import ConfigError
-from kiro_tui.core.kiro_cli import TOKEN_KEYS, parse_snapshot
 from kiro_tui.core.models import Account, AuthMethod, Health, Mode
+from kiro_tui.core.places.kiro_cli import TOKEN_KEYS, parse_snapshot
 from kiro_tui.core.store import AccountStore
 from kiro_tui.core.timefmt import format_timestamp, parse_timestamp
 

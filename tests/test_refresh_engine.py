@@ -12,13 +12,19 @@ import pytest
 from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.importer import import_snapshot, new_account_id
-from kiro_tui.core.kiro_cli import read_kiro_cli
 from kiro_tui.core.models import Health, Mode, Outcome, Status
+from kiro_tui.core.places.kiro_cli import read_kiro_cli
 from kiro_tui.core.refresh import Backoff, RefreshClients, Refresher
 from kiro_tui.core.scheduler import RefreshScheduler
 from kiro_tui.core.store import REFRESH_LOG_KEEP, AccountStore
 from kiro_tui.core.timefmt import parse_timestamp
-from tests.support.engine import account_from_seed, at, calls, control, seed_into_kiro_cli
+from tests.support.engine import (
+    account_from_seed,
+    at,
+    calls,
+    control,
+    seed_into_kiro_cli,
+)
 from tests.support.kiro_cli_db import KiroCliDb
 
 

@@ -24,15 +24,20 @@ import pytest
 from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.importer import import_snapshot, new_account_id
-from kiro_tui.core.kiro_cli import read_kiro_cli
 from kiro_tui.core.models import Mode, Status
+from kiro_tui.core.places.kiro_cli import read_kiro_cli
 from kiro_tui.core.refresh import RefreshClients, Refresher
 from kiro_tui.core.scheduler import RefreshScheduler
 from kiro_tui.core.store import AccountStore
 from tests.support.engine import account_from_seed, at, control, seed_into_kiro_cli
 from tests.support.kiro_cli_db import KiroCliDb
 from tests.support.run import run_cli
-from tests.support.watch import Watch, refresh_request_arrives, wait_for_answers, watch_config
+from tests.support.watch import (
+    Watch,
+    refresh_request_arrives,
+    wait_for_answers,
+    watch_config,
+)
 
 # ---------------------------------------------------------------------------------------- helpers
 

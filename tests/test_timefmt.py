@@ -2,7 +2,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from kiro_tui.core.timefmt import TimestampError, format_timestamp, parse_timestamp, seconds_until
+from kiro_tui.core.timefmt import (
+    TimestampError,
+    format_timestamp,
+    parse_timestamp,
+    seconds_until,
+)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,17 @@ from kiro_tui.tui.widgets.accounts_table import AccountsTable
 from kiro_tui.tui.widgets.detail_panel import AccountDetail
 from tests.support.engine import at, control, seed_into_kiro_cli
 from tests.support.kiro_cli_db import KiroCliDb
-from tests.support.tui import NOW, RecordingClipboard, build_app, build_store, cell, screen_text, settle, toasts, watch_pass
+from tests.support.tui import (
+    NOW,
+    RecordingClipboard,
+    build_app,
+    build_store,
+    cell,
+    screen_text,
+    settle,
+    toasts,
+    watch_pass,
+)
 
 SIZE = (160, 40)
 

@@ -16,8 +16,21 @@ from kiro_tui.core.store import AccountStore
 from kiro_tui.tui.commands import AccountCommands
 from kiro_tui.tui.screens.confirm import ConfirmScreen
 from kiro_tui.tui.screens.help import HelpScreen
-from kiro_tui.tui.widgets.accounts_table import COLUMN_SPECS, AccountsTable, plan_columns
-from tests.support.tui import NOW, build_app, build_store, cell, sample_accounts, screen_text, settle, toasts
+from kiro_tui.tui.widgets.accounts_table import (
+    COLUMN_SPECS,
+    AccountsTable,
+    plan_columns,
+)
+from tests.support.tui import (
+    NOW,
+    build_app,
+    build_store,
+    cell,
+    sample_accounts,
+    screen_text,
+    settle,
+    toasts,
+)
 
 WIDTHS = (80, 100, 120, 140, 160, 200)
 EXPECTED_COLUMNS = {

@@ -50,10 +50,11 @@ from pathlib import Path
 
 from textual import events
 
+from benchmarks.harness import LoopStallMonitor
 from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.importer import import_snapshot
-from kiro_tui.core.kiro_cli import read_kiro_cli
 from kiro_tui.core.models import Mode
+from kiro_tui.core.places.kiro_cli import read_kiro_cli
 from kiro_tui.demo import account_from_seed
 from kiro_tui.tui.screens.choice import ChoiceScreen
 from kiro_tui.tui.widgets.accounts_table import AccountsTable
@@ -64,85 +65,6 @@ SIZE = (160, 40)
 HOLD_AFTER_REQUESTS = 4.0
 WORST_STALL_BOUND = 1.5
 DUE_ACCOUNTS = 24
-
-
-class LoopStallMonitor:
-    """How late the running loop wakes a task that sleeps `period` seconds, over and over.
-
-    `worst` is the longest the loop was kept from running it (what a person sees as a frozen
-    screen). While a wake-up is overdue by `capture_after`, a watchdog thread records the
-    loop thread's stack: what was running instead."""
-
-    def __init__(self, period: float = 0.01, capture_after: float = 0.1) -> None:
-        self.period, self.capture_after = period, capture_after
-        self.lateness: list[float] = []
-        self.cpu: list[float] = []
-        """The loop thread's own CPU time during each of those waits (a blocked call uses none)."""
-        self.starts: list[float] = []
-        self._summaries: list[tuple[float, traceback.StackSummary]] = []  # (the beat it was overdue from, stack)
-        self._beat = time.perf_counter()
-        self._stop = threading.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._watchdog: threading.Thread | None = None
-        self._loop_thread = threading.get_ident()
-
-    def stacks(self, count: int = 3) -> list[str]:
-        """What the loop was running during its `count` longest stalls, longest first."""
-        found = []
-        for _, start in sorted(zip(self.lateness, self.starts), reverse=True)[:count]:
-            found += ["".join(summary.format()) for beat, summary in self._summaries if abs(beat - start) < 0.02]
-        return found
-
-    @property
-    def worst(self) -> float:
-        return max(self.lateness, default=0.0)
-
-    async def __aenter__(self) -> LoopStallMonitor:
-        self._loop_thread = threading.get_ident()
-        self._beat = time.perf_counter()
-        self._task = asyncio.create_task(self._run())
-        self._watchdog = threading.Thread(target=self._watch, name="stall watchdog", daemon=True)
-        self._watchdog.start()
-        await asyncio.sleep(0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._task is not None and self._watchdog is not None
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        self._watchdog.join(1)
-
-    async def _run(self) -> None:
-        while True:
-            before, cpu_before = time.perf_counter(), time.thread_time()
-            await asyncio.sleep(self.period)
-            self._beat = time.perf_counter()
-            self.starts.append(before)
-            self.lateness.append(self._beat - before - self.period)
-            self.cpu.append(time.thread_time() - cpu_before)
-
-    def _watch(self) -> None:
-        captured_for = None
-        while not self._stop.wait(0.02):
-            beat = self._beat
-            if time.perf_counter() - beat > self.capture_after and captured_for != beat:
-                captured_for = beat
-                frame = sys._current_frames().get(self._loop_thread)  # noqa: SLF001 - a diagnostic
-                if frame is not None:  # lines are looked up later, not while the loop waits on us
-                    summary = traceback.StackSummary.extract(traceback.walk_stack(frame), limit=30,
-                                                             lookup_lines=False)
-                    summary.reverse()
-                    self._summaries.append((beat, summary))
-
-    def report(self) -> str:
-        late = sorted(zip(self.lateness, self.cpu), reverse=True)[:5]
-        text = f"{len(self.lateness)} wake-ups; the latest: " + ", ".join(
-            f"{x * 1000:.0f} ms ({cpu * 1000:.0f} ms of it on the loop thread's CPU)" for x, cpu in late)
-        stacks = self.stacks()
-        if stacks:
-            text += "\n\nWhat the loop was running during the longest stalls:\n" + "\n---\n".join(stacks)
-        return text
 
 
 class LockHolder:
@@ -326,7 +248,7 @@ def check_the_scenario_happened(seen: dict[str, object]) -> None:
 async def test_the_loop_never_stalls_while_the_store_is_locked(tmp_path, emulator, emulator_time, kiro_db) -> None:
     monitor = LoopStallMonitor()
     seen = await contended_scenario(tmp_path, emulator, emulator_time, kiro_db, monitor=monitor)
-    assert monitor.lateness, "the stall detector never ran"
+    assert monitor.beats, "the stall detector never ran"
     assert monitor.worst < WORST_STALL_BOUND, (
         f"Textual's loop stalled {monitor.worst * 1000:.0f} ms while another connection held the store's "
         f"write lock: something waited on the store on the UI loop.\n{monitor.report()}")
@@ -353,7 +275,7 @@ def test_the_stall_detector_sees_a_blocked_loop() -> None:
 
     monitor = asyncio.run(scenario())
     assert 0.28 <= monitor.worst < 2.0
-    assert any("time.sleep" in stack or "in scenario" in stack for stack in monitor.stacks(1)), monitor.report()
+    assert any(" scenario" in stack for stack in monitor.longest_stacks(1)), monitor.report()
 
 
 def test_the_tripwire_sees_sqlite_on_the_loop(tmp_path) -> None:

@@ -41,9 +41,15 @@ from kiro_tui.core.events import (
     StatusChanged,
 )
 from kiro_tui.core.importer import ImportReport, import_snapshot, same_login
-from kiro_tui.core.kiro_cli import KiroCliLogin, file_signature, find_kiro_cli_db, profile_region, read_kiro_cli
+from kiro_tui.core.login import (
+    DeviceLogin,
+    LoginFlow,
+    LoginRequest,
+    PollStatus,
+    remember_request,
+    save_login,
+)
 from kiro_tui.core.masking import fingerprint
-from kiro_tui.core.login import DeviceLogin, LoginFlow, LoginRequest, PollStatus, remember_request, save_login
 from kiro_tui.core.models import (
     Account,
     AccountView,
@@ -55,7 +61,21 @@ from kiro_tui.core.models import (
     PlaceState,
     UsageRecord,
 )
-from kiro_tui.core.places import FORMATS, PlaceError, PlaceFormat, TokenCopy, gateway_sqlite_paths, place_format
+from kiro_tui.core.places import (
+    FORMATS,
+    PlaceError,
+    PlaceFormat,
+    TokenCopy,
+    gateway_sqlite_paths,
+    place_format,
+)
+from kiro_tui.core.places.kiro_cli import (
+    PlaceLogin,
+    file_signature,
+    find_kiro_cli_db,
+    profile_region,
+    read_kiro_cli,
+)
 from kiro_tui.core.refresh import RefreshClients, Refresher, RefreshResult, StatusChange
 from kiro_tui.core.scheduler import RefreshScheduler
 from kiro_tui.core.store import AccountStore, RefreshLogEntry, UnreadableRow
@@ -86,7 +106,7 @@ class Source:
 
 
 def _existing_entry(fmt: PlaceFormat, target: Path, account: Account,
-                    now: datetime) -> tuple[Path, str, KiroCliLogin | None] | None:
+                    now: datetime) -> tuple[Path, str, PlaceLogin | None] | None:
     """(file, entry, login) when `target` is a file that already holds logins: the one of this
     account (by lineage or a matching login), or the first there. None: nothing to link to yet."""
     if not target.is_file():
@@ -590,7 +610,7 @@ class Engine:
                 found[place.address] = self._compare(account, login)
         return found
 
-    def _compare(self, account: Account, login: KiroCliLogin | None) -> str:
+    def _compare(self, account: Account, login: PlaceLogin | None) -> str:
         if login is None or not login.refresh_token:
             return "missing"
         token_print = fingerprint(login.refresh_token)
@@ -631,18 +651,12 @@ class Engine:
         """Keep a copy of this account fresh at a place: the file is created if absent (or found
         holding this login), written now, and written after every refresh from then on."""
         account = self.store.resolve_id(account_id)
-        fmt = place_format(kind)
-        if not fmt.writable:
-            raise PlaceError(f"kiro-tui never writes {fmt.title}'s file (the tool saves over it); "
-                             "link kiro-cli instead: opencode re-imports kiro-cli's login")
-        target = self._place_path(fmt, path)
-        existing = await asyncio.to_thread(_existing_entry, fmt, target, account, self.clock.now())
+        fmt, target, existing = await self._target(account, kind, path, "holds another login (or a token kiro-tui "
+                                                   "has never seen); kiro-tui will not overwrite it. Import it, "
+                                                   "or name another file with --path")
         written_at = None
         if existing is not None:
-            entry_path, entry, login = existing
-            if login is None or not self.store.in_lineage(account.id, fingerprint(login.refresh_token)):
-                raise PlaceError(f"{entry_path} holds another login (or a token kiro-tui has never seen); "
-                                 "kiro-tui will not overwrite it. Import it, or name another file with --path")
+            entry_path, entry = existing
         else:
             created = await asyncio.to_thread(fmt.create, target, account)
             entry_path, entry, written_at = created.path, created.entry, self.clock.now()
@@ -678,16 +692,10 @@ class Engine:
     async def export(self, account_id: str, kind: str, path: Path | None = None) -> Path:
         """Write this account's login once into a new file of that tool (no link: not kept fresh)."""
         account = self.store.resolve_id(account_id)
-        fmt = place_format(kind)
-        if not fmt.writable:
-            raise PlaceError(f"kiro-tui never writes {fmt.title}'s file; export to kiro-cli's format "
-                             "(gateway-db) or link kiro-cli instead")
-        target = self._place_path(fmt, path)
-        existing = await asyncio.to_thread(_existing_entry, fmt, target, account, self.clock.now())
+        fmt, target, existing = await self._target(account, kind, path,
+                                                   "already exists and does not hold this login; name a new file")
         if existing is not None:
-            entry_path, entry, login = existing
-            if login is None or not self.store.in_lineage(account.id, fingerprint(login.refresh_token)):
-                raise PlaceError(f"{entry_path} already exists and does not hold this login; name a new file")
+            entry_path, entry = existing
             copy = TokenCopy(account.access_token, account.refresh_token or "", account.expires_at,
                              account.profile_arn if account.auth_method is AuthMethod.SOCIAL else None)
             result = await asyncio.to_thread(fmt.write_token, entry_path, entry, copy,
@@ -702,13 +710,28 @@ class Engine:
         defaults = place_format(kind).default_paths()
         return defaults[0] if defaults else None
 
-    def _place_path(self, fmt: PlaceFormat, path: Path | None) -> Path:
+    async def _target(self, account: Account, kind: str, path: Path | None,
+                      not_this_login: str) -> tuple[PlaceFormat, Path, tuple[Path, str] | None]:
+        """The format and file a link or export writes, and the entry there already holding this
+        login (its token is of the account's lineage), if any. A file holding anything else is
+        refused with `not_this_login`: kiro-tui never overwrites a login it does not own."""
+        fmt = place_format(kind)
+        if not fmt.writable:
+            raise PlaceError(f"kiro-tui never writes {fmt.title}'s file (the tool saves over it); "
+                             "link kiro-cli instead: opencode re-imports kiro-cli's login")
         if path is not None:
-            return Path(path).expanduser().absolute()
-        defaults = fmt.default_paths()
-        if not defaults:
+            target = Path(path).expanduser().absolute()
+        elif defaults := fmt.default_paths():
+            target = defaults[0]
+        else:
             raise PlaceError(f"{fmt.title} has no usual place for its file; name it with --path")
-        return defaults[0]
+        existing = await asyncio.to_thread(_existing_entry, fmt, target, account, self.clock.now())
+        if existing is None:
+            return fmt, target, None
+        entry_path, entry, login = existing
+        if login is None or not self.store.in_lineage(account.id, fingerprint(login.refresh_token)):
+            raise PlaceError(f"{entry_path} {not_this_login}")
+        return fmt, target, (entry_path, entry)
 
     # ------------------------------------------------------------------ logging in
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from kiro_tui.core.kiro_cli import KiroCliLogin, KiroCliSnapshot, SkippedKey
-from kiro_tui.core.places.base import PlaceSnapshot
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, AuthMethod, Health, Mode, Place, PlaceRole
+from kiro_tui.core.places.base import PlaceSnapshot
+from kiro_tui.core.places.kiro_cli import KiroCliSnapshot, PlaceLogin, SkippedKey
 from kiro_tui.core.store import AccountStore, touch_updated
 
 ADDED, UPDATED, UNCHANGED = "added", "updated", "unchanged"
@@ -113,7 +113,7 @@ class ImportReport:
         self.problems += other.problems
 
 
-def default_label(login: KiroCliLogin, kind: str = "kiro-cli") -> str:
+def default_label(login: PlaceLogin, kind: str = "kiro-cli") -> str:
     """A name for the account until its email is known: what it is, and where it was found."""
     where = f" ({_TITLES.get(kind, kind)})"
     if login.auth_method is AuthMethod.SOCIAL:
@@ -185,7 +185,7 @@ def import_snapshot(
 
 
 def _import_login(
-    store: AccountStore, tx: object, login: KiroCliLogin, kind: str, source: str, now: datetime, mode: Mode,
+    store: AccountStore, tx: object, login: PlaceLogin, kind: str, source: str, now: datetime, mode: Mode,
     automatic: bool, taken: set[str],
 ) -> ImportedLogin:
     account = match_login(store, login, kind, source)
@@ -209,7 +209,7 @@ def _import_login(
     return _imported(account, login, action, note, kind, source)
 
 
-def match_login(store: AccountStore, login: KiroCliLogin, kind: str, path: str) -> Account | None:
+def match_login(store: AccountStore, login: PlaceLogin, kind: str, path: str) -> Account | None:
     """The account this login is a copy of, by evidence; None when it is a new login."""
     owner = store.lineage_owner(login.refresh_token)
     if owner is not None:
@@ -233,7 +233,7 @@ def _norm(url: str | None) -> str:
     return (url or "").rstrip("/").lower()
 
 
-def same_login(account: Account, login: KiroCliLogin, same_place: bool = False) -> bool:
+def same_login(account: Account, login: PlaceLogin, same_place: bool = False) -> bool:
     """Nothing known about both contradicts them being one login. A field one side lacks (a
     tool that rewrote the value in its own shape dropped it) is no contradiction."""
     if _family(account.auth_method) != _family(login.auth_method):
@@ -254,12 +254,12 @@ def _family(method: AuthMethod) -> str:
     return "oidc" if method in (AuthMethod.BUILDER_ID, AuthMethod.IDC) else method.value
 
 
-def _imported(account: Account, login: KiroCliLogin, action: str, note: str | None, kind: str,
+def _imported(account: Account, login: PlaceLogin, action: str, note: str | None, kind: str,
               path: str) -> ImportedLogin:
     return ImportedLogin(account.id, account.label, account.auth_method.value, login.key, action, note, kind, path)
 
 
-def _new_account(login: KiroCliLogin, account_id: str, source: str, mode: Mode, kind: str) -> Account:
+def _new_account(login: PlaceLogin, account_id: str, source: str, mode: Mode, kind: str) -> Account:
     account = Account(
         id=account_id,
         auth_method=login.auth_method,
@@ -280,7 +280,7 @@ def _new_account(login: KiroCliLogin, account_id: str, source: str, mode: Mode, 
     return account
 
 
-def merge_login(account: Account, login: KiroCliLogin) -> tuple[str, str | None]:
+def merge_login(account: Account, login: PlaceLogin) -> tuple[str, str | None]:
     """Bring `account` up to date with `login` in place; return (action, note).
 
     The token is taken only if it expires no earlier than ours. Registration and profile

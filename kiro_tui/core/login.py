@@ -27,7 +27,14 @@ from kiro_tui.core.aws.tokens import TokenResult
 from kiro_tui.core.clock import Clock
 from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.importer import new_account_id
-from kiro_tui.core.models import BUILDER_ID_START_URL, DEFAULT_REGION, KIRO_SCOPES, Account, AuthMethod, Mode
+from kiro_tui.core.models import (
+    BUILDER_ID_START_URL,
+    DEFAULT_REGION,
+    KIRO_SCOPES,
+    Account,
+    AuthMethod,
+    Mode,
+)
 from kiro_tui.core.store import AccountStore, RefreshLogEntry, touch_updated
 
 SLOW_DOWN_STEP = 5

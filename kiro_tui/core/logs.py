@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import IO
 
 from kiro_tui.core import paths
-from kiro_tui.core.paths import make_private_dirs
 from kiro_tui.core.aws.errors import redact
+from kiro_tui.core.paths import make_private_dirs
 from kiro_tui.core.summary import printable
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

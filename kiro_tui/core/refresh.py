@@ -52,8 +52,25 @@ from kiro_tui.core.config import Settings
 from kiro_tui.core.errors import KiroTuiError, StoreError
 from kiro_tui.core.importer import mark_refresh_token_dead, merge_login, same_login
 from kiro_tui.core.masking import fingerprint
-from kiro_tui.core.models import Account, AuthMethod, Health, Mode, Outcome, Place, PlaceRole, PlaceState, Status
-from kiro_tui.core.places import PlaceError, TokenCopy, WriteOutcome, WriteResult, effective_window, place_format
+from kiro_tui.core.models import (
+    Account,
+    AuthMethod,
+    Health,
+    Mode,
+    Outcome,
+    Place,
+    PlaceRole,
+    PlaceState,
+    Status,
+)
+from kiro_tui.core.places import (
+    PlaceError,
+    TokenCopy,
+    WriteOutcome,
+    WriteResult,
+    effective_window,
+    place_format,
+)
 from kiro_tui.core.store import AccountStore, RefreshLogEntry
 from kiro_tui.core.timefmt import format_timestamp, parse_timestamp, shift
 

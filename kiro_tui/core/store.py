@@ -23,7 +23,6 @@ from pathlib import Path
 
 from kiro_tui.core.errors import StoreError, StoreWriteError
 from kiro_tui.core.masking import fingerprint
-from kiro_tui.core.paths import make_private_dirs
 from kiro_tui.core.models import (
     ACCOUNT_FIELDS,
     Account,
@@ -36,6 +35,7 @@ from kiro_tui.core.models import (
     PlaceState,
     UsageRecord,
 )
+from kiro_tui.core.paths import make_private_dirs
 from kiro_tui.core.timefmt import TimestampError, format_timestamp, parse_timestamp
 
 log = logging.getLogger("kiro_tui.store")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from kiro_tui.core import kiro_cli_format as fmt
 from kiro_tui.core.models import KIRO_SCOPES
+from kiro_tui.core.places import kiro_cli_format as fmt
 
 if TYPE_CHECKING:
     from kiro_tui.emulator.service import User

@@ -22,7 +22,12 @@ from kiro_tui.core.places.base import (
     WriteResult,
 )
 from kiro_tui.core.places.cliproxy import CliProxyPlace
-from kiro_tui.core.places.gateway import GatewayDbPlace, GatewayPlace, create_gateway_db, gateway_sqlite_paths
+from kiro_tui.core.places.gateway import (
+    GatewayDbPlace,
+    GatewayPlace,
+    create_gateway_db,
+    gateway_sqlite_paths,
+)
 from kiro_tui.core.places.kiro_cli import KiroCliPlace
 from kiro_tui.core.places.kiro_ide import KiroIdePlace
 from kiro_tui.core.places.opencode import OpencodePlace

@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from kiro_tui.core.kiro_cli import EXPIRY_SKEW, KiroCliLogin, profile_region
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import DEFAULT_REGION, AuthMethod, classify_start_url
 from kiro_tui.core.places._files import json_type, read_json
 from kiro_tui.core.places.base import PlaceError
+from kiro_tui.core.places.kiro_cli import EXPIRY_SKEW, PlaceLogin, profile_region
 from kiro_tui.core.timefmt import TimestampError, parse_timestamp
 
 Spelling = Literal["snake", "camel"]
@@ -226,7 +226,7 @@ def build_login(
     token_endpoint: str | None = None,
     issuer_url: str | None = None,
     email: str | None = None,
-) -> KiroCliLogin:
+) -> PlaceLogin:
     """The normalised login; what every format reads the same way (tokens, profile, scopes)
     is read here. `region` is the OIDC region for Builder ID / IdC; a social login's region
     comes from its profile ARN. Raises BadField."""
@@ -235,7 +235,7 @@ def build_login(
     profile_arn = fields.text("profile_arn")
     if auth_method is AuthMethod.SOCIAL:
         region = profile_region(profile_arn) or region
-    login = KiroCliLogin(
+    login = PlaceLogin(
         key=key,
         auth_method=auth_method,
         access_token=access,
@@ -260,7 +260,7 @@ def build_login(
     return login
 
 
-def needs_login(login: KiroCliLogin, where: str, now: datetime) -> str | None:
+def needs_login(login: PlaceLogin, where: str, now: datetime) -> str | None:
     """Why the login cannot be refreshed as it stands (only a new login fixes it), if so."""
     if not login.refresh_token:
         return f"{where} holds no refresh token; log in again"

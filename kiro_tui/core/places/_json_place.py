@@ -13,7 +13,6 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from kiro_tui.core.kiro_cli import KiroCliLogin
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, AuthMethod
 from kiro_tui.core.places._fields import BadField, Fields, Spelling
@@ -31,7 +30,15 @@ from kiro_tui.core.places._files import (
     read_json,
     wants_folder,
 )
-from kiro_tui.core.places.base import Created, PlaceError, PlaceSnapshot, TokenCopy, WriteOutcome, WriteResult
+from kiro_tui.core.places.base import (
+    Created,
+    PlaceError,
+    PlaceSnapshot,
+    TokenCopy,
+    WriteOutcome,
+    WriteResult,
+)
+from kiro_tui.core.places.kiro_cli import PlaceLogin
 from kiro_tui.core.timefmt import EARLIEST
 
 
@@ -57,7 +64,7 @@ class JsonFilePlace:
         """The place files in a folder the user named."""
         return []
 
-    def parse(self, doc: JsonDoc, now: datetime) -> KiroCliLogin:
+    def parse(self, doc: JsonDoc, now: datetime) -> PlaceLogin:
         """The login in a JSON object of this format; raises BadField naming a field it cannot use."""
         raise NotImplementedError
 
@@ -106,7 +113,7 @@ class JsonFilePlace:
             return PlaceSnapshot(self.kind, path, [], [("", str(exc))])
         return PlaceSnapshot(self.kind, path, [login], [])
 
-    def read_entry(self, path: Path, entry: str, now: datetime, busy_timeout: float = 1.0) -> KiroCliLogin | None:
+    def read_entry(self, path: Path, entry: str, now: datetime, busy_timeout: float = 1.0) -> PlaceLogin | None:
         """The file's one login (`entry` is "" for these formats)."""
         path = absolute(path)
         try:

@@ -14,7 +14,6 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from kiro_tui.core.kiro_cli import KiroCliLogin, profile_region
 from kiro_tui.core.models import DEFAULT_REGION, Account, AuthMethod
 from kiro_tui.core.places._fields import (
     BadField,
@@ -27,9 +26,17 @@ from kiro_tui.core.places._fields import (
     social_provider,
     words,
 )
-from kiro_tui.core.places._files import JsonDoc, is_folder, is_present, list_folder, read_json, wants_folder
+from kiro_tui.core.places._files import (
+    JsonDoc,
+    is_folder,
+    is_present,
+    list_folder,
+    read_json,
+    wants_folder,
+)
 from kiro_tui.core.places._json_place import JsonFilePlace
 from kiro_tui.core.places.base import PlaceError, TokenCopy
+from kiro_tui.core.places.kiro_cli import PlaceLogin, profile_region
 
 FILE_SUFFIX = "_kiro-auth-token.json"
 SEARCH_PATTERNS = (f"configs/kiro/*/*{FILE_SUFFIX}", f"*/*{FILE_SUFFIX}", f"*{FILE_SUFFIX}")
@@ -46,7 +53,7 @@ class AiClientPlace(JsonFilePlace):
         found = {path for pattern in SEARCH_PATTERNS for path in folder.glob(pattern) if is_present(path)}
         return sorted(found)
 
-    def parse(self, doc: JsonDoc, now: datetime) -> KiroCliLogin:
+    def parse(self, doc: JsonDoc, now: datetime) -> PlaceLogin:
         data = dict(doc.data)  # type: ignore[call-overload]
         _merge_folder(doc.path, data)
         fields = Fields(data, "camel")

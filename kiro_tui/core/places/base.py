@@ -3,22 +3,55 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from kiro_tui.core.errors import KiroTuiError
-from kiro_tui.core.models import PlaceState
-
-if TYPE_CHECKING:
-    from kiro_tui.core.kiro_cli import KiroCliLogin
-    from kiro_tui.core.models import Account
+from kiro_tui.core.models import DEFAULT_REGION, Account, AuthMethod, PlaceState
 
 
 class PlaceError(KiroTuiError):
     """A place cannot be read or written as it stands; the text names it and says what to do."""
+
+
+@dataclass
+class PlaceLogin:
+    """One login found in a place (kiro-cli's database, a tool's file), normalised for the store.
+    `key` is its entry in the place: an auth_kv key, an opencode row id, "" for a whole file."""
+
+    key: str
+    auth_method: AuthMethod
+    access_token: str
+    expires_at: datetime
+    refresh_token: str | None
+    region: str = DEFAULT_REGION
+    start_url: str | None = None
+    scopes: list[str] | None = None
+    oauth_flow: str | None = None
+    provider: str | None = None
+    profile_arn: str | None = None
+    profile_name: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    client_secret_expires_at: datetime | None = None
+    registration_key: str | None = None
+    token_endpoint: str | None = None
+    issuer_url: str | None = None
+    email: str | None = None
+    """Who it is, when the place says (CLIProxyAPI and opencode files do; kiro-cli does not)."""
+    # Why this login cannot be refreshed as it stands (only a new login fixes it), if so.
+    needs_login: str | None = None
+    raw: dict[str, object] = field(default_factory=dict, repr=False)
+
+    @property
+    def login_key(self) -> str:
+        """What tells two logins in the same key apart: kind, portal, provider, issuer."""
+        parts = (self.auth_method.value, self.start_url or "", self.provider or "", self.issuer_url or "")
+        return "|".join(parts)
+
 
 
 @dataclass(frozen=True)
@@ -76,7 +109,7 @@ class PlaceSnapshot:
 
     kind: str
     path: Path
-    logins: list[KiroCliLogin]
+    logins: list[PlaceLogin]
     skipped: list[tuple[str, str]]
     """(entry, reason) for each login that could not be read: named, the others still import."""
 
@@ -103,7 +136,7 @@ class PlaceFormat(Protocol):
         """Every login in one place file. Raises PlaceError (one clean line) when it cannot be read."""
         ...
 
-    def read_entry(self, path: Path, entry: str, now: datetime, busy_timeout: float = 1.0) -> KiroCliLogin | None:
+    def read_entry(self, path: Path, entry: str, now: datetime, busy_timeout: float = 1.0) -> PlaceLogin | None:
         """The login at `entry` of the place, None if the place or entry is not there.
         Raises PlaceError when the place is there but cannot be read."""
         ...

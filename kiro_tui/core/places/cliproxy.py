@@ -12,7 +12,6 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kiro_tui.core.kiro_cli import KiroCliLogin
 from kiro_tui.core.models import Account, AuthMethod
 from kiro_tui.core.places._fields import (
     Fields,
@@ -27,6 +26,7 @@ from kiro_tui.core.places._fields import (
 from kiro_tui.core.places._files import JsonDoc, is_present, list_folder, read_json
 from kiro_tui.core.places._json_place import JsonFilePlace
 from kiro_tui.core.places.base import PlaceError, TokenCopy
+from kiro_tui.core.places.kiro_cli import PlaceLogin
 from kiro_tui.core.places.kiro_ide import sso_cache_folder
 
 AUTH_FOLDER = ".cli-proxy-api"
@@ -61,7 +61,7 @@ class CliProxyPlace(JsonFilePlace):
             raise PlaceError(f"{doc.path} is not a Kiro auth file of CLIProxyAPI (its \"type\" is "
                              f"{str(kind)[:40]!r}); kiro-tui leaves other providers' files alone")
 
-    def parse(self, doc: JsonDoc, now: datetime) -> KiroCliLogin:
+    def parse(self, doc: JsonDoc, now: datetime) -> PlaceLogin:
         fields = Fields(doc.data, "snake")  # type: ignore[arg-type]
         where = f"{self.what} {doc.path}"
         method = words(fields.text("auth_method"))

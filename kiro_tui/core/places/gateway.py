@@ -23,9 +23,8 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from kiro_tui.core import kiro_cli_format as fmt
-from kiro_tui.core.kiro_cli import KiroCliLogin, profile_region
 from kiro_tui.core.models import DEFAULT_REGION, KIRO_SCOPES, Account, AuthMethod
+from kiro_tui.core.places import kiro_cli_format as fmt
 from kiro_tui.core.places._fields import (
     Fields,
     build_login,
@@ -49,7 +48,7 @@ from kiro_tui.core.places._files import (
 from kiro_tui.core.places._json_place import JsonFilePlace
 from kiro_tui.core.places._sqlite import is_kiro_cli_format
 from kiro_tui.core.places.base import Created, PlaceError, TokenCopy, WriteResult
-from kiro_tui.core.places.kiro_cli import KiroCliPlace
+from kiro_tui.core.places.kiro_cli import KiroCliPlace, PlaceLogin, profile_region
 from kiro_tui.core.places.kiro_ide import sso_cache_folder
 
 CREDS_FILE_ENV = "KIRO_CREDS_FILE"
@@ -83,7 +82,7 @@ class GatewayPlace(JsonFilePlace):
                              "credentials file; import from it with its path, and kiro-tui follows its entries")
         super().check_shape(doc)
 
-    def parse(self, doc: JsonDoc, now: datetime) -> KiroCliLogin:
+    def parse(self, doc: JsonDoc, now: datetime) -> PlaceLogin:
         fields = Fields(doc.data, "camel")  # type: ignore[arg-type]
         where = f"{self.what} {doc.path}"
         method, provider = words(fields.text("auth_method")), fields.text("provider")

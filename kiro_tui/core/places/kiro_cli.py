@@ -1,27 +1,519 @@
-"""kiro-cli's database as a place: read one key, write a refreshed token back in kiro-cli's format."""
+"""Read kiro-cli's (and Amazon Q CLI's) SQLite database, strictly read-only.
+
+kiro-cli keeps each login as one JSON row in `auth_kv` (see docs/architecture.md and the
+field tables there). We read every token kind, the matching OIDC device registration and
+the selected profile from `state`. A broken row is reported and skipped; the other rows
+still import. The database file itself is never modified by a read.
+
+The write-back, the one write kiro-tui ever makes into kiro-cli's database (sync mode and
+links):
+Compare-and-swap: inside a short BEGIN IMMEDIATE, the row is rewritten only if it holds a
+refresh token of the account's lineage (the one we spent, or an older one: a database moved
+away and back, a write that failed), recognised by fingerprint. The JSON keeps every field
+kiro-cli (or anyone) put there and only
+changes `access_token`, `refresh_token`, `expires_at` (and a social login's `profile_arn`); it
+is bound as TEXT, as kiro-cli's rusqlite reads only TEXT. The registration and every other key
+are left alone. If kiro-cli moved on, or holds the lock past the timeout, we write nothing.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+import errno
+import json
+import os
+import sqlite3
+import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from kiro_tui.core import paths
-from kiro_tui.core.errors import KiroTuiError
-from kiro_tui.core.kiro_cli import KiroCliLogin, read_kiro_cli, resolved
-from kiro_tui.core.kiro_cli_writeback import WriteBack, write_back_token
-from kiro_tui.core.models import Account
-from kiro_tui.core.places.base import Created, PlaceError, PlaceSnapshot, TokenCopy, WriteOutcome, WriteResult
+from kiro_tui.core.errors import KiroCliError, KiroTuiError
+from kiro_tui.core.masking import fingerprint
+from kiro_tui.core.models import DEFAULT_REGION, Account, AuthMethod, classify_start_url
+from kiro_tui.core.places import kiro_cli_format as fmt
+from kiro_tui.core.places.base import (
+    Created,
+    PlaceError,
+    PlaceLogin,
+    PlaceSnapshot,
+    TokenCopy,
+    WriteOutcome,
+    WriteResult,
+)
+from kiro_tui.core.timefmt import TimestampError, format_timestamp, parse_timestamp
 
-_OUTCOMES = {
-    WriteBack.WRITTEN: WriteOutcome.WRITTEN,
-    WriteBack.UNCHANGED: WriteOutcome.UNCHANGED,
-    WriteBack.CHANGED: WriteOutcome.OTHER,
-    WriteBack.MISSING: WriteOutcome.MISSING,
-    WriteBack.LOCKED: WriteOutcome.LOCKED,
-    WriteBack.FAILED: WriteOutcome.FAILED,
-}
+SQLITE_HEADER = b"SQLite format 3\x00"
+DEFAULT_BUSY_TIMEOUT = 5.0
+IDC_START_URL_STATE_KEY = "auth.idc.start-url"
+IDC_REGION_STATE_KEY = "auth.idc.region"
+# kiro-cli treats a registration as expired one minute early (`is_expired`).
+EXPIRY_SKEW = timedelta(minutes=1)
 
+
+@dataclass(frozen=True)
+class TokenKey:
+    """One `auth_kv` key that can hold a login, in kiro-cli's priority order."""
+
+    key: str
+    kind: str  # "external-idp" | "odic" | "social"
+    registration_key: str | None = None
+    legacy: bool = False
+
+
+# kiro-cli's bearer order is external-idp → odic → social; Amazon Q CLI's legacy keys follow.
+# The `oidc` spellings are never written by first-party code; some third-party tools do.
+TOKEN_KEYS: tuple[TokenKey, ...] = (
+    TokenKey(fmt.EXTERNAL_IDP_TOKEN_KEY, "external-idp"),
+    TokenKey(fmt.OIDC_TOKEN_KEY, "odic", fmt.OIDC_REGISTRATION_KEY),
+    TokenKey("kirocli:oidc:token", "odic", "kirocli:oidc:device-registration"),
+    TokenKey(fmt.SOCIAL_TOKEN_KEY, "social"),
+    TokenKey("codewhisperer:odic:token", "odic", "codewhisperer:odic:device-registration", legacy=True),
+    TokenKey("codewhisperer:oidc:token", "odic", "codewhisperer:oidc:device-registration", legacy=True),
+)
+
+
+@dataclass
+class SkippedKey:
+    key: str
+    reason: str
+
+
+@dataclass
+class KiroCliSnapshot:
+    path: Path
+    logins: list[PlaceLogin]
+    skipped: list[SkippedKey]
+    profile_arn: str | None = None
+    profile_name: str | None = None
+    idc_start_url: str | None = None
+    idc_region: str | None = None
+
+
+class _BadValue(ValueError):
+    """A row whose JSON is unusable; its text names the field."""
+
+
+def find_kiro_cli_db(candidates: list[Path]) -> Path:
+    """The first candidate that exists, or an error that lists every path tried."""
+    for path in candidates:
+        if path.exists():
+            return path
+    tried = ", ".join(str(p) for p in candidates)
+    raise KiroCliError(
+        f"no kiro-cli database found (tried {tried}); run `kiro-cli login` first, "
+        "or point at the file with --db PATH"
+    )
+
+
+def _check_file(path: Path) -> None:
+    try:
+        if path.is_symlink() and not path.exists():
+            try:
+                os.stat(path)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise KiroCliError(
+                        f"cannot read kiro-cli database {path}: it is a symbolic link that loops; "
+                        "fix the link or pass the real file with --db"
+                    ) from exc
+            raise KiroCliError(
+                f"cannot read kiro-cli database {path}: it is a symbolic link to {os.readlink(path)}, "
+                "which does not exist; fix the link or pass the real file with --db"
+            )
+        if path.is_dir():
+            raise KiroCliError(f"{path} is a folder, not kiro-cli's data.sqlite3; pass the file with --db")
+        if not path.exists():
+            raise KiroCliError(
+                f"kiro-cli database {path} does not exist; check the path, or run `kiro-cli login`"
+            )
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except PermissionError as exc:
+        raise KiroCliError(
+            f"cannot read kiro-cli database {path}: permission denied; "
+            "run kiro-tui as the user who runs kiro-cli"
+        ) from exc
+    except OSError as exc:
+        raise KiroCliError(f"cannot read kiro-cli database {path}: {exc.strerror or exc}") from exc
+    if not header:
+        raise KiroCliError(f"{path} is empty (0 bytes), not a kiro-cli database; run `kiro-cli login`")
+    if header != SQLITE_HEADER:
+        raise KiroCliError(f"{path} is not a SQLite database; pass kiro-cli's data.sqlite3 with --db")
+
+
+@contextmanager
+def open_read_only(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Iterator[sqlite3.Connection]:
+    """A `mode=ro` connection: it sees rows still in the -wal file but can never write."""
+    _check_file(path)
+    uri = "file:" + urllib.parse.quote(str(path.absolute())) + "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout)
+    except sqlite3.Error as exc:
+        raise _explain(path, exc, busy_timeout) from exc
+    try:
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        yield conn
+    except sqlite3.Error as exc:
+        raise _explain(path, exc, busy_timeout) from exc
+    finally:
+        conn.close()
+
+
+def _explain(path: Path, exc: sqlite3.Error, busy_timeout: float) -> KiroCliError:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return KiroCliError(
+            f"kiro-cli database {path} stayed locked by another program for {busy_timeout:g} s; "
+            "wait for kiro-cli to finish and try again"
+        )
+    if "not a database" in text or "malformed" in text:
+        return KiroCliError(
+            f"kiro-cli database {path} is damaged ({text}); "
+            "run `kiro-cli login` to recreate it, or pass another file with --db"
+        )
+    if "unable to open" in text:
+        return KiroCliError(
+            f"cannot open kiro-cli database {path} ({text}); check that it and its folder are readable"
+        )
+    return KiroCliError(f"cannot read kiro-cli database {path}: {text}")
+
+
+def read_kiro_cli(path: Path, now: datetime, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> KiroCliSnapshot:
+    """Every login in the database at `path`. Raises `KiroCliError` if the file is unusable.
+    The path is resolved (symbolic links, `..`): one file is one source, however it is spelled."""
+    path = resolved(path)
+    with open_read_only(path, busy_timeout) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "auth_kv" not in tables:
+            raise KiroCliError(
+                f"{path} is a SQLite file but not kiro-cli's database (no auth_kv table); "
+                "pass kiro-cli's data.sqlite3 with --db"
+            )
+        auth = dict(conn.execute("SELECT key, value FROM auth_kv").fetchall())
+        state = dict(conn.execute("SELECT key, value FROM state").fetchall()) if "state" in tables else {}
+    return parse_snapshot(path, auth, state, now)
+
+
+def parse_snapshot(
+    path: Path, auth: dict[str, object], state: dict[str, object], now: datetime
+) -> KiroCliSnapshot:
+    """Turn raw `auth_kv` / `state` rows into logins; pure, so it can be property-tested."""
+    snapshot = KiroCliSnapshot(path=path, logins=[], skipped=[])
+    _read_state(snapshot, state)
+    seen_kinds: dict[str, str] = {}
+    for token_key in TOKEN_KEYS:
+        if token_key.key not in auth:
+            continue
+        if token_key.kind in seen_kinds:
+            snapshot.skipped.append(
+                SkippedKey(token_key.key, f"superseded by {seen_kinds[token_key.kind]} (same kind of login)")
+            )
+            continue
+        try:
+            login = _parse_login(token_key, auth, now)
+        except _BadValue as exc:
+            snapshot.skipped.append(SkippedKey(token_key.key, str(exc)))
+            continue
+        except Exception as exc:  # noqa: BLE001 - whatever the shape, one bad login never stops the rest
+            snapshot.skipped.append(SkippedKey(token_key.key, f"unusable value ({type(exc).__name__})"))
+            continue
+        seen_kinds[token_key.kind] = token_key.key
+        snapshot.logins.append(login)
+    _attach_profile(snapshot)
+    return snapshot
+
+
+def _decode(value: object, key: str) -> object:
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _BadValue(f"{key}: value is binary, not UTF-8 JSON text") from exc
+    if not isinstance(value, str):
+        raise _BadValue(f"{key}: value is {type(value).__name__}, expected JSON text")
+    try:
+        return json.loads(value)
+    except (ValueError, RecursionError) as exc:  # ValueError: also a number of more than 4,300 digits
+        raise _BadValue(f"{key}: value is not JSON ({exc.__class__.__name__})") from exc
+
+
+def _json_object(value: object, key: str) -> dict[str, object]:
+    data = _decode(value, key)
+    if not isinstance(data, dict):
+        raise _BadValue(f"{key}: value is a JSON {_json_type(data)}, expected an object")
+    return data
+
+
+def _json_type(data: object) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(data), "number")
+
+
+def _string(data: dict[str, object], name: str, key: str, required: bool = False) -> str | None:
+    value = data.get(name)
+    if value is None or value == "":
+        if required:
+            raise _BadValue(f"{key}: field {name!r} is missing")
+        return None
+    if not isinstance(value, str):
+        raise _BadValue(f"{key}: field {name!r} is a {_json_type(value)}, expected a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _BadValue(f"{key}: field {name!r} holds an unpaired surrogate (not text)") from exc
+    return value
+
+
+def _time(data: dict[str, object], name: str, key: str, required: bool = False) -> datetime | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise _BadValue(f"{key}: field {name!r} is missing")
+        return None
+    try:
+        return parse_timestamp(value)
+    except TimestampError as exc:
+        raise _BadValue(f"{key}: field {name!r}: {exc}") from exc
+
+
+def _scopes(data: dict[str, object], key: str) -> list[str] | None:
+    value = data.get("scopes")
+    if value is None:
+        return None
+    if isinstance(value, str):  # external IdPs store a space-delimited string
+        return value.split()
+    if isinstance(value, list) and all(isinstance(s, str) and s.isprintable() for s in value):
+        return list(value)
+    raise _BadValue(f"{key}: field 'scopes' must be a list of strings")
+
+
+def _parse_login(token_key: TokenKey, auth: dict[str, object], now: datetime) -> PlaceLogin:
+    key = token_key.key
+    data = _json_object(auth[key], key)
+    access_token, refresh_token, expires_at = _newest_token(data, key)
+    common = dict(
+        key=key,
+        access_token=access_token,
+        expires_at=expires_at,
+        refresh_token=refresh_token,
+        raw=data,
+    )
+    if token_key.kind == "social":
+        provider = _string(data, "provider", key)
+        profile_arn = _string(data, "profile_arn", key)
+        login = PlaceLogin(
+            auth_method=AuthMethod.SOCIAL,
+            provider=provider.lower() if provider else None,
+            profile_arn=profile_arn,
+            region=profile_region(profile_arn) or DEFAULT_REGION,
+            **common,
+        )
+    elif token_key.kind == "external-idp":
+        login = PlaceLogin(
+            auth_method=AuthMethod.EXTERNAL_IDP,
+            token_endpoint=_string(data, "token_endpoint", key, required=True),
+            issuer_url=_string(data, "issuer_url", key),
+            client_id=_string(data, "client_id", key, required=True),
+            provider=_string(data, "provider", key),
+            scopes=_scopes(data, key),
+            **common,
+        )
+    else:
+        start_url = _string(data, "start_url", key)
+        login = PlaceLogin(
+            auth_method=classify_start_url(start_url),
+            region=_string(data, "region", key) or DEFAULT_REGION,
+            start_url=start_url,
+            scopes=_scopes(data, key),
+            oauth_flow=_string(data, "oauth_flow", key),
+            registration_key=token_key.registration_key,
+            **common,
+        )
+        _attach_registration(login, auth, now)
+    if not refresh_token:
+        login.needs_login = f"{key} has no refresh token; log in again"
+    return login
+
+
+def _newest_token(data: dict[str, object], key: str) -> tuple[str, str | None, datetime]:
+    """(access, refresh, expiry) in kiro-cli's snake_case, or in the camelCase copy some tools
+    (kirollm) add beside it, leaving the snake_case one stale: of two copies, the newer wins."""
+    copies = []
+    for access, refresh, expiry in (("access_token", "refresh_token", "expires_at"),
+                                    ("accessToken", "refreshToken", "expiresAt")):
+        if access in data or expiry in data:
+            token = _string(data, access, key, required=True)
+            when = _time(data, expiry, key, required=True)
+            assert token is not None and when is not None
+            copies.append((when, token, _string(data, refresh, key)))
+    if not copies:
+        raise _BadValue(f"{key}: field 'access_token' is missing")
+    when, token, refresh = max(copies, key=lambda copy: copy[0])
+    return token, refresh, when
+
+
+def _attach_registration(login: PlaceLogin, auth: dict[str, object], now: datetime) -> None:
+    """Use the device registration only where kiro-cli itself would (same region, not expired)."""
+    reg_key = login.registration_key
+    if reg_key is None or reg_key not in auth:
+        login.needs_login = f"no OIDC client registration ({reg_key}) beside {login.key}; log in again"
+        return
+    try:
+        reg = _json_object(auth[reg_key], reg_key)
+        client_id = _string(reg, "client_id", reg_key, required=True)
+        client_secret = _string(reg, "client_secret", reg_key, required=True)
+        secret_expires = _time(reg, "client_secret_expires_at", reg_key)
+        reg_region = _string(reg, "region", reg_key) or DEFAULT_REGION
+    except _BadValue as exc:
+        login.needs_login = f"{exc}; log in again"
+        return
+    if reg_region != login.region:
+        login.needs_login = (
+            f"{reg_key} is for region {reg_region} but the token is for {login.region}; "
+            "kiro-cli cannot refresh it either: log in again"
+        )
+        return
+    login.client_id, login.client_secret = client_id, client_secret
+    login.client_secret_expires_at = secret_expires
+    if secret_expires is None or secret_expires - EXPIRY_SKEW <= now:
+        login.needs_login = "the OIDC client registration has expired: log in again"
+
+
+def _read_state(snapshot: KiroCliSnapshot, state: dict[str, object]) -> None:
+    if fmt.PROFILE_STATE_KEY in state:
+        try:
+            profile = _json_object(state[fmt.PROFILE_STATE_KEY], f"state {fmt.PROFILE_STATE_KEY}")
+            key = f"state {fmt.PROFILE_STATE_KEY}"
+            snapshot.profile_arn = _string(profile, "arn", key)
+            snapshot.profile_name = _string(profile, "profile_name", key) or _string(profile, "profileName", key)
+        except _BadValue as exc:
+            snapshot.skipped.append(SkippedKey(f"state {fmt.PROFILE_STATE_KEY}", str(exc)))
+    for state_key, attr in ((IDC_START_URL_STATE_KEY, "idc_start_url"), (IDC_REGION_STATE_KEY, "idc_region")):
+        if state_key in state:
+            try:
+                value = _decode(state[state_key], f"state {state_key}")
+            except _BadValue:
+                value = state[state_key]  # older clients stored it unquoted
+                value = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+            if isinstance(value, str):
+                setattr(snapshot, attr, value)
+
+
+def _attach_profile(snapshot: KiroCliSnapshot) -> None:
+    """The `state` profile belongs to kiro-cli's active login: the first non-social one, if any.
+
+    A social token carries its own `profile_arn`; it takes the state profile only when it is
+    the sole login or the state profile is the social default one.
+    """
+    if not snapshot.profile_arn:
+        return
+    target = next((lg for lg in snapshot.logins if lg.auth_method is not AuthMethod.SOCIAL), None)
+    if target is None:
+        target = next((lg for lg in snapshot.logins if lg.auth_method is AuthMethod.SOCIAL), None)
+    if target is None:
+        return
+    if target.auth_method is AuthMethod.SOCIAL and target.profile_arn:
+        if target.profile_arn == snapshot.profile_arn:
+            target.profile_name = snapshot.profile_name
+        return
+    target.profile_arn = snapshot.profile_arn
+    target.profile_name = snapshot.profile_name
+
+
+def profile_region(arn: str | None) -> str | None:
+    """The API region is the ARN's 4th field (arn:aws:codewhisperer:REGION:account:profile/ID)."""
+    if not arn:
+        return None
+    parts = arn.split(":")
+    return parts[3] if len(parts) > 4 and parts[3] else None
+
+
+def resolved(path: Path) -> Path:
+    """The one spelling of a path: absolute, symbolic links and `..` resolved (as far as they exist)."""
+    try:
+        return Path(path).expanduser().resolve()
+    except (OSError, RuntimeError):  # a loop: reported by the file check
+        return Path(path).expanduser().absolute()
+
+
+def file_signature(path: Path) -> tuple[tuple[int, int], ...]:
+    """Cheap change detector for the database and its -wal: (mtime_ns, size) of each."""
+    result = []
+    for candidate in (path, path.with_name(path.name + "-wal")):
+        try:
+            st = os.stat(candidate)
+            result.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            result.append((0, -1))
+    return tuple(result)
+
+
+# ---------------------------------------------------------------- the write-back
+
+DEFAULT_WRITE_TIMEOUT = 2.0
+
+
+def write_back_token(
+    db_path: Path,
+    key: str,
+    belongs: Callable[[str | None], bool],
+    access_token: str,
+    refresh_token: str,
+    expires_at: datetime,
+    profile_arn: str | None = None,
+    timeout: float = DEFAULT_WRITE_TIMEOUT,
+) -> WriteResult:
+    """Compare-and-swap of kiro-cli's row `key`: written only when it holds a refresh token of
+    this account's lineage (`belongs`), in kiro-cli's own JSON, every other field kept."""
+    uri = "file:" + urllib.parse.quote(str(Path(db_path).absolute())) + "?mode=rw"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+    except sqlite3.Error as exc:
+        return WriteResult(WriteOutcome.FAILED, f"cannot open {db_path}: {exc}")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        row = conn.execute("SELECT value FROM auth_kv WHERE key = ?1", (key,)).fetchone()
+        if row is None:
+            conn.execute("ROLLBACK")
+            return WriteResult(WriteOutcome.MISSING, f"{key} is no longer in kiro-cli's database")
+        raw = row[0].decode("utf-8") if isinstance(row[0], bytes) else row[0]
+        try:
+            value = json.loads(raw)
+        except (TypeError, ValueError):
+            value = None
+        found = value.get("refresh_token") if isinstance(value, dict) else None
+        held = fingerprint(found) if isinstance(found, str) else None
+        if held is not None and held == fingerprint(refresh_token):
+            conn.execute("ROLLBACK")
+            return WriteResult(WriteOutcome.UNCHANGED)
+        if not isinstance(value, dict) or not belongs(held):
+            conn.execute("ROLLBACK")
+            return WriteResult(WriteOutcome.OTHER,
+                                   f"kiro-cli's {key} holds a refresh token kiro-tui has not seen (another login, "
+                                   "or refreshed by another tool)")
+        value["access_token"] = access_token
+        value["refresh_token"] = refresh_token
+        value["expires_at"] = format_timestamp(expires_at)
+        if profile_arn and "profile_arn" in value:
+            value["profile_arn"] = profile_arn
+        conn.execute("UPDATE auth_kv SET value = ?1 WHERE key = ?2", (fmt.dumps(value), key))
+        conn.execute("COMMIT")
+        return WriteResult(WriteOutcome.WRITTEN)
+    except sqlite3.OperationalError as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if "locked" in str(exc) or "busy" in str(exc):
+            return WriteResult(WriteOutcome.LOCKED, f"kiro-cli's database stayed locked for {timeout:g} s")
+        return WriteResult(WriteOutcome.FAILED, f"cannot write {db_path}: {exc}")
+    except sqlite3.Error as exc:
+        return WriteResult(WriteOutcome.FAILED, f"cannot write {db_path}: {exc}")
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------- the place
 
 class KiroCliPlace:
     kind = "kiro-cli"
@@ -42,7 +534,7 @@ class KiroCliPlace:
             raise PlaceError(str(exc)) from exc
         return PlaceSnapshot(self.kind, snapshot.path, snapshot.logins, [(s.key, s.reason) for s in snapshot.skipped])
 
-    def read_entry(self, path: Path, entry: str, now: datetime, busy_timeout: float = 1.0) -> KiroCliLogin | None:
+    def read_entry(self, path: Path, entry: str, now: datetime, busy_timeout: float = 1.0) -> PlaceLogin | None:
         if not path.exists():
             return None
         try:
@@ -55,9 +547,8 @@ class KiroCliPlace:
                     timeout: float) -> WriteResult:
         if not path.exists():
             return WriteResult(WriteOutcome.MISSING, f"kiro-cli's database {path} is not there")
-        result = write_back_token(path, entry, belongs, copy.access_token, copy.refresh_token, copy.expires_at,
-                                  copy.profile_arn, timeout)
-        return WriteResult(_OUTCOMES[result.outcome], result.detail)
+        return write_back_token(path, entry, belongs, copy.access_token, copy.refresh_token, copy.expires_at,
+                                copy.profile_arn, timeout)
 
     def create(self, path: Path, account: Account) -> Created:
         raise PlaceError(f"kiro-tui does not create kiro-cli's database {path}; log in with kiro-cli, then import it")

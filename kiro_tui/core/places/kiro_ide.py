@@ -14,7 +14,6 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from kiro_tui.core.kiro_cli import KiroCliLogin
 from kiro_tui.core.models import Account, AuthMethod
 from kiro_tui.core.places._fields import (
     Fields,
@@ -26,9 +25,16 @@ from kiro_tui.core.places._fields import (
     social_provider,
     words,
 )
-from kiro_tui.core.places._files import JsonDoc, absolute, atomic_write, is_present, prepare_folder
+from kiro_tui.core.places._files import (
+    JsonDoc,
+    absolute,
+    atomic_write,
+    is_present,
+    prepare_folder,
+)
 from kiro_tui.core.places._json_place import JsonFilePlace
 from kiro_tui.core.places.base import Created, TokenCopy
+from kiro_tui.core.places.kiro_cli import PlaceLogin
 
 TOKEN_FILE = "kiro-auth-token.json"
 AMAZON_START_URL = "https://amzn.awsapps.com/start"
@@ -59,7 +65,7 @@ class KiroIdePlace(JsonFilePlace):
                     "with the file it points to (kiro-tui does not write through links)")
         return None
 
-    def parse(self, doc: JsonDoc, now: datetime) -> KiroCliLogin:
+    def parse(self, doc: JsonDoc, now: datetime) -> PlaceLogin:
         fields = Fields(doc.data, "camel")  # type: ignore[arg-type]
         where = f"{self.what} {doc.path}"
         method, provider = words(fields.text("auth_method")), fields.text("provider")

@@ -22,12 +22,27 @@ from pathlib import Path
 
 import platformdirs
 
-from kiro_tui.core.kiro_cli import KiroCliLogin
 from kiro_tui.core.models import Account, AuthMethod
-from kiro_tui.core.places._fields import BadField, Fields, build_login, client_of, is_text, oidc_method, words
+from kiro_tui.core.places._fields import (
+    BadField,
+    Fields,
+    build_login,
+    client_of,
+    is_text,
+    oidc_method,
+    words,
+)
 from kiro_tui.core.places._files import PlaceMissing, absolute, is_folder, is_present
 from kiro_tui.core.places._sqlite import DEFAULT_BUSY_TIMEOUT, open_read_only, tables
-from kiro_tui.core.places.base import Created, PlaceError, PlaceSnapshot, TokenCopy, WriteOutcome, WriteResult
+from kiro_tui.core.places.base import (
+    Created,
+    PlaceError,
+    PlaceSnapshot,
+    TokenCopy,
+    WriteOutcome,
+    WriteResult,
+)
+from kiro_tui.core.places.kiro_cli import PlaceLogin
 
 DB_NAME = "kiro.db"
 MAX_ROWS = 1000
@@ -74,7 +89,7 @@ class OpencodePlace:
                 snapshot.skipped.append((entry, str(exc)))
         return snapshot
 
-    def read_entry(self, path: Path, entry: str, now: datetime, busy_timeout: float = 1.0) -> KiroCliLogin | None:
+    def read_entry(self, path: Path, entry: str, now: datetime, busy_timeout: float = 1.0) -> PlaceLogin | None:
         path = absolute(path)
         try:
             rows = self._rows(path, busy_timeout, " WHERE id = ?1", (entry,))
@@ -103,7 +118,7 @@ class OpencodePlace:
             names = [column[0] for column in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
-    def _parse(self, row: dict[str, object], entry: str, path: Path, now: datetime) -> KiroCliLogin:
+    def _parse(self, row: dict[str, object], entry: str, path: Path, now: datetime) -> PlaceLogin:
         fields = Fields(row, "snake")
         fields.text("id", required=True)  # an id that is not text skips the row, named
         email = fields.text("email")

@@ -29,8 +29,17 @@ from kiro_tui.core.config import Settings
 from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.importer import ImportReport
 from kiro_tui.core.login import LoginRequest
+from kiro_tui.core.models import (
+    Account,
+    AccountView,
+    AuthMethod,
+    Health,
+    Mode,
+    Outcome,
+    PlaceRole,
+    Status,
+)
 from kiro_tui.core.places import LINK_KINDS
-from kiro_tui.core.models import Account, AccountView, AuthMethod, Health, Mode, Outcome, PlaceRole, Status
 from kiro_tui.core.store import RefreshLogEntry, UnreadableRow
 from kiro_tui.core.summary import printable
 from kiro_tui.core.timefmt import shift
