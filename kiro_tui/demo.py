@@ -141,9 +141,25 @@ def run_demo(approve_after: float = 5.0) -> int:
     from kiro_tui.tui.app import run_app
 
     with demo_environment(approve_after) as demo:
+        keep_places_inside(demo.folder)
         install_hangup_handler(demo.folder)
         return run_app(demo.store.path, demo.settings, SystemClock(), Endpoints(override=demo.emulator.url),
                        demo.kiro_cli_db, [demo.kiro_cli_db], on_exit=lambda: start_watchdog(demo.folder))
+
+
+PLACE_ENVIRONMENT = ("HOME", "USERPROFILE", "APPDATA", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME")
+"""What every place's usual path (and kiro-tui's own log) is found from."""
+
+
+def keep_places_inside(folder: Path) -> None:
+    """The demo's process sees a home of its own inside the demo folder, so that `i` offers only
+    the demo's logins and `x` proposes files there: a demo must never read or write the Kiro
+    IDE's cache or another tool's files of the person trying it."""
+    home = folder / "home"
+    home.mkdir(mode=0o700, exist_ok=True)
+    for name in PLACE_ENVIRONMENT:
+        os.environ[name] = str(home if name in ("HOME", "USERPROFILE") else home / name.lower())
+    os.environ.pop("KIRO_CREDS_FILE", None)  # kiro-gateway's file, if this shell names one
 
 
 def install_hangup_handler(folder: Path) -> None:

@@ -14,8 +14,8 @@ import pytest
 
 
 class Tmux:
-    def __init__(self, socket: str, env: dict[str, str], tmpdir: Path) -> None:
-        self.socket, self.env, self.tmpdir = socket, env, tmpdir
+    def __init__(self, socket: str, env: dict[str, str], tmpdir: Path, home: Path) -> None:
+        self.socket, self.env, self.tmpdir, self.home = socket, env, tmpdir, home
 
     def demo_folders(self) -> set[str]:
         """The demo's temporary folders: in this test's own TMPDIR, so no other run interferes."""
@@ -58,8 +58,10 @@ def tmux(kiro_tui_exe: str, tmp_path):
         pytest.fail("tmux is not installed (.ci/run installs it with apt-get)")
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
-    env = {**os.environ, "TERM": "xterm-256color", "TMUX": "", "TMPDIR": str(tmpdir)}
-    session = Tmux(f"kiro-tui-test-{os.getpid()}", env, tmpdir)
+    home = tmp_path / "home"  # the person's own home: the demo must never touch it
+    home.mkdir()
+    env = {**os.environ, "TERM": "xterm-256color", "TMUX": "", "TMPDIR": str(tmpdir), "HOME": str(home)}
+    session = Tmux(f"kiro-tui-test-{os.getpid()}", env, tmpdir, home)
     session.run("new-session", "-d", "-s", "demo", "-x", "160", "-y", "40", f"{kiro_tui_exe} demo --approve-after 600")
     try:
         yield session
@@ -89,6 +91,14 @@ def test_demo_in_tmux(tmux: Tmux) -> None:
     tmux.keys("i")
     tmux.wait_for(lambda s: "Imported from kiro-cli" in s and "unchanged" in s, what="the import toast")
 
+    tmux.keys("x")  # link the selected account to the Kiro IDE: the file lands in the demo's folder
+    tmux.wait_for(lambda s: "Link to Kiro IDE" in s, what="the link / export choices")
+    tmux.keys("Enter")
+    prompt = tmux.wait_for(lambda s: "kiro-auth-token.json" in s, what="the path prompt")
+    assert "kiro-tui-demo-" in prompt and str(tmux.home) not in prompt, prompt
+    tmux.keys("Enter")
+    tmux.wait_for(lambda s: "kept fresh in Kiro IDE" in s, what="the link toast")
+
     tmux.keys("l")
     tmux.wait_for(lambda s: "Log in with a device code" in s, what="the login form")
     tmux.keys("Enter")  # blank start URL: AWS Builder ID
@@ -101,6 +111,7 @@ def test_demo_in_tmux(tmux: Tmux) -> None:
     tmux.keys("q")
     assert tmux.session_ends(timeout=10), "q did not quit the demo"
     assert tmux.demo_folders() == set()  # the demo left nothing behind
+    assert list(tmux.home.iterdir()) == []  # and never wrote into the person's home
 
 
 def test_demo_cleans_up_when_its_terminal_closes(tmux: Tmux) -> None:
