@@ -41,6 +41,10 @@ IDC_PROFILES = [
     {"arn": "arn:aws:codewhisperer:us-east-1:123456789012:profile/TEAMDEV0001", "name": "Team Dev"},
     {"arn": "arn:aws:codewhisperer:eu-central-1:123456789012:profile/TEAMPROD002", "name": "Team Prod EU"},
 ]
+USAGE = {"erin@example.com": (46.0, 50.0), "team@acme.example": (1020.0, 1000.0), "carol@example.com": (31.0, 50.0)}
+"""Requests used and the month's limit, per demo user: quota low, over quota, and some left."""
+
+
 def account_from_seed(seeded: dict, account_id: str, mode: Mode = Mode.OWN) -> Account:
     """The account kiro-tui holds for an emulator-seeded login, as a kiro-tui login would save it."""
     token, registration = seeded["token"], seeded.get("device_registration") or {}
@@ -119,6 +123,8 @@ def seed_demo(emulator: Emulator, folder: Path, store: AccountStore, now: dateti
     store.save(account_from_seed(flaky, "f7a3b2e1"))
     token_path = urllib.parse.urlsplit(flaky["token"]["token_endpoint"]).path
     emulator.app.faults.append(Fault(path=token_path, count=1_000_000, status=503))
+    for email, (used, limit) in USAGE.items():  # so the Usage column shows quota low and over quota
+        emulator.state.users[email].usage, emulator.state.users[email].limit = used, limit
     return db
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.clock import SystemClock
 from kiro_tui.core.models import Health
-from kiro_tui.demo import demo_environment
+from kiro_tui.demo import USAGE, demo_environment
 from kiro_tui.tui.app import make_app
 from kiro_tui.tui.screens.choice import LoadingChoiceScreen
 from kiro_tui.tui.screens.device_code import DeviceCodeScreen
@@ -26,8 +26,6 @@ from kiro_tui.tui.widgets.accounts_table import AccountsTable
 
 OUT = Path(__file__).resolve().parent.parent / "screenshots"
 SIZE = (150, 40)  # every column shows (the table drops columns below 140, see accounts_table.plan_columns)
-USAGE = {"erin@example.com": (46.0, 50.0), "team@acme.example": (1020.0, 1000.0), "carol@example.com": (31.0, 50.0)}
-"""Requests used and the month's limit, per demo user: quota low, over quota, and some left."""
 
 
 async def capture() -> list[Path]:
@@ -35,8 +33,6 @@ async def capture() -> list[Path]:
     with demo_environment(approve_after=600) as demo:
         demo.emulator.state.next_user_codes = ["WDJB-MJHT"]
         demo.emulator.state.verification_uri = "https://device.sso.us-east-1.amazonaws.com/"
-        for email, (used, limit) in USAGE.items():  # so the Usage column shows quota low and over quota
-            demo.emulator.state.users[email].usage, demo.emulator.state.users[email].limit = used, limit
         app = make_app(demo.store.path, demo.settings, SystemClock(), Endpoints(override=demo.emulator.url),
                        demo.kiro_cli_db, [demo.kiro_cli_db], system_copy=None)
 
