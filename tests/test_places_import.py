@@ -179,3 +179,58 @@ def test_sources_json_shape(kiro_tui_exe, isolated_dirs: Path) -> None:
     for item in result.json():
         assert set(item) == {"kind", "path", "found", "logins", "error"}
     assert json.loads(result.out)[0]["kind"] == "kiro-cli"
+
+
+async def test_two_people_of_one_identity_provider_are_two_accounts(tmp_path: Path, engine: Engine, emulator) -> None:
+    """An external IdP's client id is the app's, shared by every person of the tenant: it is no
+    evidence of one login, and each person's kiro-cli keeps their own token."""
+    first = KiroCliDb(tmp_path / "a" / "data.sqlite3")
+    second = KiroCliDb(tmp_path / "b" / "data.sqlite3")
+    g = seed_into_kiro_cli(emulator, first, kind="external-idp", email="g@contoso.example")
+    h = seed_into_kiro_cli(emulator, second, kind="external-idp", email="h@contoso.example")
+    assert g["token"]["client_id"] == h["token"]["client_id"]  # the shared app client
+    await engine.import_now(first.path)
+    report = await engine.import_now(second.path)
+    assert [i.action for i in report.imported] == ["added"]
+    accounts = engine.store.accounts()
+    assert len(accounts) == 2
+    results = await engine.refresh_now([a.id for a in accounts])
+    assert {r.outcome for r in results} == {Outcome.REFRESHED}
+    for db, person in ((first, g), (second, h)):
+        (owner,) = [a for a in engine.store.accounts()
+                    if any(p.path == str(db.path.resolve()) for p in engine.store.places(a.id))]
+        row = db.get_json("auth_kv", "kirocli:external-idp:token")
+        assert row["refresh_token"] == owner.refresh_token != person["token"]["refresh_token"]  # rotated, own
+        assert sum(p.path == str(db.path.resolve()) for a in accounts for p in engine.store.places(a.id)) == 1
+
+
+@pytest.mark.parametrize("how", ["import", "refresh"])
+async def test_a_token_a_tool_refreshed_is_taken_though_it_expires_a_minute_early(
+        tmp_path: Path, engine: Engine, emulator, emulator_time, how: str) -> None:
+    """kiro-gateway refreshes kiro-cli's token by itself and stores an expiry 60 s short: that
+    token is newer than kiro-tui's (which the service has rotated away), whatever the expiry says."""
+    import httpx
+
+    db = KiroCliDb(tmp_path / "kiro-cli" / "data.sqlite3")
+    seed_into_kiro_cli(emulator, db, kind="social", email="gw@example.com")
+    await engine.import_now(db.path)
+    (account,) = engine.store.accounts()
+    (result,) = await engine.refresh_now([account.id])  # sync mode: written back into kiro-cli
+    assert result.outcome is Outcome.REFRESHED
+    ours = engine.store.get(account.id)
+    assert db.get_json("auth_kv", SOCIAL_TOKEN_KEY)["refresh_token"] == ours.refresh_token
+    answer = httpx.post(f"{emulator.url}/refreshToken", json={"refreshToken": ours.refresh_token}).json()
+    early = at(emulator_time.now + answer["expiresIn"] - 60)  # the gateway's way
+    db.set_json("auth_kv", SOCIAL_TOKEN_KEY, {"access_token": answer["accessToken"],
+                                               "refresh_token": answer["refreshToken"],
+                                               "expires_at": early.isoformat(), "region": "us-east-1"})
+    assert early <= ours.expires_at  # no later than ours: expiry alone would keep ours, now dead
+    if how == "import":
+        report = await engine.import_now(db.path)
+        assert [i.action for i in report.imported] == ["updated"]
+    else:
+        (adopted,) = await engine.refresh_now([account.id])
+        assert adopted.outcome is Outcome.ADOPTED
+    assert engine.store.get(account.id).refresh_token == answer["refreshToken"]
+    (after,) = await engine.refresh_now([account.id])
+    assert after.outcome is Outcome.REFRESHED  # the live token was spent, not the dead one

@@ -12,6 +12,7 @@ import pytest
 from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.importer import import_snapshot, new_account_id
+from kiro_tui.core.importer import NEWER_TOLERANCE
 from kiro_tui.core.models import Health, Mode, Outcome, Status
 from kiro_tui.core.places.kiro_cli import read_kiro_cli
 from kiro_tui.core.refresh import Backoff, RefreshClients, Refresher
@@ -205,8 +206,9 @@ async def test_write_back_refused_when_kiro_cli_row_changed(rig: Rig) -> None:
     account_id, seeded = rig.add(kind="social", email="cas@example.com")
     rig.make_due(account_id)
     other = dict(seeded["token"])
+    older = rig.store.get(account_id).expires_at - NEWER_TOLERANCE - timedelta(minutes=1)  # type: ignore[union-attr]
     other.update(refresh_token="aorAAAAAGsomeoneelse", access_token="aoaAAAAAGsomeoneelse",
-                 expires_at=seeded["token"]["expires_at"])  # same expiry: not newer, so not adopted
+                 expires_at=older.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))  # well before ours: not a newer token
     rig.db.set_json("auth_kv", "kirocli:social:token", other)
     before = rig.db.get_json("auth_kv", "kirocli:social:token")
     result = await rig.refresher.refresh(account_id)

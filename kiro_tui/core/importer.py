@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 import urllib.parse
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from kiro_tui.core.masking import fingerprint
@@ -42,10 +42,6 @@ _META_FIELDS = (
     "issuer_url",
 )
 
-
-_REGISTRATION_FIELDS = {"client_id", "client_secret", "client_secret_expires_at", "scopes", "oauth_flow",
-                        "token_endpoint", "issuer_url"}
-"""Fields that belong to the client a refresh token was issued to: taken only with its token."""
 
 
 @dataclass
@@ -202,7 +198,7 @@ def _import_login(
                                    place.role if place else PlaceRole.SOURCE))
     if automatic and account.mode is Mode.OWN and account.health is not Health.NEEDS_LOGIN:
         return _imported(account, login, UNCHANGED, "own mode: refreshed by kiro-tui", kind, source)
-    action, note = merge_login(account, login)
+    action, note = merge_login(account, login, spent=is_spent(store, account, login))
     if action != UNCHANGED:
         touch_updated(account, now)
         store.save(account, tx)  # type: ignore[arg-type]
@@ -221,7 +217,9 @@ def match_login(store: AccountStore, login: PlaceLogin, kind: str, path: str) ->
         account = store.get(place.account_id)
         if account is not None and same_login(account, login, same_place=True):
             return account
-    if login.client_id and login.auth_method is not AuthMethod.SOCIAL:
+    if login.client_id and login.auth_method in (AuthMethod.BUILDER_ID, AuthMethod.IDC):
+        # A device registration is one install's own; an external IdP's client id is the app's,
+        # shared by every person of the tenant: no evidence of the same login.
         for account in store.accounts():
             if account.client_id == login.client_id and _norm(account.start_url) == _norm(login.start_url) \
                     and same_login(account, login):
@@ -243,6 +241,8 @@ def same_login(account: Account, login: PlaceLogin, same_place: bool = False) ->
              (_norm(account.issuer_url), _norm(login.issuer_url)))
     if any(ours and theirs and ours != theirs for ours, theirs in pairs):
         return False
+    if account.email and login.email and account.email.strip().casefold() != login.email.strip().casefold():
+        return False  # another person
     if account.client_id and login.client_id and account.client_id != login.client_id:
         # A new registration in the same place is what logging in again there makes: it heals a
         # login that needs one; a working login beside it is another login.
@@ -280,15 +280,42 @@ def _new_account(login: PlaceLogin, account_id: str, source: str, mode: Mode, ki
     return account
 
 
-def merge_login(account: Account, login: PlaceLogin) -> tuple[str, str | None]:
+NEWER_TOLERANCE = timedelta(minutes=2)
+"""How much earlier a copy's expiry may be and still be the newer token: tools store expiries
+their own way (kiro-gateway keeps one 60 s short), so a copy another tool just refreshed can
+expire a little before the token kiro-tui last had."""
+
+
+def is_spent(store: AccountStore, account: Account, login: PlaceLogin) -> bool:
+    """The place holds a refresh token kiro-tui already had and moved on from (not the current one)."""
+    return (bool(login.refresh_token) and login.refresh_token != account.refresh_token
+            and store.in_lineage(account.id, fingerprint(login.refresh_token)))
+
+
+def takes_over(account: Account, login: PlaceLogin, spent: bool) -> bool:
+    """Whether a copy of this login holds a newer token than the account. The same refresh
+    token: when its access token lasts longer. One kiro-tui already spent: never. One it has
+    never seen, at a place of this login: a tool rotated it, so it is newer, unless it expires
+    well before ours (another branch, left behind); and always when ours is dead."""
+    if not login.refresh_token or spent:
+        return False
+    if login.refresh_token == account.refresh_token:
+        return login.expires_at >= account.expires_at
+    if account.health is Health.NEEDS_LOGIN or is_dead_refresh_token(account):
+        return True
+    return login.expires_at >= account.expires_at - NEWER_TOLERANCE
+
+
+def merge_login(account: Account, login: PlaceLogin, spent: bool = False) -> tuple[str, str | None]:
     """Bring `account` up to date with `login` in place; return (action, note).
 
-    The token is taken only if it expires no earlier than ours. Registration and profile
-    details are taken whenever kiro-cli has them. Used by re-import and by the refresh
-    engine's `sync` / `follow` modes alike.
+    The token is taken when the copy holds a newer one (`takes_over`; `spent`: its refresh
+    token is one kiro-tui already moved on from). Registration and profile details are taken
+    whenever the place has them, unless they belong to another client. Used by re-import and
+    by the refresh engine's adoption of a tool's token alike.
     """
     before = {name: getattr(account, name) for name in (*_TOKEN_FIELDS, *_META_FIELDS, "health", "last_error")}
-    take_token = login.expires_at >= account.expires_at
+    take_token = takes_over(account, login, spent)
     token_changed = take_token and login.refresh_token != account.refresh_token
     if take_token:
         for name in _TOKEN_FIELDS:
@@ -297,8 +324,8 @@ def merge_login(account: Account, login: PlaceLogin) -> tuple[str, str | None]:
                     and login.client_id != account.client_id)
     for name in _META_FIELDS:  # what the place lacks is kept from what kiro-tui knew
         value = getattr(login, name)
-        if value is None or (other_client and name in _REGISTRATION_FIELDS):
-            continue  # a refresh token works only with the client it was issued to
+        if value is None or other_client:
+            continue  # a copy issued to another client is another session: its details are not ours
         setattr(account, name, value)
     if login.email and not account.email:
         account.email = login.email

@@ -50,7 +50,7 @@ from kiro_tui.core.aws.tokens import TokenResult
 from kiro_tui.core.clock import Clock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.errors import KiroTuiError, StoreError
-from kiro_tui.core.importer import mark_refresh_token_dead, merge_login, same_login
+from kiro_tui.core.importer import is_spent, mark_refresh_token_dead, merge_login, same_login, takes_over
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import (
     Account,
@@ -344,13 +344,16 @@ class Refresher:
             except PlaceError as exc:
                 log.info("%s: cannot read %s %s before refreshing: %s", account.id, place.kind, place.path, exc)
                 continue
-            if login is None or login.expires_at <= account.expires_at or not login.refresh_token:
+            if login is None or not login.refresh_token:
                 continue
-            if not (self.store.in_lineage(account.id, fingerprint(login.refresh_token))
-                    or same_login(account, login)):
+            spent = is_spent(self.store, account, login)
+            if login.refresh_token == account.refresh_token and login.expires_at <= account.expires_at:
+                continue  # the place holds what we hold
+            if not ((spent or self.store.in_lineage(account.id, fingerprint(login.refresh_token))
+                     or same_login(account, login)) and takes_over(account, login, spent)):
                 continue
             replaced = fingerprint(account.refresh_token)
-            merge_login(account, login)
+            merge_login(account, login, spent)
             account.sync_error = None
             account.last_refresh_at = self.clock.now()
             now = self.clock.now()
