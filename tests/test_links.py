@@ -232,3 +232,40 @@ async def test_the_gateways_own_write_back_is_adopted_whatever_shape_it_wrote(tm
     assert written["refresh_token"] == engine.store.get(account_id).refresh_token
     assert list(written) == list(gateway_shape)  # its shape kept: only the token fields change
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", written["expires_at"])
+
+
+async def test_linking_into_a_folder_finds_the_file_already_holding_this_login(tmp_path: Path, engine: Engine,
+                                                                              emulator) -> None:
+    """CLIProxyAPI keeps a folder: linking there again (after an unlink, or when the folder already
+    holds a copy of this login under another name) links that file, never a second copy."""
+    account_id = own_account(engine, emulator, "builder-id")
+    folder = tmp_path / "cli-proxy-api"
+    first = await engine.link(account_id, "cliproxy", folder)
+    await engine.unlink(account_id, "cliproxy")
+    again = await engine.link(account_id, "cliproxy", folder)  # the file is still there, holding this login
+    assert again.path == first.path and again.role is PlaceRole.LINK
+    assert [p.name for p in folder.iterdir()] == [Path(first.path).name]
+    await engine.unlink(account_id, "cliproxy")
+    copy = folder / "kiro-cli-import-b.json"  # the proxy's own import of the same login, another name
+    Path(first.path).rename(copy)
+    linked = await engine.link(account_id, "cliproxy", folder)
+    assert linked.path == str(copy) and sorted(p.name for p in folder.iterdir()) == [copy.name]
+    (result,) = await engine.refresh_now([account_id])
+    assert result.outcome is Outcome.REFRESHED
+    assert held("cliproxy", copy) == engine.store.get(account_id).refresh_token  # kept fresh from then on
+
+
+async def test_an_import_does_not_link_back_a_place_the_person_unlinked(tmp_path: Path, engine: Engine,
+                                                                        emulator) -> None:
+    account_id = own_account(engine, emulator, "social")
+    place = await engine.link(account_id, "cliproxy", tmp_path / "proxy")
+    await engine.unlink(account_id, "cliproxy")
+    report = await engine.import_now(Path(place.path), "cliproxy")
+    assert not report.imported and "unlinked from account" in report.skipped[0].reason
+    assert f"kiro-tui link {account_id} --to cliproxy" in report.skipped[0].reason
+    assert engine.store.places(account_id) == []
+    before = Path(place.path).read_bytes()
+    await engine.refresh_now([account_id])
+    assert Path(place.path).read_bytes() == before  # no longer written
+    await engine.link(account_id, "cliproxy", Path(place.path))  # linked again: imports see it again
+    assert engine.store.unlinked("cliproxy", place.path, place.entry) is None

@@ -119,6 +119,19 @@ def _existing_entry(fmt: PlaceFormat, target: Path, account: Account,
     return snapshot.path, mine.key, mine
 
 
+def _logins_in(fmt: PlaceFormat, folder: Path, now: datetime) -> list[tuple[Path, str, PlaceLogin]]:
+    """Every login the tool's files in `folder` hold, as (file, entry, login); a file that cannot
+    be read is passed over (it is not this account's to link)."""
+    found = []
+    for file in fmt.discover(folder):
+        try:
+            snapshot = fmt.scan(file, now)
+        except PlaceError:
+            continue
+        found += [(snapshot.path, login.key, login) for login in snapshot.logins]
+    return found
+
+
 def place_files(kind: str, path: Path) -> list[tuple[str, Path]]:
     """The place files at `path` (itself, or those a folder holds), by kind: kiro-gateway's
     credentials.json also names kiro-cli-format databases, read as `gateway-db`."""
@@ -663,10 +676,11 @@ class Engine:
         taken = self.store.place_at(kind, str(entry_path), entry)
         if taken is not None and taken.account_id != account.id:
             raise PlaceError(f"{entry_path} is already a place of account {taken.account_id}")
-        place = Place(account.id, kind, str(entry_path), entry, PlaceRole.LINK if taken is None else taken.role,
+        place = Place(account.id, kind, str(entry_path), entry, PlaceRole.LINK,  # a source linked is written too
                       PlaceState.PENDING, "writing the token", written_at=written_at)
         with self.store.transaction() as tx:
             self.store.save_place(tx, place)
+        self.store.mark_unlinked(place, None, unlinked=False)
         await self.start()
         await self.refresher.write_places_now(account.id, [place])  # type: ignore[union-attr]
         self.account_changed(account.id)
@@ -686,6 +700,8 @@ class Engine:
         with self.store.transaction() as tx:
             for place in gone:
                 self.store.delete_place(tx, place)
+        for place in gone:  # an import of that file later does not link it back behind the person's back
+            self.store.mark_unlinked(place, self.clock.now())
         self.account_changed(account.id)
         return gone
 
@@ -726,6 +742,11 @@ class Engine:
         else:
             raise PlaceError(f"{fmt.title} has no usual place for its file; name it with --path")
         existing = await asyncio.to_thread(_existing_entry, fmt, target, account, self.clock.now())
+        if existing is None and target.is_dir():  # a folder of the tool's files: one may hold this login
+            found = await asyncio.to_thread(_logins_in, fmt, target, self.clock.now())
+            mine = next(((file, entry) for file, entry, login in found
+                         if self.store.in_lineage(account.id, fingerprint(login.refresh_token))), None)
+            return fmt, target, mine
         if existing is None:
             return fmt, target, None
         entry_path, entry, login = existing

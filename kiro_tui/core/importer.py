@@ -163,6 +163,12 @@ def import_snapshot(
                     login.key, f"{forgotten[0]} was removed from kiro-tui on {forgotten[1]:%Y-%m-%d}; "
                                "a new login there imports again"))
                 continue
+            unlinked = store.unlinked(kind, source, login.key)
+            if unlinked is not None and store.lineage_owner(login.refresh_token) == unlinked[0]:
+                report.skipped.append(SkippedKey(
+                    login.key, f"unlinked from account {unlinked[0]} on {unlinked[1]:%Y-%m-%d}; "
+                               f"`kiro-tui link {unlinked[0]} --to {kind} --path {source}` keeps it fresh again"))
+                continue
             tx.execute("SAVEPOINT login")
             try:
                 item = _import_login(store, tx, login, kind, source, now, mode, automatic, taken)

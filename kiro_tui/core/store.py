@@ -617,6 +617,29 @@ class AccountStore:
         with self.transaction(durable=False) as tx:
             tx.execute("INSERT OR REPLACE INTO preferences (key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
+    UNLINKED_KEY = "unlinked_places"
+
+    def unlinked(self, kind: str, path: str, entry: str = "") -> tuple[str, datetime] | None:
+        """(account id, when) if a person unlinked this place from that account: an import does
+        not make it a place of the account again."""
+        marks = self.preference(self.UNLINKED_KEY)
+        mark = marks.get(f"{kind}\t{path}\t{entry}") if isinstance(marks, dict) else None
+        try:
+            return (str(mark["account"]), parse_timestamp(mark["at"])) if isinstance(mark, dict) else None
+        except (KeyError, ValueError, TypeError, TimestampError):
+            return None
+
+    def mark_unlinked(self, place: Place, at: datetime | None, unlinked: bool = True) -> None:
+        """Remember (or, linked again, forget) that this place was unlinked from its account."""
+        marks = self.preference(self.UNLINKED_KEY)
+        marks = marks if isinstance(marks, dict) else {}
+        key = f"{place.kind}\t{place.path}\t{place.entry}"
+        if unlinked and at is not None:
+            marks[key] = {"account": place.account_id, "at": format_timestamp(at)}
+        elif marks.pop(key, None) is None:
+            return
+        self.set_preference(self.UNLINKED_KEY, marks)
+
     def data_version(self) -> int:
         """Changes whenever another connection (another kiro-tui process) commits."""
         return int(self._db.execute("PRAGMA data_version").fetchone()[0])
