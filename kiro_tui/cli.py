@@ -120,12 +120,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     else:
         _print_import(report)
     for skipped in report.skipped:
-        warn(f"skipped {skipped.key} in {where}: {skipped.reason}")
+        warn(f"skipped {skipped.where or where}: {skipped.reason}")
     for problem_kind, problem_path, why in report.problems:
         warn(f"{problem_kind} {problem_path}: {why}")
     if not report.imported:
         if report.skipped:
-            raise CommandFailed(f"no usable login in {where}: {report.skipped[0].reason}")
+            raise CommandFailed(f"no usable login in {report.skipped[0].path or where}: {report.skipped[0].reason}")
         hint = "run `kiro-cli login` first" if kind == "kiro-cli" else "log in with that tool first"
         raise CommandFailed(f"no login in {where}; {hint}, then import again")
     return EXIT_OK

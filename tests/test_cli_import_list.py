@@ -66,7 +66,8 @@ def test_default_path_all_kinds_and_json_import(kiro_tui_exe: str, kiro_db: Kiro
     report = result.json()
     assert [i["action"] for i in report["imported"]] == ["added"] * 3
     assert report["skipped"] == [
-        {"key": "codewhisperer:odic:token", "reason": "superseded by kirocli:odic:token (same kind of login)"}
+        {"key": "codewhisperer:odic:token", "reason": "superseded by kirocli:odic:token (same kind of login)",
+         "path": str(kiro_db.path)}
     ]
     rows = listed(kiro_tui_exe)
     assert set(rows) == {"kirocli:odic:token", "kirocli:social:token", "kirocli:external-idp:token"}

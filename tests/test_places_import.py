@@ -234,3 +234,17 @@ async def test_a_token_a_tool_refreshed_is_taken_though_it_expires_a_minute_earl
     assert engine.store.get(account.id).refresh_token == answer["refreshToken"]
     (after,) = await engine.refresh_now([account.id])
     assert after.outcome is Outcome.REFRESHED  # the live token was spent, not the dead one
+
+
+def test_a_skipped_login_is_named_by_the_file_it_is_in(kiro_tui_exe, isolated_dirs: Path, live_emulator) -> None:
+    ide = write_kiro_ide(isolated_dirs / ".aws" / "sso" / "cache", seed(live_emulator, "social"))
+    first = run_cli(kiro_tui_exe, "import", "--from", "kiro-ide", "--json")
+    assert first.code == 0, first.err
+    (item,) = first.json()["imported"]
+    assert run_cli(kiro_tui_exe, "remove", item["id"], "--yes").code == 0
+    again = run_cli(kiro_tui_exe, "import", "--from", "kiro-ide")
+    assert again.code == 1
+    assert f"warning: skipped {ide}: " in again.err and "was removed from kiro-tui" in again.err, again.err
+    assert f"error: no usable login in {ide}: " in again.err and "data.sqlite3" not in again.err, again.err
+    report = run_cli(kiro_tui_exe, "import", "--from", "kiro-ide", "--json").json()
+    assert report["skipped"][0]["path"] == str(ide)

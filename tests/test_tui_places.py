@@ -41,6 +41,31 @@ async def test_i_offers_every_place_found_kiro_cli_first(tmp_path: Path, isolate
             assert any(t.startswith("Imported") for t in toasts(app))
 
 
+async def test_an_import_from_another_tool_is_named_for_it_and_each_place_is_offered_once(
+        tmp_path: Path, isolated_dirs: Path, emulator) -> None:
+    db = KiroCliDb(tmp_path / "kiro-cli" / "data.sqlite3")
+    seed_into_kiro_cli(emulator, db, kind="social", email="cli@example.com")
+    write_cliproxy(isolated_dirs / ".cli-proxy-api", seed(emulator, "builder-id"))
+    with build_store(tmp_path / "s.db", []) as store:
+        app = build_app(store, emulator.url, kiro_cli_db=db.path, candidates=[db.path])
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await settle(pilot)
+            for _ in range(2):  # the second time, the file imported is a place: still one entry
+                await pilot.press("i")
+                await settle(pilot)
+                picker = app.screen
+                assert isinstance(picker, ChoiceScreen)
+                proxies = [i for i, (_, label) in enumerate(picker.options) if label.startswith("CLIProxyAPI")]
+                assert len(proxies) == 1, picker.options
+                assert picker.options[-1][1].startswith("Everything above") and "2 logins" in picker.options[-1][1]
+                picker.query_one("#choices").highlighted = proxies[0]
+                await pilot.press("enter")
+                await settle(pilot)
+            assert any(t.startswith("Imported from CLIProxyAPI") for t in toasts(app)), toasts(app)
+            assert not any("kiro-cli" in t for t in toasts(app)), toasts(app)
+            assert app.kiro_cli_db == db.path  # the summary still names kiro-cli's own database
+
+
 async def test_i_imports_kiro_cli_at_once_when_it_is_the_only_place(tmp_path: Path, emulator) -> None:
     db = KiroCliDb(tmp_path / "kiro-cli" / "data.sqlite3")
     seed_into_kiro_cli(emulator, db, kind="social", email="only@example.com")

@@ -550,9 +550,13 @@ class Engine:
             if kind != KIRO_CLI:
                 for path in fmt.default_paths():
                     wanted[(kind, Path(path))] = None
+        folders = [(kind, path) for kind, path in wanted if kind != KIRO_CLI]
         for place in self.store.places():
-            if place.role is PlaceRole.SOURCE:
-                wanted[(place.kind, Path(place.path))] = None
+            path = Path(place.path)
+            # a file in a folder already looked in (CLIProxyAPI's) is counted there, not twice
+            if place.role is PlaceRole.SOURCE and not any(
+                    kind == place.kind and path.is_relative_to(folder) for kind, folder in folders):
+                wanted[(place.kind, path)] = None
         return [await asyncio.to_thread(_look, kind, path, now) for kind, path in wanted]
 
     def _find_kiro_cli_db(self) -> Path | None:

@@ -90,7 +90,7 @@ class ImportReport:
             "source": str(self.source),
             "kind": self.kind,
             "imported": [item.to_json() for item in self.imported],
-            "skipped": [{"key": s.key, "reason": s.reason} for s in self.skipped],
+            "skipped": [{"key": s.key, "reason": s.reason, "path": s.path} for s in self.skipped],
             "missing": [{"id": a.id, "label": a.label, "key": a.source_key} for a in self.missing],
             "sources": [{"kind": kind, "path": str(path)} for kind, path in self.sources],
             "problems": [{"kind": kind, "path": str(path), "error": why} for kind, path, why in self.problems],
@@ -151,7 +151,8 @@ def import_snapshot(
     be stored is skipped with its reason, and the rest of the import still lands."""
     kind = getattr(snapshot, "kind", "kiro-cli")
     source = str(snapshot.path)
-    skipped = [s if isinstance(s, SkippedKey) else SkippedKey(s[0] or source, s[1]) for s in snapshot.skipped]
+    skipped = [SkippedKey(s.key, s.reason, s.path or source) if isinstance(s, SkippedKey)
+               else SkippedKey(s[0] or "", s[1], source) for s in snapshot.skipped]
     report = ImportReport(source=snapshot.path, skipped=skipped, kind=kind, sources=[(kind, snapshot.path)])
     with store.transaction() as tx:
         taken = store.ids()
@@ -161,20 +162,21 @@ def import_snapshot(
             if forgotten is not None:
                 report.skipped.append(SkippedKey(
                     login.key, f"{forgotten[0]} was removed from kiro-tui on {forgotten[1]:%Y-%m-%d}; "
-                               "a new login there imports again"))
+                               "a new login there imports again", source))
                 continue
             unlinked = store.unlinked(kind, source, login.key)
             if unlinked is not None and store.lineage_owner(login.refresh_token) == unlinked[0]:
                 report.skipped.append(SkippedKey(
                     login.key, f"unlinked from account {unlinked[0]} on {unlinked[1]:%Y-%m-%d}; "
-                               f"`kiro-tui link {unlinked[0]} --to {kind} --path {source}` keeps it fresh again"))
+                               f"`kiro-tui link {unlinked[0]} --to {kind} --path {source}` keeps it fresh again",
+                    source))
                 continue
             tx.execute("SAVEPOINT login")
             try:
                 item = _import_login(store, tx, login, kind, source, now, mode, automatic, taken)
             except Exception as exc:  # noqa: BLE001 - any damage in one login is that login's skip
                 tx.execute("ROLLBACK TO login")
-                report.skipped.append(SkippedKey(login.key, f"cannot be stored ({type(exc).__name__}: {exc})"))
+                report.skipped.append(SkippedKey(login.key, f"cannot be stored ({type(exc).__name__}: {exc})", source))
             else:
                 report.imported.append(item)
                 matched.add(item.id)

@@ -79,6 +79,15 @@ TOKEN_KEYS: tuple[TokenKey, ...] = (
 class SkippedKey:
     key: str
     reason: str
+    path: str | None = None
+    """The file it was in, when known (an import of several places)."""
+
+    @property
+    def where(self) -> str:
+        """How a message names it: the key in its file, or the file that holds one login."""
+        if self.path and self.key and self.key != self.path:
+            return f"{self.key} in {self.path}"
+        return self.path or self.key
 
 
 @dataclass

@@ -363,15 +363,19 @@ class AccountsScreen(Screen[None]):
         report = message.report
         self.kiro_app.last_import_at = self.kiro_app.clock.now()
         self.kiro_app.import_error = None
-        self.kiro_app.kiro_cli_db = report.source
+        kinds = {kind for kind, _ in report.sources} or {report.kind}
+        if report.kind == "kiro-cli":
+            self.kiro_app.kiro_cli_db = report.source
+        where = fmt.place_title(next(iter(kinds))) if len(kinds) == 1 else "every place found"
         if not message.automatic and not report.imported and not report.skipped:
-            self.notify(f"no login in {report.source}; run `kiro-cli login` first", title="Import failed",
+            hint = "run `kiro-cli login` first" if report.kind == "kiro-cli" else "log in with that tool first"
+            self.notify(f"no login in {fmt.home_relative(report.source)}; {hint}", title="Import failed",
                         severity="error", timeout=10)
         elif not message.automatic:
-            self.notify(describe_import(report), title="Imported from kiro-cli",
+            self.notify(describe_import(report), title=f"Imported from {where}",
                         severity="warning" if report.skipped else "information")
         elif report.changed:
-            self.notify(describe_import(report), title="kiro-cli changed")
+            self.notify(describe_import(report), title=f"{where} changed")
         self.update_summary(self.kiro_app.clock.now())
 
     def on_import_failed(self, message: messages.ImportFailed) -> None:
@@ -703,10 +707,10 @@ def which_account(view: AccountView, now: datetime, settings: Settings) -> Text:
     if account.profile_name or account.profile_arn:
         login.append(f"profile {fmt.profile_label(account)}")
     sources = [p for p in view.places if p.role is PlaceRole.SOURCE]
-    if account.source_key:
+    if sources:
+        origin = f"imported from {fmt.place_title(sources[0].kind)}" + (f" ({sources[0].entry})" if sources[0].entry else "")
+    elif account.source_key:
         origin = f"imported from kiro-cli ({account.source_key})"
-    elif sources:
-        origin = f"imported from {sources[0].kind}" + (f" ({sources[0].entry})" if sources[0].entry else "")
     else:
         origin = "logged in with kiro-tui"
     status = view.status(now, settings.window, settings.quota_warning)
@@ -725,7 +729,8 @@ def describe_import(report: ImportReport) -> str:
         counts[item.action] = counts.get(item.action, 0) + 1
     parts = [f"{n} {action}" for action, n in counts.items()] or ["no logins"]
     if report.skipped:
-        parts.append(f"{len(report.skipped)} skipped ({report.skipped[0].key}: {report.skipped[0].reason})")
+        parts.append(f"{len(report.skipped)} skipped ({report.skipped[0].key or fmt.home_relative(Path(report.skipped[0].path or ''))}: "
+                     f"{report.skipped[0].reason})")
     if report.missing:
-        parts.append(f"{len(report.missing)} kept (no longer in kiro-cli)")
+        parts.append(f"{len(report.missing)} kept (no longer there)")
     return ", ".join(parts)
