@@ -466,7 +466,7 @@ def _path(text: str | None) -> Path | None:
 
 
 def cmd_login(args: argparse.Namespace) -> int:
-    from kiro_tui.core.login import LoginRequest, PollStatus
+    from kiro_tui.core.login import LoginError, LoginRequest, PollStatus
     from kiro_tui.core.summary import account_json
 
     settings = _settings()
@@ -476,7 +476,10 @@ def cmd_login(args: argparse.Namespace) -> int:
         print(printable(text, keep_newlines=True), file=out, flush=True)
 
     request = LoginRequest(args.start_url or None, args.region or "us-east-1")
-    request.validate()  # the region as given: a typo is pointed out even for Builder ID
+    try:
+        request.validate()  # the region as given: a typo is pointed out even for Builder ID
+    except LoginError as exc:  # a flag's value: a usage error (exit 2), before any network call
+        raise UsageError(f"{exc}") from None
     if args.profile and not args.profile.startswith("arn:"):
         raise UsageError(f"--profile wants a profile ARN (arn:aws:codewhisperer:REGION:ACCOUNT:profile/ID), "
                          f"not {args.profile!r}")

@@ -61,7 +61,9 @@ def test_login_errors_exit_1_and_usage_errors_exit_2(kiro_tui_exe, live_emulator
     bad_profile = run_cli(kiro_tui_exe, "login", "--profile", "Team Dev", env=env)
     assert bad_profile.code == 2 and "--profile wants a profile ARN" in bad_profile.err
     bad_region = run_cli(kiro_tui_exe, "login", "--region", "Europe", env=env)
-    assert bad_region.code == 1 and "'Europe' is not an AWS region" in bad_region.err
+    assert bad_region.code == 2 and "'Europe' is not an AWS region" in bad_region.err  # a flag's value: usage
+    bad_url = run_cli(kiro_tui_exe, "login", "--start-url", "d-1234567890.awsapps.com/start", env=env)
+    assert bad_url.code == 2 and "must begin with https://" in bad_url.err
 
 
 def test_denied_in_the_browser_saves_nothing(kiro_tui_exe, isolated_dirs: Path) -> None:
