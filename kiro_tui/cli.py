@@ -23,6 +23,7 @@ from kiro_tui.core.config import Settings, load_settings
 from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.importer import UNCHANGED, ImportReport
 from kiro_tui.core.models import AccountView, Outcome, Status
+from kiro_tui.core.places import place_format
 from kiro_tui.core.places.kiro_cli import find_kiro_cli_db, resolved
 from kiro_tui.core.store import AccountStore
 from kiro_tui.core.summary import (
@@ -253,6 +254,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
             name = account.name if account else account_id
         except KiroTuiError:  # an unreadable row can still be removed
             name = "unreadable account"
+        kinds = sorted({p.kind for p in store.places(account_id)})
         if not args.yes:
             if not sys.stdin.isatty():
                 raise CommandFailed(f"not removing {account_id} ({name}) without confirmation; pass --yes")
@@ -261,8 +263,12 @@ def cmd_remove(args: argparse.Namespace) -> int:
                 print("Nothing removed.")
                 return EXIT_OK
         store.delete(account_id)
-    say(f"Removed {account_id} ({name}). kiro-cli's own login is untouched; importing again will not "
-        "bring this login back (a new `kiro-cli login` will).")
+    if kinds:
+        titles = ", ".join(place_format(kind).title for kind in kinds)
+        say(f"Removed {account_id} ({name}). The copies in {titles} are untouched; importing again will not "
+            "bring this login back (a new login there will).")
+    else:
+        say(f"Removed {account_id} ({name}); it was kiro-tui's own login, so nothing else held it.")
     return EXIT_OK
 
 

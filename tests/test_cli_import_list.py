@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from kiro_tui.core.masking import mask
+from kiro_tui.core.store import AccountStore
 from tests.support.kiro_cli_db import DEFAULT_SOCIAL_PROFILE_ARN, KiroCliDb
 from tests.support.run import run_cli
 
@@ -227,3 +229,29 @@ def test_a_bug_is_one_line_on_stderr_and_a_traceback_in_the_log(isolated_dirs: P
     assert "Traceback" in log_text and "unexpected error in `kiro-tui list`" in log_text
     assert "abcdefghijklmnop" not in log_text  # the log masks token-shaped text too
     assert "/kiro_tui/cli.py" in log_text  # while file paths stay readable
+
+
+def test_remove_says_what_it_leaves_untouched(kiro_tui_exe, isolated_dirs: Path, kiro_db) -> None:
+    kiro_db.put_social()
+    imported = run_cli(kiro_tui_exe, "import", "--json").json()["imported"][0]["id"]
+    with AccountStore.open(isolated_dirs / "data" / "kiro-tui" / "accounts.db") as store:
+        own = replace(store.get(imported), id="0123abcd", refresh_token="aorOWNLOGIN", source=None, source_key=None,
+                      label="own login")
+        store.save(own)
+    piped = run_cli(kiro_tui_exe, "remove", imported, input_text="y\n")  # no terminal: never a silent yes
+    assert piped.code == 1 and "pass --yes" in piped.err
+    first = run_cli(kiro_tui_exe, "remove", imported, "--yes")
+    assert first.code == 0 and "The copies in kiro-cli are untouched" in first.out, first.out
+    second = run_cli(kiro_tui_exe, "remove", "0123abcd", "--yes")
+    assert second.code == 0 and "kiro-tui's own login" in second.out and "kiro-cli" not in second.out, second.out
+
+
+def test_list_says_when_each_account_is_refreshed_next(kiro_tui_exe, isolated_dirs: Path, kiro_db) -> None:
+    kiro_db.put_social()
+    run_cli(kiro_tui_exe, "import")
+    (listed,) = run_cli(kiro_tui_exe, "list", "--json").json()
+    expires = datetime.fromisoformat(listed["expires_at"].replace("Z", "+00:00"))
+    assert datetime.fromisoformat(listed["next_refresh_at"].replace("Z", "+00:00")) == expires - timedelta(minutes=10)
+    assert run_cli(kiro_tui_exe, "mode", listed["id"], "follow").code == 0
+    (followed,) = run_cli(kiro_tui_exe, "list", "--json").json()
+    assert followed["next_refresh_at"] is None  # kiro-cli refreshes it, never kiro-tui
