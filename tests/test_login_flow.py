@@ -308,3 +308,32 @@ async def test_a_builder_id_login_always_goes_to_us_east_1(flow, emulator, tmp_p
     assert (account.auth_method, account.region) == (AuthMethod.BUILDER_ID, "us-east-1")
     assert [(r["operation"], r["region"]) for r in emulator.requests()] == [
         ("RegisterClient", "us-east-1"), ("StartDeviceAuthorization", "us-east-1"), ("CreateToken", "us-east-1")]
+
+
+async def test_logging_in_again_over_an_imported_login_detaches_the_other_session(flow, emulator,
+                                                                                   tmp_path: Path) -> None:
+    """The person's kiro-cli login and kiro-tui's new one are two sessions (two registrations):
+    the account becomes kiro-tui's own, and a later import neither undoes the profile picked
+    nor makes kiro-cli's older session a place of it again."""
+    from kiro_tui.core.importer import import_snapshot
+    from kiro_tui.core.places.kiro_cli import read_kiro_cli
+    from tests.support.engine import seed_into_kiro_cli
+    from tests.support.kiro_cli_db import KiroCliDb
+
+    login_flow, clock = flow
+    db = KiroCliDb(tmp_path / "kiro-cli" / "data.sqlite3")
+    seed_into_kiro_cli(emulator, db, kind="idc", email="pat@acme.example", start_url=IDC, profiles=PROFILES)
+    with AccountStore.open(tmp_path / "a.db") as store:
+        (item,) = import_snapshot(store, read_kiro_cli(db.path, clock.now()), clock.now(), Mode.SYNC).imported
+        store.update(item.id, email="pat@acme.example", profile_arn=PROFILES[0]["arn"], profile_name="Dev")
+        login = await login_flow.start(LoginRequest(IDC, "us-east-1"))
+        httpx.post(f"{emulator.url}/_emulator/approve", json={"user_code": login.user_code}).raise_for_status()
+        token = await login_flow.wait_for_token(login)
+        prod = (await login_flow.profiles(token.access_token)).profiles[1]
+        renewed = save_login(store, login, token, prod, clock.now(), "pat@acme.example")
+        assert renewed.id == item.id and renewed.mode is Mode.OWN and store.places(item.id) == []
+        report = import_snapshot(store, read_kiro_cli(db.path, clock.now()), clock.now(), Mode.SYNC)
+        assert not report.imported and "an older session of account" in report.skipped[0].reason
+        after = store.get(item.id)
+        assert (after.profile_arn, after.refresh_token) == (prod.arn, token.refresh_token)  # type: ignore[union-attr]
+        assert store.places(item.id) == [] and len(store.accounts()) == 1

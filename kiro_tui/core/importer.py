@@ -166,10 +166,12 @@ def import_snapshot(
                 continue
             unlinked = store.unlinked(kind, source, login.key)
             if unlinked is not None and store.lineage_owner(login.refresh_token) == unlinked[0]:
-                report.skipped.append(SkippedKey(
-                    login.key, f"unlinked from account {unlinked[0]} on {unlinked[1]:%Y-%m-%d}; "
-                               f"`kiro-tui link {unlinked[0]} --to {kind} --path {source}` keeps it fresh again",
-                    source))
+                owner, when, why = unlinked
+                reason = (f"an older session of account {owner}, which was logged in again with kiro-tui on "
+                          f"{when:%Y-%m-%d}; a new login there imports again" if why == "login" else
+                          f"unlinked from account {owner} on {when:%Y-%m-%d}; "
+                          f"`kiro-tui link {owner} --to {kind} --path {source}` keeps it fresh again")
+                report.skipped.append(SkippedKey(login.key, reason, source))
                 continue
             tx.execute("SAVEPOINT login")
             try:

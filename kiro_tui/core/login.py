@@ -34,6 +34,7 @@ from kiro_tui.core.models import (
     Account,
     AuthMethod,
     Mode,
+    PlaceRole,
 )
 from kiro_tui.core.store import AccountStore, RefreshLogEntry, touch_updated
 
@@ -233,9 +234,17 @@ def save_login(
         created_at=existing.created_at if existing else None,
     )
     touch_updated(account, now)
+    # A renewed account is kiro-tui's own login now, with a registration of its own: the places
+    # it was imported from hold another session (another client), which kiro-tui must neither
+    # write its token into nor take details from. They are detached, and imports leave them be.
+    detached = [p for p in store.places(existing.id) if p.role is PlaceRole.SOURCE] if existing else []
     with store.transaction() as tx:  # the history says when the token came from a login
         store.save(account, tx)
+        for place in detached:
+            store.delete_place(tx, place)
         store.log_refresh(tx, RefreshLogEntry(account.id, now, "logged-in"))
+    for place in detached:
+        store.mark_unlinked(place, now, why="login")
     return account
 
 

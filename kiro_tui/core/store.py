@@ -619,23 +619,24 @@ class AccountStore:
 
     UNLINKED_KEY = "unlinked_places"
 
-    def unlinked(self, kind: str, path: str, entry: str = "") -> tuple[str, datetime] | None:
-        """(account id, when) if a person unlinked this place from that account: an import does
-        not make it a place of the account again."""
+    def unlinked(self, kind: str, path: str, entry: str = "") -> tuple[str, datetime, str] | None:
+        """(account id, when, why) if this place was detached from that account (a person
+        unlinked it, or logged in again): an import does not make it a place of it again."""
         marks = self.preference(self.UNLINKED_KEY)
         mark = marks.get(f"{kind}\t{path}\t{entry}") if isinstance(marks, dict) else None
         try:
-            return (str(mark["account"]), parse_timestamp(mark["at"])) if isinstance(mark, dict) else None
+            return ((str(mark["account"]), parse_timestamp(mark["at"]), str(mark.get("why") or "unlink"))
+                    if isinstance(mark, dict) else None)
         except (KeyError, ValueError, TypeError, TimestampError):
             return None
 
-    def mark_unlinked(self, place: Place, at: datetime | None, unlinked: bool = True) -> None:
-        """Remember (or, linked again, forget) that this place was unlinked from its account."""
+    def mark_unlinked(self, place: Place, at: datetime | None, unlinked: bool = True, why: str = "unlink") -> None:
+        """Remember (or, linked again, forget) that this place was detached from its account."""
         marks = self.preference(self.UNLINKED_KEY)
         marks = marks if isinstance(marks, dict) else {}
         key = f"{place.kind}\t{place.path}\t{place.entry}"
         if unlinked and at is not None:
-            marks[key] = {"account": place.account_id, "at": format_timestamp(at)}
+            marks[key] = {"account": place.account_id, "at": format_timestamp(at), "why": why}
         elif marks.pop(key, None) is None:
             return
         self.set_preference(self.UNLINKED_KEY, marks)
