@@ -184,7 +184,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = []
     for view in views:
         account = view.account
-        row = [account.id, account.name, account.auth_method.title, account.region, account.profile_name or "-",
+        row = [account.id, account.name, account.auth_method.title, account.region, account.profile_label or "-",
                account.mode.value, describe_expiry(account.expires_at, now),
                view.status(now, settings.window, settings.quota_warning).label]
         if args.show_secrets:
@@ -314,6 +314,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
         results = _run(run)
         has_accounts = bool(store.ids())
+        names = {a.id: a.name for a in store.accounts()}  # the email once known, as `list` shows
     if args.json:
         print(json.dumps([r.to_json() for r in results], indent=2))
     elif not results:
@@ -323,7 +324,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
             print("Nothing is due for a refresh. `kiro-tui refresh --all` refreshes every account now.")
     for result in results if not args.json else ():
         detail = result.message or (describe_expiry(result.expires_at, clock.now()) if result.expires_at else "")
-        say(f"{result.outcome.value:<10} {result.account_id}  {result.label:<32} {result.status.label:<12} {detail}")
+        name = names.get(result.account_id, result.label)
+        say(f"{result.outcome.value:<10} {result.account_id}  {name:<32} {result.status.label:<12} {detail}")
     for result in results:
         for warning in result.warnings:
             warn(f"{result.account_id}: {warning}")
@@ -382,7 +384,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
             engine = _engine(store, settings, db, candidates, on_event=on_event, fetch_usage=settings.fetch_usage)
             try:
                 await engine.start()
-                log.info("watching %d accounts%s", len(store.ids()), f"; kiro-cli database {db}" if db else "")
+                count = len(store.ids())
+                log.info("watching %d account%s%s", count, "" if count == 1 else "s",
+                         f"; kiro-cli database {db}" if db else "")
                 task = asyncio.create_task(engine.run())
                 waiter = asyncio.create_task(interrupts.get())
                 await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)

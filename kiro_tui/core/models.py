@@ -158,6 +158,14 @@ class Account:
         return self.email or self.label or self.id
 
     @property
+    def profile_label(self) -> str | None:
+        """The profile as people recognise it: its name, else the ARN's last part (a social
+        login's profile often comes without a name); None without a profile."""
+        if self.profile_name:
+            return self.profile_name
+        return self.profile_arn.rsplit("/", 1)[-1] if self.profile_arn else None
+
+    @property
     def allowed_modes(self) -> tuple[Mode, ...]:
         """sync and follow need a kiro-cli login to follow; a kiro-tui login can only be own."""
         return (Mode.SYNC, Mode.FOLLOW, Mode.OWN) if self.source else (Mode.OWN,)

@@ -144,11 +144,7 @@ def ago(when: datetime | None, now: datetime) -> str:
 
 
 def profile_label(account: Account) -> str:
-    if account.profile_name:
-        return account.profile_name
-    if account.profile_arn:
-        return account.profile_arn.rsplit("/", 1)[-1]
-    return "—"
+    return account.profile_label or "—"
 
 
 def home_relative(path: Path) -> str:
