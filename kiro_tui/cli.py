@@ -186,7 +186,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         account = view.account
         row = [account.id, account.name, account.auth_method.title, account.region, account.profile_label or "-",
                account.mode.value, describe_expiry(account.expires_at, now),
-               view.status(now, settings.window, settings.quota_warning).label]
+               view.status(now, settings.window, settings.quota_warning).label
+               + (f" ({len(view.places_in_error)} place{'s' if len(view.places_in_error) > 1 else ''} in error)"
+                  if view.places_in_error else "")]
         if args.show_secrets:
             row.append(account.access_token)
         rows.append(row)

@@ -124,6 +124,14 @@ def test_link_and_list_from_the_command_line(kiro_tui_exe, isolated_dirs: Path, 
     (account,) = run_cli(kiro_tui_exe, "list", "--json").json()
     assert account["places"][0]["holds"] == "current"
     assert fingerprint(held("cliproxy", Path(place["path"]))) is not None
+    import json
+
+    other = json.loads(Path(place["path"]).read_text())  # someone else's login lands in the file
+    other.update(refresh_token="aorSOMEONEELSE", email="else@example.com")
+    Path(place["path"]).write_text(json.dumps(other))
+    assert run_cli(kiro_tui_exe, "refresh", "55ee", env=env).code == 0
+    assert run_cli(kiro_tui_exe, "list", "--json").json()[0]["places"][0]["state"] == "error"
+    assert "(1 place in error)" in run_cli(kiro_tui_exe, "list").out  # the CLI shows it, as the TUI counts it
     assert run_cli(kiro_tui_exe, "unlink", "55ee", "cliproxy").code == 0
     assert run_cli(kiro_tui_exe, "list", "--json").json()[0]["places"] == []
 
