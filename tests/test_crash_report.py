@@ -81,11 +81,14 @@ def test_a_tui_crash_prints_one_line_no_token_and_exits_non_zero(isolated_dirs: 
         while not exit_file.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         dead = ""
-        while time.monotonic() < deadline:  # the exit code is written just before the process ends
+        settled = time.monotonic() + 15
+        while time.monotonic() < settled:  # the exit code is written just before the process ends
             dead = tmux("display-message", "-p", "-t", "crash", "#{pane_dead} #{pane_dead_status}").strip()
-            if dead.split()[:1] == ["1"] and len(dead.split()) == 2:  # tmux may say "dead" before the status
+            if dead.split()[:1] == ["1"] and len(dead.split()) == 2:
                 break
             time.sleep(0.1)
+        # tmux 3.3 under load can mark the pane dead and never fill in the status: then the pane's
+        # death and the code the program exited with (written by it just before sys.exit) suffice
         screen = tmux("capture-pane", "-p", "-J", "-t", "crash", "-S", "-200")
     finally:
         subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, env=env)
@@ -97,7 +100,8 @@ def test_a_tui_crash_prints_one_line_no_token_and_exits_non_zero(isolated_dirs: 
     log_path = isolated_dirs / "state" / "kiro-tui" / "log" / "kiro-tui.log"
     assert printed == [f"kiro-tui: internal error: RuntimeError; details in {log_path}. Please report it."], screen
     code = int(exit_file.read_text())
-    assert code != 0 and dead == f"1 {code}", (code, dead)
+    assert code != 0 and dead.split()[:1] == ["1"], (code, dead)  # ended, and not with success
+    assert dead in ("1", f"1 {code}"), (code, dead)  # the status tmux saw, when it saw one, is that code
     log_text = log_path.read_text()
     assert "RuntimeError: the detail panel fell over" in log_text  # the traceback is in the log...
     for secret in (account.access_token, account.refresh_token):

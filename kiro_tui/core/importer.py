@@ -18,8 +18,8 @@ from pathlib import Path
 
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, AuthMethod, Health, Mode, Place, PlaceRole
-from kiro_tui.core.places.base import PlaceSnapshot
-from kiro_tui.core.places.kiro_cli import KiroCliSnapshot, PlaceLogin, SkippedKey
+from kiro_tui.core.places.base import PlaceLogin, PlaceSnapshot
+from kiro_tui.core.places.kiro_cli import KiroCliSnapshot, SkippedKey
 from kiro_tui.core.store import AccountStore, touch_updated
 
 ADDED, UPDATED, UNCHANGED = "added", "updated", "unchanged"

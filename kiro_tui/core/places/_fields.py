@@ -18,8 +18,8 @@ from typing import Literal
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import DEFAULT_REGION, AuthMethod, classify_start_url
 from kiro_tui.core.places._files import json_type, read_json
-from kiro_tui.core.places.base import PlaceError
-from kiro_tui.core.places.kiro_cli import EXPIRY_SKEW, PlaceLogin, profile_region
+from kiro_tui.core.places.base import PlaceError, PlaceLogin
+from kiro_tui.core.places.kiro_cli import EXPIRY_SKEW, profile_region
 from kiro_tui.core.timefmt import TimestampError, parse_timestamp
 
 Spelling = Literal["snake", "camel"]

@@ -32,13 +32,13 @@ from kiro_tui.core.places._files import (
 )
 from kiro_tui.core.places.base import (
     Created,
+    PlaceLogin,
     PlaceError,
     PlaceSnapshot,
     TokenCopy,
     WriteOutcome,
     WriteResult,
 )
-from kiro_tui.core.places.kiro_cli import PlaceLogin
 from kiro_tui.core.timefmt import EARLIEST
 
 

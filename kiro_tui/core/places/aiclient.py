@@ -35,8 +35,8 @@ from kiro_tui.core.places._files import (
     wants_folder,
 )
 from kiro_tui.core.places._json_place import JsonFilePlace
-from kiro_tui.core.places.base import PlaceError, TokenCopy
-from kiro_tui.core.places.kiro_cli import PlaceLogin, profile_region
+from kiro_tui.core.places.base import PlaceError, PlaceLogin, TokenCopy
+from kiro_tui.core.places.kiro_cli import profile_region
 
 FILE_SUFFIX = "_kiro-auth-token.json"
 SEARCH_PATTERNS = (f"configs/kiro/*/*{FILE_SUFFIX}", f"*/*{FILE_SUFFIX}", f"*{FILE_SUFFIX}")

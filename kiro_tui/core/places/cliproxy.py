@@ -25,8 +25,7 @@ from kiro_tui.core.places._fields import (
 )
 from kiro_tui.core.places._files import JsonDoc, is_present, list_folder, read_json
 from kiro_tui.core.places._json_place import JsonFilePlace
-from kiro_tui.core.places.base import PlaceError, TokenCopy
-from kiro_tui.core.places.kiro_cli import PlaceLogin
+from kiro_tui.core.places.base import PlaceError, PlaceLogin, TokenCopy
 from kiro_tui.core.places.kiro_ide import sso_cache_folder
 
 AUTH_FOLDER = ".cli-proxy-api"

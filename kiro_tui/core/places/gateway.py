@@ -47,8 +47,8 @@ from kiro_tui.core.places._files import (
 )
 from kiro_tui.core.places._json_place import JsonFilePlace
 from kiro_tui.core.places._sqlite import is_kiro_cli_format
-from kiro_tui.core.places.base import Created, PlaceError, TokenCopy, WriteResult
-from kiro_tui.core.places.kiro_cli import KiroCliPlace, PlaceLogin, profile_region
+from kiro_tui.core.places.base import Created, PlaceError, PlaceLogin, TokenCopy, WriteResult
+from kiro_tui.core.places.kiro_cli import KiroCliPlace, profile_region
 from kiro_tui.core.places.kiro_ide import sso_cache_folder
 
 CREDS_FILE_ENV = "KIRO_CREDS_FILE"

@@ -33,8 +33,7 @@ from kiro_tui.core.places._files import (
     prepare_folder,
 )
 from kiro_tui.core.places._json_place import JsonFilePlace
-from kiro_tui.core.places.base import Created, TokenCopy
-from kiro_tui.core.places.kiro_cli import PlaceLogin
+from kiro_tui.core.places.base import Created, PlaceLogin, TokenCopy
 
 TOKEN_FILE = "kiro-auth-token.json"
 AMAZON_START_URL = "https://amzn.awsapps.com/start"

@@ -36,13 +36,13 @@ from kiro_tui.core.places._files import PlaceMissing, absolute, is_folder, is_pr
 from kiro_tui.core.places._sqlite import DEFAULT_BUSY_TIMEOUT, open_read_only, tables
 from kiro_tui.core.places.base import (
     Created,
+    PlaceLogin,
     PlaceError,
     PlaceSnapshot,
     TokenCopy,
     WriteOutcome,
     WriteResult,
 )
-from kiro_tui.core.places.kiro_cli import PlaceLogin
 
 DB_NAME = "kiro.db"
 MAX_ROWS = 1000
