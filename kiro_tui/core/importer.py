@@ -43,7 +43,6 @@ _META_FIELDS = (
 )
 
 
-
 @dataclass
 class ImportedLogin:
     id: str
