@@ -277,3 +277,41 @@ async def test_an_import_does_not_link_back_a_place_the_person_unlinked(tmp_path
     assert Path(place.path).read_bytes() == before  # no longer written
     await engine.link(account_id, "cliproxy", Path(place.path))  # linked again: imports see it again
     assert engine.store.unlinked("cliproxy", place.path, place.entry) is None
+
+
+async def test_an_unlinked_place_stays_unlinked_after_the_tool_there_refreshes(tmp_path: Path, engine: Engine,
+                                                                               emulator) -> None:
+    import json
+
+    import httpx
+
+    account_id = own_account(engine, emulator, "social")
+    place = await engine.link(account_id, "cliproxy", tmp_path / "proxy")
+    await engine.unlink(account_id, "cliproxy")
+    path = Path(place.path)
+    data = json.loads(path.read_text())  # the proxy refreshes the copy it still holds, by itself
+    answer = httpx.post(f"{emulator.url}/refreshToken", json={"refreshToken": data["refresh_token"]}).json()
+    data.update(access_token=answer["accessToken"], refresh_token=answer["refreshToken"])
+    path.write_text(json.dumps(data))
+    report = await engine.import_now(path, "cliproxy")
+    assert not report.imported and "unlinked from account" in report.skipped[0].reason
+    assert [a.id for a in engine.store.accounts()] == [account_id] and engine.store.places(account_id) == []
+
+
+async def test_kiro_cli_is_kept_fresh_by_the_sync_mode_not_by_a_link(tmp_path: Path, engine: Engine, emulator) -> None:
+    account_id = own_account(engine, emulator, "social")
+    with pytest.raises(KiroTuiError, match="sync mode"):
+        await engine.link(account_id, "kiro-cli", tmp_path / "data.sqlite3")
+
+
+async def test_a_subfolder_file_imported_from_is_a_source_of_its_own(tmp_path: Path, engine: Engine, emulator,
+                                                                    monkeypatch) -> None:
+    """CLIProxyAPI's folder is read one level deep: a file in a subfolder, once imported, is
+    listed (and counted) as a place of its own."""
+    from tests.support.places import seed, write_cliproxy
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    sub = write_cliproxy(tmp_path / ".cli-proxy-api" / "team", seed(emulator, "social"))
+    await engine.import_now(sub, "cliproxy")
+    found = {(s.kind, s.path): s.logins for s in await engine.sources()}
+    assert found[("cliproxy", sub)] == 1 and found[("cliproxy", tmp_path / ".cli-proxy-api")] == 0

@@ -337,3 +337,14 @@ async def test_logging_in_again_over_an_imported_login_detaches_the_other_sessio
         after = store.get(item.id)
         assert (after.profile_arn, after.refresh_token) == (prod.arn, token.refresh_token)  # type: ignore[union-attr]
         assert store.places(item.id) == [] and len(store.accounts()) == 1
+        # kiro-cli refreshes its own session (its own client): still that session, still left be
+        row = db.get_json("auth_kv", "kirocli:odic:token")
+        registration = db.get_json("auth_kv", "kirocli:odic:device-registration")
+        answer = httpx.post(f"{emulator.url}/token", json={
+            "grantType": "refresh_token", "clientId": registration["client_id"],
+            "clientSecret": registration["client_secret"], "refreshToken": row["refresh_token"]}).json()
+        db.set_json("auth_kv", "kirocli:odic:token", {**row, "access_token": answer["accessToken"],
+                                                      "refresh_token": answer["refreshToken"]})
+        report = import_snapshot(store, read_kiro_cli(db.path, clock.now()), clock.now(), Mode.SYNC, automatic=True)
+        assert not report.imported and "an older session of account" in report.skipped[0].reason
+        assert len(store.accounts()) == 1 and store.get(item.id).refresh_token == token.refresh_token  # type: ignore[union-attr]

@@ -63,6 +63,7 @@ from kiro_tui.core.models import (
 )
 from kiro_tui.core.places import (
     FORMATS,
+    LINK_KINDS,
     PlaceError,
     PlaceFormat,
     TokenCopy,
@@ -553,9 +554,10 @@ class Engine:
         folders = [(kind, path) for kind, path in wanted if kind != KIRO_CLI]
         for place in self.store.places():
             path = Path(place.path)
-            # a file in a folder already looked in (CLIProxyAPI's) is counted there, not twice
+            # a file in a folder already looked in (CLIProxyAPI's) is counted there, not twice;
+            # one in a subfolder is not (the folder is read one level deep)
             if place.role is PlaceRole.SOURCE and not any(
-                    kind == place.kind and path.is_relative_to(folder) for kind, folder in folders):
+                    kind == place.kind and path.parent == folder for kind, folder in folders):
                 wanted[(place.kind, path)] = None
         return [await asyncio.to_thread(_look, kind, path, now) for kind, path in wanted]
 
@@ -705,7 +707,7 @@ class Engine:
             for place in gone:
                 self.store.delete_place(tx, place)
         for place in gone:  # an import of that file later does not link it back behind the person's back
-            self.store.mark_unlinked(place, self.clock.now())
+            self.store.mark_unlinked(place, self.clock.now(), client_id=account.client_id)
         self.account_changed(account.id)
         return gone
 
@@ -739,6 +741,9 @@ class Engine:
         if not fmt.writable:
             raise PlaceError(f"kiro-tui never writes {fmt.title}'s file (the tool saves over it); "
                              "link kiro-cli instead: opencode re-imports kiro-cli's login")
+        if kind not in LINK_KINDS:  # kiro-cli's database: the sync mode of an imported login
+            raise PlaceError(f"kiro-tui does not link or export into {fmt.title}'s database: import its login "
+                             f"and use the sync mode (`kiro-tui mode ID sync`)")
         if path is not None:
             target = Path(path).expanduser().absolute()
         elif defaults := fmt.default_paths():

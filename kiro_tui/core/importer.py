@@ -20,7 +20,7 @@ from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, AuthMethod, Health, Mode, Place, PlaceRole
 from kiro_tui.core.places.base import PlaceLogin, PlaceSnapshot
 from kiro_tui.core.places.kiro_cli import KiroCliSnapshot, SkippedKey
-from kiro_tui.core.store import AccountStore, touch_updated
+from kiro_tui.core.store import AccountStore, UnlinkMark, touch_updated
 
 ADDED, UPDATED, UNCHANGED = "added", "updated", "unchanged"
 DEAD_TOKEN_MARK = "dead_refresh_token"
@@ -163,11 +163,11 @@ def import_snapshot(
                     login.key, f"{forgotten[0]} was removed from kiro-tui on {forgotten[1]:%Y-%m-%d}; "
                                "a new login there imports again", source))
                 continue
-            unlinked = store.unlinked(kind, source, login.key)
-            if unlinked is not None and store.lineage_owner(login.refresh_token) == unlinked[0]:
-                owner, when, why = unlinked
+            mark = store.unlinked(kind, source, login.key)
+            if mark is not None and _same_session(store, mark, login):
+                owner, when = mark.account_id, mark.at
                 reason = (f"an older session of account {owner}, which was logged in again with kiro-tui on "
-                          f"{when:%Y-%m-%d}; a new login there imports again" if why == "login" else
+                          f"{when:%Y-%m-%d}; a new login there imports again" if mark.why == "login" else
                           f"unlinked from account {owner} on {when:%Y-%m-%d}; "
                           f"`kiro-tui link {owner} --to {kind} --path {source}` keeps it fresh again")
                 report.skipped.append(SkippedKey(login.key, reason, source))
@@ -187,6 +187,23 @@ def import_snapshot(
         report.missing = [a for a in store.accounts()
                           if (a.id in from_here or a.source == source) and a.id not in matched]
     return report
+
+
+def _same_session(store: AccountStore, mark: UnlinkMark, login: PlaceLogin) -> bool:
+    """The login at a detached place is still the session it held then, though the tool there
+    may have refreshed it since: a token of the account's lineage, the same client registration,
+    or (a login without one) nothing that says it is another person's. A new login there (a new
+    registration) is not."""
+    if store.lineage_owner(login.refresh_token) == mark.account_id:
+        return True
+    account = store.get(mark.account_id)
+    if account is None:  # the account is gone: nothing left to keep the place from
+        return False
+    if account.email and login.email and account.email.strip().casefold() != login.email.strip().casefold():
+        return False  # another person
+    if mark.client_id or login.client_id:
+        return login.client_id == mark.client_id
+    return same_login(account, login)
 
 
 def _import_login(

@@ -34,7 +34,6 @@ from kiro_tui.core.models import (
     Account,
     AuthMethod,
     Mode,
-    PlaceRole,
 )
 from kiro_tui.core.store import AccountStore, RefreshLogEntry, touch_updated
 
@@ -234,17 +233,20 @@ def save_login(
         created_at=existing.created_at if existing else None,
     )
     touch_updated(account, now)
-    # A renewed account is kiro-tui's own login now, with a registration of its own: the places
-    # it was imported from hold another session (another client), which kiro-tui must neither
-    # write its token into nor take details from. They are detached, and imports leave them be.
-    detached = [p for p in store.places(existing.id) if p.role is PlaceRole.SOURCE] if existing else []
+    # A renewed account is kiro-tui's own login now, with a client registration of its own. Every
+    # copy of it elsewhere holds the old session (the old client's registration beside its token):
+    # writing the new token there would break that tool, and taking its details would undo this
+    # login. They are detached, and imports leave that session be (see importer.import_snapshot).
+    detached = store.places(existing.id) if existing else []
+    note = (f"{len(detached)} cop{'y' if len(detached) == 1 else 'ies'} of the old session detached "
+            "(link again to keep them fresh)") if detached else None
     with store.transaction() as tx:  # the history says when the token came from a login
         store.save(account, tx)
         for place in detached:
             store.delete_place(tx, place)
-        store.log_refresh(tx, RefreshLogEntry(account.id, now, "logged-in"))
+        store.log_refresh(tx, RefreshLogEntry(account.id, now, "logged-in", message=note))
     for place in detached:
-        store.mark_unlinked(place, now, why="login")
+        store.mark_unlinked(place, now, why="login", client_id=existing.client_id if existing else None)
     return account
 
 

@@ -18,6 +18,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -619,24 +620,28 @@ class AccountStore:
 
     UNLINKED_KEY = "unlinked_places"
 
-    def unlinked(self, kind: str, path: str, entry: str = "") -> tuple[str, datetime, str] | None:
-        """(account id, when, why) if this place was detached from that account (a person
-        unlinked it, or logged in again): an import does not make it a place of it again."""
+    def unlinked(self, kind: str, path: str, entry: str = "") -> UnlinkMark | None:
+        """How this place was detached from an account (a person unlinked it, or logged in again),
+        if it was: an import does not make the same session there a place of it again."""
         marks = self.preference(self.UNLINKED_KEY)
         mark = marks.get(f"{kind}\t{path}\t{entry}") if isinstance(marks, dict) else None
         try:
-            return ((str(mark["account"]), parse_timestamp(mark["at"]), str(mark.get("why") or "unlink"))
+            return (UnlinkMark(str(mark["account"]), parse_timestamp(mark["at"]), str(mark.get("why") or "unlink"),
+                               mark.get("client_id") if isinstance(mark.get("client_id"), str) else None)
                     if isinstance(mark, dict) else None)
         except (KeyError, ValueError, TypeError, TimestampError):
             return None
 
-    def mark_unlinked(self, place: Place, at: datetime | None, unlinked: bool = True, why: str = "unlink") -> None:
-        """Remember (or, linked again, forget) that this place was detached from its account."""
+    def mark_unlinked(self, place: Place, at: datetime | None, unlinked: bool = True, why: str = "unlink",
+                      client_id: str | None = None) -> None:
+        """Remember (or, linked again, forget) that this place was detached from its account, and
+        the client registration of the session it held (None for a login without one)."""
         marks = self.preference(self.UNLINKED_KEY)
         marks = marks if isinstance(marks, dict) else {}
         key = f"{place.kind}\t{place.path}\t{place.entry}"
         if unlinked and at is not None:
-            marks[key] = {"account": place.account_id, "at": format_timestamp(at), "why": why}
+            marks[key] = {"account": place.account_id, "at": format_timestamp(at), "why": why,
+                          "client_id": client_id}
         elif marks.pop(key, None) is None:
             return
         self.set_preference(self.UNLINKED_KEY, marks)
@@ -841,6 +846,13 @@ def _row_problem(row: tuple[object, ...], exc: Exception) -> str:
             shown = repr(value)[:40]
             return f"field {name} holds {shown} ({type(field_exc).__name__})"
     return f"{type(exc).__name__}: {str(exc)[:80]}"
+
+
+class UnlinkMark(NamedTuple):
+    account_id: str
+    at: datetime
+    why: str  # "unlink" (a person unlinked it) or "login" (the account was logged in again)
+    client_id: str | None  # the registration of the session the place held, if it had one
 
 
 @dataclass(frozen=True)
