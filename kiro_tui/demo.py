@@ -163,6 +163,9 @@ def keep_places_inside(folder: Path) -> None:
     IDE's cache or another tool's files of the person trying it."""
     home = folder / "home"
     home.mkdir(mode=0o700, exist_ok=True)
+    real_xauthority = Path.home() / ".Xauthority"  # the clipboard (xclip) still reaches the display
+    if "XAUTHORITY" not in os.environ and real_xauthority.is_file():
+        os.environ["XAUTHORITY"] = str(real_xauthority)
     for name in PLACE_ENVIRONMENT:
         os.environ[name] = str(home if name in ("HOME", "USERPROFILE") else home / name.lower())
     os.environ.pop("KIRO_CREDS_FILE", None)  # kiro-gateway's file, if this shell names one
