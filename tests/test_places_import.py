@@ -248,3 +248,27 @@ def test_a_skipped_login_is_named_by_the_file_it_is_in(kiro_tui_exe, isolated_di
     assert f"error: no usable login in {ide}: " in again.err and "data.sqlite3" not in again.err, again.err
     report = run_cli(kiro_tui_exe, "import", "--from", "kiro-ide", "--json").json()
     assert report["skipped"][0]["path"] == str(ide)
+
+
+async def test_logging_in_as_the_person_of_an_imported_login_renews_it_though_its_email_was_unknown(
+        tmp_path: Path, engine: Engine, emulator) -> None:
+    """kiro-cli's rows carry no email: the login asks the usage API who holds the imported
+    account (with its own token) before deciding it is another person's."""
+    import httpx
+
+    from kiro_tui.core.login import LoginRequest
+
+    db = KiroCliDb(tmp_path / "kiro-cli" / "data.sqlite3")
+    idc = "https://d-5555555555.awsapps.com/start"
+    seed_into_kiro_cli(emulator, db, kind="idc", email="sam@acme.example", start_url=idc,
+                       profiles=[{"arn": "arn:aws:codewhisperer:us-east-1:1:profile/SAM", "name": "Sam"}])
+    await engine.import_now(db.path)
+    (imported,) = engine.store.accounts()
+    assert imported.email is None
+    login = await engine.start_login(LoginRequest(idc, "us-east-1"))
+    httpx.post(f"{emulator.url}/_emulator/approve", json={"user_code": login.user_code}).raise_for_status()
+    token = await engine.wait_for_token(login)
+    (profile,) = (await engine.list_profiles(token.access_token)).profiles
+    account = await engine.finish_login(login, token, profile)
+    assert account.id == imported.id and len(engine.store.accounts()) == 1
+    assert account.email == "sam@acme.example"

@@ -46,6 +46,7 @@ from kiro_tui.core.login import (
     LoginFlow,
     LoginRequest,
     PollStatus,
+    portal_key,
     remember_request,
     save_login,
 )
@@ -784,10 +785,27 @@ class Engine:
         """Who signed in, then save the account (renewing the one it replaces, if the same person)."""
         flow = await self.login_flow()
         email = await flow.email(token.access_token, profile)
+        if email:
+            await self._learn_emails_of_twins(flow, login.request)
         account = save_login(self.store, login, token, profile, self.clock.now(), email)
         remember_request(self.store, login.request)
         self.account_changed(account.id)
         return account
+
+    async def _learn_emails_of_twins(self, flow: LoginFlow, request: LoginRequest, most: int = 5) -> None:
+        """Ask who holds the accounts this login could be a renewal of (same kind and portal) whose
+        email is not known yet, with their own working tokens: then one person's login renews
+        their account (evidence, not a guess) instead of adding a second row. Best effort."""
+        method = AuthMethod.BUILDER_ID if request.is_builder_id else AuthMethod.IDC
+        start_url = None if method is AuthMethod.BUILDER_ID else request.portal
+        now = self.clock.now()
+        twins = [a for a in self.store.accounts() if not a.email and a.auth_method is method
+                 and portal_key(a.start_url) == portal_key(start_url) and a.health is Health.OK and a.expires_at > now]
+        for account in twins[:most]:
+            profile = Profile(account.profile_arn, account.profile_name or "") if account.profile_arn else None
+            email = await flow.email(account.access_token, profile)
+            if email:
+                self.store.update(account.id, email=email)
 
     def last_login_request(self) -> LoginRequest:
         from kiro_tui.core.login import last_request
