@@ -265,10 +265,16 @@ async def test_logging_in_as_the_person_of_an_imported_login_renews_it_though_it
     await engine.import_now(db.path)
     (imported,) = engine.store.accounts()
     assert imported.email is None
+    await engine.link(imported.id, "cliproxy", tmp_path / "proxy")
     login = await engine.start_login(LoginRequest(idc, "us-east-1"))
     httpx.post(f"{emulator.url}/_emulator/approve", json={"user_code": login.user_code}).raise_for_status()
     token = await engine.wait_for_token(login)
     (profile,) = (await engine.list_profiles(token.access_token)).profiles
-    account = await engine.finish_login(login, token, profile)
+    outcome = await engine.finish_login(login, token, profile)
+    account = outcome.account
     assert account.id == imported.id and len(engine.store.accounts()) == 1
     assert account.email == "sam@acme.example"
+    # every copy of the old session is detached (the kiro-cli source, and a link too), and said so
+    assert sorted(p.kind for p in outcome.detached) == ["cliproxy", "kiro-cli"]
+    assert engine.store.places(account.id) == []
+    assert "2 copies of the old session (CLIProxyAPI, kiro-cli)" in (outcome.detached_note() or "")

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 
@@ -158,6 +159,20 @@ def _look(kind: str, path: Path, now: datetime) -> Source:
         except KiroTuiError as exc:
             errors.append(str(exc))
     return Source(kind, path, True, logins, errors[0] if errors else None)
+
+
+class LoginOutcome(NamedTuple):
+    account: Account
+    detached: list[Place]
+    """Copies of the old session a renewal detached (each holds the old client's registration)."""
+
+    def detached_note(self) -> str | None:
+        if not self.detached:
+            return None
+        kinds = ", ".join(sorted({place_format(p.kind).title for p in self.detached}))
+        return (f"{len(self.detached)} cop{'y' if len(self.detached) == 1 else 'ies'} of the old session "
+                f"({kinds}) no longer kept fresh: they hold the old client registration. Link them again "
+                f"(`kiro-tui link {self.account.id} --to KIND`, or x).")
 
 
 @dataclass
@@ -781,16 +796,18 @@ class Engine:
     async def list_profiles(self, access_token: str) -> ProfileListing:
         return await (await self.login_flow()).profiles(access_token)
 
-    async def finish_login(self, login: DeviceLogin, token: TokenResult, profile: Profile | None) -> Account:
-        """Who signed in, then save the account (renewing the one it replaces, if the same person)."""
+    async def finish_login(self, login: DeviceLogin, token: TokenResult, profile: Profile | None) -> LoginOutcome:
+        """Who signed in, then save the account (renewing the one it replaces, if the same person).
+        The outcome names the copies a renewal detached, for the person to link again."""
         flow = await self.login_flow()
         email = await flow.email(token.access_token, profile)
         if email:
             await self._learn_emails_of_twins(flow, login.request)
+        before = self.store.places()
         account = save_login(self.store, login, token, profile, self.clock.now(), email)
         remember_request(self.store, login.request)
         self.account_changed(account.id)
-        return account
+        return LoginOutcome(account, [p for p in before if p.account_id == account.id])
 
     async def _learn_emails_of_twins(self, flow: LoginFlow, request: LoginRequest, most: int = 5) -> None:
         """Ask who holds the accounts this login could be a renewal of (same kind and portal) whose

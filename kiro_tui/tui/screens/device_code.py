@@ -128,11 +128,14 @@ class DeviceCodeScreen(Screen[Account | str | None]):
                 self.fail("no profile chosen: nothing was saved. Press l to log in again.")
                 return
         try:
-            account = await engine.call(lambda e: e.finish_login(login, token, profile))
+            outcome = await engine.call(lambda e: e.finish_login(login, token, profile))
         except KiroTuiError as exc:
             self.fail(str(exc))
             return
-        self.dismiss(account)
+        note = outcome.detached_note()
+        if note:
+            self.app.notify(note, title="Copies detached", severity="warning", timeout=20, markup=False)
+        self.dismiss(outcome.account)
 
     def on_poll_update(self, message: PollUpdate) -> None:
         status = message.status
