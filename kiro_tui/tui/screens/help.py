@@ -23,7 +23,8 @@ def statuses(window: timedelta, quota_warning: float) -> str:
   fresh        the access token is good for more than the refresh window
   expiring     inside the refresh window ({minutes}): refreshed now
                (in follow mode, by kiro-cli when it next runs)
-  expired      the access token has expired (follow mode, or a refresh failing)
+  expired      the access token has expired
+               (follow mode, or refreshes keep failing)
   refreshing   a refresh is under way (here or in another kiro-tui)
   retrying     a passing error: kiro-tui backs off and tries again
   NEEDS LOGIN  the refresh token or client registration is dead:
