@@ -635,16 +635,19 @@ class AccountStore:
     def mark_unlinked(self, place: Place, at: datetime | None, unlinked: bool = True, why: str = "unlink",
                       client_id: str | None = None) -> None:
         """Remember (or, linked again, forget) that this place was detached from its account, and
-        the client registration of the session it held (None for a login without one)."""
-        marks = self.preference(self.UNLINKED_KEY)
-        marks = marks if isinstance(marks, dict) else {}
+        the client registration of the session it held (None for a login without one). Read and
+        written under the write lock: two processes unlinking at once both keep their mark."""
         key = f"{place.kind}\t{place.path}\t{place.entry}"
-        if unlinked and at is not None:
-            marks[key] = {"account": place.account_id, "at": format_timestamp(at), "why": why,
-                          "client_id": client_id}
-        elif marks.pop(key, None) is None:
-            return
-        self.set_preference(self.UNLINKED_KEY, marks)
+        with self.transaction(durable=False) as tx:
+            marks = self.preference(self.UNLINKED_KEY)
+            marks = marks if isinstance(marks, dict) else {}
+            if unlinked and at is not None:
+                marks[key] = {"account": place.account_id, "at": format_timestamp(at), "why": why,
+                              "client_id": client_id}
+            elif marks.pop(key, None) is None:
+                return
+            tx.execute("INSERT OR REPLACE INTO preferences (key, value) VALUES (?, ?)",
+                       (self.UNLINKED_KEY, json.dumps(marks)))
 
     def data_version(self) -> int:
         """Changes whenever another connection (another kiro-tui process) commits."""
