@@ -21,7 +21,7 @@ from kiro_tui.core import paths
 from kiro_tui.core.clock import SystemClock
 from kiro_tui.core.config import Settings, load_settings
 from kiro_tui.core.errors import KiroTuiError
-from kiro_tui.core.importer import UNCHANGED, ImportReport
+from kiro_tui.core.importer import UNCHANGED, ImportReport, first_login_hint
 from kiro_tui.core.models import AccountView, Outcome, Status
 from kiro_tui.core.places import place_format
 from kiro_tui.core.places.kiro_cli import find_kiro_cli_db, resolved
@@ -127,8 +127,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     if not report.imported:
         if report.skipped:
             raise CommandFailed(f"no usable login in {report.skipped[0].path or where}: {report.skipped[0].reason}")
-        hint = "run `kiro-cli login` first" if kind == "kiro-cli" else "log in with that tool first"
-        raise CommandFailed(f"no login in {where}; {hint}, then import again")
+        raise CommandFailed(f"no login in {where}; {first_login_hint(kind)}, then import again")
     return EXIT_OK
 
 

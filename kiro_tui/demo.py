@@ -28,6 +28,7 @@ from kiro_tui.core.clock import Clock, SystemClock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.importer import import_snapshot
 from kiro_tui.core.models import Account, AuthMethod, Mode
+from kiro_tui.core.places.gateway import CREDS_FILE_ENV
 from kiro_tui.core.places.kiro_cli import read_kiro_cli
 from kiro_tui.core.places.kiro_cli_format import SCHEMA, dumps
 from kiro_tui.core.store import AccountStore
@@ -168,7 +169,7 @@ def keep_places_inside(folder: Path) -> None:
         os.environ["XAUTHORITY"] = str(real_xauthority)
     for name in PLACE_ENVIRONMENT:
         os.environ[name] = str(home if name in ("HOME", "USERPROFILE") else home / name.lower())
-    os.environ.pop("KIRO_CREDS_FILE", None)  # kiro-gateway's file, if this shell names one
+    os.environ.pop(CREDS_FILE_ENV, None)  # kiro-gateway's file, if this shell names one
 
 
 def install_hangup_handler(folder: Path) -> None:

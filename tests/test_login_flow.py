@@ -61,7 +61,7 @@ async def test_identity_center_login_with_two_profiles_is_saved_own(flow, emulat
     listing = await login_flow.profiles(token.access_token)
     assert [(p.name, p.region) for p in listing.profiles] == [("Dev", "us-east-1"), ("Prod EU", "eu-central-1")]
     with AccountStore.open(tmp_path / "a.db") as store:
-        account = save_login(store, login, token, listing.profiles[1], clock.now())
+        account = save_login(store, login, token, listing.profiles[1], clock.now()).account
         remember_request(store, request)
         saved = store.get(account.id)
         assert saved is not None
@@ -131,7 +131,7 @@ async def test_logging_in_again_renews_the_account_instead_of_adding_one(flow, e
             token = await login_flow.wait_for_token(login)
             email = await login_flow.email(token.access_token, None)
             assert email == "same@example.com"
-            ids.append(save_login(store, login, token, None, clock.now(), email).id)
+            ids.append(save_login(store, login, token, None, clock.now(), email).account.id)
         assert ids[0] == ids[1] and len(store.accounts()) == 1
         dead = store.get(ids[0])
         assert dead is not None
@@ -139,7 +139,7 @@ async def test_logging_in_again_renews_the_account_instead_of_adding_one(flow, e
         login = await login_flow.start(LoginRequest(replaces=dead.id))
         httpx.post(f"{emulator.url}/_emulator/approve", json={"user_code": login.user_code}).raise_for_status()
         token = await login_flow.wait_for_token(login)
-        renewed = save_login(store, login, token, None, clock.now(), None)
+        renewed = save_login(store, login, token, None, clock.now(), None).account
         assert renewed.id == dead.id and len(store.accounts()) == 1
         assert store.get(dead.id).health is Health.OK  # type: ignore[union-attr]
         # each login is in the account's history (newest first), and is not counted as a refresh
@@ -160,7 +160,7 @@ async def test_logging_in_again_as_someone_else_leaves_the_dead_account_alone(fl
         httpx.post(f"{emulator.url}/_emulator/approve", json={"user_code": login.user_code}).raise_for_status()
         token = await login_flow.wait_for_token(login)
         email = await login_flow.email(token.access_token, None)
-        saved = save_login(store, login, token, None, clock.now(), email)
+        saved = save_login(store, login, token, None, clock.now(), email).account
         assert saved.id != dave.id and saved.email == "erin@example.com"
         assert store.get(dave.id) == dave  # untouched: still dave, still needs a login
         assert len(store.accounts()) == 2
@@ -304,7 +304,7 @@ async def test_a_builder_id_login_always_goes_to_us_east_1(flow, emulator, tmp_p
     control(emulator, "approve", {"user_code": login.user_code})
     token = await login_flow.wait_for_token(login)
     with AccountStore.open(tmp_path / "a.db") as store:
-        account = save_login(store, login, token, None, clock.now())
+        account = save_login(store, login, token, None, clock.now()).account
     assert (account.auth_method, account.region) == (AuthMethod.BUILDER_ID, "us-east-1")
     assert [(r["operation"], r["region"]) for r in emulator.requests()] == [
         ("RegisterClient", "us-east-1"), ("StartDeviceAuthorization", "us-east-1"), ("CreateToken", "us-east-1")]
@@ -330,7 +330,7 @@ async def test_logging_in_again_over_an_imported_login_detaches_the_other_sessio
         httpx.post(f"{emulator.url}/_emulator/approve", json={"user_code": login.user_code}).raise_for_status()
         token = await login_flow.wait_for_token(login)
         prod = (await login_flow.profiles(token.access_token)).profiles[1]
-        renewed = save_login(store, login, token, prod, clock.now(), "pat@acme.example")
+        renewed = save_login(store, login, token, prod, clock.now(), "pat@acme.example").account
         assert renewed.id == item.id and renewed.mode is Mode.OWN and store.places(item.id) == []
         report = import_snapshot(store, read_kiro_cli(db.path, clock.now()), clock.now(), Mode.SYNC)
         assert not report.imported and "an older session of account" in report.skipped[0].reason

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
 
 import httpx
 
@@ -45,6 +44,7 @@ from kiro_tui.core.importer import ImportReport, import_snapshot, same_login
 from kiro_tui.core.login import (
     DeviceLogin,
     LoginFlow,
+    LoginOutcome,
     LoginRequest,
     PollStatus,
     portal_key,
@@ -108,25 +108,15 @@ class Source:
                 "error": self.error}
 
 
-def _existing_entry(fmt: PlaceFormat, target: Path, account: Account,
-                    now: datetime) -> tuple[Path, str, PlaceLogin | None] | None:
-    """(file, entry, login) when `target` is a file that already holds logins: the one of this
-    account (by lineage or a matching login), or the first there. None: nothing to link to yet."""
-    if not target.is_file():
-        return None
-    snapshot = fmt.scan(target, now)
-    if not snapshot.logins:
-        return None
-    mine = next((login for login in snapshot.logins
-                 if fingerprint(login.refresh_token) == fingerprint(account.refresh_token)), snapshot.logins[0])
-    return snapshot.path, mine.key, mine
-
-
-def _logins_in(fmt: PlaceFormat, folder: Path, now: datetime) -> list[tuple[Path, str, PlaceLogin]]:
-    """Every login the tool's files in `folder` hold, as (file, entry, login); a file that cannot
-    be read is passed over (it is not this account's to link)."""
+def _logins_at(fmt: PlaceFormat, target: Path, now: datetime) -> list[tuple[Path, str, PlaceLogin]]:
+    """Every login already at `target`, as (file, entry, login): a file's (one that cannot be
+    read is an error), or those of the tool's files in a folder (one that cannot be read is
+    passed over: it is not this account's to link). Nothing when there is nothing there yet."""
+    if target.is_file():
+        snapshot = fmt.scan(target, now)
+        return [(snapshot.path, login.key, login) for login in snapshot.logins]
     found = []
-    for file in fmt.discover(folder):
+    for file in fmt.discover(target) if target.is_dir() else []:
         try:
             snapshot = fmt.scan(file, now)
         except PlaceError:
@@ -159,20 +149,6 @@ def _look(kind: str, path: Path, now: datetime) -> Source:
         except KiroTuiError as exc:
             errors.append(str(exc))
     return Source(kind, path, True, logins, errors[0] if errors else None)
-
-
-class LoginOutcome(NamedTuple):
-    account: Account
-    detached: list[Place]
-    """Copies of the old session a renewal detached (each holds the old client's registration)."""
-
-    def detached_note(self) -> str | None:
-        if not self.detached:
-            return None
-        kinds = ", ".join(sorted({place_format(p.kind).title for p in self.detached}))
-        return (f"{len(self.detached)} cop{'y' if len(self.detached) == 1 else 'ies'} of the old session "
-                f"({kinds}) no longer kept fresh: they hold the old client registration. Link them again "
-                f"(`kiro-tui link {self.account.id} --to KIND`, or x).")
 
 
 @dataclass
@@ -766,16 +742,15 @@ class Engine:
             target = defaults[0]
         else:
             raise PlaceError(f"{fmt.title} has no usual place for its file; name it with --path")
-        existing = await asyncio.to_thread(_existing_entry, fmt, target, account, self.clock.now())
-        if existing is None and target.is_dir():  # a folder of the tool's files: one may hold this login
-            found = await asyncio.to_thread(_logins_in, fmt, target, self.clock.now())
-            mine = next(((file, entry) for file, entry, login in found
-                         if self.store.in_lineage(account.id, fingerprint(login.refresh_token))), None)
-            return fmt, target, mine
-        if existing is None:
+        found = await asyncio.to_thread(_logins_at, fmt, target, self.clock.now())
+        if target.is_dir():  # a folder of the tool's files: one may hold this login
+            return fmt, target, next(((file, entry) for file, entry, login in found
+                                      if self.store.in_lineage(account.id, fingerprint(login.refresh_token))), None)
+        if not found:
             return fmt, target, None
-        entry_path, entry, login = existing
-        if login is None or not self.store.in_lineage(account.id, fingerprint(login.refresh_token)):
+        current = fingerprint(account.refresh_token)  # in a file of several logins, this one's, else the first
+        entry_path, entry, login = next((f for f in found if fingerprint(f[2].refresh_token) == current), found[0])
+        if not self.store.in_lineage(account.id, fingerprint(login.refresh_token)):
             raise PlaceError(f"{entry_path} {not_this_login}")
         return fmt, target, (entry_path, entry)
 
@@ -803,11 +778,10 @@ class Engine:
         email = await flow.email(token.access_token, profile)
         if email:
             await self._learn_emails_of_twins(flow, login.request)
-        before = self.store.places()
-        account = save_login(self.store, login, token, profile, self.clock.now(), email)
+        outcome = save_login(self.store, login, token, profile, self.clock.now(), email)
         remember_request(self.store, login.request)
-        self.account_changed(account.id)
-        return LoginOutcome(account, [p for p in before if p.account_id == account.id])
+        self.account_changed(outcome.account.id)
+        return outcome
 
     async def _learn_emails_of_twins(self, flow: LoginFlow, request: LoginRequest, most: int = 5) -> None:
         """Ask who holds the accounts this login could be a renewal of (same kind and portal) whose

@@ -108,6 +108,11 @@ class ImportReport:
         self.problems += other.problems
 
 
+def first_login_hint(kind: str) -> str:
+    """What to do when a place holds no login yet."""
+    return "run `kiro-cli login` first" if kind == "kiro-cli" else "log in with that tool first"
+
+
 def default_label(login: PlaceLogin, kind: str = "kiro-cli") -> str:
     """A name for the account until its email is known: what it is, and where it was found."""
     where = f" ({_TITLES.get(kind, kind)})"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from kiro_tui.core.aws.codewhisperer import Profile, ProfileListing, QClient
 from kiro_tui.core.aws.endpoints import valid_region
@@ -34,7 +35,9 @@ from kiro_tui.core.models import (
     Account,
     AuthMethod,
     Mode,
+    Place,
 )
+from kiro_tui.core.places import place_format
 from kiro_tui.core.store import AccountStore, RefreshLogEntry, touch_updated
 
 SLOW_DOWN_STEP = 5
@@ -185,6 +188,20 @@ class LoginFlow:
             raise LoginError(f"signed in, but listing profiles failed: {exc.message}") from exc
 
 
+class LoginOutcome(NamedTuple):
+    account: Account
+    detached: list[Place]
+    """Copies of the old session a renewal detached (each holds the old client's registration)."""
+
+    def detached_note(self) -> str | None:
+        if not self.detached:
+            return None
+        kinds = ", ".join(sorted({place_format(p.kind).title for p in self.detached}))
+        return (f"{len(self.detached)} cop{'y' if len(self.detached) == 1 else 'ies'} of the old session "
+                f"({kinds}) no longer kept fresh: they hold the old client registration. Link them again "
+                f"(`kiro-tui link {self.account.id} --to KIND`, or x).")
+
+
 def save_login(
     store: AccountStore,
     login: DeviceLogin,
@@ -192,7 +209,7 @@ def save_login(
     profile: Profile | None,
     now: datetime,
     email: str | None = None,
-) -> Account:
+) -> LoginOutcome:
     """Store the login (mode own: it is kiro-tui's alone), in one transaction.
 
     It renews an existing account rather than adding a twin when the request says which
@@ -237,17 +254,15 @@ def save_login(
     # copy of it elsewhere holds the old session (the old client's registration beside its token):
     # writing the new token there would break that tool, and taking its details would undo this
     # login. They are detached, and imports leave that session be (see importer.import_snapshot).
-    detached = store.places(existing.id) if existing else []
-    note = (f"{len(detached)} cop{'y' if len(detached) == 1 else 'ies'} of the old session detached "
-            "(link again to keep them fresh)") if detached else None
+    outcome = LoginOutcome(account, store.places(existing.id) if existing else [])
     with store.transaction() as tx:  # the history says when the token came from a login
         store.save(account, tx)
-        for place in detached:
+        for place in outcome.detached:
             store.delete_place(tx, place)
-        store.log_refresh(tx, RefreshLogEntry(account.id, now, "logged-in", message=note))
-    for place in detached:
+        store.log_refresh(tx, RefreshLogEntry(account.id, now, "logged-in", message=outcome.detached_note()))
+    for place in outcome.detached:
         store.mark_unlinked(place, now, why="login", client_id=existing.client_id if existing else None)
-    return account
+    return outcome
 
 
 def portal_key(start_url: str | None) -> str:

@@ -322,7 +322,7 @@ class Refresher:
         """This account's refresh window: earlier than configured when a linked tool would
         otherwise refresh first (see places.effective_window)."""
         found = places if places is not None else self.store.places(account_id)
-        return effective_window(self.settings.window, (p.kind for p in found if p.role is PlaceRole.LINK))
+        return effective_window(self.settings.window, found)
 
     def _places_to_read(self, account: Account) -> list[Place]:
         """Copies a tool may have refreshed by itself: sources (unless own mode) and links."""
@@ -346,11 +346,11 @@ class Refresher:
                 continue
             if login is None or not login.refresh_token:
                 continue
-            spent = is_spent(self.store, account, login)
-            if login.refresh_token == account.refresh_token and login.expires_at <= account.expires_at:
+            ours = login.refresh_token == account.refresh_token
+            if ours and login.expires_at <= account.expires_at:
                 continue  # the place holds what we hold
-            if not ((spent or self.store.in_lineage(account.id, fingerprint(login.refresh_token))
-                     or same_login(account, login)) and takes_over(account, login, spent)):
+            spent = is_spent(self.store, account, login)  # with `ours`: the token is of this lineage
+            if not ((ours or spent or same_login(account, login)) and takes_over(account, login, spent)):
                 continue
             replaced = fingerprint(account.refresh_token)
             merge_login(account, login, spent)

@@ -18,9 +18,9 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import NamedTuple
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from kiro_tui.core.errors import StoreError, StoreWriteError
 from kiro_tui.core.masking import fingerprint
@@ -616,7 +616,7 @@ class AccountStore:
 
     def set_preference(self, key: str, value: object) -> None:
         with self.transaction(durable=False) as tx:
-            tx.execute("INSERT OR REPLACE INTO preferences (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+            _write_preference(tx, key, value)
 
     UNLINKED_KEY = "unlinked_places"
 
@@ -646,8 +646,7 @@ class AccountStore:
                               "client_id": client_id}
             elif marks.pop(key, None) is None:
                 return
-            tx.execute("INSERT OR REPLACE INTO preferences (key, value) VALUES (?, ?)",
-                       (self.UNLINKED_KEY, json.dumps(marks)))
+            _write_preference(tx, self.UNLINKED_KEY, marks)
 
     def data_version(self) -> int:
         """Changes whenever another connection (another kiro-tui process) commits."""
@@ -696,12 +695,7 @@ class AccountStore:
             return self._places_where("1", ())
         if isinstance(accounts, str):
             return self._places_where("account_id = ?", (accounts,))
-        found: list[Place] = []
-        wanted = list(accounts)
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
-            found += self._places_where(f"account_id IN ({', '.join('?' * len(chunk))})", tuple(chunk))
-        return found
+        return [place for where, chunk in _account_id_in(accounts) for place in self._places_where(where, chunk)]
 
     def place_at(self, kind: str, path: str, entry: str = "") -> Place | None:
         return next(iter(self._places_where("kind = ? AND path = ? AND entry = ?", (kind, path, entry))), None)
@@ -741,11 +735,8 @@ class AccountStore:
         if account_ids is None:
             rows = self._db.execute(f"SELECT {columns} FROM usage").fetchall()
         else:
-            wanted, rows = list(account_ids), []
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start:start + 500]
-                rows += self._db.execute(f"SELECT {columns} FROM usage WHERE account_id IN "
-                                         f"({', '.join('?' * len(chunk))})", chunk).fetchall()
+            rows = [row for where, chunk in _account_id_in(account_ids)
+                    for row in self._db.execute(f"SELECT {columns} FROM usage WHERE {where}", chunk).fetchall()]
         return {
             r[0]: UsageRecord(r[1], r[2], _time_or_none(r[3]), r[4], _time_or_none(r[5]), r[6], _time_or_none(r[7]))
             for r in rows
@@ -849,6 +840,18 @@ def _row_problem(row: tuple[object, ...], exc: Exception) -> str:
             shown = repr(value)[:40]
             return f"field {name} holds {shown} ({type(field_exc).__name__})"
     return f"{type(exc).__name__}: {str(exc)[:80]}"
+
+
+def _write_preference(conn: sqlite3.Connection, key: str, value: object) -> None:
+    conn.execute("INSERT OR REPLACE INTO preferences (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+
+def _account_id_in(account_ids: Iterable[str], size: int = 500) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """`account_id IN (?, …)` and its values, in chunks under SQLite's limit on parameters."""
+    wanted = tuple(account_ids)
+    for start in range(0, len(wanted), size):
+        chunk = wanted[start:start + size]
+        yield f"account_id IN ({', '.join('?' * len(chunk))})", chunk
 
 
 class UnlinkMark(NamedTuple):

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import humanize
 
 from kiro_tui.core.masking import mask
-from kiro_tui.core.models import DEFAULT_QUOTA_WARNING, AccountView, Place, PlaceRole, UsageRecord
+from kiro_tui.core.models import DEFAULT_QUOTA_WARNING, AccountView, Place, UsageRecord
 from kiro_tui.core.places import effective_window
 from kiro_tui.core.timefmt import format_timestamp, seconds_until
 
@@ -55,8 +55,7 @@ def account_json(
         "source_key": account.source_key,
         "mode": account.mode.value,
         "last_refresh_at": _stamp(account.last_refresh_at),
-        "next_refresh_at": _stamp(account.due_time(effective_window(
-            window, (p.kind for p in view.places if p.role is PlaceRole.LINK)))),
+        "next_refresh_at": _stamp(account.due_time(effective_window(window, view.places))),
         "consecutive_failures": account.consecutive_failures,
         "refresh_successes": counts[0],
         "refresh_failures": counts[1],

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
+from kiro_tui.core.models import Place, PlaceRole
+
 from kiro_tui.core.places.aiclient import AiClientPlace
 from kiro_tui.core.places.base import (
     Created,
@@ -44,10 +46,11 @@ LINK_KINDS = tuple(kind for kind, fmt in FORMATS.items() if fmt.writable and kin
 LEAD_MARGIN = timedelta(minutes=1)
 
 
-def effective_window(window: timedelta, kinds: Iterable[str]) -> timedelta:
-    """The refresh window of an account with copies at places of these kinds: the configured one,
-    or earlier when a tool there re-reads and refreshes by itself inside it (one definition, used
-    by the scheduler and the refresher alike)."""
+def effective_window(window: timedelta, places: Iterable[Place]) -> timedelta:
+    """The refresh window of an account with these places: the configured one, or earlier when
+    a tool at one of its links re-reads and refreshes by itself inside it (one definition, used
+    by the scheduler, the refresher and `list --json` alike)."""
+    kinds = (p.kind for p in places if p.role is PlaceRole.LINK)
     leads = [FORMATS[kind].rereads_before_refresh for kind in kinds if kind in FORMATS]
     longest = max((lead for lead in leads if lead is not None), default=None)
     return max(window, timedelta(seconds=longest) + LEAD_MARGIN) if longest is not None else window

@@ -53,7 +53,6 @@ class PlaceLogin:
         return "|".join(parts)
 
 
-
 @dataclass(frozen=True)
 class TokenCopy:
     """What kiro-tui writes into a place after a refresh: the token and nothing it does not own."""

@@ -27,7 +27,7 @@ from textual.widgets import DataTable, Input, Static
 from kiro_tui.core.aws.codewhisperer import Profile
 from kiro_tui.core.config import Settings
 from kiro_tui.core.errors import KiroTuiError
-from kiro_tui.core.importer import ImportReport
+from kiro_tui.core.importer import ImportReport, first_login_hint
 from kiro_tui.core.login import LoginRequest
 from kiro_tui.core.models import (
     Account,
@@ -368,9 +368,8 @@ class AccountsScreen(Screen[None]):
             self.kiro_app.kiro_cli_db = report.source
         where = fmt.place_title(next(iter(kinds))) if len(kinds) == 1 else "every place found"
         if not message.automatic and not report.imported and not report.skipped:
-            hint = "run `kiro-cli login` first" if report.kind == "kiro-cli" else "log in with that tool first"
-            self.notify(f"no login in {fmt.home_relative(report.source)}; {hint}", title="Import failed",
-                        severity="error", timeout=10)
+            self.notify(f"no login in {fmt.home_relative(report.source)}; {first_login_hint(report.kind)}",
+                        title="Import failed", severity="error", timeout=10)
         elif not message.automatic:
             self.notify(describe_import(report), title=f"Imported from {where}",
                         severity="warning" if report.skipped else "information")
