@@ -161,6 +161,23 @@ class Beat:
     cpu: float  # the loop thread's CPU seconds over the same wait
 
 
+def burst_app(store_path: Path, url: str, settings):  # type: ignore[no-untyped-def]
+    """The TUI as `kiro-tui` runs it (its engine on, no usage fetches), against the emulator at `url`."""
+    from kiro_tui.core.aws.endpoints import Endpoints
+    from kiro_tui.core.clock import SystemClock
+    from kiro_tui.tui.app import make_app
+
+    return make_app(store_path, settings, SystemClock(), Endpoints(override=url), None, [],
+                    run_engine=True, fetch_usage=False)
+
+
+async def until_loaded(app, total: int) -> None:  # type: ignore[no-untyped-def]
+    """Until the accounts screen shows all `total` accounts and has nothing left to load."""
+    screen = app.accounts_screen
+    while not (screen.loaded and len(screen.views) == total and not screen._loading):  # noqa: SLF001
+        await asyncio.sleep(0.02)
+
+
 class LoopStallMonitor:
     """On the running loop: a task sleeps `period` over and over and records how late it wakes,
     and the loop thread's own CPU time over each wait (a call blocked on I/O uses none; Python

@@ -37,9 +37,11 @@ from benchmarks.harness import (
     EmulatorProcess,
     LoopStallMonitor,
     StoreProgress,
+    burst_app,
     describe_stalls,
     percentile,
     seed_accounts,
+    until_loaded,
     where_stalled,
     write_store,
 )
@@ -50,7 +52,6 @@ from kiro_tui.core.config import Settings
 from kiro_tui.core.engine import Engine
 from kiro_tui.core.models import Account
 from kiro_tui.core.store import AccountStore
-from kiro_tui.tui.app import make_app
 
 
 def due_together(accounts: list[Account], settings: Settings, lead: float) -> tuple[list[Account], float]:
@@ -90,15 +91,13 @@ def thread_cpu(ident: int) -> float:
 
 async def tui(store_path: Path, url: str, settings: Settings, total: int, due_at: float) -> dict[str, object]:
     """The app (headless driver) with its engine running, as `kiro-tui` runs it."""
-    app = make_app(store_path, settings, SystemClock(), Endpoints(override=url), None, [],
-                   run_engine=True, fetch_usage=False)
+    app = burst_app(store_path, url, settings)
     monitor = LoopStallMonitor()
     result: dict[str, object] = {}
     with StoreProgress(store_path, total) as progress:
         async with app.run_test(size=SIZE), monitor:
             screen = app.accounts_screen
-            while not (screen.loaded and len(screen.views) == total and not screen._loading):
-                await asyncio.sleep(0.02)
+            await until_loaded(app, total)
             result["settled_before_due"] = due_at - time.perf_counter()
             await sleep_until(due_at)
             threads = {"UI": threading.get_ident(), "engine": app.engine._thread.ident}  # noqa: SLF001

@@ -29,18 +29,17 @@ from benchmarks.harness import (
     EmulatorProcess,
     LoopStallMonitor,
     StoreProgress,
+    burst_app,
     describe_stalls,
     percentile,
     seed_accounts,
+    until_loaded,
     where_stalled,
     write_store,
 )
 from benchmarks.tui_burst import due_together, sleep_until
 from benchmarks.tui_startup import SIZE
-from kiro_tui.core.aws.endpoints import Endpoints
-from kiro_tui.core.clock import SystemClock
 from kiro_tui.core.config import Settings
-from kiro_tui.tui.app import make_app
 
 HOLDER = """
 import sqlite3, sys, time
@@ -55,15 +54,12 @@ print("released", flush=True)
 
 async def run(store_path: Path, url: str, settings: Settings, total: int, due_at: float, lock_after: float,
               lock_seconds: float) -> dict[str, object]:
-    app = make_app(store_path, settings, SystemClock(), Endpoints(override=url), None, [],
-                   run_engine=True, fetch_usage=False)
+    app = burst_app(store_path, url, settings)
     monitor = LoopStallMonitor()
     result: dict[str, object] = {}
     with StoreProgress(store_path, total) as progress:
         async with app.run_test(size=SIZE), monitor:
-            screen = app.accounts_screen
-            while not (screen.loaded and len(screen.views) == total and not screen._loading):
-                await asyncio.sleep(0.02)
+            await until_loaded(app, total)
             await sleep_until(due_at + lock_after)
             holder = await asyncio.create_subprocess_exec(
                 sys.executable, "-c", HOLDER, str(store_path), str(lock_seconds), stdout=asyncio.subprocess.PIPE)

@@ -19,10 +19,16 @@ from tests.support.tui import build_app, build_store, screen_text, settle, toast
 SIZE = (140, 40)
 
 
-async def test_i_offers_every_place_found_kiro_cli_first(tmp_path: Path, isolated_dirs: Path, emulator) -> None:
+def kiro_cli_and_a_proxy(tmp_path: Path, isolated_dirs: Path, emulator) -> KiroCliDb:  # type: ignore[no-untyped-def]
+    """A kiro-cli login, and a CLIProxyAPI file of another login at that tool's usual place."""
     db = KiroCliDb(tmp_path / "kiro-cli" / "data.sqlite3")
     seed_into_kiro_cli(emulator, db, kind="social", email="cli@example.com")
     write_cliproxy(isolated_dirs / ".cli-proxy-api", seed(emulator, "builder-id"))
+    return db
+
+
+async def test_i_offers_every_place_found_kiro_cli_first(tmp_path: Path, isolated_dirs: Path, emulator) -> None:
+    db = kiro_cli_and_a_proxy(tmp_path, isolated_dirs, emulator)
     with build_store(tmp_path / "s.db", []) as store:
         app = build_app(store, emulator.url, kiro_cli_db=db.path, candidates=[db.path])
         async with app.run_test(size=SIZE, notifications=True) as pilot:
@@ -43,9 +49,7 @@ async def test_i_offers_every_place_found_kiro_cli_first(tmp_path: Path, isolate
 
 async def test_an_import_from_another_tool_is_named_for_it_and_each_place_is_offered_once(
         tmp_path: Path, isolated_dirs: Path, emulator) -> None:
-    db = KiroCliDb(tmp_path / "kiro-cli" / "data.sqlite3")
-    seed_into_kiro_cli(emulator, db, kind="social", email="cli@example.com")
-    write_cliproxy(isolated_dirs / ".cli-proxy-api", seed(emulator, "builder-id"))
+    db = kiro_cli_and_a_proxy(tmp_path, isolated_dirs, emulator)
     with build_store(tmp_path / "s.db", []) as store:
         app = build_app(store, emulator.url, kiro_cli_db=db.path, candidates=[db.path])
         async with app.run_test(size=SIZE, notifications=True) as pilot:
