@@ -91,9 +91,15 @@ class AccountDetail(VerticalScroll):
         signature = [(label, value.markup) for label, value in rows]
         if not rows:
             signature = [("", str(content))]
-        if signature != self.shown:
-            self.shown = signature
-            body.update(content)  # type: ignore[arg-type]
+        if signature == self.shown:
+            return
+        self.shown = signature
+        body.update(content, layout=False)  # type: ignore[arg-type]
+        # A layout reflows the whole screen, the table's every visible row with it: only when the
+        # panel's height changes, not for a countdown ticking (once a second, for the selected row).
+        width = body.size.width
+        if not width or body.get_content_height(self.size, self.app.size, width) != body.size.height:
+            body.refresh(layout=True)
 
     def _usage_text(self, usage: UsageRecord | None, enabled: bool, now: datetime) -> Text:
         if usage is None or not usage.known:

@@ -61,4 +61,4 @@ class SummaryBar(Static):
                 text.append(f", read {fmt.ago(last_read, now)}", style=muted)
         if text.markup != getattr(self, "_shown", None):  # most seconds nothing changed
             self._shown = text.markup
-            self.update(text)
+            self.update(text, layout=False)  # one line, always (app.tcss): a layout would reflow the screen
