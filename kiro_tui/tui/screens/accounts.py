@@ -329,6 +329,10 @@ class AccountsScreen(Screen[None]):
 
     # ------------------------------------------------------------------ events
 
+    @on(AccountsTable.Filled)
+    def table_filled(self) -> None:
+        self.kiro_app.freeze_what_is_built()
+
     @on(DataTable.RowHighlighted)
     def row_highlighted(self) -> None:
         self.update_detail()

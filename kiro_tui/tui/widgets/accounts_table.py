@@ -16,11 +16,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
+from textual.cache import LRUCache
+from textual.message import Message
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable
+from textual.widgets.data_table import RowKey
 
 from kiro_tui.core.models import DEFAULT_QUOTA_WARNING, AccountView, Mode, Status
 from kiro_tui.core.summary import printable
@@ -63,6 +68,7 @@ FIRST_ROWS = 60
 """Rows added before the first frame: more than a tall terminal shows."""
 MORE_ROWS = 500
 """Rows added a frame after that."""
+SegmentLines = list[list[Segment]]
 STATUS_CLASSES = {status: f"status--{status.value}" for status in Status}
 USAGE_CLASSES = {level: f"usage--{level}" for level in ("ok", "low", "over", "unknown")}
 
@@ -115,7 +121,15 @@ class AccountsTable(DataTable[Text]):
     _stale: set[str]
     """Rows whose account changed while they were off screen: painted when they come into view."""
 
+    class Filled(Message):
+        """Every row of the first `show` is in the table (they are added a chunk a frame)."""
+
     def __init__(self, **kwargs: object) -> None:
+        # What was drawn, keyed on the cells' own Text objects ("drawing", below); made before
+        # DataTable's own set-up, which clears its caches.
+        self._cells_drawn: LRUCache[tuple[object, ...], tuple[Text, SegmentLines]] = LRUCache(4096)
+        self._lines_composed: LRUCache[tuple[object, ...], tuple[tuple[Text, ...], tuple[SegmentLines, SegmentLines]]]
+        self._lines_composed = LRUCache(1024)
         super().__init__(cursor_type="row", zebra_stripes=True, cell_padding=CELL_PADDING, **kwargs)
         self.accounts: dict[str, AccountView] = {}
         self.window = timedelta(minutes=10)
@@ -135,7 +149,9 @@ class AccountsTable(DataTable[Text]):
         # plans again if this guess was wrong. The vertical scrollbar's gutter is always kept
         # free (scrollbar-gutter: stable in app.tcss), so a scrollbar appearing moves nothing.
         self._plan(self.app.size.width - self.styles.scrollbar_size_vertical)
-        self.watch(self.app, "theme", self._recolour, init=False)
+        # Once the new theme's styles are in place (its signal follows the CSS refresh; a watch
+        # on `theme` runs before it, and resolved the old theme's colours).
+        self.app.theme_changed_signal.subscribe(self, lambda theme: self._recolour())
 
     def on_resize(self, event: events.Resize) -> None:
         room = self.scrollable_content_region.width
@@ -168,7 +184,7 @@ class AccountsTable(DataTable[Text]):
             self.columns[key].width = width
         self.widths = widths
         self._pin()
-        self._clear_caches()
+        super()._clear_caches()  # DataTable's: the cells drawn stay, each at its width ("drawing")
         self._require_update_dimensions = True
         self.refresh()
 
@@ -275,6 +291,8 @@ class AccountsTable(DataTable[Text]):
             views = ordered[:FIRST_ROWS]
             self.call_after_refresh(self._add_more, now)
         else:
+            if not self.accounts:
+                self.call_after_refresh(self.post_message, self.Filled())
             self._to_add.clear()  # a later show (a filter) adds every row it wants itself
         selected = self.selected_id
         self._stale.clear()  # every row is painted below
@@ -306,9 +324,11 @@ class AccountsTable(DataTable[Text]):
                     self._put(view, now)
         if self._to_add:
             self.call_after_refresh(self._add_more, now)
-        elif self._sort_when_done:
+            return
+        if self._sort_when_done:
             self._sort_when_done = False
             self.sort("name", key=lambda name: str(name).lower())
+        self.call_after_refresh(self.post_message, self.Filled())
 
     @property
     def adding(self) -> bool:
@@ -421,3 +441,56 @@ class AccountsTable(DataTable[Text]):
             if not force and (shown.plain, shown.style, shown.spans) == (value.plain, value.style, value.spans):
                 continue
             self.update_cell(account_id, key, value)
+
+    # ------------------------------------------------------------------ drawing
+    #
+    # DataTable keys its drawing caches on a count of every update anywhere in the table, so one
+    # changed cell makes it draw every visible cell and compose every visible line again. There
+    # is such an update each second (the countdowns) and one per re-read in a burst of refreshes:
+    # 200-odd cells at 0.2 ms and 20-odd lines at 0.7 ms, a 40-60 ms stall of the UI each time.
+    # Here a cell is drawn again only when it changed (a changed cell is a new Text, `_paint`),
+    # and a line composed again only when one of its row's cells did, or the cursor, the hover,
+    # the widths or the styles; style and layout changes clear these with DataTable's own caches.
+    # The header is left to DataTable.
+
+    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
+                     cursor: bool = False, hover: bool = False) -> SegmentLines:
+        if row_index < 0 or column_index < 0:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        cell = self._data[self._row_locations.get_key(row_index)][self._column_locations.get_key(column_index)]
+        key = (id(cell), row_index, column_index, base_style, width, cursor, hover, self._show_hover_cursor,
+               self._pseudo_class_state, self.show_cursor, self.fixed_columns, self.fixed_rows)
+        drawn = self._cells_drawn.get(key)
+        if drawn is not None and drawn[0] is cell:  # the same object, not one that reuses its id
+            return drawn[1]
+        lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        self._cells_drawn[key] = (cell, lines)
+        return lines
+
+    def _render_line_in_row(self, row_key: RowKey, line_no: int, base_style: Style, cursor_location: Coordinate,
+                            hover_location: Coordinate) -> tuple[SegmentLines, SegmentLines]:
+        cells = tuple(self._data.get(row_key, {}).values())
+        if not cells:  # the header
+            return super()._render_line_in_row(row_key, line_no, base_style, cursor_location, hover_location)
+        key = (row_key, line_no, self._row_locations.get(row_key), base_style, cursor_location, hover_location,
+               self.cursor_type, self.show_cursor, self._show_hover_cursor, self._pseudo_class_state,
+               self.size.width, self.fixed_columns, tuple(c.get_render_width(self) for c in self.ordered_columns))
+        composed = self._lines_composed.get(key)
+        if composed is not None and len(composed[0]) == len(cells) and all(
+                old is new for old, new in zip(composed[0], cells, strict=True)):
+            return composed[1]
+        line = super()._render_line_in_row(row_key, line_no, base_style, cursor_location, hover_location)
+        self._lines_composed[key] = (cells, line)
+        return line
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        self._forget_drawing()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._forget_drawing()
+
+    def _forget_drawing(self) -> None:
+        self._cells_drawn.clear()
+        self._lines_composed.clear()

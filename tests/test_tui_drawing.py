@@ -1,0 +1,158 @@
+"""What the accounts screen draws again when something changes: only what changed.
+
+DataTable draws every visible cell again after any update anywhere in the table, and a
+Static's update lays the whole screen out again; with a thousand accounts refreshing, each
+of those stalled the UI 30-70 ms (benchmarks/tui_burst.py). These tests count what is
+drawn and laid out, never time, and check that what is on screen is still right.
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from rich.style import Style
+from textual.color import Color
+from textual.widgets import DataTable, Static
+
+from kiro_tui.core.clock import ManualClock
+from kiro_tui.core.models import Account, AuthMethod, Mode
+from kiro_tui.tui.widgets.accounts_table import AccountsTable
+from kiro_tui.tui.widgets.detail_panel import AccountDetail
+from kiro_tui.tui.widgets.summary_bar import SummaryBar
+from tests.support.tui import NOW, build_app, build_store, cell, screen_text, settle
+
+SIZE = (160, 40)
+STEADY = NOW + timedelta(minutes=50, seconds=30)
+"""An expiry whose countdown ("in 50 min") does not change over the seconds a test advances."""
+
+
+def accounts(count: int, ticking: str | None = None) -> list[Account]:
+    """`count` accounts named in table order; `ticking`, if given, expires in 45 s (its
+    countdown changes every second), the rest show the same text for a minute."""
+    return [Account(id=f"acc{i:05d}", auth_method=AuthMethod.SOCIAL, access_token=f"aoaAAAAAG{i}:sig",
+                    refresh_token=f"aorAAAAAG{i}:sig", email=f"user{i:03d}@example.com", mode=Mode.OWN,
+                    expires_at=NOW + timedelta(seconds=45) if f"acc{i:05d}" == ticking else STEADY)
+            for i in range(count)]
+
+
+class DrawCounter:
+    """Counts the data cells DataTable itself draws and the rows' lines it composes (the
+    header aside)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.cells = self.lines = 0
+        draw, compose = DataTable._render_cell, DataTable._render_line_in_row
+
+        def drawing(table, row_index, *args, **kwargs):  # type: ignore[no-untyped-def]
+            self.cells += row_index >= 0
+            return draw(table, row_index, *args, **kwargs)
+
+        def composing(table, row_key, *args, **kwargs):  # type: ignore[no-untyped-def]
+            self.lines += row_key in table.rows
+            return compose(table, row_key, *args, **kwargs)
+
+        monkeypatch.setattr(DataTable, "_render_cell", drawing)
+        monkeypatch.setattr(DataTable, "_render_line_in_row", composing)
+
+
+def spans_of(app, word: str) -> list[Style]:  # type: ignore[no-untyped-def]
+    """The styles `word` is drawn with on screen now."""
+    update = app.screen._compositor.render_full_update()  # noqa: SLF001 - Textual has no public reader
+    return [segment.style for line in update.strips for strip in line for segment in strip
+            if segment.text.strip() == word and segment.style is not None]
+
+
+async def test_a_tick_draws_again_only_the_cell_whose_text_changed(tmp_path: Path, monkeypatch) -> None:
+    clock = ManualClock(NOW)
+    with build_store(tmp_path / "accounts.db", accounts(30, ticking="acc00007")) as store:
+        app = build_app(store, clock=clock)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            screen_text(app)  # everything drawn once
+            counter = DrawCounter(monkeypatch)
+            clock.advance(1)
+            app.screen.tick()
+            await pilot.pause()
+            text = screen_text(app)
+            assert cell(app, "acc00007", "expires") == "in 44 s"
+            assert "in 44 s" in text and text.count("in 50 min") >= 20  # every other row on screen
+            # DataTable alone draws every visible cell and composes every visible line: 189 and 21 here
+            assert (counter.cells, counter.lines) == (1, 1)
+
+
+async def test_a_theme_picked_recolours_every_cell_on_screen(tmp_path: Path) -> None:
+    with build_store(tmp_path / "accounts.db", accounts(5)) as store:
+        app = build_app(store)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            colours = set()
+            for theme in ("textual-dark", "nord", "gruvbox"):
+                app.theme = theme
+                await settle(pilot)
+                success = Color.parse(app.get_css_variables()["success"]).rich_color
+                colours.add(success)
+                drawn = [style.color for style in spans_of(app, "fresh")]
+                assert drawn.count(success) == 4, theme  # every row but the cursor's, drawn in its colours
+            assert len(colours) == 3
+
+
+async def test_countdowns_ticking_in_the_detail_and_summary_never_lay_the_screen_out(tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    clock = ManualClock(NOW)
+    with build_store(tmp_path / "accounts.db", accounts(3, ticking="acc00000")) as store:
+        app = build_app(store, clock=clock)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            laid_out: list[str] = []
+            for widget in (app.screen.query_one("#detail-body", Static), app.screen.query_one(SummaryBar)):
+                refresh = widget.refresh
+
+                def recording(*regions, layout=False, _refresh=refresh, _name=type(widget).__name__,  # type: ignore[no-untyped-def]
+                              **kwargs):
+                    if layout:
+                        laid_out.append(_name)
+                    return _refresh(*regions, layout=layout, **kwargs)
+
+                monkeypatch.setattr(widget, "refresh", recording)
+            before = screen_text(app)
+            clock.advance(20)  # 45 s -> 25 s: the detail's countdown changes; still "expiring"
+            app.screen.tick()
+            await pilot.pause()
+            after = screen_text(app)
+            assert "in 25 seconds" in after and "in 25 seconds" not in before
+            clock.advance(30)  # past its expiry: the summary's counts change
+            app.screen.tick()
+            await pilot.pause()
+            assert "1 expired" in screen_text(app).splitlines()[0]
+            assert laid_out == []
+
+
+async def test_a_detail_that_grows_is_laid_out_again_and_shown_whole(tmp_path: Path) -> None:
+    with build_store(tmp_path / "accounts.db", accounts(2)) as store:
+        app = build_app(store)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            detail = app.screen.query_one(AccountDetail)
+            short = detail.query_one("#detail-body", Static).size.height
+            account = store.get("acc00000")
+            assert account is not None
+            with store.transaction() as tx:  # an error: the panel gains "Failures" and "Last error"
+                store.save(replace(account, last_error="the service said no", consecutive_failures=2), tx)
+            app.engine.call_soon(lambda engine: engine.account_changed("acc00000"))
+            await settle(pilot)
+            assert detail.query_one("#detail-body", Static).size.height > short
+            assert "the service said no" in screen_text(app)
+
+
+async def test_what_the_first_screen_built_is_frozen_while_the_app_runs(tmp_path: Path) -> None:
+    with build_store(tmp_path / "accounts.db", accounts(120)) as store:  # more than the first screenful
+        app = build_app(store)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert app.screen.query_one(AccountsTable).row_count == 120
+            assert gc.get_freeze_count() > 0
+        assert gc.get_freeze_count() == 0
