@@ -185,7 +185,7 @@ class LoopStallMonitor:
     while a wake-up is more than `capture_after` late: what was running instead. Used by the TUI
     benchmarks and by tests/test_tui_no_blocking.py."""
 
-    def __init__(self, period: float = 0.01, capture_after: float = 0.1) -> None:
+    def __init__(self, period: float = 0.01, capture_after: float = 0.04) -> None:
         self.period, self.capture_after = period, capture_after
         self.beats: list[Beat] = []
         self.stacks: list[tuple[float, float, list[str]]] = []
