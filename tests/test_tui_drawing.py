@@ -100,6 +100,29 @@ async def test_a_theme_picked_recolours_every_cell_on_screen(tmp_path: Path) -> 
             assert len(colours) == 3
 
 
+async def test_rows_off_screen_or_not_yet_added_take_the_new_theme_too(tmp_path: Path, monkeypatch) -> None:
+    show, changed = AccountsTable.show, []
+
+    def show_then_change_theme(table, views, now):  # type: ignore[no-untyped-def]
+        show(table, views, now)
+        if table.adding and not changed:  # the first screenful is in, the rest still to come
+            changed.append(len(table._to_add))  # noqa: SLF001
+            table.app.theme = "nord"
+
+    monkeypatch.setattr(AccountsTable, "show", show_then_change_theme)
+    with build_store(tmp_path / "accounts.db", accounts(300)) as store:
+        app = build_app(store)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert changed == [240]
+            assert app.accounts_screen.table.row_count == 300  # going through `show` kept 60 of them
+            nord = Color.parse(app.get_css_variables()["success"]).rich_color
+            await pilot.press("pagedown")  # rows already added, but off screen, when the theme changed
+            await settle(pilot)
+            assert "user040@example.com" in screen_text(app)
+            assert [style.color for style in spans_of(app, "fresh")].count(nord) >= 20
+
+
 async def test_countdowns_ticking_in_the_detail_and_summary_never_lay_the_screen_out(tmp_path: Path,
                                                                                     monkeypatch) -> None:
     clock = ManualClock(NOW)

@@ -204,8 +204,16 @@ class AccountsTable(DataTable[Text]):
                 self.move_cursor(row=self.get_row_index(selected))
 
     def _recolour(self) -> None:
-        """A new theme: status colours are resolved again from its variables."""
-        self.show(list(self.accounts.values()), self.app.clock.now(), force=True)  # type: ignore[attr-defined]
+        """A new theme: status colours are resolved again from its variables. The rows on screen
+        are repainted now, the others when they scroll into view; rows still to be added are
+        added in the new colours (going through `show` here dropped them)."""
+        now = self.app.clock.now()  # type: ignore[attr-defined]
+        on_screen = set(self.visible_ids())
+        self._stale |= self.accounts.keys() - on_screen
+        with self.app.batch_update():
+            for account_id in on_screen:
+                self._stale.discard(account_id)
+                self._paint(account_id, self.cells(self.accounts[account_id], now))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "select_cursor":
@@ -279,7 +287,7 @@ class AccountsTable(DataTable[Text]):
             "last": Text(fmt.short_ago(view.account.last_refresh_at, now)),
         }
 
-    def show(self, views: list[AccountView], now: datetime, force: bool = False) -> None:
+    def show(self, views: list[AccountView], now: datetime) -> None:
         """Make the rows match `views`: add, remove and update cells in place; keep the cursor.
 
         Into an empty table, only the first screenful is added before the next frame; the rest
@@ -308,7 +316,7 @@ class AccountsTable(DataTable[Text]):
                 self.accounts.pop(key)
             reorder = False
             for view in views:
-                reorder |= self._put(view, now, force)
+                reorder |= self._put(view, now)
             if reorder:
                 self.sort("name", key=lambda name: str(name).lower())
             if selected in self.accounts:
@@ -375,7 +383,7 @@ class AccountsTable(DataTable[Text]):
                 if selected in self.accounts:
                     self.move_cursor(row=self.get_row_index(selected), scroll=False)
 
-    def _put(self, view: AccountView, now: datetime, force: bool = False) -> bool:
+    def _put(self, view: AccountView, now: datetime) -> bool:
         """Add or repaint one row; True when the order may have changed."""
         cells = self.cells(view, now)
         previous = self.accounts.get(view.id)
@@ -385,7 +393,7 @@ class AccountsTable(DataTable[Text]):
         if previous is None:
             self.add_row(*(cells[key] for key in self.widths), key=view.id)
             return True
-        self._paint(view.id, cells, force)
+        self._paint(view.id, cells)
         return previous.account.name != view.account.name
 
     def _fit(self, key: str, length: int) -> None:
@@ -427,7 +435,7 @@ class AccountsTable(DataTable[Text]):
         if self._stale and round(old_value) != round(new_value):
             self.tick(self.app.clock.now())  # type: ignore[attr-defined]  # rows changed off screen, now in view
 
-    def _paint(self, account_id: str, cells: dict[str, Text], force: bool = False) -> None:
+    def _paint(self, account_id: str, cells: dict[str, Text]) -> None:
         """Update the cells whose text or style changed, in the columns shown.
 
         Widths never follow the text here: every column has its planned width, so nothing
@@ -438,7 +446,7 @@ class AccountsTable(DataTable[Text]):
             if key not in self.widths:
                 continue
             shown = self.get_cell(account_id, key)
-            if not force and (shown.plain, shown.style, shown.spans) == (value.plain, value.style, value.spans):
+            if (shown.plain, shown.style, shown.spans) == (value.plain, value.style, value.spans):
                 continue
             self.update_cell(account_id, key, value)
 
