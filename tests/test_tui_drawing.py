@@ -23,7 +23,7 @@ from kiro_tui.core.models import Account, AuthMethod, Mode
 from kiro_tui.tui.widgets.accounts_table import AccountsTable
 from kiro_tui.tui.widgets.detail_panel import AccountDetail
 from kiro_tui.tui.widgets.summary_bar import SummaryBar
-from tests.support.tui import NOW, build_app, build_store, cell, screen_text, settle
+from tests.support.tui import NOW, build_app, build_store, cell, screen_lines, screen_text, settle
 
 SIZE = (160, 40)
 STEADY = NOW + timedelta(minutes=50, seconds=30)
@@ -61,8 +61,7 @@ class DrawCounter:
 
 def spans_of(app, word: str) -> list[Style]:  # type: ignore[no-untyped-def]
     """The styles `word` is drawn with on screen now."""
-    update = app.screen._compositor.render_full_update()  # noqa: SLF001 - Textual has no public reader
-    return [segment.style for line in update.strips for strip in line for segment in strip
+    return [segment.style for line in screen_lines(app) for strip in line for segment in strip
             if segment.text.strip() == word and segment.style is not None]
 
 

@@ -24,12 +24,12 @@ the store is contended (issue 11). Proved by running it, not by reading the code
    (a bare Textual DataTable there spends 60 to 130 ms of CPU repainting after one changed
    cell, and pushing a modal screen re-renders the whole screen beneath it); with two more
    busy loops started beside it, 640 to 750 ms. The 1.5 s bound is 2.7x under the smallest
-   failure and 2x over the worst healthy stall seen even then. (Since the table draws again
-   only the cells that changed, tests/test_tui_drawing.py, healthy stalls are far shorter:
-   benchmarks/tui_burst.py's worst is 23 to 40 ms on a quiet machine. The bound is kept for
-   loaded CI machines.) (Shown to fail: a store write
+   failure and 2x over the worst healthy stall seen even then. (Shown to fail: a store write
    put into the mode handler stalled the loop 7.6 to 7.9 s, 30 ms of it CPU, and the report named
-   `mode_chosen -> AccountStore.set_mode -> BEGIN IMMEDIATE`.)
+   `mode_chosen -> AccountStore.set_mode -> BEGIN IMMEDIATE`.) Since the table draws again only
+   the cells that changed (tests/test_tui_drawing.py), healthy stalls are far shorter:
+   benchmarks/tui_burst.py's worst is 23 to 40 ms on a quiet machine. The bound is kept for
+   loaded CI machines.
 
 2. A stall detector only sees calls that block, and a read does not block on a writer (the
    store is in WAL mode). So a second test runs the same scenario under a profiling hook on the

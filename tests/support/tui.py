@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.clock import ManualClock
@@ -11,6 +12,9 @@ from kiro_tui.core.config import Settings
 from kiro_tui.core.models import Account, AuthMethod, Health, Mode, Place
 from kiro_tui.core.store import AccountStore, RefreshLogEntry
 from kiro_tui.tui.app import KiroTuiApp, make_app
+
+if TYPE_CHECKING:
+    from textual.strip import Strip
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 KIRO_CLI_DB = Path("/home/dev/.local/share/kiro-cli/data.sqlite3")
@@ -102,10 +106,14 @@ def cell(app: KiroTuiApp, account_id: str, column: str) -> str:
     return str(app.screen.query_one(AccountsTable).get_cell(account_id, column))
 
 
+def screen_lines(app: KiroTuiApp) -> list[list[Strip]]:
+    """The screen as drawn now: a list of strips (segments with their styles) per line."""
+    return app.screen._compositor.render_full_update().strips  # noqa: SLF001 - Textual has no public reader
+
+
 def screen_text(app: KiroTuiApp) -> str:
     """The characters on screen now, line by line: what a person reads, styles dropped."""
-    update = app.screen._compositor.render_full_update()  # noqa: SLF001 - Textual has no public text dump
-    return "\n".join("".join(strip.text for strip in line) for line in update.strips)
+    return "\n".join("".join(strip.text for strip in line) for line in screen_lines(app))
 
 
 async def settle(pilot, rounds: int = 50) -> None:  # type: ignore[no-untyped-def]
