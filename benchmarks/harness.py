@@ -174,7 +174,7 @@ def burst_app(store_path: Path, url: str, settings):  # type: ignore[no-untyped-
 async def until_loaded(app, total: int) -> None:  # type: ignore[no-untyped-def]
     """Until the accounts screen shows all `total` accounts and has nothing left to load."""
     screen = app.accounts_screen
-    while not (screen.loaded and len(screen.views) == total and not screen._loading):  # noqa: SLF001
+    while not (screen.loaded and len(screen.views) == total and not screen._loading):
         await asyncio.sleep(0.02)
 
 
@@ -231,7 +231,7 @@ class LoopStallMonitor:
             last = self._last
             if time.perf_counter() - last > self.capture_after and captured_for != last:
                 captured_for = last
-                frame = sys._current_frames().get(self._loop_thread)  # noqa: SLF001 - a diagnostic
+                frame = sys._current_frames().get(self._loop_thread)
                 if frame is not None:  # lines are looked up later, not while the loop waits on us
                     summary = traceback.StackSummary.extract(traceback.walk_stack(frame), limit=40, lookup_lines=False)
                     self.stacks.append((last, time.perf_counter(), [f"{f.filename}:{f.lineno} {f.name}"
@@ -274,7 +274,8 @@ def describe_stalls(beats: list[Beat]) -> str:
     return (f"worst {worst.late * 1000:.0f} ms ({worst.cpu * 1000:.0f} ms of it the loop thread's own CPU), "
             f"p99 {percentile(late, 99) * 1000:.0f} ms, p50 {percentile(late, 50) * 1000:.1f} ms, "
             f"{sum(1 for x in late if x > 0.05)} wake-ups over 50 ms, of {len(late)}; longest wait off the "
-            f"loop thread's CPU (blocked, or waiting for the GIL or a core): {(off_cpu.late - off_cpu.cpu) * 1000:.0f} ms")
+            f"loop thread's CPU (blocked, or waiting for the GIL or a core): "
+            f"{(off_cpu.late - off_cpu.cpu) * 1000:.0f} ms")
 
 
 def where_stalled(monitor: LoopStallMonitor, start: float, end: float, top: int = 3) -> list[str]:

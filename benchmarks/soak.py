@@ -301,12 +301,14 @@ def main() -> None:
                 if full_state == "before" and elapsed >= full_at and how_full != "off":
                     if how_full == "mount":
                         taken = disk.fill()
-                        notes.append(f"disk filled at {elapsed:.0f} s ({taken // 1024} KiB filler) for {full_for:.0f} s")
+                        notes.append(f"disk filled at {elapsed:.0f} s ({taken // 1024} KiB filler) "
+                                     f"for {full_for:.0f} s")
                     else:
                         watch.stop()
                         limited = subprocess.Popen([sys.executable, "-c", LIMITED_ENGINE, str(store_path), str(db),
                                                     str(full_for)], env=env, stdout=subprocess.PIPE, text=True)
-                        notes.append(f"store limited to its size (max_page_count) at {elapsed:.0f} s for {full_for:.0f} s")
+                        notes.append(f"store limited to its size (max_page_count) at {elapsed:.0f} s "
+                                     f"for {full_for:.0f} s")
                     faults.add(f"full disk ({how_full})")
                     full_state = "on"
                 elif full_state == "on" and elapsed >= full_at + full_for:
@@ -385,7 +387,8 @@ def main() -> None:
     print(f"accounts:            {args.accounts} ({', '.join(KINDS)}; 2 in kiro-cli, sync mode), strict rotation, "
           f"token lifetime {args.token_ttl} s, latency {args.latency_ms} ms")
     print(f"duration:            {args.minutes:g} min of `kiro-tui watch`, started {watch.starts} times")
-    print(f"full disk:           {'a real one: an 8 MB tmpfs filled to the last block' if how_full == 'mount' else how_full}")
+    full = "a real one: an 8 MB tmpfs filled to the last block" if how_full == "mount" else how_full
+    print(f"full disk:           {full}")
     for note in notes:
         print(f"                     {note}")
     print(f"refreshes done:      {kept} (new refresh tokens kiro-tui committed); the emulator answered "

@@ -100,7 +100,7 @@ async def tui(store_path: Path, url: str, settings: Settings, total: int, due_at
             await until_loaded(app, total)
             result["settled_before_due"] = due_at - time.perf_counter()
             await sleep_until(due_at)
-            threads = {"UI": threading.get_ident(), "engine": app.engine._thread.ident}  # noqa: SLF001
+            threads = {"UI": threading.get_ident(), "engine": app.engine._thread.ident}
             cpu = {name: thread_cpu(ident) for name, ident in threads.items()}
             result["store"] = await progress.wait(timeout=600) - due_at
             while not (all(v.account.last_refresh_at is not None for v in screen.views.values())

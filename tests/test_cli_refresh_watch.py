@@ -112,7 +112,8 @@ def test_mode_command(kiro_tui_exe, isolated_dirs, kiro_db: KiroCliDb, live_emul
     assert bad.code == 2
 
 
-def test_watch_refreshes_logs_changes_and_exits_cleanly(kiro_tui_exe, isolated_dirs, kiro_db, live_emulator, env) -> None:
+def test_watch_refreshes_logs_changes_and_exits_cleanly(kiro_tui_exe, isolated_dirs, kiro_db, live_emulator,
+                                                        env) -> None:
     seeded = seed_into_kiro_cli(live_emulator, kiro_db, kind="social", email="w@example.com", expires_in=300)
     config = isolated_dirs / "config" / "kiro-tui" / "config.toml"
     config.parent.mkdir(parents=True)

@@ -240,7 +240,7 @@ def test_docs_example_writes_a_seeded_login_kiro_cli_can_read(emulator, tmp_path
         "A seeded login in a kiro-cli database"), flags=re.M)
     code, also = re.subn(r"^DB = Path\(\"[^\"]*\"\)", f"DB = Path({str(db_path)!r})", code, flags=re.M)
     assert (replaced, also) == (1, 1)
-    exec(compile(code, "docs/emulator.md", "exec"), {})  # noqa: S102 - our own documentation
+    exec(compile(code, "docs/emulator.md", "exec"), {})
     with sqlite3.connect(db_path) as conn:
         kinds = conn.execute("SELECT typeof(value) FROM auth_kv UNION ALL SELECT typeof(value) FROM state").fetchall()
     assert kinds == [("text",), ("text",)]  # the token, and the profile in `state`

@@ -44,7 +44,8 @@ async def approve_soon(emulator, user_code: str) -> None:
     httpx.post(f"{emulator.url}/_emulator/approve", json={"user_code": user_code}).raise_for_status()
 
 
-async def test_identity_center_login_with_two_profiles_is_saved_own(flow, emulator, emulator_time, tmp_path: Path) -> None:
+async def test_identity_center_login_with_two_profiles_is_saved_own(flow, emulator, emulator_time,
+                                                                   tmp_path: Path) -> None:
     login_flow, clock = flow
     emulator.state.add_user("idc", email="dev@corp.example", region="eu-west-1", start_url=IDC, profiles=PROFILES)
     request = LoginRequest(IDC, "eu-west-1")
@@ -65,7 +66,8 @@ async def test_identity_center_login_with_two_profiles_is_saved_own(flow, emulat
         remember_request(store, request)
         saved = store.get(account.id)
         assert saved is not None
-        assert (saved.auth_method, saved.mode, saved.region, saved.start_url) == (AuthMethod.IDC, Mode.OWN, "eu-west-1", IDC)
+        assert (saved.auth_method, saved.mode, saved.region, saved.start_url) == (
+            AuthMethod.IDC, Mode.OWN, "eu-west-1", IDC)
         assert (saved.profile_name, saved.client_id) == ("Prod EU", login.registration.client_id)
         assert last_request(store) == request
 

@@ -33,8 +33,8 @@ from kiro_tui.core.places import (
     gateway_sqlite_paths,
 )
 from kiro_tui.core.places._files import MAX_PLACE_BYTES
-from kiro_tui.core.places.gateway import create_gateway_db
 from kiro_tui.core.places.base import PlaceLogin
+from kiro_tui.core.places.gateway import create_gateway_db
 from kiro_tui.core.places.kiro_cli import read_kiro_cli
 from kiro_tui.core.timefmt import parse_timestamp
 from tests.support.engine import account_from_seed, at

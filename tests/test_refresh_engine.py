@@ -11,8 +11,7 @@ import pytest
 
 from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.config import Settings
-from kiro_tui.core.importer import import_snapshot, new_account_id
-from kiro_tui.core.importer import NEWER_TOLERANCE
+from kiro_tui.core.importer import NEWER_TOLERANCE, import_snapshot, new_account_id
 from kiro_tui.core.models import Health, Mode, Outcome, Status
 from kiro_tui.core.places.kiro_cli import read_kiro_cli
 from kiro_tui.core.refresh import Backoff, RefreshClients, Refresher
@@ -128,7 +127,8 @@ async def test_500_three_times_then_recovers_with_jittered_backoff(rig: Rig) -> 
     backoff = Backoff()
     for attempt in (1, 2, 3):
         result = await rig.refresher.refresh(account_id)
-        assert (result.outcome, result.status, result.classification) == (Outcome.FAILED, Status.REFRESH_FAILING, "transient")
+        assert (result.outcome, result.status, result.classification) == (
+            Outcome.FAILED, Status.REFRESH_FAILING, "transient")
         account = rig.store.get(account_id)
         assert account is not None and account.consecutive_failures == attempt
         delay = (account.next_refresh_at - rig.clock.now()).total_seconds()  # type: ignore[operator]

@@ -363,7 +363,7 @@ async def test_profile_arn_with_a_lone_surrogate_keeps_the_token(rig: Rig) -> No
     assert again.outcome == "refreshed" and again.status is Status.FRESH, again.message
 
 
-# ------------------------------------------------------------------ 3. a failed write-back does not kill kiro-cli's login
+# -------------------------------------------------------- 3. a failed write-back does not kill kiro-cli's login
 
 
 async def retry_write_backs(refresher: Refresher) -> None:
@@ -463,7 +463,7 @@ async def test_short_lived_tokens_are_refreshed_at_half_their_lifetime_not_in_a_
     calls = [r for r in rig.emulator.requests() if r["operation"] == "RefreshToken"]
     assert 18 <= len(calls) <= 22, f"{len(calls)} refresh calls in 20 minutes"
     assert all(r["status"] == 200 for r in calls)
-    gaps = [(b - a).total_seconds() for a, b in zip(started_at, started_at[1:])]
+    gaps = [(b - a).total_seconds() for a, b in zip(started_at, started_at[1:], strict=False)]
     assert min(gaps) >= 30 and all(55 <= g <= 65 for g in gaps), gaps
     assert started_at[0] - start < timedelta(seconds=2)  # the first one right away: it was due
     account = rig.store.get(account_id)

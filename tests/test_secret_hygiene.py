@@ -128,7 +128,7 @@ def test_tls_verification_is_on_and_never_turned_off() -> None:
 
     async def context_of_client() -> ssl.SSLContext:
         async with make_http_client() as client:
-            return client._transport._pool._ssl_context  # noqa: SLF001 - httpx keeps it here
+            return client._transport._pool._ssl_context
 
     context = asyncio.run(context_of_client())
     assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname

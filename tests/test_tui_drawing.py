@@ -105,7 +105,7 @@ async def test_rows_off_screen_or_not_yet_added_take_the_new_theme_too(tmp_path:
     def show_then_change_theme(table, views, now):  # type: ignore[no-untyped-def]
         show(table, views, now)
         if table.adding and not changed:  # the first screenful is in, the rest still to come
-            changed.append(len(table._to_add))  # noqa: SLF001
+            changed.append(len(table._to_add))
             table.app.theme = "nord"
 
     monkeypatch.setattr(AccountsTable, "show", show_then_change_theme)
@@ -133,7 +133,9 @@ async def test_countdowns_ticking_in_the_detail_and_summary_never_lay_the_screen
             for widget in (app.screen.query_one("#detail-body", Static), app.screen.query_one(SummaryBar)):
                 refresh = widget.refresh
 
-                def recording(*regions, layout=False, _refresh=refresh, _name=type(widget).__name__,  # type: ignore[no-untyped-def]
+                name = type(widget).__name__
+
+                def recording(*regions, layout=False, _refresh=refresh, _name=name,  # type: ignore[no-untyped-def]
                               **kwargs):
                     if layout:
                         laid_out.append(_name)

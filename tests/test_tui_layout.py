@@ -133,7 +133,7 @@ def test_columns_are_dropped_by_priority_never_cut() -> None:
         shown = list(plan_columns(width, {"name": 20, "profile": 20}))
         if shown not in seen:
             seen.append(shown)
-    dropped = [next(k for k in before if k not in after) for before, after in zip(seen, seen[1:])]
+    dropped = [next(k for k in before if k not in after) for before, after in zip(seen, seen[1:], strict=False)]
     assert dropped == ["last", "region", "mode", "method", "profile", "usage"]
     assert seen[-1] == ["name", "expires", "status"]
     assert list(plan_columns(10)) == ["name", "expires", "status"]  # too narrow: kept, scrolled sideways
@@ -414,7 +414,7 @@ async def test_the_palette_offers_the_screens_actions_not_cursor_keys(store) -> 
     app = build_app(store)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        actions = [action for action, _, _ in AccountCommands(app.screen)._available()]  # noqa: SLF001
+        actions = [action for action, _, _ in AccountCommands(app.screen)._available()]
         assert "refresh" in actions and "login" in actions
         assert not {"cursor_up", "page_down", "scroll_top", "app.focus_next", "copy_text"} & set(actions)
 

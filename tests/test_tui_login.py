@@ -212,8 +212,8 @@ async def test_form_refuses_a_bad_region_in_place(rig) -> None:
 
 @pytest.mark.parametrize(("typed", "known_as"), [(IDC, "Lee@Acme.example"), (IDC, "lee@acme.example"),
                                               (IDC + "/", "Lee@Acme.example")])
-async def test_logging_in_as_the_person_of_an_imported_login_renews_that_account(tmp_path: Path, emulator,
-                                                                                emulator_time, typed: str, known_as: str) -> None:
+async def test_logging_in_as_the_person_of_an_imported_login_renews_that_account(
+        tmp_path: Path, emulator, emulator_time, typed: str, known_as: str) -> None:
     """One person's login is one account: `l` as the IdC person kiro-cli is logged in as (the
     start URL typed with a slash or in capitals, the email in other case) renews the imported
     row instead of adding a second one with the same email."""

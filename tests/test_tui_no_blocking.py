@@ -120,7 +120,7 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 def frames_in(thread_id: int | None, filename_part: str) -> bool:
-    frame = sys._current_frames().get(thread_id or -1)  # noqa: SLF001 - looking at another thread
+    frame = sys._current_frames().get(thread_id or -1)
     while frame is not None:
         if filename_part in frame.f_code.co_filename.replace("\\", "/"):
             return True
@@ -190,7 +190,7 @@ async def contended_scenario(tmp_path: Path, emulator, emulator_time, kiro_db, *
         await settle(pilot)
         table = app.screen.query_one(AccountsTable)
         assert table.row_count == DUE_ACCOUNTS + 1
-        engine_thread = app.engine._thread.ident  # noqa: SLF001 - where the engine runs
+        engine_thread = app.engine._thread.ident
         holder = LockHolder(store_path, HOLD_AFTER_REQUESTS, before_release=lambda: sorted(
             w.group for w in list(app.workers) if w.group in ("refresh", "edit", "import") and not w.is_finished))
         async with contextlib.AsyncExitStack() as watching:

@@ -94,7 +94,8 @@ async def test_x_links_a_copy_shows_it_in_the_detail_and_unlinks_it(tmp_path: Pa
             choices = app.screen
             assert isinstance(choices, ChoiceScreen)
             ids = [option_id for option_id, _ in choices.options]
-            assert "link\tcliproxy" in ids and "export\tkiro-ide" in ids and not any(i.startswith("unlink") for i in ids)
+            assert "link\tcliproxy" in ids and "export\tkiro-ide" in ids
+            assert not any(i.startswith("unlink") for i in ids)
             choices.query_one("#choices").highlighted = ids.index("link\tcliproxy")
             await pilot.press("enter")
             await settle(pilot)

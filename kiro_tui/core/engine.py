@@ -267,7 +267,7 @@ class Engine:
         if self._on_event is not None:
             try:
                 self._on_event(event)
-            except Exception:  # noqa: BLE001 - a presenter's bug must not stop the engine
+            except Exception:
                 log.exception("event handler failed on %s", type(event).__name__)
 
     def _status_changed(self, change: StatusChange) -> None:
@@ -302,7 +302,7 @@ class Engine:
                 await step()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - logged, shown, and the next pass tries again
+            except Exception as exc:
                 failed = True
                 if isinstance(exc, StoreError):  # disk full, read-only, locked: said in words, no traceback
                     log.warning("background step %s failed: %s", step.__name__, exc)
@@ -688,8 +688,9 @@ class Engine:
         """Stop keeping copies fresh at these places (by kind, or by path); the files are left as
         they are. Source places are not links: change the mode (own) to stop writing them."""
         account = self.store.resolve_id(account_id)
-        wanted = str(Path(kind_or_path).expanduser().absolute()) if ("/" in kind_or_path or kind_or_path.startswith(
-            ".")) else None
+        is_path = "/" in kind_or_path or kind_or_path.startswith(".")
+        # Path arithmetic only ($HOME and the working folder): no file is touched.
+        wanted = str(Path(kind_or_path).expanduser().absolute()) if is_path else None  # noqa: ASYNC240
         gone = [p for p in self.store.places(account.id) if p.role is PlaceRole.LINK
                 and (p.kind == kind_or_path or p.path == wanted or p.path == kind_or_path)]
         if not gone:
@@ -737,7 +738,7 @@ class Engine:
             raise PlaceError(f"kiro-tui does not link or export into {fmt.title}'s database: import its login "
                              f"and use the sync mode (`kiro-tui mode ID sync`)")
         if path is not None:
-            target = Path(path).expanduser().absolute()
+            target = Path(path).expanduser().absolute()  # noqa: ASYNC240 - path arithmetic, no file touched
         elif defaults := fmt.default_paths():
             target = defaults[0]
         else:

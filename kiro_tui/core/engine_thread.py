@@ -200,7 +200,7 @@ class EngineThread:
             asyncio.run_coroutine_threadsafe(engine.abandon(), self._loop).result(5)
             self._finish()
             raise AbandonedRefreshes(left) from None
-        except Exception:  # noqa: BLE001 - the loop is going away regardless
+        except Exception:
             log.exception("engine stop failed")
         if left:
             asyncio.run_coroutine_threadsafe(engine.abandon(), self._loop).result(5)

@@ -400,7 +400,7 @@ class Refresher:
         for place in targets:
             try:
                 result = await asyncio.to_thread(write, place)
-            except Exception as exc:  # noqa: BLE001 - one place's trouble is that place's state
+            except Exception as exc:
                 log.exception("writing %s %s failed unexpectedly", place.kind, place.path)
                 result = WriteResult(WriteOutcome.FAILED, f"{type(exc).__name__}: {exc}")
             results.append(result)

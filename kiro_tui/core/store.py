@@ -371,7 +371,8 @@ class AccountStore:
             header = handle.read(16)
         if header and header != b"SQLite format 3\x00":
             raise StoreError(f"the account store {self.path} is not a readable kiro-tui database (not a SQLite "
-                             f"file); move it aside (e.g. `mv {self.path} {self.path}.bak`) and run `kiro-tui import` again")
+                             f"file); move it aside (e.g. `mv {self.path} {self.path}.bak`) "
+                             "and run `kiro-tui import` again")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StoreError(

@@ -164,7 +164,8 @@ class EmulatorState:
         if kind == "idc":
             self.idc_regions[start_url.rstrip("/")] = region  # type: ignore[union-attr]
         if profiles is None:
-            profiles = [{"arn": SOCIAL_DEFAULT_PROFILE_ARN, "name": "Social_Default_Profile"}] if kind == "social" else []
+            social = [{"arn": SOCIAL_DEFAULT_PROFILE_ARN, "name": "Social_Default_Profile"}]
+            profiles = social if kind == "social" else []
         self._user_counter += 1
         user = User(
             email=email or f"user{self._user_counter}@example.com",

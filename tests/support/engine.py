@@ -22,7 +22,8 @@ def seed_into_kiro_cli(emulator, db: KiroCliDb, **spec: object) -> dict:
 
 def calls(emulator, email: str, operation: str | None = None) -> list[dict]:
     """The emulator's log of network calls made with this user's tokens."""
-    return [r for r in emulator.requests() if r["email"] == email and (operation is None or r["operation"] == operation)]
+    return [r for r in emulator.requests()
+            if r["email"] == email and (operation is None or r["operation"] == operation)]
 
 
 def control(emulator, name: str, body: dict) -> dict:

@@ -127,7 +127,8 @@ class KiroCliDb:
         self.set_json("auth_kv", f"{key_prefix}:odic:token", value)
         if with_registration:
             # kiro-cli keeps its registration while it is valid: a new token reuses it.
-            existing = self.get_json("auth_kv", f"{key_prefix}:odic:device-registration") if new_client is False else None
+            registration_key = f"{key_prefix}:odic:device-registration"
+            existing = self.get_json("auth_kv", registration_key) if new_client is False else None
             self.set_json(
                 "auth_kv",
                 f"{key_prefix}:odic:device-registration",

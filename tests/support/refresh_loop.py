@@ -21,7 +21,8 @@ from kiro_tui.core.store import AccountStore
 async def main(store_path: str, account_id: str, url: str) -> None:
     async with make_http_client(timeout=5.0) as http:
         with AccountStore.open(Path(store_path)) as store:
-            refresher = Refresher(store, RefreshClients.create(http, Endpoints(override=url)), SystemClock(), Settings())
+            clients = RefreshClients.create(http, Endpoints(override=url))
+            refresher = Refresher(store, clients, SystemClock(), Settings())
             first = True
             while True:
                 result = await refresher.refresh(account_id, force=True)

@@ -364,7 +364,8 @@ class GatewayDb(Tool):
         expires = py310_parse(value["expires_at"])
         if expires - now > self.threshold("gateway-db"):  # "SQLite reload provided fresh token"
             self.log.event(self.path, "took", holds=fp(value["refresh_token"]))
-            self.key, self.token, self.registration, self.profile_arn, self.expires = key, value, registration, arn, expires
+            self.key, self.token, self.registration = key, value, registration
+            self.profile_arn, self.expires = arn, expires
             return
         social = "social" in key
         answer = self.service.refresh(self.path, social=social, refresh_token=value["refresh_token"],
@@ -418,7 +419,7 @@ class KiroIde(Tool):
             raise BadFile(f"expiresAt {data['expiresAt']!r} is not toISOString()")
         if data["authMethod"] == "IdC":
             registration = self.path.parent / f"{data['clientIdHash']}.json"
-            json.loads(registration.read_bytes())["clientSecret"]  # noqa: B018 - it must be there
+            json.loads(registration.read_bytes())["clientSecret"]
         return data
 
     def tick(self, now: float) -> None:

@@ -97,7 +97,7 @@ def build_app(store: AccountStore, emulator_url: str = "http://127.0.0.1:9", *, 
 
 
 def toasts(app: KiroTuiApp) -> list[str]:
-    return [f"{n.title}: {n.message}" for n in app._notifications]  # noqa: SLF001 - Textual has no public reader
+    return [f"{n.title}: {n.message}" for n in app._notifications]
 
 
 def cell(app: KiroTuiApp, account_id: str, column: str) -> str:
@@ -108,7 +108,7 @@ def cell(app: KiroTuiApp, account_id: str, column: str) -> str:
 
 def screen_lines(app: KiroTuiApp) -> list[list[Strip]]:
     """The screen as drawn now: a list of strips (segments with their styles) per line."""
-    return app.screen._compositor.render_full_update().strips  # noqa: SLF001 - Textual has no public reader
+    return app.screen._compositor.render_full_update().strips
 
 
 def screen_text(app: KiroTuiApp) -> str:

@@ -35,7 +35,8 @@ def expires_in_of(value: object, name: str = "expiresIn") -> tuple[int, str | No
     elif isinstance(value, str) and value.strip().isdigit():
         seconds = int(value.strip()) if len(value.strip()) < 20 else None
     if seconds is None:
-        return DEFAULT_EXPIRES_IN, None if value is None else f"{name} {str(value)[:24]!r} is not a number; assumed 1 hour"
+        problem = None if value is None else f"{name} {str(value)[:24]!r} is not a number; assumed 1 hour"
+        return DEFAULT_EXPIRES_IN, problem
     if not 0 < seconds <= MAX_EXPIRES_IN or seconds != seconds:
         return DEFAULT_EXPIRES_IN, f"{name} {str(value)[:24]} is out of range; assumed 1 hour"
     return int(seconds), None

@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from kiro_tui.core.models import Place, PlaceRole
-
 from kiro_tui.core.places.aiclient import AiClientPlace
 from kiro_tui.core.places.base import (
     Created,
@@ -63,5 +62,5 @@ def place_format(kind: str) -> PlaceFormat:
         raise PlaceError(f"kiro-tui does not know places of kind {kind!r}") from None
 
 
-__all__ = ["FORMATS", "LINK_KINDS", "effective_window", "Created", "PlaceError", "PlaceFormat", "PlaceSnapshot", "TokenCopy", "WriteOutcome",
-           "WriteResult", "create_gateway_db", "gateway_sqlite_paths", "place_format"]
+__all__ = ["FORMATS", "LINK_KINDS", "effective_window", "Created", "PlaceError", "PlaceFormat", "PlaceSnapshot",
+           "TokenCopy", "WriteOutcome", "WriteResult", "create_gateway_db", "gateway_sqlite_paths", "place_format"]

@@ -32,8 +32,8 @@ from kiro_tui.core.places._files import (
 )
 from kiro_tui.core.places.base import (
     Created,
-    PlaceLogin,
     PlaceError,
+    PlaceLogin,
     PlaceSnapshot,
     TokenCopy,
     WriteOutcome,

@@ -36,8 +36,8 @@ from kiro_tui.core.places._files import PlaceMissing, absolute, is_folder, is_pr
 from kiro_tui.core.places._sqlite import DEFAULT_BUSY_TIMEOUT, open_read_only, tables
 from kiro_tui.core.places.base import (
     Created,
-    PlaceLogin,
     PlaceError,
+    PlaceLogin,
     PlaceSnapshot,
     TokenCopy,
     WriteOutcome,

@@ -421,7 +421,8 @@ class AccountsScreen(Screen[None]):
         if not any(s.kind != "kiro-cli" for s in found):
             self.import_from(None, "kiro-cli")
             return
-        options = [(f"{s.kind}\t{s.path}", f"{fmt.place_title(s.kind):<16} {s.logins:>2} login{'s' if s.logins != 1 else ' '}"
+        options = [(f"{s.kind}\t{s.path}",
+                    f"{fmt.place_title(s.kind):<16} {s.logins:>2} login{'s' if s.logins != 1 else ' '}"
                     f"  {fmt.home_relative(s.path)}") for s in found]
         options.append(("all\t", f"{'Everything above':<16} {sum(s.logins for s in found):>2} logins"))
         chosen = await self.app.push_screen_wait(ChoiceScreen(
@@ -468,10 +469,11 @@ class AccountsScreen(Screen[None]):
             "The file, or a folder to create it in:", str(default) if default else ""))
         if not path:
             return
-        chosen_path = Path(path).expanduser()
+        chosen_path = Path(path).expanduser()  # noqa: ASYNC240 - reads $HOME, touches no file
         if what == "link":
             self.edit(lambda engine: engine.link(view.id, target, chosen_path),
-                      f"{name} is kept fresh in {fmt.place_title(target)} ({fmt.home_relative(chosen_path)}).", "Linked")
+                      f"{name} is kept fresh in {fmt.place_title(target)} ({fmt.home_relative(chosen_path)}).",
+                      "Linked")
         else:
             self.edit(lambda engine: engine.export(view.id, target, chosen_path),
                       f"{name} was written to {fmt.home_relative(chosen_path)} (once).", "Exported")
@@ -711,7 +713,8 @@ def which_account(view: AccountView, now: datetime, settings: Settings) -> Text:
         login.append(f"profile {fmt.profile_label(account)}")
     sources = [p for p in view.places if p.role is PlaceRole.SOURCE]
     if sources:
-        origin = f"imported from {fmt.place_title(sources[0].kind)}" + (f" ({sources[0].entry})" if sources[0].entry else "")
+        entry = f" ({sources[0].entry})" if sources[0].entry else ""
+        origin = f"imported from {fmt.place_title(sources[0].kind)}{entry}"
     elif account.source_key:
         origin = f"imported from kiro-cli ({account.source_key})"
     else:
@@ -732,8 +735,9 @@ def describe_import(report: ImportReport) -> str:
         counts[item.action] = counts.get(item.action, 0) + 1
     parts = [f"{n} {action}" for action, n in counts.items()] or ["no logins"]
     if report.skipped:
-        parts.append(f"{len(report.skipped)} skipped ({report.skipped[0].key or fmt.home_relative(Path(report.skipped[0].path or ''))}: "
-                     f"{report.skipped[0].reason})")
+        first = report.skipped[0]
+        parts.append(f"{len(report.skipped)} skipped ({first.key or fmt.home_relative(Path(first.path or ''))}: "
+                     f"{first.reason})")
     if report.missing:
         parts.append(f"{len(report.missing)} kept (no longer there)")
     return ", ".join(parts)
