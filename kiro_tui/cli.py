@@ -183,7 +183,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = []
     for view in views:
         account = view.account
-        row = [account.id, account.name, account.auth_method.title, account.region, account.profile_label or "-",
+        row = [account.id, account.name, account.auth_method.label, account.region, account.profile_label or "-",
                account.mode.value, describe_expiry(account.expires_at, now),
                view.status(now, settings.window, settings.quota_warning).label
                + (f" ({len(view.places_in_error)} place{'s' if len(view.places_in_error) > 1 else ''} in error)"

@@ -122,7 +122,9 @@ def seed_demo(emulator: Emulator, folder: Path, store: AccountStore, now: dateti
                                                expires_in=WINDOW + 20), "c4r01b22"))
     flaky = emulator.seed(kind="external-idp", email="frank@contoso.example", expires_in=WINDOW + 3)
     store.save(account_from_seed(flaky, "f7a3b2e1"))
-    token_path = urllib.parse.urlsplit(flaky["token"]["token_endpoint"]).path
+    token = flaky["token"]
+    assert isinstance(token, dict)  # the seeded rows' shape: kiro_cli_shapes.kiro_cli_rows
+    token_path = urllib.parse.urlsplit(str(token["token_endpoint"])).path
     emulator.app.faults.append(Fault(path=token_path, count=1_000_000, status=503))
     for email, (used, limit) in USAGE.items():  # so the Usage column shows quota low and over quota
         emulator.state.users[email].usage, emulator.state.users[email].limit = used, limit

@@ -766,7 +766,7 @@ class Engine:
         return await (await self.login_flow()).start(request)
 
     async def wait_for_token(self, login: DeviceLogin,
-                             on_status: Callable[[PollStatus], None] | None = None) -> TokenResult:
+                             on_status: Callable[[PollStatus], object] | None = None) -> TokenResult:
         return await (await self.login_flow()).wait_for_token(login, on_status)
 
     async def list_profiles(self, access_token: str) -> ProfileListing:

@@ -142,7 +142,7 @@ class LoginFlow:
         )
 
     async def wait_for_token(
-        self, login: DeviceLogin, on_status: Callable[[PollStatus], None] | None = None
+        self, login: DeviceLogin, on_status: Callable[[PollStatus], object] | None = None
     ) -> TokenResult:
         """Poll until approved. Cancel the task to stop polling at once. A passing failure (a 5xx,
         throttling, a timeout, a reset) does not end the login: polling goes on with backoff until

@@ -7,9 +7,9 @@ import contextlib
 import logging
 import os
 import stat
+from io import TextIOWrapper
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
-from typing import IO
 
 from kiro_tui.core import paths
 from kiro_tui.core.aws.errors import redact
@@ -38,12 +38,14 @@ class PrivateRotatingFileHandler(RotatingFileHandler):
     The plain handler opens a new file after each rollover with the umask's mode (0644 under
     the usual 022), so everything logged after the first rotation was readable by others."""
 
-    def _open(self) -> IO[str]:
+    def _open(self) -> TextIOWrapper:
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, _FILE_MODE)
         try:
             if hasattr(os, "fchmod"):  # not on Windows, where these modes mean nothing
                 os.fchmod(fd, _FILE_MODE)  # an older kiro-tui may have left it 0644
-            return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+            stream = open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+            assert isinstance(stream, TextIOWrapper)  # a text mode ("a"), as FileHandler opens it
+            return stream
         except BaseException:
             os.close(fd)
             raise

@@ -24,7 +24,8 @@ class AuthMethod(StrEnum):
     EXTERNAL_IDP = "external-idp"
 
     @property
-    def title(self) -> str:
+    def label(self) -> str:
+        """How a person calls it ("Builder ID"); not `title`, which would shadow `str.title`."""
         return _METHOD_TITLES[self]
 
 

@@ -175,7 +175,7 @@ class HeldToken:
     @classmethod
     def from_json(cls, data: dict[str, object], reason: str) -> HeldToken:
         return cls(str(data["account_id"]), str(data["access_token"]), str(data["refresh_token"]),
-                   parse_timestamp(data["expires_at"]), data.get("spent") and str(data["spent"]), reason,
+                   parse_timestamp(data["expires_at"]), str(data["spent"]) if data.get("spent") else None, reason,
                    parse_timestamp(data["since"]))
 
 
@@ -416,7 +416,7 @@ class Refresher:
                           written_at=now if result.outcome is WriteOutcome.WRITTEN else place.written_at)
         sync_error = None if state is PlaceState.IN_SYNC else f"out of sync: {detail}"
         if state is PlaceState.ERROR:
-            sync_error += "; kept kiro-tui's token"
+            sync_error = f"out of sync: {detail}; kept kiro-tui's token"
         if updated == place and (place.role is not PlaceRole.SOURCE or account.sync_error == sync_error):
             return  # nothing to record (a place found already holding the token): no commit
         # In sync needs no fsync of the store: the place was marked pending durably before it was
@@ -604,7 +604,7 @@ class Refresher:
     # ------------------------------------------------------------------ tokens held in memory
 
     def _hold(self, account: Account, spent: str | None, now: datetime, exc: StoreError) -> HeldToken:
-        reason = str(exc) if not hasattr(exc, "reason") else f"the store is not writable: {exc.reason}"  # type: ignore[attr-defined]
+        reason = str(exc) if not hasattr(exc, "reason") else f"the store is not writable: {exc.reason}"
         held = HeldToken(account.id, account.access_token, account.refresh_token or "", account.expires_at,
                          fingerprint(spent), reason, now, next_try=shift(now, self.backoff.base))
         self.held[account.id] = held

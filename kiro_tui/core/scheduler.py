@@ -135,7 +135,7 @@ class RefreshScheduler:
         return list(await asyncio.gather(*(asyncio.shield(t) for t in tasks)))
 
     async def _wait(self, delay: float | None) -> None:
-        waiters = [asyncio.create_task(self._wake.wait())]
+        waiters: list[asyncio.Task[object]] = [asyncio.create_task(self._wake.wait())]
         if delay is not None:
             waiters.append(asyncio.create_task(self.clock.sleep(max(0.0, delay))))
         try:

@@ -163,7 +163,8 @@ _DATETIME_FIELDS = {
     "created_at",
     "updated_at",
 }
-_ENUM_FIELDS = {"auth_method": AuthMethod, "mode": Mode, "health": Health}
+_ENUM_FIELDS: dict[str, type[AuthMethod] | type[Mode] | type[Health]] = {
+    "auth_method": AuthMethod, "mode": Mode, "health": Health}
 _JSON_FIELDS = {"scopes", "extra"}
 _SECRET_FIELDS = {"access_token", "refresh_token", "client_secret"}
 _FILE_MODE = 0o600
@@ -196,7 +197,9 @@ def _to_column(name: str, value: object) -> object:
     if value is None:
         return None
     if name in _DATETIME_FIELDS:
-        return format_timestamp(value)  # type: ignore[arg-type]
+        if not isinstance(value, datetime):
+            raise TypeError(f"{name} must be a datetime, not {type(value).__name__}")
+        return format_timestamp(value)
     if name in _JSON_FIELDS:
         return json.dumps(value)  # escapes lone surrogates as \\udXXX: always storable
     if name in _ENUM_FIELDS:
@@ -211,17 +214,17 @@ def _from_column(name: str, value: object) -> object:
         return {} if name == "extra" else None
     if name in _DATETIME_FIELDS:
         try:  # our own format: the fast path (Python 3.11 reads the Z and ≤ 6 fraction digits)
-            return datetime.fromisoformat(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+            return datetime.fromisoformat(str(value))
+        except ValueError:
             return parse_timestamp(value)
     if name in _JSON_FIELDS:
-        decoded = json.loads(value)  # type: ignore[arg-type]
+        decoded = json.loads(value if isinstance(value, (str, bytes)) else str(value))
         expected = dict if name == "extra" else list
         if not isinstance(decoded, expected):
             raise ValueError(f"{name} is not a JSON {expected.__name__}")
         return decoded
     if name in _ENUM_FIELDS:
-        return _ENUM_FIELDS[name](value)
+        return _ENUM_FIELDS[name](str(value))
     return value
 
 
@@ -309,7 +312,6 @@ class AccountStore:
         self._logged_unreadable: set[UnreadableRow] = set()
         self._db = connection
         self._durable = True
-        self.commits = 0  # our own commits; PRAGMA data_version counts everyone else's
 
     @classmethod
     def open(cls, path: Path) -> AccountStore:
@@ -450,7 +452,6 @@ class AccountStore:
         except sqlite3.Error as exc:
             self._rollback()
             raise _write_error(self.path, exc) from exc
-        self.commits += 1
 
     def _rollback(self) -> None:
         if self._db.in_transaction:
@@ -468,11 +469,6 @@ class AccountStore:
         except StoreError:
             return False
         return True
-
-    def change_marker(self) -> tuple[int, int]:
-        """Changes whenever anyone, this connection or another process, commits: a cheap way
-        to know when to re-read."""
-        return self.commits, self.data_version()
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -565,7 +561,7 @@ class AccountStore:
         assignments = ", ".join(f"{name} = ?" for name in changes)
         params = [_to_column(name, value) for name, value in changes.items()] + [account_id]
         sql = f"UPDATE accounts SET {assignments} WHERE id = ?"
-        tokens = [changes["refresh_token"]] if changes.get("refresh_token") else []
+        tokens = [str(changes["refresh_token"])] if changes.get("refresh_token") else []
         if conn is not None:
             conn.execute(sql, params)
             self.add_lineage(conn, account_id, tokens)
@@ -829,7 +825,7 @@ class AccountStore:
                 raise ValueError(f"{name} is not text")
         if values["expires_at"] is None:
             raise ValueError("expires_at is missing")
-        return Account(**values)  # type: ignore[arg-type]
+        return Account(**values)  # type: ignore[arg-type]  # each field was decoded by its column's codec
 
 
 def _row_problem(row: tuple[object, ...], exc: Exception) -> str:

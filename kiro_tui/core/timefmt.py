@@ -76,10 +76,11 @@ def shift(when: datetime, delta: timedelta | float) -> datetime:
     """`when + delta`, held at the ends of the calendar instead of raising OverflowError: a
     token that "expires" in the year 9999 or 0001 must not stop a comparison or a schedule."""
     if not isinstance(delta, timedelta):
+        seconds = delta
         try:
-            delta = timedelta(seconds=delta)
+            delta = timedelta(seconds=seconds)
         except OverflowError:
-            return LATEST if delta > 0 else EARLIEST
+            return LATEST if seconds > 0 else EARLIEST
     try:
         return when + delta
     except OverflowError:

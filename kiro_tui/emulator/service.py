@@ -45,6 +45,12 @@ def q_error(status: int, exception: str, message: str, reason: str | None = None
     return ApiError(status, exception, {"message": message, "reason": reason})
 
 
+def text_or_none(data: dict[str, object], key: str) -> str | None:
+    """A control-API field that may be absent or empty: its text, or None."""
+    value = data.get(key)
+    return str(value) if value else None
+
+
 def _token(prefix: str) -> str:
     return f"{prefix}AAAAAG{secrets.token_urlsafe(30)}:{secrets.token_urlsafe(40)}"
 
@@ -447,9 +453,9 @@ class EmulatorState:
         kind = str(spec.get("kind") or "builder-id")
         user = self.add_user(
             kind,
-            email=spec.get("email") and str(spec["email"]),
+            email=text_or_none(spec, "email"),
             region=str(spec.get("region") or "us-east-1"),
-            start_url=spec.get("start_url") and str(spec["start_url"]),
+            start_url=text_or_none(spec, "start_url"),
             profiles=spec.get("profiles"),  # type: ignore[arg-type]
             provider=str(spec.get("provider") or "github"),
         )
@@ -461,6 +467,6 @@ class EmulatorState:
             registration = self._register(user.region, list(KIRO_SCOPES), ttl=reg_ttl)
             client_id = str(registration["clientId"])
         tokens = self.issue_tokens(user, client_id, ttl=expires_in,
-                                   access=spec.get("access_token") and str(spec["access_token"]),
-                                   refresh=spec.get("refresh_token") and str(spec["refresh_token"]))
+                                   access=text_or_none(spec, "access_token"),
+                                   refresh=text_or_none(spec, "refresh_token"))
         return kiro_cli_rows(user, tokens, registration, self.clock())

@@ -170,7 +170,7 @@ def _members(text: str, offset: int) -> tuple[dict[str, list[tuple[int, int]]], 
         return spans, _Layout(False, after_brace, "", ":")
     lead, colon = text[after_brace:index], ":"
     while True:
-        key, index = json.decoder.scanstring(text, index + 1)
+        key, index = json.decoder.scanstring(text, index + 1)  # type: ignore[attr-defined]  # in CPython, not typeshed
         key_end = index
         index = _skip(text, _skip(text, index) + 1)  # past ":"
         if not spans:

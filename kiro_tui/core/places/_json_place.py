@@ -181,7 +181,7 @@ class JsonFilePlace:
 
     def check_account(self, account: Account) -> None:
         if account.auth_method not in self.supports:
-            raise PlaceError(f"{self.title} cannot refresh {account.auth_method.title} logins, so kiro-tui does "
+            raise PlaceError(f"{self.title} cannot refresh {account.auth_method.label} logins, so kiro-tui does "
                              f"not write one there; link {account.name} to kiro-cli or kiro-gateway instead")
         if not account.refresh_token:
             raise PlaceError(f"{account.name} has no refresh token to write; log in again first")

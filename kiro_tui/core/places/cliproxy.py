@@ -55,7 +55,7 @@ class CliProxyPlace(JsonFilePlace):
 
     def check_shape(self, doc: JsonDoc) -> None:
         super().check_shape(doc)
-        kind = doc.data.get("type")  # type: ignore[union-attr]
+        kind = doc.data.get("type") if isinstance(doc.data, dict) else None
         if not isinstance(kind, str) or kind.lower() != KIRO_TYPE:
             raise PlaceError(f"{doc.path} is not a Kiro auth file of CLIProxyAPI (its \"type\" is "
                              f"{str(kind)[:40]!r}); kiro-tui leaves other providers' files alone")

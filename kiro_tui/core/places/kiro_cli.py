@@ -19,6 +19,7 @@ are left alone. If kiro-cli moved on, or holds the lock past the timeout, we wri
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import sqlite3
@@ -302,43 +303,35 @@ def _parse_login(token_key: TokenKey, auth: dict[str, object], now: datetime) ->
     key = token_key.key
     data = _json_object(auth[key], key)
     access_token, refresh_token, expires_at = _newest_token(data, key)
-    common = dict(
-        key=key,
-        access_token=access_token,
-        expires_at=expires_at,
-        refresh_token=refresh_token,
-        raw=data,
-    )
+    login_of = functools.partial(PlaceLogin, key=key, access_token=access_token, expires_at=expires_at,
+                                 refresh_token=refresh_token, raw=data)
     if token_key.kind == "social":
         provider = _string(data, "provider", key)
         profile_arn = _string(data, "profile_arn", key)
-        login = PlaceLogin(
+        login = login_of(
             auth_method=AuthMethod.SOCIAL,
             provider=provider.lower() if provider else None,
             profile_arn=profile_arn,
             region=profile_region(profile_arn) or DEFAULT_REGION,
-            **common,
         )
     elif token_key.kind == "external-idp":
-        login = PlaceLogin(
+        login = login_of(
             auth_method=AuthMethod.EXTERNAL_IDP,
             token_endpoint=_string(data, "token_endpoint", key, required=True),
             issuer_url=_string(data, "issuer_url", key),
             client_id=_string(data, "client_id", key, required=True),
             provider=_string(data, "provider", key),
             scopes=_scopes(data, key),
-            **common,
         )
     else:
         start_url = _string(data, "start_url", key)
-        login = PlaceLogin(
+        login = login_of(
             auth_method=classify_start_url(start_url),
             region=_string(data, "region", key) or DEFAULT_REGION,
             start_url=start_url,
             scopes=_scopes(data, key),
             oauth_flow=_string(data, "oauth_flow", key),
             registration_key=token_key.registration_key,
-            **common,
         )
         _attach_registration(login, auth, now)
     if not refresh_token:
@@ -359,8 +352,8 @@ def _newest_token(data: dict[str, object], key: str) -> tuple[str, str | None, d
             copies.append((when, token, _string(data, refresh, key)))
     if not copies:
         raise _BadValue(f"{key}: field 'access_token' is missing")
-    when, token, refresh = max(copies, key=lambda copy: copy[0])
-    return token, refresh, when
+    newest_when, newest_token, newest_refresh = max(copies, key=lambda copy: copy[0])
+    return newest_token, newest_refresh, newest_when
 
 
 def _attach_registration(login: PlaceLogin, auth: dict[str, object], now: datetime) -> None:

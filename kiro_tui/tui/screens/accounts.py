@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import ActiveBinding, Binding
 from textual.containers import Vertical
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
@@ -159,7 +160,7 @@ class AccountsScreen(Screen[None]):
         if not needle:
             return views
         return [v for v in views if needle in " ".join(
-            (v.account.name, v.account.auth_method.title, v.account.region, fmt.profile_label(v.account),
+            (v.account.name, v.account.auth_method.label, v.account.region, fmt.profile_label(v.account),
              v.account.mode.value, v.id)).lower()]
 
     def mark_dirty(self, ids: frozenset[str] | None) -> None:
@@ -185,7 +186,7 @@ class AccountsScreen(Screen[None]):
                 ids = None if self._dirty_all else frozenset(self._dirty)
                 self._dirty_all, self._dirty = False, set()
                 try:
-                    result = await self.kiro_app.engine.call(lambda engine, ids=ids: engine.views(ids))
+                    result = await self.kiro_app.engine.call(_views_of(ids))
                 except KiroTuiError as exc:
                     self.engine_unavailable(exc)
                     return
@@ -573,7 +574,7 @@ class AccountsScreen(Screen[None]):
                       f"{account.name} now uses {profile.name} ({profile.region}).", "Profile")
 
     @work(group="edit", exit_on_error=False, description="change an account")
-    async def edit(self, change, done: str, title: str) -> None:  # type: ignore[no-untyped-def]
+    async def edit(self, change: Callable[[Engine], Awaitable[object]], done: str, title: str) -> None:
         """A change a person asked for, made by the engine (it owns the store)."""
         try:
             await self.kiro_app.engine.call(change)
@@ -690,7 +691,7 @@ class AccountsScreen(Screen[None]):
         bindings = dict(self.active_bindings)
         for binding in self.table.BINDINGS:  # enter is listed even while the account under it is fine
             if isinstance(binding, Binding) and binding.key not in bindings:
-                bindings[binding.key] = (self.table, binding, False, binding.tooltip)  # type: ignore[assignment]
+                bindings[binding.key] = ActiveBinding(self.table, binding, False, binding.tooltip)
         self.app.push_screen(HelpScreen(bindings, settings.window, settings.quota_warning))
 
     async def action_quit(self) -> None:
@@ -705,7 +706,7 @@ def which_account(view: AccountView, now: datetime, settings: Settings) -> Text:
     """What tells this account apart from another with the same email: its id, its login
     (kind, portal, region, profile), where it came from, and how it is now."""
     account = view.account
-    login = [account.auth_method.title + (f" ({account.provider})" if account.provider else "")]
+    login = [account.auth_method.label + (f" ({account.provider})" if account.provider else "")]
     if account.start_url and account.auth_method is AuthMethod.IDC:
         login.append(account.start_url.removeprefix("https://").split(".")[0])
     login.append(account.region)
@@ -727,6 +728,11 @@ def which_account(view: AccountView, now: datetime, settings: Settings) -> Text:
         text.append(f"  {label:<8}", style="bold")
         text.append(printable(value) + ("\n" if label != "status" else ""))
     return text
+
+
+def _views_of(ids: frozenset[str] | None) -> Callable[[Engine], Awaitable[Views]]:
+    """The engine call that reads these accounts' views (all of them: None)."""
+    return lambda engine: engine.views(ids)
 
 
 def describe_import(report: ImportReport) -> str:

@@ -7,7 +7,7 @@ from datetime import timedelta
 import humanize
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import ActiveBinding, Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
@@ -52,14 +52,14 @@ def key_name(key: str) -> str:
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
 
-    def __init__(self, bindings: dict[str, object], window: timedelta = DEFAULT_REFRESH_WINDOW,
+    def __init__(self, bindings: dict[str, ActiveBinding], window: timedelta = DEFAULT_REFRESH_WINDOW,
                  quota_warning: float = DEFAULT_QUOTA_WARNING) -> None:
         super().__init__()
         self.window, self.quota_warning = window, quota_warning
         self.keys: list[tuple[str, str]] = []
         quiet: list[tuple[str, str]] = []
         seen: set[str] = set()
-        for key, (_, binding, _, tooltip) in bindings.items():  # type: ignore[misc]
+        for key, (_, binding, _, tooltip) in bindings.items():
             # the keys in the footer, then quiet keys with words of their own (home, end, ctrl+p)
             if (binding.show or tooltip) and binding.description and binding.action not in seen:
                 seen.add(binding.action)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from rich.segment import Segment
 from rich.style import Style
@@ -25,7 +26,7 @@ from textual.cache import LRUCache
 from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from kiro_tui.core.models import DEFAULT_QUOTA_WARNING, AccountView, Mode, Status
 from kiro_tui.core.summary import printable
@@ -124,7 +125,7 @@ class AccountsTable(DataTable[Text]):
     class Filled(Message):
         """Every row of the first `show` is in the table (they are added a chunk a frame)."""
 
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, **kwargs: Any) -> None:  # DataTable's own keywords (id, classes, ...)
         # What was drawn, keyed on the cells' own Text objects ("drawing", below); made before
         # DataTable's own set-up, which clears its caches.
         self._cells_drawn: LRUCache[tuple[object, ...], tuple[Text, SegmentLines]] = LRUCache(4096)
@@ -181,7 +182,7 @@ class AccountsTable(DataTable[Text]):
 
     def _set_widths(self, widths: dict[str, int]) -> None:
         for key, width in widths.items():
-            self.columns[key].width = width
+            self.columns[ColumnKey(key)].width = width
         self.widths = widths
         self._pin()
         super()._clear_caches()  # DataTable's: the cells drawn stay, each at its width ("drawing")
@@ -264,7 +265,7 @@ class AccountsTable(DataTable[Text]):
         account = view.account
         return {
             "name": Text(printable(account.name), overflow="ellipsis", no_wrap=True),
-            "method": Text(account.auth_method.title),
+            "method": Text(account.auth_method.label),
             "region": Text(printable(account.region), overflow="ellipsis", no_wrap=True),
             "profile": Text(printable(fmt.profile_label(account)), overflow="ellipsis", no_wrap=True),
             "mode": Text(account.mode.value),
@@ -465,7 +466,9 @@ class AccountsTable(DataTable[Text]):
                      cursor: bool = False, hover: bool = False) -> SegmentLines:
         if row_index < 0 or column_index < 0:
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        cell = self._data[self._row_locations.get_key(row_index)][self._column_locations.get_key(column_index)]
+        row_key, column_key = self._row_locations.get_key(row_index), self._column_locations.get_key(column_index)
+        assert row_key is not None and column_key is not None  # both indexes are in range here
+        cell = self._data[row_key][column_key]
         key = (id(cell), row_index, column_index, base_style, width, cursor, hover, self._show_hover_cursor,
                self._pseudo_class_state, self.show_cursor, self.fixed_columns, self.fixed_rows)
         drawn = self._cells_drawn.get(key)

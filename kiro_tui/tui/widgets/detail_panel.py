@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 import humanize
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
@@ -25,10 +27,10 @@ class AccountDetail(VerticalScroll):
     shown: list[tuple[str, str]] = []
     """What the panel shows now, as (label, text) rows: compared to skip needless repaints."""
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self) -> ComposeResult:
         yield Static(id="detail-body")
 
-    def style(self, name: str):  # type: ignore[no-untyped-def]
+    def style(self, name: str) -> Style:
         return self.get_component_rich_style(f"detail--{name}", partial=True)
 
     def show(self, view: AccountView | None, history: list[RefreshLogEntry], now: datetime, settings: Settings,
@@ -55,7 +57,7 @@ class AccountDetail(VerticalScroll):
                            style=self.style(tone)))
         row("Expires", f"{fmt.countdown(account.expires_at, now)}  ({account.expires_at:%Y-%m-%d %H:%M:%S} UTC)")
         row("Usage", self._usage_text(view.usage, usage_enabled, now))
-        row("Method", account.auth_method.title + (f" ({account.provider})" if account.provider else ""))
+        row("Method", account.auth_method.label + (f" ({account.provider})" if account.provider else ""))
         row("Region", account.region)
         row("Start URL", account.start_url)
         row("Profile", account.profile_name)

@@ -6,6 +6,7 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 
@@ -20,7 +21,7 @@ _ORDER = (Status.NEEDS_LOGIN, Status.SUSPENDED, Status.REFRESH_FAILING, Status.O
 class SummaryBar(Static):
     COMPONENT_CLASSES = {*STATUS_CLASSES.values(), "summary--muted", "summary--bad"}
 
-    def style(self, name: str):  # type: ignore[no-untyped-def]
+    def style(self, name: str) -> Style:
         return self.get_component_rich_style(name, partial=True)
 
     def show(self, statuses: list[Status], kiro_cli_db: Path | None, last_read: datetime | None,
