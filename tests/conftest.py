@@ -25,6 +25,10 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.setenv(var, str(home / sub))
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("KIRO_TUI_ENDPOINT_URL", raising=False)
+    # pytest-xdist's workers set COLUMNS=80 and LINES=24, which Textual obeys over the real
+    # terminal's size: a TUI started in a 160-column tmux pane would draw 80 columns.
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
     return home
 
 

@@ -21,6 +21,8 @@ import pytest
 from kiro_tui.core.store import AccountStore
 from tests.support.engine import account_from_seed
 
+pytestmark = pytest.mark.e2e
+
 CRASHING_TUI = '''
 import sys
 from pathlib import Path

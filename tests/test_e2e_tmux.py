@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e
+
 
 class Tmux:
     def __init__(self, socket: str, env: dict[str, str], tmpdir: Path, home: Path) -> None:

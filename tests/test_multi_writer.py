@@ -58,6 +58,8 @@ from kiro_tui.demo import account_from_seed
 from tests.support.kiro_cli_db import KiroCliDb
 from tests.support.places import IDC_PROFILES, IDC_START_URL
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 
 TTL = 66

@@ -18,6 +18,8 @@ from kiro_tui.core.models import Health
 from kiro_tui.core.store import AccountStore
 from tests.support.engine import account_from_seed, control
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

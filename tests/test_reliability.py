@@ -39,6 +39,8 @@ from tests.support.watch import (
     watch_config,
 )
 
+pytestmark = pytest.mark.slow
+
 # ---------------------------------------------------------------------------------------- helpers
 
 
