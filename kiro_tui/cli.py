@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from kiro_tui import __version__
 from kiro_tui.core import paths
@@ -22,7 +22,7 @@ from kiro_tui.core.clock import SystemClock
 from kiro_tui.core.config import Settings, load_settings
 from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.importer import UNCHANGED, ImportReport, first_login_hint
-from kiro_tui.core.models import AccountView, Outcome, Status
+from kiro_tui.core.models import AccountView, Outcome, Place, Status
 from kiro_tui.core.places import place_format
 from kiro_tui.core.places.kiro_cli import find_kiro_cli_db, resolved
 from kiro_tui.core.store import AccountStore
@@ -36,6 +36,11 @@ from kiro_tui.core.summary import (
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NEEDS_LOGIN = 0, 1, 2, 3
 log = logging.getLogger("kiro_tui")
+if TYPE_CHECKING:  # the engine and what it returns load lazily: `kiro-tui --help` stays quick
+    from kiro_tui.core.aws.codewhisperer import Profile
+    from kiro_tui.core.engine import Engine
+    from kiro_tui.core.login import LoginOutcome
+
 T = TypeVar("T")
 
 
@@ -85,7 +90,7 @@ def kiro_cli_location(explicit: str | None, settings: Settings) -> tuple[Path | 
 
 
 def _engine(store: AccountStore, settings: Settings, db: Path | None = None, candidates: list[Path] | None = None,
-            **options: object):  # type: ignore[no-untyped-def]
+            **options: object) -> Engine:
     from kiro_tui.core.aws.endpoints import Endpoints
     from kiro_tui.core.engine import Engine
 
@@ -180,7 +185,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     headers = ["ID", "NAME", "METHOD", "REGION", "PROFILE", "MODE", "EXPIRES", "STATUS"]
     if args.show_secrets:
         headers.append("ACCESS TOKEN")
-    rows = []
+    table: list[list[str]] = []
     for view in views:
         account = view.account
         row = [account.id, account.name, account.auth_method.label, account.region, account.profile_label or "-",
@@ -190,8 +195,8 @@ def cmd_list(args: argparse.Namespace) -> int:
                   if view.places_in_error else "")]
         if args.show_secrets:
             row.append(account.access_token)
-        rows.append(row)
-    _print_table(headers, rows)
+        table.append(row)
+    _print_table(headers, table)
     return EXIT_OK
 
 
@@ -406,7 +411,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _stop_draining(engine, interrupts: asyncio.Queue[int]) -> None:  # type: ignore[no-untyped-def]
+async def _stop_draining(engine: Engine, interrupts: asyncio.Queue[int]) -> None:
     """Let refreshes under way finish and commit; a second Ctrl-C / SIGTERM abandons them, by name."""
     running = sorted(engine.scheduler.in_flight) if engine.scheduler else []
     if running:
@@ -435,7 +440,7 @@ def cmd_link(args: argparse.Namespace) -> int:
     with _open_store() as store:
         engine = _engine(store, settings, fetch_usage=False)
 
-        async def run():  # type: ignore[no-untyped-def]
+        async def run() -> Place:
             try:
                 return await engine.link(args.id, args.kind, _path(args.path))
             finally:
@@ -497,7 +502,7 @@ def cmd_login(args: argparse.Namespace) -> int:
     with _open_store() as store:
         engine = _engine(store, settings)
 
-        async def run():  # type: ignore[no-untyped-def]
+        async def run() -> LoginOutcome:
             try:
                 login = await engine.start_login(request)
                 tell(f"Open {login.verification_uri} and enter the code:\n\n    {login.user_code}\n")
@@ -529,12 +534,12 @@ def cmd_login(args: argparse.Namespace) -> int:
     else:
         where = f", profile {account.profile_name}" if account.profile_name else ""
         tell(f"Logged in as {account.name} ({account.id}{where}); kiro-tui keeps it fresh.")
-    if outcome.detached_note():
-        warn(outcome.detached_note())
+    if note := outcome.detached_note():
+        warn(note)
     return EXIT_OK
 
 
-def _pick_profile(profiles, wanted: str | None, tell: Callable[[str], None]):  # type: ignore[no-untyped-def]
+def _pick_profile(profiles: list[Profile], wanted: str | None, tell: Callable[[str], None]) -> Profile | None:
     """--profile if given (it must be one of them), the only one, or ask on a terminal."""
     if wanted:
         chosen = next((p for p in profiles if p.arn == wanted), None)
