@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -97,6 +98,21 @@ def _run(coroutine_fn: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(coroutine_fn())  # type: ignore[arg-type]
 
 
+def _run_engine(engine, work: Callable[[], Awaitable[T]],  # type: ignore[no-untyped-def]
+                tell: Callable[[str, bool], None] | None = None) -> T:
+    """Run a command's work on its engine, the one way every command ends (core/shutdown.py):
+    the first Ctrl-C, SIGTERM or SIGHUP lets refreshes under way finish and commit, a second
+    abandons them by name; the engine is closed after them."""
+    from kiro_tui.core.shutdown import run_stoppable
+
+    return asyncio.run(run_stoppable(engine, work, tell or _tell_stopping))
+
+
+def _tell_stopping(line: str, warning: bool) -> None:
+    (log.warning if warning else log.info)("%s", line)  # the log file keeps it even after SIGHUP
+    say(f"kiro-tui: {line}", err=True)
+
+
 # ---------------------------------------------------------------- import
 
 
@@ -115,7 +131,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     where = str(path or db or kind)
     with _open_store() as store:
         engine = _engine(store, settings, db, candidates)
-        report = _run(lambda: engine.import_now(path or (db if kind == "kiro-cli" else None), kind))
+        report = _run_engine(engine, lambda: engine.import_now(path or (db if kind == "kiro-cli" else None), kind))
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
@@ -303,17 +319,14 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         engine = _engine(store, settings, fetch_usage=False)
 
         async def run() -> list[RefreshResult]:
-            try:
-                chosen = ids if ids is not None else await engine.due_ids()
-                results = await engine.refresh_now(chosen, force) if chosen else []
-                await engine.stop(timeout=30)
-                if engine.refresher is not None:
-                    held.extend(h.message for h in engine.refresher.held.values())
-                return results
-            finally:
-                await engine.close()
+            chosen = ids if ids is not None else await engine.due_ids()
+            results = await engine.refresh_now(chosen, force) if chosen else []
+            await engine.stop(timeout=30)
+            if engine.refresher is not None:
+                held.extend(h.message for h in engine.refresher.held.values())
+            return results
 
-        results = _run(run)
+        results = _run_engine(engine, run)
         has_accounts = bool(store.ids())
         names = {a.id: a.name for a in store.accounts()}  # the email once known, as `list` shows
     if args.json:
@@ -340,8 +353,6 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    import signal
-
     from kiro_tui.core.events import (
         EngineEvent,
         EngineProblem,
@@ -373,58 +384,26 @@ def cmd_watch(args: argparse.Namespace) -> int:
         elif isinstance(event, EngineProblem):
             log.warning("%s", event.problem or "the problem is over; all is well again")
 
+    def tell(line: str, warning: bool) -> None:
+        (log.warning if warning else log.info)("%s", line)
+
     async def run() -> None:
-        interrupts = asyncio.Queue[int]()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(signum, interrupts.put_nowait, signum)
-            except NotImplementedError:
-                pass
-        with _open_store() as store:
-            engine = _engine(store, settings, db, candidates, on_event=on_event, fetch_usage=settings.fetch_usage)
-            try:
-                await engine.start()
-                count = len(store.ids())
-                log.info("watching %d account%s%s", count, "" if count == 1 else "s",
-                         f"; kiro-cli database {db}" if db else "")
-                task = asyncio.create_task(engine.run())
-                waiter = asyncio.create_task(interrupts.get())
-                await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                await _stop_draining(engine, interrupts)
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-            finally:
-                await engine.close()
-        log.info("stopped")
+        await engine.start()
+        count = len(store.ids())
+        log.info("watching %d account%s%s", count, "" if count == 1 else "s",
+                 f"; kiro-cli database {db}" if db else "")
+        await engine.run()
 
-    try:
-        asyncio.run(run())
-    except KeyboardInterrupt:
-        pass
+    from kiro_tui.core.shutdown import Interrupted
+
+    with _open_store() as store:
+        engine = _engine(store, settings, db, candidates, on_event=on_event, fetch_usage=settings.fetch_usage)
+        try:  # until Ctrl-C, SIGTERM or SIGHUP: refreshes under way finish first (a second one abandons)
+            _run_engine(engine, run, tell)
+        except Interrupted:
+            pass
+    log.info("stopped")
     return EXIT_OK
-
-
-async def _stop_draining(engine, interrupts: asyncio.Queue[int]) -> None:  # type: ignore[no-untyped-def]
-    """Let refreshes under way finish and commit; a second Ctrl-C / SIGTERM abandons them, by name."""
-    running = sorted(engine.scheduler.in_flight) if engine.scheduler else []
-    if running:
-        log.info("stopping: waiting for %d refresh%s under way to finish (%s); Ctrl-C again to abandon",
-                 len(running), "es" if len(running) > 1 else "", ", ".join(running))
-    stopper = asyncio.create_task(engine.stop())
-    again = asyncio.create_task(interrupts.get())
-    await asyncio.wait([stopper, again], return_when=asyncio.FIRST_COMPLETED)
-    if stopper.done():
-        again.cancel()
-        left = stopper.result()
-    else:
-        left = sorted(engine.scheduler.in_flight) if engine.scheduler else []
-        stopper.cancel()
-    if left:
-        log.warning("abandoned the refresh of %s: if the service answered, its new token is lost and the "
-                    "account will need a login", ", ".join(left))
-        await engine.abandon()
 
 
 # ---------------------------------------------------------------- link / unlink / export
@@ -435,13 +414,7 @@ def cmd_link(args: argparse.Namespace) -> int:
     with _open_store() as store:
         engine = _engine(store, settings, fetch_usage=False)
 
-        async def run():  # type: ignore[no-untyped-def]
-            try:
-                return await engine.link(args.id, args.kind, _path(args.path))
-            finally:
-                await engine.close()
-
-        place = _run(run)
+        place = _run_engine(engine, lambda: engine.link(args.id, args.kind, _path(args.path)))
     where = place.path + (f" ({place.entry})" if place.entry else "")
     if place.state.value == "in-sync":
         say(f"Linked {place.account_id} to {place.kind} {where}: written now, and after every refresh.")
@@ -754,6 +727,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # anywhere, --help included
+        return _pipe_closed()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     # What the core logs goes to the private log file (and `watch` adds the terminal), never to
     # Python's last-resort handler: that prints unformatted, unmasked lines on stderr.
     logging.getLogger("kiro_tui").addHandler(logging.NullHandler())
@@ -766,8 +746,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from kiro_tui.core.logs import setup_file_logging
 
         setup_file_logging()  # warnings from the core (a lease not released, an unreadable row) land here
+    from kiro_tui.core.shutdown import Interrupted
+
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # a closed pipe is noticed here, not in the interpreter's last flush
+        return code
+    except BrokenPipeError:
+        raise
+    except Interrupted as exc:
+        say(f"kiro-tui: {exc}", err=True)
+        return exc.exit_code
     except KiroTuiError as exc:
         say(f"kiro-tui: error: {exc}", err=True)
         return exc.exit_code
@@ -785,3 +774,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             "Please report it.", err=True)
         return EXIT_FAILURE
 
+
+EXIT_PIPE_CLOSED = 141
+"""128 + SIGPIPE: what a command killed by a closed pipe reports, as `yes | head` does."""
+
+
+def _pipe_closed() -> int:
+    """Whoever read our output stopped reading (`kiro-tui list | head -1`): end quietly. What is
+    still buffered goes to /dev/null, so the interpreter's last flush cannot complain either."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):
+            pass
+    os.close(devnull)
+    return EXIT_PIPE_CLOSED
