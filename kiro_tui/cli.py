@@ -470,31 +470,35 @@ def cmd_login(args: argparse.Namespace) -> int:
     with _open_store() as store:
         engine = _engine(store, settings)
 
-        async def run():  # type: ignore[no-untyped-def]
-            try:
-                login = await engine.start_login(request)
-                tell(f"Open {login.verification_uri} and enter the code:\n\n    {login.user_code}\n")
-                tell(f"(or open {login.verification_uri_complete})")
-                tell(_copy_for_terminal(login.user_code))
-                if not args.no_browser:
-                    _open_browser(login.verification_uri_complete)
-                last = [""]
+        async def sign_in():  # type: ignore[no-untyped-def]
+            login = await engine.start_login(request)
+            tell(f"Open {login.verification_uri} and enter the code:\n\n    {login.user_code}\n")
+            tell(f"(or open {login.verification_uri_complete})")
+            tell(_copy_for_terminal(login.user_code))
+            if not args.no_browser:
+                _open_browser(login.verification_uri_complete)
+            last = [""]
 
-                def on_status(status: PollStatus) -> None:
-                    if status.state != last[0] and status.state != "waiting":
-                        print(f"kiro-tui: {printable(status.state)}", file=sys.stderr, flush=True)
-                    last[0] = status.state
+            def on_status(status: PollStatus) -> None:
+                if status.state != last[0] and status.state != "waiting":
+                    print(f"kiro-tui: {printable(status.state)}", file=sys.stderr, flush=True)
+                last[0] = status.state
 
-                tell("Waiting for you to approve in the browser…")
-                token = await engine.wait_for_token(login, on_status)
-                listing = await engine.list_profiles(token.access_token)
-                profile = _pick_profile(listing.profiles, args.profile, tell)
-                return await engine.finish_login(login, token, profile)
-            finally:
-                await engine.close()
+            tell("Waiting for you to approve in the browser…")
+            token = await engine.wait_for_token(login, on_status)
+            listing = await engine.list_profiles(token.access_token)
+            profile = _given_profile(listing.profiles, args.profile)
+            # saved now, before anything is asked: an approved login is never lost to a prompt
+            outcome = await engine.finish_login(login, token, profile, identify_with=next(iter(listing.profiles), None))
+            return outcome, listing.profiles
 
-        outcome = _run(run)
+        outcome, profiles = _run_engine(engine, sign_in)
         account = outcome.account
+        if account.profile_arn is None and len(profiles) > 1:
+            profile = _ask_profile(account, profiles, tell)
+            engine = _engine(store, settings)
+            _run_engine(engine, lambda: engine.set_profile(account.id, profile))
+            account = store.get(account.id) or account
         view = AccountView(account)
     now = SystemClock().now()
     if args.json:
@@ -507,8 +511,8 @@ def cmd_login(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _pick_profile(profiles, wanted: str | None, tell: Callable[[str], None]):  # type: ignore[no-untyped-def]
-    """--profile if given (it must be one of them), the only one, or ask on a terminal."""
+def _given_profile(profiles, wanted: str | None):  # type: ignore[no-untyped-def]
+    """--profile if given (it must be one of them), else the only one; None leaves it to ask."""
     if wanted:
         chosen = next((p for p in profiles if p.arn == wanted), None)
         if chosen is None:
@@ -516,18 +520,38 @@ def _pick_profile(profiles, wanted: str | None, tell: Callable[[str], None]):  #
             raise CommandFailed(f"signed in, but {wanted} is not among this login's profiles ({arns}); "
                                 "nothing was saved")
         return chosen
-    if len(profiles) <= 1:
-        return profiles[0] if profiles else None
+    return profiles[0] if len(profiles) == 1 else None
+
+
+def _ask_profile(account, profiles, tell: Callable[[str], None]):  # type: ignore[no-untyped-def]
+    """Ask which profile the saved login uses, on a terminal (never inside the event loop, so
+    Ctrl-C is Ctrl-C). End of input, Ctrl-C or no terminal leave it saved without one, and say so."""
+    saved = f"{account.name} ({account.id}) is logged in and saved without a profile"
+    later = "choose it in the terminal UI (p), or log in again with --profile ARN"
     if not sys.stdin.isatty():
         choices = "; ".join(f"{p.name}: {p.arn}" for p in profiles)
-        raise UsageError(f"this login has {len(profiles)} profiles ({choices}); pass --profile ARN")
-    tell("Profiles this login may use:")
-    for number, profile in enumerate(profiles, 1):
-        tell(f"  {number}. {profile.name}  ({profile.region})  {profile.arn}")
+        raise UsageError(f"{saved}: this login has {len(profiles)} profiles ({choices}); pass --profile ARN "
+                         f"next time, or choose it in the terminal UI (p)")
+    tell(f"Saved {account.name} ({account.id}). Profiles this login may use:")
+
+    def choices() -> None:
+        for number, profile in enumerate(profiles, 1):
+            tell(f"  {number}. {profile.name}  ({profile.region})  {profile.arn}")
+
+    choices()
     while True:
-        answer = input(f"Choose 1-{len(profiles)}: ").strip()
+        try:
+            answer = input(f"Choose 1-{len(profiles)}: ").strip()
+        except EOFError:
+            raise CommandFailed(f"no profile chosen (end of input); {saved}: {later}") from None
+        except KeyboardInterrupt:
+            from kiro_tui.core.shutdown import Interrupted
+
+            raise Interrupted(f"interrupted; {saved}: {later}") from None
         if answer.isdigit() and 1 <= int(answer) <= len(profiles):
             return profiles[int(answer) - 1]
+        say(f"{answer!r} is not one of the choices: type a number from 1 to {len(profiles)}", err=True)
+        choices()
 
 
 def _copy_for_terminal(code: str) -> str:

@@ -42,13 +42,16 @@ def test_idc_login_takes_the_profile_given_and_prints_json(kiro_tui_exe, live_em
     env = {"KIRO_TUI_ENDPOINT_URL": live_emulator.url}
     two = run_cli(kiro_tui_exe, "login", "--start-url", IDC, "--region", "eu-west-1", "--no-browser", env=env)
     assert two.code == 2 and "pass --profile ARN" in two.err and IDC_PROFILES[1]["arn"] in two.err  # no terminal
-    assert run_cli(kiro_tui_exe, "list", "--json").json() == []  # nothing saved
+    (saved,) = run_cli(kiro_tui_exe, "list", "--json").json()  # the approved login is saved, without a profile
+    assert (saved["email"], saved["profile_arn"]) == ("pat@acme.example", None)
+    assert f"{saved['id']}) is logged in and saved without a profile" in two.err
     chosen = run_cli(kiro_tui_exe, "login", "--start-url", IDC, "--region", "eu-west-1", "--no-browser",
                      "--profile", IDC_PROFILES[1]["arn"], "--json", env=env)
     assert chosen.code == 0, chosen.err
     account = json.loads(chosen.out)  # only JSON on stdout; the prompts went to stderr
     assert (account["email"], account["profile_arn"], account["start_url"]) == (
         "pat@acme.example", IDC_PROFILES[1]["arn"], IDC)
+    assert account["id"] == saved["id"]  # the same person's login again: that account, renewed
     assert "enter the code" in chosen.err
 
 

@@ -796,11 +796,13 @@ class Engine:
     async def list_profiles(self, access_token: str) -> ProfileListing:
         return await (await self.login_flow()).profiles(access_token)
 
-    async def finish_login(self, login: DeviceLogin, token: TokenResult, profile: Profile | None) -> LoginOutcome:
+    async def finish_login(self, login: DeviceLogin, token: TokenResult, profile: Profile | None,
+                           identify_with: Profile | None = None) -> LoginOutcome:
         """Who signed in, then save the account (renewing the one it replaces, if the same person).
-        The outcome names the copies a renewal detached, for the person to link again."""
+        The outcome names the copies a renewal detached, for the person to link again. Saved
+        before a profile is chosen, `identify_with` (one of its profiles) still tells who it is."""
         flow = await self.login_flow()
-        email = await flow.email(token.access_token, profile)
+        email = await flow.email(token.access_token, profile or identify_with)
         if email:
             await self._learn_emails_of_twins(flow, login.request)
         outcome = save_login(self.store, login, token, profile, self.clock.now(), email)
