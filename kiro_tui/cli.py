@@ -109,7 +109,7 @@ def _run_engine(engine, work: Callable[[], Awaitable[T]],  # type: ignore[no-unt
 
 
 def _tell_stopping(line: str, warning: bool) -> None:
-    (log.warning if warning else log.info)("%s", line)  # the log file keeps it even after SIGHUP
+    log.warning("%s", line)  # the log file keeps it, even after SIGHUP
     say(f"kiro-tui: {line}", err=True)
 
 
