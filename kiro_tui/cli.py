@@ -506,6 +506,10 @@ def cmd_login(args: argparse.Namespace) -> int:
     else:
         where = f", profile {account.profile_name}" if account.profile_name else ""
         tell(f"Logged in as {account.name} ({account.id}{where}); kiro-tui keeps it fresh.")
+    before = outcome.renewed
+    if before is not None and before.mode.value != "own":  # said, never silent: it changes how it is kept
+        warn(f"this login renewed account {before.id} ({before.name}), until now in {before.mode.value} mode: "
+             "it is kiro-tui's own login now (mode own)")
     if outcome.detached_note():
         warn(outcome.detached_note())
     return EXIT_OK

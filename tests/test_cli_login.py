@@ -97,3 +97,18 @@ def test_db_before_the_command_is_not_overwritten(kiro_tui_exe, isolated_dirs: P
     sources = run_cli(kiro_tui_exe, "--db", str(elsewhere.path), "sources", "--json").json()
     assert sources[0] == {"kind": "kiro-cli", "path": str(elsewhere.path.resolve()), "found": True, "logins": 1,
                           "error": None}
+
+
+def test_a_login_that_renews_a_kiro_cli_account_says_so(kiro_tui_exe, live_emulator, kiro_db: KiroCliDb) -> None:
+    env = {"KIRO_TUI_ENDPOINT_URL": live_emulator.url}
+    seed_into_kiro_cli(live_emulator, kiro_db, kind="builder-id", email="kim@example.com", expires_in=3000)
+    assert run_cli(kiro_tui_exe, "import", env=env).code == 0
+    (imported,) = run_cli(kiro_tui_exe, "list", "--json").json()
+    assert imported["mode"] == "sync"
+    result = run_cli(kiro_tui_exe, "login", "--no-browser", env=env)  # kim signs in: the same person
+    assert result.code == 0, result.err
+    assert (f"warning: this login renewed account {imported['id']} (kim@example.com), until now in sync mode: "
+            "it is kiro-tui's own login now (mode own)") in result.err
+    assert "link kiro-cli" not in result.err.lower()  # kiro-cli's database cannot be linked
+    (renewed,) = run_cli(kiro_tui_exe, "list", "--json").json()
+    assert (renewed["id"], renewed["mode"]) == (imported["id"], "own")

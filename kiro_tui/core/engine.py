@@ -797,7 +797,7 @@ class Engine:
         return await (await self.login_flow()).profiles(access_token)
 
     async def finish_login(self, login: DeviceLogin, token: TokenResult, profile: Profile | None,
-                           identify_with: Profile | None = None) -> LoginOutcome:
+                           identify_with: Profile | None = None, renew_other: bool = False) -> LoginOutcome:
         """Who signed in, then save the account (renewing the one it replaces, if the same person).
         The outcome names the copies a renewal detached, for the person to link again. Saved
         before a profile is chosen, `identify_with` (one of its profiles) still tells who it is."""
@@ -805,7 +805,7 @@ class Engine:
         email = await flow.email(token.access_token, profile or identify_with)
         if email:
             await self._learn_emails_of_twins(flow, login.request)
-        outcome = save_login(self.store, login, token, profile, self.clock.now(), email)
+        outcome = save_login(self.store, login, token, profile, self.clock.now(), email, renew_other)
         remember_request(self.store, login.request)
         self.account_changed(outcome.account.id)
         return outcome
