@@ -151,9 +151,11 @@ class EngineThread:
         """Run `fn(engine)` on the engine's loop and await its result from the caller's loop."""
         engine = await self.ready()
         assert self._loop is not None
+        coroutine = _call(fn, engine)
         try:
-            future = asyncio.run_coroutine_threadsafe(_call(fn, engine), self._loop)
+            future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         except RuntimeError:  # its loop has closed: the app is shutting down
+            coroutine.close()  # never run: no "was never awaited" warning on the way out
             raise KiroTuiError("the refresh engine has stopped") from None
         return await asyncio.wrap_future(future)
 
