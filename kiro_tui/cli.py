@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -22,7 +23,7 @@ from kiro_tui.core.clock import SystemClock
 from kiro_tui.core.config import Settings, load_settings
 from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.importer import UNCHANGED, ImportReport, first_login_hint
-from kiro_tui.core.models import AccountView, Outcome, Place, Status
+from kiro_tui.core.models import Account, AccountView, Outcome, Status
 from kiro_tui.core.places import place_format
 from kiro_tui.core.places.kiro_cli import find_kiro_cli_db, resolved
 from kiro_tui.core.store import AccountStore
@@ -102,6 +103,21 @@ def _run(coroutine_fn: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(coroutine_fn())  # type: ignore[arg-type]
 
 
+def _run_engine(engine: Engine, work: Callable[[], Awaitable[T]],
+                tell: Callable[[str, bool], None] | None = None) -> T:
+    """Run a command's work on its engine, the one way every command ends (core/shutdown.py):
+    the first Ctrl-C, SIGTERM or SIGHUP lets refreshes under way finish and commit, a second
+    abandons them by name; the engine is closed after them."""
+    from kiro_tui.core.shutdown import run_stoppable
+
+    return asyncio.run(run_stoppable(engine, work, tell or _tell_stopping))
+
+
+def _tell_stopping(line: str, warning: bool) -> None:
+    log.warning("%s", line)  # the log file keeps it, even after SIGHUP
+    say(f"kiro-tui: {line}", err=True)
+
+
 # ---------------------------------------------------------------- import
 
 
@@ -120,7 +136,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     where = str(path or db or kind)
     with _open_store() as store:
         engine = _engine(store, settings, db, candidates)
-        report = _run(lambda: engine.import_now(path or (db if kind == "kiro-cli" else None), kind))
+        report = _run_engine(engine, lambda: engine.import_now(path or (db if kind == "kiro-cli" else None), kind))
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
@@ -308,17 +324,14 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         engine = _engine(store, settings, fetch_usage=False)
 
         async def run() -> list[RefreshResult]:
-            try:
-                chosen = ids if ids is not None else await engine.due_ids()
-                results = await engine.refresh_now(chosen, force) if chosen else []
-                await engine.stop(timeout=30)
-                if engine.refresher is not None:
-                    held.extend(h.message for h in engine.refresher.held.values())
-                return results
-            finally:
-                await engine.close()
+            chosen = ids if ids is not None else await engine.due_ids()
+            results = await engine.refresh_now(chosen, force) if chosen else []
+            await engine.stop(timeout=30)
+            if engine.refresher is not None:
+                held.extend(h.message for h in engine.refresher.held.values())
+            return results
 
-        results = _run(run)
+        results = _run_engine(engine, run)
         has_accounts = bool(store.ids())
         names = {a.id: a.name for a in store.accounts()}  # the email once known, as `list` shows
     if args.json:
@@ -345,8 +358,6 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    import signal
-
     from kiro_tui.core.events import (
         EngineEvent,
         EngineProblem,
@@ -378,58 +389,26 @@ def cmd_watch(args: argparse.Namespace) -> int:
         elif isinstance(event, EngineProblem):
             log.warning("%s", event.problem or "the problem is over; all is well again")
 
+    def tell(line: str, warning: bool) -> None:
+        (log.warning if warning else log.info)("%s", line)
+
     async def run() -> None:
-        interrupts = asyncio.Queue[int]()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(signum, interrupts.put_nowait, signum)
-            except NotImplementedError:
-                pass
-        with _open_store() as store:
-            engine = _engine(store, settings, db, candidates, on_event=on_event, fetch_usage=settings.fetch_usage)
-            try:
-                await engine.start()
-                count = len(store.ids())
-                log.info("watching %d account%s%s", count, "" if count == 1 else "s",
-                         f"; kiro-cli database {db}" if db else "")
-                task = asyncio.create_task(engine.run())
-                waiter = asyncio.create_task(interrupts.get())
-                await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                await _stop_draining(engine, interrupts)
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-            finally:
-                await engine.close()
-        log.info("stopped")
+        await engine.start()
+        count = len(store.ids())
+        log.info("watching %d account%s%s", count, "" if count == 1 else "s",
+                 f"; kiro-cli database {db}" if db else "")
+        await engine.run()
 
-    try:
-        asyncio.run(run())
-    except KeyboardInterrupt:
-        pass
+    from kiro_tui.core.shutdown import Interrupted
+
+    with _open_store() as store:
+        engine = _engine(store, settings, db, candidates, on_event=on_event, fetch_usage=settings.fetch_usage)
+        try:  # until Ctrl-C, SIGTERM or SIGHUP: refreshes under way finish first (a second one abandons)
+            _run_engine(engine, run, tell)
+        except Interrupted:
+            pass
+    log.info("stopped")
     return EXIT_OK
-
-
-async def _stop_draining(engine: Engine, interrupts: asyncio.Queue[int]) -> None:
-    """Let refreshes under way finish and commit; a second Ctrl-C / SIGTERM abandons them, by name."""
-    running = sorted(engine.scheduler.in_flight) if engine.scheduler else []
-    if running:
-        log.info("stopping: waiting for %d refresh%s under way to finish (%s); Ctrl-C again to abandon",
-                 len(running), "es" if len(running) > 1 else "", ", ".join(running))
-    stopper = asyncio.create_task(engine.stop())
-    again = asyncio.create_task(interrupts.get())
-    await asyncio.wait([stopper, again], return_when=asyncio.FIRST_COMPLETED)
-    if stopper.done():
-        again.cancel()
-        left = stopper.result()
-    else:
-        left = sorted(engine.scheduler.in_flight) if engine.scheduler else []
-        stopper.cancel()
-    if left:
-        log.warning("abandoned the refresh of %s: if the service answered, its new token is lost and the "
-                    "account will need a login", ", ".join(left))
-        await engine.abandon()
 
 
 # ---------------------------------------------------------------- link / unlink / export
@@ -440,13 +419,7 @@ def cmd_link(args: argparse.Namespace) -> int:
     with _open_store() as store:
         engine = _engine(store, settings, fetch_usage=False)
 
-        async def run() -> Place:
-            try:
-                return await engine.link(args.id, args.kind, _path(args.path))
-            finally:
-                await engine.close()
-
-        place = _run(run)
+        place = _run_engine(engine, lambda: engine.link(args.id, args.kind, _path(args.path)))
     where = place.path + (f" ({place.entry})" if place.entry else "")
     if place.state.value == "in-sync":
         say(f"Linked {place.account_id} to {place.kind} {where}: written now, and after every refresh.")
@@ -502,31 +475,35 @@ def cmd_login(args: argparse.Namespace) -> int:
     with _open_store() as store:
         engine = _engine(store, settings)
 
-        async def run() -> LoginOutcome:
-            try:
-                login = await engine.start_login(request)
-                tell(f"Open {login.verification_uri} and enter the code:\n\n    {login.user_code}\n")
-                tell(f"(or open {login.verification_uri_complete})")
-                tell(_copy_for_terminal(login.user_code))
-                if not args.no_browser:
-                    _open_browser(login.verification_uri_complete)
-                last = [""]
+        async def sign_in() -> tuple[LoginOutcome, list[Profile]]:
+            login = await engine.start_login(request)
+            tell(f"Open {login.verification_uri} and enter the code:\n\n    {login.user_code}\n")
+            tell(f"(or open {login.verification_uri_complete})")
+            tell(_copy_for_terminal(login.user_code))
+            if not args.no_browser:
+                _open_browser(login.verification_uri_complete)
+            last = [""]
 
-                def on_status(status: PollStatus) -> None:
-                    if status.state != last[0] and status.state != "waiting":
-                        print(f"kiro-tui: {printable(status.state)}", file=sys.stderr, flush=True)
-                    last[0] = status.state
+            def on_status(status: PollStatus) -> None:
+                if status.state != last[0] and status.state != "waiting":
+                    print(f"kiro-tui: {printable(status.state)}", file=sys.stderr, flush=True)
+                last[0] = status.state
 
-                tell("Waiting for you to approve in the browser…")
-                token = await engine.wait_for_token(login, on_status)
-                listing = await engine.list_profiles(token.access_token)
-                profile = _pick_profile(listing.profiles, args.profile, tell)
-                return await engine.finish_login(login, token, profile)
-            finally:
-                await engine.close()
+            tell("Waiting for you to approve in the browser…")
+            token = await engine.wait_for_token(login, on_status)
+            listing = await engine.list_profiles(token.access_token)
+            profile = _given_profile(listing.profiles, args.profile)
+            # saved now, before anything is asked: an approved login is never lost to a prompt
+            outcome = await engine.finish_login(login, token, profile, identify_with=next(iter(listing.profiles), None))
+            return outcome, listing.profiles
 
-        outcome = _run(run)
+        outcome, profiles = _run_engine(engine, sign_in)
         account = outcome.account
+        if account.profile_arn is None and len(profiles) > 1:
+            profile = _ask_profile(account, profiles, tell)
+            engine = _engine(store, settings)
+            _run_engine(engine, lambda: engine.set_profile(account.id, profile))
+            account = store.get(account.id) or account
         view = AccountView(account)
     now = SystemClock().now()
     if args.json:
@@ -534,13 +511,17 @@ def cmd_login(args: argparse.Namespace) -> int:
     else:
         where = f", profile {account.profile_name}" if account.profile_name else ""
         tell(f"Logged in as {account.name} ({account.id}{where}); kiro-tui keeps it fresh.")
+    before = outcome.renewed
+    if before is not None and before.mode.value != "own":  # said, never silent: it changes how it is kept
+        warn(f"this login renewed account {before.id} ({before.name}), until now in {before.mode.value} mode: "
+             "it is kiro-tui's own login now (mode own)")
     if note := outcome.detached_note():
         warn(note)
     return EXIT_OK
 
 
-def _pick_profile(profiles: list[Profile], wanted: str | None, tell: Callable[[str], None]) -> Profile | None:
-    """--profile if given (it must be one of them), the only one, or ask on a terminal."""
+def _given_profile(profiles: list[Profile], wanted: str | None) -> Profile | None:
+    """--profile if given (it must be one of them), else the only one; None leaves it to ask."""
     if wanted:
         chosen = next((p for p in profiles if p.arn == wanted), None)
         if chosen is None:
@@ -548,18 +529,38 @@ def _pick_profile(profiles: list[Profile], wanted: str | None, tell: Callable[[s
             raise CommandFailed(f"signed in, but {wanted} is not among this login's profiles ({arns}); "
                                 "nothing was saved")
         return chosen
-    if len(profiles) <= 1:
-        return profiles[0] if profiles else None
+    return profiles[0] if len(profiles) == 1 else None
+
+
+def _ask_profile(account: Account, profiles: list[Profile], tell: Callable[[str], None]) -> Profile:
+    """Ask which profile the saved login uses, on a terminal (never inside the event loop, so
+    Ctrl-C is Ctrl-C). End of input, Ctrl-C or no terminal leave it saved without one, and say so."""
+    saved = f"{account.name} ({account.id}) is logged in and saved without a profile"
+    later = "choose it in the terminal UI (p), or log in again with --profile ARN"
     if not sys.stdin.isatty():
-        choices = "; ".join(f"{p.name}: {p.arn}" for p in profiles)
-        raise UsageError(f"this login has {len(profiles)} profiles ({choices}); pass --profile ARN")
-    tell("Profiles this login may use:")
-    for number, profile in enumerate(profiles, 1):
-        tell(f"  {number}. {profile.name}  ({profile.region})  {profile.arn}")
+        listing = "; ".join(f"{p.name}: {p.arn}" for p in profiles)
+        raise UsageError(f"{saved}: this login has {len(profiles)} profiles ({listing}); pass --profile ARN "
+                         f"next time, or choose it in the terminal UI (p)")
+    tell(f"Saved {account.name} ({account.id}). Profiles this login may use:")
+
+    def choices() -> None:
+        for number, profile in enumerate(profiles, 1):
+            tell(f"  {number}. {profile.name}  ({profile.region})  {profile.arn}")
+
+    choices()
     while True:
-        answer = input(f"Choose 1-{len(profiles)}: ").strip()
+        try:
+            answer = input(f"Choose 1-{len(profiles)}: ").strip()
+        except EOFError:
+            raise CommandFailed(f"no profile chosen (end of input); {saved}: {later}") from None
+        except KeyboardInterrupt:
+            from kiro_tui.core.shutdown import Interrupted
+
+            raise Interrupted(f"interrupted; {saved}: {later}") from None
         if answer.isdigit() and 1 <= int(answer) <= len(profiles):
             return profiles[int(answer) - 1]
+        say(f"{answer!r} is not one of the choices: type a number from 1 to {len(profiles)}", err=True)
+        choices()
 
 
 def _copy_for_terminal(code: str) -> str:
@@ -759,6 +760,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # anywhere, --help included
+        return _pipe_closed()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     # What the core logs goes to the private log file (and `watch` adds the terminal), never to
     # Python's last-resort handler: that prints unformatted, unmasked lines on stderr.
     logging.getLogger("kiro_tui").addHandler(logging.NullHandler())
@@ -771,8 +779,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from kiro_tui.core.logs import setup_file_logging
 
         setup_file_logging()  # warnings from the core (a lease not released, an unreadable row) land here
+    from kiro_tui.core.shutdown import Interrupted
+
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # a closed pipe is noticed here, not in the interpreter's last flush
+        return code
+    except BrokenPipeError:
+        raise
+    except Interrupted as exc:
+        say(f"kiro-tui: {exc}", err=True)
+        return exc.exit_code
     except KiroTuiError as exc:
         say(f"kiro-tui: error: {exc}", err=True)
         return exc.exit_code
@@ -790,3 +807,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             "Please report it.", err=True)
         return EXIT_FAILURE
 
+
+EXIT_PIPE_CLOSED = 141
+"""128 + SIGPIPE: what a command killed by a closed pipe reports, as `yes | head` does."""
+
+
+def _pipe_closed() -> int:
+    """Whoever read our output stopped reading (`kiro-tui list | head -1`): end quietly. What is
+    still buffered goes to /dev/null, so the interpreter's last flush cannot complain either."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):
+            pass
+    os.close(devnull)
+    return EXIT_PIPE_CLOSED

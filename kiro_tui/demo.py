@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import tempfile
 import threading
 import urllib.parse
@@ -151,7 +150,6 @@ def run_demo(approve_after: float = 5.0) -> int:
 
     with demo_environment(approve_after) as demo:
         keep_places_inside(demo.folder)
-        install_hangup_handler(demo.folder)
         return run_app(demo.store.path, demo.settings, SystemClock(), Endpoints(override=demo.emulator.url),
                        demo.kiro_cli_db, [demo.kiro_cli_db], on_exit=lambda: start_watchdog(demo.folder))
 
@@ -172,14 +170,6 @@ def keep_places_inside(folder: Path) -> None:
     for name in PLACE_ENVIRONMENT:
         os.environ[name] = str(home if name in ("HOME", "USERPROFILE") else home / name.lower())
     os.environ.pop(CREDS_FILE_ENV, None)  # kiro-gateway's file, if this shell names one
-
-
-def install_hangup_handler(folder: Path) -> None:
-    """Leave nothing behind when the terminal closes (SIGHUP): with the terminal gone there is
-    nothing to restore, and Textual's shutdown can block writing to it, so the folder is removed
-    and the process exits at once. (SIGTERM quits like `q`: see run_app.)"""
-    if hasattr(signal, "SIGHUP"):  # Windows: Ctrl-C and closing the console suffice
-        signal.signal(signal.SIGHUP, lambda signum, frame: _hard_exit(folder, signum))
 
 
 def start_watchdog(folder: Path, seconds: float = 25.0) -> None:

@@ -42,13 +42,16 @@ def test_idc_login_takes_the_profile_given_and_prints_json(kiro_tui_exe, live_em
     env = {"KIRO_TUI_ENDPOINT_URL": live_emulator.url}
     two = run_cli(kiro_tui_exe, "login", "--start-url", IDC, "--region", "eu-west-1", "--no-browser", env=env)
     assert two.code == 2 and "pass --profile ARN" in two.err and IDC_PROFILES[1]["arn"] in two.err  # no terminal
-    assert run_cli(kiro_tui_exe, "list", "--json").json() == []  # nothing saved
+    (saved,) = run_cli(kiro_tui_exe, "list", "--json").json()  # the approved login is saved, without a profile
+    assert (saved["email"], saved["profile_arn"]) == ("pat@acme.example", None)
+    assert f"{saved['id']}) is logged in and saved without a profile" in two.err
     chosen = run_cli(kiro_tui_exe, "login", "--start-url", IDC, "--region", "eu-west-1", "--no-browser",
                      "--profile", IDC_PROFILES[1]["arn"], "--json", env=env)
     assert chosen.code == 0, chosen.err
     account = json.loads(chosen.out)  # only JSON on stdout; the prompts went to stderr
     assert (account["email"], account["profile_arn"], account["start_url"]) == (
         "pat@acme.example", IDC_PROFILES[1]["arn"], IDC)
+    assert account["id"] == saved["id"]  # the same person's login again: that account, renewed
     assert "enter the code" in chosen.err
 
 
@@ -94,3 +97,18 @@ def test_db_before_the_command_is_not_overwritten(kiro_tui_exe, isolated_dirs: P
     sources = run_cli(kiro_tui_exe, "--db", str(elsewhere.path), "sources", "--json").json()
     assert sources[0] == {"kind": "kiro-cli", "path": str(elsewhere.path.resolve()), "found": True, "logins": 1,
                           "error": None}
+
+
+def test_a_login_that_renews_a_kiro_cli_account_says_so(kiro_tui_exe, live_emulator, kiro_db: KiroCliDb) -> None:
+    env = {"KIRO_TUI_ENDPOINT_URL": live_emulator.url}
+    seed_into_kiro_cli(live_emulator, kiro_db, kind="builder-id", email="kim@example.com", expires_in=3000)
+    assert run_cli(kiro_tui_exe, "import", env=env).code == 0
+    (imported,) = run_cli(kiro_tui_exe, "list", "--json").json()
+    assert imported["mode"] == "sync"
+    result = run_cli(kiro_tui_exe, "login", "--no-browser", env=env)  # kim signs in: the same person
+    assert result.code == 0, result.err
+    assert (f"warning: this login renewed account {imported['id']} (kim@example.com), until now in sync mode: "
+            "it is kiro-tui's own login now (mode own)") in result.err
+    assert "link kiro-cli" not in result.err.lower()  # kiro-cli's database cannot be linked
+    (renewed,) = run_cli(kiro_tui_exe, "list", "--json").json()
+    assert (renewed["id"], renewed["mode"]) == (imported["id"], "own")

@@ -168,6 +168,35 @@ async def test_logging_in_again_as_someone_else_leaves_the_dead_account_alone(fl
         assert len(store.accounts()) == 2
 
 
+async def test_logging_in_again_as_another_account_holder_renews_that_account_only_when_asked_to(
+        flow, emulator, tmp_path: Path) -> None:
+    from kiro_tui.core.login import RenewsAnother
+
+    login_flow, clock = flow
+    emulator.state.add_user("builder-id", email="team@example.com")  # who signs in
+    with AccountStore.open(tmp_path / "a.db") as store:
+        dave = Account(id="d4fe9913", auth_method=AuthMethod.BUILDER_ID, access_token="aoaAAAAAGdave:sig",
+                       refresh_token="aorAAAAAGdave:sig", expires_at=clock.now(), email="dave@example.com",
+                       health=Health.NEEDS_LOGIN, mode=Mode.OWN)
+        team = Account(id="7ea70001", auth_method=AuthMethod.BUILDER_ID, access_token="aoaAAAAAGteam:sig",
+                       refresh_token="aorAAAAAGteam:sig", expires_at=clock.now(), email="team@example.com",
+                       mode=Mode.SYNC, source="kiro-cli", source_key="kirocli:odic:token")
+        store.save(dave)
+        store.save(team)
+        login = await login_flow.start(LoginRequest(replaces=dave.id))
+        httpx.post(f"{emulator.url}/_emulator/approve", json={"user_code": login.user_code}).raise_for_status()
+        token = await login_flow.wait_for_token(login)
+        email = await login_flow.email(token.access_token, None)
+        with pytest.raises(RenewsAnother) as asked:
+            save_login(store, login, token, None, clock.now(), email)
+        assert (asked.value.meant.id, asked.value.other.id) == (dave.id, team.id)
+        assert "not dave@example.com: that is account 7ea70001 (team@example.com, sync mode)" in str(asked.value)
+        assert store.get(team.id) == team and store.get(dave.id) == dave  # nothing saved yet
+        renewed = save_login(store, login, token, None, clock.now(), email, renew_other=True).account
+        assert renewed.id == team.id and renewed.mode is Mode.OWN  # the person said yes
+        assert store.get(dave.id) == dave
+
+
 # ---------------------------------------------------------------- passing trouble while polling
 
 

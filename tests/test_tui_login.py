@@ -141,6 +141,54 @@ async def test_logging_in_again_as_someone_else_says_so_and_keeps_the_dead_accou
         assert store.get("d4fe9913").health is Health.NEEDS_LOGIN  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("answer", ["n", "y"])
+async def test_logging_in_again_as_another_account_holder_asks_before_renewing_that_account(
+        rig, emulator, emulator_time, answer: str) -> None:
+    from kiro_tui.core.models import Account, Health
+    from kiro_tui.tui.screens.confirm import ConfirmScreen
+
+    store, clock = rig
+    emulator.state.add_user("builder-id", email="team@example.com")  # who will sign in
+    dave = Account(id="d4fe9913", auth_method=AuthMethod.BUILDER_ID, access_token="aoaAAAAAGdave:sig",
+                   refresh_token="aorAAAAAGdave:sig", expires_at=clock.now(), email="dave@example.com",
+                   health=Health.NEEDS_LOGIN, mode=Mode.OWN)
+    team = Account(id="7ea70001", auth_method=AuthMethod.BUILDER_ID, access_token="aoaAAAAAGteam:sig",
+                   refresh_token="aorAAAAAGteam:sig", expires_at=clock.now(), email="team@example.com",
+                   mode=Mode.SYNC, source="kiro-cli", source_key="kirocli:odic:token")
+    store.save(dave)
+    store.save(team)
+    app = build_app(store, emulator.url, clock=clock)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        app.screen.table.move_cursor(row=app.screen.table.get_row_index(dave.id))  # type: ignore[attr-defined]
+        await pilot.pause()
+        await pilot.press("enter")  # on dave, who needs a login: the fixes
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        await pilot.press("enter")  # log in again
+        await wait_for(pilot, lambda: isinstance(app.screen, LoginFormScreen))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DeviceCodeScreen) and app.screen.login is not None)
+        control(emulator, "approve", {"user_code": app.screen.login.user_code})  # type: ignore[attr-defined]
+        await tick_polling(pilot, clock, emulator_time)
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        question = str(app.screen.question)  # type: ignore[attr-defined]
+        assert "You signed in as team@example.com, not dave@example.com." in question
+        assert "7ea70001, sync mode" in question
+        assert store.get(team.id) == team  # nothing renewed while the person is asked
+        await pilot.press(answer)
+        if answer == "n":
+            await wait_for(pilot, lambda: isinstance(app.screen, DeviceCodeScreen) and app.screen.failed)
+            assert "nothing saved: dave@example.com still needs a login" in text_of(app.screen, "#login-error")
+            assert store.get(team.id) == team and store.get(dave.id) == dave
+        else:
+            await wait_for(pilot, lambda: isinstance(app.screen, AccountsScreen)
+                           and any(t.startswith("Someone else signed in") for t in toasts(app)))
+            assert store.get(team.id).mode is Mode.OWN  # type: ignore[union-attr]
+            assert store.get(dave.id) == dave and len(store.accounts()) == 2
+            assert any("team@example.com's account is renewed" in t for t in toasts(app)), toasts(app)
+        assert not any("link kiro-cli" in t.lower() for t in toasts(app)), toasts(app)
+
+
 async def test_escape_cancels_and_polling_stops_at_once(rig, emulator, emulator_time) -> None:
     store, clock = rig
     app = build_app(store, emulator.url, clock=clock)

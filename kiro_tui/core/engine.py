@@ -193,6 +193,7 @@ class Engine:
         self._data_version: int | None = None
         self._known: dict[str, Account] = {}
         self._stopping = asyncio.Event()
+        self._stop_task: asyncio.Task[list[str]] | None = None
         self._started = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -243,8 +244,15 @@ class Engine:
 
     async def stop(self, timeout: float | None = 20.0) -> list[str]:
         """Stop the loops and let refreshes under way finish and commit (each is bounded by the
-        request timeout). Returns the ids still refreshing after `timeout`."""
+        request timeout). Returns the ids still refreshing after `timeout`. Every caller (the
+        TUI's quit, a signal, `close`) shares one stop: a second call waits for the first, and
+        a caller cancelled meanwhile does not cancel the drain."""
         self._stopping.set()
+        if self._stop_task is None:
+            self._stop_task = asyncio.ensure_future(self._drain(timeout))
+        return await asyncio.shield(self._stop_task)
+
+    async def _drain(self, timeout: float | None) -> list[str]:
         if self.scheduler is None:
             return []
         left = await self.scheduler.drain(timeout)
@@ -252,12 +260,29 @@ class Engine:
             await self.refresher.commit_held(force=True)
         return left
 
-    async def abandon(self) -> None:
-        """After a second Ctrl-C: cancel what `stop` left running."""
-        if self.scheduler is not None:
-            await self.scheduler.abandon()
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def until_stopped(self) -> None:
+        """Until someone asks the engine to stop (for a presenter that runs no loops)."""
+        await self._stopping.wait()
+
+    async def abandon(self) -> list[str]:
+        """After a second Ctrl-C: cancel what `stop` left running; returns their ids. Each
+        cancelled refresh still releases its lease (the store stays open until `close`)."""
+        if self.scheduler is None:
+            return []
+        left = sorted(self.scheduler.in_flight)
+        await self.scheduler.abandon()
+        return left
 
     async def close(self) -> None:
+        """Close the HTTP client, only once no refresh is under way: a refresh whose answer is
+        on its way needs the client to read it and the store to commit it. Closing without a
+        `stop` first stops (and waits) here."""
+        if self.scheduler is not None and (self.scheduler.in_flight or self._stop_task is not None):
+            await self.stop()
         if self._owns_http and self._http is not None:
             await self._http.aclose()
 
@@ -772,14 +797,16 @@ class Engine:
     async def list_profiles(self, access_token: str) -> ProfileListing:
         return await (await self.login_flow()).profiles(access_token)
 
-    async def finish_login(self, login: DeviceLogin, token: TokenResult, profile: Profile | None) -> LoginOutcome:
+    async def finish_login(self, login: DeviceLogin, token: TokenResult, profile: Profile | None,
+                           identify_with: Profile | None = None, renew_other: bool = False) -> LoginOutcome:
         """Who signed in, then save the account (renewing the one it replaces, if the same person).
-        The outcome names the copies a renewal detached, for the person to link again."""
+        The outcome names the copies a renewal detached, for the person to link again. Saved
+        before a profile is chosen, `identify_with` (one of its profiles) still tells who it is."""
         flow = await self.login_flow()
-        email = await flow.email(token.access_token, profile)
+        email = await flow.email(token.access_token, profile or identify_with)
         if email:
             await self._learn_emails_of_twins(flow, login.request)
-        outcome = save_login(self.store, login, token, profile, self.clock.now(), email)
+        outcome = save_login(self.store, login, token, profile, self.clock.now(), email, renew_other)
         remember_request(self.store, login.request)
         self.account_changed(outcome.account.id)
         return outcome

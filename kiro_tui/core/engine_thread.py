@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -25,6 +26,7 @@ from kiro_tui.core.config import Settings
 from kiro_tui.core.engine import Engine
 from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.events import EngineEvent
+from kiro_tui.core.shutdown import AbandonedRefreshes
 from kiro_tui.core.store import AccountStore
 
 log = logging.getLogger("kiro_tui.engine")
@@ -58,7 +60,8 @@ class EngineThread:
         self._ready = threading.Event()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
-        self._main: asyncio.Task[None] | None = None
+        self.left: list[str] = []
+        """Refreshes still under way when the stop's wait ran out (then abandoned)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -79,7 +82,6 @@ class EngineThread:
                 self._stopped.set()
 
     async def _main_task(self) -> None:
-        self._main = asyncio.current_task()
         self._begin = asyncio.Event()
         store = None
         try:
@@ -114,14 +116,19 @@ class EngineThread:
         self._ready.set()
         try:
             if self.run_loops:
-                await self.engine.run()
+                await self.engine.run()  # returns once someone asks the engine to stop
             else:
-                await asyncio.Event().wait()  # serve calls until stopped
-        except asyncio.CancelledError:
-            pass
-        finally:
-            await self.engine.close()
-            store.close()
+                await self.engine.until_stopped()  # serve calls until then
+        finally:  # the client and the store close only once every refresh under way is over
+            try:
+                self.left = await self.engine.stop()
+                if self.left:  # the wait ran out: cancelled, so each releases its lease while the store is open
+                    await self.engine.abandon()
+                await self.engine.close()
+            except Exception:
+                log.exception("engine shutdown failed")
+            finally:
+                store.close()
 
     def begin(self) -> None:
         """The first screen is drawn: start the work it did not need (thread-safe, idempotent)."""
@@ -144,9 +151,11 @@ class EngineThread:
         """Run `fn(engine)` on the engine's loop and await its result from the caller's loop."""
         engine = await self.ready()
         assert self._loop is not None
+        coroutine = _call(fn, engine)
         try:
-            future = asyncio.run_coroutine_threadsafe(_call(fn, engine), self._loop)
+            future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         except RuntimeError:  # its loop has closed: the app is shutting down
+            coroutine.close()  # never run: no "was never awaited" warning on the way out
             raise KiroTuiError("the refresh engine has stopped") from None
         return await asyncio.wrap_future(future)
 
@@ -157,70 +166,53 @@ class EngineThread:
 
     def request_stop(self, timeout: float = 20.0) -> None:
         """Ask the engine to stop without waiting (from the UI loop as the app closes): refreshes
-        under way still finish and commit on the engine's thread; `stop` can wait for them."""
+        under way still finish and commit on the engine's thread, and only then do its HTTP
+        client and store close and the thread end; `stop` waits for that."""
+        self._on_engine_loop(lambda engine: engine.stop(timeout))
+
+    def _on_engine_loop(self, fn: Callable[[Engine], Awaitable[object]]) -> bool:
+        """Start `fn(engine)` on the engine's loop without waiting; False when it has ended."""
         loop, engine = self._loop, self.engine
-        if loop is None or engine is None or loop.is_closed():
-            return
-
-        async def stop_then_end() -> None:
-            try:
-                await engine.stop(timeout)
-            finally:
-                if self._main is not None:
-                    self._main.cancel()
-
+        if loop is None or engine is None or loop.is_closed() or self._stopped.is_set():
+            return False
         try:
-            loop.call_soon_threadsafe(lambda: loop.create_task(stop_then_end()))
+            loop.call_soon_threadsafe(lambda: loop.create_task(_call(fn, engine)))
         except RuntimeError:  # the loop closed meanwhile
-            pass
+            return False
+        return True
 
     def stop(self, timeout: float = 20.0, on_waiting: Callable[[list[str]], None] | None = None) -> list[str]:
-        """Stop from any thread but the engine's, blocking: refreshes under way finish and commit
-        first (up to `timeout`). Returns what was abandoned. A KeyboardInterrupt while waiting
-        (a second Ctrl-C) cancels what is left and is re-raised after saying what."""
-        if self._thread is None or self._loop is None or self._stopped.is_set():
+        """Stop from any thread but the engine's, blocking until the engine's thread has ended:
+        refreshes under way finish and commit first (up to `timeout`, then they are abandoned).
+        Returns what was abandoned. A KeyboardInterrupt while waiting (a second Ctrl-C, or a
+        signal handler raising it) cancels what is left and is re-raised as AbandonedRefreshes
+        naming it."""
+        if self._thread is None:
             return []
-        self._ready.wait()
-        if self.engine is None:
+        if not self._ready.wait(BEGIN_AT_THE_LATEST + 30) or self.engine is None:
             self._thread.join(timeout)
             return []
         engine = self.engine
-        if on_waiting is not None and engine.scheduler is not None and engine.scheduler.in_flight:
-            on_waiting(sorted(engine.scheduler.in_flight))
+        self.begin()  # not waiting out the first screen's grace: the engine goes straight to stopping
+        running = sorted(engine.scheduler.in_flight) if engine.scheduler is not None else []
+        if on_waiting is not None and running and not self._stopped.is_set():
+            on_waiting(running)
+        self._on_engine_loop(lambda e: e.stop(timeout))
         try:
-            future = asyncio.run_coroutine_threadsafe(engine.stop(timeout), self._loop)
-        except RuntimeError:  # stopped meanwhile (request_stop finished first)
-            self._thread.join(timeout)
-            return []
-        left: list[str] = []
-        try:
-            left = future.result(timeout + 5)
+            self._join(timeout + 5)
         except KeyboardInterrupt:
             left = sorted(engine.scheduler.in_flight) if engine.scheduler else []
-            asyncio.run_coroutine_threadsafe(engine.abandon(), self._loop).result(5)
-            self._finish()
+            self._on_engine_loop(lambda e: e.abandon())
+            self._join(10)
             raise AbandonedRefreshes(left) from None
-        except Exception:
-            log.exception("engine stop failed")
-        if left:
-            asyncio.run_coroutine_threadsafe(engine.abandon(), self._loop).result(5)
-        self._finish()
-        return left
+        return list(self.left)
 
-    def _finish(self) -> None:
-        assert self._loop is not None
-        if self._main is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._main.cancel)
-        if self._thread is not None:
-            self._thread.join(10)
-
-
-class AbandonedRefreshes(KeyboardInterrupt):
-    """A second Ctrl-C cut the wait for refreshes under way; `ids` name them."""
-
-    def __init__(self, ids: list[str]) -> None:
-        super().__init__(ids)
-        self.ids = ids
+    def _join(self, timeout: float) -> None:
+        """Wait for the thread in short steps, so that a signal's KeyboardInterrupt gets through."""
+        assert self._thread is not None
+        deadline = time.monotonic() + timeout
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            self._stopped.wait(0.1)
 
 
 async def _call(fn: Callable[[Engine], Awaitable[T]], engine: Engine) -> T:

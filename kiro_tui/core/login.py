@@ -37,7 +37,7 @@ from kiro_tui.core.models import (
     Mode,
     Place,
 )
-from kiro_tui.core.places import place_format
+from kiro_tui.core.places import LINK_KINDS, place_format
 from kiro_tui.core.store import AccountStore, RefreshLogEntry, touch_updated
 
 SLOW_DOWN_STEP = 5
@@ -47,6 +47,18 @@ TRANSIENT_BACKOFF = (2.0, 30.0)
 
 class LoginError(KiroTuiError):
     """A login that cannot go on, in plain words with what to do next."""
+
+
+class RenewsAnother(LoginError):
+    """"Log in again" on one account, signed in as the person of another account kiro-tui holds:
+    renewing that one makes it kiro-tui's own login and detaches its copies (kiro-cli's
+    included), so nothing is saved until a person says yes (`save_login(renew_other=True)`)."""
+
+    def __init__(self, meant: Account, other: Account, email: str) -> None:
+        self.meant, self.other, self.email = meant, other, email
+        super().__init__(f"you signed in as {email}, not {meant.name}: that is account {other.id} "
+                         f"({other.name}, {other.mode.value} mode); renewing it with this login makes it "
+                         "kiro-tui's own login (mode own) and detaches its copies")
 
 
 @dataclass(frozen=True)
@@ -192,14 +204,23 @@ class LoginOutcome(NamedTuple):
     account: Account
     detached: list[Place]
     """Copies of the old session a renewal detached (each holds the old client's registration)."""
+    renewed: Account | None = None
+    """The account this login renewed, as it was before (None: a new account)."""
 
     def detached_note(self) -> str | None:
         if not self.detached:
             return None
         kinds = ", ".join(sorted({place_format(p.kind).title for p in self.detached}))
+        linkable = sorted({place_format(p.kind).title for p in self.detached if p.kind in LINK_KINDS})
+        kept = sorted({place_format(p.kind).title for p in self.detached if p.kind not in LINK_KINDS})
+        advice = []
+        if linkable:  # kiro-cli's database cannot be linked: it keeps its own session, as it was
+            advice.append(f"link {', '.join(linkable)} again (`kiro-tui link {self.account.id} --to KIND`, or x)")
+        if kept:
+            advice.append(f"{' and '.join(kept)} keep{'s' if len(kept) == 1 else ''} its own session, "
+                          "no longer written by kiro-tui")
         return (f"{len(self.detached)} cop{'y' if len(self.detached) == 1 else 'ies'} of the old session "
-                f"({kinds}) no longer kept fresh: they hold the old client registration. Link them again "
-                f"(`kiro-tui link {self.account.id} --to KIND`, or x).")
+                f"({kinds}) no longer kept fresh: they hold the old client registration. {'; '.join(advice)}.")
 
 
 def save_login(
@@ -209,6 +230,7 @@ def save_login(
     profile: Profile | None,
     now: datetime,
     email: str | None = None,
+    renew_other: bool = False,
 ) -> LoginOutcome:
     """Store the login (mode own: it is kiro-tui's alone), in one transaction.
 
@@ -217,17 +239,21 @@ def save_login(
     kiro-tui logged it in or imported it (see `same_person`): one person's login is one
     account. The renewed account is kiro-tui's own login from then on (mode own). If the
     person signed in as someone other than the account they meant to renew (both emails
-    known and different), that account is left as it was: the caller can tell by the id.
+    known and different), that account is left as it was: the caller can tell by the id. If
+    that someone else is another account kiro-tui holds, it is renewed only with
+    `renew_other` (else `RenewsAnother` is raised and nothing is saved): never silently.
     """
     request = login.request
     method = AuthMethod.BUILDER_ID if request.is_builder_id else AuthMethod.IDC
     start_url = None if method is AuthMethod.BUILDER_ID else request.portal
     portal_name = request.portal.removeprefix("https://").split(".")[0]
-    existing = store.get(request.replaces) if request.replaces else None
+    meant = existing = store.get(request.replaces) if request.replaces else None
     if existing is not None and email and existing.email and existing.email.lower() != email.lower():
         existing = None  # someone else signed in
     if existing is None and email:  # the same person at the same portal, imported or logged in here
         existing = next((a for a in store.accounts() if same_person(a, email, method, start_url)), None)
+        if existing is not None and meant is not None and not renew_other:
+            raise RenewsAnother(meant, existing, email)
     account = Account(
         id=existing.id if existing else new_account_id(store.ids()),
         auth_method=method,
@@ -254,7 +280,7 @@ def save_login(
     # copy of it elsewhere holds the old session (the old client's registration beside its token):
     # writing the new token there would break that tool, and taking its details would undo this
     # login. They are detached, and imports leave that session be (see importer.import_snapshot).
-    outcome = LoginOutcome(account, store.places(existing.id) if existing else [])
+    outcome = LoginOutcome(account, store.places(existing.id) if existing else [], existing)
     with store.transaction() as tx:  # the history says when the token came from a login
         store.save(account, tx)
         for place in outcome.detached:

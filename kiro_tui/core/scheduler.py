@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from kiro_tui.core.clock import Clock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.errors import StoreError
-from kiro_tui.core.models import Account, Health, Outcome
+from kiro_tui.core.models import Account, Health, Outcome, Status
 from kiro_tui.core.refresh import Refresher, RefreshResult
 from kiro_tui.core.store import AccountStore
 from kiro_tui.core.timefmt import shift
@@ -148,6 +148,8 @@ class RefreshScheduler:
         retry_at = None
         try:
             async with self._limit:
+                if self._stopping:  # asked to stop while it waited its turn: no token spent
+                    return self._not_started(account_id)
                 result = await self.refresher.refresh(account_id, force)
             if self.keep_results:
                 self.results.append(result)
@@ -170,6 +172,15 @@ class RefreshScheduler:
                     self._wake.set()
                 else:
                     self.schedule(account_id)
+
+    def _not_started(self, account_id: str) -> RefreshResult:
+        try:
+            account = self.store.get(account_id)
+        except StoreError:
+            account = None
+        status = account.status(self.clock.now(), self.settings.window) if account else Status.EXPIRED
+        return RefreshResult(account_id, Outcome.SKIPPED, status, account.label if account else "",
+                             message="not started: kiro-tui was asked to stop")
 
     async def drain(self, timeout: float | None) -> list[str]:
         """Stop starting refreshes and let those under way finish (their new tokens are the only

@@ -22,7 +22,7 @@ from textual.app import App
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.clock import Clock
 from kiro_tui.core.config import Settings
-from kiro_tui.core.engine_thread import AbandonedRefreshes, EngineThread
+from kiro_tui.core.engine_thread import EngineThread
 from kiro_tui.core.events import (
     AccountsChanged,
     EngineEvent,
@@ -32,6 +32,14 @@ from kiro_tui.core.events import (
     StatusChanged,
 )
 from kiro_tui.core.logs import log_file
+from kiro_tui.core.shutdown import (
+    EXIT_INTERRUPTED,
+    STOP_SIGNALS,
+    AbandonedRefreshes,
+    abandoned_message,
+    leave_the_terminal,
+    waiting_message,
+)
 from kiro_tui.tui import messages
 from kiro_tui.tui.clipboard import pyperclip_copy
 from kiro_tui.tui.screens.accounts import AccountsScreen
@@ -176,13 +184,26 @@ def run_app(store_path: Path, settings: Settings, clock: Clock, endpoints: Endpo
             **options: object) -> int:
     """Run the TUI, then let refreshes under way finish and commit before the process ends
     (the terminal is already restored, so what is waited for is said on stderr; a second
-    Ctrl-C abandons them, by name). SIGTERM quits like `q`. Returns the exit code."""
+    Ctrl-C or signal abandons them, by name). SIGINT, SIGTERM and SIGHUP (the terminal closed)
+    quit like `q`. Returns the exit code."""
     app = make_app(store_path, settings, clock, endpoints, kiro_cli_db, kiro_cli_candidates, **options)
-    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM"):
-        signal.signal(signal.SIGTERM, lambda signum, frame: app.exit())
+    running = [True]
+
+    def on_signal(signum: int, frame: object) -> None:
+        if signum == getattr(signal, "SIGHUP", None):
+            leave_the_terminal()  # nothing to draw on any more; no write may fail or block
+        if running[0]:
+            app.exit()  # like `q`: the refreshes under way are waited for below
+        else:
+            raise KeyboardInterrupt  # already waiting for them: this one abandons them
+
+    if threading.current_thread() is threading.main_thread():
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, on_signal)
     try:
         app.run()
     finally:
+        running[0] = False
         code = finish_engine(app.engine)
         if on_exit is not None:
             on_exit()
@@ -193,16 +214,14 @@ def run_app(store_path: Path, settings: Settings, clock: Clock, endpoints: Endpo
 
 def finish_engine(engine: EngineThread) -> int:
     def waiting(ids: list[str]) -> None:
-        print(f"kiro-tui: finishing {len(ids)} refresh{'es' if len(ids) > 1 else ''} under way "
-              f"({', '.join(ids)}); Ctrl-C again to abandon", file=sys.stderr, flush=True)
+        print(f"kiro-tui: {waiting_message(ids)}", file=sys.stderr, flush=True)
 
     try:
         left = engine.stop(on_waiting=waiting)
     except AbandonedRefreshes as exc:
-        print(f"kiro-tui: abandoned the refresh of {', '.join(exc.ids)}: if the service answered, its new "
-              "token is lost and the account will need a login", file=sys.stderr)
-        return 130
+        print(f"kiro-tui: {abandoned_message(exc.ids)}", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
     if left:
-        print(f"kiro-tui: gave up waiting for {', '.join(left)}", file=sys.stderr)
+        print(f"kiro-tui: gave up waiting; {abandoned_message(left)}", file=sys.stderr, flush=True)
         return 1
     return 0

@@ -534,14 +534,16 @@ class AccountsScreen(Screen[None]):
             prefill = request
         if not isinstance(account, Account):
             return
+        renewed = account.id in self.views  # an account it already held (asked first, if another's)
         self.views[account.id] = AccountView(account)  # shown at once; the engine's re-read follows
         self.table.update_rows(frozenset({account.id}), self.views, self.visible_views(), self.kiro_app.clock.now())
         if account.id in self.table.accounts:
             self.table.move_cursor(row=self.table.get_row_index(account.id))
         meant = self.views.get(request.replaces or "")
         if meant is not None and meant.id != account.id:
+            saved = f"{account.name}'s account is renewed" if renewed else f"{account.name} is saved as its own account"
             self.notify(f"You signed in as {account.name}, not {meant.account.name}: {meant.account.name} still "
-                        f"needs a login. {account.name} is saved as its own account.",
+                        f"needs a login. {saved}.",
                         title="Someone else signed in", severity="warning", timeout=15)
             return
         self.notify(f"{account.name} is ready; kiro-tui keeps it fresh.", title="Logged in")

@@ -24,11 +24,12 @@ from textual.widgets import Static
 
 from kiro_tui.core.aws.codewhisperer import Profile
 from kiro_tui.core.errors import KiroTuiError
-from kiro_tui.core.login import DeviceLogin, LoginRequest, PollStatus
+from kiro_tui.core.login import DeviceLogin, LoginRequest, PollStatus, RenewsAnother
 from kiro_tui.core.models import Account
 from kiro_tui.core.summary import printable
 from kiro_tui.tui.clipboard import SYSTEM, copy_text
 from kiro_tui.tui.screens.choice import ChoiceScreen
+from kiro_tui.tui.screens.confirm import ConfirmScreen
 from kiro_tui.tui.widgets.big_code import BigCode
 from kiro_tui.tui.widgets.keys_footer import KeysFooter
 
@@ -128,7 +129,18 @@ class DeviceCodeScreen(Screen[Account | str | None]):
                 self.fail("no profile chosen: nothing was saved. Press l to log in again.")
                 return
         try:
-            outcome = await engine.call(lambda e: e.finish_login(login, token, profile))
+            try:
+                outcome = await engine.call(lambda e: e.finish_login(login, token, profile))
+            except RenewsAnother as exc:  # never renew another account without asking
+                question = (f"You signed in as {exc.email}, not {exc.meant.name}.\n\nThat is the login of "
+                            f"{exc.other.name} ({exc.other.id}, {exc.other.mode.value} mode). Renew that "
+                            "account with this login? It becomes kiro-tui's own login (mode own), and its "
+                            "copies elsewhere (kiro-cli's included) are no longer written.")
+                if not await self.app.push_screen_wait(ConfirmScreen(question, f"Renew {exc.other.name}")):
+                    self.fail(f"nothing saved: {exc.meant.name} still needs a login, and {exc.other.name} "
+                              "is as it was.")
+                    return
+                outcome = await engine.call(lambda e: e.finish_login(login, token, profile, renew_other=True))
         except KiroTuiError as exc:
             self.fail(str(exc))
             return
