@@ -394,7 +394,8 @@ def main() -> None:
           f"{calls.get('rotated', 0)} refresh calls with 200, {faults.counts.get('malformed', 0)} of the injected "
           "ones among them at most (a truncated 200 rotates nothing)")
     print("faults injected:     " + ", ".join(f"{n} {kind}" for kind, n in faults.counts.items()))
-    print(f"                     {watch.waited_for_in_flight} of the stop signals found refreshes in flight (watch waited)")
+    print(f"                     {watch.waited_for_in_flight} of the stop signals found refreshes in flight "
+          "(watch waited)")
     print("refresh calls that failed at the emulator: "
           + (", ".join(f"{n} {kind}" for kind, n in calls.items() if kind != "rotated") or "none")
           + " (a fault not met by any request before the end is not counted here)")

@@ -443,3 +443,17 @@ def test_the_tui_abandons_on_a_second_signal_and_names_it(world: World, tui) -> 
     assert f"abandoned the refresh of {ids[0]}: if the service answered" in session.said, session.said
     assert_quiet(session.said)
     assert world.leases() == []
+
+
+def test_end_of_input_at_the_remove_question_is_a_no(world: World) -> None:
+    (account_id,) = world.accounts(1)
+    term = Terminal([world.exe, "remove", account_id], world.env)
+    try:
+        term.wait_for("from kiro-tui? [y/N] ")
+        term.type(b"\x04")
+        assert term.end(timeout=20) == 0, term.text
+    finally:
+        term.kill()
+    assert "Nothing removed." in term.text
+    assert_quiet(term.text)
+    assert [a["id"] for a in _saved(world)] == [account_id]

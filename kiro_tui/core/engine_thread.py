@@ -76,6 +76,7 @@ class EngineThread:
             loop.run_until_complete(self._main_task())
         finally:
             try:
+                _end_what_is_left(loop)
                 loop.run_until_complete(loop.shutdown_asyncgens())
             finally:
                 loop.close()
@@ -217,3 +218,14 @@ class EngineThread:
 
 async def _call(fn: Callable[[Engine], Awaitable[T]], engine: Engine) -> T:
     return await fn(engine)
+
+
+def _end_what_is_left(loop: asyncio.AbstractEventLoop) -> None:
+    """Calls still running when the engine stopped (a login's polling the app no longer waits
+    for): cancelled and let finish, as asyncio.run does, so none is destroyed pending with a
+    warning on the terminal. Refreshes are over by now: the engine's stop waited for them."""
+    left = asyncio.all_tasks(loop)
+    for task in left:
+        task.cancel()
+    if left:
+        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
