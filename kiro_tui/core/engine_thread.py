@@ -195,14 +195,14 @@ class EngineThread:
             return []
         engine = self.engine
         self.begin()  # not waiting out the first screen's grace: the engine goes straight to stopping
-        running = sorted(engine.scheduler.in_flight) if engine.scheduler is not None else []
+        running = engine.under_way
         if on_waiting is not None and running and not self._stopped.is_set():
             on_waiting(running)
         self._on_engine_loop(lambda e: e.stop(timeout))
         try:
             self._join(timeout + 5)
         except KeyboardInterrupt:
-            left = sorted(engine.scheduler.in_flight) if engine.scheduler else []
+            left = engine.under_way
             self._on_engine_loop(lambda e: e.abandon())
             self._join(10)
             raise AbandonedRefreshes(left) from None
