@@ -8,7 +8,7 @@ done, faults injected, and accounts lost (needs-login that the emulator did not 
 Needs Linux. Set up, in a temporary folder:
 - the emulator in its own process (`kiro-tui emulator --token-ttl 120`): refresh tokens rotate
   and the old one dies at once (rotation_grace 0), every response `latency-ms` (1 s) late, so
-  that SIGTERMs find refreshes in flight;
+  that stop signals find refreshes in flight;
 - `accounts` logins of all four kinds (social, Builder ID, IAM Identity Center, external IdP),
   coming due spread over the first minute (then every half token lifetime, kiro-tui's floor):
   two of them in a kiro-cli database and imported in sync mode (written back after every
@@ -29,7 +29,8 @@ injects, on a schedule scaled to the duration (the seed makes it repeatable):
   300,000,000,000 s for 10 s (an expiry that overflows a datetime), then back;
 - once, at 55 %, a full disk for 15 % of the run (at least 10 s): the WAL is checkpointed to
   nothing and a filler file takes every free block, then is deleted;
-- SIGTERM to `watch` every ~20 s (never while the disk is full), restarted once it exits.
+- SIGTERM, SIGINT or SIGHUP (a closed terminal) to `watch` every ~20 s (never while the disk is
+  full), restarted once it exits: each must let the refreshes in flight finish and commit.
 
 At the end, faults off: `watch` is stopped, `kiro-tui list --json` gives every status, and
 `kiro-tui refresh --all --json` spends every stored refresh token once more. An account is
@@ -111,7 +112,7 @@ class Faults:
 
 
 class Watch:
-    """`kiro-tui watch` as a person runs it, restarted after every SIGTERM."""
+    """`kiro-tui watch` as a person runs it, restarted after every stop signal."""
 
     def __init__(self, exe: str, env: dict[str, str], logs: Path) -> None:
         self.exe, self.env, self.logs = exe, env, logs
@@ -125,9 +126,9 @@ class Watch:
         self.process = subprocess.Popen([self.exe, "watch"], env=self.env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
 
-    def stop(self, timeout: float = 60.0) -> int:
+    def stop(self, timeout: float = 60.0, signum: int = signal.SIGTERM) -> int:
         assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
+        self.process.send_signal(signum)
         try:
             code = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -339,8 +340,9 @@ def main() -> None:
                     next_fault = now + rng.uniform(5, 11)
                 near_full = full_state == "on" or (full_state == "before" and full_at - 3 <= elapsed)
                 if now >= next_term and not near_full and watch.process is not None:
-                    watch.stop()
-                    faults.add("SIGTERM to watch")
+                    signum = rng.choice((signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
+                    watch.stop(signum=signum)
+                    faults.add(f"{signal.Signals(signum).name} to watch")
                     watch.start()
                     next_term = time.monotonic() + rng.uniform(15, 25)
                 time.sleep(0.2)
@@ -395,7 +397,8 @@ def main() -> None:
           f"{calls.get('rotated', 0)} refresh calls with 200, {faults.counts.get('malformed', 0)} of the injected "
           "ones among them at most (a truncated 200 rotates nothing)")
     print("faults injected:     " + ", ".join(f"{n} {kind}" for kind, n in faults.counts.items()))
-    print(f"                     {watch.waited_for_in_flight} of the SIGTERMs found refreshes in flight (watch waited)")
+    print(f"                     {watch.waited_for_in_flight} of the stop signals found refreshes in flight "
+          "(watch waited)")
     print("refresh calls that failed at the emulator: "
           + (", ".join(f"{n} {kind}" for kind, n in calls.items() if kind != "rotated") or "none")
           + " (a fault not met by any request before the end is not counted here)")

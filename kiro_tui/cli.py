@@ -280,7 +280,11 @@ def cmd_remove(args: argparse.Namespace) -> int:
         if not args.yes:
             if not sys.stdin.isatty():
                 raise CommandFailed(f"not removing {account_id} ({name}) without confirmation; pass --yes")
-            answer = input(f"Remove account {account_id} ({name}) from kiro-tui? [y/N] ")
+            try:
+                answer = input(f"Remove account {account_id} ({name}) from kiro-tui? [y/N] ")
+            except EOFError:  # Ctrl-D: no answer is a no
+                answer = ""
+                print()
             if answer.strip().lower() not in ("y", "yes"):
                 print("Nothing removed.")
                 return EXIT_OK

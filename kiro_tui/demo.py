@@ -151,7 +151,8 @@ def run_demo(approve_after: float = 5.0) -> int:
     with demo_environment(approve_after) as demo:
         keep_places_inside(demo.folder)
         return run_app(demo.store.path, demo.settings, SystemClock(), Endpoints(override=demo.emulator.url),
-                       demo.kiro_cli_db, [demo.kiro_cli_db], on_exit=lambda: start_watchdog(demo.folder))
+                       demo.kiro_cli_db, [demo.kiro_cli_db], on_exit=lambda: start_watchdog(demo.folder),
+                       on_stuck=lambda code: _hard_exit(demo.folder, 0))
 
 
 PLACE_ENVIRONMENT = ("HOME", "USERPROFILE", "APPDATA", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME")

@@ -2,15 +2,18 @@
 
 Each face runs as a real process: the TUI in tmux, the CLI in a pseudo-terminal whose closing
 is a real hangup (the process's controlling terminal goes away). The emulator is slow
-(`latency_ms`), and each way out (q, ctrl+q, ctrl+c, SIGINT, SIGTERM, SIGHUP, a closed pipe,
-end of input) is sent once the refresh request has *arrived* at the emulator, so the service
-rotates the token while the process is on its way out. Then every stored refresh token is
+(`latency_ms`), and it holds each refresh request it receives until the test lets it go: the
+way out (q, ctrl+q, ctrl+c, SIGINT, SIGTERM, SIGHUP, a closed pipe, end of input) is sent once
+the request has *arrived*, and the request is let go once the process has begun stopping (its
+log says it is waiting), so the service rotates the token while the process is on its way out,
+on a loaded machine as on an idle one: conditions, never a race against a delay. Then every stored refresh token is
 spent once against the emulator, which rotates strictly (a spent token dies at once): a
 token dropped on the way out shows as a refresh that fails. 0 lost, 0 tracebacks, 0 leases.
 """
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import os
@@ -32,17 +35,25 @@ from kiro_tui.demo import IDC_PROFILES
 from tests.support.engine import control, seed_into_kiro_cli
 from tests.support.kiro_cli_db import KiroCliDb
 from tests.support.run import run_cli
-from tests.support.watch import refresh_request_arrives, wait_for_answers, watch_config
+from tests.support.watch import wait_for_answers, watch_config
 
-SLOW_MS = 2500
-"""Long enough that the way out is taken while the answer is on its way, short enough to be quick."""
-STUCK_MS = 30_000
-"""So long that only a second signal ends the wait (the abandon cases)."""
+SLOW_MS = 1000
+"""The service's latency once a held request is let go."""
 NOT_QUIET = ("Traceback", "internal error", "RuntimeWarning", "Exception in thread", "Task was destroyed")
 IDC = "https://d-5555555555.awsapps.com/start"
 
 
 # ---------------------------------------------------------------------------------- the world
+
+
+class Gate:
+    """Refresh requests held at the emulator: `arrived` once one is there, answered once `released`."""
+
+    def __init__(self) -> None:
+        self.arrived, self.released = threading.Event(), threading.Event()
+
+    def release(self) -> None:
+        self.released.set()
 
 
 class World:
@@ -52,6 +63,7 @@ class World:
         self.exe, self.home, self.emulator, self.db = exe, home, emulator, db
         self.env = {**os.environ, "KIRO_TUI_ENDPOINT_URL": emulator.url}
         self.store = home / "data" / "kiro-tui" / "accounts.db"
+        self.gates: list[Gate] = []
 
     def accounts(self, count: int = 1) -> list[str]:
         """`count` logins in kiro-cli, due for a refresh, imported (sync mode); their ids."""
@@ -61,11 +73,29 @@ class World:
         assert run_cli(self.exe, "import", env=self.env).code == 0
         return [row["id"] for row in run_cli(self.exe, "list", "--json").json()]
 
-    def slow(self, ms: int = SLOW_MS) -> threading.Event:
-        """From now on the emulator answers after `ms`; the event is set once a refresh arrives."""
-        arrived = refresh_request_arrives(self.emulator)
-        control(self.emulator, "faults", {"latency_ms": ms})
-        return arrived
+    def hold(self) -> Gate:
+        """From now on every refresh request is held at the emulator until `release`, then
+        answered `SLOW_MS` late."""
+        gate = Gate()
+        original = self.emulator.app.handle
+
+        async def handle(request):  # type: ignore[no-untyped-def]
+            if request.path in ("/refreshToken", "/token"):
+                gate.arrived.set()
+                while not gate.released.is_set():
+                    await asyncio.sleep(0.02)
+            return await original(request)
+
+        self.emulator.app.handle = handle
+        self.gates.append(gate)
+        control(self.emulator, "faults", {"latency_ms": SLOW_MS})
+        return gate
+
+    def log_says(self, text: str, timeout: float = 60) -> None:
+        """Until kiro-tui's log file has `text` (what a process says after a hangup goes only there)."""
+        log = self.home / "state" / "kiro-tui" / "log" / "kiro-tui.log"
+        wait_until(lambda: log.exists() and text in log.read_text(errors="replace"), f"the log to say {text!r}",
+                   timeout)
 
     def leases(self) -> list[str]:
         with sqlite3.connect(self.store) as conn:
@@ -73,14 +103,17 @@ class World:
 
     def spend_every_token(self) -> dict[str, tuple[str, str]]:
         """Refresh every stored login once, fast: (outcome, status) by id."""
+        for gate in self.gates:
+            gate.released.set()
         control(self.emulator, "faults", {"latency_ms": 0})
         result = run_cli(self.exe, "refresh", "--all", "--json", env=self.env)
         return {item["id"]: (item["outcome"], item["status"]) for item in json.loads(result.out)}
 
     def assert_nothing_lost(self, ids: list[str]) -> None:
         assert self.leases() == [], "a lease was left behind"
-        answered = wait_for_answers(self.emulator, "RefreshToken", timeout=5)
-        assert 200 in [r["status"] for r in answered], "the service never rotated: the test proved nothing"
+        rotated = [r for r in self.emulator.requests()
+                   if r["operation"] in ("RefreshToken", "CreateToken") and r["status"] == 200]
+        assert rotated, "the service never rotated: the test proved nothing"
         spent = self.spend_every_token()
         assert spent == {i: ("refreshed", "fresh") for i in ids}, spent  # every token still alive
         lineage_db = self.db.get_json("auth_kv", "kirocli:social:token")
@@ -94,9 +127,12 @@ def world(kiro_tui_exe, isolated_dirs, kiro_db):
     from kiro_tui.emulator import Emulator
 
     with Emulator(approve_after=0.2) as emulator:
+        world = World(kiro_tui_exe, isolated_dirs, emulator, kiro_db)
         try:
-            yield World(kiro_tui_exe, isolated_dirs, emulator, kiro_db)
+            yield world
         finally:
+            for gate in world.gates:
+                gate.released.set()
             control(emulator, "faults", {"latency_ms": 0})
 
 
@@ -192,11 +228,13 @@ def _stop_cli(term: Terminal, way: str) -> None:
 @pytest.mark.parametrize("way", ["ctrl+c", "SIGTERM", "hangup"])
 def test_refresh_interrupted_mid_refresh_waits_and_commits(world: World, way: str) -> None:
     ids = world.accounts(2)
-    arrived = world.slow()
+    gate = world.hold()
     term = Terminal([world.exe, "refresh", "--all"], world.env)
     try:
-        assert arrived.wait(60), "the refresh never reached the emulator"
+        assert gate.arrived.wait(60), "the refresh never reached the emulator"
         _stop_cli(term, way)
+        world.log_says("stopping: waiting for ")  # on its way out, with the answer still to come
+        gate.release()
         code = term.end()
     finally:
         term.kill()
@@ -212,11 +250,13 @@ def test_refresh_interrupted_mid_refresh_waits_and_commits(world: World, way: st
 def test_watch_stopped_mid_refresh_waits_and_commits(world: World, way: str) -> None:
     ids = world.accounts(1)
     watch_config(world.home)
-    arrived = world.slow()
+    gate = world.hold()
     term = Terminal([world.exe, "watch"], world.env)
     try:
-        assert arrived.wait(60), "the refresh never reached the emulator"
+        assert gate.arrived.wait(60), "the refresh never reached the emulator"
         _stop_cli(term, way)
+        world.log_says(f"stopping: waiting for 1 refresh under way to finish ({ids[0]})")
+        gate.release()
         code = term.end()
     finally:
         term.kill()
@@ -227,14 +267,35 @@ def test_watch_stopped_mid_refresh_waits_and_commits(world: World, way: str) -> 
     world.assert_nothing_lost(ids)
 
 
+def test_after_the_first_signal_no_new_refresh_starts(world: World) -> None:
+    ids = world.accounts(2)
+    config = world.home / "config" / "kiro-tui" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("concurrency = 1\n")  # the second account waits its turn behind the first
+    gate = world.hold()
+    term = Terminal([world.exe, "refresh", "--all"], world.env)
+    try:
+        assert gate.arrived.wait(60)
+        term.proc.send_signal(signal.SIGTERM)
+        world.log_says("stopping: waiting for 1 refresh under way to finish")
+        gate.release()
+        assert term.end() == 130, term.text
+    finally:
+        term.kill()
+    assert "kiro-tui: interrupted (SIGTERM) after the refresh of " in term.text, term.text
+    calls = [r for r in world.emulator.requests() if r["operation"] in ("RefreshToken", "CreateToken")]
+    assert len(calls) == 1, calls  # the one under way; the one waiting its turn never started
+    world.assert_nothing_lost(ids)
+
+
 @pytest.mark.parametrize("command", [["refresh", "--all"], ["watch"]])
 def test_a_second_signal_abandons_and_names_what_it_abandons(world: World, command: list[str]) -> None:
     ids = world.accounts(1)
     watch_config(world.home)
-    arrived = world.slow(STUCK_MS)
+    gate = world.hold()  # never let go: only the second signal ends the wait
     term = Terminal([world.exe, *command], world.env)
     try:
-        assert arrived.wait(60)
+        assert gate.arrived.wait(60)
         term.proc.send_signal(signal.SIGTERM)
         term.wait_for("stopping: waiting for 1 refresh under way to finish")
         assert term.proc.poll() is None  # still waiting for the answer
@@ -402,10 +463,12 @@ def _stop_tui(session: TuiSession, pid: int, way: str) -> None:
 @pytest.mark.parametrize("way", ["q", "ctrl+q", "SIGINT", "SIGTERM", "hangup"])
 def test_the_tui_ended_mid_refresh_waits_and_commits(world: World, tui, way: str) -> None:
     ids = world.accounts(1)
-    arrived = world.slow()
+    gate = world.hold()
     session = tui()
-    assert arrived.wait(60), "the TUI never started the refresh"
+    assert gate.arrived.wait(60), "the TUI never started the refresh"
     _stop_tui(session, session.pid, way)
+    world.log_says(f"stopping: waiting for 1 refresh under way to finish ({ids[0]})")
+    gate.release()
     if way == "hangup":  # the terminal is gone: nothing is said to it, and tmux keeps no status
         session.gone()
         assert world.leases() == []
@@ -419,11 +482,12 @@ def test_the_tui_ended_mid_refresh_waits_and_commits(world: World, tui, way: str
 
 def test_ctrl_c_in_the_tui_tells_how_to_quit_and_loses_nothing(world: World, tui) -> None:
     ids = world.accounts(1)
-    arrived = world.slow()
+    gate = world.hold()
     session = tui()
-    assert arrived.wait(60)
+    assert gate.arrived.wait(60)
     session.keys("C-c")  # Textual's own: a note saying how to quit; the app carries on
     wait_until(lambda: "to quit" in session.screen(), "the note on how to quit", 30)
+    gate.release()
     assert wait_for_answers(world.emulator, "RefreshToken", timeout=30), "the refresh never finished"
     session.keys("q")
     assert session.ended() == 0, session.said
@@ -433,9 +497,9 @@ def test_ctrl_c_in_the_tui_tells_how_to_quit_and_loses_nothing(world: World, tui
 
 def test_the_tui_abandons_on_a_second_signal_and_names_it(world: World, tui) -> None:
     ids = world.accounts(1)
-    arrived = world.slow(STUCK_MS)
+    gate = world.hold()  # never let go: only the second signal ends the wait
     session = tui()
-    assert arrived.wait(60)
+    assert gate.arrived.wait(60)
     session.keys("q")
     wait_until(lambda: "stopping: waiting for 1 refresh" in session.said, "the wait to be said", 30)
     os.kill(session.pid, signal.SIGTERM)
@@ -443,3 +507,17 @@ def test_the_tui_abandons_on_a_second_signal_and_names_it(world: World, tui) -> 
     assert f"abandoned the refresh of {ids[0]}: if the service answered" in session.said, session.said
     assert_quiet(session.said)
     assert world.leases() == []
+
+
+def test_end_of_input_at_the_remove_question_is_a_no(world: World) -> None:
+    (account_id,) = world.accounts(1)
+    term = Terminal([world.exe, "remove", account_id], world.env)
+    try:
+        term.wait_for("from kiro-tui? [y/N] ")
+        term.type(b"\x04")
+        assert term.end(timeout=20) == 0, term.text
+    finally:
+        term.kill()
+    assert "Nothing removed." in term.text
+    assert_quiet(term.text)
+    assert [a["id"] for a in _saved(world)] == [account_id]

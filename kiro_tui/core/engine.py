@@ -273,9 +273,14 @@ class Engine:
         cancelled refresh still releases its lease (the store stays open until `close`)."""
         if self.scheduler is None:
             return []
-        left = sorted(self.scheduler.in_flight)
+        left = self.scheduler.under_way
         await self.scheduler.abandon()
         return left
+
+    @property
+    def under_way(self) -> list[str]:
+        """The ids of the refreshes under way (started, answer not yet committed)."""
+        return self.scheduler.under_way if self.scheduler is not None else []
 
     async def close(self) -> None:
         """Close the HTTP client, only once no refresh is under way: a refresh whose answer is

@@ -76,6 +76,7 @@ class EngineThread:
             loop.run_until_complete(self._main_task())
         finally:
             try:
+                _end_what_is_left(loop)
                 loop.run_until_complete(loop.shutdown_asyncgens())
             finally:
                 loop.close()
@@ -194,14 +195,14 @@ class EngineThread:
             return []
         engine = self.engine
         self.begin()  # not waiting out the first screen's grace: the engine goes straight to stopping
-        running = sorted(engine.scheduler.in_flight) if engine.scheduler is not None else []
+        running = engine.under_way
         if on_waiting is not None and running and not self._stopped.is_set():
             on_waiting(running)
         self._on_engine_loop(lambda e: e.stop(timeout))
         try:
             self._join(timeout + 5)
         except KeyboardInterrupt:
-            left = sorted(engine.scheduler.in_flight) if engine.scheduler else []
+            left = engine.under_way
             self._on_engine_loop(lambda e: e.abandon())
             self._join(10)
             raise AbandonedRefreshes(left) from None
@@ -217,3 +218,14 @@ class EngineThread:
 
 async def _call(fn: Callable[[Engine], Awaitable[T]], engine: Engine) -> T:
     return await fn(engine)
+
+
+def _end_what_is_left(loop: asyncio.AbstractEventLoop) -> None:
+    """Calls still running when the engine stopped (a login's polling the app no longer waits
+    for): cancelled and let finish, as asyncio.run does, so none is destroyed pending with a
+    warning on the terminal. Refreshes are over by now: the engine's stop waited for them."""
+    left = asyncio.all_tasks(loop)
+    for task in left:
+        task.cancel()
+    if left:
+        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))

@@ -38,6 +38,7 @@ class RefreshScheduler:
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._in_flight: dict[str, asyncio.Task[RefreshResult]] = {}
+        self._under_way: set[str] = set()
         self._limit = asyncio.Semaphore(settings.concurrency)
         self._stopping = False
         self.results: list[RefreshResult] = []
@@ -101,6 +102,12 @@ class RefreshScheduler:
     def in_flight(self) -> set[str]:
         return set(self._in_flight)
 
+    @property
+    def under_way(self) -> list[str]:
+        """The ids whose refresh has started (not those still waiting for the concurrency bound):
+        what a stop waits for, and what a second signal abandons."""
+        return sorted(self._under_way.copy())  # read from other threads too: one atomic copy
+
     # ------------------------------------------------------------------ the loop
 
     async def run(self) -> None:
@@ -150,7 +157,11 @@ class RefreshScheduler:
             async with self._limit:
                 if self._stopping:  # asked to stop while it waited its turn: no token spent
                     return self._not_started(account_id)
-                result = await self.refresher.refresh(account_id, force)
+                self._under_way.add(account_id)
+                try:
+                    result = await self.refresher.refresh(account_id, force)
+                finally:
+                    self._under_way.discard(account_id)
             if self.keep_results:
                 self.results.append(result)
             if result.outcome is Outcome.BUSY:

@@ -104,7 +104,7 @@ async def run_stoppable(engine: Engine, work: Callable[[], Awaitable[T]],
         signum = first.result()
         if signum == getattr(signal, "SIGHUP", None):
             leave_the_terminal()
-        running = sorted(engine.scheduler.in_flight) if engine.scheduler is not None else []
+        running = engine.under_way
         abandoned = await stop_draining(engine, signals, tell)
         job.cancel()
         await asyncio.gather(job, return_exceptions=True)
@@ -122,7 +122,7 @@ async def run_stoppable(engine: Engine, work: Callable[[], Awaitable[T]],
 async def stop_draining(engine: Engine, signals: asyncio.Queue[int], tell: Callable[[str, bool], None]) -> list[str]:
     """Stop the engine, letting refreshes under way finish and commit; the next signal on
     `signals` abandons them. Returns the ids abandoned (none when everything finished)."""
-    running = sorted(engine.scheduler.in_flight) if engine.scheduler is not None else []
+    running = engine.under_way
     if running:
         tell(waiting_message(running), False)
     stopper = asyncio.ensure_future(engine.stop())
@@ -134,7 +134,7 @@ async def stop_draining(engine: Engine, signals: asyncio.Queue[int], tell: Calla
     else:
         if again.result() == getattr(signal, "SIGHUP", None):
             leave_the_terminal()
-        left = sorted(engine.scheduler.in_flight) if engine.scheduler is not None else []
+        left = engine.under_way
     if left:
         tell(abandoned_message(left), True)
         await engine.abandon()

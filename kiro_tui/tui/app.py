@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import sys
 import threading
@@ -179,19 +180,35 @@ def make_app(
     return KiroTuiApp(store_path, settings, clock, endpoints, kiro_cli_db, candidates, **options)  # type: ignore[arg-type]
 
 
+HANGUP_GRACE = 5.0
+"""Seconds the hangup thread gives Textual to return by itself once the engine has stopped."""
+
+
 def run_app(store_path: Path, settings: Settings, clock: Clock, endpoints: Endpoints, kiro_cli_db: Path | None,
             kiro_cli_candidates: list[Path], *, on_exit: Callable[[], None] | None = None,
-            **options: object) -> int:
+            on_stuck: Callable[[int], None] = os._exit, **options: object) -> int:
     """Run the TUI, then let refreshes under way finish and commit before the process ends
     (the terminal is already restored, so what is waited for is said on stderr; a second
     Ctrl-C or signal abandons them, by name). SIGINT, SIGTERM and SIGHUP (the terminal closed)
-    quit like `q`. Returns the exit code."""
+    quit like `q`. Returns the exit code.
+
+    After SIGHUP Textual may never return: its writer thread dies on the first write to the
+    terminal that went away, and the UI loop then blocks on the writer's full queue. So a
+    thread of its own stops the engine (refreshes under way finish and commit), and if Textual
+    has still not returned `HANGUP_GRACE` seconds later, `on_stuck(code)` ends the process."""
     app = make_app(store_path, settings, clock, endpoints, kiro_cli_db, kiro_cli_candidates, **options)
-    running = [True]
+    running, finished = [True], threading.Event()
+
+    def end_after_hangup() -> None:
+        code = finish_engine(app.engine)
+        if not finished.wait(HANGUP_GRACE):
+            on_stuck(code)
 
     def on_signal(signum: int, frame: object) -> None:
         if signum == getattr(signal, "SIGHUP", None):
             leave_the_terminal()  # nothing to draw on any more; no write may fail or block
+            if running[0]:
+                threading.Thread(target=end_after_hangup, name="kiro-tui hangup", daemon=True).start()
         if running[0]:
             app.exit()  # like `q`: the refreshes under way are waited for below
         else:
@@ -205,6 +222,7 @@ def run_app(store_path: Path, settings: Settings, clock: Clock, endpoints: Endpo
     finally:
         running[0] = False
         code = finish_engine(app.engine)
+        finished.set()
         if on_exit is not None:
             on_exit()
     if app.crashed or app.return_code:
@@ -213,15 +231,16 @@ def run_app(store_path: Path, settings: Settings, clock: Clock, endpoints: Endpo
 
 
 def finish_engine(engine: EngineThread) -> int:
-    def waiting(ids: list[str]) -> None:
-        print(f"kiro-tui: {waiting_message(ids)}", file=sys.stderr, flush=True)
+    def say(line: str) -> None:  # the terminal is restored (or gone, after SIGHUP): stderr, and the log
+        log.warning("%s", line)
+        print(f"kiro-tui: {line}", file=sys.stderr, flush=True)
 
     try:
-        left = engine.stop(on_waiting=waiting)
+        left = engine.stop(on_waiting=lambda ids: say(waiting_message(ids)))
     except AbandonedRefreshes as exc:
-        print(f"kiro-tui: {abandoned_message(exc.ids)}", file=sys.stderr, flush=True)
+        say(abandoned_message(exc.ids))
         return EXIT_INTERRUPTED
     if left:
-        print(f"kiro-tui: gave up waiting; {abandoned_message(left)}", file=sys.stderr, flush=True)
+        say(f"gave up waiting; {abandoned_message(left)}")
         return 1
     return 0
