@@ -35,6 +35,7 @@ from kiro_tui.core.errors import KiroCliError, KiroTuiError, StoreError, TlsSetu
 from kiro_tui.core.events import (
     AccountsChanged,
     EngineEvent,
+    EngineNotice,
     EngineProblem,
     ImportFailed,
     ImportFinished,
@@ -216,6 +217,22 @@ class Engine:
         self.q = QClient(self._http, self.endpoints)
         self._data_version = self.store.data_version()
         self._started = True
+        if self.refresher.held:  # rescue copies an earlier run left: into the store first of all
+            await self.refresher.commit_held(force=True)
+            self.tell_saved_held()
+
+    def tell_saved_held(self) -> list[str]:
+        """Say (once each) which held or rescued tokens are now saved in the store; returns it."""
+        if self.refresher is None:
+            return []
+        told = []
+        for account_id, name, where in self.refresher.saved_held:
+            text = (f"{account_id} {name}: the token an earlier run rescued in {where} is now saved in the store"
+                    if where else f"{account_id} {name}: the held token is now saved in the store")
+            told.append(text)
+            self._emit(EngineNotice(text, "Token saved"))
+        self.refresher.saved_held.clear()
+        return told
 
     async def run(self) -> None:
         """Refresh, watch and fetch usage until `stop`; a loop that dies is restarted with backoff."""
@@ -377,6 +394,7 @@ class Engine:
             await self.refresher.commit_held()
             done = ids - set(self.refresher.held)
             if done:
+                self.tell_saved_held()
                 self._emit(AccountsChanged(frozenset(done)))
 
     async def _check_linked_places(self) -> None:
