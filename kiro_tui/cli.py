@@ -163,7 +163,7 @@ async def _save_rescued(engine) -> list[str]:  # type: ignore[no-untyped-def]
     try:
         await engine.start()
         still = [f"{held.account_id}: {held.message}; {held.rescue_note}" for held in engine.refresher.held.values()]
-        return engine.tell_saved_held() + still
+        return engine.saved_at_start + still
     finally:
         await engine.close()
 

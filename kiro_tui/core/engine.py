@@ -195,6 +195,8 @@ class Engine:
         self._known: dict[str, Account] = {}
         self._stopping = asyncio.Event()
         self._started = False
+        self.saved_at_start: list[str] = []
+        """What `start` said about tokens earlier runs rescued, now saved (for `list` to print)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -219,7 +221,7 @@ class Engine:
         self._started = True
         if self.refresher.held:  # rescue copies an earlier run left: into the store first of all
             await self.refresher.commit_held(force=True)
-            self.tell_saved_held()
+            self.saved_at_start = self.tell_saved_held()
 
     def tell_saved_held(self) -> list[str]:
         """Say (once each) which held or rescued tokens are now saved in the store; returns it."""

@@ -330,6 +330,12 @@ class Refresher:
                 return adopted
         if not force and not account.is_due(now, self.window_for(account.id)):
             return self._result(account, Outcome.SKIPPED, "not due yet")
+        try:  # the service rotates the token: spend it only if the new one can be kept
+            self.store.probe_commit()
+        except StoreError as exc:
+            return self._unrecorded_failure(
+                account.id, f"store not writable: not refreshing, the current token stays valid until "
+                            f"{format_timestamp(account.expires_at.astimezone())} ({exc})", account)
         self._emit(account, before, Status.REFRESHING)
         return await self._refresh_over_network(account)
 
@@ -590,25 +596,35 @@ class Refresher:
         transaction. If the store will not take it, hold the token instead; returns it then."""
         places = self._places_to_write(account) if spent and account.refresh_token != spent else []
         message = "; ".join(warnings) or None
-        try:
-            with self.store.transaction() as tx:
-                self.store.update(
-                    account.id, tx, access_token=account.access_token, refresh_token=account.refresh_token,
-                    expires_at=account.expires_at, health=Health.OK, last_error=None, consecutive_failures=0,
-                    next_refresh_at=None, last_refresh_at=now,
-                )
-                self.store.add_lineage(tx, account.id, [spent, account.refresh_token], now)
-                for place in places:
-                    self.store.save_place(tx, replace(place, state=PlaceState.PENDING, pending_from=fingerprint(spent),
-                                                      detail="writing the new token"))
-                self.store.log_refresh(tx, RefreshLogEntry(account.id, now, Outcome.REFRESHED, duration_ms=duration,
-                                                           http_status=200, message=message))
-        except StoreError as exc:
-            return self._hold(account, spent, now, exc)
+        for attempt in (1, 2):
+            try:
+                self._commit_token_once(account, spent, now, duration, message, places)
+                break
+            except StoreError as exc:
+                if attempt == 1 and getattr(exc, "reason", None) in ("disk full", "disk I/O error") \
+                        and self.store.make_room():  # the WAL's space, given back: once more
+                    log.warning("%s: the store's disk was full; checkpointed its WAL and trying again", account.id)
+                    continue
+                return self._hold(account, spent, now, exc)
         if account.id in self.held:  # a held token was spent for this one: it and its copies are history
             self._forget_held(account.id)
         self._store_ok()
         return None
+
+    def _commit_token_once(self, account: Account, spent: str | None, now: datetime, duration: int,
+                           message: str | None, places: list[Place]) -> None:
+        with self.store.transaction() as tx:
+            self.store.update(
+                account.id, tx, access_token=account.access_token, refresh_token=account.refresh_token,
+                expires_at=account.expires_at, health=Health.OK, last_error=None, consecutive_failures=0,
+                next_refresh_at=None, last_refresh_at=now,
+            )
+            self.store.add_lineage(tx, account.id, [spent, account.refresh_token], now)
+            for place in places:
+                self.store.save_place(tx, replace(place, state=PlaceState.PENDING, pending_from=fingerprint(spent),
+                                                  detail="writing the new token"))
+            self.store.log_refresh(tx, RefreshLogEntry(account.id, now, Outcome.REFRESHED, duration_ms=duration,
+                                                       http_status=200, message=message))
 
     def _commit_details(self, account: Account, token: TokenResult) -> list[str]:
         """Fields of the answer beyond the token, each on its own: a bad one is dropped, named."""

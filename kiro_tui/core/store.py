@@ -262,14 +262,24 @@ def _not_writable(path: Path) -> bool:
     return not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
 
 
-def _out_of_space(folder: Path) -> bool:
-    """Hardly any room left where the store lives: SQLite then often says "disk I/O error"
-    (it cannot grow its -shm or -wal file) rather than "database or disk is full"."""
+ROOM_FOR_A_COMMIT = 1024 * 1024
+"""Free space below which the store's file system counts as full: a token commit appends a few
+dozen KB to the WAL, and several refreshes commit at once."""
+
+
+def _free_bytes(folder: Path) -> int | None:
     try:
         usage = os.statvfs(folder)
     except (OSError, AttributeError):  # no statvfs on Windows
-        return False
-    return usage.f_bavail * usage.f_frsize < 1024 * 1024
+        return None
+    return usage.f_bavail * usage.f_frsize
+
+
+def _out_of_space(folder: Path) -> bool:
+    """Hardly any room left where the store lives: SQLite then often says "disk I/O error"
+    (it cannot grow its -shm or -wal file) rather than "database or disk is full"."""
+    free = _free_bytes(folder)
+    return free is not None and free < ROOM_FOR_A_COMMIT
 
 
 def _write_error(path: Path, exc: BaseException, reason: str | None = None) -> StoreWriteError:
@@ -459,14 +469,44 @@ class AccountStore:
                 pass
 
     def writable(self) -> bool:
-        """Whether a write would go through now (a cheap empty transaction)."""
+        """Whether a token's commit would go through now (see `probe_commit`)."""
         try:
-            with self.transaction(durable=False) as tx:
-                tx.execute("INSERT OR REPLACE INTO preferences (key, value) VALUES ('probe', '1')")
-                tx.execute("DELETE FROM preferences WHERE key = 'probe'")
+            self.probe_commit()
         except StoreError:
             return False
         return True
+
+    def probe_commit(self) -> None:
+        """Prove, before a refresh token is spent, that the new one's commit can land: a durable
+        write that must reach the disk (a read-only file or folder, a lock, a `-shm` SQLite cannot
+        map, a database at its size limit all fail here), and room on the file system for the
+        commit's pages in the WAL (SQLite grows the -wal file until a checkpoint; on a full disk
+        that is where a commit fails). Nearly full: a checkpoint gives the WAL's space back
+        first. Raises StoreWriteError naming the cause."""
+        if _out_of_space(self.path.parent):
+            self.make_room()
+            if _out_of_space(self.path.parent):
+                free = _free_bytes(self.path.parent) or 0
+                raise StoreWriteError(f"the account store {self.path} is not writable: disk full "
+                                      f"({free // 1024} KB free); free some space", "disk full")
+        with self.transaction() as tx:
+            tx.execute("INSERT OR REPLACE INTO preferences (key, value) VALUES ('probe', '1')")
+            tx.execute("DELETE FROM preferences WHERE key = 'probe'")
+
+    def make_room(self) -> bool:
+        """Copy the WAL into the database and truncate it (`wal_checkpoint(TRUNCATE)`), giving its
+        space back to a full file system; True when it went through. Another process reading the
+        store holds it back: then at once False, never waiting (it runs on the engine's loop)."""
+        try:
+            self._db.execute("PRAGMA busy_timeout=0")
+            try:
+                busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            finally:
+                self._db.execute("PRAGMA busy_timeout=10000")
+        except sqlite3.Error as exc:
+            log.info("checkpoint of %s failed: %s", self.path, exc)
+            return False
+        return busy == 0
 
     def change_marker(self) -> tuple[int, int]:
         """Changes whenever anyone, this connection or another process, commits: a cheap way
@@ -800,7 +840,7 @@ class AccountStore:
         until = format_timestamp(now + timedelta(seconds=seconds))
         with self.transaction(durable=False) as tx:
             row = tx.execute("SELECT owner, until FROM leases WHERE account_id = ?", (account_id,)).fetchone()
-            if row and row[0] != owner and (_time_or_none(row[1]) or now) > now:
+            if row and row[0] != owner and (_time_or_none(row[1]) or now) > now and not _owner_gone(row[0]):
                 return False
             tx.execute("INSERT OR REPLACE INTO leases (account_id, owner, until) VALUES (?, ?, ?)",
                        (account_id, owner, until))
@@ -808,8 +848,8 @@ class AccountStore:
 
     def refreshing_ids(self, now: datetime) -> set[str]:
         """Accounts some kiro-tui process is refreshing right now (a lease that has not run out)."""
-        rows = self._db.execute("SELECT account_id, until FROM leases").fetchall()
-        return {row[0] for row in rows if (_time_or_none(row[1]) or now) > now}
+        rows = self._db.execute("SELECT account_id, until, owner FROM leases").fetchall()
+        return {row[0] for row in rows if (_time_or_none(row[1]) or now) > now and not _owner_gone(row[2])}
 
     def release_lease(self, account_id: str, owner: str) -> None:
         with self.transaction(durable=False) as tx:
@@ -829,6 +869,26 @@ class AccountStore:
         if values["expires_at"] is None:
             raise ValueError("expires_at is missing")
         return Account(**values)  # type: ignore[arg-type]
+
+
+def _owner_gone(owner: str) -> bool:
+    """A lease holder (`host:pid:nonce`, core/refresh.py's default_owner) that is a process of
+    this machine no longer running: it ended without releasing (a full disk would not take the
+    release, a SIGKILL). Its lease is void at once, not after a minute of "busy"."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if not hasattr(os, "uname") or host != os.uname().nodename or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # another user's process, or no right to ask: alive as far as we know
+        return False
+    return False
 
 
 def _row_problem(row: tuple[object, ...], exc: Exception) -> str:

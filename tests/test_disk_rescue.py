@@ -1,0 +1,231 @@
+"""Issue 19/20, the store's side: nothing spends a refresh token whose successor cannot be kept,
+and a token the service handed over survives the process when the store cannot take it.
+
+Real stores on disk (SQLite's max_page_count for a full database; a small tmpfs in a private
+mount namespace for a full file system), the emulator over loopback, the installed `kiro-tui`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from kiro_tui.core import rescue
+from kiro_tui.core.models import Mode, Outcome
+from kiro_tui.core.refresh import rescue_dir
+from kiro_tui.core.store import AccountStore
+from tests.support.engine import at, seed_into_kiro_cli
+from tests.support.kiro_cli_db import KiroCliDb
+from tests.support.watch import refresh_request_arrives
+from tests.test_reliability import Rig, disk_fills_during_the_call, fill_to_the_brim, free_space
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, emulator, emulator_time, http, endpoints):
+    from kiro_tui.core.clock import ManualClock
+
+    with AccountStore.open(tmp_path / "store" / "accounts.db") as store:
+        yield Rig(tmp_path, store, http, endpoints, ManualClock(at(emulator_time.now)), emulator)
+
+
+# ------------------------------------------------------------------ the write probe
+
+
+async def test_a_store_that_cannot_take_the_commit_is_not_refreshed(rig: Rig) -> None:
+    """The store is full before the refresh: the probe says so and no token is spent."""
+    account_id, seeded = rig.add(kind="social", email="probe@example.com")
+    rig.make_due(account_id)
+    fill_to_the_brim(rig.store.connection)
+    result = await rig.refresher.refresh(account_id)
+    assert result.outcome is Outcome.FAILED
+    assert (result.message or "").startswith(
+        "store not writable: not refreshing, the current token stays valid until "), result.message
+    assert "disk full" in (result.message or "")
+    assert rig.refresh_calls() == []  # nothing spent
+    assert rig.refresher.held == {}
+    free_space(rig.store.connection)
+    rig.refresher.backing_off.clear()
+    again = await rig.refresher.refresh(account_id)
+    assert again.outcome is Outcome.REFRESHED, again.message
+    assert rig.store.get(account_id).refresh_token != seeded["token"]["refresh_token"]  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------ where the rescue copy goes
+
+
+def block(folder: Path) -> None:
+    """A folder nobody can write into, even root: a file where the folder should be."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.write_text("in the way\n")
+
+
+async def test_the_rescue_goes_to_the_state_folder_when_beside_the_store_fails(rig: Rig) -> None:
+    account_id, _ = rig.add_own(kind="builder-id", email="state@example.com")
+    rig.make_due(account_id)
+    block(rescue_dir(rig.store))
+    disk_fills_during_the_call(rig.refresher, rig.store.connection)
+    await rig.refresher.refresh(account_id)
+    held = rig.refresher.held[account_id]
+    state_copy = rescue.folders(rig.store.path)[1] / f"{account_id}.json"
+    assert held.rescue == str(state_copy)
+    assert held.rescue_failures and str(rescue_dir(rig.store)) in held.rescue_failures[0]
+    assert json.loads(state_copy.read_text())["refresh_token"] == held.refresh_token
+    assert state_copy.stat().st_mode & 0o777 == 0o600
+    assert f"a rescue copy is saved in {state_copy} (read back and verified)" in held.rescue_note
+    assert not list(state_copy.parent.glob(".*.tmp"))  # no temporary file left
+    # a later run picks it up from there, commits it and removes the copy
+    free_space(rig.store.connection)
+    later = rig.new_refresher()
+    assert set(later.held) == {account_id}
+    await later.commit_held(force=True)
+    assert rig.store.get(account_id).refresh_token == held.refresh_token  # type: ignore[union-attr]
+    assert not state_copy.exists() and later.held == {}
+    assert later.saved_held == [(account_id, "state@example.com", str(state_copy))]
+
+
+async def test_the_rescue_goes_into_the_source_place_when_no_folder_takes_it(rig: Rig) -> None:
+    """No rescue folder can be written: the token goes into kiro-cli's database, in its own
+    format, read back; a message claims it only then, and the next refresh adopts it."""
+    account_id, seeded = rig.add(kind="social", email="source@example.com", mode=Mode.SYNC)
+    rig.make_due(account_id)
+    for folder in rescue.folders(rig.store.path):
+        block(folder)
+    disk_fills_during_the_call(rig.refresher, rig.store.connection)
+    await rig.refresher.refresh(account_id)
+    held = rig.refresher.held[account_id]
+    assert held.rescue == f"kiro-cli's {rig.db.path} (in its own format)"
+    assert rig.db.get_json("auth_kv", "kirocli:social:token")["refresh_token"] == held.refresh_token
+    assert len(held.rescue_failures) == len(rescue.folders(rig.store.path))
+    # the process dies; the next one has room and reads kiro-cli before spending anything
+    free_space(rig.store.connection)
+    later = rig.new_refresher()
+    assert later.held == {}
+    result = await later.refresh(account_id, force=True)
+    assert result.outcome is Outcome.ADOPTED, result.message
+    assert rig.store.get(account_id).refresh_token == held.refresh_token  # type: ignore[union-attr]
+    assert [r["status"] for r in rig.refresh_calls()] == [200]  # the seeded token was spent once, not twice
+    del seeded
+
+
+async def test_no_copy_anywhere_is_said_plainly(rig: Rig) -> None:
+    account_id, _ = rig.add_own(kind="social", email="nowhere@example.com")  # own: no place to fall back on
+    rig.make_due(account_id)
+    for folder in rescue.folders(rig.store.path):
+        block(folder)
+    disk_fills_during_the_call(rig.refresher, rig.store.connection)
+    await rig.refresher.refresh(account_id)
+    held = rig.refresher.held[account_id]
+    assert held.rescue is None
+    assert held.rescue_note.startswith("NO rescue copy could be written (")
+    assert "is only in this process's memory" in held.rescue_note
+
+
+# ------------------------------------------------------------------ a rescue never outlives its commit
+
+
+async def test_a_rescue_is_removed_when_a_refresh_spends_the_held_token(rig: Rig) -> None:
+    """Issue 20 item 2: the held token is spent by the next refresh (store writable again): its
+    rescue copy goes in that step, and a copy left over (a crash between the two) is never spent."""
+    account_id, _ = rig.add(kind="social", email="stale@example.com")
+    rig.make_due(account_id)
+    disk_fills_during_the_call(rig.refresher, rig.store.connection)
+    await rig.refresher.refresh(account_id)
+    copy = rescue_dir(rig.store) / f"{account_id}.json"
+    leftover = copy.read_text()
+    free_space(rig.store.connection)
+    rig.clock.advance(3600)
+    again = await rig.refresher.refresh(account_id, force=True)  # spends the held token, commits the next
+    assert again.outcome is Outcome.REFRESHED, again.message
+    assert not copy.exists()
+    # a copy left by a crash between the commit and the removal: the store has gone past it
+    copy.write_text(leftover)
+    later = rig.new_refresher()
+    assert later.held == {} and not copy.exists()
+    third = await later.refresh(account_id, force=True)
+    assert third.outcome is Outcome.REFRESHED, third.message
+    assert [r["status"] for r in rig.refresh_calls()] == [200, 200, 200]  # never the dead token
+
+
+# ------------------------------------------------------------------ the issue's scenario, on a real full disk
+
+
+def _mount_namespaces() -> bool:
+    return shutil.which("unshare") is not None and subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "mount", "-t", "tmpfs", "tmpfs", "/mnt"],
+        capture_output=True).returncode == 0
+
+
+SCENARIOS = {
+    "checkpoint": (False, False),
+    "reader-state-elsewhere": (True, False),
+    "reader-state-full-too": (True, True),
+}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_refresh_all_on_a_full_disk_loses_no_login(kiro_tui_exe, tmp_path, scenario) -> None:
+    """The store on a 4 MB tmpfs that fills while 12 sync-mode refreshes are on the wire (the
+    emulator answers after 3 s); the accounts' kiro-cli databases are on another disk with room.
+
+    checkpoint: nothing else reads the store, so a commit that fails gives the WAL's space back
+    (a checkpoint) and is tried once more; the refreshes not yet started are not started.
+    reader-…: another kiro-tui holds a read on the store, so no space comes back: the tokens are
+    held, each in a verified rescue copy the message names (the state folder; with the state
+    folder on the full disk too, kiro-cli's own database in its format); `list` saves the copies
+    and says so. Every time, every stored token is then spent once more: 0 lost."""
+    if not _mount_namespaces():
+        pytest.skip("needs mount namespaces (unshare -m, as root) for a real small file system")
+    from kiro_tui.emulator import Emulator
+
+    with_reader, state_on_full_disk = SCENARIOS[scenario]
+    root = tmp_path / "root"
+    kinds = ["social", "builder-id", "idc"]
+    with Emulator() as emulator:
+        dbs = []
+        for n in range(12):
+            db = KiroCliDb(root / "kiro-cli" / str(n) / "data.sqlite3")
+            seed_into_kiro_cli(emulator, db, kind=kinds[n % 3], email=f"user{n}@example.com", expires_in=300)
+            dbs.append(str(db.path))
+        arrived = refresh_request_arrives(emulator)
+        driver = Path(__file__).parent / "support" / "full_disk_rescue.py"
+        flags = [*(["--state-on-full-disk"] if state_on_full_disk else []), *(["--reader"] if with_reader else [])]
+        proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", sys.executable, str(driver), str(root),
+                                 emulator.url, kiro_tui_exe, *dbs, *flags],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        signal = threading.Thread(target=lambda: arrived.wait(120) and (root / "arrived").touch(), daemon=True)
+        signal.start()
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+        steps = json.loads(out)
+    assert steps["imports"] == [0] * 12 and steps["arrived"]
+    said = steps["refresh"]["out"] + steps["refresh"]["err"]
+    assert "Traceback" not in said and "internal error" not in said, said
+    assert steps["refresh"]["code"] == 1, said  # not every account refreshed: exit 1
+    assert "not writable" in said, said
+    claims = re.findall(r"a rescue copy is saved in (.+?) \(read back and verified\)", said)
+    assert "NO rescue copy" not in said
+    if not with_reader:
+        assert "refreshed " in steps["refresh"]["out"], said  # the checkpoint made room for the commits
+    elif state_on_full_disk:
+        assert claims, said  # the disk filled while refreshes were on the wire: tokens needed rescuing
+        assert all(c.startswith("kiro-cli's ") and c.endswith(" (in its own format)") for c in claims), claims
+    else:
+        assert claims, said
+        assert all("/state/kiro-tui/rescue/" in c for c in claims), claims
+        assert {c: "0o600" for c in claims}.items() <= steps["rescue_files"].items()
+        listed = steps["list"]["err"]
+        assert listed.count("is now saved in the store") == len(claims), listed
+        assert steps["rescue_files_after"] == []
+    assert steps["list"]["code"] == 0, steps["list"]["err"]
+    again = json.loads(steps["again"]["out"])
+    assert len(again) == 12 and all(r["outcome"] in ("refreshed", "adopted") for r in again), steps["again"]
+    spend = json.loads(steps["spend"]["out"])
+    assert [r["outcome"] for r in spend] == ["refreshed"] * 12, steps["spend"]  # 0 lost
+    assert all(r["status"] == "fresh" for r in spend)
