@@ -229,3 +229,61 @@ def test_refresh_all_on_a_full_disk_loses_no_login(kiro_tui_exe, tmp_path, scena
     spend = json.loads(steps["spend"]["out"])
     assert [r["outcome"] for r in spend] == ["refreshed"] * 12, steps["spend"]  # 0 lost
     assert all(r["status"] == "fresh" for r in spend)
+
+
+# ------------------------------------------------------------------ a deadline shorter than the lease
+
+
+async def test_a_slow_loris_answer_ends_at_the_deadline_and_no_one_else_spends_the_token(rig: Rig) -> None:
+    """Issue 20 item 4: a server that answers one byte at a time never trips a per-read timeout.
+    The refresh ends at its own deadline (shorter than the lease); meanwhile another process finds
+    the lease held and spends nothing; after it, the lease is free and the token still alive."""
+    import asyncio
+    import time as wall
+
+    from kiro_tui.core.aws.endpoints import Endpoints
+    from kiro_tui.core.config import Settings
+    from kiro_tui.core.refresh import LEASE_SECONDS, RefreshClients, Refresher
+
+    asked = asyncio.Event()
+
+    async def dribble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            asked.set()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
+            while True:
+                writer.write(b" ")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(dribble, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    account_id, seeded = rig.add_own(kind="social", email="loris@example.com")
+    rig.make_due(account_id)
+    slow = Refresher(rig.store, RefreshClients.create(rig.http, Endpoints(override=f"http://127.0.0.1:{port}")),
+                     rig.clock, Settings(), deadline=1.0)
+    assert slow.deadline < LEASE_SECONDS
+    try:
+        started = wall.monotonic()
+        first = asyncio.create_task(slow.refresh(account_id))
+        await asyncio.wait_for(asked.wait(), 10)
+        other = await rig.new_refresher().refresh(account_id, force=True)  # another process, meanwhile
+        assert other.outcome is Outcome.BUSY
+        result = await asyncio.wait_for(first, 10)
+        elapsed = wall.monotonic() - started
+    finally:
+        server.close()
+    assert result.outcome is Outcome.FAILED and result.classification == "transient", result.message
+    assert "no complete answer within 1 s" in (result.message or "")
+    assert elapsed < 5
+    assert rig.store.refreshing_ids(rig.clock.now()) == set()  # the lease is released
+    assert rig.store.get(account_id).refresh_token == seeded["token"]["refresh_token"]  # type: ignore[union-attr]
+    assert rig.refresh_calls() == []  # the emulator never saw it: the token is unspent
+    rig.clock.advance(600)  # past the backoff
+    again = await rig.new_refresher().refresh(account_id, force=True)
+    assert again.outcome is Outcome.REFRESHED, again.message

@@ -78,6 +78,10 @@ from kiro_tui.core.timefmt import format_timestamp, parse_timestamp, shift
 log = logging.getLogger("kiro_tui.refresh")
 
 LEASE_SECONDS = 60.0
+REFRESH_DEADLINE = 40.0
+"""The whole network call, however slowly the answer trickles in (a slow-loris server beats
+every per-read timeout): over well before the lease runs out, so no other process can take the
+lease and spend the same refresh token while this call may still be answered."""
 SOCIAL_AUTH_REGION = "us-east-1"
 DEFAULT_WRITE_TIMEOUT = 2.0
 
@@ -216,9 +220,11 @@ class Refresher:
         backoff: Backoff = Backoff(),
         on_change: Callable[[StatusChange], None] | None = None,
         writeback_timeout: float = DEFAULT_WRITE_TIMEOUT,
+        deadline: float = REFRESH_DEADLINE,
     ) -> None:
         self.store, self.clients, self.clock, self.settings = store, clients, clock, settings
         self.writeback_timeout = writeback_timeout
+        self.deadline = min(deadline, LEASE_SECONDS * 2 / 3)
         self.owner = owner or default_owner()
         self.rng = rng or random.Random()
         self.backoff = backoff
@@ -559,7 +565,12 @@ class Refresher:
         spent = account.refresh_token
         started = time.monotonic()
         try:
-            token = await self._call(account)
+            async with asyncio.timeout(self.deadline):
+                token = await self._call(account)
+        except TimeoutError:
+            error = ServiceError(f"no complete answer within {self.deadline:g} s (the refresh's deadline, shorter "
+                                 "than its lease); retrying", ErrorClass.TRANSIENT)
+            return self._failed(account, error, round((time.monotonic() - started) * 1000))
         except ServiceError as exc:
             return self._failed(account, exc, round((time.monotonic() - started) * 1000))
         except KiroTuiError as exc:  # e.g. a stored token endpoint that is not a URL
