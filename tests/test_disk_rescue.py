@@ -287,3 +287,46 @@ async def test_a_slow_loris_answer_ends_at_the_deadline_and_no_one_else_spends_t
     rig.clock.advance(600)  # past the backoff
     again = await rig.new_refresher().refresh(account_id, force=True)
     assert again.outcome is Outcome.REFRESHED, again.message
+
+
+# ------------------------------------------------------------------ the store replaced under a running engine
+
+
+async def test_a_store_replaced_while_the_engine_runs_is_reopened_and_keeps_the_new_tokens(rig: Rig) -> None:
+    """Issue 20 item 3: a backup restored over the store (rename) while `watch` runs. The next
+    pass notices the new file, reopens it and saves into it the tokens rotated since the backup,
+    loudly; then every token is alive."""
+    import os
+    import sqlite3
+
+    from kiro_tui.core.engine import Engine
+    from kiro_tui.core.events import EngineNotice
+    from kiro_tui.core.config import Settings
+
+    ids = [rig.add_own(kind=kind, email=f"{kind}@replaced.example.com")[0] for kind in ("social", "builder-id", "idc")]
+    backup = rig.tmp_path / "backup.db"
+    with sqlite3.connect(backup) as copy:
+        rig.store.connection.backup(copy)  # a consistent backup, taken before the refreshes
+    copy.close()
+    events: list = []
+    engine = Engine(rig.store, Settings(), rig.clock, rig.endpoints, None, http=rig.http, fetch_usage=False,
+                    on_event=events.append)
+    await engine.start()
+    for account_id in ids:
+        rig.make_due(account_id)
+    results = await engine.refresh_now(ids)
+    assert [r.outcome for r in results] == [Outcome.REFRESHED] * 3
+    rotated = {a.id: a.refresh_token for a in rig.store.accounts()}
+    os.replace(backup, rig.store.path)  # the backup restored over the store, watch still running
+    await engine.watch_pass()
+    notices = [e.text for e in events if isinstance(e, EngineNotice)]
+    assert notices and "was replaced while kiro-tui was running" in notices[-1] and "saved 3 newer tokens" in notices[-1]
+    with AccountStore.open(rig.store.path) as reopened:  # what the next kiro-tui reads
+        assert {a.id: a.refresh_token for a in reopened.accounts()} == rotated
+    rig.clock.advance(3600)
+    again = await engine.refresh_now(ids)  # into the file now at the path, with live tokens
+    assert [r.outcome for r in again] == [Outcome.REFRESHED] * 3, [r.message for r in again]
+    await engine.stop()
+    await engine.close()
+    with AccountStore.open(rig.store.path) as reopened:
+        assert {a.id: a.refresh_token for a in reopened.accounts()} != rotated  # committed into the new file

@@ -315,7 +315,8 @@ class Engine:
         other processes' commits, quota. Each step is guarded on its own."""
         await self.start()
         failed = False
-        for step in (self._check_kiro_cli, self._check_places, self._retry_held, self._check_linked_places,
+        for step in (self._check_store_file, self._check_kiro_cli, self._check_places, self._retry_held,
+                     self._check_linked_places,
                      self._retry_places, self._notice_others, self._fetch_some_usage):
             try:
                 await step()
@@ -388,6 +389,21 @@ class Engine:
             now = self.clock.now()
             report = import_snapshot(self.store, snapshot, now, self.settings.default_import_mode, automatic=True)
             self._after_import(report, automatic=True)
+
+    async def _check_store_file(self) -> None:
+        """The store's file was replaced under us (a backup restored, a rename over it): reopen
+        the file now at the path and carry the newer tokens held here into it, loudly."""
+        carried = self.store.reopen_if_replaced()
+        if carried is None:
+            return
+        text = (f"the account store {self.store.path} was replaced while kiro-tui was running (a backup "
+                f"restored?); reopened it and saved {len(carried)} newer token{'s' if len(carried) != 1 else ''} "
+                "into it")
+        log.warning("%s", text)
+        self._emit(EngineNotice(text, "Account store replaced"))
+        self._data_version = None  # everything is re-read and rescheduled
+        await self._notice_others()
+        self._emit(AccountsChanged(None))
 
     async def _retry_held(self) -> None:
         assert self.refresher is not None

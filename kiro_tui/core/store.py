@@ -320,6 +320,7 @@ class AccountStore:
         self._db = connection
         self._durable = True
         self.commits = 0  # our own commits; PRAGMA data_version counts everyone else's
+        self._identity = _file_identity(path)
 
     @classmethod
     def open(cls, path: Path) -> AccountStore:
@@ -422,6 +423,53 @@ class AccountStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def replaced(self) -> bool:
+        """The file at the path is no longer the one open here (a backup restored over it, a
+        rename, a deletion): commits here would go into a file nobody will read again."""
+        return _file_identity(self.path) != self._identity
+
+    def reopen_if_replaced(self) -> list[str] | None:
+        """When the file was replaced: reopen the one now at the path (making one if it is gone)
+        and carry into it every account whose token here is newer than there, with its places and
+        lineage. Returns the ids carried over (None: not replaced). Raises StoreError when the new
+        file cannot be used; this connection stays open on the old one then."""
+        if not self.replaced():
+            return None
+        old = self._db
+        accounts, _ = self.read_accounts()
+        places = self.places()
+        lineage = old.execute("SELECT fingerprint, account_id, at FROM lineage").fetchall()
+        fresh = AccountStore.open(self.path)  # every check a start makes: not a store, newer schema...
+        try:
+            old.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the -wal beside the path is the old file's
+        except sqlite3.Error:
+            pass
+        old.close()
+        self._db, self._durable, self._identity = fresh._db, True, fresh._identity
+        self.permission_fixes = fresh.permission_fixes
+        ours = {(row[0], row[1]) for row in lineage}
+        carried = []
+        with self.transaction() as tx:
+            there = {a.id: a for a in self.read_accounts()[0]}
+            for account in accounts:
+                found = there.get(account.id)
+                if found is not None and found.refresh_token == account.refresh_token \
+                        and found.expires_at >= account.expires_at:
+                    continue  # the same token there already
+                if found is not None and found.refresh_token != account.refresh_token \
+                        and (fingerprint(found.refresh_token), account.id) not in ours:
+                    log.warning("%s: the replaced store holds a token kiro-tui never had; kept it", account.id)
+                    continue
+                self.save(account, tx)
+                for place in places:
+                    if place.account_id == account.id:
+                        self.save_place(tx, place)
+                carried.append(account.id)
+            tx.executemany("INSERT OR IGNORE INTO lineage (fingerprint, account_id, at) SELECT ?, ?, ?"
+                           " WHERE EXISTS (SELECT 1 FROM accounts WHERE id = ?)",
+                           [(row[0], row[1], row[2], row[1]) for row in lineage])
+        return carried
 
     def __enter__(self) -> AccountStore:
         return self
@@ -869,6 +917,15 @@ class AccountStore:
         if values["expires_at"] is None:
             raise ValueError("expires_at is missing")
         return Account(**values)  # type: ignore[arg-type]
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at `path`, None when there is none."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def _owner_gone(owner: str) -> bool:
