@@ -330,3 +330,31 @@ async def test_a_store_replaced_while_the_engine_runs_is_reopened_and_keeps_the_
     await engine.close()
     with AccountStore.open(rig.store.path) as reopened:
         assert {a.id: a.refresh_token for a in reopened.accounts()} != rotated  # committed into the new file
+
+
+# ------------------------------------------------------------------ suspended, wherever the service says so
+
+
+async def test_a_usage_fetch_that_hears_suspended_shows_the_account_suspended(rig: Rig) -> None:
+    """Issue 19: GetUsageLimits answering TEMPORARILY_SUSPENDED turns the account `suspended`
+    (not `fresh` with a stored message), with the status change a toast and a notification hook on."""
+    from kiro_tui.core.config import Settings
+    from kiro_tui.core.engine import Engine
+    from kiro_tui.core.events import StatusChanged
+    from kiro_tui.core.models import Status
+    from tests.support.engine import control
+
+    account_id, _ = rig.add_own(kind="social", email="suspended@example.com")
+    events: list = []
+    engine = Engine(rig.store, Settings(), rig.clock, rig.endpoints, None, http=rig.http, on_event=events.append)
+    await engine.start()
+    control(rig.emulator, "suspend", {"email": "suspended@example.com"})
+    record = await engine.fetch_usage_now(account_id)
+    assert record is not None and "suspended" in (record.error or "")
+    account = rig.store.get(account_id)
+    assert account is not None and account.status(rig.clock.now(), Settings().window) is Status.SUSPENDED
+    assert (account.last_error or "").startswith("account suspended: ")
+    changes = [e.change for e in events if isinstance(e, StatusChanged)]
+    assert [(c.account_id, c.before, c.after) for c in changes] == [(account_id, Status.FRESH, Status.SUSPENDED)]
+    (view,) = (await engine.views([account_id])).views
+    assert view.status(rig.clock.now(), Settings().window).label == "suspended"

@@ -25,7 +25,7 @@ import httpx
 
 from kiro_tui.core.aws.codewhisperer import Profile, ProfileListing, QClient
 from kiro_tui.core.aws.endpoints import Endpoints
-from kiro_tui.core.aws.errors import ServiceError
+from kiro_tui.core.aws.errors import ErrorClass, ServiceError
 from kiro_tui.core.aws.oidc import OidcClient
 from kiro_tui.core.aws.tokens import TokenResult
 from kiro_tui.core.aws.transport import make_http_client
@@ -472,6 +472,8 @@ class Engine:
                                  previous.resets_at if previous else None,
                                  previous.subscription if previous else None,
                                  previous.fetched_at if previous else None, exc.message, now)
+            if exc.classification is ErrorClass.SUSPENDED:
+                self._suspended(account, exc)
         else:
             record = UsageRecord(usage.used, usage.limit, usage.reset_at, usage.subscription, now)
             if usage.email and usage.email != account.email:
@@ -479,6 +481,17 @@ class Engine:
         self.store.save_usage(account_id, record)
         self._emit(AccountsChanged(frozenset({account_id})))
         return record
+
+    def _suspended(self, account: Account, exc: ServiceError) -> None:
+        """CodeWhisperer said TEMPORARILY_SUSPENDED (outside a refresh): the account is shown
+        suspended, as a refresh that hears it does, and the status change is told (toast, hook)."""
+        now = self.clock.now()
+        before = account.status(now, self.settings.window)
+        message = f"account suspended: {exc.message}"
+        self.store.update(account.id, health=Health.SUSPENDED, last_error=message)
+        account.health, account.last_error = Health.SUSPENDED, message
+        self._status_changed(StatusChange(account.id, account.name, before, account.status(now, self.settings.window),
+                                          message))
 
     # ------------------------------------------------------------------ the front
 
