@@ -358,3 +358,38 @@ async def test_a_usage_fetch_that_hears_suspended_shows_the_account_suspended(ri
     assert [(c.account_id, c.before, c.after) for c in changes] == [(account_id, Status.FRESH, Status.SUSPENDED)]
     (view,) = (await engine.views([account_id])).views
     assert view.status(rig.clock.now(), Settings().window).label == "suspended"
+
+
+# ------------------------------------------------------------------ places kiro-tui cannot write
+
+
+async def test_an_opencode_copy_of_a_kiro_cli_login_is_stale_after_a_refresh_never_in_sync(rig: Rig) -> None:
+    """Issue 19: opencode's kiro.db is never written. Alone it imports in follow mode (its own
+    token is never spent); holding the same credential as a kiro-cli login it is that account's
+    place, and once kiro-tui refreshed, it holds an older token: `stale`, not `in-sync`."""
+    from kiro_tui.core.models import PlaceState
+    from kiro_tui.core.places import place_format
+    from tests.support.places import login_of, opencode_row, write_opencode
+
+    account_id, seeded = rig.add(kind="builder-id", email="both@example.com", mode=Mode.SYNC)
+    kiro_db = write_opencode(rig.tmp_path / "opencode" / "kiro.db", [opencode_row(login_of(seeded))])
+    from kiro_tui.core.importer import import_snapshot
+
+    report = import_snapshot(rig.store, place_format("opencode").scan(kiro_db, rig.clock.now()), rig.clock.now(),
+                             Mode.SYNC)
+    assert [item.id for item in report.imported] == [account_id]  # linked to the kiro-cli login
+    assert rig.store.get(account_id).mode is Mode.SYNC  # type: ignore[union-attr]  # kiro-cli's: writable
+    rig.make_due(account_id)
+    assert (await rig.refresher.refresh(account_id)).outcome is Outcome.REFRESHED
+    states = {p.kind: p.state for p in rig.store.places(account_id)}
+    assert states == {"kiro-cli": PlaceState.IN_SYNC, "opencode": PlaceState.STALE}
+
+    alone = rig.emulator.seed(kind="social", email="alone@example.com")
+    only = write_opencode(rig.tmp_path / "opencode2" / "kiro.db", [opencode_row(login_of(alone))])
+    (item,) = import_snapshot(rig.store, place_format("opencode").scan(only, rig.clock.now()), rig.clock.now(),
+                              Mode.SYNC).imported
+    assert rig.store.get(item.id).mode is Mode.FOLLOW  # type: ignore[union-attr]
+    assert item.note == f"follow mode: kiro-tui cannot write {only}"
+    result = await rig.refresher.refresh(item.id, force=True)
+    assert result.outcome is Outcome.FOLLOWED
+    assert not [r for r in rig.refresh_calls() if r["email"] == "alone@example.com"]  # opencode's token unspent

@@ -364,6 +364,17 @@ class Refresher:
         return [p for p in self.store.places(account.id)
                 if (p.role is PlaceRole.LINK or account.mode is Mode.SYNC) and _writable(p.kind)]
 
+    def _left_stale(self, account: Account, written: list[Place]) -> list[Place]:
+        """The account's other places, marked as holding an older token: kiro-tui does not write
+        them (opencode's kiro.db, a source in own or follow mode), so after the token moved on they
+        are never "in-sync"."""
+        addresses = {p.address for p in written}
+        return [replace(p, state=PlaceState.STALE, pending_from=None,
+                        detail="holds an older token: kiro-tui does not write this place"
+                        + ("" if _writable(p.kind) else f" ({p.kind})"))
+                for p in self.store.places(account.id)
+                if p.address not in addresses and p.state in (PlaceState.IN_SYNC, PlaceState.ADOPTED)]
+
     async def _adopt_from_places(self, account: Account, before: Status) -> RefreshResult | None:
         """If a place holds a newer token of this login, take it instead of calling the network."""
         for place in self._places_to_read(account):
@@ -397,6 +408,8 @@ class Refresher:
                                                   detail=f"took its newer token ({format_timestamp(now)})"))
                 for other in others:
                     self.store.save_place(tx, other)
+                for stale in self._left_stale(account, [*others, place]):
+                    self.store.save_place(tx, stale)
                 self.store.log_refresh(tx, RefreshLogEntry(account.id, now, Outcome.ADOPTED,
                                                            message=f"newer token from {place.kind}"))
             await self.write_places(account, others)
@@ -634,6 +647,9 @@ class Refresher:
             for place in places:
                 self.store.save_place(tx, replace(place, state=PlaceState.PENDING, pending_from=fingerprint(spent),
                                                   detail="writing the new token"))
+            if spent and account.refresh_token != spent:
+                for place in self._left_stale(account, places):
+                    self.store.save_place(tx, place)
             self.store.log_refresh(tx, RefreshLogEntry(account.id, now, Outcome.REFRESHED, duration_ms=duration,
                                                        http_status=200, message=message))
 
@@ -782,6 +798,8 @@ class Refresher:
                     for place in places:
                         self.store.save_place(tx, replace(place, state=PlaceState.PENDING, pending_from=held.spent,
                                                           detail="writing the new token"))
+                    for place in self._left_stale(account, places):
+                        self.store.save_place(tx, place)
             except StoreError as exc:
                 self._held_retry_later(held, now, f"the store is not writable: {getattr(exc, 'reason', exc)}")
                 continue
