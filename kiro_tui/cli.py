@@ -791,6 +791,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: the traceback goes to the log file, one line to the person
         from kiro_tui.core.aws.errors import redact
         from kiro_tui.core.logs import setup_file_logging
+        from kiro_tui.core.store import damage_message
+
+        damaged = damage_message(paths.store_file(), exc)  # the places say their own files' damage
+        if damaged:
+            say(f"kiro-tui: error: {damaged}", err=True)
+            return EXIT_FAILURE
 
         where = setup_file_logging()
         log.exception("unexpected error in `kiro-tui %s`", args.command or "")

@@ -393,3 +393,84 @@ async def test_an_opencode_copy_of_a_kiro_cli_login_is_stale_after_a_refresh_nev
     result = await rig.refresher.refresh(item.id, force=True)
     assert result.outcome is Outcome.FOLLOWED
     assert not [r for r in rig.refresh_calls() if r["email"] == "alone@example.com"]  # opencode's token unspent
+
+
+# ------------------------------------------------------------------ lesser: a damaged store, a 0400 -shm
+
+
+def test_a_corrupt_page_is_one_line_naming_the_file_and_recover(kiro_tui_exe, isolated_dirs, emulator) -> None:
+    import sqlite3
+
+    from kiro_tui.demo import account_from_seed
+    from tests.support.run import run_cli
+
+    path = isolated_dirs / "data" / "kiro-tui" / "accounts.db"
+    with AccountStore.open(path) as store:
+        store.save(account_from_seed(emulator.seed(kind="social", email="damaged@example.com"), "dama9ed0"))
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    root, size = (db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'accounts'").fetchone()[0],
+                  db.execute("PRAGMA page_size").fetchone()[0])
+    db.close()
+    with open(path, "r+b") as handle:  # the accounts table's page overwritten: a torn write, a bad sector
+        handle.seek((root - 1) * size)
+        handle.write(b"\xff" * size)
+    for command in (["list"], ["refresh", "--all"]):
+        result = run_cli(kiro_tui_exe, *command)
+        assert result.code == 1, result
+        (line,) = result.err.strip().splitlines()
+        assert "internal error" not in line
+        assert line.startswith(f"kiro-tui: error: the account store {path} is damaged")
+        assert f"sqlite3 {path} .recover" in line
+
+
+def test_a_read_only_shm_beside_the_store_is_made_writable_again_and_said(isolated_dirs) -> None:
+    """A `-shm` left 0400 (a backup tool, a copy) keeps SQLite read-only for its owner: it is set
+    back to 0600 at open, and said."""
+    import os
+
+    path = isolated_dirs / "data" / "kiro-tui" / "accounts.db"
+    AccountStore.open(path).close()
+    shm = path.with_name("accounts.db-shm")
+    shm.write_bytes(b"\0" * 32768)
+    os.chmod(shm, 0o400)
+    with AccountStore.open(path) as store:
+        assert shm.stat().st_mode & 0o777 == 0o600
+        assert any(f"{shm} was read-only (mode 0400)" in fix for fix in store.permission_fixes), store.permission_fixes
+        assert store.writable()
+
+
+async def test_watch_says_all_is_well_only_once_the_store_takes_writes_again(rig: Rig) -> None:
+    """Issue 20 (lesser): a pass that writes nothing goes through while another program still
+    holds the store's write lock; the problem is over only when a write goes through again."""
+    import sqlite3
+
+    from kiro_tui.core.config import Settings
+    from kiro_tui.core.engine import Engine
+    from kiro_tui.core.events import EngineProblem
+
+    from tests.support.places import login_of, write_cliproxy
+
+    proxy = write_cliproxy(rig.tmp_path / "proxy", login_of(rig.emulator.seed(kind="social", email="l@example.com")))
+    rig.store.connection.execute("PRAGMA busy_timeout=100")
+    events: list = []
+    engine = Engine(rig.store, Settings(), rig.clock, rig.endpoints, None, http=rig.http, fetch_usage=False,
+                    on_event=events.append)
+    await engine.import_now(proxy, "cliproxy")
+    await engine.watch_pass()  # learns how the place looks
+    locker = sqlite3.connect(rig.store.path, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")  # another program holds the write lock
+    try:
+        other = write_cliproxy(rig.tmp_path / "other", login_of(rig.emulator.seed(kind="social", email="m@example.com")))
+        proxy.write_bytes(other.read_bytes())  # the tool logged in as someone else there
+        await engine.watch_pass()  # the changed place is read again; its import cannot be written
+        assert engine.problem and "locked" in engine.problem, engine.problem
+        await engine.watch_pass()  # nothing to write this time: the pass goes through
+        assert engine.problem and "locked" in engine.problem  # but the store still does not take writes
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    await engine.watch_pass()
+    assert engine.problem is None
+    assert [e.problem for e in events if isinstance(e, EngineProblem)][-1] is None
+    await engine.close()

@@ -82,7 +82,7 @@ from kiro_tui.core.places.kiro_cli import (
 )
 from kiro_tui.core.refresh import RefreshClients, Refresher, RefreshResult, StatusChange
 from kiro_tui.core.scheduler import RefreshScheduler
-from kiro_tui.core.store import AccountStore, RefreshLogEntry, UnreadableRow
+from kiro_tui.core.store import AccountStore, RefreshLogEntry, UnreadableRow, damage_message
 from kiro_tui.core.timefmt import EARLIEST, shift
 
 log = logging.getLogger("kiro_tui.engine")
@@ -195,6 +195,8 @@ class Engine:
         self._known: dict[str, Account] = {}
         self._stopping = asyncio.Event()
         self._started = False
+        self._store_failed = False
+        """A pass failed because the store would not take a write: not over until it takes one."""
         self.saved_at_start: list[str] = []
         """What `start` said about tokens earlier runs rescued, now saved (for `list` to print)."""
 
@@ -315,6 +317,7 @@ class Engine:
         other processes' commits, quota. Each step is guarded on its own."""
         await self.start()
         failed = False
+        store_failed = False
         for step in (self._check_store_file, self._check_kiro_cli, self._check_places, self._retry_held,
                      self._check_linked_places,
                      self._retry_places, self._notice_others, self._fetch_some_usage):
@@ -324,15 +327,28 @@ class Engine:
                 raise
             except Exception as exc:  # noqa: BLE001 - logged, shown, and the next pass tries again
                 failed = True
-                if isinstance(exc, StoreError):  # disk full, read-only, locked: said in words, no traceback
-                    log.warning("background step %s failed: %s", step.__name__, exc)
+                store_failed = store_failed or isinstance(exc, StoreError)
+                damaged = damage_message(self.store.path, exc)
+                if isinstance(exc, StoreError) or damaged:  # disk full, read-only, locked: in words, no traceback
+                    log.warning("background step %s failed: %s", step.__name__, damaged or exc)
                 else:
                     log.exception("background step %s failed", step.__name__)
-                self._set_problem(f"{step.__name__.strip('_').replace('_', ' ')} failed: {exc}")
+                self._set_problem(f"{step.__name__.strip('_').replace('_', ' ')} failed: {damaged or exc}")
+        if store_failed:
+            self._store_failed = True
         if not failed and self.problem and (" failed: " in self.problem
                                             or self.problem.startswith("background refresh stopped")):
-            self._set_problem(None)  # a whole pass went through: that failure (or restart) is over
+            if self._store_takes_writes():
+                self._set_problem(None)  # a whole pass went through: that failure (or restart) is over
         self._update_problem()
+
+    def _store_takes_writes(self) -> bool:
+        """After a pass failed on a write: a pass may write nothing, so the store must take a write
+        again before that problem is over (never "all is well" while another program holds it)."""
+        if self._store_failed and not self.store.writable(wait=0.5):
+            return False
+        self._store_failed = False
+        return True
 
     def _update_problem(self) -> None:
         assert self.refresher is not None
@@ -345,7 +361,8 @@ class Engine:
             self._set_problem(f"{count} held in memory: {first.reason}")
         elif self.refresher.store_trouble:
             self._set_problem(self.refresher.store_trouble)
-        elif self.problem and ("held in memory" in self.problem or "not writable" in self.problem):
+        elif self.problem and ("held in memory" in self.problem or "not writable" in self.problem) \
+                and self._store_takes_writes():
             self._set_problem(None)
 
     async def _check_kiro_cli(self) -> None:

@@ -242,6 +242,16 @@ def _ensure_private(path: Path, mode: int, fixed: list[str]) -> None:
         fixed.append(f"{path} was readable by others (mode {current:04o}); set it to {mode:04o}")
 
 
+def _ensure_owner_writable(path: Path, fixed: list[str]) -> None:
+    """A -wal or -shm its owner cannot write (left 0400 by a copy or a backup tool) keeps SQLite
+    read-only however the store itself is set: give the owner read and write back, and say so."""
+    info = path.stat()
+    current = stat.S_IMODE(info.st_mode)
+    if current & 0o600 != 0o600 and info.st_uid == getattr(os, "getuid", lambda: info.st_uid)():
+        os.chmod(path, (current | 0o600) & _FILE_MODE)
+        fixed.append(f"{path} was read-only (mode {current:04o}), which keeps the store read-only; set it to 0600")
+
+
 def describe_sqlite_error(exc: BaseException) -> str:
     """The cause of a SQLite failure in words: disk full, read-only, locked, or SQLite's own."""
     text = str(exc)
@@ -255,6 +265,17 @@ def describe_sqlite_error(exc: BaseException) -> str:
     if "disk i/o" in lowered:
         return "disk I/O error"
     return text
+
+
+def damage_message(path: Path, exc: BaseException) -> str | None:
+    """One line for a store SQLite finds damaged (a corrupt page): the file, and how to get back
+    what it holds. None for any other error."""
+    text = str(exc).lower()
+    if not isinstance(exc, sqlite3.DatabaseError) or not ("malformed" in text or "corrupt" in text):
+        return None
+    return (f"the account store {path} is damaged ({exc}); get back what it holds with "
+            f"`sqlite3 {path} .recover | sqlite3 {path}.recovered`, then `mv {path} {path}.damaged` and "
+            f"`mv {path}.recovered {path}` (or move it aside and run `kiro-tui import` again)")
 
 
 def _not_writable(path: Path) -> bool:
@@ -351,11 +372,12 @@ class AccountStore:
             store._check()  # checked first, tightened after: never chmod a file that turns out not to be ours
             _ensure_private(path.parent, _DIR_MODE, fixed)
             _ensure_private(path, _FILE_MODE, fixed)
-            store._prepare()
             for suffix in ("-wal", "-shm"):  # SQLite gives these the database's mode: follow it quietly
                 side = path.with_name(path.name + suffix)
                 if side.exists():
                     _ensure_private(side, _FILE_MODE, [])
+                    _ensure_owner_writable(side, fixed)
+            store._prepare()
         except sqlite3.DatabaseError as exc:
             connection.close()
             reason = describe_sqlite_error(exc)
@@ -363,6 +385,8 @@ class AccountStore:
                 reason = "read-only"  # WAL needs its -wal and -shm files beside the store: a read-only folder
             if reason in ("disk full", "read-only", "locked by another program", "disk I/O error"):
                 raise _write_error(path, exc, reason) from exc
+            if damage_message(path, exc):
+                raise StoreError(damage_message(path, exc)) from exc  # type: ignore[arg-type]
             raise StoreError(
                 f"the account store {path} is not a readable kiro-tui database ({exc}); "
                 f"move it aside (e.g. `mv {path} {path}.bak`) and run `kiro-tui import` again"
@@ -516,12 +540,18 @@ class AccountStore:
             except sqlite3.Error:  # SQLite may have rolled back by itself (disk full)
                 pass
 
-    def writable(self) -> bool:
-        """Whether a token's commit would go through now (see `probe_commit`)."""
+    def writable(self, wait: float | None = None) -> bool:
+        """Whether a token's commit would go through now (see `probe_commit`); `wait`: seconds to
+        wait for another program's lock (SQLite's busy timeout, 10 s, otherwise)."""
+        before = self._db.execute("PRAGMA busy_timeout").fetchone()[0]
         try:
+            if wait is not None:
+                self._db.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
             self.probe_commit()
         except StoreError:
             return False
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout={int(before)}")
         return True
 
     def probe_commit(self) -> None:
@@ -546,11 +576,12 @@ class AccountStore:
         space back to a full file system; True when it went through. Another process reading the
         store holds it back: then at once False, never waiting (it runs on the engine's loop)."""
         try:
+            before = self._db.execute("PRAGMA busy_timeout").fetchone()[0]
             self._db.execute("PRAGMA busy_timeout=0")
             try:
                 busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
             finally:
-                self._db.execute("PRAGMA busy_timeout=10000")
+                self._db.execute(f"PRAGMA busy_timeout={int(before)}")
         except sqlite3.Error as exc:
             log.info("checkpoint of %s failed: %s", self.path, exc)
             return False
