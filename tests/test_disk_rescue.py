@@ -474,3 +474,42 @@ async def test_watch_says_all_is_well_only_once_the_store_takes_writes_again(rig
     assert engine.problem is None
     assert [e.problem for e in events if isinstance(e, EngineProblem)][-1] is None
     await engine.close()
+
+
+async def test_the_engine_view_of_a_held_token_names_its_rescue_copy(rig: Rig) -> None:
+    from kiro_tui.core.config import Settings
+    from kiro_tui.core.engine import Engine
+
+    account_id, _ = rig.add_own(kind="social", email="shown@example.com")
+    rig.make_due(account_id)
+    engine = Engine(rig.store, Settings(), rig.clock, rig.endpoints, None, http=rig.http, fetch_usage=False)
+    await engine.start()
+    assert engine.refresher is not None
+    disk_fills_during_the_call(engine.refresher, rig.store.connection)
+    await engine.refresh_now([account_id])
+    (view,) = (await engine.views([account_id])).views
+    copy = rescue_dir(rig.store) / f"{account_id}.json"
+    assert view.held == f"token held in memory: the store is not writable: disk full; rescue copy in {copy}"
+    await engine.close()
+
+
+async def test_the_tui_saves_an_earlier_runs_rescue_at_start_and_says_so(tmp_path: Path) -> None:
+    """The next start commits what an earlier run rescued, and the TUI says so (a toast)."""
+    from kiro_tui.core.masking import fingerprint
+    from tests.support.tui import build_app, build_store, settle, toasts
+
+    with build_store(tmp_path / "s.db") as store:
+        spent = store.get("b2c3d4e5").refresh_token  # type: ignore[union-attr]
+        copy, _ = rescue.save(store.path, "b2c3d4e5", {
+            "account_id": "b2c3d4e5", "access_token": "aoaRESCUEDaccess", "refresh_token": "aorRESCUEDrefresh",
+            "expires_at": "2026-11-23T12:55:00Z", "spent": fingerprint(spent), "since": "2026-11-23T11:55:00Z"})
+        assert copy is not None
+        app = build_app(store)
+        async with app.run_test(size=(160, 40), notifications=True) as pilot:
+            await settle(pilot)
+            await pilot.pause()
+            said = [t for t in toasts(app) if "rescued" in t]
+            assert said == [f"Token saved: b2c3d4e5 bob@example.com: the token an earlier run rescued in {copy} is now saved "
+                            "in the store"], toasts(app)
+        assert store.get("b2c3d4e5").refresh_token == "aorRESCUEDrefresh"  # type: ignore[union-attr]
+        assert not copy.exists()

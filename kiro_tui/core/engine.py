@@ -665,7 +665,7 @@ class Engine:
                 account.access_token, account.refresh_token, account.expires_at = (
                     token.access_token, token.refresh_token, token.expires_at)
             views.append(AccountView(account, account.id in refreshing, usage.get(account.id),
-                                     places.get(account.id, []), token.message if token else None))
+                                     places.get(account.id, []), token.shown if token else None))
         if ids is None:
             self._known = {a.id: a for a in accounts}
         return Views(views, unreadable)

@@ -177,6 +177,12 @@ class HeldToken:
         return f"token held in memory: {self.reason}"
 
     @property
+    def shown(self) -> str:
+        """For the detail panel and `list --json`'s `held`: why, and where its copy is."""
+        where = f"rescue copy in {self.rescue}" if self.rescue else "no rescue copy: only in this process's memory"
+        return f"{self.message}; {where}"
+
+    @property
     def rescue_note(self) -> str:
         """What survives this process, as verified on disk: for a person about to see it exit."""
         if self.rescue:
