@@ -2,9 +2,11 @@
 private mount namespace), so the small tmpfs that holds the store exists for this process and its
 children only. The kiro-cli databases (one login each, sync mode) are on the real disk, with room.
 
-Usage: python tests/support/full_disk_rescue.py ROOT EMULATOR_URL KIRO_TUI_EXE DB... [--state-on-full-disk] [--reader]
+Usage: python tests/support/full_disk_rescue.py ROOT EMULATOR_URL KIRO_TUI_EXE DB...
+                [--state-on-full-disk] [--reader]
 The disk fills up once ROOT/arrived exists (the test makes it when a refresh request reached the
-emulator, whose latency keeps every answer on the wire meanwhile). Prints one JSON object: what each step said and its exit code, and what the rescue folders held.
+emulator, whose latency keeps every answer on the wire meanwhile). Prints one JSON object: what
+each step said and its exit code, and what the rescue folders held.
 """
 
 from __future__ import annotations
