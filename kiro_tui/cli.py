@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from kiro_tui import __version__
-from kiro_tui.core import paths
+from kiro_tui.core import paths, rescue
 from kiro_tui.core.clock import SystemClock
 from kiro_tui.core.config import Settings, load_settings
 from kiro_tui.core.errors import KiroTuiError
@@ -179,11 +179,25 @@ def cmd_sources(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- list / usage
 
 
+async def _save_rescued(engine: Engine) -> list[str]:
+    """Commit the tokens earlier runs left in rescue copies (starting the engine does); what to say."""
+    try:
+        await engine.start()
+        held_now = engine.refresher.held.values() if engine.refresher is not None else []
+        still = [f"{held.account_id}: {held.message}; {held.rescue_note}" for held in held_now]
+        return engine.saved_at_start + still
+    finally:
+        await engine.close()
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     settings = _settings()
     now = SystemClock().now()
     with _open_store() as store:
         engine = _engine(store, settings)
+        if rescue.pending(store.path):  # an earlier run's rescued tokens: saved first, and said
+            for text in _run(lambda: _save_rescued(engine)):
+                warn(text)
         result = _run(lambda: engine.views())
         for problem in result.unreadable:
             warn(problem.describe())
@@ -332,7 +346,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
             results = await engine.refresh_now(chosen, force) if chosen else []
             await engine.stop(timeout=30)
             if engine.refresher is not None:
-                held.extend(h.message for h in engine.refresher.held.values())
+                held.extend(f"{h.account_id}: {h.message}; {h.rescue_note}"
+                            for h in engine.refresher.held.values())
             return results
 
         results = _run_engine(engine, run)
@@ -353,7 +368,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         for warning in result.warnings:
             warn(f"{result.account_id}: {warning}")
     for message in held:
-        warn(f"{message}; a rescue copy is beside the store and is saved at the next run")
+        warn(message)
     if any(r.status is Status.NEEDS_LOGIN for r in results):
         return EXIT_NEEDS_LOGIN
     if held or any(r.outcome is Outcome.FAILED or r.status is Status.SUSPENDED for r in results):
@@ -803,6 +818,12 @@ def _main(argv: Sequence[str] | None) -> int:
     except Exception as exc:  # a bug: the traceback goes to the log file, one line to the person
         from kiro_tui.core.aws.errors import redact
         from kiro_tui.core.logs import setup_file_logging
+        from kiro_tui.core.store import damage_message
+
+        damaged = damage_message(paths.store_file(), exc)  # the places say their own files' damage
+        if damaged:
+            say(f"kiro-tui: error: {damaged}", err=True)
+            return EXIT_FAILURE
 
         where = setup_file_logging()
         log.exception("unexpected error in `kiro-tui %s`", args.command or "")

@@ -78,9 +78,15 @@ def test_every_tool_is_imported_and_refreshes(kiro_tui_exe, isolated_dirs: Path,
     assert {p["kind"] for a in listed for p in a["places"]} == {"kiro-ide", "cliproxy", "opencode", "aiclient",
                                                                "gateway"}
     assert all(p["role"] == "source" and p["holds"] == "current" for a in listed for p in a["places"])
+    modes = {a["places"][0]["kind"]: a["mode"] for a in listed}
+    assert modes.pop("opencode") == "follow"  # kiro-tui cannot write opencode's kiro.db (issue 19)
+    assert set(modes.values()) == {"sync"}
     refreshed = run_cli(kiro_tui_exe, "refresh", "--all", "--json", env=env)
     assert refreshed.code == 0, refreshed.err
-    assert {r["outcome"] for r in refreshed.json()} == {"refreshed"}
+    ids = {a["id"]: a["places"][0]["kind"] for a in listed}
+    assert {ids[r["id"]]: r["outcome"] for r in refreshed.json()} == {
+        "kiro-ide": "refreshed", "cliproxy": "refreshed", "aiclient": "refreshed", "gateway": "refreshed",
+        "opencode": "followed"}  # opencode's own token is never spent by kiro-tui
 
 
 def test_import_all_and_a_broken_file_is_one_clean_message(kiro_tui_exe, isolated_dirs: Path, live_emulator) -> None:

@@ -621,7 +621,8 @@ async def test_a_held_token_is_not_retried_in_a_loop_by_the_scheduler(rig: Rig) 
 def test_watch_on_a_really_full_disk_holds_the_token_and_saves_it_when_space_is_freed(kiro_tui_exe, tmp_path,
                                                                                       live_emulator) -> None:
     """A 2 MB file system (tmpfs, in a private mount namespace) fills up while `watch` waits for
-    the service's answer: the token is held (the rescue copy cannot be written either: same disk),
+    the service's answer: the token is held (its rescue copy goes to the state folder: the store's
+    disk is full),
     the store is not hammered meanwhile, and once space is freed the token is saved and alive."""
     import shutil
     import subprocess
@@ -639,7 +640,9 @@ def test_watch_on_a_really_full_disk_holds_the_token_and_saves_it_when_space_is_
     outcome = json.loads(run.stdout)
     err = outcome["err"]
     assert outcome["steps"] == {"refreshing": True, "held": True, "saved": True}, err
-    assert "the rescue copy could not be written either (No space left on device)" in err
+    beside = tmp_path / "root" / "data" / "kiro-tui" / "accounts.db.rescue"
+    assert f"the rescue copy could not be written in {beside}: No space left on device" in err
+    assert f"a rescue copy of the held token is saved in {tmp_path / 'root' / 'state' / 'kiro-tui' / 'rescue'}" in err
     assert outcome["code"] == 0, err
     (after,) = json.loads(outcome["after"])
     assert (after["outcome"], after["status"]) == ("refreshed", "fresh"), (outcome["after"], outcome["after_err"])

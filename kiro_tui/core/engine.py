@@ -25,7 +25,7 @@ import httpx
 
 from kiro_tui.core.aws.codewhisperer import Profile, ProfileListing, QClient
 from kiro_tui.core.aws.endpoints import Endpoints
-from kiro_tui.core.aws.errors import ServiceError
+from kiro_tui.core.aws.errors import ErrorClass, ServiceError
 from kiro_tui.core.aws.oidc import OidcClient
 from kiro_tui.core.aws.tokens import TokenResult
 from kiro_tui.core.aws.transport import make_http_client
@@ -35,6 +35,7 @@ from kiro_tui.core.errors import KiroCliError, KiroTuiError, StoreError, TlsSetu
 from kiro_tui.core.events import (
     AccountsChanged,
     EngineEvent,
+    EngineNotice,
     EngineProblem,
     ImportFailed,
     ImportFinished,
@@ -81,7 +82,7 @@ from kiro_tui.core.places.kiro_cli import (
 )
 from kiro_tui.core.refresh import RefreshClients, Refresher, RefreshResult, StatusChange
 from kiro_tui.core.scheduler import RefreshScheduler
-from kiro_tui.core.store import AccountStore, RefreshLogEntry, UnreadableRow
+from kiro_tui.core.store import AccountStore, RefreshLogEntry, UnreadableRow, damage_message
 from kiro_tui.core.timefmt import EARLIEST, shift
 
 log = logging.getLogger("kiro_tui.engine")
@@ -195,6 +196,10 @@ class Engine:
         self._stopping = asyncio.Event()
         self._stop_task: asyncio.Task[list[str]] | None = None
         self._started = False
+        self._store_failed = False
+        """A pass failed because the store would not take a write: not over until it takes one."""
+        self.saved_at_start: list[str] = []
+        """What `start` said about tokens earlier runs rescued, now saved (for `list` to print)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -217,6 +222,22 @@ class Engine:
         self.q = QClient(self._http, self.endpoints)
         self._data_version = self.store.data_version()
         self._started = True
+        if self.refresher.held:  # rescue copies an earlier run left: into the store first of all
+            await self.refresher.commit_held(force=True)
+            self.saved_at_start = self.tell_saved_held()
+
+    def tell_saved_held(self) -> list[str]:
+        """Say (once each) which held or rescued tokens are now saved in the store; returns it."""
+        if self.refresher is None:
+            return []
+        told = []
+        for account_id, name, where in self.refresher.saved_held:
+            text = (f"{account_id} {name}: the token an earlier run rescued in {where} is now saved in the store"
+                    if where else f"{account_id} {name}: the held token is now saved in the store")
+            told.append(text)
+            self._emit(EngineNotice(text, "Token saved"))
+        self.refresher.saved_held.clear()
+        return told
 
     async def run(self) -> None:
         """Refresh, watch and fetch usage until `stop`; a loop that dies is restarted with backoff."""
@@ -326,7 +347,9 @@ class Engine:
         other processes' commits, quota. Each step is guarded on its own."""
         await self.start()
         failed = False
-        for step in (self._check_kiro_cli, self._check_places, self._retry_held, self._check_linked_places,
+        store_failed = False
+        for step in (self._check_store_file, self._check_kiro_cli, self._check_places, self._retry_held,
+                     self._check_linked_places,
                      self._retry_places, self._notice_others, self._fetch_some_usage):
             try:
                 await step()
@@ -334,15 +357,28 @@ class Engine:
                 raise
             except Exception as exc:
                 failed = True
-                if isinstance(exc, StoreError):  # disk full, read-only, locked: said in words, no traceback
-                    log.warning("background step %s failed: %s", step.__name__, exc)
+                store_failed = store_failed or isinstance(exc, StoreError)
+                damaged = damage_message(self.store.path, exc)
+                if isinstance(exc, StoreError) or damaged:  # disk full, read-only, locked: in words, no traceback
+                    log.warning("background step %s failed: %s", step.__name__, damaged or exc)
                 else:
                     log.exception("background step %s failed", step.__name__)
-                self._set_problem(f"{step.__name__.strip('_').replace('_', ' ')} failed: {exc}")
+                self._set_problem(f"{step.__name__.strip('_').replace('_', ' ')} failed: {damaged or exc}")
+        if store_failed:
+            self._store_failed = True
         if not failed and self.problem and (" failed: " in self.problem
                                             or self.problem.startswith("background refresh stopped")):
-            self._set_problem(None)  # a whole pass went through: that failure (or restart) is over
+            if self._store_takes_writes():
+                self._set_problem(None)  # a whole pass went through: that failure (or restart) is over
         self._update_problem()
+
+    def _store_takes_writes(self) -> bool:
+        """After a pass failed on a write: a pass may write nothing, so the store must take a write
+        again before that problem is over (never "all is well" while another program holds it)."""
+        if self._store_failed and not self.store.writable(wait=0.5):
+            return False
+        self._store_failed = False
+        return True
 
     def _update_problem(self) -> None:
         assert self.refresher is not None
@@ -355,7 +391,8 @@ class Engine:
             self._set_problem(f"{count} held in memory: {first.reason}")
         elif self.refresher.store_trouble:
             self._set_problem(self.refresher.store_trouble)
-        elif self.problem and ("held in memory" in self.problem or "not writable" in self.problem):
+        elif self.problem and ("held in memory" in self.problem or "not writable" in self.problem) \
+                and self._store_takes_writes():
             self._set_problem(None)
 
     async def _check_kiro_cli(self) -> None:
@@ -400,6 +437,21 @@ class Engine:
             report = import_snapshot(self.store, snapshot, now, self.settings.default_import_mode, automatic=True)
             self._after_import(report, automatic=True)
 
+    async def _check_store_file(self) -> None:
+        """The store's file was replaced under us (a backup restored, a rename over it): reopen
+        the file now at the path and carry the newer tokens held here into it, loudly."""
+        carried = self.store.reopen_if_replaced()
+        if carried is None:
+            return
+        text = (f"the account store {self.store.path} was replaced while kiro-tui was running (a backup "
+                f"restored?); reopened it and saved {len(carried)} newer token{'s' if len(carried) != 1 else ''} "
+                "into it")
+        log.warning("%s", text)
+        self._emit(EngineNotice(text, "Account store replaced"))
+        self._data_version = None  # everything is re-read and rescheduled
+        await self._notice_others()
+        self._emit(AccountsChanged(None))
+
     async def _retry_held(self) -> None:
         assert self.refresher is not None
         if self.refresher.held:
@@ -407,6 +459,7 @@ class Engine:
             await self.refresher.commit_held()
             done = ids - set(self.refresher.held)
             if done:
+                self.tell_saved_held()
                 self._emit(AccountsChanged(frozenset(done)))
 
     async def _check_linked_places(self) -> None:
@@ -466,6 +519,8 @@ class Engine:
                                  previous.resets_at if previous else None,
                                  previous.subscription if previous else None,
                                  previous.fetched_at if previous else None, exc.message, now)
+            if exc.classification is ErrorClass.SUSPENDED:
+                self._suspended(account, exc)
         else:
             record = UsageRecord(usage.used, usage.limit, usage.reset_at, usage.subscription, now)
             if usage.email and usage.email != account.email:
@@ -473,6 +528,17 @@ class Engine:
         self.store.save_usage(account_id, record)
         self._emit(AccountsChanged(frozenset({account_id})))
         return record
+
+    def _suspended(self, account: Account, exc: ServiceError) -> None:
+        """CodeWhisperer said TEMPORARILY_SUSPENDED (outside a refresh): the account is shown
+        suspended, as a refresh that hears it does, and the status change is told (toast, hook)."""
+        now = self.clock.now()
+        before = account.status(now, self.settings.window)
+        message = f"account suspended: {exc.message}"
+        self.store.update(account.id, health=Health.SUSPENDED, last_error=message)
+        account.health, account.last_error = Health.SUSPENDED, message
+        self._status_changed(StatusChange(account.id, account.name, before, account.status(now, self.settings.window),
+                                          message))
 
     # ------------------------------------------------------------------ the front
 
@@ -629,7 +695,7 @@ class Engine:
                 account.access_token, account.refresh_token, account.expires_at = (
                     token.access_token, token.refresh_token, token.expires_at)
             views.append(AccountView(account, account.id in refreshing, usage.get(account.id),
-                                     places.get(account.id, []), token.message if token else None))
+                                     places.get(account.id, []), token.shown if token else None))
         if ids is None:
             self._known = {a.id: a for a in accounts}
         return Views(views, unreadable)

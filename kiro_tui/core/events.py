@@ -43,4 +43,12 @@ class EngineProblem:
     title: str = "kiro-tui"
 
 
-EngineEvent = AccountsChanged | StatusChanged | ImportFinished | ImportFailed | EngineProblem
+@dataclass(frozen=True)
+class EngineNotice:
+    """Something a person should hear once that is not a problem (a rescued token is saved)."""
+
+    text: str
+    title: str = "kiro-tui"
+
+
+EngineEvent = AccountsChanged | StatusChanged | ImportFinished | ImportFailed | EngineProblem | EngineNotice

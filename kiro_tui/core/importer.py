@@ -10,14 +10,16 @@ transaction; a login that cannot be stored is skipped with its reason, the other
 
 from __future__ import annotations
 
+import os
 import secrets
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from kiro_tui.core.masking import fingerprint
-from kiro_tui.core.models import Account, AuthMethod, Health, Mode, Place, PlaceRole
+from kiro_tui.core.models import Account, AuthMethod, Health, Mode, Place, PlaceRole, PlaceState
+from kiro_tui.core.places import PlaceError, place_format
 from kiro_tui.core.places.base import PlaceLogin, PlaceSnapshot
 from kiro_tui.core.places.kiro_cli import KiroCliSnapshot, SkippedKey
 from kiro_tui.core.store import AccountStore, UnlinkMark, touch_updated
@@ -217,16 +219,26 @@ def _import_login(
 ) -> ImportedLogin:
     account = match_login(store, login, kind, source)
     place = store.place_at(kind, source, login.key)
+    unwritable = None if can_write_place(kind, source) else f"follow mode: kiro-tui cannot write {source}"
     if account is None:
-        account = _new_account(login, new_account_id(taken), source, mode, kind)
+        account = _new_account(login, new_account_id(taken), source,
+                               Mode.FOLLOW if unwritable and mode is Mode.SYNC else mode, kind)
         taken.add(account.id)
         touch_updated(account, now)
         store.save(account, tx)  # type: ignore[arg-type]
         store.save_place(tx, Place(account.id, kind, source, login.key, PlaceRole.SOURCE))  # type: ignore[arg-type]
-        return _imported(account, login, ADDED, login.needs_login, kind, source)
+        note = login.needs_login or (unwritable if account.mode is not mode else None)
+        return _imported(account, login, ADDED, note, kind, source)
     if place is None or place.account_id != account.id:
         store.save_place(tx, Place(account.id, kind, source, login.key,  # type: ignore[arg-type]
                                    place.role if place else PlaceRole.SOURCE))
+    elif place.state is PlaceState.STALE and login.refresh_token == account.refresh_token:
+        store.save_place(tx, replace(place, state=PlaceState.IN_SYNC, detail=None))  # type: ignore[arg-type]
+    if unwritable and account.mode is Mode.SYNC and account.source == source:
+        # Refreshing it would spend the tool's own token and leave the tool logged out.
+        account.mode = Mode.FOLLOW
+        touch_updated(account, now)
+        store.save(account, tx)  # type: ignore[arg-type]
     if automatic and account.mode is Mode.OWN and account.health is not Health.NEEDS_LOGIN:
         return _imported(account, login, UNCHANGED, "own mode: refreshed by kiro-tui", kind, source)
     action, note = merge_login(account, login, spent=is_spent(store, account, login))
@@ -234,6 +246,18 @@ def _import_login(
         touch_updated(account, now)
         store.save(account, tx)  # type: ignore[arg-type]
     return _imported(account, login, action, note, kind, source)
+
+
+def can_write_place(kind: str, path: str) -> bool:
+    """Whether kiro-tui can write this place back: a kind it writes (never opencode's kiro.db),
+    and a file (and folder, for atomic replacement) it has the right to write."""
+    try:
+        if not place_format(kind).writable:
+            return False
+    except PlaceError:
+        return False
+    target = Path(path)
+    return os.access(target, os.W_OK) and os.access(target.parent, os.W_OK)
 
 
 def match_login(store: AccountStore, login: PlaceLogin, kind: str, path: str) -> Account | None:

@@ -50,6 +50,10 @@ class PrivateRotatingFileHandler(RotatingFileHandler):
             os.close(fd)
             raise
 
+    def handleError(self, record: logging.LogRecord) -> None:
+        """The log file cannot take a line (its disk is full): the line is dropped, never
+        logging's "--- Logging error ---" and a traceback on the terminal (`watch`, `refresh`)."""
+
 
 def log_file() -> Path:
     return paths.log_dir() / "kiro-tui.log"

@@ -227,6 +227,9 @@ class PlaceState(StrEnum):
     """The tool there refreshed by itself; kiro-tui took its token."""
     ERROR = "error"
     """Holds another login now, or cannot be written as it stands: a person must look."""
+    STALE = "stale"
+    """Holds an older token of the account: a place kiro-tui does not write (opencode's kiro.db, a
+    read-only file, an own-mode source) after kiro-tui refreshed. Never "in-sync"."""
 
 
 @dataclass

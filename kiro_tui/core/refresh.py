@@ -27,7 +27,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import random
@@ -41,6 +40,7 @@ from pathlib import Path
 
 import httpx
 
+from kiro_tui.core import rescue
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.aws.errors import ErrorClass, ServiceError
 from kiro_tui.core.aws.external_idp import ExternalIdpClient
@@ -77,6 +77,10 @@ from kiro_tui.core.timefmt import format_timestamp, parse_timestamp, shift
 log = logging.getLogger("kiro_tui.refresh")
 
 LEASE_SECONDS = 60.0
+REFRESH_DEADLINE = 40.0
+"""The whole network call, however slowly the answer trickles in (a slow-loris server beats
+every per-read timeout): over well before the lease runs out, so no other process can take the
+lease and spend the same refresh token while this call may still be answered."""
 SOCIAL_AUTH_REGION = "us-east-1"
 DEFAULT_WRITE_TIMEOUT = 2.0
 
@@ -162,10 +166,30 @@ class HeldToken:
     since: datetime
     attempts: int = 0
     next_try: datetime | None = None
+    rescue: str | None = None
+    """Where a copy was verified on disk (a rescue file, or a place in its tool's format)."""
+    rescue_failures: list[str] = field(default_factory=list)
+    """Why each rescue location tried failed: said when none took it."""
 
     @property
     def message(self) -> str:
         return f"token held in memory: {self.reason}"
+
+    @property
+    def shown(self) -> str:
+        """For the detail panel and `list --json`'s `held`: why, and where its copy is."""
+        where = f"rescue copy in {self.rescue}" if self.rescue else "no rescue copy: only in this process's memory"
+        return f"{self.message}; {where}"
+
+    @property
+    def rescue_note(self) -> str:
+        """What survives this process, as verified on disk: for a person about to see it exit."""
+        if self.rescue:
+            return f"a rescue copy is saved in {self.rescue} (read back and verified); it is saved into the store " \
+                   "at the next start"
+        tried = "; ".join(self.rescue_failures) or "nowhere to write"
+        return f"NO rescue copy could be written ({tried}): the new token is only in this process's memory " \
+               "and is lost when it exits"
 
     def to_json(self) -> dict[str, object]:
         return {"account_id": self.account_id, "access_token": self.access_token,
@@ -184,8 +208,8 @@ def default_owner() -> str:
 
 
 def rescue_dir(store: AccountStore) -> Path:
-    """Beside the store: where held tokens are written when the store itself will not take them."""
-    return store.path.with_name(store.path.name + ".rescue")
+    """Beside the store: the first place a held token is written when the store will not take it."""
+    return rescue.beside_store(store.path)
 
 
 class Refresher:
@@ -201,9 +225,11 @@ class Refresher:
         backoff: Backoff = Backoff(),
         on_change: Callable[[StatusChange], None] | None = None,
         writeback_timeout: float = DEFAULT_WRITE_TIMEOUT,
+        deadline: float = REFRESH_DEADLINE,
     ) -> None:
         self.store, self.clients, self.clock, self.settings = store, clients, clock, settings
         self.writeback_timeout = writeback_timeout
+        self.deadline = min(deadline, LEASE_SECONDS * 2 / 3)
         self.owner = owner or default_owner()
         self.rng = rng or random.Random()
         self.backoff = backoff
@@ -217,6 +243,8 @@ class Refresher:
         """One per account: a refresh and the watch pass's place work never overlap in this process."""
         self._seen: dict[str, PlaceSignature] = {}
         """How each place file looked at the last pass (or just after kiro-tui wrote it)."""
+        self.saved_held: list[tuple[str, str, str | None]] = []
+        """(id, name, where its rescue copy was) of each held token committed since: told once."""
         self._load_rescued()
 
     # ------------------------------------------------------------------ entry point
@@ -296,9 +324,9 @@ class Refresher:
                                  classification=ErrorClass.FATAL_CONFIG.value, message=str(exc))
         now = self.clock.now()
         if account is None:
-            self.held.pop(account_id, None)
+            self._forget_held(account_id)
             return RefreshResult(account_id, Outcome.SKIPPED, Status.EXPIRED, message="no such account")
-        held = self.held.get(account_id)
+        held = self._live_held(account)
         if held is not None:  # the store has the spent token; the live one is here
             account.access_token, account.refresh_token, account.expires_at = (
                 held.access_token, held.refresh_token, held.expires_at)
@@ -313,6 +341,12 @@ class Refresher:
                 return adopted
         if not force and not account.is_due(now, self.window_for(account.id)):
             return self._result(account, Outcome.SKIPPED, "not due yet")
+        try:  # the service rotates the token: spend it only if the new one can be kept
+            self.store.probe_commit()
+        except StoreError as exc:
+            return self._unrecorded_failure(
+                account.id, f"store not writable: not refreshing, the current token stays valid until "
+                            f"{format_timestamp(account.expires_at.astimezone())} ({exc})", account)
         self._emit(account, before, Status.REFRESHING)
         return await self._refresh_over_network(account)
 
@@ -334,6 +368,17 @@ class Refresher:
         must not write (opencode's kiro.db: opencode saves over it; it is synced through kiro-cli)."""
         return [p for p in self.store.places(account.id)
                 if (p.role is PlaceRole.LINK or account.mode is Mode.SYNC) and _writable(p.kind)]
+
+    def _left_stale(self, account: Account, written: list[Place]) -> list[Place]:
+        """The account's other places, marked as holding an older token: kiro-tui does not write
+        them (opencode's kiro.db, a source in own or follow mode), so after the token moved on they
+        are never "in-sync"."""
+        addresses = {p.address for p in written}
+        return [replace(p, state=PlaceState.STALE, pending_from=None,
+                        detail="holds an older token: kiro-tui does not write this place"
+                        + ("" if _writable(p.kind) else f" ({p.kind})"))
+                for p in self.store.places(account.id)
+                if p.address not in addresses and p.state in (PlaceState.IN_SYNC, PlaceState.ADOPTED)]
 
     async def _adopt_from_places(self, account: Account, before: Status) -> RefreshResult | None:
         """If a place holds a newer token of this login, take it instead of calling the network."""
@@ -368,6 +413,8 @@ class Refresher:
                                                   detail=f"took its newer token ({format_timestamp(now)})"))
                 for other in others:
                     self.store.save_place(tx, other)
+                for stale in self._left_stale(account, [*others, place]):
+                    self.store.save_place(tx, stale)
                 self.store.log_refresh(tx, RefreshLogEntry(account.id, now, Outcome.ADOPTED,
                                                            message=f"newer token from {place.kind}"))
             await self.write_places(account, others)
@@ -536,7 +583,12 @@ class Refresher:
         spent = account.refresh_token
         started = time.monotonic()
         try:
-            token = await self._call(account)
+            async with asyncio.timeout(self.deadline):
+                token = await self._call(account)
+        except TimeoutError:
+            error = ServiceError(f"no complete answer within {self.deadline:g} s (the refresh's deadline, shorter "
+                                 "than its lease); retrying", ErrorClass.TRANSIENT)
+            return self._failed(account, error, round((time.monotonic() - started) * 1000))
         except ServiceError as exc:
             return self._failed(account, exc, round((time.monotonic() - started) * 1000))
         except KiroTuiError as exc:  # e.g. a stored token endpoint that is not a URL
@@ -553,6 +605,8 @@ class Refresher:
         account.last_refresh_at = now
         warnings = list(token.warnings)
         held = self._commit_token(account, spent, now, duration, warnings)
+        if held is not None and held.rescue is None:
+            await self._rescue_into_places(account, held)
         if held is None:
             warnings += self._commit_details(account, token)
             self.backing_off.pop(account.id, None)
@@ -571,24 +625,38 @@ class Refresher:
         transaction. If the store will not take it, hold the token instead; returns it then."""
         places = self._places_to_write(account) if spent and account.refresh_token != spent else []
         message = "; ".join(warnings) or None
-        try:
-            with self.store.transaction() as tx:
-                self.store.update(
-                    account.id, tx, access_token=account.access_token, refresh_token=account.refresh_token,
-                    expires_at=account.expires_at, health=Health.OK, last_error=None, consecutive_failures=0,
-                    next_refresh_at=None, last_refresh_at=now,
-                )
-                self.store.add_lineage(tx, account.id, [spent, account.refresh_token], now)
-                for place in places:
-                    self.store.save_place(tx, replace(place, state=PlaceState.PENDING, pending_from=fingerprint(spent),
-                                                      detail="writing the new token"))
-                self.store.log_refresh(tx, RefreshLogEntry(account.id, now, Outcome.REFRESHED, duration_ms=duration,
-                                                           http_status=200, message=message))
-        except StoreError as exc:
-            return self._hold(account, spent, now, exc)
-        self.held.pop(account.id, None)
+        for attempt in (1, 2):
+            try:
+                self._commit_token_once(account, spent, now, duration, message, places)
+                break
+            except StoreError as exc:
+                if attempt == 1 and getattr(exc, "reason", None) in ("disk full", "disk I/O error") \
+                        and self.store.make_room():  # the WAL's space, given back: once more
+                    log.warning("%s: the store's disk was full; checkpointed its WAL and trying again", account.id)
+                    continue
+                return self._hold(account, spent, now, exc)
+        if account.id in self.held:  # a held token was spent for this one: it and its copies are history
+            self._forget_held(account.id)
         self._store_ok()
         return None
+
+    def _commit_token_once(self, account: Account, spent: str | None, now: datetime, duration: int,
+                           message: str | None, places: list[Place]) -> None:
+        with self.store.transaction() as tx:
+            self.store.update(
+                account.id, tx, access_token=account.access_token, refresh_token=account.refresh_token,
+                expires_at=account.expires_at, health=Health.OK, last_error=None, consecutive_failures=0,
+                next_refresh_at=None, last_refresh_at=now,
+            )
+            self.store.add_lineage(tx, account.id, [spent, account.refresh_token], now)
+            for place in places:
+                self.store.save_place(tx, replace(place, state=PlaceState.PENDING, pending_from=fingerprint(spent),
+                                                  detail="writing the new token"))
+            if spent and account.refresh_token != spent:
+                for place in self._left_stale(account, places):
+                    self.store.save_place(tx, place)
+            self.store.log_refresh(tx, RefreshLogEntry(account.id, now, Outcome.REFRESHED, duration_ms=duration,
+                                                       http_status=200, message=message))
 
     def _commit_details(self, account: Account, token: TokenResult) -> list[str]:
         """Fields of the answer beyond the token, each on its own: a bad one is dropped, named."""
@@ -609,47 +677,100 @@ class Refresher:
                          fingerprint(spent), reason, now, next_try=shift(now, self.backoff.base))
         self.held[account.id] = held
         self.store_trouble = reason
+        self._write_rescue(held)
         log.error("%s %s: %s; retrying, and it is written as soon as the store takes writes",
                   account.id, account.name, held.message)
-        self._write_rescue(held)
         return held
 
     def _write_rescue(self, held: HeldToken) -> None:
-        """A second copy outside the database (0600), so even a crash now does not lose it."""
-        folder = rescue_dir(self.store)
-        try:
-            folder.mkdir(mode=0o700, exist_ok=True)
-            target = folder / f"{held.account_id}.json"
-            temporary = folder / f".{held.account_id}.{os.getpid()}.tmp"
-            fd = os.open(temporary, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(held.to_json(), handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, target)
-        except OSError as exc:
-            log.error("%s: the rescue copy could not be written either (%s): the token is only in memory",
-                      held.account_id, exc.strerror or exc)
+        """A second copy outside the database, verified on disk, so even a crash now does not
+        lose it: the first rescue folder that takes it (beside the store, state, runtime)."""
+        path, failures = rescue.save(self.store.path, held.account_id, held.to_json())
+        held.rescue, held.rescue_failures = (str(path) if path else None), failures
+        for failure in failures:
+            log.error("%s: the rescue copy could not be written in %s", held.account_id, failure)
+        if path is not None:
+            log.warning("%s: a rescue copy of the held token is saved in %s", held.account_id, path)
 
-    def _drop_rescue(self, account_id: str) -> None:
-        try:
-            (rescue_dir(self.store) / f"{account_id}.json").unlink(missing_ok=True)
-        except OSError:
-            pass
+    async def _rescue_into_places(self, account: Account, held: HeldToken) -> None:
+        """No rescue folder took the token: write it, in the tool's own format, into a place of
+        this account that kiro-tui reads back at the next start (compare-and-swap on the lineage,
+        as every write-back), and count it only once it reads back."""
+        copy = TokenCopy(held.access_token, held.refresh_token, held.expires_at,
+                         account.profile_arn if account.auth_method is AuthMethod.SOCIAL else None)
+
+        def belongs(token_print: str | None) -> bool:
+            return self.store.in_lineage(account.id, token_print)
+
+        for place in [p for p in self._places_to_read(account) if _writable(p.kind)]:
+            fmt = place_format(place.kind)
+            try:
+                written = await asyncio.to_thread(fmt.write_token, Path(place.path), place.entry, copy, belongs,
+                                                  self.writeback_timeout)
+                login = await asyncio.to_thread(fmt.read_entry, Path(place.path), place.entry, self.clock.now())
+            except Exception as exc:  # noqa: BLE001 - one place that cannot take it; the next may
+                held.rescue_failures.append(f"{place.path}: {exc}")
+                continue
+            if login is not None and login.refresh_token == held.refresh_token:
+                self._seen[place.path] = place_signature(place.path, place.kind in _DATABASES)
+                held.rescue = f"{fmt.title}'s {place.path} (in its own format)"
+                log.warning("%s: the held token is saved in %s", account.id, held.rescue)
+                return
+            held.rescue_failures.append(f"{place.path}: {written.detail or written.outcome.value}")
+
+    def _forget_held(self, account_id: str) -> None:
+        """The store holds this token now (or went past it): drop it and every rescue copy."""
+        self.held.pop(account_id, None)
+        for stuck in rescue.remove(self.store.path, account_id):
+            log.error("%s: the rescue copy %s could not be removed; it is never used again, as the store "
+                      "has gone past it", account_id, stuck)
+
+    def _live_held(self, account: Account) -> HeldToken | None:
+        """The held token, unless the store has it already or has gone past it: a rescue older
+        than the stored token is never used (its refresh token is spent). The store still holding
+        the token it replaced (or none) is the one case a held token is certainly the newer."""
+        held = self.held.get(account.id)
+        if held is None:
+            return None
+        stored = fingerprint(account.refresh_token) if account.refresh_token else None
+        if stored is None or stored == held.spent:
+            return held
+        mine = fingerprint(held.refresh_token)
+        if stored == mine or self.store.in_lineage(account.id, mine):
+            log.info("%s: the store already holds the held token or a newer one; the held copy is dropped",
+                     account.id)
+        elif account.expires_at >= held.expires_at:  # the store moved on (a login, an import): it wins
+            log.warning("%s: the held token is older than the store's; dropped", account.id)
+        else:
+            return held
+        self._forget_held(account.id)
+        return None
 
     def _load_rescued(self) -> None:
-        """Tokens a previous run could not commit: held again, committed on the next pass."""
-        folder = rescue_dir(self.store)
-        if not folder.is_dir():
-            return
-        for path in folder.glob("*.json"):
-            try:
-                held = HeldToken.from_json(json.loads(path.read_text(encoding="utf-8")),
-                                           "left by an earlier run that could not write the store")
-            except (OSError, ValueError, KeyError, TypeError, KiroTuiError) as exc:
-                log.error("cannot read the rescued token %s: %s; left in place", path, exc)
+        """Tokens a run could not commit, from every rescue folder: held again (the newest of an
+        account's copies), committed at the next start or pass; stale ones are removed."""
+        for path, data, problem in rescue.load(self.store.path):
+            held: HeldToken | None = None
+            if data is not None:
+                try:
+                    held = HeldToken.from_json(data, "left by an earlier run that could not write the store")
+                except (ValueError, KeyError, TypeError, KiroTuiError) as exc:
+                    problem = str(exc)
+            if held is None:
+                log.error("cannot read the rescued token %s: %s; left in place", path, problem)
                 continue
-            self.held[held.account_id] = held
+            held.rescue = str(path)
+            known = self.held.get(held.account_id)
+            if known is None or held.since > known.since:
+                self.held[held.account_id] = held
+        for account_id in list(self.held):
+            try:
+                account = self.store.get(account_id)
+            except StoreError:
+                continue
+            if account is None:
+                continue  # commit_held drops it (with its files) once the store says so again
+            self._live_held(account)
 
     async def commit_held(self, force: bool = False) -> None:
         """Try again to commit every held token (with backoff unless `force`)."""
@@ -663,16 +784,10 @@ class Refresher:
                 self._held_retry_later(held, now, str(exc))
                 continue
             if account is None:  # removed meanwhile: nothing to keep it for
-                self.held.pop(account_id, None)
-                self._drop_rescue(account_id)
+                self._forget_held(account_id)
                 continue
-            if account.refresh_token and fingerprint(account.refresh_token) not in (held.spent,
-                                                                                  fingerprint(held.refresh_token)):
-                if account.expires_at >= held.expires_at:  # the store moved on (a login, an import): it wins
-                    log.warning("%s: the held token is older than the store's; dropped", account_id)
-                    self.held.pop(account_id, None)
-                    self._drop_rescue(account_id)
-                    continue
+            if self._live_held(account) is None:
+                continue
             before = account.status(now, self.settings.window)
             account.access_token, account.refresh_token, account.expires_at = (
                 held.access_token, held.refresh_token, held.expires_at)
@@ -688,12 +803,14 @@ class Refresher:
                     for place in places:
                         self.store.save_place(tx, replace(place, state=PlaceState.PENDING, pending_from=held.spent,
                                                           detail="writing the new token"))
+                    for place in self._left_stale(account, places):
+                        self.store.save_place(tx, place)
             except StoreError as exc:
                 self._held_retry_later(held, now, f"the store is not writable: {getattr(exc, 'reason', exc)}")
                 continue
-            self.held.pop(account_id, None)
-            self._drop_rescue(account_id)
+            self._forget_held(account_id)
             self._store_ok()
+            self.saved_held.append((account_id, account.name, held.rescue))
             log.warning("%s %s: the held token is now saved in the store", account_id, account.name)
             await self.write_places(account, places)
             self._emit(account, before, account.status(self.clock.now(), self.settings.window), force=True)

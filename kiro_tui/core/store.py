@@ -245,6 +245,16 @@ def _ensure_private(path: Path, mode: int, fixed: list[str]) -> None:
         fixed.append(f"{path} was readable by others (mode {current:04o}); set it to {mode:04o}")
 
 
+def _ensure_owner_writable(path: Path, fixed: list[str]) -> None:
+    """A -wal or -shm its owner cannot write (left 0400 by a copy or a backup tool) keeps SQLite
+    read-only however the store itself is set: give the owner read and write back, and say so."""
+    info = path.stat()
+    current = stat.S_IMODE(info.st_mode)
+    if current & 0o600 != 0o600 and info.st_uid == getattr(os, "getuid", lambda: info.st_uid)():
+        os.chmod(path, (current | 0o600) & _FILE_MODE)
+        fixed.append(f"{path} was read-only (mode {current:04o}), which keeps the store read-only; set it to 0600")
+
+
 def describe_sqlite_error(exc: BaseException) -> str:
     """The cause of a SQLite failure in words: disk full, read-only, locked, or SQLite's own."""
     text = str(exc)
@@ -260,19 +270,40 @@ def describe_sqlite_error(exc: BaseException) -> str:
     return text
 
 
+def damage_message(path: Path, exc: BaseException) -> str | None:
+    """One line for a store SQLite finds damaged (a corrupt page): the file, and how to get back
+    what it holds. None for any other error."""
+    text = str(exc).lower()
+    if not isinstance(exc, sqlite3.DatabaseError) or not ("malformed" in text or "corrupt" in text):
+        return None
+    return (f"the account store {path} is damaged ({exc}); get back what it holds with "
+            f"`sqlite3 {path} .recover | sqlite3 {path}.recovered`, then `mv {path} {path}.damaged` and "
+            f"`mv {path}.recovered {path}` (or move it aside and run `kiro-tui import` again)")
+
+
 def _not_writable(path: Path) -> bool:
     """The store or its folder cannot be written (permissions, an immutable flag, a read-only mount)."""
     return not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
 
 
-def _out_of_space(folder: Path) -> bool:
-    """Hardly any room left where the store lives: SQLite then often says "disk I/O error"
-    (it cannot grow its -shm or -wal file) rather than "database or disk is full"."""
+ROOM_FOR_A_COMMIT = 1024 * 1024
+"""Free space below which the store's file system counts as full: a token commit appends a few
+dozen KB to the WAL, and several refreshes commit at once."""
+
+
+def _free_bytes(folder: Path) -> int | None:
     try:
         usage = os.statvfs(folder)
     except (OSError, AttributeError):  # no statvfs on Windows
-        return False
-    return usage.f_bavail * usage.f_frsize < 1024 * 1024
+        return None
+    return usage.f_bavail * usage.f_frsize
+
+
+def _out_of_space(folder: Path) -> bool:
+    """Hardly any room left where the store lives: SQLite then often says "disk I/O error"
+    (it cannot grow its -shm or -wal file) rather than "database or disk is full"."""
+    free = _free_bytes(folder)
+    return free is not None and free < ROOM_FOR_A_COMMIT
 
 
 def _write_error(path: Path, exc: BaseException, reason: str | None = None) -> StoreWriteError:
@@ -312,6 +343,7 @@ class AccountStore:
         self._logged_unreadable: set[UnreadableRow] = set()
         self._db = connection
         self._durable = True
+        self._identity = _file_identity(path)
 
     @classmethod
     def open(cls, path: Path) -> AccountStore:
@@ -342,11 +374,12 @@ class AccountStore:
             store._check()  # checked first, tightened after: never chmod a file that turns out not to be ours
             _ensure_private(path.parent, _DIR_MODE, fixed)
             _ensure_private(path, _FILE_MODE, fixed)
-            store._prepare()
             for suffix in ("-wal", "-shm"):  # SQLite gives these the database's mode: follow it quietly
                 side = path.with_name(path.name + suffix)
                 if side.exists():
                     _ensure_private(side, _FILE_MODE, [])
+                    _ensure_owner_writable(side, fixed)
+            store._prepare()
         except sqlite3.DatabaseError as exc:
             connection.close()
             reason = describe_sqlite_error(exc)
@@ -354,6 +387,8 @@ class AccountStore:
                 reason = "read-only"  # WAL needs its -wal and -shm files beside the store: a read-only folder
             if reason in ("disk full", "read-only", "locked by another program", "disk I/O error"):
                 raise _write_error(path, exc, reason) from exc
+            if damaged := damage_message(path, exc):
+                raise StoreError(damaged) from exc
             raise StoreError(
                 f"the account store {path} is not a readable kiro-tui database ({exc}); "
                 f"move it aside (e.g. `mv {path} {path}.bak`) and run `kiro-tui import` again"
@@ -416,6 +451,53 @@ class AccountStore:
     def close(self) -> None:
         self._db.close()
 
+    def replaced(self) -> bool:
+        """The file at the path is no longer the one open here (a backup restored over it, a
+        rename, a deletion): commits here would go into a file nobody will read again."""
+        return _file_identity(self.path) != self._identity
+
+    def reopen_if_replaced(self) -> list[str] | None:
+        """When the file was replaced: reopen the one now at the path (making one if it is gone)
+        and carry into it every account whose token here is newer than there, with its places and
+        lineage. Returns the ids carried over (None: not replaced). Raises StoreError when the new
+        file cannot be used; this connection stays open on the old one then."""
+        if not self.replaced():
+            return None
+        old = self._db
+        accounts, _ = self.read_accounts()
+        places = self.places()
+        lineage = old.execute("SELECT fingerprint, account_id, at FROM lineage").fetchall()
+        fresh = AccountStore.open(self.path)  # every check a start makes: not a store, newer schema...
+        try:
+            old.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the -wal beside the path is the old file's
+        except sqlite3.Error:
+            pass
+        old.close()
+        self._db, self._durable, self._identity = fresh._db, True, fresh._identity
+        self.permission_fixes = fresh.permission_fixes
+        ours = {(row[0], row[1]) for row in lineage}
+        carried = []
+        with self.transaction() as tx:
+            there = {a.id: a for a in self.read_accounts()[0]}
+            for account in accounts:
+                found = there.get(account.id)
+                if found is not None and found.refresh_token == account.refresh_token \
+                        and found.expires_at >= account.expires_at:
+                    continue  # the same token there already
+                if found is not None and found.refresh_token != account.refresh_token \
+                        and (fingerprint(found.refresh_token), account.id) not in ours:
+                    log.warning("%s: the replaced store holds a token kiro-tui never had; kept it", account.id)
+                    continue
+                self.save(account, tx)
+                for place in places:
+                    if place.account_id == account.id:
+                        self.save_place(tx, place)
+                carried.append(account.id)
+            tx.executemany("INSERT OR IGNORE INTO lineage (fingerprint, account_id, at) SELECT ?, ?, ?"
+                           " WHERE EXISTS (SELECT 1 FROM accounts WHERE id = ?)",
+                           [(row[0], row[1], row[2], row[1]) for row in lineage])
+        return carried
+
     def __enter__(self) -> AccountStore:
         return self
 
@@ -460,15 +542,52 @@ class AccountStore:
             except sqlite3.Error:  # SQLite may have rolled back by itself (disk full)
                 pass
 
-    def writable(self) -> bool:
-        """Whether a write would go through now (a cheap empty transaction)."""
+    def writable(self, wait: float | None = None) -> bool:
+        """Whether a token's commit would go through now (see `probe_commit`); `wait`: seconds to
+        wait for another program's lock (SQLite's busy timeout, 10 s, otherwise)."""
+        before = self._db.execute("PRAGMA busy_timeout").fetchone()[0]
         try:
-            with self.transaction(durable=False) as tx:
-                tx.execute("INSERT OR REPLACE INTO preferences (key, value) VALUES ('probe', '1')")
-                tx.execute("DELETE FROM preferences WHERE key = 'probe'")
+            if wait is not None:
+                self._db.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
+            self.probe_commit()
         except StoreError:
             return False
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout={int(before)}")
         return True
+
+    def probe_commit(self) -> None:
+        """Prove, before a refresh token is spent, that the new one's commit can land: a durable
+        write that must reach the disk (a read-only file or folder, a lock, a `-shm` SQLite cannot
+        map, a database at its size limit all fail here), and room on the file system for the
+        commit's pages in the WAL (SQLite grows the -wal file until a checkpoint; on a full disk
+        that is where a commit fails). Nearly full: a checkpoint gives the WAL's space back
+        first. Raises StoreWriteError naming the cause."""
+        if _out_of_space(self.path.parent):
+            self.make_room()
+            if _out_of_space(self.path.parent):
+                free = _free_bytes(self.path.parent) or 0
+                raise StoreWriteError(f"the account store {self.path} is not writable: disk full "
+                                      f"({free // 1024} KB free); free some space", "disk full")
+        with self.transaction() as tx:
+            tx.execute("INSERT OR REPLACE INTO preferences (key, value) VALUES ('probe', '1')")
+            tx.execute("DELETE FROM preferences WHERE key = 'probe'")
+
+    def make_room(self) -> bool:
+        """Copy the WAL into the database and truncate it (`wal_checkpoint(TRUNCATE)`), giving its
+        space back to a full file system; True when it went through. Another process reading the
+        store holds it back: then at once False, never waiting (it runs on the engine's loop)."""
+        try:
+            before = self._db.execute("PRAGMA busy_timeout").fetchone()[0]
+            self._db.execute("PRAGMA busy_timeout=0")
+            try:
+                busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            finally:
+                self._db.execute(f"PRAGMA busy_timeout={int(before)}")
+        except sqlite3.Error as exc:
+            log.info("checkpoint of %s failed: %s", self.path, exc)
+            return False
+        return busy == 0
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -797,7 +916,7 @@ class AccountStore:
         until = format_timestamp(now + timedelta(seconds=seconds))
         with self.transaction(durable=False) as tx:
             row = tx.execute("SELECT owner, until FROM leases WHERE account_id = ?", (account_id,)).fetchone()
-            if row and row[0] != owner and (_time_or_none(row[1]) or now) > now:
+            if row and row[0] != owner and (_time_or_none(row[1]) or now) > now and not _owner_gone(row[0]):
                 return False
             tx.execute("INSERT OR REPLACE INTO leases (account_id, owner, until) VALUES (?, ?, ?)",
                        (account_id, owner, until))
@@ -805,8 +924,8 @@ class AccountStore:
 
     def refreshing_ids(self, now: datetime) -> set[str]:
         """Accounts some kiro-tui process is refreshing right now (a lease that has not run out)."""
-        rows = self._db.execute("SELECT account_id, until FROM leases").fetchall()
-        return {row[0] for row in rows if (_time_or_none(row[1]) or now) > now}
+        rows = self._db.execute("SELECT account_id, until, owner FROM leases").fetchall()
+        return {row[0] for row in rows if (_time_or_none(row[1]) or now) > now and not _owner_gone(row[2])}
 
     def release_lease(self, account_id: str, owner: str) -> None:
         with self.transaction(durable=False) as tx:
@@ -826,6 +945,35 @@ class AccountStore:
         if values["expires_at"] is None:
             raise ValueError("expires_at is missing")
         return Account(**values)  # type: ignore[arg-type]  # each field was decoded by its column's codec
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at `path`, None when there is none."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _owner_gone(owner: str) -> bool:
+    """A lease holder (`host:pid:nonce`, core/refresh.py's default_owner) that is a process of
+    this machine no longer running: it ended without releasing (a full disk would not take the
+    release, a SIGKILL). Its lease is void at once, not after a minute of "busy"."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if not hasattr(os, "uname") or host != os.uname().nodename or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # another user's process, or no right to ask: alive as far as we know
+        return False
+    return False
 
 
 def _row_problem(row: tuple[object, ...], exc: Exception) -> str:

@@ -27,6 +27,7 @@ from kiro_tui.core.engine_thread import EngineThread
 from kiro_tui.core.events import (
     AccountsChanged,
     EngineEvent,
+    EngineNotice,
     EngineProblem,
     ImportFailed,
     ImportFinished,
@@ -133,6 +134,8 @@ class KiroTuiApp(App[None]):
             screen.post_message(messages.ImportFailed(event.error, event.automatic))
         elif isinstance(event, EngineProblem):
             screen.post_message(messages.EngineTrouble(event.problem, event.title))
+        elif isinstance(event, EngineNotice):
+            screen.post_message(messages.EngineNotice(event.text, event.title))
 
     def take_changed(self) -> frozenset[str] | None:
         """The ids changed since the last take (None: any may have), for the screen to re-read."""

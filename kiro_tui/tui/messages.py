@@ -36,6 +36,14 @@ class ImportFailed(Message):
 
 
 @dataclass
+class EngineNotice(Message):
+    """Something to say once (a token an earlier run rescued is now saved)."""
+
+    text: str
+    title: str = "kiro-tui"
+
+
+@dataclass
 class EngineTrouble(Message):
     """Something beyond one account is wrong (None: it is over)."""
 

@@ -354,6 +354,9 @@ class AccountsScreen(Screen[None]):
         if change.after.is_alert and not change.before.is_alert:
             self.toast_trouble(change.name, change.after, change.message)
 
+    def on_engine_notice(self, message: messages.EngineNotice) -> None:
+        self.notify(message.text, title=message.title, severity="warning", timeout=30)
+
     def on_engine_trouble(self, message: messages.EngineTrouble) -> None:
         before = self.kiro_app.engine_problem
         self.kiro_app.engine_problem = message.problem

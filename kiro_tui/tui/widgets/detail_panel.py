@@ -124,7 +124,8 @@ class AccountDetail(VerticalScroll):
     def _places_text(self, view: AccountView) -> Text:
         text = Text()
         for place in view.places:
-            style = {PlaceState.ERROR: "bad", PlaceState.PENDING: "warn"}.get(place.state, "muted")
+            style = {PlaceState.ERROR: "bad", PlaceState.PENDING: "warn",
+                     PlaceState.STALE: "warn"}.get(place.state, "muted")
             text.append(f"{place.kind} ({place.role.value}) ", style=self.style("label"))
             text.append(printable(place.path + (f"  {place.entry}" if place.entry else "")))
             text.append(f"  {place.state.value}", style=self.style(style))
