@@ -14,6 +14,7 @@ token dropped on the way out shows as a refresh that fails. 0 lost, 0 tracebacks
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import os
@@ -36,6 +37,8 @@ from tests.support.engine import control, seed_into_kiro_cli
 from tests.support.kiro_cli_db import KiroCliDb
 from tests.support.run import run_cli
 from tests.support.watch import wait_for_answers, watch_config
+
+pytestmark = pytest.mark.e2e  # real processes and terminals: run alone (see the README's test command)
 
 SLOW_MS = 1000
 """The service's latency once a held request is let go."""
@@ -94,8 +97,12 @@ class World:
     def log_says(self, text: str, timeout: float = 60) -> None:
         """Until kiro-tui's log file has `text` (what a process says after a hangup goes only there)."""
         log = self.home / "state" / "kiro-tui" / "log" / "kiro-tui.log"
-        wait_until(lambda: log.exists() and text in log.read_text(errors="replace"), f"the log to say {text!r}",
-                   timeout)
+        try:
+            wait_until(lambda: log.exists() and text in log.read_text(errors="replace"), f"the log to say {text!r}",
+                       timeout)
+        except AssertionError:
+            raise AssertionError(f"the log never said {text!r}; it said:\n"
+                                 f"{log.read_text(errors='replace') if log.exists() else '(no log)'}") from None
 
     def leases(self) -> list[str]:
         with sqlite3.connect(self.store) as conn:
@@ -417,8 +424,15 @@ class TuiSession:
         def dead() -> bool:
             return self.tmux("display-message", "-p", "-t", "tui", "#{pane_dead}").strip() == "1"
 
+        def status() -> str:
+            return self.tmux("display-message", "-p", "-t", "tui", "#{pane_dead_status}:#{pane_dead_signal}").strip()
+
         wait_until(dead, "kiro-tui to end", timeout)
-        return int(self.tmux("display-message", "-p", "-t", "tui", "#{pane_dead_status}").strip())
+        with contextlib.suppress(AssertionError):  # tmux may mark the pane dead before it reaps the status
+            wait_until(lambda: status() != ":", "tmux to know how kiro-tui ended", 10)
+        code, _, killed_by = status().partition(":")
+        assert code, f"kiro-tui was killed by signal {killed_by or '?'}; it said:\n{self.said[-2000:]}"
+        return int(code)
 
     def gone(self, timeout: float = 60) -> None:
         """Once the process has exited (after a hangup the pane, and its status, are gone too)."""

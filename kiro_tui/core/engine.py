@@ -196,6 +196,7 @@ class Engine:
         self._stopping = asyncio.Event()
         self._stop_task: asyncio.Task[list[str]] | None = None
         self._started = False
+        self._start_task: asyncio.Future[None] | None = None
         self._store_failed = False
         """A pass failed because the store would not take a write: not over until it takes one."""
         self.saved_at_start: list[str] = []
@@ -206,9 +207,16 @@ class Engine:
     async def start(self) -> None:
         """Build the parts that need a loop: the HTTP client (its CA bundle is read in a thread).
         Without usable certificates the engine still reads, imports and shows; it only refuses
-        what needs the network (and says so once)."""
+        what needs the network (and says so once). Every caller shares one start: two callers
+        racing through the thread hop above would each build a refresher and a scheduler, and
+        the second would hide the refreshes the first had under way from `stop`."""
         if self._started:
             return
+        if self._start_task is None:
+            self._start_task = asyncio.ensure_future(self._build())
+        await asyncio.shield(self._start_task)
+
+    async def _build(self) -> None:
         if self._http is None:
             try:
                 self._http = await asyncio.to_thread(make_http_client)
