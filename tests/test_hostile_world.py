@@ -1,0 +1,130 @@
+"""A hostile world (issue 20): a server of our own on 127.0.0.1 in front of the emulator answers
+as proxies, portals and broken gateways do. Nothing in the way costs a login or a secret."""
+
+from __future__ import annotations
+
+import random
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from kiro_tui.core.aws.endpoints import Endpoints
+from kiro_tui.core.clock import ManualClock
+from kiro_tui.core.config import Settings
+from kiro_tui.core.importer import is_dead_refresh_token
+from kiro_tui.core.models import Health, Outcome, Status
+from kiro_tui.core.refresh import RefreshClients, Refresher
+from kiro_tui.core.store import AccountStore
+from tests.support import hostile
+from tests.support.engine import account_from_seed, at, calls
+from tests.support.hostile import HostileServer
+
+
+@pytest.fixture
+def world(emulator):
+    with HostileServer(emulator.url) as server:
+        yield server
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, emulator, emulator_time, http, world):
+    clock = ManualClock(at(emulator_time.now))
+    with AccountStore.open(tmp_path / "store" / "accounts.db") as store:
+        refresher = Refresher(store, RefreshClients.create(http, Endpoints(override=world.url)), clock, Settings(),
+                              rng=random.Random(3))
+        yield store, refresher, clock
+
+
+def add(store: AccountStore, emulator, kind: str, email: str) -> str:
+    seeded = emulator.seed(kind=kind, email=email)
+    account = account_from_seed(seeded, f"acct-{len(store.ids()) + 1}")
+    store.save(account)
+    return account.id
+
+
+REFRESH_PATHS = {"social": "/refreshToken", "builder-id": "/token", "external-idp": "/token"}
+
+
+def in_the_way(world: HostileServer) -> list[tuple[str, hostile.Trick, str]]:
+    followed = f"{world.url}/followed-a-redirect"
+    return [
+        ("302 to a portal", hostile.redirect(302), "redirected to login.example.invalid"),
+        ("307 to a loopback page", hostile.redirect(307, followed), "redirected to 127.0.0.1"),
+        ("407 from a proxy", hostile.proxy_auth(), "a proxy asked for authentication (407)"),
+        ("403 HTML", hostile.html(403), "HTTP 403 with an HTML page"),
+        ("404 HTML", hostile.html(404), "HTTP 404 with an HTML page"),
+        ("400 HTML", hostile.html(400), "HTTP 400 with an HTML page"),
+        ("401 HTML", hostile.html(401), "HTTP 401 with an HTML page"),
+        ("400 broken JSON", hostile.not_json(400), "HTTP 400 with a application/json answer, not the service's JSON"),
+        ("502 HTML", hostile.html(502), "HTTP 502 with an HTML page"),
+        ("400 JSON the service never says", hostile.answer({"message": "Request blocked by WAF"}, 400), "retrying"),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["social", "builder-id", "external-idp"])
+async def test_nothing_in_the_way_is_taken_for_a_dead_login(rig, emulator, world, kind: str) -> None:
+    store, refresher, clock = rig
+    account_id = add(store, emulator, kind, f"{kind}@example.com")
+    for name, trick, shown in in_the_way(world):
+        trick.path = REFRESH_PATHS[kind]
+        world.queue(trick)
+
+        result = await refresher.refresh(account_id, force=True)
+
+        account = store.get(account_id)
+        assert result.outcome is Outcome.FAILED and result.classification == "transient", (name, result.message)
+        assert account.health is Health.REFRESH_FAILING and result.status is Status.REFRESH_FAILING, name
+        assert shown in (result.message or ""), (name, result.message)
+        assert not is_dead_refresh_token(account), name
+        assert result.retry_in is not None, name
+    assert not [path for path, _ in world.played if "followed" in path]
+    assert not [r for r in emulator.requests() if "followed" in str(r.get("path"))]
+
+    result = await refresher.refresh(account_id, force=True)  # the way is clear again: the login was live
+
+    assert (result.outcome, result.status) == (Outcome.REFRESHED, Status.FRESH)
+    assert store.get(account_id).health is Health.OK
+
+
+@pytest.mark.parametrize("kind", ["social", "builder-id", "external-idp"])
+async def test_the_services_own_verdict_still_ends_a_dead_login(rig, emulator, kind: str) -> None:
+    """The other side of the rule: the service's JSON saying the token is dead is believed."""
+    store, refresher, _ = rig
+    account_id = add(store, emulator, kind, f"dead-{kind}@example.com")
+    assert (await refresher.refresh(account_id, force=True)).outcome is Outcome.REFRESHED
+    stale = store.get(account_id)
+    # spend the stored token behind kiro-tui's back: the service now answers invalid_grant / 400 JSON
+    if kind == "social":
+        await refresher.clients.social.refresh(stale.refresh_token)
+    elif kind == "external-idp":
+        await refresher.clients.external.refresh(stale.token_endpoint, stale.client_id, stale.refresh_token)
+    else:
+        await refresher.clients.oidc.refresh(stale.region, stale.client_id, stale.client_secret, stale.refresh_token)
+
+    result = await refresher.refresh(account_id, force=True)
+
+    assert (result.outcome, result.status, result.classification) == (Outcome.FAILED, Status.NEEDS_LOGIN,
+                                                                      "needs-login")
+
+
+async def test_a_gzip_bomb_is_a_transient_failure_in_bounded_memory(rig, emulator, world) -> None:
+    store, refresher, _ = rig
+    account_id = add(store, emulator, "social", "bomb@example.com")
+    bomb = hostile.gzip_bomb(300)
+    bomb.path = "/refreshToken"
+    assert len(bomb.body) < 1024 * 1024  # small on the wire
+    world.queue(bomb)
+
+    tracemalloc.start()
+    try:
+        result = await refresher.refresh(account_id, force=True)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert result.outcome is Outcome.FAILED and result.classification == "transient"
+    assert "larger than 512 KB" in result.message
+    assert peak < 16 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+    assert (await refresher.refresh(account_id, force=True)).outcome is Outcome.REFRESHED
+    assert calls(emulator, "bomb@example.com")
