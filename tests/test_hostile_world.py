@@ -3,16 +3,21 @@ as proxies, portals and broken gateways do. Nothing in the way costs a login or 
 
 from __future__ import annotations
 
+import base64
+import json
 import random
+import stat
 import tracemalloc
 from pathlib import Path
 
 import pytest
 
+from kiro_tui.core.answer_identity import foreign_answer, quarantine_dir
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.importer import is_dead_refresh_token
+from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Health, Outcome, Status
 from kiro_tui.core.refresh import RefreshClients, Refresher
 from kiro_tui.core.store import AccountStore
@@ -128,3 +133,70 @@ async def test_a_gzip_bomb_is_a_transient_failure_in_bounded_memory(rig, emulato
     assert peak < 16 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
     assert (await refresher.refresh(account_id, force=True)).outcome is Outcome.REFRESHED
     assert calls(emulator, "bomb@example.com")
+
+
+def jwt(claims: dict[str, object]) -> str:
+    def part(data: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+    return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJlLW5vdC1jaGVja2Vk"
+
+
+SWAPS = {
+    "social": ({"accessToken": "aoaSWAPPEDACCESS" + "x" * 40, "refreshToken": "aorSWAPPEDREFRESH" + "y" * 40,
+                "profileArn": "arn:aws:codewhisperer:us-east-1:999988887777:profile/SOMEONEELSE", "expiresIn": 3600},
+               "AWS account 999988887777"),
+    "external-idp": ({"access_token": "aoaSWAPPEDACCESS" + "x" * 40, "refresh_token": "aorSWAPPEDREFRESH" + "y" * 40,
+                      "id_token": jwt({"sub": "b", "email": "Mallory@Example.com"}), "expires_in": 3600},
+                     "names mallory@example.com"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SWAPS))
+async def test_an_answer_carrying_another_accounts_login_is_refused_and_kept(rig, emulator, world, kind: str,
+                                                                            tmp_path: Path) -> None:
+    store, refresher, _ = rig
+    account_id = add(store, emulator, kind, f"swap-{kind}@example.com")
+    before = store.get(account_id)
+    body, named = SWAPS[kind]
+    swap = hostile.answer(body)
+    swap.path = REFRESH_PATHS[kind]
+    world.queue(swap)
+
+    result = await refresher.refresh(account_id, force=True)
+
+    after = store.get(account_id)
+    assert result.outcome is Outcome.FAILED and result.classification == "transient"
+    assert "another account's login" in result.message and named in result.message
+    assert (after.access_token, after.refresh_token) == (before.access_token, before.refresh_token)
+    assert not store.in_lineage(account_id, fingerprint(body.get("refreshToken") or body.get("refresh_token")))
+    kept = list(quarantine_dir(store.path).iterdir())
+    assert len(kept) == 1 and str(kept[0]) in result.message
+    assert stat.S_IMODE(kept[0].stat().st_mode) == 0o600
+    assert stat.S_IMODE(quarantine_dir(store.path).stat().st_mode) == 0o700
+    record = json.loads(kept[0].read_text())
+    assert record["refresh_token"] == body.get("refreshToken", body.get("refresh_token"))  # the rotated token is kept
+    assert "aorSWAPPED" not in result.message  # named, never shown
+
+    again = await refresher.refresh(account_id, force=True)  # its own token was never spent: still live
+
+    assert (again.outcome, again.status) == (Outcome.REFRESHED, Status.FRESH)
+
+
+def test_the_identity_rule() -> None:
+    from datetime import UTC, datetime
+
+    from kiro_tui.core.aws.tokens import TokenResult
+    from kiro_tui.core.models import Account, AuthMethod
+
+    account = Account("a1", AuthMethod.SOCIAL, "aoa", datetime(2026, 1, 1, tzinfo=UTC), "aor", email="Me@Example.com",
+                      profile_arn="arn:aws:codewhisperer:us-east-1:111122223333:profile/MINE")
+    same_account_other_profile = TokenResult("aoa2", "aor2", 3600,
+                                             profile_arn="arn:aws:codewhisperer:us-east-1:111122223333:profile/NEW")
+    assert foreign_answer(account, same_account_other_profile) is None
+    assert foreign_answer(account, TokenResult("aoa2", None, 3600)) is None  # says nothing of identity
+    assert foreign_answer(account, TokenResult(jwt({"email": "me@example.com"}), None, 3600)) is None
+    assert "444455556666" in foreign_answer(account, TokenResult(
+        "aoa2", "aor2", 3600, profile_arn="arn:aws:codewhisperer:us-east-1:444455556666:profile/X"))
+    assert "you@example.com" in foreign_answer(account, TokenResult(jwt({"upn": "you@example.com"}), None, 3600))
+    assert "x@y.z" in foreign_answer(account, TokenResult("aoa2", None, 3600, id_token=jwt({"email": "x@y.z"})))
+    assert foreign_answer(account, TokenResult("not.a.jwt", None, 3600, id_token="a.%%%.c")) is None

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import httpx
 
+from kiro_tui.core.answer_identity import foreign_answer, quarantine
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.aws.errors import ErrorClass, ServiceError
 from kiro_tui.core.aws.external_idp import ExternalIdpClient
@@ -544,6 +545,10 @@ class Refresher:
             return self._failed(account, error, round((time.monotonic() - started) * 1000))
         duration = round((time.monotonic() - started) * 1000)
         now = self.clock.now()
+        foreign = foreign_answer(account, token)
+        if foreign is not None:  # never this account's token; kept for a person, retried with our own
+            kept = quarantine(self.store.path, account, token, foreign, now)
+            return self._failed(account, ServiceError(kept, ErrorClass.TRANSIENT, status=200), duration)
         before = account.status(now, self.settings.window, refreshing=True)
         account.access_token = token.access_token
         account.refresh_token = token.refresh_token or spent

@@ -47,4 +47,5 @@ class ExternalIdpClient:
             refresh_token=rotated if isinstance(rotated, str) and rotated else None,
             expires_in=expires_in,
             warnings=(warning,) if warning else (),
+            id_token=body["id_token"] if isinstance(body.get("id_token"), str) else None,
         )

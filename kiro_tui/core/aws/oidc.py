@@ -147,4 +147,5 @@ class OidcClient:
             refresh_token=refresh if isinstance(refresh, str) and refresh else None,
             expires_in=expires_in,
             warnings=(warning,) if warning else (),
+            id_token=body["idToken"] if isinstance(body.get("idToken"), str) else None,
         )
