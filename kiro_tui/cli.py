@@ -259,7 +259,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
         if not args.yes:
             if not sys.stdin.isatty():
                 raise CommandFailed(f"not removing {account_id} ({name}) without confirmation; pass --yes")
-            answer = input(f"Remove account {account_id} ({name}) from kiro-tui? [y/N] ")
+            answer = input(printable(f"Remove account {account_id} ({name}) from kiro-tui? [y/N] "))
             if answer.strip().lower() not in ("y", "yes"):
                 print("Nothing removed.")
                 return EXIT_OK
