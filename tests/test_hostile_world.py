@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import random
 import stat
 import tracemalloc
@@ -18,12 +19,13 @@ from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.importer import is_dead_refresh_token
 from kiro_tui.core.masking import fingerprint
-from kiro_tui.core.models import Health, Outcome, Status
+from kiro_tui.core.models import Health, Outcome, Place, PlaceRole, PlaceState, Status
 from kiro_tui.core.refresh import RefreshClients, Refresher
 from kiro_tui.core.store import AccountStore
 from tests.support import hostile
 from tests.support.engine import account_from_seed, at, calls
 from tests.support.hostile import HostileServer
+from tests.support.places import login_of, write_cliproxy
 
 
 @pytest.fixture
@@ -200,3 +202,74 @@ def test_the_identity_rule() -> None:
     assert "you@example.com" in foreign_answer(account, TokenResult(jwt({"upn": "you@example.com"}), None, 3600))
     assert "x@y.z" in foreign_answer(account, TokenResult("aoa2", None, 3600, id_token=jwt({"email": "x@y.z"})))
     assert foreign_answer(account, TokenResult("not.a.jwt", None, 3600, id_token="a.%%%.c")) is None
+
+
+def link_cliproxy(store: AccountStore, emulator, folder: Path, email: str) -> tuple[str, Path]:
+    """A social account with a CLIProxyAPI file in `folder` linked to it (kiro-tui keeps it fresh)."""
+    seeded = emulator.seed(kind="social", email=email)
+    account = account_from_seed(seeded, f"acct-{len(store.ids()) + 1}")
+    store.save(account)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = write_cliproxy(folder, login_of(seeded))
+    with store.transaction() as tx:
+        store.save_place(tx, Place(account.id, "cliproxy", str(path), role=PlaceRole.LINK))
+    return account.id, path
+
+
+async def test_a_link_planted_in_a_shared_folder_never_receives_a_token(rig, emulator, tmp_path: Path) -> None:
+    store, refresher, _ = rig
+    mallory = tmp_path / "mallory"
+    mallory.mkdir()
+    planted_target = mallory / "readable.json"
+    shared = tmp_path / "shared"  # world-writable, not sticky: anyone may swap a file in it for a link
+    account_id, path = link_cliproxy(store, emulator, shared, "shared@example.com")
+    shared.chmod(0o777)
+    planted_target.write_bytes(path.read_bytes())
+    planted_target.chmod(0o666)
+    path.unlink()
+    path.symlink_to(planted_target)
+    before = planted_target.read_bytes()
+
+    result = await refresher.refresh(account_id, force=True)
+
+    assert result.outcome is Outcome.REFRESHED  # the login itself is fine
+    new_token = store.get(account_id).refresh_token
+    assert planted_target.read_bytes() == before and new_token.encode() not in planted_target.read_bytes()
+    place = store.places(account_id)[0]
+    assert place.state is PlaceState.ERROR and "symbolic link" in place.detail
+
+    path.unlink()  # the link gone, the folder is still one anyone can write: still no token goes there
+    path.write_bytes(before)
+    await refresher.write_places(store.get(account_id))
+    assert new_token.encode() not in path.read_bytes()
+    place = store.places(account_id)[0]
+    assert place.state is PlaceState.ERROR and "writable by every user" in place.detail
+    assert not [p for p in shared.iterdir() if p.name.endswith(".kiro-tui.tmp")]
+
+
+async def test_sticky_folders_only_of_ones_own_and_a_token_file_is_private_after_a_write(rig, emulator,
+                                                                                       tmp_path: Path,
+                                                                                       caplog) -> None:
+    store, refresher, _ = rig
+    mine = tmp_path / "mine"  # sticky and the person's own: fine
+    account_id, path = link_cliproxy(store, emulator, mine, "sticky@example.com")
+    mine.chmod(0o1777)
+    path.chmod(0o644)
+
+    with caplog.at_level("WARNING", logger="kiro_tui"):
+        assert (await refresher.refresh(account_id, force=True)).outcome is Outcome.REFRESHED
+
+    assert store.get(account_id).refresh_token.encode() in path.read_bytes()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "was mode 0644, readable by others; it is 0600 now" in caplog.text
+
+    if os.geteuid() != 0:
+        return  # giving a folder to another user needs root; the rest is shown above
+    theirs = tmp_path / "theirs"  # sticky but someone else's: they can still swap files in it
+    other_id, other_path = link_cliproxy(store, emulator, theirs, "theirs@example.com")
+    theirs.chmod(0o1777)
+    os.chown(theirs, 65534, 65534)
+    before = other_path.read_bytes()
+    assert (await refresher.refresh(other_id, force=True)).outcome is Outcome.REFRESHED
+    assert other_path.read_bytes() == before
+    assert "belongs to another user (uid 65534)" in store.places(other_id)[0].detail

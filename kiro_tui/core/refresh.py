@@ -405,6 +405,8 @@ class Refresher:
                 log.exception("writing %s %s failed unexpectedly", place.kind, place.path)
                 result = WriteResult(WriteOutcome.FAILED, f"{type(exc).__name__}: {exc}")
             results.append(result)
+            if result.outcome is WriteOutcome.WRITTEN and result.detail:  # e.g. a mode tightened to 0600
+                log.warning("%s %s: %s", account.id, account.name, result.detail)
             self._record_place(account, place, result)
         return results
 
