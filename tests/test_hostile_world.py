@@ -8,6 +8,7 @@ import json
 import os
 import random
 import stat
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from tests.support import hostile
 from tests.support.engine import account_from_seed, at, calls
 from tests.support.hostile import HostileServer
 from tests.support.places import login_of, write_cliproxy
+from tests.support.run import run_cli
 
 
 @pytest.fixture
@@ -273,3 +275,33 @@ async def test_sticky_folders_only_of_ones_own_and_a_token_file_is_private_after
     assert (await refresher.refresh(other_id, force=True)).outcome is Outcome.REFRESHED
     assert other_path.read_bytes() == before
     assert "belongs to another user (uid 65534)" in store.places(other_id)[0].detail
+
+
+def test_export_makes_missing_folders_private_and_a_start_removes_stale_temporary_copies(
+        kiro_tui_exe: str, emulator, tmp_path: Path) -> None:
+    from kiro_tui.core import paths
+
+    with AccountStore.open(paths.store_file()) as store:
+        account_id, linked = link_cliproxy(store, emulator, tmp_path / "proxy", "export@example.com")
+    stale = linked.with_name(f".{linked.name}.a1b2c3.kiro-tui.tmp")  # a kill mid-write left it
+    young = linked.with_name(f".{linked.name}.d4e5f6.kiro-tui.tmp")  # another process is writing it now
+    theirs = linked.with_name("notes.tmp")  # not kiro-tui's naming: never touched
+    for path in (stale, young, theirs):
+        path.write_text('{"refresh_token": "aorLEFTOVER"}')
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    os.utime(theirs, (old, old))
+    offline = {"KIRO_TUI_ENDPOINT_URL": "http://127.0.0.1:9"}
+
+    result = run_cli(kiro_tui_exe, "refresh", "--all", env=offline)
+
+    assert not stale.exists() and young.exists() and theirs.exists()
+    assert f"removed {stale}" in paths.log_dir().joinpath("kiro-tui.log").read_text()
+
+    target = tmp_path / "new" / "deeper" / "still" / "kiro.json"
+    result = run_cli(kiro_tui_exe, "export", account_id, "--to", "cliproxy", "--path", str(target), env=offline)
+
+    assert result.code == 0, result.err
+    for folder in (tmp_path / "new", tmp_path / "new" / "deeper", tmp_path / "new" / "deeper" / "still"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600

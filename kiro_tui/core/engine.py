@@ -72,6 +72,7 @@ from kiro_tui.core.places import (
     gateway_sqlite_paths,
     place_format,
 )
+from kiro_tui.core.places._files import remove_stale_temps
 from kiro_tui.core.places.kiro_cli import (
     PlaceLogin,
     file_signature,
@@ -216,6 +217,16 @@ class Engine:
         self.q = QClient(self._http, self.endpoints)
         self._data_version = self.store.data_version()
         self._started = True
+        await asyncio.to_thread(self._remove_stale_temps)
+
+    def _remove_stale_temps(self) -> None:
+        """Token copies a killed kiro-tui left beside the place files it was writing: removed."""
+        try:
+            folders = [Path(place.path).parent for place in self.store.places()]
+        except StoreError:
+            return
+        for path in remove_stale_temps(folders):
+            log.warning("removed %s, a temporary copy of a token file left by a kiro-tui that was stopped", path)
 
     async def run(self) -> None:
         """Refresh, watch and fetch usage until `stop`; a loop that dies is restarted with backoff."""

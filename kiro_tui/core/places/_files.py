@@ -16,11 +16,12 @@ import re
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kiro_tui.core.paths import make_private_dirs
 from kiro_tui.core.places.base import PlaceError
 
 try:  # POSIX: an advisory lock so two kiro-tui processes never interleave a read-modify-write
@@ -382,8 +383,35 @@ def is_present(path: Path) -> bool:
 
 
 def prepare_folder(folder: Path) -> None:
-    """Create a missing folder for a new place file, private (0700) like the tools make theirs."""
+    """Create a missing folder for a new place file, and every missing parent, private (0700)
+    like the tools make theirs."""
     try:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dirs(folder)
     except OSError as exc:
         raise PlaceError(f"cannot create the folder {folder}: {exc.strerror or exc}") from exc
+
+
+STALE_TEMP_SECONDS = 300.0
+"""A write takes milliseconds: a temporary copy this old was left by a process that was killed."""
+
+
+def remove_stale_temps(folders: Iterable[Path], older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Remove the temporary copies of token files (`*.kiro-tui.tmp`, kiro-tui's own naming) a
+    killed kiro-tui left in these folders: regular files of the person's own, older than
+    `older_than` seconds (a younger one may be another process's write under way)."""
+    removed = []
+    now = time.time()
+    me = os.geteuid() if hasattr(os, "geteuid") else None
+    for folder in set(folders):
+        try:
+            names = [name for name in os.listdir(folder) if name.startswith(".") and name.endswith(TEMP_SUFFIX)]
+        except OSError:
+            continue
+        for name in names:
+            path = folder / name
+            with suppress(OSError):
+                st = os.lstat(path)
+                if stat.S_ISREG(st.st_mode) and (me is None or st.st_uid == me) and now - st.st_mtime > older_than:
+                    path.unlink()
+                    removed.append(path)
+    return removed
