@@ -169,6 +169,10 @@ async def _read_capped(response: httpx.Response, service: str) -> bytes:
                 if size > MAX_ANSWER_BYTES:
                     raise too_big
                 pieces.append(piece)
+    except httpx.StreamConsumed:  # built whole in memory (a MockTransport's answer): nothing to stream
+        if len(response.content) > MAX_ANSWER_BYTES:
+            raise too_big from None
+        return response.content
     except zlib.error as exc:
         raise ServiceError(f"{service}: HTTP {response.status_code} with a body that does not decode as "
                            f"{encoding} ({exc}); retrying", ErrorClass.TRANSIENT, status=response.status_code) from exc
