@@ -305,3 +305,33 @@ def test_export_makes_missing_folders_private_and_a_start_removes_stale_temporar
     for folder in (tmp_path / "new", tmp_path / "new" / "deeper", tmp_path / "new" / "deeper" / "still"):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+async def test_the_compare_and_swap_takes_only_the_token_last_written_there_or_a_newer_one(rig, emulator,
+                                                                                         tmp_path: Path) -> None:
+    store, refresher, _ = rig
+    account_id, path = link_cliproxy(store, emulator, tmp_path / "proxy", "cas@example.com")
+    assert (await refresher.refresh(account_id, force=True)).outcome is Outcome.REFRESHED
+    backup = path.read_bytes()  # holds T1, which kiro-tui wrote there
+    assert (await refresher.refresh(account_id, force=True)).outcome is Outcome.REFRESHED
+    assert store.places(account_id)[0].state is PlaceState.IN_SYNC  # T2 written over T1
+
+    path.write_bytes(backup)  # an old copy put back: T1, spent, of this very login
+    assert (await refresher.refresh(account_id, force=True)).outcome is Outcome.REFRESHED
+
+    assert path.read_bytes() == backup  # T3 never went into a file that held a token already replaced there
+    place = store.places(account_id)[0]
+    assert place.state is PlaceState.ERROR and "older one of this login" in place.detail
+
+    # a place that missed writes (missing meanwhile) still holds the last token written there: taken
+    other_id, other = link_cliproxy(store, emulator, tmp_path / "proxy2", "missed@example.com")
+    assert (await refresher.refresh(other_id, force=True)).outcome is Outcome.REFRESHED
+    last_written = other.read_bytes()
+    other.unlink()
+    for _ in range(2):
+        assert (await refresher.refresh(other_id, force=True)).outcome is Outcome.REFRESHED
+    assert store.places(other_id)[0].state is PlaceState.PENDING
+    other.write_bytes(last_written)
+    await refresher.retry_pending_places()
+    assert store.places(other_id)[0].state is PlaceState.IN_SYNC
+    assert store.get(other_id).refresh_token.encode() in other.read_bytes()

@@ -385,12 +385,10 @@ class Refresher:
         targets = places if places is not None else self._places_to_write(account)
         copy = TokenCopy(account.access_token, account.refresh_token, account.expires_at,
                          account.profile_arn if account.auth_method is AuthMethod.SOCIAL else None)
-        lineage = {account.id}
-
-        def belongs(token_print: str | None) -> bool:
-            return any(self.store.in_lineage(owner, token_print) for owner in lineage)
-
         def write(place: Place) -> WriteResult:
+            def belongs(token_print: str | None) -> bool:
+                return may_replace(self.store, account.id, place, token_print)
+
             result = place_format(place.kind).write_token(Path(place.path), place.entry, copy, belongs,
                                                           self.writeback_timeout)
             if result.outcome is WriteOutcome.WRITTEN:  # our own write is not a tool's refresh
@@ -414,9 +412,11 @@ class Refresher:
         state = result.state
         now = self.clock.now()
         detail = None if state is PlaceState.IN_SYNC else _place_detail(place, result)
+        holds_ours = state is PlaceState.IN_SYNC and account.refresh_token
         updated = replace(place, state=state, detail=detail,
                           pending_from=place.pending_from if state is PlaceState.PENDING else None,
-                          written_at=now if result.outcome is WriteOutcome.WRITTEN else place.written_at)
+                          written_at=now if result.outcome is WriteOutcome.WRITTEN else place.written_at,
+                          written_print=fingerprint(account.refresh_token) if holds_ours else place.written_print)
         sync_error = None if state is PlaceState.IN_SYNC else f"out of sync: {detail}"
         if state is PlaceState.ERROR:
             sync_error += "; kept kiro-tui's token"
@@ -813,6 +813,19 @@ def place_signature(path: str, database: bool = False) -> PlaceSignature:
         except OSError:
             found.append(None)
     return tuple(found)
+
+
+def may_replace(store: AccountStore, account_id: str, place: Place, token_print: str | None) -> bool:
+    """The compare-and-swap's rule: a place's token is replaced only when it is the one kiro-tui
+    last wrote (or found) there, or one of the lineage it has not yet seen spent there (newer
+    than that one). An older token of the lineage (a backup restored, a stale copy put there by
+    someone) is not replaced: the place is shown in error instead."""
+    if not store.in_lineage(account_id, token_print):
+        return False
+    if place.written_print is None or token_print == place.written_print:
+        return True
+    last, held = store.lineage_rank(account_id, place.written_print), store.lineage_rank(account_id, token_print)
+    return last is None or (held is not None and held >= last)
 
 
 def _writable(kind: str) -> bool:

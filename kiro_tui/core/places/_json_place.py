@@ -149,8 +149,9 @@ class JsonFilePlace:
                     # rotate it): bring the rest up to date.
                 elif not belongs(held):
                     return WriteResult(WriteOutcome.OTHER,
-                                       f"{self.what} {path} holds a refresh token kiro-tui has not seen "
-                                       "(another login, or refreshed by its tool)")
+                                       f"{self.what} {path} holds a refresh token kiro-tui may not replace "
+                                       "(another login, one refreshed by its tool, or an older one of this "
+                                       "login that kiro-tui already replaced there)")
                 values: dict[str, object] = {}
                 for name, value in self.token_values(copy).items():
                     for key in fields.present(name) or fields.keys_for(name)[:1]:
