@@ -8,6 +8,7 @@ import json
 import os
 import random
 import stat
+import subprocess
 import time
 import tracemalloc
 from pathlib import Path
@@ -335,3 +336,42 @@ async def test_the_compare_and_swap_takes_only_the_token_last_written_there_or_a
     await refresher.retry_pending_places()
     assert store.places(other_id)[0].state is PlaceState.IN_SYNC
     assert store.get(other_id).refresh_token.encode() in other.read_bytes()
+
+
+def test_refresh_through_everything_in_the_way_loses_no_login_in_bounded_memory(kiro_tui_exe: str, emulator,
+                                                                                 world) -> None:
+    """The proof end to end: the installed `kiro-tui refresh --all` through the hostile server,
+    a gzip bomb among its answers; then the way clears and every login is still live."""
+    from kiro_tui.core import paths
+
+    with AccountStore.open(paths.store_file()) as store:
+        ids = [add(store, emulator, kind, f"e2e-{kind}@example.com") for kind in ("social", "builder-id", "external-idp")]
+    bomb = hostile.gzip_bomb(300)
+    bomb.path = "/refreshToken"
+    world.queue(bomb)
+    for trick in (hostile.proxy_auth(), hostile.redirect(307)):
+        trick.path = "/token"
+        world.queue(trick)
+    env = {**os.environ, "KIRO_TUI_ENDPOINT_URL": world.url}
+
+    proc = subprocess.Popen([kiro_tui_exe, "refresh", "--all"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    out, err = proc.stdout.read(), proc.stderr.read()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+
+    assert proc.returncode == 1, (out, err)  # failures, none of them "needs login" (that is 3)
+    peak_mb = usage.ru_maxrss / 1024
+    assert peak_mb < 150, f"peak {peak_mb:.0f} MB"  # the bomb inflates to 300 MB; kiro-tui itself takes ~60
+    print(f"kiro-tui refresh --all through a 300 MB gzip bomb: peak {peak_mb:.0f} MB")
+    assert "Traceback" not in err
+    assert "a proxy asked for authentication (407)" in out and "redirected to login.example.invalid" in out
+    assert "larger than 512 KB" in out
+    listed = run_cli(kiro_tui_exe, "list", "--json", env={"KIRO_TUI_ENDPOINT_URL": world.url}).json()
+    assert sorted(a["id"] for a in listed) == sorted(ids)
+    assert not [a for a in listed if a["status"] == "needs-login"]
+
+    again = run_cli(kiro_tui_exe, "refresh", "--all", env={"KIRO_TUI_ENDPOINT_URL": world.url})
+
+    assert again.code == 0, again.out + again.err
+    assert [line.split()[0] for line in again.out.splitlines()] == ["refreshed"] * 3

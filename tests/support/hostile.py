@@ -3,11 +3,11 @@ unless a trick is queued, and then answers as a proxy, a portal or a broken gate
 
 from __future__ import annotations
 
-import gzip
 import http.client
 import json
 import threading
 import urllib.parse
+import zlib
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -41,9 +41,15 @@ def not_json(status: int) -> Trick:
 
 
 def gzip_bomb(inflated_mb: int = 300) -> Trick:
-    """A small gzip body that inflates to `inflated_mb` MB of JSON-looking bytes."""
-    compressor = gzip.compress(b"{\"accessToken\": \"" + b"A" * (inflated_mb * 1024 * 1024) + b"\"}", 9)
-    return Trick(200, [("Content-Type", "application/json"), ("Content-Encoding", "gzip")], compressor)
+    """A small gzip body that inflates to `inflated_mb` MB of JSON-looking bytes, compressed a
+    megabyte at a time (this process never holds the inflated whole: a child started from it
+    would inherit that peak in its own maximum resident size)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    pieces = [compressor.compress(b'{"accessToken": "')]
+    megabyte = b"A" * (1024 * 1024)
+    pieces += [compressor.compress(megabyte) for _ in range(inflated_mb)]
+    pieces += [compressor.compress(b'"}'), compressor.flush()]
+    return Trick(200, [("Content-Type", "application/json"), ("Content-Encoding", "gzip")], b"".join(pieces))
 
 
 def answer(body: dict[str, object], status: int = 200) -> Trick:
@@ -89,7 +95,11 @@ class HostileServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = _any
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass  # a client that stops reading (a bomb refused) resets the connection: expected
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
