@@ -295,7 +295,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
             if not sys.stdin.isatty():
                 raise CommandFailed(f"not removing {account_id} ({name}) without confirmation; pass --yes")
             try:
-                answer = input(f"Remove account {account_id} ({name}) from kiro-tui? [y/N] ")
+                answer = input(printable(f"Remove account {account_id} ({name}) from kiro-tui? [y/N] "))
             except EOFError:  # Ctrl-D: no answer is a no
                 answer = ""
                 print()

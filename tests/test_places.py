@@ -533,7 +533,8 @@ def test_ide_write_changes_only_the_owned_values(emulator, isolated_dirs: Path) 
 
     assert result.outcome is WriteOutcome.WRITTEN
     assert path.read_text() == template % ("aoa-new-access", "aor-new-refresh", arn, "2027-03-04T05:06:07.891Z")
-    assert path.stat().st_mode & 0o777 == 0o640 and not path.is_symlink()
+    assert path.stat().st_mode & 0o777 == 0o600 and not path.is_symlink()  # a token file is private after a write
+    assert "was mode 0640" in result.detail
     assert [p.name for p in isolated_dirs.iterdir() if p.is_file()] == [path.name]  # no temporary file left
 
 
@@ -620,13 +621,15 @@ def test_the_ide_file_is_never_written_through_a_symbolic_link(emulator, isolate
     assert real.is_symlink() and link.read_bytes() == data
 
 
-def test_other_tools_files_are_written_through_a_link_which_stays_a_link(emulator, isolated_dirs: Path) -> None:
+def test_no_token_is_written_through_a_link_of_any_tool(emulator, isolated_dirs: Path) -> None:
     login = seed(emulator, "social")
     target = WRITERS["cliproxy"](isolated_dirs, login)
+    data = target.read_bytes()
     link = isolated_dirs / "kiro-link.json"
     link.symlink_to(target)
-    assert FORMATS["cliproxy"].write_token(link, "", new_copy(), spent(login), 1.0).outcome is WriteOutcome.WRITTEN
-    assert link.is_symlink() and json.loads(target.read_text())["refresh_token"] == "aor-new-refresh"
+    result = FORMATS["cliproxy"].write_token(link, "", new_copy(), spent(login), 1.0)
+    assert result.outcome is WriteOutcome.REFUSED and "symbolic link" in result.detail
+    assert link.is_symlink() and target.read_bytes() == data
 
 
 @pytest.mark.parametrize("kind", JSON_KINDS)
@@ -867,7 +870,7 @@ async def test_after_a_refresh_through_kiro_tui_the_file_is_the_tools_own(kind: 
         assert GO_TIME.match(written[expiry])  # whole seconds
     else:
         assert written[expiry].endswith(".567891+00:00")  # isoformat(): six digits and an offset
-    assert path.stat().st_mode & 0o777 == 0o640 and path.is_file() and not path.is_symlink()
+    assert path.stat().st_mode & 0o777 == 0o600 and path.is_file() and not path.is_symlink()
     assert {p.name: p.read_bytes() for p in path.parent.iterdir() if p != path} == others  # no temp file left
     assert FORMATS[kind].read_entry(path, "", datetime.now(UTC)).refresh_token == account.refresh_token
 

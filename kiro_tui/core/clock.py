@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -17,6 +18,10 @@ class Clock(Protocol):
         """Wait `seconds` of this clock's time."""
         ...
 
+    def monotonic(self) -> float:
+        """Seconds on a clock nobody sets: told apart from `now`, it shows the wall clock jumping."""
+        ...
+
 
 class SystemClock:
     """Real time."""
@@ -27,6 +32,9 @@ class SystemClock:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
 
+    def monotonic(self) -> float:
+        return time.monotonic()
+
 
 class ManualClock:
     """A clock that only moves when told to; sleepers wake when `advance` passes their deadline.
@@ -36,7 +44,8 @@ class ManualClock:
 
     def __init__(self, start: datetime | None = None) -> None:
         self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
-        self._sleepers: list[tuple[datetime, asyncio.Future[None]]] = []
+        self._monotonic = 0.0
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
@@ -47,24 +56,34 @@ class ManualClock:
             await asyncio.sleep(0)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        with self._lock:
-            self._sleepers.append((self._now + timedelta(seconds=seconds), future))
+        with self._lock:  # a sleep lasts monotonic time, as asyncio's does: a jump of the wall clock ends none
+            self._sleepers.append((self._monotonic + seconds, future))
         try:
             await future
         finally:
             with self._lock:
                 self._sleepers = [(d, f) for d, f in self._sleepers if f is not future]
 
+    def monotonic(self) -> float:
+        return self._monotonic
+
     def set(self, when: datetime) -> None:
+        """Time passes (both clocks move) to `when`."""
+        self._monotonic += max(0.0, (when - self._now).total_seconds())
         self._now = when
         self._wake()
 
     def advance(self, seconds: float) -> None:
         self.set(self._now + timedelta(seconds=seconds))
 
+    def jump(self, seconds: float) -> None:
+        """The wall clock is set (a resume from suspend, a correction): no time passes."""
+        self._now += timedelta(seconds=seconds)
+        self._wake()
+
     def _wake(self) -> None:
         with self._lock:
-            due = [f for deadline, f in self._sleepers if deadline <= self._now]
+            due = [f for deadline, f in self._sleepers if deadline <= self._monotonic]
         try:
             here = asyncio.get_running_loop()
         except RuntimeError:

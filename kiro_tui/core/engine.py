@@ -73,6 +73,7 @@ from kiro_tui.core.places import (
     gateway_sqlite_paths,
     place_format,
 )
+from kiro_tui.core.places._files import remove_stale_temps
 from kiro_tui.core.places.kiro_cli import (
     PlaceLogin,
     file_signature,
@@ -233,6 +234,11 @@ class Engine:
         if self.refresher.held:  # rescue copies an earlier run left: into the store first of all
             await self.refresher.commit_held(force=True)
             self.saved_at_start = self.tell_saved_held()
+        try:  # read here, on the loop that owns the store; the folders are looked at in a thread
+            folders = [Path(place.path).parent for place in self.store.places()]
+        except StoreError:
+            folders = []
+        await asyncio.to_thread(_remove_stale_temps, folders)
 
     def tell_saved_held(self) -> list[str]:
         """Say (once each) which held or rescued tokens are now saved in the store; returns it."""
@@ -933,3 +939,9 @@ def _usage_stale(record: UsageRecord | None, now: datetime, account: Account) ->
     if record.error and record.error_at and account.last_refresh_at and account.last_refresh_at > record.error_at:
         return True  # refreshed since the error (an expired token's AccessDenied): try again now
     return shift(_last_try(record), USAGE_MAX_AGE) <= now
+
+
+def _remove_stale_temps(folders: list[Path]) -> None:
+    """Token copies a killed kiro-tui left beside the place files it was writing: removed."""
+    for path in remove_stale_temps(folders):
+        log.warning("removed %s, a temporary copy of a token file left by a kiro-tui that was stopped", path)

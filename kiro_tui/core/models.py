@@ -247,6 +247,9 @@ class Place:
     pending_from: str | None = None
     """Fingerprint of the token the place held when it could not be written (compare-and-swap)."""
     written_at: datetime | None = None
+    written_print: str | None = None
+    """Fingerprint of the refresh token kiro-tui last wrote there (or found there, its own): the
+    compare-and-swap never replaces a token of the lineage older than this one."""
 
     @property
     def address(self) -> tuple[str, str, str]:

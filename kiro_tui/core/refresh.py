@@ -41,6 +41,7 @@ from pathlib import Path
 import httpx
 
 from kiro_tui.core import rescue
+from kiro_tui.core.answer_identity import foreign_answer, quarantine
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.aws.errors import ErrorClass, ServiceError
 from kiro_tui.core.aws.external_idp import ExternalIdpClient
@@ -431,12 +432,10 @@ class Refresher:
         targets = places if places is not None else self._places_to_write(account)
         copy = TokenCopy(account.access_token, account.refresh_token, account.expires_at,
                          account.profile_arn if account.auth_method is AuthMethod.SOCIAL else None)
-        lineage = {account.id}
-
-        def belongs(token_print: str | None) -> bool:
-            return any(self.store.in_lineage(owner, token_print) for owner in lineage)
-
         def write(place: Place) -> WriteResult:
+            def belongs(token_print: str | None) -> bool:
+                return may_replace(self.store, account.id, place, token_print)
+
             result = place_format(place.kind).write_token(Path(place.path), place.entry, copy, belongs,
                                                           self.writeback_timeout)
             if result.outcome is WriteOutcome.WRITTEN:  # our own write is not a tool's refresh
@@ -451,6 +450,8 @@ class Refresher:
                 log.exception("writing %s %s failed unexpectedly", place.kind, place.path)
                 result = WriteResult(WriteOutcome.FAILED, f"{type(exc).__name__}: {exc}")
             results.append(result)
+            if result.outcome is WriteOutcome.WRITTEN and result.detail:  # e.g. a mode tightened to 0600
+                log.warning("%s %s: %s", account.id, account.name, result.detail)
             self._record_place(account, place, result)
         return results
 
@@ -458,9 +459,11 @@ class Refresher:
         state = result.state
         now = self.clock.now()
         detail = None if state is PlaceState.IN_SYNC else _place_detail(place, result)
+        holds_ours = state is PlaceState.IN_SYNC and account.refresh_token
         updated = replace(place, state=state, detail=detail,
                           pending_from=place.pending_from if state is PlaceState.PENDING else None,
-                          written_at=now if result.outcome is WriteOutcome.WRITTEN else place.written_at)
+                          written_at=now if result.outcome is WriteOutcome.WRITTEN else place.written_at,
+                          written_print=fingerprint(account.refresh_token) if holds_ours else place.written_print)
         sync_error = None if state is PlaceState.IN_SYNC else f"out of sync: {detail}"
         if state is PlaceState.ERROR:
             sync_error = f"out of sync: {detail}; kept kiro-tui's token"
@@ -596,6 +599,10 @@ class Refresher:
             return self._failed(account, error, round((time.monotonic() - started) * 1000))
         duration = round((time.monotonic() - started) * 1000)
         now = self.clock.now()
+        foreign = foreign_answer(account, token)
+        if foreign is not None:  # never this account's token; kept for a person, retried with our own
+            kept = quarantine(self.store.path, account, token, foreign, now)
+            return self._failed(account, ServiceError(kept, ErrorClass.TRANSIENT, status=200), duration)
         before = account.status(now, self.settings.window, refreshing=True)
         account.access_token = token.access_token
         account.refresh_token = token.refresh_token or spent
@@ -923,6 +930,19 @@ def place_signature(path: str, database: bool = False) -> PlaceSignature:
         except OSError:
             found.append(None)
     return tuple(found)
+
+
+def may_replace(store: AccountStore, account_id: str, place: Place, token_print: str | None) -> bool:
+    """The compare-and-swap's rule: a place's token is replaced only when it is the one kiro-tui
+    last wrote (or found) there, or one of the lineage it has not yet seen spent there (newer
+    than that one). An older token of the lineage (a backup restored, a stale copy put there by
+    someone) is not replaced: the place is shown in error instead."""
+    if not store.in_lineage(account_id, token_print):
+        return False
+    if place.written_print is None or token_print == place.written_print:
+        return True
+    last, held = store.lineage_rank(account_id, place.written_print), store.lineage_rank(account_id, token_print)
+    return last is None or (held is not None and held >= last)
 
 
 def _writable(kind: str) -> bool:

@@ -7,6 +7,13 @@ needs-login, suspended and follow-mode accounts. Every refresh, scheduled or ask
 (`refresh_now`), goes through one concurrency bound, one at a time per account, and is
 rescheduled when it completes. `drain` lets refreshes under way finish: their answers are
 the only live copies of the rotated tokens.
+
+Due times are wall-clock times, but sleeping is on a monotonic clock, which a laptop's suspend
+or a clock being set does not move. So the loop never sleeps longer than `RECHECK`, and at every
+wake compares the two clocks: after a jump forward (a resume) every due time is looked at again
+at once; after a jump back, the expiries stored before it lie (they were counted on the clock as
+it was), so those accounts are due that much earlier, and refreshed then even though the wall
+clock says not yet; their new expiry counts from the answer, on the clock as it is now.
 """
 
 from __future__ import annotations
@@ -28,6 +35,11 @@ from kiro_tui.core.timefmt import shift
 
 log = logging.getLogger("kiro_tui.scheduler")
 BUSY_RETRY = timedelta(seconds=5)
+RECHECK = 15.0
+"""The longest the loop sleeps: a wall-clock jump is noticed within this many seconds."""
+JUMP = 2.0
+"""Seconds the wall clock may move against the monotonic clock between two looks before it
+counts as a jump (a slew by NTP moves it far less)."""
 
 
 class RefreshScheduler:
@@ -43,6 +55,14 @@ class RefreshScheduler:
         self._stopping = False
         self.results: list[RefreshResult] = []
         self.keep_results = False
+        self._offset: float | None = None
+        """Wall clock minus monotonic clock at the last look, in seconds."""
+        self._back_jumps: list[tuple[float, float]] = []
+        """(monotonic time it was seen, seconds the wall clock went back) for every jump back."""
+        self._answered: dict[str, float] = {}
+        """Monotonic time each account's last refresh here ended: its times count on the clock since."""
+        self._early: set[str] = set()
+        """Accounts due earlier than their stored times say (a jump back): refreshed regardless."""
 
     # ------------------------------------------------------------------ schedule changes
 
@@ -81,7 +101,32 @@ class RefreshScheduler:
         if held is not None:
             account = replace(account, expires_at=held.expires_at, last_refresh_at=held.since,
                               health=Health.OK, next_refresh_at=None)
-        return account.due_time(window)
+        due = account.due_time(window)
+        back = self._moved_back_since(account.id)
+        if due is None or back == 0:
+            self._early.discard(account.id)
+            return due
+        self._early.add(account.id)
+        return shift(due, back)
+
+    def _moved_back_since(self, account_id: str) -> float:
+        """Seconds (negative) the wall clock went back since this account's times were written."""
+        since = self._answered.get(account_id)
+        return sum(moved for seen, moved in self._back_jumps if since is None or seen > since)
+
+    def _notice_jump(self) -> None:
+        """Compare the wall clock with the monotonic clock; after a jump, every due time again."""
+        monotonic = self.clock.monotonic()
+        offset = self.clock.now().timestamp() - monotonic
+        previous, self._offset = self._offset, offset
+        if previous is None or abs(offset - previous) <= JUMP:
+            return
+        moved = offset - previous
+        log.warning("the wall clock jumped %s by %d seconds; every due time is checked again",
+                    "forward" if moved > 0 else "back", abs(round(moved)))
+        if moved < 0:
+            self._back_jumps.append((monotonic, moved))
+        self.schedule_all()
 
     def _set_due(self, account_id: str, at: datetime | None) -> None:
         held = self.refresher.backing_off.get(account_id)
@@ -114,17 +159,18 @@ class RefreshScheduler:
         self.schedule_all()
         while not self._stopping:
             self._wake.clear()
+            self._notice_jump()
             self._start_due(self.clock.now())
             upcoming = self.next_due()
-            delay = (upcoming[0] - self.clock.now()).total_seconds() if upcoming else None
-            await self._wait(delay)
+            delay = (upcoming[0] - self.clock.now()).total_seconds() if upcoming else RECHECK
+            await self._wait(min(delay, RECHECK))
 
     def _start_due(self, now: datetime) -> None:
         while (upcoming := self.next_due()) is not None and upcoming[0] <= now:
             heapq.heappop(self._heap)
             account_id = upcoming[1]
             del self._due[account_id]
-            self._start(account_id, force=False)
+            self._start(account_id, force=account_id in self._early)
 
     def _start(self, account_id: str, force: bool) -> asyncio.Task[RefreshResult]:
         task = self._in_flight.get(account_id)
@@ -177,6 +223,8 @@ class RefreshScheduler:
             raise
         finally:
             self._in_flight.pop(account_id, None)
+            self._answered[account_id] = self.clock.monotonic()  # what it wrote counts on the clock as it is
+            self._early.discard(account_id)
             if not self._stopping:
                 if retry_at is not None:
                     self._set_due(account_id, retry_at)

@@ -147,6 +147,7 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
         FROM accounts WHERE source IS NOT NULL AND source_key IS NOT NULL;
     """,
     lambda db: _seed_lineage(db),
+    "ALTER TABLE places ADD COLUMN written_print TEXT;",
 )
 
 REFRESH_LOG_KEEP = 50
@@ -796,6 +797,15 @@ class AccountStore:
                                (fingerprint(refresh_token),)).fetchone()
         return row[0] if row else None
 
+    def lineage_rank(self, account_id: str, token_print: str | None) -> int | None:
+        """Where this token stands in the account's lineage: a token added later ranks higher
+        (a refresh adds the spent token, then the new one); None if it is not (or no longer) there."""
+        if not token_print:
+            return None
+        row = self._db.execute("SELECT rowid FROM lineage WHERE fingerprint = ? AND account_id = ?",
+                               (token_print, account_id)).fetchone()
+        return row[0] if row else None
+
     def in_lineage(self, account_id: str, token_print: str | None) -> bool:
         if not token_print:
             return False
@@ -818,13 +828,13 @@ class AccountStore:
 
     def _places_where(self, where: str, params: tuple[object, ...]) -> list[Place]:
         rows = self._db.execute(
-            "SELECT account_id, kind, path, entry, role, state, detail, pending_from, written_at FROM places "
-            f"WHERE {where} ORDER BY id", params).fetchall()
+            "SELECT account_id, kind, path, entry, role, state, detail, pending_from, written_at, written_print"
+            f" FROM places WHERE {where} ORDER BY id", params).fetchall()
         places = []
         for row in rows:
             try:
                 places.append(Place(row[0], row[1], row[2], row[3], PlaceRole(row[4]), PlaceState(row[5]),
-                                    row[6], row[7], _time_or_none(row[8])))
+                                    row[6], row[7], _time_or_none(row[8]), row[9]))
             except ValueError:
                 log.warning("place %s of account %s has an unknown role or state; ignored", row[2], row[0])
         return places
@@ -832,13 +842,15 @@ class AccountStore:
     def save_place(self, conn: sqlite3.Connection, place: Place) -> None:
         """Add or update the place at its address (a place belongs to one account at a time)."""
         conn.execute(
-            "INSERT INTO places (account_id, kind, path, entry, role, state, detail, pending_from, written_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, path, entry) DO UPDATE SET"
+            "INSERT INTO places (account_id, kind, path, entry, role, state, detail, pending_from, written_at,"
+            " written_print) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, path, entry) DO UPDATE SET"
             " account_id = excluded.account_id, role = excluded.role, state = excluded.state,"
-            " detail = excluded.detail, pending_from = excluded.pending_from, written_at = excluded.written_at",
+            " detail = excluded.detail, pending_from = excluded.pending_from, written_at = excluded.written_at,"
+            " written_print = excluded.written_print",
             (place.account_id, place.kind, storable_text("path", place.path), storable_text("entry", place.entry),
              place.role.value, place.state.value, storable_text("detail", place.detail) if place.detail else None,
-             place.pending_from, format_timestamp(place.written_at) if place.written_at else None),
+             place.pending_from, format_timestamp(place.written_at) if place.written_at else None,
+             place.written_print),
         )
 
     def delete_place(self, conn: sqlite3.Connection, place: Place) -> None:

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from textual.app import App
+from textual.notifications import SeverityLevel
 
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.clock import Clock
@@ -42,6 +43,7 @@ from kiro_tui.core.shutdown import (
     leave_the_terminal,
     waiting_message,
 )
+from kiro_tui.core.summary import printable
 from kiro_tui.tui import messages
 from kiro_tui.tui.clipboard import pyperclip_copy
 from kiro_tui.tui.screens.accounts import AccountsScreen
@@ -83,6 +85,13 @@ class KiroTuiApp(App[None]):
         self._changed_lock = threading.Lock()
         self._frozen = False
         self.accounts_screen = AccountsScreen()
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Every toast of every screen: names, paths and server errors in it are data from files and
+        services, so its title and (unless it is our own markup) its text are made printable."""
+        super().notify(message if markup else printable(message), title=printable(title), severity=severity,
+                       timeout=timeout, markup=markup)
 
     def get_default_screen(self) -> AccountsScreen:
         """The accounts screen is the app's base screen (no throwaway default screen under it)."""

@@ -3,6 +3,7 @@ the theme (component classes in app.tcss), not from here."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -49,10 +50,17 @@ def status_detail(view: AccountView, now: datetime, window: timedelta, quota_war
     return printable(text)
 
 
+_IN_THE_WAY = re.compile(r"a proxy asked for authentication \(407\)|redirected to [^\s;(]+|HTTP \d+ with an HTML page"
+                         r"|another account's login|larger than \d+ KB")
+
+
 def transient_reason(error: str | None) -> str:
     if not error:
         return ""
     lowered = error.lower()
+    in_the_way = _IN_THE_WAY.search(error)  # what answered instead of the service, as transport.py words it
+    if in_the_way:
+        return printable(in_the_way.group(0))
     for needle, word in (("timed out", "timeout"), ("connection failed", "connection"),
                          ("malformed", "bad response"), ("slow_down", "throttled"), ("429", "throttled")):
         if needle in lowered:

@@ -15,13 +15,16 @@ from kiro_tui.core.aws.transport import exchange, require
 SERVICE = "external IdP"
 
 
+_DEAD = ("invalid_grant", "invalid_client", "unauthorized_client", "interaction_required")
+
+
 def classify(status: int, code: str, message: str, body: dict[str, Any]) -> ServiceError:
+    """The IdP's own JSON error. Only an OAuth error that says the grant or client is dead
+    calls for a login; anything else is retried."""
     text = f"{SERVICE} refresh: {code or f'HTTP {status}'}" + (f" ({message})" if message else "")
-    if status >= 500 or status == 429:
-        return ServiceError(text, ErrorClass.TRANSIENT, status=status, code=code)
-    if code in ("invalid_grant", "invalid_client", "unauthorized_client", "interaction_required") or status == 401:
+    if code in _DEAD and status < 500:
         return ServiceError(text, ErrorClass.NEEDS_LOGIN, status=status, code=code)
-    return ServiceError(text, ErrorClass.FATAL_CONFIG, status=status, code=code)
+    return ServiceError(f"{text}; retrying", ErrorClass.TRANSIENT, status=status, code=code)
 
 
 class ExternalIdpClient:
@@ -44,4 +47,5 @@ class ExternalIdpClient:
             refresh_token=rotated if isinstance(rotated, str) and rotated else None,
             expires_in=expires_in,
             warnings=(warning,) if warning else (),
+            id_token=body["id_token"] if isinstance(body.get("id_token"), str) else None,
         )

@@ -69,6 +69,8 @@ def classify(operation: str) -> Any:
             return ServiceError(text, ErrorClass.TRANSIENT, **kwargs)
         if code in _NEEDS_LOGIN or (operation == "CreateToken(refresh)" and code == "invalid_request"):
             return ServiceError(text, ErrorClass.NEEDS_LOGIN, **kwargs)
+        if operation == "CreateToken(refresh)":  # only the service's verdicts above end a login
+            return ServiceError(f"{text}; retrying", ErrorClass.TRANSIENT, **kwargs)
         return ServiceError(text, ErrorClass.FATAL_CONFIG, **kwargs)
 
     return classify_error
@@ -145,4 +147,5 @@ class OidcClient:
             refresh_token=refresh if isinstance(refresh, str) and refresh else None,
             expires_in=expires_in,
             warnings=(warning,) if warning else (),
+            id_token=body["idToken"] if isinstance(body.get("idToken"), str) else None,
         )

@@ -15,14 +15,15 @@ SERVICE = "Kiro auth"
 
 
 def classify(status: int, code: str, message: str, body: dict[str, Any]) -> ServiceError:
+    """The service's own JSON error (`exchange` passes nothing else). A login is dead only when
+    it says so: its 400 "Invalid refresh token provided", or its 401 (a stale or rotated token);
+    anything else it says is retried."""
     text = f"{SERVICE} refresh: HTTP {status}" + (f" ({message})" if message else "")
     if "TEMPORARILY_SUSPENDED" in (str(body.get("reason")), code) or "suspended" in message.lower():
         return ServiceError(text, ErrorClass.SUSPENDED, status=status, code=code)
-    if status in (400, 401):
+    if status == 401 or (status == 400 and "invalid refresh token" in message.lower()):
         return ServiceError(text, ErrorClass.NEEDS_LOGIN, status=status, code=code)
-    if status >= 500 or status == 429:
-        return ServiceError(text, ErrorClass.TRANSIENT, status=status, code=code)
-    return ServiceError(text, ErrorClass.FATAL_CONFIG, status=status, code=code)
+    return ServiceError(f"{text}; retrying", ErrorClass.TRANSIENT, status=status, code=code)
 
 
 class SocialClient:

@@ -21,6 +21,8 @@ class TokenResult:
     profile_arn: str | None = None
     warnings: tuple[str, ...] = field(default=())
     """Fields of the answer that were clamped or dropped, by name: never at the token's cost."""
+    id_token: str | None = None
+    """An OpenID id token, when the service sends one: who the answer says it is for."""
 
     def expires_at(self, now: datetime) -> datetime:
         return shift(now, self.expires_in)

@@ -16,11 +16,12 @@ import re
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kiro_tui.core.paths import make_private_dirs
 from kiro_tui.core.places.base import PlaceError
 
 try:  # POSIX: an advisory lock so two kiro-tui processes never interleave a read-modify-write
@@ -30,6 +31,8 @@ except ImportError:  # pragma: no cover - Windows: the atomic rename is all ther
 
 MAX_PLACE_BYTES = 1024 * 1024
 """No token file comes near this; a bigger file is the wrong file, and we do not read it all."""
+PRIVATE_FILE_MODE = 0o600
+"""Every file holding a token, after kiro-tui wrote it, whatever its mode was before."""
 TEMP_SUFFIX = ".kiro-tui.tmp"
 """Not `.json`: tools that watch or merge `*.json` in the folder never see a half-written file."""
 _OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -53,12 +56,48 @@ def absolute(path: Path) -> Path:
     return Path(os.path.abspath(Path(path).expanduser()))
 
 
-@contextmanager
-def open_place(path: Path, what: str) -> Iterator[tuple[int, os.stat_result]]:
-    """A read-only descriptor on a regular file, with its stat; every way it can fail is one
-    PlaceError naming the file and what to do."""
+class UnsafeToWrite(PlaceError):
+    """Writing a token here could hand it to someone else (a link, a folder others can write)."""
+
+
+def refuse_link(path: Path, what: str) -> None:
+    """A token is never written through a symbolic link: one planted in a shared folder would
+    hand it to whoever planted it (and keep their file's mode)."""
+    if os.path.islink(path):
+        raise UnsafeToWrite(f"{what} {path} is a symbolic link (to {os.readlink(path)}); kiro-tui never writes a token "
+                            "through a link: link kiro-tui to the file itself, or replace the link with the file")
+
+
+def unsafe_folder(folder: Path) -> str | None:
+    """Why no token may be written into `folder`, if so: someone other than the person can
+    create, swap or plant links in it. A sticky folder of the person's own is fine."""
+    if not hasattr(os, "geteuid"):  # pragma: no cover - Windows: no such modes
+        return None
     try:
-        fd = os.open(path, _OPEN_FLAGS)
+        st = os.stat(folder)
+    except OSError:
+        return None  # the write itself then fails, naming what is wrong
+    me, mode = os.geteuid(), st.st_mode
+    if mode & stat.S_ISVTX and st.st_uid == me:
+        return None
+    if st.st_uid not in (me, 0):
+        who = f"belongs to another user (uid {st.st_uid})"
+    elif mode & stat.S_IWOTH:
+        who = "is writable by every user" + (" (sticky, but not yours)" if mode & stat.S_ISVTX else "")
+    elif mode & stat.S_IWGRP and st.st_gid != os.getegid():
+        who = f"is writable by group {st.st_gid}"
+    else:
+        return None
+    return (f"the folder {folder} {who}, who could swap the file for a link to one they can read; kiro-tui writes "
+            "no token there: keep the file in a folder only you can write (chmod o-w,g-w)")
+
+
+@contextmanager
+def open_place(path: Path, what: str, follow: bool = True) -> Iterator[tuple[int, os.stat_result]]:
+    """A read-only descriptor on a regular file, with its stat; every way it can fail is one
+    PlaceError naming the file and what to do. `follow=False`: a symbolic link is refused."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS | (0 if follow else getattr(os, "O_NOFOLLOW", 0)))
     except FileNotFoundError as exc:
         if os.path.islink(path):
             raise PlaceMissing(f"{what} {path} is a symbolic link to {os.readlink(path)}, which does not exist; "
@@ -68,6 +107,8 @@ def open_place(path: Path, what: str) -> Iterator[tuple[int, os.stat_result]]:
         raise PlaceError(f"cannot read {what} {path}: permission denied; "
                          "run kiro-tui as the user who owns it") from exc
     except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow:
+            refuse_link(path, what)
         if exc.errno == errno.ELOOP:
             raise PlaceError(f"cannot read {what} {path}: it is a symbolic link that loops; "
                              "fix the link or point kiro-tui at the real file") from exc
@@ -222,10 +263,11 @@ def locked_json(path: Path, what: str, timeout: float) -> Iterator[JsonDoc]:
     """The document at `path`, read under an exclusive advisory lock held until the block
     ends, so two kiro-tui processes never both rewrite it from the same old copy. The lock is
     on the file itself (no lock file lands in the tool's folder); a file replaced while we
-    waited is opened again."""
+    waited is opened again. It is opened to be rewritten: never through a symbolic link."""
+    refuse_link(path, what)
     deadline = time.monotonic() + max(timeout, 0.0)
     while True:
-        with open_place(path, what) as (fd, st):
+        with open_place(path, what, follow=False) as (fd, st):
             _lock(fd, path, deadline)
             try:
                 current = os.stat(path)
@@ -255,7 +297,11 @@ def atomic_write(path: Path, data: bytes, mode: int, *, exclusive: bool = False,
                  owner: tuple[int, int] | None = None) -> None:
     """Put `data` at `path` all at once: a temporary file in the same folder, fsynced, then
     renamed over it (`exclusive`: linked into place, failing if a file appeared there). A
-    reader sees the old file or the new one, never half of either."""
+    reader sees the old file or the new one, never half of either. Never into a folder others
+    can write (`unsafe_folder`); the rename replaces a link at `path`, never follows it."""
+    refusal = unsafe_folder(path.parent)
+    if refusal:
+        raise UnsafeToWrite(refusal)
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     temp = Path(temp_name)
     try:
@@ -337,8 +383,35 @@ def is_present(path: Path) -> bool:
 
 
 def prepare_folder(folder: Path) -> None:
-    """Create a missing folder for a new place file, private (0700) like the tools make theirs."""
+    """Create a missing folder for a new place file, and every missing parent, private (0700)
+    like the tools make theirs."""
     try:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dirs(folder)
     except OSError as exc:
         raise PlaceError(f"cannot create the folder {folder}: {exc.strerror or exc}") from exc
+
+
+STALE_TEMP_SECONDS = 300.0
+"""A write takes milliseconds: a temporary copy this old was left by a process that was killed."""
+
+
+def remove_stale_temps(folders: Iterable[Path], older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Remove the temporary copies of token files (`*.kiro-tui.tmp`, kiro-tui's own naming) a
+    killed kiro-tui left in these folders: regular files of the person's own, older than
+    `older_than` seconds (a younger one may be another process's write under way)."""
+    removed = []
+    now = time.time()
+    me = os.geteuid() if hasattr(os, "geteuid") else None
+    for folder in set(folders):
+        try:
+            names = [name for name in os.listdir(folder) if name.startswith(".") and name.endswith(TEMP_SUFFIX)]
+        except OSError:
+            continue
+        for name in names:
+            path = folder / name
+            with suppress(OSError):
+                st = os.lstat(path)
+                if stat.S_ISREG(st.st_mode) and (me is None or st.st_uid == me) and now - st.st_mtime > older_than:
+                    path.unlink()
+                    removed.append(path)
+    return removed

@@ -17,9 +17,11 @@ from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, AuthMethod
 from kiro_tui.core.places._fields import BadField, Fields, Spelling
 from kiro_tui.core.places._files import (
+    PRIVATE_FILE_MODE,
     JsonDoc,
     PlaceLocked,
     PlaceMissing,
+    UnsafeToWrite,
     absolute,
     atomic_write,
     is_folder,
@@ -127,13 +129,14 @@ class JsonFilePlace:
 
     def write_token(self, path: Path, entry: str, copy: TokenCopy, belongs: Callable[[str | None], bool],
                     timeout: float) -> WriteResult:
-        """Compare-and-swap under the file's lock; only the owned fields change. Through a
-        symbolic link the file it points to is written, so the link stays a link."""
+        """Compare-and-swap under the file's lock; only the owned fields change. Never through
+        a symbolic link, never into a folder others can write; the file is 0600 afterwards
+        (the detail says so when it was wider)."""
         path = absolute(path)
         refusal = self.refuse_write(path)
         if refusal:
             return WriteResult(WriteOutcome.FAILED, refusal)
-        path = Path(os.path.realpath(path))
+        widened = ""
         try:
             with locked_json(path, self.what, timeout) as doc:
                 self.check_shape(doc)
@@ -146,13 +149,18 @@ class JsonFilePlace:
                     # rotate it): bring the rest up to date.
                 elif not belongs(held):
                     return WriteResult(WriteOutcome.OTHER,
-                                       f"{self.what} {path} holds a refresh token kiro-tui has not seen "
-                                       "(another login, or refreshed by its tool)")
+                                       f"{self.what} {path} holds a refresh token kiro-tui may not replace "
+                                       "(another login, one refreshed by its tool, or an older one of this "
+                                       "login that kiro-tui already replaced there)")
                 values: dict[str, object] = {}
                 for name, value in self.token_values(copy).items():
                     for key in fields.present(name) or fields.keys_for(name)[:1]:
                         values[key] = value
-                atomic_write(path, doc.with_values(values), doc.mode, owner=(doc.st.st_uid, doc.st.st_gid))
+                atomic_write(path, doc.with_values(values), PRIVATE_FILE_MODE, owner=(doc.st.st_uid, doc.st.st_gid))
+                if doc.mode & ~PRIVATE_FILE_MODE:
+                    widened = f"{path} was mode {doc.mode:04o}, readable by others; it is 0600 now"
+        except UnsafeToWrite as exc:
+            return WriteResult(WriteOutcome.REFUSED, str(exc))
         except PlaceMissing as exc:
             return WriteResult(WriteOutcome.MISSING, str(exc))
         except PlaceLocked as exc:
@@ -161,7 +169,7 @@ class JsonFilePlace:
             return WriteResult(WriteOutcome.FAILED, str(exc))
         except OSError as exc:
             return WriteResult(WriteOutcome.FAILED, f"cannot write {self.what} {path}: {exc.strerror or exc}")
-        return WriteResult(WriteOutcome.WRITTEN)
+        return WriteResult(WriteOutcome.WRITTEN, widened)
 
     def create(self, path: Path, account: Account) -> Created:
         """Write a new file for `account` (mode 0600) at `path`, or in it if it is a folder.

@@ -493,8 +493,9 @@ def write_back_token(
         if not isinstance(value, dict) or not belongs(held):
             conn.execute("ROLLBACK")
             return WriteResult(WriteOutcome.OTHER,
-                                   f"kiro-cli's {key} holds a refresh token kiro-tui has not seen (another login, "
-                                   "or refreshed by another tool)")
+                                   f"kiro-cli's {key} holds a refresh token kiro-tui may not replace (another "
+                                   "login, one refreshed by another tool, or an older one of this login that "
+                                   "kiro-tui already replaced there)")
         value["access_token"] = access_token
         value["refresh_token"] = refresh_token
         value["expires_at"] = format_timestamp(expires_at)

@@ -118,9 +118,9 @@ class AccountsScreen(Screen[None]):
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = False) -> None:
-        """Toasts carry account names, paths and server errors: plain, printable text unless asked."""
-        super().notify(message if markup else printable(message), title=title, severity=severity,
-                       timeout=timeout, markup=markup)
+        """Toasts carry account names, paths and server errors: plain text unless asked (the app
+        makes them printable)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     # ------------------------------------------------------------------ layout
 

@@ -110,7 +110,7 @@ class AccountDetail(VerticalScroll):
             return Text("loading…" if enabled else "not fetched", style=self.style("muted"))
         text = Text(describe_usage(usage))
         if usage.subscription:
-            text.append(f"  {usage.subscription}")
+            text.append(f"  {printable(usage.subscription)}")
         if usage.resets_at:
             text.append(f"  resets {usage.resets_at:%Y-%m-%d}")
         if usage.error:  # stale, as the table's `~` says, and why

@@ -11,6 +11,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from kiro_tui.core.models import Status
+from kiro_tui.core.summary import printable
 from kiro_tui.tui import format as fmt
 from kiro_tui.tui.widgets.accounts_table import STATUS_CLASSES
 
@@ -49,13 +50,13 @@ class SummaryBar(Static):
         if unreadable:
             text.append(f" · {unreadable} unreadable (see `kiro-tui list`)", style=bad)
         if problem:
-            text.append(f" · {problem}", style=bad)
+            text.append(f" · {printable(problem)}", style=bad)
         text.append("   ")
         muted = self.style("summary--muted")
         if kiro_cli_db is None:
             text.append("kiro-cli: no database found", style=muted)
         else:
-            text.append(f"kiro-cli: {fmt.home_relative(kiro_cli_db)}", style=muted)
+            text.append(f"kiro-cli: {printable(fmt.home_relative(kiro_cli_db))}", style=muted)
             if watch_error:
                 text.append(f" (unreadable: {fmt.short_reason(watch_error)[:60]})", style=bad)
             elif last_read is not None:
