@@ -36,8 +36,9 @@ from kiro_tui.core.places._files import MAX_PLACE_BYTES
 from kiro_tui.core.places.gateway import create_gateway_db
 from kiro_tui.core.places.base import PlaceLogin
 from kiro_tui.core.places.kiro_cli import read_kiro_cli
-from kiro_tui.core.timefmt import parse_timestamp
+from kiro_tui.core.timefmt import format_timestamp, parse_timestamp
 from tests.support.engine import account_from_seed, at
+from tests.support.standins import py310_parse
 from tests.support.places import (
     Login,
     aiclient_record,
@@ -736,7 +737,7 @@ def test_create_never_overwrites_and_refuses_what_the_tool_cannot_refresh(emulat
 
 
 @pytest.mark.parametrize("auth", ["social", "builder-id", "idc", "external-idp"])
-def test_gateway_db_is_a_kiro_cli_database_with_whole_second_times(auth: str, emulator, isolated_dirs: Path) -> None:
+def test_gateway_db_is_a_kiro_cli_database_with_times_python_3_10_reads(auth: str, emulator, isolated_dirs: Path) -> None:
     account = account_from_seed(seed_raw(emulator, auth), "acc12345")
     account.expires_at = account.expires_at.replace(microsecond=123456)
 
@@ -747,7 +748,7 @@ def test_gateway_db_is_a_kiro_cli_database_with_whole_second_times(auth: str, em
     (login,) = snapshot.logins
     assert login.key == created.entry and login.refresh_token == account.refresh_token
     assert login.auth_method is account.auth_method and login.needs_login is None
-    assert login.expires_at == account.expires_at.replace(microsecond=0)
+    assert login.expires_at == account.expires_at
     if auth in ("builder-id", "idc"):
         assert (login.client_id, login.region) == (account.client_id, account.region)
 
@@ -758,7 +759,8 @@ def test_gateway_db_is_a_kiro_cli_database_with_whole_second_times(auth: str, em
     conn = sqlite3.connect(created.path)
     (value,) = conn.execute("SELECT value FROM auth_kv WHERE key = ?", (created.entry,)).fetchone()
     conn.close()
-    assert json.loads(value)["expires_at"] == "2027-03-04T05:06:07Z"  # what Python 3.10 can parse
+    written = json.loads(value)["expires_at"]
+    assert written == "2027-03-04T05:06:07.891234Z" and py310_parse(written) == NEW_EXPIRY.timestamp()
     assert FORMATS["gateway-db"].write_token(created.path, created.entry, new_copy(), lambda _: False, 1.0).outcome \
         is WriteOutcome.OTHER
     with pytest.raises(PlaceError, match="already exists"):
@@ -891,10 +893,10 @@ async def test_after_a_refresh_through_kiro_tui_the_database_is_the_tools_own(ki
                                                                               isolated_dirs: Path) -> None:
     """kiro-cli (a source in sync mode) and gateway-db (a link): one row changes, and in it only
     the token fields, in kiro-cli's serde shape (compact JSON bound as TEXT, RFC 3339 `Z`, the
-    fraction trimmed; whole seconds for the gateway's Python 3.10); every other field and row
+    fraction at six digits, which the gateway's Python 3.10 reads); every other field and row
     stays, the file keeps its mode."""
     from kiro_tui.core.places import kiro_cli_format as fmt
-    from tests.support.kiro_cli_db import KiroCliDb, rfc3339
+    from tests.support.kiro_cli_db import KiroCliDb
 
     seeded = seed_raw(emulator, auth)
     key = seeded["token_key"]
@@ -924,14 +926,12 @@ async def test_after_a_refresh_through_kiro_tui_the_database_is_the_tools_own(ki
     rows_after = _rows(path)
     (raw,) = [row[1] for name, row in rows_after.items() if name == ("auth_kv", json.dumps(key))]
     assert isinstance(raw, str)  # bound as TEXT: kiro-cli's rusqlite reads only TEXT
-    when = account.expires_at.replace(microsecond=0) if kind == "gateway-db" else account.expires_at
     expected = {**value_before, "access_token": account.access_token, "refresh_token": account.refresh_token,
-                "expires_at": rfc3339(when)}
+                "expires_at": format_timestamp(account.expires_at)}
     assert raw == fmt.dumps(expected)  # serde's compact JSON, same fields in the same order
-    if kind == "gateway-db":  # whole seconds: what Python 3.10's fromisoformat (Z replaced) can read
-        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", expected["expires_at"])
-    else:  # the time crate's RFC 3339: the fraction, trailing zeros trimmed
-        assert expected["expires_at"].endswith(".567891Z")
+    # Six fraction digits and Z: what kiro-cli's time crate and Python 3.10 (Z replaced) both read.
+    assert expected["expires_at"].endswith(".567891Z")
+    assert py310_parse(expected["expires_at"]) == account.expires_at.timestamp()
     assert {k: v for k, v in rows_after.items() if k != ("auth_kv", json.dumps(key))} == {
         k: v for k, v in rows_before.items() if k != ("auth_kv", json.dumps(key))}
     assert path.stat().st_mode & 0o777 == mode_before == (0o640 if kind == "kiro-cli" else 0o600)

@@ -64,7 +64,7 @@ SOCIAL_HOST = "prod.us-east-1.auth.desktop.kiro.dev"
 TICK = 0.05
 
 
-class BadFile(Exception):
+class BadFile(ValueError):
     """The tool could not use the file as written (its own parser refused it)."""
 
 
@@ -101,12 +101,19 @@ def js_parse(value: object) -> float:
     return _from_match(match)
 
 
+def py310_fromisoformat(text: str) -> datetime:
+    """Python 3.10's datetime.fromisoformat on a date and time: `T` or a space, HH:MM:SS, a
+    fraction of exactly 3 or 6 digits or none, an optional ±HH:MM; no `Z` (3.11 widened it)."""
+    if not _PY310_ISO.match(text):
+        raise BadFile(f"Python 3.10's fromisoformat cannot parse {text!r}")
+    return datetime.fromisoformat(text)
+
+
 def py310_parse(value: object) -> float:
     """kiro-gateway on Python 3.10: datetime.fromisoformat(value.replace('Z', '+00:00'))."""
-    text = value.replace("Z", "+00:00") if isinstance(value, str) else None
-    if text is None or not _PY310_ISO.match(text):
+    if not isinstance(value, str):
         raise BadFile(f"Python 3.10's fromisoformat cannot parse {value!r}")
-    when = datetime.fromisoformat(text)
+    when = py310_fromisoformat(value.replace("Z", "+00:00"))
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 

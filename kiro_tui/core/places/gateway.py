@@ -10,16 +10,14 @@ to read as kind kiro-cli.
 
 `gateway-db`: a kiro-cli-format database kiro-tui writes for the gateway. The gateway does
 not re-read its JSON file while running, but it re-reads a database before refreshing, so
-this is the link to recommend. Its timestamps have whole seconds: Python 3.10, which the
-gateway supports, cannot parse 1 to 5 fraction digits.
+this is the link to recommend. Its timestamps are kiro-tui's fixed six fraction digits
+(`format_timestamp`): Python 3.10, which the gateway supports, cannot parse 1, 2, 4 or 5.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -47,7 +45,7 @@ from kiro_tui.core.places._files import (
 )
 from kiro_tui.core.places._json_place import JsonFilePlace
 from kiro_tui.core.places._sqlite import is_kiro_cli_format
-from kiro_tui.core.places.base import Created, PlaceError, PlaceLogin, TokenCopy, WriteResult
+from kiro_tui.core.places.base import Created, PlaceError, PlaceLogin, TokenCopy
 from kiro_tui.core.places.kiro_cli import KiroCliPlace, profile_region
 from kiro_tui.core.places.kiro_ide import sso_cache_folder
 
@@ -199,8 +197,7 @@ def _unique(paths: list[Path]) -> list[Path]:
 # -- gateway-db: a kiro-cli-format database for the gateway ---------------------------------
 
 class GatewayDbPlace(KiroCliPlace):
-    """Read and written like kiro-cli's database (compare-and-swap on the token key), with
-    whole-second timestamps for the gateway's Python."""
+    """Read and written like kiro-cli's database (compare-and-swap on the token key)."""
 
     kind = "gateway-db"
     title = "kiro-gateway database"
@@ -214,11 +211,6 @@ class GatewayDbPlace(KiroCliPlace):
         if is_folder(path):
             return [p for p in list_folder(path, self.title) if is_present(p) and is_kiro_cli_format(p)]
         return [path] if is_present(path) else []
-
-    def write_token(self, path: Path, entry: str, copy: TokenCopy, belongs: Callable[[str | None], bool],
-                    timeout: float) -> WriteResult:
-        whole_seconds = replace(copy, expires_at=copy.expires_at.replace(microsecond=0))
-        return super().write_token(path, entry, whole_seconds, belongs, timeout)
 
     def create(self, path: Path, account: Account) -> Created:
         return create_gateway_db(path, account)
@@ -253,7 +245,7 @@ def create_gateway_db(path: Path, account: Account) -> Created:
 
 def gateway_rows(account: Account) -> tuple[str, dict[str, object], dict[str, object]]:
     """(token key, auth_kv rows, state rows) for `account` in kiro-cli's own JSON shapes."""
-    expires = account.expires_at.replace(microsecond=0)
+    expires = account.expires_at
     access, refresh = account.access_token, account.refresh_token
     state: dict[str, object] = {}
     if account.profile_arn:
