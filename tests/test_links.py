@@ -239,7 +239,7 @@ async def test_the_gateways_own_write_back_is_adopted_whatever_shape_it_wrote(tm
     written = json.loads(raw)
     assert written["refresh_token"] == engine.store.get(account_id).refresh_token
     assert list(written) == list(gateway_shape)  # its shape kept: only the token fields change
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", written["expires_at"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", written["expires_at"])
 
 
 async def test_linking_into_a_folder_finds_the_file_already_holding_this_login(tmp_path: Path, engine: Engine,

@@ -534,7 +534,7 @@ def test_ide_write_changes_only_the_owned_values(emulator, isolated_dirs: Path) 
 
     assert result.outcome is WriteOutcome.WRITTEN
     assert path.read_text() == template % ("aoa-new-access", "aor-new-refresh", arn, "2027-03-04T05:06:07.891Z")
-    assert path.stat().st_mode & 0o777 == 0o640 and not path.is_symlink()
+    assert path.stat().st_mode & 0o777 == 0o600 and not path.is_symlink()  # the IDE's own mode, whatever it was
     assert [p.name for p in isolated_dirs.iterdir() if p.is_file()] == [path.name]  # no temporary file left
 
 
@@ -596,14 +596,18 @@ def test_both_spellings_of_an_owned_field_are_written(isolated_dirs: Path) -> No
     assert written["expires_at"] == written["expiresAt"] == "2027-03-04T05:06:07Z"
 
 
-def test_a_byte_order_mark_and_a_repeated_key_survive_a_write(isolated_dirs: Path) -> None:
+@pytest.mark.parametrize("kind", ["aiclient", "kiro-ide"])
+def test_a_byte_order_mark_and_a_repeated_key_survive_a_write(kind: str, isolated_dirs: Path) -> None:
+    """Every byte is kept, but the Kiro IDE loses a byte order mark: its parser chokes on one
+    (kirodotdev/Kiro#10654), so a file with one is a file the IDE cannot read."""
     path = isolated_dirs / "kiro-auth-token.json"
     original = ('\ufeff{ "accessToken" : "a", "refreshToken":"r", "expiresAt":"2026-01-01T00:00:00.000Z", '
                 '"accessToken": "a" }')
     path.write_text(original)
-    FORMATS["kiro-ide"].write_token(path, "", new_copy(), lambda held: held == fingerprint("r"), 1.0)
-    assert path.read_text() == original.replace('"a"', '"aoa-new-access"').replace('"r"', '"aor-new-refresh"').replace(
+    FORMATS[kind].write_token(path, "", new_copy(), lambda held: held == fingerprint("r"), 1.0)
+    expected = original.replace('"a"', '"aoa-new-access"').replace('"r"', '"aor-new-refresh"').replace(
         "2026-01-01T00:00:00.000Z", "2027-03-04T05:06:07.891Z")
+    assert path.read_bytes() == (expected.removeprefix("\ufeff") if kind == "kiro-ide" else expected).encode()
 
 
 def test_the_ide_file_is_never_written_through_a_symbolic_link(emulator, isolated_dirs: Path) -> None:
@@ -869,7 +873,8 @@ async def test_after_a_refresh_through_kiro_tui_the_file_is_the_tools_own(kind: 
         assert GO_TIME.match(written[expiry])  # whole seconds
     else:
         assert written[expiry].endswith(".567891+00:00")  # isoformat(): six digits and an offset
-    assert path.stat().st_mode & 0o777 == 0o640 and path.is_file() and not path.is_symlink()
+    mode = 0o600 if kind == "kiro-ide" else 0o640  # the IDE's file is its own 0600, whatever it was
+    assert path.stat().st_mode & 0o777 == mode and path.is_file() and not path.is_symlink()
     assert {p.name: p.read_bytes() for p in path.parent.iterdir() if p != path} == others  # no temp file left
     assert FORMATS[kind].read_entry(path, "", datetime.now(UTC)).refresh_token == account.refresh_token
 

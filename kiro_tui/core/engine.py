@@ -710,8 +710,7 @@ class Engine:
                                                    "already exists and does not hold this login; name a new file")
         if existing is not None:
             entry_path, entry = existing
-            copy = TokenCopy(account.access_token, account.refresh_token or "", account.expires_at,
-                             account.profile_arn if account.auth_method is AuthMethod.SOCIAL else None)
+            copy = TokenCopy.of(account)
             result = await asyncio.to_thread(fmt.write_token, entry_path, entry, copy,
                                              lambda p: self.store.in_lineage(account.id, p), 2.0)
             if result.state is not PlaceState.IN_SYNC:

@@ -382,8 +382,7 @@ class Refresher:
         if not account.refresh_token:
             return []
         targets = places if places is not None else self._places_to_write(account)
-        copy = TokenCopy(account.access_token, account.refresh_token, account.expires_at,
-                         account.profile_arn if account.auth_method is AuthMethod.SOCIAL else None)
+        copy = TokenCopy.of(account)
         lineage = {account.id}
 
         def belongs(token_print: str | None) -> bool:

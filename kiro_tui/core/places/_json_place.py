@@ -86,6 +86,14 @@ class JsonFilePlace:
         """Why this file must not be written as it stands, if so."""
         return None
 
+    def rewritten(self, doc: JsonDoc, values: dict[str, object]) -> bytes:
+        """The file with these members set, every other byte kept."""
+        return doc.with_values(values)
+
+    def rewrite_mode(self, doc: JsonDoc) -> int:
+        """The mode a rewritten file gets: the one it had."""
+        return doc.mode
+
     # -- the same for every JSON format --------------------------------------------------------
 
     def discover(self, path: Path) -> list[Path]:
@@ -152,7 +160,8 @@ class JsonFilePlace:
                 for name, value in self.token_values(copy).items():
                     for key in fields.present(name) or fields.keys_for(name)[:1]:
                         values[key] = value
-                atomic_write(path, doc.with_values(values), doc.mode, owner=(doc.st.st_uid, doc.st.st_gid))
+                atomic_write(path, self.rewritten(doc, values), self.rewrite_mode(doc),
+                             owner=(doc.st.st_uid, doc.st.st_gid))
         except PlaceMissing as exc:
             return WriteResult(WriteOutcome.MISSING, str(exc))
         except PlaceLocked as exc:
