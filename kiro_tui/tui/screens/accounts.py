@@ -554,7 +554,7 @@ class AccountsScreen(Screen[None]):
                                      "Profiles this login may use, from every profile region:")
         self.app.push_screen(picker, callback=lambda arn: self.profile_chosen(account, arn))
         try:
-            listing = await self.kiro_app.engine.call(lambda engine: engine.list_profiles(account.access_token))
+            listing = await self.kiro_app.engine.call(lambda engine: engine.account_profiles(account.id))
         except KiroTuiError as exc:
             picker.fail(str(exc))
             return
