@@ -269,4 +269,7 @@ def gateway_rows(account: Account) -> tuple[str, dict[str, object], dict[str, ob
     token = fmt.oidc_token(access, refresh, expires, account.region, start_url, scopes, flow)
     registration = fmt.device_registration(account.client_id, account.client_secret,
                                            account.client_secret_expires_at, account.region, scopes, flow)
+    if start_url:  # as kiro-cli keeps an IdC login: what an older gateway's rewrite of the token drops
+        state[fmt.IDC_START_URL_STATE_KEY] = start_url
+        state[fmt.IDC_REGION_STATE_KEY] = account.region
     return fmt.OIDC_TOKEN_KEY, {fmt.OIDC_TOKEN_KEY: token, fmt.OIDC_REGISTRATION_KEY: registration}, state
