@@ -437,11 +437,13 @@ def cmd_link(args: argparse.Namespace) -> int:
 
         async def run():  # type: ignore[no-untyped-def]
             try:
-                return await engine.link(args.id, args.kind, _path(args.path))
+                return await engine.link(args.id, args.kind, _path(args.path)), await engine.caveat(args.id, args.kind)
             finally:
                 await engine.close()
 
-        place = _run(run)
+        place, caveat = _run(run)
+    if caveat:
+        warn(caveat)
     where = place.path + (f" ({place.entry})" if place.entry else "")
     if place.state.value == "in-sync":
         say(f"Linked {place.account_id} to {place.kind} {where}: written now, and after every refresh.")
@@ -464,7 +466,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     settings = _settings()
     with _open_store() as store:
         engine = _engine(store, settings, fetch_usage=False)
-        written = _run(lambda: engine.export(args.id, args.kind, _path(args.path)))
+
+        async def run():  # type: ignore[no-untyped-def]
+            return await engine.export(args.id, args.kind, _path(args.path)), await engine.caveat(args.id, args.kind)
+
+        written, caveat = _run(run)
+    if caveat:
+        warn(caveat)
     say(f"Wrote {written} once; it is not kept fresh (`kiro-tui link` does that).")
     return EXIT_OK
 

@@ -41,7 +41,7 @@ from kiro_tui.core.events import (
     ImportFinished,
     StatusChanged,
 )
-from kiro_tui.core.importer import ImportReport, import_snapshot, same_login
+from kiro_tui.core.importer import ImportReport, import_snapshot, same_login, takes_over
 from kiro_tui.core.login import (
     DeviceLogin,
     LoginFlow,
@@ -663,7 +663,9 @@ class Engine:
             return "current"
         if self.store.in_lineage(account.id, token_print):
             return "older"
-        if login.expires_at > account.expires_at and same_login(account, login):
+        # The refresher's own rule (Refresher._adopt_from_places): a copy it will adopt at its
+        # next pass is "newer" now, not "other", which reads as an error before the adoption.
+        if same_login(account, login) and takes_over(account, login, spent=False):
             return "newer"
         return "other"
 
@@ -751,6 +753,11 @@ class Engine:
                 raise PlaceError(f"could not write {entry_path}: {result.detail or result.outcome.value}")
             return entry_path
         return (await asyncio.to_thread(fmt.create, target, account)).path
+
+    async def caveat(self, account_id: str, kind: str) -> str | None:
+        """What that tool cannot do with this login by itself (a person linking or exporting it
+        there is told), if anything."""
+        return place_format(kind).caveat(self.store.resolve_id(account_id))
 
     async def usual_place(self, kind: str) -> Path | None:
         """Where that tool keeps its file when configured as usual, if it has such a place."""

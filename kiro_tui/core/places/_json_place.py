@@ -86,6 +86,10 @@ class JsonFilePlace:
         """Why this file must not be written as it stands, if so."""
         return None
 
+    def caveat(self, account: Account) -> str | None:
+        """What the tool cannot do with this login by itself, for a person linking or exporting it."""
+        return None
+
     def rewritten(self, doc: JsonDoc, values: dict[str, object]) -> bytes:
         """The file with these members set, every other byte kept."""
         return doc.with_values(values)

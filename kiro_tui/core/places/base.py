@@ -171,3 +171,8 @@ class PlaceFormat(Protocol):
         """A new place for `account` at `path` (a file, or a folder to put one in), in the
         tool's own shape, mode 0600; never over an existing file. Raises PlaceError."""
         ...
+
+    def caveat(self, account: Account) -> str | None:
+        """What the tool cannot do with this login by itself, for a person linking or exporting
+        it there (one line, what to do instead), if anything."""
+        ...

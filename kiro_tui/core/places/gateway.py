@@ -104,6 +104,20 @@ class GatewayPlace(JsonFilePlace):
             values["profile_arn"] = copy.profile_arn
         return values
 
+    def caveat(self, account: Account) -> str | None:
+        """kiro-gateway's JSON mode reads one `region` for its login refresh and its API calls
+        (its issue #81; kiro/auth.py 143be9e7: no per-file API region), so an IdC login whose
+        profile lives in another region calls the wrong API host from it."""
+        api_region = profile_region(account.profile_arn)
+        if account.auth_method not in (AuthMethod.BUILDER_ID, AuthMethod.IDC) or not api_region:
+            return None
+        if api_region == account.region:
+            return None
+        return (f"kiro-gateway's JSON file has one region for both its login and its API calls (its issue #81): "
+                f"{account.name} signs in at {account.region} but its profile is in {api_region}, so the gateway "
+                f"will call the wrong region. Link it with gateway-db instead (the gateway takes the API region from "
+                f"the profile there), or give its credentials.json entry \"api_region\": \"{api_region}\"")
+
     def new_document(self, account: Account) -> dict[str, object]:
         method = account.auth_method
         region = account.region  # the gateway's one region: OIDC and API alike
@@ -214,6 +228,9 @@ class GatewayDbPlace(KiroCliPlace):
 
     def create(self, path: Path, account: Account) -> Created:
         return create_gateway_db(path, account)
+
+    def caveat(self, account: Account) -> str | None:
+        return None  # the gateway reads the API region from the profile in the database
 
 
 def create_gateway_db(path: Path, account: Account) -> Created:

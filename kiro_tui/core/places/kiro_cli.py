@@ -633,3 +633,6 @@ class KiroCliPlace:
 
     def create(self, path: Path, account: Account) -> Created:
         raise PlaceError(f"kiro-tui does not create kiro-cli's database {path}; log in with kiro-cli, then import it")
+
+    def caveat(self, account: Account) -> str | None:
+        return None

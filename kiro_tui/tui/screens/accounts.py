@@ -469,12 +469,15 @@ class AccountsScreen(Screen[None]):
         if not path:
             return
         chosen_path = Path(path).expanduser()
+        caveat = await self.kiro_app.engine.call(lambda engine: engine.caveat(view.id, target))
+        warning = f" Note: {caveat}." if caveat else ""
         if what == "link":
             self.edit(lambda engine: engine.link(view.id, target, chosen_path),
-                      f"{name} is kept fresh in {fmt.place_title(target)} ({fmt.home_relative(chosen_path)}).", "Linked")
+                      f"{name} is kept fresh in {fmt.place_title(target)} ({fmt.home_relative(chosen_path)}).{warning}",
+                      "Linked")
         else:
             self.edit(lambda engine: engine.export(view.id, target, chosen_path),
-                      f"{name} was written to {fmt.home_relative(chosen_path)} (once).", "Exported")
+                      f"{name} was written to {fmt.home_relative(chosen_path)} (once).{warning}", "Exported")
 
     def action_refresh(self) -> None:
         account = self.selected()
