@@ -19,8 +19,11 @@ lifetime in the proportion of the real defaults (the real tokens live 3,600 s):
                replacing the whole value (older versions: `+00:00`, start_url/provider/
                profile_arn dropped), `UPDATE … WHERE key = ?`, no compare-and-swap. Its Python
                3.10 parses times with `fromisoformat` ('Z' replaced by '+00:00').
-- `kiro-ide`   The Kiro IDE (its refresh timing is not known): a reader that re-reads the file
-               before every use and uses the access token it finds. It never refreshes.
+- `kiro-ide`   The Kiro IDE, by the rules of its extension code (issue 21): polls its file every
+               5 s, refreshes under 600 s (a 60 s loop) and on demand under 180 s, writes back
+               only over the refresh token it started from, and on a failed refresh within 180 s
+               of expiry logs out hard (deletes its file and registration, revokes a social
+               login's refresh token): the run counts those `logout` events.
 - `kiro-cli`   kiro-cli: re-reads its database on every use; refreshes lazily, 60 s before
                expiry, and writes the whole value back in its own serde shape.
 
@@ -59,6 +62,11 @@ REAL = {  # the real defaults, in seconds before expiry (and the proxy's sweep i
     "gateway-db": 600.0,
     "gateway-short": 60.0,
     "kiro-cli": 60.0,
+    "kiro-ide": 600.0,  # its refresh loop's window
+    "kiro-ide-loop": 60.0,
+    "kiro-ide-poll": 5.0,  # fs.watchFile
+    "kiro-ide-on-demand": 180.0,  # before a call; and a failed refresh this near expiry logs out
+    "kiro-ide-registration": 900.0,  # a registration expiring sooner is invalid to it
 }
 SOCIAL_HOST = "prod.us-east-1.auth.desktop.kiro.dev"
 TICK = 0.05
@@ -407,37 +415,126 @@ class GatewayDb(Tool):
         return self.token["access_token"], self.profile_arn
 
 
+IDE_BUILDER_ID_START_URL = "https://view.awsapps.com/start"
+
+
+def ide_client_id_hash(start_url: str) -> str:
+    """The IDE's clientIdHash: sha1 of JSON.stringify({startUrl})."""
+    return hashlib.sha1(js_stringify({"startUrl": start_url}).encode()).hexdigest()
+
+
 class KiroIde(Tool):
-    """The IDE's refresh timing is unknown: it re-reads the file before each use, never refreshes."""
+    """The Kiro IDE, by the rules read from its extension code (issue 21): it polls its token
+    file (`fs.watchFile`, 5 s) and takes what another program wrote; a loop every 60 s refreshes
+    when under 10 minutes remain (the window has focus here, always); before using its token it
+    refreshes on demand under 3 minutes. After refreshing it writes only if the refresh token on
+    disk is still the one it started from. A refresh fails without a registration it can use
+    (`<clientIdHash>.json`, the hash of the Builder ID start URL for a Builder ID login, valid
+    for 15 more minutes); a failed refresh within 3 minutes of expiry logs it out HARD: the token
+    file and the registration are deleted and a social login's refresh token is revoked (its
+    /logout). A logged-out IDE does nothing more."""
 
     def load(self) -> None:
         self.data = self._read()
+        self.signature = self._signature()
+        self.next_poll = self.next_loop = time.time()
+        self.logged_out = False
         self.log.event(self.path, "load", holds=fp(self.data["refreshToken"]))
+
+    def _signature(self) -> tuple[int, int, int]:
+        st = os.stat(self.path)
+        return st.st_ino, st.st_mtime_ns, st.st_size
 
     def _read(self) -> dict:
         if self.path.is_symlink() or not self.path.is_file():
             raise BadFile("the IDE needs a regular file")
-        data = json.loads(self.path.read_bytes())
+        raw = self.path.read_bytes()
+        if raw.startswith(b"\xef\xbb\xbf"):
+            raise BadFile("a byte order mark breaks the IDE's JSON.parse")
+        data = json.loads(raw)
         for name in ("accessToken", "refreshToken", "expiresAt", "authMethod"):
             if not isinstance(data.get(name), str) or not data[name]:
                 raise BadFile(f"{name} missing")
         if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", data["expiresAt"]):
             raise BadFile(f"expiresAt {data['expiresAt']!r} is not toISOString()")
-        if data["authMethod"] == "IdC":
-            registration = self.path.parent / f"{data['clientIdHash']}.json"
-            json.loads(registration.read_bytes())["clientSecret"]  # noqa: B018 - it must be there
+        if data["authMethod"] == "IdC" and data.get("provider") == "BuilderId" \
+                and data.get("clientIdHash") != ide_client_id_hash(IDE_BUILDER_ID_START_URL):
+            raise BadFile(f"clientIdHash {data.get('clientIdHash')!r} is not the IDE's for Builder ID")
+        if os.stat(self.path).st_mode & 0o777 != 0o600:
+            raise BadFile(f"mode {oct(os.stat(self.path).st_mode & 0o777)}")
         return data
 
+    def _registration(self, now: float) -> dict:
+        path = self.path.parent / f"{self.data['clientIdHash']}.json"
+        registration = json.loads(path.read_bytes())
+        if not registration.get("clientId") or not registration.get("clientSecret"):
+            raise BadFile("registration without a client")
+        if registration.get("expiresAt") and js_parse(registration["expiresAt"]) - now < self.threshold("kiro-ide-registration"):
+            raise BadFile("registration expires within 15 minutes")
+        return registration
+
     def tick(self, now: float) -> None:
+        if self.logged_out:
+            return
+        if now >= self.next_poll:  # fs.watchFile
+            self.next_poll = now + max(TICK, self.threshold("kiro-ide-poll"))
+            signature = self.guarded(self._signature)
+            if signature is not None and signature != self.signature:
+                self.signature = signature
+                data = self.guarded(self._read)
+                if data is not None:
+                    if data["refreshToken"] != self.data["refreshToken"]:
+                        self.log.event(self.path, "took", holds=fp(data["refreshToken"]))
+                    self.data = data
+        if now >= self.next_loop:  # the refresh loop, under 10 minutes
+            self.next_loop = now + max(TICK, self.threshold("kiro-ide-loop"))
+            if js_parse(self.data["expiresAt"]) - now < self.threshold("kiro-ide"):
+                self._refresh(now)
         if now >= self.next_use:
             self.next_use = now + self.use_every
-            data = self.guarded(self._read)
-            if data is None:
-                return
-            if data["refreshToken"] != self.data["refreshToken"]:
-                self.log.event(self.path, "took", holds=fp(data["refreshToken"]))
-            self.data = data
-            self.guarded(self.service.use, self.path, data["accessToken"], data.get("profileArn"))
+            if js_parse(self.data["expiresAt"]) - now < self.threshold("kiro-ide-on-demand"):
+                self._refresh(now)
+            if not self.logged_out:
+                self.guarded(self.service.use, self.path, self.data["accessToken"], self.data.get("profileArn"))
+
+    def _refresh(self, now: float) -> None:
+        data = self.data
+        social = data["authMethod"] == "social"
+        try:
+            registration = {} if social else self._registration(now)
+        except (OSError, ValueError, KeyError, BadFile) as exc:
+            self.log.event(self.path, "refresh-failed", status=0, spent=fp(data["refreshToken"]),
+                           body=f"no usable registration: {exc}")
+            answer = None
+        else:
+            answer = self.service.refresh(self.path, social=social, refresh_token=data["refreshToken"],
+                                          client_id=registration.get("clientId"),
+                                          client_secret=registration.get("clientSecret"),
+                                          region=data.get("region") or "us-east-1")
+        if answer is None:
+            if js_parse(data["expiresAt"]) - now < self.threshold("kiro-ide-on-demand"):
+                self._log_out(data)
+            return
+        update = {"accessToken": answer["accessToken"], "refreshToken": answer["refreshToken"],
+                  "expiresAt": js_iso(at(now + answer["expiresIn"]))}
+        if social and answer.get("profileArn"):
+            update["profileArn"] = answer["profileArn"]
+        on_disk = json.loads(self.path.read_bytes())
+        if on_disk.get("refreshToken") == data["refreshToken"]:  # still the one it started from
+            on_disk.update(update)
+            _replace_atomically(self.path, js_stringify(on_disk, 2).encode(), fsync=False)
+            self.signature = self._signature()
+        self.data = dict(data, **update)
+
+    def _log_out(self, data: dict) -> None:
+        """The IDE's hard logout after a failed refresh near expiry."""
+        self.logged_out = True
+        self.log.event(self.path, "logout", holds=fp(data["refreshToken"]))
+        self.path.unlink(missing_ok=True)
+        if data["authMethod"] == "social":  # POST /logout revokes the refresh token on the server
+            self.service.http.post(f"{self.service.url}/_emulator/revoke", json={"refresh_token": data["refreshToken"]})
+        elif data.get("clientIdHash"):
+            (self.path.parent / f"{data['clientIdHash']}.json").unlink(missing_ok=True)
 
     def access(self) -> tuple[str, str | None]:
         return self.data["accessToken"], self.data.get("profileArn")
