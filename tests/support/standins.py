@@ -583,6 +583,43 @@ class KiroCli(Tool):
         return self.value["access_token"], self.profile_arn
 
 
+def opencode_sync_from_kiro_cli(kiro_cli_db: Path, opencode_db: Path, email: str) -> list[str]:
+    """opencode-kiro-auth's import of kiro-cli's logins (on start, and when left without a working
+    account), as 1.5.1 does it: every `*:token` row becomes an `accounts` row with id
+    sha256("{email}:{auth_method}:{client_id}:{profile_arn}") through an upsert whose conflict
+    target is the refresh token. For a row it already has, with a new refresh token, that insert
+    fails on the primary key ("UNIQUE constraint failed: accounts.id") and the plugin swallows it:
+    the errors it swallowed are returned, the row keeps what it held."""
+    _, value, registration, arn = _read_db(kiro_cli_db)
+    conn = sqlite3.connect(f"file:{kiro_cli_db}?mode=ro", uri=True, timeout=10)
+    try:
+        keys = [key for (key,) in conn.execute("SELECT key FROM auth_kv") if ":token" in key]
+    finally:
+        conn.close()
+    swallowed = []
+    target = sqlite3.connect(opencode_db, timeout=10)
+    try:
+        for key in keys:
+            method = "idc" if ("odic" in key or "oidc" in key) else "desktop"
+            client_id = (registration or {}).get("client_id") if method == "idc" else None
+            row = {"id": hashlib.sha256(f"{email}:{method}:{client_id or ''}:{arn or ''}".encode()).hexdigest(),
+                   "email": email, "auth_method": method, "region": "us-east-1", "client_id": client_id,
+                   "client_secret": (registration or {}).get("client_secret") if method == "idc" else None,
+                   "profile_arn": arn, "refresh_token": value["refresh_token"], "access_token": value["access_token"],
+                   "expires_at": int(rust_parse(value["expires_at"]) * 1000)}
+            columns = ", ".join(row)
+            updates = ", ".join(f"{name} = excluded.{name}" for name in row if name != "id")
+            try:
+                with target:
+                    target.execute(f"INSERT INTO accounts ({columns}) VALUES ({', '.join('?' * len(row))}) "
+                                   f"ON CONFLICT(refresh_token) DO UPDATE SET {updates}", tuple(row.values()))
+            except sqlite3.IntegrityError as exc:  # swallowed by the plugin
+                swallowed.append(str(exc))
+    finally:
+        target.close()
+    return swallowed
+
+
 TOOLS: dict[str, type[Tool]] = {"cliproxy": CliProxy, "aiclient": AiClient, "gateway-db": GatewayDb,
                                 "kiro-ide": KiroIde, "kiro-cli": KiroCli}
 
