@@ -741,7 +741,8 @@ def test_create_never_overwrites_and_refuses_what_the_tool_cannot_refresh(emulat
 
 
 @pytest.mark.parametrize("auth", ["social", "builder-id", "idc", "external-idp"])
-def test_gateway_db_is_a_kiro_cli_database_with_times_python_3_10_reads(auth: str, emulator, isolated_dirs: Path) -> None:
+def test_gateway_db_is_a_kiro_cli_database_with_times_python_3_10_reads(auth: str, emulator,
+                                                                        isolated_dirs: Path) -> None:
     account = account_from_seed(seed_raw(emulator, auth), "acc12345")
     account.expires_at = account.expires_at.replace(microsecond=123456)
 

@@ -141,7 +141,8 @@ def test_odd_timestamps_import_list_and_refresh(kiro_tui_exe, isolated_dirs, kir
     rows = listed(kiro_tui_exe)
     assert len(rows) == 3
     by_method = {row["auth_method"]: row for row in rows.values()}
-    assert by_method["social"]["status"] == "expired" and by_method["social"]["expires_at"] == "0999-12-31T23:59:59.000000Z"
+    assert by_method["social"]["status"] == "expired"
+    assert by_method["social"]["expires_at"] == "0999-12-31T23:59:59.000000Z"
     assert by_method["builder-id"]["status"] == "needs-login"
     assert by_method["builder-id"]["client_secret_expires_at"] == "0999-01-01T00:00:00.000000Z"
     due = run_cli(kiro_tui_exe, "refresh", "--json", env=env)  # only what is due: the two expired ones

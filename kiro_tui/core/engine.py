@@ -441,7 +441,9 @@ class Engine:
         external_idp = account.auth_method is AuthMethod.EXTERNAL_IDP
 
         def profiles_of(current: Account) -> Awaitable[ProfileListing]:
-            return self.q.list_available_profiles(current.access_token, external_idp=external_idp)  # type: ignore[union-attr]
+            q = self.q
+            assert q is not None
+            return q.list_available_profiles(current.access_token, external_idp=external_idp)
 
         try:
             return await self.q_call(account, profiles_of)
@@ -458,9 +460,10 @@ class Engine:
         previous = self.store.usage([account_id]).get(account_id)
 
         def usage_of(current: Account) -> Awaitable[Usage]:
-            region = profile_region(current.profile_arn) or "us-east-1"
-            return self.q.get_usage_limits(current.access_token, region, current.profile_arn,  # type: ignore[union-attr]
-                                           external_idp=current.auth_method is AuthMethod.EXTERNAL_IDP)
+            q = self.q
+            assert q is not None
+            return q.get_usage_limits(current.access_token, profile_region(current.profile_arn) or "us-east-1",
+                                      current.profile_arn, external_idp=current.auth_method is AuthMethod.EXTERNAL_IDP)
 
         now = self.clock.now()
         try:

@@ -469,7 +469,8 @@ class KiroIde(Tool):
         registration = json.loads(path.read_bytes())
         if not registration.get("clientId") or not registration.get("clientSecret"):
             raise BadFile("registration without a client")
-        if registration.get("expiresAt") and js_parse(registration["expiresAt"]) - now < self.threshold("kiro-ide-registration"):
+        expires = registration.get("expiresAt")
+        if expires and js_parse(expires) - now < self.threshold("kiro-ide-registration"):
             raise BadFile("registration expires within 15 minutes")
         return registration
 
