@@ -16,6 +16,7 @@ from kiro_tui.core.models import AuthMethod, Place, PlaceRole
 from kiro_tui.core.places import FORMATS, TokenCopy, WriteOutcome, effective_window
 from kiro_tui.core.places.kiro_ide import ide_client_id_hash
 from kiro_tui.demo import account_from_seed
+from tests.support.engine import at
 from tests.support.places import (
     BUILDER_ID_START_URL,
     IDC_PROFILES,
@@ -167,3 +168,70 @@ def test_an_external_idp_login_of_a_newer_ide_build_is_imported(isolated_dirs: P
     assert (login.issuer_url, login.token_endpoint) == (f"{tenant}/v2.0", f"{tenant}/oauth2/v2.0/token")
     assert login.scopes == ["api://kiro/.default", "offline_access"]
     assert login.provider is None  # "ExternalIdp" names the kind, not who signed in
+
+
+# -- the IDE's own rules beside kiro-tui, on an injected clock: many cycles in seconds ---------------
+
+STEP = 5.0  # the IDE's poll (fs.watchFile) and one pass of kiro-tui's watch, in fake seconds
+
+
+async def _run_beside_the_ide(tmp_path: Path, emulator, emulator_time, http, endpoints, refresh_window: int,
+                              cycles: int) -> dict[str, object]:
+    """A kiro-tui engine and the Kiro IDE's stand-in (real thresholds: 5 s poll, its own refresh
+    under 600 s, on demand and hard logout under 180 s) on one fake clock the emulator shares,
+    with strict rotation. Two logins, each linked to its own IDE file; the Builder ID one's
+    registration is deleted at the start (the IDE lost it). Returns what happened."""
+    from kiro_tui.core.clock import ManualClock
+    from kiro_tui.core.config import Settings
+    from kiro_tui.core.engine import Engine
+    from kiro_tui.core.store import AccountStore
+    from tests.support.standins import KiroIde, Log, Service
+
+    log_path = tmp_path / "ide.jsonl"
+    with AccountStore.open(tmp_path / "store" / "accounts.db") as store:
+        engine = Engine(store, Settings(refresh_window=refresh_window), ManualClock(at(emulator_time.now)),
+                        endpoints, None, http=http, fetch_usage=False)
+        ides = []
+        for index, kind in enumerate(("social", "builder-id")):
+            account = account_from_seed(emulator.seed(kind=kind, email=f"ide-{kind}@example.com"), f"acc{index}1de")
+            engine.store.save(account)
+            place = await engine.link(account.id, "kiro-ide", tmp_path / f"ide-{index}" / "kiro-auth-token.json")
+            token_file = Path(place.path)
+            if kind == "builder-id":
+                (token_file.parent / f"{BUILDER_ID_HASH}.json").unlink()
+            ide = KiroIde(token_file, Service(emulator.url, Log(log_path, "kiro-ide")), 1.0, 300.0)
+            ide.load()
+            ide.next_use = ide.next_poll = ide.next_loop = emulator_time.now
+            ides.append(ide)
+        for _ in range(int(cycles * 3600 / STEP)):
+            emulator_time.advance(STEP)
+            engine.clock.advance(STEP)
+            for ide in ides:
+                ide.guarded(ide.tick, emulator_time.now)
+            due = await engine.due_ids()
+            if due:
+                await engine.refresh_now(due, force=False)
+            await engine.watch_pass()
+        registrations = sorted(p.name for p in tmp_path.glob("ide-*/*.json") if p.name != "kiro-auth-token.json")
+    events = [json.loads(line) for line in log_path.read_text().splitlines()]
+    refreshes = [r for r in emulator.requests() if r["operation"] in ("RefreshToken", "CreateToken")]
+    return {"events": [e["event"] for e in events], "refreshes": refreshes, "registrations": registrations,
+            "bad": [e for e in events if e["event"] in ("bad-file", "error")]}
+
+
+async def test_beside_the_ide_kiro_tui_goes_first_and_the_ide_never_logs_out(tmp_path: Path, emulator, emulator_time,
+                                                                               http, endpoints) -> None:
+    """Twelve token lifetimes with strict rotation and a 5-minute refresh window a person chose:
+    the IDE link's 15-minute lead still puts kiro-tui first, so the IDE never refreshes (and so
+    never fails near expiry and logs out); it takes every token from its file, and the
+    registration it lost is back. With the lead gone (window 5 minutes) the IDE refreshes by
+    itself every cycle: this test then fails."""
+    ran = await _run_beside_the_ide(tmp_path, emulator, emulator_time, http, endpoints, refresh_window=300,
+                                    cycles=12)
+    events = ran["events"]
+    assert ran["bad"] == []
+    assert events.count("logout") == 0
+    assert events.count("refresh") == events.count("refresh-failed") == 0, "the IDE refreshed by itself"
+    assert all(r["status"] == 200 for r in ran["refreshes"]) and len(ran["refreshes"]) >= 2 * 12
+    assert events.count("took") >= 2 * 12 and events.count("use-failed") == 0
+    assert ran["registrations"] == [f"{BUILDER_ID_HASH}.json"]
