@@ -172,3 +172,33 @@ def test_an_idc_login_with_no_start_url_is_labelled_once() -> None:
     assert default_label(login) == "IdC (kiro-cli)"
     login.start_url = IDC_START_URL
     assert default_label(login) == "IdC d-9067c1a2b3 (kiro-cli)"
+
+
+async def test_a_rewritten_idc_login_with_no_state_keys_is_still_its_account(emulator, emulator_time, http,
+                                                                             endpoints, tmp_path: Path) -> None:
+    """Whatever the rewrite dropped (start_url, oauth_flow) and the state keys lost, the login
+    carrying the account's own client registration is that account, not a new Builder ID one."""
+    from kiro_tui.core.clock import ManualClock
+    from kiro_tui.core.config import Settings
+    from kiro_tui.core.engine import Engine
+    from kiro_tui.core.store import AccountStore
+    from tests.support.engine import at
+
+    account = account_from_seed(_seed(emulator, "idc"), "accrwidc")
+    created = FORMATS["gateway-db"].create(tmp_path / "gw.sqlite3", account)
+    rewritten = {"access_token": "aoa-gw", "refresh_token": "aor-gw",
+                 "expires_at": account.expires_at.isoformat(), "region": "eu-west-1", "scopes": account.scopes}
+    with sqlite3.connect(created.path) as conn:
+        conn.execute("UPDATE auth_kv SET value = ? WHERE key = ?", (json.dumps(rewritten), created.entry))
+        conn.execute("DELETE FROM state WHERE key LIKE 'auth.idc.%'")
+    (login,) = read_kiro_cli(created.path, NOW).logins
+    assert login.auth_method is AuthMethod.BUILDER_ID and login.client_id == account.client_id  # all it says
+
+    with AccountStore.open(tmp_path / "store" / "accounts.db") as store:
+        store.save(account)
+        engine = Engine(store, Settings(), ManualClock(at(emulator_time.now)), endpoints, None, http=http,
+                        fetch_usage=False)
+        report = await engine.import_now(created.path, "gateway-db")
+        assert [item.id for item in report.imported] == [account.id]
+        kept = store.get(account.id)
+        assert kept.auth_method is AuthMethod.IDC and kept.start_url == IDC_START_URL
