@@ -25,7 +25,6 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-
 from kiro_tui.core.models import BUILDER_ID_START_URL, Account, AuthMethod
 from kiro_tui.core.places._fields import (
     OIDC_METHODS,
@@ -94,7 +93,7 @@ class KiroIdePlace(JsonFilePlace):
         if token_endpoint or method == "externalidp":  # newer IDE builds
             return build_login(fields, AuthMethod.EXTERNAL_IDP, where, now, region=region, client=client_of(fields),
                                token_endpoint=token_endpoint, issuer_url=fields.text("issuer_url"),
-                               provider=None if words(provider) == "externalidp" else provider)
+                               provider=None if words(provider) == words(EXTERNAL_IDP_PROVIDER) else provider)
         if method == "social" or not (method or fields.text("client_id_hash") or fields.text("client_id")):
             return build_login(fields, AuthMethod.SOCIAL, where, now, region=region,
                                provider=social_provider(provider))
@@ -139,7 +138,10 @@ class KiroIdePlace(JsonFilePlace):
     def keep_registration(self, token_file: Path, copy: TokenCopy) -> None:
         """Write `<clientIdHash>.json` beside the token file unless it already holds this client."""
         doc = read_json(token_file, self.what)
-        named = Fields(doc.data, "camel").text("client_id_hash") if isinstance(doc.data, dict) else None
+        try:
+            named = Fields(doc.data, "camel").text("client_id_hash") if isinstance(doc.data, dict) else None
+        except BadField:
+            return  # not a name the IDE could use either; the file is its own to fix
         if not named:
             return
         folder = Path(os.path.realpath(token_file)).parent
@@ -149,13 +151,21 @@ class KiroIdePlace(JsonFilePlace):
             held = None
         if held is not None and held.client_id == copy.client_id and held.client_secret == copy.client_secret:
             return
-        target = folder / f"{named}.json"
+        assert copy.client_id and copy.client_secret
+        self.write_registration(folder / f"{named}.json", copy.client_id, copy.client_secret,
+                                copy.client_secret_expires_at)
+
+    def write_registration(self, target: Path, client_id: str, client_secret: str,
+                           expires_at: datetime | None) -> None:
+        """The IDE's ClientRegistrationStorage shape (`expiresAt` only when known), 0600, never
+        through a symbolic link."""
         if os.path.islink(target):
             raise PlaceError(f"{target} is a symbolic link; kiro-tui does not write the Kiro IDE's client "
                              "registration through links: replace it with a regular file")
-        assert copy.client_id and copy.client_secret
-        atomic_write(target, self.serialize(_registration(copy.client_id, copy.client_secret,
-                                                          copy.client_secret_expires_at)), 0o600)
+        registration: dict[str, object] = {"clientId": client_id, "clientSecret": client_secret}
+        if expires_at:
+            registration["expiresAt"] = js_iso(expires_at)
+        atomic_write(target, self.serialize(registration), 0o600)
 
     def new_document(self, account: Account) -> dict[str, object]:
         if account.auth_method is AuthMethod.SOCIAL:
@@ -182,12 +192,8 @@ class KiroIdePlace(JsonFilePlace):
                                  "its client registration; log in to it again with kiro-tui (it asks for the URL)")
             assert account.client_id and account.client_secret
             prepare_folder(target.parent)
-            registration = target.parent / f"{client_id_hash}.json"
-            if os.path.islink(registration):
-                raise PlaceError(f"{registration} is a symbolic link; kiro-tui does not write the Kiro IDE's "
-                                 "client registration through links: replace it with a regular file")
-            atomic_write(registration, self.serialize(_registration(account.client_id, account.client_secret,
-                                                                    account.client_secret_expires_at)), 0o600)
+            self.write_registration(target.parent / f"{client_id_hash}.json", account.client_id,
+                                    account.client_secret, account.client_secret_expires_at)
         return super().create(target, account)
 
 
@@ -215,11 +221,3 @@ def registration_hash(auth_method: AuthMethod | None, start_url: str | None) -> 
     if auth_method is AuthMethod.IDC and start_url:
         return ide_client_id_hash(start_url)
     return None
-
-
-def _registration(client_id: str, client_secret: str, expires_at: datetime | None) -> dict[str, object]:
-    """The IDE's ClientRegistrationStorage shape; `expiresAt` only when known."""
-    registration: dict[str, object] = {"clientId": client_id, "clientSecret": client_secret}
-    if expires_at:
-        registration["expiresAt"] = js_iso(expires_at)
-    return registration
