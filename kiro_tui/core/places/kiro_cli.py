@@ -526,10 +526,12 @@ def write_back_token(
         value["expires_at"] = format_timestamp(expires_at)
         if profile_arn and "profile_arn" in value:
             value["profile_arn"] = profile_arn
-        registration_key = _registration_key_of(key)
-        registration = _registration_row(conn, registration_key)
-        if whole is not None and complete_for_2_12(key, value, registration, whole):
-            conn.execute("UPDATE auth_kv SET value = ?1 WHERE key = ?2", (fmt.dumps(registration), registration_key))
+        if whole is not None:
+            registration_key = _registration_key_of(key)
+            registration = _registration_row(conn, registration_key)
+            if complete_for_2_12(key, value, registration, whole):
+                conn.execute("UPDATE auth_kv SET value = ?1 WHERE key = ?2",
+                             (fmt.dumps(registration), registration_key))
         conn.execute("UPDATE auth_kv SET value = ?1 WHERE key = ?2", (fmt.dumps(value), key))
         conn.execute("COMMIT")
         return WriteResult(WriteOutcome.WRITTEN)
