@@ -23,7 +23,7 @@ from kiro_tui.core.clock import SystemClock
 from kiro_tui.core.config import Settings, load_settings
 from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.importer import UNCHANGED, ImportReport, first_login_hint
-from kiro_tui.core.models import Account, AccountView, Outcome, Status
+from kiro_tui.core.models import Account, AccountView, Outcome, Place, Status
 from kiro_tui.core.places import place_format
 from kiro_tui.core.places.kiro_cli import find_kiro_cli_db, resolved
 from kiro_tui.core.store import AccountStore
@@ -438,7 +438,12 @@ def cmd_link(args: argparse.Namespace) -> int:
     with _open_store() as store:
         engine = _engine(store, settings, fetch_usage=False)
 
-        place = _run_engine(engine, lambda: engine.link(args.id, args.kind, _path(args.path)))
+        async def link_and_caveat() -> tuple[Place, str | None]:
+            return await engine.link(args.id, args.kind, _path(args.path)), await engine.caveat(args.id, args.kind)
+
+        place, caveat = _run_engine(engine, link_and_caveat)
+    if caveat:
+        warn(caveat)
     where = place.path + (f" ({place.entry})" if place.entry else "")
     if place.state.value == "in-sync":
         say(f"Linked {place.account_id} to {place.kind} {where}: written now, and after every refresh.")
@@ -461,7 +466,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     settings = _settings()
     with _open_store() as store:
         engine = _engine(store, settings, fetch_usage=False)
-        written = _run(lambda: engine.export(args.id, args.kind, _path(args.path)))
+
+        async def run() -> tuple[Path, str | None]:
+            return await engine.export(args.id, args.kind, _path(args.path)), await engine.caveat(args.id, args.kind)
+
+        written, caveat = _run(run)
+    if caveat:
+        warn(caveat)
     say(f"Wrote {written} once; it is not kept fresh (`kiro-tui link` does that).")
     return EXIT_OK
 

@@ -205,7 +205,8 @@ async def test_the_gateways_own_write_back_is_adopted_whatever_shape_it_wrote(tm
                                                                              emulator) -> None:
     """An older kiro-gateway refreshes and replaces the whole value with its own shape (`+00:00`,
     start_url / oauth_flow dropped, no compare-and-swap): kiro-tui takes that token at the next
-    pass with no call, and its next refresh writes into that value in whole seconds."""
+    pass with no call, and its next refresh writes into that value, putting back the
+    `oauth_flow` kiro-cli 2.12 requires."""
     import json
     import sqlite3
 
@@ -238,8 +239,9 @@ async def test_the_gateways_own_write_back_is_adopted_whatever_shape_it_wrote(tm
     conn.close()
     written = json.loads(raw)
     assert written["refresh_token"] == engine.store.get(account_id).refresh_token
-    assert list(written) == list(gateway_shape)  # its shape kept: only the token fields change
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", written["expires_at"])
+    assert list(written) == [*gateway_shape, "oauth_flow"]  # its shape kept, and what kiro-cli 2.12 needs
+    assert written["oauth_flow"] == "DeviceCode"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", written["expires_at"])
 
 
 async def test_linking_into_a_folder_finds_the_file_already_holding_this_login(tmp_path: Path, engine: Engine,

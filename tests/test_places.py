@@ -36,7 +36,7 @@ from kiro_tui.core.places._files import MAX_PLACE_BYTES
 from kiro_tui.core.places.base import PlaceLogin
 from kiro_tui.core.places.gateway import create_gateway_db
 from kiro_tui.core.places.kiro_cli import read_kiro_cli
-from kiro_tui.core.timefmt import parse_timestamp
+from kiro_tui.core.timefmt import format_timestamp, parse_timestamp
 from tests.support.engine import account_from_seed, at
 from tests.support.places import (
     Login,
@@ -56,6 +56,7 @@ from tests.support.places import (
     write_kiro_ide,
     write_opencode,
 )
+from tests.support.standins import py310_parse
 
 JSON_KINDS = ("kiro-ide", "cliproxy", "aiclient", "gateway")
 NEW_EXPIRY = datetime(2027, 3, 4, 5, 6, 7, 891234, tzinfo=UTC)
@@ -596,14 +597,18 @@ def test_both_spellings_of_an_owned_field_are_written(isolated_dirs: Path) -> No
     assert written["expires_at"] == written["expiresAt"] == "2027-03-04T05:06:07Z"
 
 
-def test_a_byte_order_mark_and_a_repeated_key_survive_a_write(isolated_dirs: Path) -> None:
+@pytest.mark.parametrize("kind", ["aiclient", "kiro-ide"])
+def test_a_byte_order_mark_and_a_repeated_key_survive_a_write(kind: str, isolated_dirs: Path) -> None:
+    """Every byte is kept, but the Kiro IDE loses a byte order mark: its parser chokes on one
+    (kirodotdev/Kiro#10654), so a file with one is a file the IDE cannot read."""
     path = isolated_dirs / "kiro-auth-token.json"
     original = ('\ufeff{ "accessToken" : "a", "refreshToken":"r", "expiresAt":"2026-01-01T00:00:00.000Z", '
                 '"accessToken": "a" }')
     path.write_text(original)
-    FORMATS["kiro-ide"].write_token(path, "", new_copy(), lambda held: held == fingerprint("r"), 1.0)
-    assert path.read_text() == original.replace('"a"', '"aoa-new-access"').replace('"r"', '"aor-new-refresh"').replace(
+    FORMATS[kind].write_token(path, "", new_copy(), lambda held: held == fingerprint("r"), 1.0)
+    expected = original.replace('"a"', '"aoa-new-access"').replace('"r"', '"aor-new-refresh"').replace(
         "2026-01-01T00:00:00.000Z", "2027-03-04T05:06:07.891Z")
+    assert path.read_bytes() == (expected.removeprefix("\ufeff") if kind == "kiro-ide" else expected).encode()
 
 
 def test_the_ide_file_is_never_written_through_a_symbolic_link(emulator, isolated_dirs: Path) -> None:
@@ -739,7 +744,8 @@ def test_create_never_overwrites_and_refuses_what_the_tool_cannot_refresh(emulat
 
 
 @pytest.mark.parametrize("auth", ["social", "builder-id", "idc", "external-idp"])
-def test_gateway_db_is_a_kiro_cli_database_with_whole_second_times(auth: str, emulator, isolated_dirs: Path) -> None:
+def test_gateway_db_is_a_kiro_cli_database_with_times_python_3_10_reads(auth: str, emulator,
+                                                                        isolated_dirs: Path) -> None:
     account = account_from_seed(seed_raw(emulator, auth), "acc12345")
     account.expires_at = account.expires_at.replace(microsecond=123456)
 
@@ -750,7 +756,7 @@ def test_gateway_db_is_a_kiro_cli_database_with_whole_second_times(auth: str, em
     (login,) = snapshot.logins
     assert login.key == created.entry and login.refresh_token == account.refresh_token
     assert login.auth_method is account.auth_method and login.needs_login is None
-    assert login.expires_at == account.expires_at.replace(microsecond=0)
+    assert login.expires_at == account.expires_at
     if auth in ("builder-id", "idc"):
         assert (login.client_id, login.region) == (account.client_id, account.region)
 
@@ -761,7 +767,8 @@ def test_gateway_db_is_a_kiro_cli_database_with_whole_second_times(auth: str, em
     conn = sqlite3.connect(created.path)
     (value,) = conn.execute("SELECT value FROM auth_kv WHERE key = ?", (created.entry,)).fetchone()
     conn.close()
-    assert json.loads(value)["expires_at"] == "2027-03-04T05:06:07Z"  # what Python 3.10 can parse
+    written = json.loads(value)["expires_at"]
+    assert written == "2027-03-04T05:06:07.891234Z" and py310_parse(written) == NEW_EXPIRY.timestamp()
     assert FORMATS["gateway-db"].write_token(created.path, created.entry, new_copy(), lambda _: False, 1.0).outcome \
         is WriteOutcome.OTHER
     with pytest.raises(PlaceError, match="already exists"):
@@ -894,10 +901,10 @@ async def test_after_a_refresh_through_kiro_tui_the_database_is_the_tools_own(ki
                                                                               isolated_dirs: Path) -> None:
     """kiro-cli (a source in sync mode) and gateway-db (a link): one row changes, and in it only
     the token fields, in kiro-cli's serde shape (compact JSON bound as TEXT, RFC 3339 `Z`, the
-    fraction trimmed; whole seconds for the gateway's Python 3.10); every other field and row
+    fraction at six digits, which the gateway's Python 3.10 reads); every other field and row
     stays, the file keeps its mode."""
     from kiro_tui.core.places import kiro_cli_format as fmt
-    from tests.support.kiro_cli_db import KiroCliDb, rfc3339
+    from tests.support.kiro_cli_db import KiroCliDb
 
     seeded = seed_raw(emulator, auth)
     key = seeded["token_key"]
@@ -927,14 +934,12 @@ async def test_after_a_refresh_through_kiro_tui_the_database_is_the_tools_own(ki
     rows_after = _rows(path)
     (raw,) = [row[1] for name, row in rows_after.items() if name == ("auth_kv", json.dumps(key))]
     assert isinstance(raw, str)  # bound as TEXT: kiro-cli's rusqlite reads only TEXT
-    when = account.expires_at.replace(microsecond=0) if kind == "gateway-db" else account.expires_at
     expected = {**value_before, "access_token": account.access_token, "refresh_token": account.refresh_token,
-                "expires_at": rfc3339(when)}
+                "expires_at": format_timestamp(account.expires_at)}
     assert raw == fmt.dumps(expected)  # serde's compact JSON, same fields in the same order
-    if kind == "gateway-db":  # whole seconds: what Python 3.10's fromisoformat (Z replaced) can read
-        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", expected["expires_at"])
-    else:  # the time crate's RFC 3339: the fraction, trailing zeros trimmed
-        assert expected["expires_at"].endswith(".567891Z")
+    # Six fraction digits and Z: what kiro-cli's time crate and Python 3.10 (Z replaced) both read.
+    assert expected["expires_at"].endswith(".567891Z")
+    assert py310_parse(expected["expires_at"]) == account.expires_at.timestamp()
     assert {k: v for k, v in rows_after.items() if k != ("auth_kv", json.dumps(key))} == {
         k: v for k, v in rows_before.items() if k != ("auth_kv", json.dumps(key))}
     assert path.stat().st_mode & 0o777 == mode_before == (0o640 if kind == "kiro-cli" else 0o600)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from kiro_tui.core.aws.codewhisperer import QClient
+from kiro_tui.core.aws.codewhisperer import QClient, is_invalid_bearer
 from kiro_tui.core.aws.errors import ErrorClass, ServiceError
 from kiro_tui.core.aws.external_idp import ExternalIdpClient
 from kiro_tui.core.aws.social import SocialClient
@@ -107,7 +107,14 @@ async def test_q_error_classes(http, endpoints, emulator) -> None:
     access = seeded["token"]["access_token"]
     with pytest.raises(ServiceError) as info:
         await client.get_usage_limits("aoaAAAAAGnotatokenatall", "us-east-1")
-    assert (info.value.classification, info.value.status) == (ErrorClass.NEEDS_LOGIN, 403)
+    # "bearer token ... invalid" is the service's 403 for what is meant as 401: no verdict by itself
+    # (the engine refreshes once and retries: tests/test_peer_q_quirks.py).
+    assert (info.value.classification, info.value.status) == (ErrorClass.TRANSIENT, 403)
+    assert is_invalid_bearer(info.value)
+    control(emulator, "faults", {"path": "GetUsageLimits", "status": 403, "message": "User is not authorized"})
+    with pytest.raises(ServiceError) as info:
+        await client.get_usage_limits(access, "us-east-1")
+    assert info.value.classification is ErrorClass.NEEDS_LOGIN and not is_invalid_bearer(info.value)
     control(emulator, "faults", {"path": "GetUsageLimits", "status": 429, "reason": "MONTHLY_REQUEST_COUNT"})
     with pytest.raises(ServiceError) as info:
         await client.get_usage_limits(access, "us-east-1")

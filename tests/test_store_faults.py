@@ -135,15 +135,16 @@ def test_odd_timestamps_import_list_and_refresh(kiro_tui_exe, isolated_dirs, kir
         stored = dict(db.execute("SELECT auth_method, expires_at FROM accounts").fetchall())
         registration = db.execute("SELECT client_secret_expires_at FROM accounts WHERE auth_method = 'builder-id'"
                                   ).fetchone()[0]
-    assert stored["social"] == "0999-12-31T23:59:59Z"  # four-digit year, as written
-    assert stored["external-idp"] == "0068-09-03T13:20:00Z"  # -60,000,000,000 s from 1970
-    assert registration == "0999-01-01T00:00:00Z"
+    assert stored["social"] == "0999-12-31T23:59:59.000000Z"  # four-digit year, six fraction digits
+    assert stored["external-idp"] == "0068-09-03T13:20:00.000000Z"  # -60,000,000,000 s from 1970
+    assert registration == "0999-01-01T00:00:00.000000Z"
     rows = listed(kiro_tui_exe)
     assert len(rows) == 3
     by_method = {row["auth_method"]: row for row in rows.values()}
-    assert by_method["social"]["status"] == "expired" and by_method["social"]["expires_at"] == "0999-12-31T23:59:59Z"
+    assert by_method["social"]["status"] == "expired"
+    assert by_method["social"]["expires_at"] == "0999-12-31T23:59:59.000000Z"
     assert by_method["builder-id"]["status"] == "needs-login"
-    assert by_method["builder-id"]["client_secret_expires_at"] == "0999-01-01T00:00:00Z"
+    assert by_method["builder-id"]["client_secret_expires_at"] == "0999-01-01T00:00:00.000000Z"
     due = run_cli(kiro_tui_exe, "refresh", "--json", env=env)  # only what is due: the two expired ones
     assert due.code == 0, due.err
     assert sorted(item["outcome"] for item in json.loads(due.out)) == ["refreshed", "refreshed"]

@@ -1,6 +1,8 @@
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kiro_tui.core.timefmt import (
     TimestampError,
@@ -8,6 +10,7 @@ from kiro_tui.core.timefmt import (
     parse_timestamp,
     seconds_until,
 )
+from tests.support.standins import BadFile, py310_fromisoformat, py310_parse
 
 
 @pytest.mark.parametrize(
@@ -41,9 +44,31 @@ def test_rejects_what_is_not_rfc3339_with_timezone(bad: object) -> None:
         parse_timestamp(bad)
 
 
-def test_formats_like_kiro_cli() -> None:
-    assert format_timestamp(datetime(2026, 1, 24, 2, 29, 46, tzinfo=UTC)) == "2026-01-24T02:29:46Z"
-    assert format_timestamp(datetime(2026, 1, 24, 2, 29, 46, 233100, tzinfo=UTC)) == "2026-01-24T02:29:46.2331Z"
+def test_formats_six_fraction_digits_and_z() -> None:
+    assert format_timestamp(datetime(2026, 1, 24, 2, 29, 46, tzinfo=UTC)) == "2026-01-24T02:29:46.000000Z"
+    assert format_timestamp(datetime(2026, 1, 24, 2, 29, 46, 233100, tzinfo=UTC)) == "2026-01-24T02:29:46.233100Z"
+    assert format_timestamp(datetime(2026, 1, 24, 2, 29, 46, 892970, tzinfo=UTC)) == "2026-01-24T02:29:46.892970Z"
+
+
+@given(st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)))
+def test_what_is_written_parses_under_python_3_10_rules(when: datetime) -> None:
+    """Issue 21: kiro-gateway on Python 3.10 reads kiro-cli's `expires_at` with
+    fromisoformat(value.replace('Z', '+00:00')), which takes 0, 3 or 6 fraction digits only;
+    one write in ten with a trimmed fraction made it refresh a token with an hour left."""
+    assert py310_parse(format_timestamp(when)) == when.timestamp()
+
+
+def test_the_python_3_10_model_refuses_what_it_refused() -> None:
+    """The model is honest: a trimmed fraction (what kiro-cli itself writes) and a bare `Z`
+    without the gateway's replacement are refused, 3 and 6 digits and `+00:00` are taken."""
+    for refused in ("2026-01-24T02:29:46.89297+00:00", "2026-01-24T02:29:46.5+00:00",
+                    "2026-01-24T02:29:46.1234+00:00"):
+        with pytest.raises(BadFile):
+            py310_parse(refused)
+    with pytest.raises(ValueError):
+        py310_fromisoformat("2026-01-24T02:29:46.123456Z")
+    assert py310_parse("2026-01-24T02:29:46.785Z") == datetime(2026, 1, 24, 2, 29, 46, 785000, tzinfo=UTC).timestamp()
+    assert py310_parse("2026-01-24T02:29:46+00:00") == datetime(2026, 1, 24, 2, 29, 46, tzinfo=UTC).timestamp()
 
 
 def test_round_trip() -> None:

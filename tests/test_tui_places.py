@@ -117,3 +117,30 @@ async def test_x_links_a_copy_shows_it_in_the_detail_and_unlinks_it(tmp_path: Pa
             await pilot.press("enter")
             await settle(pilot)
             assert store.places("0a0b0c0d") == [] and Path(place.path).exists()
+
+
+async def test_x_linking_an_idc_login_to_cliproxy_says_what_the_proxy_cannot_do(tmp_path: Path, emulator) -> None:
+    """Issue 21: the proxy cannot refresh an IdC login itself; the toast that confirms the link
+    says so (kiro-tui refreshes it first while linked)."""
+    from tests.support.places import IDC_PROFILES, IDC_START_URL
+
+    with build_store(tmp_path / "s.db", []) as store:
+        store.save(account_from_seed(emulator.seed(kind="idc", email="team@acme.example", region="eu-west-1",
+                                                   start_url=IDC_START_URL, profiles=IDC_PROFILES), "0e0f0a0b"))
+        app = build_app(store, emulator.url)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await settle(pilot)
+            await pilot.press("x")
+            await settle(pilot)
+            choices = app.screen
+            ids = [option_id for option_id, _ in choices.options]  # type: ignore[attr-defined]
+            choices.query_one("#choices").highlighted = ids.index("link\tcliproxy")
+            await pilot.press("enter")
+            await settle(pilot)
+            app.screen.query_one("#path", Input).value = str(tmp_path / "proxy")
+            await pilot.press("enter")
+            await settle(pilot)
+            (place,) = store.places("0e0f0a0b")
+            assert place.state is PlaceState.IN_SYNC
+            said = " ".join(toasts(app))
+            assert "kept fresh in" in said and "cannot refresh this IdC login itself" in said, said

@@ -16,14 +16,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
-from kiro_tui.core.aws.codewhisperer import Profile, ProfileListing, QClient
+from kiro_tui.core.aws.codewhisperer import Profile, ProfileListing, QClient, Usage, is_invalid_bearer
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.aws.errors import ErrorClass, ServiceError
 from kiro_tui.core.aws.oidc import OidcClient
@@ -41,7 +42,7 @@ from kiro_tui.core.events import (
     ImportFinished,
     StatusChanged,
 )
-from kiro_tui.core.importer import ImportReport, import_snapshot, same_login
+from kiro_tui.core.importer import ImportReport, import_snapshot, same_login, takes_over
 from kiro_tui.core.login import (
     DeviceLogin,
     LoginFlow,
@@ -87,6 +88,7 @@ from kiro_tui.core.store import AccountStore, RefreshLogEntry, UnreadableRow, da
 from kiro_tui.core.timefmt import EARLIEST, shift
 
 log = logging.getLogger("kiro_tui.engine")
+T = TypeVar("T")
 KIRO_CLI, GATEWAY, GATEWAY_DB, ALL = "kiro-cli", "gateway", "gateway-db", "all"
 RESTART_BACKOFF = (1.0, 60.0)
 USAGE_MAX_AGE = timedelta(minutes=10)
@@ -516,6 +518,35 @@ class Engine:
         for account in candidates[:USAGE_PER_PASS]:
             await self.fetch_usage_now(account.id)
 
+    async def q_call(self, account: Account, call: Callable[[Account], Awaitable[T]]) -> T:
+        """One CodeWhisperer call made with an account's access token. The service answers 403
+        "bearer token ... invalid" where 401 is meant: that gets one refresh and one retry with
+        the new token, and changes no status by itself (the refresh may, on its own evidence)."""
+        try:
+            return await call(account)
+        except ServiceError as exc:
+            if not is_invalid_bearer(exc) or not account.refresh_token:
+                raise
+            log.info("%s: CodeWhisperer refused its access token (403); refreshing once and retrying", account.id)
+        await self.refresh_now([account.id])
+        return await call(self.store.get(account.id) or account)
+
+    async def account_profiles(self, account_id: str) -> ProfileListing:
+        """The profiles an account's login may use (its own token; see `q_call`)."""
+        self._network()
+        account = self.store.resolve_id(account_id)
+        external_idp = account.auth_method is AuthMethod.EXTERNAL_IDP
+
+        def profiles_of(current: Account) -> Awaitable[ProfileListing]:
+            q = self.q
+            assert q is not None
+            return q.list_available_profiles(current.access_token, external_idp=external_idp)
+
+        try:
+            return await self.q_call(account, profiles_of)
+        except ServiceError as exc:
+            raise KiroTuiError(f"listing {account.name}'s profiles failed: {exc.message}") from exc
+
     async def fetch_usage_now(self, account_id: str) -> UsageRecord | None:
         """One GetUsageLimits call: saved (keeping the last good figures on error) and announced."""
         await self.start()
@@ -524,10 +555,16 @@ class Engine:
         if account is None:
             return None
         previous = self.store.usage([account_id]).get(account_id)
+
+        def usage_of(current: Account) -> Awaitable[Usage]:
+            q = self.q
+            assert q is not None
+            return q.get_usage_limits(current.access_token, profile_region(current.profile_arn) or "us-east-1",
+                                      current.profile_arn, external_idp=current.auth_method is AuthMethod.EXTERNAL_IDP)
+
         now = self.clock.now()
-        region = profile_region(account.profile_arn) or "us-east-1"
         try:
-            usage = await self.q.get_usage_limits(account.access_token, region, account.profile_arn)  # type: ignore[union-attr]
+            usage = await self.q_call(account, usage_of)
         except ServiceError as exc:
             record = UsageRecord(previous.used if previous else None, previous.limit if previous else None,
                                  previous.resets_at if previous else None,
@@ -739,7 +776,9 @@ class Engine:
             return "current"
         if self.store.in_lineage(account.id, token_print):
             return "older"
-        if login.expires_at > account.expires_at and same_login(account, login):
+        # The refresher's own rule (Refresher._adopt_from_places): a copy it will adopt at its
+        # next pass is "newer" now, not "other", which reads as an error before the adoption.
+        if same_login(account, login) and takes_over(account, login, spent=False):
             return "newer"
         return "other"
 
@@ -821,14 +860,18 @@ class Engine:
                                                    "already exists and does not hold this login; name a new file")
         if existing is not None:
             entry_path, entry = existing
-            copy = TokenCopy(account.access_token, account.refresh_token or "", account.expires_at,
-                             account.profile_arn if account.auth_method is AuthMethod.SOCIAL else None)
+            copy = TokenCopy.of(account)
             result = await asyncio.to_thread(fmt.write_token, entry_path, entry, copy,
                                              lambda p: self.store.in_lineage(account.id, p), 2.0)
             if result.state is not PlaceState.IN_SYNC:
                 raise PlaceError(f"could not write {entry_path}: {result.detail or result.outcome.value}")
             return entry_path
         return (await asyncio.to_thread(fmt.create, target, account)).path
+
+    async def caveat(self, account_id: str, kind: str) -> str | None:
+        """What that tool cannot do with this login by itself (a person linking or exporting it
+        there is told), if anything."""
+        return place_format(kind).caveat(self.store.resolve_id(account_id))
 
     async def usual_place(self, kind: str) -> Path | None:
         """Where that tool keeps its file when configured as usual, if it has such a place."""

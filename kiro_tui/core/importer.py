@@ -122,8 +122,8 @@ def default_label(login: PlaceLogin, kind: str = "kiro-cli") -> str:
         provider = {"github": "GitHub", "google": "Google"}.get(login.provider or "", login.provider or "social")
         return provider + where
     if login.auth_method is AuthMethod.IDC:
-        portal = (login.start_url or "").removeprefix("https://").split(".")[0] or "IdC"
-        return f"IdC {portal}" + where
+        portal = (login.start_url or "").removeprefix("https://").split(".")[0]
+        return "IdC" + (f" {portal}" if portal else "") + where
     if login.auth_method is AuthMethod.EXTERNAL_IDP:
         host = urllib.parse.urlsplit(login.issuer_url or login.token_endpoint or "").hostname
         return (host or "external IdP") + where
@@ -276,7 +276,8 @@ def match_login(store: AccountStore, login: PlaceLogin, kind: str, path: str) ->
         # A device registration is one install's own; an external IdP's client id is the app's,
         # shared by every person of the tenant: no evidence of the same login.
         for account in store.accounts():
-            if account.client_id == login.client_id and _norm(account.start_url) == _norm(login.start_url) \
+            # A start URL the place lacks (a tool's rewrite dropped it) is no contradiction.
+            if account.client_id == login.client_id and _norm(login.start_url) in ("", _norm(account.start_url)) \
                     and same_login(account, login):
                 return account
     return None

@@ -430,8 +430,8 @@ class Refresher:
         if not account.refresh_token:
             return []
         targets = places if places is not None else self._places_to_write(account)
-        copy = TokenCopy(account.access_token, account.refresh_token, account.expires_at,
-                         account.profile_arn if account.auth_method is AuthMethod.SOCIAL else None)
+        copy = TokenCopy.of(account)
+
         def write(place: Place) -> WriteResult:
             def belongs(token_print: str | None) -> bool:
                 return may_replace(self.store, account.id, place, token_print)

@@ -1,8 +1,10 @@
-"""RFC 3339 timestamps as kiro-cli writes and reads them.
+"""RFC 3339 timestamps as kiro-cli and the tools beside it write and read them.
 
 kiro-cli (Rust `time` crate) writes `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`, trimming trailing zeros
-from the fraction. Others write `+00:00` offsets or milliseconds. We accept all of those and
-write kiro-cli's own form back.
+from the fraction. Others write `+00:00` offsets or milliseconds. We accept all of those. We
+write one fixed form, six fraction digits and `Z`: every RFC 3339 reader takes it, and so does
+Python 3.10's `fromisoformat` once `Z` is replaced (what kiro-gateway does), which refuses 1, 2,
+4 or 5 digits, so a trimmed fraction would read as unparseable there (issue 21).
 """
 
 from __future__ import annotations
@@ -63,13 +65,12 @@ def _short_number(value: int | float) -> str:
 
 
 def format_timestamp(when: datetime) -> str:
-    """Format like kiro-cli: UTC, `Z`, fraction only when non-zero, trailing zeros trimmed.
-    The year always has four digits (strftime writes year 999 as "999", which nothing reads)."""
+    """UTC, six fraction digits, `Z` (`2026-01-24T02:29:46.233100Z`): kiro-cli reads any
+    precision, and Python 3.10 only 0, 3 or 6 digits. The year always has four digits
+    (strftime writes year 999 as "999", which nothing reads)."""
     when = when.astimezone(UTC)
-    text = f"{when.year:04d}-{when.month:02d}-{when.day:02d}T{when.hour:02d}:{when.minute:02d}:{when.second:02d}"
-    if when.microsecond:
-        text += "." + f"{when.microsecond:06d}".rstrip("0")
-    return text + "Z"
+    return (f"{when.year:04d}-{when.month:02d}-{when.day:02d}T{when.hour:02d}:{when.minute:02d}:"
+            f"{when.second:02d}.{when.microsecond:06d}Z")
 
 
 def shift(when: datetime, delta: timedelta | float) -> datetime:

@@ -199,17 +199,19 @@ class EmulatorApp:
                 raise q_error(400, "UnknownOperationException", "x-amz-target is not supported here")
             op = target[len(_Q_TARGET_PREFIX):]
             if op == "ListAvailableProfiles":
-                return _ok_json(state.list_available_profiles(request.bearer, request.region, request.json()))
+                return _ok_json(state.list_available_profiles(request.bearer, request.region, request.json(),
+                                                             request.headers.get("tokentype")))
             if op == "GetUsageLimits":
                 params = {**request.query, **{k: str(v) for k, v in request.json().items()}}
-                return _ok_json(state.get_usage_limits(request.bearer, params))
+                return _ok_json(state.get_usage_limits(request.bearer, params, request.headers.get("tokentype")))
             raise q_error(400, "UnknownOperationException", f"Unknown operation {op}")
         if request.operation in ("ListAvailableProfiles", "GetUsageLimits") and "rest" not in state.flavours:
             raise ApiError(404, "", {"message": "Not Found"})
         if request.method == "POST" and request.path == "/ListAvailableProfiles":
-            return _ok_json(state.list_available_profiles(request.bearer, request.region, request.json()))
+            return _ok_json(state.list_available_profiles(request.bearer, request.region, request.json(),
+                                                             request.headers.get("tokentype")))
         if request.method == "GET" and request.path == "/getUsageLimits":
-            return _ok_json(state.get_usage_limits(request.bearer, request.query))
+            return _ok_json(state.get_usage_limits(request.bearer, request.query, request.headers.get("tokentype")))
         raise ApiError(404, "", {"message": f"No route for {request.method} {request.path}"})
 
     # ---------------------------------------------------------------- control API

@@ -19,6 +19,7 @@ from kiro_tui.emulator.kiro_cli_shapes import kiro_cli_rows
 
 OIDC_NS = "http://internal.amazon.com/coral/com.amazonaws.sso.oidc/"
 BUILDER_ID_START_URL = "https://view.awsapps.com/start"
+EXTERNAL_IDP_TOKEN_TYPE = "EXTERNAL_IDP"
 SOCIAL_DEFAULT_PROFILE_ARN = "arn:aws:codewhisperer:us-east-1:699475941385:profile/EHGA3GRVQMUK"
 REGISTRATION_TTL = 90 * 24 * 3600
 DEVICE_CODE_TTL = 600
@@ -219,11 +220,15 @@ class EmulatorState:
             del self.refresh_grants[token]
         return len(doomed)
 
-    def user_for_access_token(self, access_token: str | None) -> User:
+    def user_for_access_token(self, access_token: str | None, token_type: str | None = None) -> User:
+        """The user a bearer token is for. An external IdP's token is taken only with the header
+        `TokenType: EXTERNAL_IDP` (as the service does); a bad one gets the service's 403."""
         entry = self.access_tokens.get(access_token or "")
         if entry is None or entry[1] <= self.clock():
             raise q_error(403, "AccessDeniedException", "The bearer token included in the request is invalid.")
         user = self.users[entry[0]]
+        if (user.kind == "external-idp") != (token_type == EXTERNAL_IDP_TOKEN_TYPE):
+            raise q_error(403, "AccessDeniedException", "The bearer token included in the request is invalid.")
         if user.suspended:
             raise q_error(
                 403, "AccessDeniedException", "Your account is temporarily suspended.", "TEMPORARILY_SUSPENDED"
@@ -403,8 +408,8 @@ class EmulatorState:
     # ------------------------------------------------------------------ CodeWhisperer / Q
 
     def list_available_profiles(self, access_token: str | None, region: str,
-                                body: dict[str, object]) -> dict[str, object]:
-        user = self.user_for_access_token(access_token)
+                                body: dict[str, object], token_type: str | None = None) -> dict[str, object]:
+        user = self.user_for_access_token(access_token, token_type)
         mine = [p for p in user.profiles if p.region == region]
         size = body.get("maxResults") or 10
         if not isinstance(size, int) or not 1 <= size <= 100:
@@ -421,8 +426,9 @@ class EmulatorState:
             "nextToken": next_token,
         }
 
-    def get_usage_limits(self, access_token: str | None, params: dict[str, str]) -> dict[str, object]:
-        user = self.user_for_access_token(access_token)
+    def get_usage_limits(self, access_token: str | None, params: dict[str, str],
+                         token_type: str | None = None) -> dict[str, object]:
+        user = self.user_for_access_token(access_token, token_type)
         reset = int(self.clock()) // 86400 * 86400 + 12 * 86400
         body: dict[str, object] = {
             "limits": [],

@@ -105,7 +105,7 @@ def _write(path: Path, text: str, mode: int = 0o600) -> Path:
 # -- the Kiro IDE ------------------------------------------------------------------------------
 
 def ide_registration_hash(start_url: str) -> str:
-    """How the IDE names a registration: sha1 of JSON.stringify({startUrl}) (kiro-tui never computes it)."""
+    """How the IDE names a registration: sha1 of JSON.stringify({startUrl}) (apart from kiro-tui's own)."""
     return hashlib.sha1(js_stringify({"startUrl": start_url}).encode()).hexdigest()
 
 

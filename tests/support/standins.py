@@ -19,8 +19,11 @@ lifetime in the proportion of the real defaults (the real tokens live 3,600 s):
                replacing the whole value (older versions: `+00:00`, start_url/provider/
                profile_arn dropped), `UPDATE … WHERE key = ?`, no compare-and-swap. Its Python
                3.10 parses times with `fromisoformat` ('Z' replaced by '+00:00').
-- `kiro-ide`   The Kiro IDE (its refresh timing is not known): a reader that re-reads the file
-               before every use and uses the access token it finds. It never refreshes.
+- `kiro-ide`   The Kiro IDE, by the rules of its extension code (issue 21): polls its file every
+               5 s, refreshes under 600 s (a 60 s loop) and on demand under 180 s, writes back
+               only over the refresh token it started from, and on a failed refresh within 180 s
+               of expiry logs out hard (deletes its file and registration, revokes a social
+               login's refresh token): the run counts those `logout` events.
 - `kiro-cli`   kiro-cli: re-reads its database on every use; refreshes lazily, 60 s before
                expiry, and writes the whole value back in its own serde shape.
 
@@ -59,12 +62,17 @@ REAL = {  # the real defaults, in seconds before expiry (and the proxy's sweep i
     "gateway-db": 600.0,
     "gateway-short": 60.0,
     "kiro-cli": 60.0,
+    "kiro-ide": 600.0,  # its refresh loop's window
+    "kiro-ide-loop": 60.0,
+    "kiro-ide-poll": 5.0,  # fs.watchFile
+    "kiro-ide-on-demand": 180.0,  # before a call; and a failed refresh this near expiry logs out
+    "kiro-ide-registration": 900.0,  # a registration expiring sooner is invalid to it
 }
 SOCIAL_HOST = "prod.us-east-1.auth.desktop.kiro.dev"
 TICK = 0.05
 
 
-class BadFile(Exception):
+class BadFile(ValueError):
     """The tool could not use the file as written (its own parser refused it)."""
 
 
@@ -101,12 +109,19 @@ def js_parse(value: object) -> float:
     return _from_match(match)
 
 
+def py310_fromisoformat(text: str) -> datetime:
+    """Python 3.10's datetime.fromisoformat on a date and time: `T` or a space, HH:MM:SS, a
+    fraction of exactly 3 or 6 digits or none, an optional ±HH:MM; no `Z` (3.11 widened it)."""
+    if not _PY310_ISO.match(text):
+        raise BadFile(f"Python 3.10's fromisoformat cannot parse {text!r}")
+    return datetime.fromisoformat(text)
+
+
 def py310_parse(value: object) -> float:
     """kiro-gateway on Python 3.10: datetime.fromisoformat(value.replace('Z', '+00:00'))."""
-    text = value.replace("Z", "+00:00") if isinstance(value, str) else None
-    if text is None or not _PY310_ISO.match(text):
+    if not isinstance(value, str):
         raise BadFile(f"Python 3.10's fromisoformat cannot parse {value!r}")
-    when = datetime.fromisoformat(text)
+    when = py310_fromisoformat(value.replace("Z", "+00:00"))
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
@@ -401,37 +416,127 @@ class GatewayDb(Tool):
         return self.token["access_token"], self.profile_arn
 
 
+IDE_BUILDER_ID_START_URL = "https://view.awsapps.com/start"
+
+
+def ide_client_id_hash(start_url: str) -> str:
+    """The IDE's clientIdHash: sha1 of JSON.stringify({startUrl})."""
+    return hashlib.sha1(js_stringify({"startUrl": start_url}).encode()).hexdigest()
+
+
 class KiroIde(Tool):
-    """The IDE's refresh timing is unknown: it re-reads the file before each use, never refreshes."""
+    """The Kiro IDE, by the rules read from its extension code (issue 21): it polls its token
+    file (`fs.watchFile`, 5 s) and takes what another program wrote; a loop every 60 s refreshes
+    when under 10 minutes remain (the window has focus here, always); before using its token it
+    refreshes on demand under 3 minutes. After refreshing it writes only if the refresh token on
+    disk is still the one it started from. A refresh fails without a registration it can use
+    (`<clientIdHash>.json`, the hash of the Builder ID start URL for a Builder ID login, valid
+    for 15 more minutes); a failed refresh within 3 minutes of expiry logs it out HARD: the token
+    file and the registration are deleted and a social login's refresh token is revoked (its
+    /logout). A logged-out IDE does nothing more."""
 
     def load(self) -> None:
         self.data = self._read()
+        self.signature = self._signature()
+        self.next_poll = self.next_loop = time.time()
+        self.logged_out = False
         self.log.event(self.path, "load", holds=fp(self.data["refreshToken"]))
+
+    def _signature(self) -> tuple[int, int, int]:
+        st = os.stat(self.path)
+        return st.st_ino, st.st_mtime_ns, st.st_size
 
     def _read(self) -> dict:
         if self.path.is_symlink() or not self.path.is_file():
             raise BadFile("the IDE needs a regular file")
-        data = json.loads(self.path.read_bytes())
+        raw = self.path.read_bytes()
+        if raw.startswith(b"\xef\xbb\xbf"):
+            raise BadFile("a byte order mark breaks the IDE's JSON.parse")
+        data = json.loads(raw)
         for name in ("accessToken", "refreshToken", "expiresAt", "authMethod"):
             if not isinstance(data.get(name), str) or not data[name]:
                 raise BadFile(f"{name} missing")
         if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", data["expiresAt"]):
             raise BadFile(f"expiresAt {data['expiresAt']!r} is not toISOString()")
-        if data["authMethod"] == "IdC":
-            registration = self.path.parent / f"{data['clientIdHash']}.json"
-            json.loads(registration.read_bytes())["clientSecret"]
+        if data["authMethod"] == "IdC" and data.get("provider") == "BuilderId" \
+                and data.get("clientIdHash") != ide_client_id_hash(IDE_BUILDER_ID_START_URL):
+            raise BadFile(f"clientIdHash {data.get('clientIdHash')!r} is not the IDE's for Builder ID")
+        if os.stat(self.path).st_mode & 0o777 != 0o600:
+            raise BadFile(f"mode {oct(os.stat(self.path).st_mode & 0o777)}")
         return data
 
+    def _registration(self, now: float) -> dict:
+        path = self.path.parent / f"{self.data['clientIdHash']}.json"
+        registration = json.loads(path.read_bytes())
+        if not registration.get("clientId") or not registration.get("clientSecret"):
+            raise BadFile("registration without a client")
+        expires = registration.get("expiresAt")
+        if expires and js_parse(expires) - now < self.threshold("kiro-ide-registration"):
+            raise BadFile("registration expires within 15 minutes")
+        return registration
+
     def tick(self, now: float) -> None:
+        if self.logged_out:
+            return
+        if now >= self.next_poll:  # fs.watchFile
+            self.next_poll = now + max(TICK, self.threshold("kiro-ide-poll"))
+            signature = self.guarded(self._signature)
+            if signature is not None and signature != self.signature:
+                self.signature = signature
+                data = self.guarded(self._read)
+                if data is not None:
+                    if data["refreshToken"] != self.data["refreshToken"]:
+                        self.log.event(self.path, "took", holds=fp(data["refreshToken"]))
+                    self.data = data
+        if now >= self.next_loop:  # the refresh loop, under 10 minutes
+            self.next_loop = now + max(TICK, self.threshold("kiro-ide-loop"))
+            if js_parse(self.data["expiresAt"]) - now < self.threshold("kiro-ide"):
+                self._refresh(now)
         if now >= self.next_use:
             self.next_use = now + self.use_every
-            data = self.guarded(self._read)
-            if data is None:
-                return
-            if data["refreshToken"] != self.data["refreshToken"]:
-                self.log.event(self.path, "took", holds=fp(data["refreshToken"]))
-            self.data = data
-            self.guarded(self.service.use, self.path, data["accessToken"], data.get("profileArn"))
+            if js_parse(self.data["expiresAt"]) - now < self.threshold("kiro-ide-on-demand"):
+                self._refresh(now)
+            if not self.logged_out:
+                self.guarded(self.service.use, self.path, self.data["accessToken"], self.data.get("profileArn"))
+
+    def _refresh(self, now: float) -> None:
+        data = self.data
+        social = data["authMethod"] == "social"
+        try:
+            registration = {} if social else self._registration(now)
+        except (OSError, ValueError, KeyError, BadFile) as exc:
+            self.log.event(self.path, "refresh-failed", status=0, spent=fp(data["refreshToken"]),
+                           body=f"no usable registration: {exc}")
+            answer = None
+        else:
+            answer = self.service.refresh(self.path, social=social, refresh_token=data["refreshToken"],
+                                          client_id=registration.get("clientId"),
+                                          client_secret=registration.get("clientSecret"),
+                                          region=data.get("region") or "us-east-1")
+        if answer is None:
+            if js_parse(data["expiresAt"]) - now < self.threshold("kiro-ide-on-demand"):
+                self._log_out(data)
+            return
+        update = {"accessToken": answer["accessToken"], "refreshToken": answer["refreshToken"],
+                  "expiresAt": js_iso(at(now + answer["expiresIn"]))}
+        if social and answer.get("profileArn"):
+            update["profileArn"] = answer["profileArn"]
+        on_disk = json.loads(self.path.read_bytes())
+        if on_disk.get("refreshToken") == data["refreshToken"]:  # still the one it started from
+            on_disk.update(update)
+            _replace_atomically(self.path, js_stringify(on_disk, 2).encode(), fsync=False)
+            self.signature = self._signature()
+        self.data = dict(data, **update)
+
+    def _log_out(self, data: dict) -> None:
+        """The IDE's hard logout after a failed refresh near expiry."""
+        self.logged_out = True
+        self.log.event(self.path, "logout", holds=fp(data["refreshToken"]))
+        self.path.unlink(missing_ok=True)
+        if data["authMethod"] == "social":  # POST /logout revokes the refresh token on the server
+            self.service.http.post(f"{self.service.url}/_emulator/revoke", json={"refresh_token": data["refreshToken"]})
+        elif data.get("clientIdHash"):
+            (self.path.parent / f"{data['clientIdHash']}.json").unlink(missing_ok=True)
 
     def access(self) -> tuple[str, str | None]:
         return self.data["accessToken"], self.data.get("profileArn")
@@ -478,6 +583,43 @@ class KiroCli(Tool):
 
     def access(self) -> tuple[str, str | None]:
         return self.value["access_token"], self.profile_arn
+
+
+def opencode_sync_from_kiro_cli(kiro_cli_db: Path, opencode_db: Path, email: str) -> list[str]:
+    """opencode-kiro-auth's import of kiro-cli's logins (on start, and when left without a working
+    account), as 1.5.1 does it: every `*:token` row becomes an `accounts` row with id
+    sha256("{email}:{auth_method}:{client_id}:{profile_arn}") through an upsert whose conflict
+    target is the refresh token. For a row it already has, with a new refresh token, that insert
+    fails on the primary key ("UNIQUE constraint failed: accounts.id") and the plugin swallows it:
+    the errors it swallowed are returned, the row keeps what it held."""
+    _, value, registration, arn = _read_db(kiro_cli_db)
+    conn = sqlite3.connect(f"file:{kiro_cli_db}?mode=ro", uri=True, timeout=10)
+    try:
+        keys = [key for (key,) in conn.execute("SELECT key FROM auth_kv") if ":token" in key]
+    finally:
+        conn.close()
+    swallowed = []
+    target = sqlite3.connect(opencode_db, timeout=10)
+    try:
+        for key in keys:
+            method = "idc" if ("odic" in key or "oidc" in key) else "desktop"
+            client_id = (registration or {}).get("client_id") if method == "idc" else None
+            row = {"id": hashlib.sha256(f"{email}:{method}:{client_id or ''}:{arn or ''}".encode()).hexdigest(),
+                   "email": email, "auth_method": method, "region": "us-east-1", "client_id": client_id,
+                   "client_secret": (registration or {}).get("client_secret") if method == "idc" else None,
+                   "profile_arn": arn, "refresh_token": value["refresh_token"], "access_token": value["access_token"],
+                   "expires_at": int(rust_parse(value["expires_at"]) * 1000)}
+            columns = ", ".join(row)
+            updates = ", ".join(f"{name} = excluded.{name}" for name in row if name != "id")
+            try:
+                with target:
+                    target.execute(f"INSERT INTO accounts ({columns}) VALUES ({', '.join('?' * len(row))}) "
+                                   f"ON CONFLICT(refresh_token) DO UPDATE SET {updates}", tuple(row.values()))
+            except sqlite3.IntegrityError as exc:  # swallowed by the plugin
+                swallowed.append(str(exc))
+    finally:
+        target.close()
+    return swallowed
 
 
 TOOLS: dict[str, type[Tool]] = {"cliproxy": CliProxy, "aiclient": AiClient, "gateway-db": GatewayDb,

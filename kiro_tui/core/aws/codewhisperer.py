@@ -24,6 +24,16 @@ SERVICE = "CodeWhisperer"
 TARGET_PREFIX = "AmazonCodeWhispererService."
 RPC, REST = "rpc", "rest"
 USAGE_QUERY = {"isEmailRequired": "true", "origin": "AI_EDITOR", "resourceType": "AGENTIC_REQUEST"}
+EXTERNAL_IDP_HEADERS = {"TokenType": "EXTERNAL_IDP"}
+"""What an external IdP's access token needs beside it on every call (as the Kiro IDE and
+kiro-gateway send it); without it the service takes the token for an AWS one and refuses it."""
+
+
+def is_invalid_bearer(error: ServiceError) -> bool:
+    """CodeWhisperer's 403 "The bearer token included in the request is invalid", which it
+    answers where 401 is meant (an access token it no longer takes, though the login is fine):
+    worth one refresh and one retry, never a verdict on the account by itself."""
+    return error.status == 403 and "bearer token" in error.message.lower() and "invalid" in error.message.lower()
 
 
 def classify(status: int, code: str, message: str, body: dict[str, Any]) -> ServiceError:
@@ -37,6 +47,8 @@ def classify(status: int, code: str, message: str, body: dict[str, Any]) -> Serv
         return ServiceError(text, cls, **kwargs)
     if status >= 500:
         return ServiceError(text, ErrorClass.TRANSIENT, **kwargs)
+    if status == 403 and "bearer token" in message.lower() and "invalid" in message.lower():
+        return ServiceError(text, ErrorClass.TRANSIENT, **kwargs)  # see is_invalid_bearer
     if status in (401, 403) and reason != "FEATURE_NOT_SUPPORTED":
         return ServiceError(text, ErrorClass.NEEDS_LOGIN, **kwargs)
     return ServiceError(text, ErrorClass.FATAL_CONFIG, **kwargs)
@@ -79,7 +91,7 @@ class QClient:
         self._preferred = {"ListAvailableProfiles": RPC, "GetUsageLimits": REST}
 
     async def _call(self, operation: str, region: str, access_token: str, body: dict[str, Any],
-                    query: dict[str, str] | None = None) -> dict[str, Any]:
+                    query: dict[str, str] | None = None, external_idp: bool = False) -> dict[str, Any]:
         if not valid_region(region):
             raise ServiceError(f"{SERVICE}: unknown region {region!r}", ErrorClass.FATAL_CONFIG)
         first = self._preferred[operation]
@@ -87,7 +99,7 @@ class QClient:
         error: ServiceError | None = None
         for flavour in order:
             try:
-                result = await self._send(flavour, operation, region, access_token, body, query)
+                result = await self._send(flavour, operation, region, access_token, body, query, external_idp)
             except ServiceError as exc:
                 if not _wrong_flavour(exc):
                     raise
@@ -99,8 +111,8 @@ class QClient:
         raise error
 
     async def _send(self, flavour: str, operation: str, region: str, access_token: str,
-                    body: dict[str, Any], query: dict[str, str] | None) -> dict[str, Any]:
-        auth = {"Authorization": f"Bearer {access_token}"}
+                    body: dict[str, Any], query: dict[str, str] | None, external_idp: bool) -> dict[str, Any]:
+        auth = {"Authorization": f"Bearer {access_token}", **(EXTERNAL_IDP_HEADERS if external_idp else {})}
         service = f"{SERVICE} {operation}"
         if flavour == RPC:
             return await exchange(
@@ -116,12 +128,14 @@ class QClient:
                               service=service, classify=classify, json=body, headers=auth)
 
     async def list_available_profiles(
-        self, access_token: str, regions: tuple[str, ...] = PROFILE_REGIONS, page_size: int = 10
+        self, access_token: str, regions: tuple[str, ...] = PROFILE_REGIONS, page_size: int = 10,
+        external_idp: bool = False,
     ) -> ProfileListing:
         """Every profile in every profile region, merged. A region that fails is reported in
         `errors`; if all fail, the most telling error is raised."""
         results = await asyncio.gather(
-            *(self._profiles_in(region, access_token, page_size) for region in regions), return_exceptions=True
+            *(self._profiles_in(region, access_token, page_size, external_idp) for region in regions),
+            return_exceptions=True,
         )
         listing = ProfileListing(profiles=[])
         seen: set[str] = set()
@@ -139,14 +153,15 @@ class QClient:
             raise _most_telling(list(listing.errors.values()))
         return listing
 
-    async def _profiles_in(self, region: str, access_token: str, page_size: int) -> list[Profile]:
+    async def _profiles_in(self, region: str, access_token: str, page_size: int,
+                           external_idp: bool = False) -> list[Profile]:
         profiles: list[Profile] = []
         next_token: str | None = None
         for _ in range(100):  # a hard stop against a service that pages forever
             body: dict[str, Any] = {"maxResults": page_size}
             if next_token:
                 body["nextToken"] = next_token
-            page = await self._call("ListAvailableProfiles", region, access_token, body)
+            page = await self._call("ListAvailableProfiles", region, access_token, body, None, external_idp)
             for item in require(page, "profiles", list, f"{SERVICE} ListAvailableProfiles"):
                 if isinstance(item, dict) and isinstance(item.get("arn"), str):
                     name = item.get("profileName") or item.get("profile_name") or item["arn"].rsplit("/", 1)[-1]
@@ -156,11 +171,12 @@ class QClient:
                 break
         return profiles
 
-    async def get_usage_limits(self, access_token: str, region: str, profile_arn: str | None = None) -> Usage:
+    async def get_usage_limits(self, access_token: str, region: str, profile_arn: str | None = None,
+                               external_idp: bool = False) -> Usage:
         query = dict(USAGE_QUERY)
         if profile_arn:
             query["profileArn"] = profile_arn
-        body = await self._call("GetUsageLimits", region, access_token, dict(query), query)
+        body = await self._call("GetUsageLimits", region, access_token, dict(query), query, external_idp)
         return parse_usage(body)
 
 

@@ -88,6 +88,19 @@ class JsonFilePlace:
         """Why this file must not be written as it stands, if so."""
         return None
 
+    def caveat(self, account: Account) -> str | None:
+        """What the tool cannot do with this login by itself, for a person linking or exporting it."""
+        return None
+
+    def rewritten(self, doc: JsonDoc, values: dict[str, object]) -> bytes:
+        """The file with these members set, every other byte kept."""
+        return doc.with_values(values)
+
+    def rewrite_mode(self, doc: JsonDoc) -> int:
+        """The mode a rewritten file gets: private, whatever it was (a token file others can read
+        is a leak; the write says so when it was wider)."""
+        return PRIVATE_FILE_MODE
+
     # -- the same for every JSON format --------------------------------------------------------
 
     def discover(self, path: Path) -> list[Path]:
@@ -156,7 +169,8 @@ class JsonFilePlace:
                 for name, value in self.token_values(copy).items():
                     for key in fields.present(name) or fields.keys_for(name)[:1]:
                         values[key] = value
-                atomic_write(path, doc.with_values(values), PRIVATE_FILE_MODE, owner=(doc.st.st_uid, doc.st.st_gid))
+                atomic_write(path, self.rewritten(doc, values), self.rewrite_mode(doc),
+                             owner=(doc.st.st_uid, doc.st.st_gid))
                 if doc.mode & ~PRIVATE_FILE_MODE:
                     widened = f"{path} was mode {doc.mode:04o}, readable by others; it is 0600 now"
         except UnsafeToWrite as exc:

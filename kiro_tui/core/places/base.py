@@ -55,12 +55,32 @@ class PlaceLogin:
 
 @dataclass(frozen=True)
 class TokenCopy:
-    """What kiro-tui writes into a place after a refresh: the token and nothing it does not own."""
+    """What kiro-tui writes into a place after a refresh: the token and nothing it does not own,
+    plus what a place that lost the login's other parts needs to make them whole again (the Kiro
+    IDE's registration file, the fields kiro-cli 2.12 requires); a format writes those only
+    where they are missing."""
 
     access_token: str
     refresh_token: str
     expires_at: datetime
     profile_arn: str | None = None
+    auth_method: AuthMethod | None = None
+    provider: str | None = None
+    start_url: str | None = None
+    oauth_flow: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    client_secret_expires_at: datetime | None = None
+
+    @classmethod
+    def of(cls, account: Account) -> TokenCopy:
+        """The copy of `account` every place is written from (a social login's profile ARN is
+        part of its token; an OIDC login's profile is not written into its token)."""
+        social = account.auth_method is AuthMethod.SOCIAL
+        return cls(account.access_token, account.refresh_token or "", account.expires_at,
+                   account.profile_arn if social else None, account.auth_method, account.provider,
+                   account.start_url, account.oauth_flow, account.client_id, account.client_secret,
+                   account.client_secret_expires_at)
 
 
 class WriteOutcome(StrEnum):
@@ -150,4 +170,9 @@ class PlaceFormat(Protocol):
     def create(self, path: Path, account: Account) -> Created:
         """A new place for `account` at `path` (a file, or a folder to put one in), in the
         tool's own shape, mode 0600; never over an existing file. Raises PlaceError."""
+        ...
+
+    def caveat(self, account: Account) -> str | None:
+        """What the tool cannot do with this login by itself, for a person linking or exporting
+        it there (one line, what to do instead), if anything."""
         ...

@@ -1,7 +1,8 @@
 """CLIProxyAPI (Plus)'s auth files as places.
 
-Every `*.json` in its auth folder (default `~/.cli-proxy-api`) whose `"type"` is `"kiro"`;
-files of its other providers are not ours and are left alone. Fields are snake_case and
+Every `*.json` in its auth folder (default `~/.cli-proxy-api`) whose `"type"` is `"kiro"`, or
+that has no `"type"` but an `auth_method` of `social` or `builder-id` (the proxy loads those as
+Kiro logins too); files of its other providers are not ours and are left alone. Fields are snake_case and
 `expires_at` / `last_refresh` are Go `time.RFC3339`. The proxy writes each file as a
 `json.Marshal` of a map: compact, keys sorted.
 """
@@ -32,6 +33,12 @@ AUTH_FOLDER = ".cli-proxy-api"
 KIRO_TYPE = "kiro"
 _METHOD_WORDS = {AuthMethod.SOCIAL: "social", AuthMethod.BUILDER_ID: "builder-id", AuthMethod.IDC: "idc"}
 _OIDC_PROVIDERS = {AuthMethod.BUILDER_ID: "AWS", AuthMethod.IDC: "Enterprise"}
+_UNTYPED_KIRO_METHODS = ("social", "builderid")
+"""`auth_method` words that make a file with no `"type"` a Kiro login to the proxy."""
+IDC_CAVEAT = ("CLIProxyAPIPlus up to deeac6c sends every login but builder-id to the social refresh endpoint and "
+              "ignores region and start_url, so it cannot refresh this IdC login itself: kiro-tui refreshes it "
+              "first while it is linked (keep it linked; an export goes stale). Builds carrying the Kiro code of "
+              "router-for-me/CLIProxyAPI pull 5111 (idc + client + region refreshed at OIDC) refresh it themselves")
 
 
 class CliProxyPlace(JsonFilePlace):
@@ -55,6 +62,8 @@ class CliProxyPlace(JsonFilePlace):
 
     def check_shape(self, doc: JsonDoc) -> None:
         super().check_shape(doc)
+        if isinstance(doc.data, dict) and _untyped_kiro(doc.data):
+            return
         kind = doc.data.get("type") if isinstance(doc.data, dict) else None
         if not isinstance(kind, str) or kind.lower() != KIRO_TYPE:
             raise PlaceError(f"{doc.path} is not a Kiro auth file of CLIProxyAPI (its \"type\" is "
@@ -81,6 +90,9 @@ class CliProxyPlace(JsonFilePlace):
             values["profile_arn"] = copy.profile_arn
         return values
 
+    def caveat(self, account: Account) -> str | None:
+        return IDC_CAVEAT if account.auth_method is AuthMethod.IDC else None
+
     def new_document(self, account: Account) -> dict[str, object]:
         method = account.auth_method
         oidc = method is not AuthMethod.SOCIAL
@@ -103,7 +115,8 @@ class CliProxyPlace(JsonFilePlace):
 
 def _may_be_kiro(path: Path) -> bool:
     """A Kiro auth file, or one that cannot be read (scanning it then says what is wrong); a
-    readable object of another provider, or with no "type" at all, is not ours."""
+    readable object of another provider, or with neither a "type" nor a Kiro `auth_method`,
+    is not ours."""
     try:
         doc = read_json(path, "CLIProxyAPI auth file")
     except PlaceError:
@@ -111,6 +124,12 @@ def _may_be_kiro(path: Path) -> bool:
     if not isinstance(doc.data, dict):
         return True
     if "type" not in doc.data:
-        return False
+        return _untyped_kiro(doc.data)
     kind = doc.data["type"]
     return not isinstance(kind, str) or kind.lower() == KIRO_TYPE
+
+
+def _untyped_kiro(data: dict[str, object]) -> bool:
+    """No `"type"`, but an `auth_method` the proxy takes for a Kiro login."""
+    method = data.get("auth_method")
+    return "type" not in data and isinstance(method, str) and words(method) in _UNTYPED_KIRO_METHODS

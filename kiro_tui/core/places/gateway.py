@@ -10,16 +10,14 @@ to read as kind kiro-cli.
 
 `gateway-db`: a kiro-cli-format database kiro-tui writes for the gateway. The gateway does
 not re-read its JSON file while running, but it re-reads a database before refreshing, so
-this is the link to recommend. Its timestamps have whole seconds: Python 3.10, which the
-gateway supports, cannot parse 1 to 5 fraction digits.
+this is the link to recommend. Its timestamps are kiro-tui's fixed six fraction digits
+(`format_timestamp`): Python 3.10, which the gateway supports, cannot parse 1, 2, 4 or 5.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -47,7 +45,7 @@ from kiro_tui.core.places._files import (
 )
 from kiro_tui.core.places._json_place import JsonFilePlace
 from kiro_tui.core.places._sqlite import is_kiro_cli_format
-from kiro_tui.core.places.base import Created, PlaceError, PlaceLogin, TokenCopy, WriteResult
+from kiro_tui.core.places.base import Created, PlaceError, PlaceLogin, TokenCopy
 from kiro_tui.core.places.kiro_cli import KiroCliPlace, profile_region
 from kiro_tui.core.places.kiro_ide import sso_cache_folder
 
@@ -105,6 +103,20 @@ class GatewayPlace(JsonFilePlace):
         if copy.profile_arn:
             values["profile_arn"] = copy.profile_arn
         return values
+
+    def caveat(self, account: Account) -> str | None:
+        """kiro-gateway's JSON mode reads one `region` for its login refresh and its API calls
+        (its issue #81; kiro/auth.py 143be9e7: no per-file API region), so an IdC login whose
+        profile lives in another region calls the wrong API host from it."""
+        api_region = profile_region(account.profile_arn)
+        if account.auth_method not in (AuthMethod.BUILDER_ID, AuthMethod.IDC) or not api_region:
+            return None
+        if api_region == account.region:
+            return None
+        return (f"kiro-gateway's JSON file has one region for both its login and its API calls (its issue #81): "
+                f"{account.name} signs in at {account.region} but its profile is in {api_region}, so the gateway "
+                f"will call the wrong region. Link it with gateway-db instead (the gateway takes the API region from "
+                f"the profile there), or give its credentials.json entry \"api_region\": \"{api_region}\"")
 
     def new_document(self, account: Account) -> dict[str, object]:
         method = account.auth_method
@@ -199,12 +211,11 @@ def _unique(paths: list[Path]) -> list[Path]:
 # -- gateway-db: a kiro-cli-format database for the gateway ---------------------------------
 
 class GatewayDbPlace(KiroCliPlace):
-    """Read and written like kiro-cli's database (compare-and-swap on the token key), with
-    whole-second timestamps for the gateway's Python."""
+    """Read and written like kiro-cli's database (compare-and-swap on the token key)."""
 
     kind = "gateway-db"
     title = "kiro-gateway database"
-    rereads_before_refresh = 600.0  # kiro-gateway reloads its SQLite file when within 600 s of expiry
+    rereads_before_refresh: float | None = 600.0  # kiro-gateway reloads its SQLite file when within 600 s of expiry
 
     def default_paths(self) -> list[Path]:
         return []
@@ -215,13 +226,11 @@ class GatewayDbPlace(KiroCliPlace):
             return [p for p in list_folder(path, self.title) if is_present(p) and is_kiro_cli_format(p)]
         return [path] if is_present(path) else []
 
-    def write_token(self, path: Path, entry: str, copy: TokenCopy, belongs: Callable[[str | None], bool],
-                    timeout: float) -> WriteResult:
-        whole_seconds = replace(copy, expires_at=copy.expires_at.replace(microsecond=0))
-        return super().write_token(path, entry, whole_seconds, belongs, timeout)
-
     def create(self, path: Path, account: Account) -> Created:
         return create_gateway_db(path, account)
+
+    def caveat(self, account: Account) -> str | None:
+        return None  # the gateway reads the API region from the profile in the database
 
 
 def create_gateway_db(path: Path, account: Account) -> Created:
@@ -253,7 +262,7 @@ def create_gateway_db(path: Path, account: Account) -> Created:
 
 def gateway_rows(account: Account) -> tuple[str, dict[str, object], dict[str, object]]:
     """(token key, auth_kv rows, state rows) for `account` in kiro-cli's own JSON shapes."""
-    expires = account.expires_at.replace(microsecond=0)
+    expires = account.expires_at
     access, refresh = account.access_token, account.refresh_token
     state: dict[str, object] = {}
     if account.profile_arn:
@@ -277,4 +286,7 @@ def gateway_rows(account: Account) -> tuple[str, dict[str, object], dict[str, ob
     token = fmt.oidc_token(access, refresh, expires, account.region, start_url, scopes, flow)
     registration = fmt.device_registration(account.client_id, account.client_secret,
                                            account.client_secret_expires_at, account.region, scopes, flow)
+    if start_url:  # as kiro-cli keeps an IdC login: what an older gateway's rewrite of the token drops
+        state[fmt.IDC_START_URL_STATE_KEY] = start_url
+        state[fmt.IDC_REGION_STATE_KEY] = account.region
     return fmt.OIDC_TOKEN_KEY, {fmt.OIDC_TOKEN_KEY: token, fmt.OIDC_REGISTRATION_KEY: registration}, state

@@ -48,8 +48,8 @@ from kiro_tui.core.timefmt import TimestampError, format_timestamp, parse_timest
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 DEFAULT_BUSY_TIMEOUT = 5.0
-IDC_START_URL_STATE_KEY = "auth.idc.start-url"
-IDC_REGION_STATE_KEY = "auth.idc.region"
+IDC_START_URL_STATE_KEY = fmt.IDC_START_URL_STATE_KEY
+IDC_REGION_STATE_KEY = fmt.IDC_REGION_STATE_KEY
 # kiro-cli treats a registration as expired one minute early (`is_expired`).
 EXPIRY_SKEW = timedelta(minutes=1)
 
@@ -233,6 +233,7 @@ def parse_snapshot(
         seen_kinds[token_key.kind] = token_key.key
         snapshot.logins.append(login)
     _attach_profile(snapshot)
+    _attach_idc_state(snapshot)
     return snapshot
 
 
@@ -424,6 +425,21 @@ def _attach_profile(snapshot: KiroCliSnapshot) -> None:
     target.profile_name = snapshot.profile_name
 
 
+def _attach_idc_state(snapshot: KiroCliSnapshot) -> None:
+    """An IdC login whose token lost its start URL to another tool's rewrite (older kiro-gateway
+    versions replace the whole value, dropping `start_url` and `oauth_flow`) is still the IdC
+    login kiro-cli's `auth.idc.*` state keys describe. Only a row kiro-cli did not write itself
+    (no `oauth_flow`) in the state's region is taken for it: a stale key beside kiro-cli's own
+    Builder ID row changes nothing."""
+    if not snapshot.idc_start_url:
+        return
+    for login in snapshot.logins:
+        if (login.registration_key and login.start_url is None and "oauth_flow" not in login.raw
+                and login.region == (snapshot.idc_region or login.region)):
+            login.start_url = snapshot.idc_start_url
+            login.auth_method = classify_start_url(login.start_url)
+
+
 def profile_region(arn: str | None) -> str | None:
     """The API region is the ARN's 4th field (arn:aws:codewhisperer:REGION:account:profile/ID)."""
     if not arn:
@@ -466,9 +482,12 @@ def write_back_token(
     expires_at: datetime,
     profile_arn: str | None = None,
     timeout: float = DEFAULT_WRITE_TIMEOUT,
+    whole: TokenCopy | None = None,
 ) -> WriteResult:
     """Compare-and-swap of kiro-cli's row `key`: written only when it holds a refresh token of
-    this account's lineage (`belongs`), in kiro-cli's own JSON, every other field kept."""
+    this account's lineage (`belongs`), in kiro-cli's own JSON, every other field kept. A field
+    kiro-cli 2.12 requires and the row lacks (an older writer left it out) is filled from `whole`
+    (`complete_for_2_12`)."""
     uri = "file:" + urllib.parse.quote(str(Path(db_path).absolute())) + "?mode=rw"
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
@@ -501,6 +520,12 @@ def write_back_token(
         value["expires_at"] = format_timestamp(expires_at)
         if profile_arn and "profile_arn" in value:
             value["profile_arn"] = profile_arn
+        if whole is not None:
+            registration_key = _registration_key_of(key)
+            registration = _registration_row(conn, registration_key)
+            if complete_for_2_12(key, value, registration, whole):
+                conn.execute("UPDATE auth_kv SET value = ?1 WHERE key = ?2",
+                             (fmt.dumps(registration), registration_key))
         conn.execute("UPDATE auth_kv SET value = ?1 WHERE key = ?2", (fmt.dumps(value), key))
         conn.execute("COMMIT")
         return WriteResult(WriteOutcome.WRITTEN)
@@ -514,6 +539,55 @@ def write_back_token(
         return WriteResult(WriteOutcome.FAILED, f"cannot write {db_path}: {exc}")
     finally:
         conn.close()
+
+
+def _registration_key_of(key: str) -> str | None:
+    return next((tk.registration_key for tk in TOKEN_KEYS if tk.key == key), None)
+
+
+def _registration_row(conn: sqlite3.Connection, key: str | None) -> dict[str, object] | None:
+    if key is None:
+        return None
+    row = conn.execute("SELECT value FROM auth_kv WHERE key = ?1", (key,)).fetchone()
+    try:
+        value = json.loads(row[0].decode("utf-8") if isinstance(row[0], bytes) else row[0]) if row else None
+    except (TypeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def complete_for_2_12(key: str, token: dict[str, object], registration: dict[str, object] | None,
+                      whole: TokenCopy) -> bool:
+    """Fill, in place, what kiro-cli 2.12 requires and an older writer left out: `oauth_flow`
+    in an OIDC token and its registration and `client_secret_expires_at` in the registration
+    (and an IdC token's `start_url`, by which kiro-cli tells it from Builder ID); `provider` and
+    `profile_arn` in a social token. Only missing (or null) fields, and only
+    from what kiro-tui knows of this login; a registration of another client is left alone.
+    Returns whether the registration changed."""
+    kind = next((tk.kind for tk in TOKEN_KEYS if tk.key == key), None)
+    if kind == "social":
+        if not token.get("provider") and whole.provider:
+            token["provider"] = whole.provider.lower()
+        if not token.get("profile_arn") and whole.profile_arn:
+            token["profile_arn"] = whole.profile_arn
+        return False
+    if kind != "odic":
+        return False
+    ours = registration is not None and registration.get("client_id") == whole.client_id
+    flow = (registration.get("oauth_flow") if ours and registration else None) or token.get("oauth_flow") \
+        or whole.oauth_flow or "DeviceCode"
+    if not token.get("oauth_flow"):
+        token["oauth_flow"] = flow
+    if not token.get("start_url") and whole.auth_method is AuthMethod.IDC and whole.start_url:
+        token["start_url"] = whole.start_url  # else kiro-cli takes an IdC login for Builder ID
+    if registration is None or not ours:
+        return False
+    changed = False
+    if not registration.get("oauth_flow"):
+        registration["oauth_flow"], changed = flow, True
+    if not registration.get("client_secret_expires_at") and whole.client_secret_expires_at:
+        registration["client_secret_expires_at"], changed = format_timestamp(whole.client_secret_expires_at), True
+    return changed
 
 
 # ---------------------------------------------------------------- the place
@@ -551,7 +625,10 @@ class KiroCliPlace:
         if not path.exists():
             return WriteResult(WriteOutcome.MISSING, f"kiro-cli's database {path} is not there")
         return write_back_token(path, entry, belongs, copy.access_token, copy.refresh_token, copy.expires_at,
-                                copy.profile_arn, timeout)
+                                copy.profile_arn, timeout, whole=copy)
 
     def create(self, path: Path, account: Account) -> Created:
         raise PlaceError(f"kiro-tui does not create kiro-cli's database {path}; log in with kiro-cli, then import it")
+
+    def caveat(self, account: Account) -> str | None:
+        return None

@@ -1,5 +1,10 @@
 """kiro-cli's own JSON shapes for `auth_kv` and `state` values (serde snake_case, RFC 3339 `Z`).
 
+Every field kiro-cli 2.12 requires is written: `oauth_flow` in an OIDC token and its
+registration, `client_secret_expires_at` in the registration (null only when unknown), and
+`provider` and a non-empty `profile_arn` in a social token (kiro-cli's own default profile when
+the login came without one, as kiro-cli does).
+
 The one place that knows how kiro-cli writes a login: used by the `sync` write-back and by
 the emulator when it hands out tokens a test can put in a kiro-cli database.
 """
@@ -16,6 +21,10 @@ OIDC_TOKEN_KEY = "kirocli:odic:token"
 OIDC_REGISTRATION_KEY = "kirocli:odic:device-registration"
 EXTERNAL_IDP_TOKEN_KEY = "kirocli:external-idp:token"
 PROFILE_STATE_KEY = "api.codewhisperer.profile"
+IDC_START_URL_STATE_KEY = "auth.idc.start-url"
+IDC_REGION_STATE_KEY = "auth.idc.region"
+DEFAULT_SOCIAL_PROFILE_ARN = "arn:aws:codewhisperer:us-east-1:699475941385:profile/EHGA3GRVQMUK"
+"""What kiro-cli puts in a social login that came without a profile (kiro-cli 2.12 needs one)."""
 # The tables a kiro-cli database needs for its logins (what readers such as kiro-gateway open).
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS migrations (id INTEGER PRIMARY KEY, version INTEGER NOT NULL, "
@@ -76,7 +85,7 @@ def social_token(
         "expires_at": format_timestamp(expires_at),
         "refresh_token": refresh_token,
         "provider": provider.lower(),
-        "profile_arn": profile_arn,
+        "profile_arn": profile_arn or DEFAULT_SOCIAL_PROFILE_ARN,
     }
 
 

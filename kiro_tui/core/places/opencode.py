@@ -109,6 +109,9 @@ class OpencodePlace:
     def create(self, path: Path, account: Account) -> Created:
         raise PlaceError(NEVER_WRITTEN)
 
+    def caveat(self, account: Account) -> str | None:
+        return None
+
     def _rows(self, path: Path, busy_timeout: float, where: str, args: tuple[str, ...]) -> list[dict[str, object]]:
         with open_read_only(path, self.what, busy_timeout) as conn:
             if "accounts" not in tables(conn):

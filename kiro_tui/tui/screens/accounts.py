@@ -474,13 +474,16 @@ class AccountsScreen(Screen[None]):
         if not path:
             return
         chosen_path = Path(path).expanduser()  # noqa: ASYNC240 - reads $HOME, touches no file
+        caveat = await self.kiro_app.engine.call(lambda engine: engine.caveat(view.id, target))
+        warning = f" Note: {caveat}." if caveat else ""
         if what == "link":
             self.edit(lambda engine: engine.link(view.id, target, chosen_path),
-                      f"{name} is kept fresh in {fmt.place_title(target)} ({fmt.home_relative(chosen_path)}).",
+                      f"{name} is kept fresh in {fmt.place_title(target)} ({fmt.home_relative(chosen_path)})."
+                      f"{warning}",
                       "Linked")
         else:
             self.edit(lambda engine: engine.export(view.id, target, chosen_path),
-                      f"{name} was written to {fmt.home_relative(chosen_path)} (once).", "Exported")
+                      f"{name} was written to {fmt.home_relative(chosen_path)} (once).{warning}", "Exported")
 
     def action_refresh(self) -> None:
         account = self.selected()
@@ -562,7 +565,7 @@ class AccountsScreen(Screen[None]):
                                      "Profiles this login may use, from every profile region:")
         self.app.push_screen(picker, callback=lambda arn: self.profile_chosen(account, arn))
         try:
-            listing = await self.kiro_app.engine.call(lambda engine: engine.list_profiles(account.access_token))
+            listing = await self.kiro_app.engine.call(lambda engine: engine.account_profiles(account.id))
         except KiroTuiError as exc:
             picker.fail(str(exc))
             return
