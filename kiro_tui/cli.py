@@ -382,7 +382,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
             except NotImplementedError:
                 pass
         with _open_store() as store:
-            engine = _engine(store, settings, db, candidates, on_event=on_event, fetch_usage=settings.fetch_usage)
+            engine = _engine(store, settings, db, candidates, on_event=on_event, fetch_usage=settings.fetch_usage,
+                             runner_kind="watch")
             try:
                 await engine.start()
                 count = len(store.ids())
@@ -750,6 +751,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--approve-after", type=_number(float, 0, 3600, "number of seconds"), default=None,
                    metavar="SECONDS", help="approve any pending device code after this many seconds, without a browser")
     p.set_defaults(handler=cmd_emulator)
+
+    from kiro_tui.cli_always_on import add_commands as add_always_on  # service, token
+
+    add_always_on(commands)
     return parser
 
 

@@ -43,4 +43,12 @@ class EngineProblem:
     title: str = "kiro-tui"
 
 
-EngineEvent = AccountsChanged | StatusChanged | ImportFinished | ImportFailed | EngineProblem
+@dataclass(frozen=True)
+class RunnersChanged:
+    """Who keeps the accounts fresh changed (a `watch` started, stopped or died): `keepers`
+    says it in a phrase (core/runners.describe_keepers)."""
+
+    keepers: str
+
+
+EngineEvent = AccountsChanged | StatusChanged | ImportFinished | ImportFailed | EngineProblem | RunnersChanged

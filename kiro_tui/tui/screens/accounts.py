@@ -277,7 +277,7 @@ class AccountsScreen(Screen[None]):
             shown=shown, problem=app.engine_problem, unreadable=len(self.unreadable),
             held=sum(1 for v in self.views.values() if v.held),
             place_errors=sum(len(v.places_in_error) for v in self.views.values()),
-            loaded=self.loaded)
+            loaded=self.loaded, keepers=app.keepers)
 
     def update_empty_state(self) -> None:
         main = self.query_one("#main")
@@ -352,6 +352,10 @@ class AccountsScreen(Screen[None]):
         self.known_status[change.account_id] = change.after
         if change.after.is_alert and not change.before.is_alert:
             self.toast_trouble(change.name, change.after, change.message)
+
+    def on_keepers_changed(self, message: messages.KeepersChanged) -> None:
+        self.kiro_app.keepers = message.keepers
+        self.update_summary(self.kiro_app.clock.now())
 
     def on_engine_trouble(self, message: messages.EngineTrouble) -> None:
         before = self.kiro_app.engine_problem
