@@ -184,3 +184,31 @@ async def test_once_per_change_and_again_only_after_healthy(tmp_path: Path, capl
     assert "notification by webhook failed" in text
     assert "SECRET" not in text
     store.close()
+
+
+# ---------------------------------------------------------------- config.toml
+
+
+def test_notify_keys_are_read_and_checked(tmp_path: Path) -> None:
+    from kiro_tui.core.config import load_settings
+    from kiro_tui.core.errors import ConfigError
+
+    path = tmp_path / "config.toml"
+    path.write_text('notify = ["command", "webhook"]\nnotify_command = ["notify-send", "{label}"]\n'
+                    'notify_webhook = "http://127.0.0.1:8080/hook"\n')
+    settings = load_settings(path)
+    assert (settings.notify, settings.notify_command, settings.notify_webhook) == (
+        ("command", "webhook"), ("notify-send", "{label}"), "http://127.0.0.1:8080/hook")
+    assert load_settings(tmp_path / "none.toml").notify == ("desktop",)
+    for text, needle in (
+        ('notify = ["email"]', "notify must be a list of desktop, command, webhook"),
+        ('notify = "desktop"', "notify must be a list of desktop, command, webhook"),
+        ('notify_command = "notify-send hi"', "notify_command must be a list of words"),
+        ('notify_webhook = "http://hooks.example.com/x"', "notify_webhook must be an https:// URL"),
+        ('notify_webhook = "ftp://127.0.0.1/x"', "notify_webhook must be an https:// URL"),
+        ('notify = ["command"]', 'notify names "command" but notify_command is not set'),
+    ):
+        path.write_text(text + "\n")
+        with pytest.raises(ConfigError) as info:
+            load_settings(path)
+        assert needle in str(info.value) and str(path) in str(info.value)
