@@ -124,3 +124,21 @@ async def test_the_tui_says_which_watch_keeps_the_accounts_fresh(kiro_tui_exe, i
     finally:
         watch.kill()
         store.close()
+
+
+def test_a_new_runner_clears_the_rows_dead_processes_left_behind(isolated_dirs) -> None:
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    clock = SystemClock()
+    with AccountStore.open(store_path(isolated_dirs)) as store:
+        with store.transaction() as tx:
+            tx.execute("INSERT INTO runners VALUES ('x', ?, ?, 'watch', 'hand', ?, NULL, 30)",
+                       (gone.pid, runners.host_name(), "2026-12-01T00:00:00Z"))
+            tx.execute("INSERT INTO runners VALUES ('y', 1, 'elsewhere', 'watch', 'systemd', ?, NULL, 30)",
+                       ("2026-12-01T00:00:00Z",))
+        runners.register(store, runners.TUI, clock.now(), 3.0)
+        found = {(r.host, r.pid) for r in runners.runners(store)}
+    assert found == {("elsewhere", 1), (runners.host_name(), os.getpid())}  # another host's: not ours to judge

@@ -85,9 +85,13 @@ class Runner:
 
 
 def register(store: AccountStore, kind: str, now: datetime, watch_interval: float) -> Runner:
+    """Record this process as a runner; rows of runners on this host whose pid is gone are dropped."""
     runner = Runner(f"{host_name()}:{os.getpid()}:{secrets.token_hex(3)}", os.getpid(), host_name(), kind,
                     started_by(kind), now, None, max(HEARTBEAT, watch_interval))
     with store.transaction(durable=False) as tx:
+        for old_id, pid in tx.execute("SELECT id, pid FROM runners WHERE host = ?", (runner.host,)).fetchall():
+            if not pid_exists(int(pid)):  # left behind by a kill -9 or a power cut: gone for good
+                tx.execute("DELETE FROM runners WHERE id = ?", (old_id,))
         tx.execute("INSERT OR REPLACE INTO runners (id, pid, host, kind, started_by, started_at, last_pass_at,"
                    " interval_seconds) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
                    (runner.id, runner.pid, runner.host, runner.kind, runner.started_by,
