@@ -3,7 +3,6 @@ usual path when it expires within --min-valid; against the emulator on 127.0.0.1
 
 from __future__ import annotations
 
-import json
 import threading
 
 import pytest

@@ -30,6 +30,7 @@ import httpx
 from kiro_tui.core.aws.errors import redact
 from kiro_tui.core.config import Settings
 from kiro_tui.core.errors import StoreError
+from kiro_tui.core.places import place_format
 from kiro_tui.core.store import AccountStore
 from kiro_tui.core.timefmt import format_timestamp
 
@@ -85,8 +86,6 @@ def current_conditions(store: AccountStore) -> Conditions:
 
 
 def describe(store: AccountStore, account_id: str, condition: str, detail: str) -> Notice:
-    from kiro_tui.core.places import place_format
-
     account = store.get(account_id)
     label = account.name if account else account_id
     if condition.startswith(PLACE_ERROR):
