@@ -421,7 +421,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from kiro_tui.core.shutdown import Interrupted
 
     with _open_store() as store:
-        engine = _engine(store, settings, db, candidates, on_event=on_event, fetch_usage=settings.fetch_usage)
+        engine = _engine(store, settings, db, candidates, on_event=on_event, fetch_usage=settings.fetch_usage,
+                         runner_kind="watch")
         try:  # until Ctrl-C, SIGTERM or SIGHUP: refreshes under way finish first (a second one abandons)
             _run_engine(engine, run, tell)
         except Interrupted:
@@ -786,6 +787,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--approve-after", type=_number(float, 0, 3600, "number of seconds"), default=None,
                    metavar="SECONDS", help="approve any pending device code after this many seconds, without a browser")
     p.set_defaults(handler=cmd_emulator)
+
+    from kiro_tui.cli_always_on import add_commands as add_always_on  # service, token
+
+    add_always_on(commands)
     return parser
 
 

@@ -140,7 +140,9 @@ def demo_environment(approve_after: float = 5.0, clock: Clock | None = None) -> 
         store = AccountStore.open(folder / "kiro-tui" / "accounts.db")
         try:
             db = seed_demo(emulator, folder, store, clock.now() if clock else datetime.now(UTC))
-            yield Demo(folder, emulator, store, db, Settings(refresh_window=WINDOW, watch_interval=2.0))
+            # made-up accounts: nothing for your real desktop (notify=())
+            settings = Settings(refresh_window=WINDOW, watch_interval=2.0, notify=())
+            yield Demo(folder, emulator, store, db, settings)
         finally:
             store.close()
 

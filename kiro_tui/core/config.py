@@ -29,6 +29,12 @@ class Settings:
     """Fetch every account's quota in the background (a few calls per watch pass)."""
     quota_warning: float = 0.9
     """Share of the monthly limit from which an account shows as "quota low"."""
+    notify: tuple[str, ...] = ("desktop",)
+    """How a person hears that a login needs them: any of desktop, command, webhook ([] for none)."""
+    notify_command: tuple[str, ...] | None = None
+    """A command (argv list, no shell) run on each notice; {id} {label} {status} {message} filled in."""
+    notify_webhook: str | None = None
+    """An https URL (or http to this machine) that receives each notice as a JSON POST."""
 
     @property
     def window(self) -> timedelta:
@@ -70,7 +76,15 @@ def settings_from_mapping(data: dict[str, object], where: str) -> Settings:
             raise ConfigError(
                 f"config file {where}: unknown key {key!r}; known keys are {', '.join(sorted(known))}"
             )
-        values[key] = _check(key, value, Settings.__dataclass_fields__[key].default, where)
+        checked = _check(key, value, Settings.__dataclass_fields__[key].default, where)
+        values[key] = tuple(checked) if isinstance(checked, list) else checked
+    channels = values.get("notify", ())
+    assert isinstance(channels, tuple)  # checked above
+    if "command" in channels and not values.get("notify_command"):
+        raise ConfigError(f"config file {where}: notify names \"command\" but notify_command is not set; "
+                          'set it (e.g. notify_command = ["notify-send", "{label}", "{message}"])')
+    if "webhook" in channels and not values.get("notify_webhook"):
+        raise ConfigError(f"config file {where}: notify names \"webhook\" but notify_webhook is not set")
     return Settings(**values)  # type: ignore[arg-type]
 
 
@@ -87,6 +101,15 @@ def _expected(key: str, value: object, default: object) -> str | None:
         return None if value in {m.value for m in Mode} else "one of sync, follow, own"
     if key == "kiro_cli_db":
         return None if isinstance(value, str) and value else "a file path string"
+    if key == "notify":
+        channels = ("desktop", "command", "webhook")
+        fine = isinstance(value, list) and all(v in channels for v in value)
+        return None if fine else f"a list of {', '.join(channels)} (or [] for none)"
+    if key == "notify_command":
+        fine = isinstance(value, list) and bool(value) and all(isinstance(v, str) and v for v in value)
+        return None if fine else 'a list of words, the program first (no shell), e.g. ["notify-send", "{label}"]'
+    if key == "notify_webhook":
+        return None if isinstance(value, str) and _webhook_ok(value) else "an https:// URL (or http:// to 127.0.0.1)"
     if isinstance(default, bool):
         return None if isinstance(value, bool) else "true or false"
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -95,3 +118,25 @@ def _expected(key: str, value: object, default: object) -> str | None:
         return "a whole number"
     low, high = _RANGES[key]
     return None if low <= value <= high else f"between {low:g} and {high:g}"
+
+
+def _webhook_ok(url: str) -> bool:
+    """https anywhere; plain http only to this machine (a notice must not cross a network in clear)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return False
+    if parts.scheme == "https":
+        return bool(host)
+    if parts.scheme != "http":
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -24,6 +24,7 @@ from typing import TypeVar
 
 import httpx
 
+from kiro_tui.core import runners
 from kiro_tui.core.aws.codewhisperer import Profile, ProfileListing, QClient, Usage, is_invalid_bearer
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.aws.errors import ErrorClass, ServiceError
@@ -32,7 +33,7 @@ from kiro_tui.core.aws.tokens import TokenResult
 from kiro_tui.core.aws.transport import make_http_client
 from kiro_tui.core.clock import Clock
 from kiro_tui.core.config import Settings
-from kiro_tui.core.errors import KiroCliError, KiroTuiError, StoreError, TlsSetupError
+from kiro_tui.core.errors import KiroCliError, KiroTuiError, NeedsLoginError, StoreError, TlsSetupError
 from kiro_tui.core.events import (
     AccountsChanged,
     EngineEvent,
@@ -40,6 +41,7 @@ from kiro_tui.core.events import (
     EngineProblem,
     ImportFailed,
     ImportFinished,
+    RunnersChanged,
     StatusChanged,
 )
 from kiro_tui.core.importer import ImportReport, import_snapshot, same_login, takes_over
@@ -60,11 +62,14 @@ from kiro_tui.core.models import (
     AuthMethod,
     Health,
     Mode,
+    Outcome,
     Place,
     PlaceRole,
     PlaceState,
+    Status,
     UsageRecord,
 )
+from kiro_tui.core.notify import Announcer
 from kiro_tui.core.places import (
     FORMATS,
     LINK_KINDS,
@@ -83,6 +88,7 @@ from kiro_tui.core.places.kiro_cli import (
     read_kiro_cli,
 )
 from kiro_tui.core.refresh import RefreshClients, Refresher, RefreshResult, StatusChange
+from kiro_tui.core.runners import Runner
 from kiro_tui.core.scheduler import RefreshScheduler
 from kiro_tui.core.store import AccountStore, RefreshLogEntry, UnreadableRow, damage_message
 from kiro_tui.core.timefmt import EARLIEST, shift
@@ -93,6 +99,8 @@ KIRO_CLI, GATEWAY, GATEWAY_DB, ALL = "kiro-cli", "gateway", "gateway-db", "all"
 RESTART_BACKOFF = (1.0, 60.0)
 USAGE_MAX_AGE = timedelta(minutes=10)
 USAGE_PER_PASS = 4
+TOKEN_WAIT = 30.0
+"""Seconds `kiro-tui token` waits for another process already refreshing the account."""
 """Usage calls per watch pass (every `watch_interval` seconds): quota for a thousand accounts
 is refreshed in about twelve minutes without ever bursting at the service."""
 
@@ -176,6 +184,7 @@ class Engine:
         kiro_cli_candidates: list[Path] | None = None,
         on_event: Callable[[EngineEvent], None] | None = None,
         fetch_usage: bool = True,
+        runner_kind: str | None = None,
     ) -> None:
         self.store, self.settings, self.clock, self.endpoints = store, settings, clock, endpoints
         self.kiro_cli_db = kiro_cli_db
@@ -204,6 +213,13 @@ class Engine:
         """A pass failed because the store would not take a write: not over until it takes one."""
         self.saved_at_start: list[str] = []
         """What `start` said about tokens earlier runs rescued, now saved (for `list` to print)."""
+        self.runner_kind = runner_kind
+        """`watch` or `tui` when this engine runs for good: it records itself as a runner and
+        announces logins that need a person (core/runners.py, core/notify.py); None otherwise."""
+        self.runner: Runner | None = None
+        self.keepers: str | None = None
+        self.announcer: Announcer | None = None
+        self._runner_beat_at: datetime | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -232,6 +248,8 @@ class Engine:
         self.scheduler = RefreshScheduler(self.store, self.refresher, self.clock, self.settings)
         self.q = QClient(self._http, self.endpoints)
         self._data_version = self.store.data_version()
+        if self.runner_kind is not None:
+            self.announcer = Announcer(self.store, self.settings, self._http, self.clock.now)
         self._started = True
         if self.refresher.held:  # rescue copies an earlier run left: into the store first of all
             await self.refresher.commit_held(force=True)
@@ -258,6 +276,13 @@ class Engine:
     async def run(self) -> None:
         """Refresh, watch and fetch usage until `stop`; a loop that dies is restarted with backoff."""
         await self.start()
+        self._register_runner()
+        try:
+            await self._run_loops()
+        finally:
+            self._unregister_runner()  # a clean exit, or a cancellation: not after kill -9
+
+    async def _run_loops(self) -> None:
         delay = RESTART_BACKOFF[0]
         while not self._stopping.is_set():
             loops = [asyncio.create_task(self._watch_loop(), name="watcher")]
@@ -365,8 +390,8 @@ class Engine:
         failed = False
         store_failed = False
         for step in (self._check_store_file, self._check_kiro_cli, self._check_places, self._retry_held,
-                     self._check_linked_places,
-                     self._retry_places, self._notice_others, self._fetch_some_usage):
+                     self._check_linked_places, self._retry_places, self._notice_others, self._fetch_some_usage,
+                     self._announce, self._note_runners):
             try:
                 await step()
             except asyncio.CancelledError:
@@ -504,6 +529,45 @@ class Engine:
         self.scheduler.schedule_all()  # type: ignore[union-attr]
         if changed:
             self._emit(AccountsChanged(frozenset(changed)))
+
+    # ------------------------------------------------------------------ runners and notices
+
+    def _register_runner(self) -> None:
+        if self.runner_kind is None:
+            return
+        try:
+            self.runner = runners.register(self.store, self.runner_kind, self.clock.now(),
+                                           self.settings.watch_interval)
+        except StoreError as exc:
+            log.warning("could not record this %s as a runner: %s", self.runner_kind, exc)
+
+    def _unregister_runner(self) -> None:
+        if self.runner is None:
+            return
+        try:
+            runners.unregister(self.store, self.runner)
+        except StoreError as exc:  # it is not alive once its pid is gone
+            log.warning("could not remove this %s from the runners: %s", self.runner_kind, exc)
+        self.runner = None
+
+    async def _note_runners(self) -> None:
+        """Record this pass (at most once per heartbeat) and say when who keeps the accounts
+        fresh changed."""
+        now = self.clock.now()
+        if self.runner is not None and (self._runner_beat_at is None or
+                                        (now - self._runner_beat_at).total_seconds() >= self.runner.interval):
+            runners.record_pass(self.store, self.runner, now)
+            self._runner_beat_at = now
+        if self.runner_kind is None:
+            return
+        keepers = runners.describe_keepers(runners.runners(self.store), now)
+        if keepers != self.keepers:
+            self.keepers = keepers
+            self._emit(RunnersChanged(keepers))
+
+    async def _announce(self) -> None:
+        if self.announcer is not None:
+            await self.announcer.check()
 
     # ------------------------------------------------------------------ quota
 
@@ -717,6 +781,46 @@ class Engine:
         results = await self.scheduler.refresh_now(account_ids, force)  # type: ignore[union-attr]
         self._emit(AccountsChanged(frozenset(account_ids)))
         return results
+
+    async def fresh_token(self, account_id: str, min_valid: float, wait: float = TOKEN_WAIT) -> Account:
+        """The account with a token valid `min_valid` seconds more, refreshed first through the
+        usual path (lease, commit, places) when it is not; another process already refreshing it
+        is waited for (up to `wait` s), never followed by a second refresh. `NeedsLoginError`
+        when only a login can help."""
+        await self.start()
+        assert self.refresher is not None
+        waited, tried = 0.0, False
+        while True:
+            account = self.store.get(account_id)
+            if account is None:
+                raise StoreError(f"no account with id {account_id!r}; `kiro-tui list` shows the ids")
+            held = self.refresher.held.get(account_id)
+            if held is not None:  # the store would not take the new token: the live one is here
+                account.access_token, account.refresh_token, account.expires_at = (
+                    held.access_token, held.refresh_token, held.expires_at)
+            now = self.clock.now()
+            if account.health is Health.NEEDS_LOGIN:
+                raise NeedsLoginError(f"{account.id} ({account.name}) needs a login: `kiro-tui login`, or log in "
+                                      "with kiro-cli and `kiro-tui import`")
+            if account.health is Health.SUSPENDED:
+                raise KiroTuiError(f"{account.id} ({account.name}) is suspended by AWS; no token to give")
+            if account.expires_at > shift(now, min_valid) or (tried and account.expires_at > now):
+                return account  # (after a refresh, the freshest there is, even if it lives less)
+            if tried:
+                raise KiroTuiError(f"{account.id} ({account.name}): no valid token after refreshing"
+                                   + (f" ({account.last_error})" if account.last_error else ""))
+            self._network()
+            result = await self.refresher.refresh(account_id, unless_valid_for=timedelta(seconds=min_valid))
+            if result.outcome is Outcome.BUSY:
+                if waited >= wait:
+                    raise KiroTuiError(f"another kiro-tui process has been refreshing {account_id} for "
+                                       f"{wait:g} s; try again")
+                await self.clock.sleep(0.25)
+                waited += 0.25
+                continue
+            if result.outcome is Outcome.FAILED and result.status is not Status.NEEDS_LOGIN:
+                raise KiroTuiError(f"could not refresh {account_id} ({account.name}): {result.message}")
+            tried = not (result.outcome is Outcome.SKIPPED and result.message == "still valid")
 
     async def due_ids(self) -> list[str]:
         await self.start()

@@ -26,6 +26,7 @@ from kiro_tui.core.config import Settings
 from kiro_tui.core.engine import Engine
 from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.events import EngineEvent
+from kiro_tui.core.runners import TUI
 from kiro_tui.core.shutdown import AbandonedRefreshes
 from kiro_tui.core.store import AccountStore
 
@@ -89,7 +90,7 @@ class EngineThread:
             store = AccountStore.open(self.store_path)  # blocking, but on the engine's own thread
             self.engine = Engine(store, self.settings, self.clock, self.endpoints, self.kiro_cli_db,
                                  kiro_cli_candidates=self.kiro_cli_candidates, on_event=self.on_event,
-                                 fetch_usage=self.fetch_usage)
+                                 fetch_usage=self.fetch_usage, runner_kind=TUI if self.run_loops else None)
             self._ready.set()  # the store is open: the first screen's rows can be read now
             try:  # the rest (certificates, scheduling, the first watch pass) once they are on screen
                 await asyncio.wait_for(self._begin.wait(), BEGIN_AT_THE_LATEST)

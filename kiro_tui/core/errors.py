@@ -33,3 +33,9 @@ class StoreWriteError(StoreError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class NeedsLoginError(KiroTuiError):
+    """The account's login died: only a person can fix it (log in again, or re-import)."""
+
+    exit_code = 3

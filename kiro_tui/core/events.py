@@ -51,4 +51,13 @@ class EngineNotice:
     title: str = "kiro-tui"
 
 
-EngineEvent = AccountsChanged | StatusChanged | ImportFinished | ImportFailed | EngineProblem | EngineNotice
+@dataclass(frozen=True)
+class RunnersChanged:
+    """Who keeps the accounts fresh changed (a `watch` started, stopped or died): `keepers`
+    says it in a phrase (core/runners.describe_keepers)."""
+
+    keepers: str
+
+
+EngineEvent = AccountsChanged | StatusChanged | ImportFinished | ImportFailed | EngineProblem | EngineNotice \
+    | RunnersChanged

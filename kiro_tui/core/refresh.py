@@ -250,13 +250,17 @@ class Refresher:
 
     # ------------------------------------------------------------------ entry point
 
-    async def refresh(self, account_id: str, force: bool = False) -> RefreshResult:
-        """One attempt for one account; `force` refreshes even if not yet due. Never raises:
-        whatever goes wrong is this account's outcome."""
+    async def refresh(self, account_id: str, force: bool = False,
+                      unless_valid_for: timedelta | None = None) -> RefreshResult:
+        """One attempt for one account; `force` refreshes even if not yet due; `unless_valid_for`
+        refreshes only if the token (re-read under the lease) expires within it (`kiro-tui
+        token`: another process that just refreshed is not followed by a second refresh).
+        Never raises: whatever goes wrong is this account's outcome."""
         async with self._account_lock(account_id):  # the watch pass's place work finishes first
-            return await self._refresh_unlocked(account_id, force)
+            return await self._refresh_unlocked(account_id, force, unless_valid_for)
 
-    async def _refresh_unlocked(self, account_id: str, force: bool) -> RefreshResult:
+    async def _refresh_unlocked(self, account_id: str, force: bool,
+                                unless_valid_for: timedelta | None = None) -> RefreshResult:
         now = self.clock.now()
         try:
             leased = self.store.acquire_lease(account_id, self.owner, now, LEASE_SECONDS)
@@ -265,7 +269,7 @@ class Refresher:
         if not leased:
             return self._busy(account_id, now)
         try:
-            return await self._refresh_leased(account_id, force)
+            return await self._refresh_leased(account_id, force, unless_valid_for)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug, or anything unforeseen: this account's failure, backed off
@@ -317,7 +321,8 @@ class Refresher:
         except StoreError as exc:  # it runs out by itself within a minute; retried on the next pass
             log.warning("could not release the lease on %s: %s", account_id, exc)
 
-    async def _refresh_leased(self, account_id: str, force: bool) -> RefreshResult:
+    async def _refresh_leased(self, account_id: str, force: bool,
+                              unless_valid_for: timedelta | None = None) -> RefreshResult:
         try:
             account = self.store.get(account_id)  # re-read: another process may have refreshed already
         except StoreError as exc:  # its row cannot be read (hand-edited): this account's failure, by name
@@ -334,11 +339,16 @@ class Refresher:
         before = account.status(now, self.settings.window)
         if account.health in (Health.NEEDS_LOGIN, Health.SUSPENDED):
             return self._result(account, Outcome.SKIPPED, account.last_error)
+        if unless_valid_for is not None:
+            if account.expires_at > shift(now, unless_valid_for):
+                return self._result(account, Outcome.SKIPPED, "still valid")
+            force = True
         if held is None:
             adopted = await self._adopt_from_places(account, before)
             if account.mode is Mode.FOLLOW and account.source:
                 return adopted or self._result(account, Outcome.FOLLOWED, "follow mode: kiro-cli refreshes this login")
-            if adopted and not account.is_due(self.clock.now(), self.window_for(account.id)):
+            if adopted and not account.is_due(self.clock.now(), self.window_for(account.id)) and (
+                    unless_valid_for is None or account.expires_at > shift(self.clock.now(), unless_valid_for)):
                 return adopted
         if not force and not account.is_due(now, self.window_for(account.id)):
             return self._result(account, Outcome.SKIPPED, "not due yet")

@@ -148,6 +148,25 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     """,
     lambda db: _seed_lineage(db),
     "ALTER TABLE places ADD COLUMN written_print TEXT;",
+    # Who keeps the accounts fresh (core/runners.py), and what was announced (core/notify.py).
+    """
+    CREATE TABLE runners (
+        id TEXT PRIMARY KEY,
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        started_by TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        last_pass_at TEXT,
+        interval_seconds REAL NOT NULL
+    );
+    CREATE TABLE notices (
+        account_id TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+        condition TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (account_id, condition)
+    );
+    """,
 )
 
 REFRESH_LOG_KEEP = 50

@@ -32,6 +32,7 @@ from kiro_tui.core.events import (
     EngineProblem,
     ImportFailed,
     ImportFinished,
+    RunnersChanged,
     StatusChanged,
 )
 from kiro_tui.core.logs import log_file
@@ -78,6 +79,8 @@ class KiroTuiApp(App[None]):
         self.last_import_at: datetime | None = None
         self.import_error: str | None = None
         self.engine_problem: str | None = None
+        self.keepers: str | None = None
+        """What keeps the accounts fresh once this window is closed (None until the engine says)."""
         self.crashed = False
         self._changed: set[str] = set()
         self._changed_all = False
@@ -145,6 +148,8 @@ class KiroTuiApp(App[None]):
             screen.post_message(messages.EngineTrouble(event.problem, event.title))
         elif isinstance(event, EngineNotice):
             screen.post_message(messages.EngineNotice(event.text, event.title))
+        elif isinstance(event, RunnersChanged):
+            screen.post_message(messages.KeepersChanged(event.keepers))
 
     def take_changed(self) -> frozenset[str] | None:
         """The ids changed since the last take (None: any may have), for the screen to re-read."""

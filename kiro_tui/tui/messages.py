@@ -49,3 +49,10 @@ class EngineTrouble(Message):
 
     problem: str | None
     title: str = "kiro-tui"
+
+
+@dataclass
+class KeepersChanged(Message):
+    """Who keeps the accounts fresh once the TUI is closed changed (a phrase for the summary)."""
+
+    keepers: str

@@ -278,7 +278,7 @@ class AccountsScreen(Screen[None]):
             shown=shown, problem=app.engine_problem, unreadable=len(self.unreadable),
             held=sum(1 for v in self.views.values() if v.held),
             place_errors=sum(len(v.places_in_error) for v in self.views.values()),
-            loaded=self.loaded)
+            loaded=self.loaded, keepers=app.keepers)
 
     def update_empty_state(self) -> None:
         main = self.query_one("#main")
@@ -356,6 +356,9 @@ class AccountsScreen(Screen[None]):
 
     def on_engine_notice(self, message: messages.EngineNotice) -> None:
         self.notify(message.text, title=message.title, severity="warning", timeout=30)
+    def on_keepers_changed(self, message: messages.KeepersChanged) -> None:
+        self.kiro_app.keepers = message.keepers
+        self.update_summary(self.kiro_app.clock.now())
 
     def on_engine_trouble(self, message: messages.EngineTrouble) -> None:
         before = self.kiro_app.engine_problem

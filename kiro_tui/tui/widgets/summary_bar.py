@@ -28,7 +28,7 @@ class SummaryBar(Static):
     def show(self, statuses: list[Status], kiro_cli_db: Path | None, last_read: datetime | None,
              now: datetime, watch_error: str | None = None, *, shown: int | None = None,
              problem: str | None = None, unreadable: int = 0, held: int = 0, place_errors: int = 0,
-             loaded: bool = True) -> None:
+             loaded: bool = True, keepers: str | None = None) -> None:
         counts = Counter(statuses)
         text = Text()
         text.append("kiro-tui ", style="bold")
@@ -61,6 +61,8 @@ class SummaryBar(Static):
                 text.append(f" (unreadable: {fmt.short_reason(watch_error)[:60]})", style=bad)
             elif last_read is not None:
                 text.append(f", read {fmt.ago(last_read, now)}", style=muted)
+        if keepers:  # what keeps the accounts fresh once this window is closed
+            text.append(f" · {keepers}", style=muted)
         if text.markup != getattr(self, "_shown", None):  # most seconds nothing changed
             self._shown = text.markup
             self.update(text, layout=False)  # one line, always (app.tcss): a layout would reflow the screen
