@@ -52,6 +52,7 @@ from kiro_tui.core.login import (
     save_login,
 )
 from kiro_tui.core.masking import fingerprint
+from kiro_tui.core.names import rename
 from kiro_tui.core.models import (
     Account,
     AccountView,
@@ -82,6 +83,7 @@ from kiro_tui.core.places.kiro_cli import (
 from kiro_tui.core.refresh import RefreshClients, Refresher, RefreshResult, StatusChange
 from kiro_tui.core.scheduler import RefreshScheduler
 from kiro_tui.core.store import AccountStore, RefreshLogEntry, UnreadableRow
+from kiro_tui.core.switch import UseOutcome, holders, rewrite_places, use_account
 from kiro_tui.core.timefmt import EARLIEST, shift
 
 log = logging.getLogger("kiro_tui.engine")
@@ -754,6 +756,23 @@ class Engine:
             raise PlaceError(f"{entry_path} {not_this_login}")
         return fmt, target, (entry_path, entry)
 
+    # ------------------------------------------------------------------ use, names
+
+    async def use(self, account_id: str, kind: str, path: Path | None = None) -> UseOutcome:
+        """Make this account the one a tool uses (core/switch.py): what was there is kept."""
+        await self.start()
+        return await use_account(self, account_id, kind, path)
+
+    async def holders(self, views: list[AccountView]) -> dict[tuple[str, str, str], str | None]:
+        """Whose login each single-login place (the IDE's file, kiro-cli's database) holds now."""
+        places = [place for view in views for place in view.places]
+        return await asyncio.to_thread(holders, self.store, places, self.clock.now())
+
+    async def rename(self, account_id: str, name: str) -> Account:
+        account = rename(self.store, account_id, name)
+        self.account_changed(account.id)
+        return account
+
     # ------------------------------------------------------------------ logging in
 
     async def login_flow(self) -> LoginFlow:
@@ -773,12 +792,14 @@ class Engine:
 
     async def finish_login(self, login: DeviceLogin, token: TokenResult, profile: Profile | None) -> LoginOutcome:
         """Who signed in, then save the account (renewing the one it replaces, if the same person).
-        The outcome names the copies a renewal detached, for the person to link again."""
+        A renewal writes the whole new login into the account's links, which stay linked; the
+        outcome names any copy it had to detach, for the person to link again."""
         flow = await self.login_flow()
         email = await flow.email(token.access_token, profile)
         if email:
             await self._learn_emails_of_twins(flow, login.request)
         outcome = save_login(self.store, login, token, profile, self.clock.now(), email)
+        outcome = await rewrite_places(self, outcome)
         remember_request(self.store, login.request)
         self.account_changed(outcome.account.id)
         return outcome

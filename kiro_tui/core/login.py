@@ -36,6 +36,8 @@ from kiro_tui.core.models import (
     AuthMethod,
     Mode,
     Place,
+    PlaceRole,
+    PlaceState,
 )
 from kiro_tui.core.places import place_format
 from kiro_tui.core.store import AccountStore, RefreshLogEntry, touch_updated
@@ -192,6 +194,9 @@ class LoginOutcome(NamedTuple):
     account: Account
     detached: list[Place]
     """Copies of the old session a renewal detached (each holds the old client's registration)."""
+    relinked: list[Place] = []
+    """Places of the account kept by a renewal: the caller writes the new login into each
+    (`switch.rewrite_places`), so each stays linked with the new client registration."""
 
     def detached_note(self) -> str | None:
         if not self.detached:
@@ -252,13 +257,21 @@ def save_login(
     touch_updated(account, now)
     # A renewed account is kiro-tui's own login now, with a client registration of its own. Every
     # copy of it elsewhere holds the old session (the old client's registration beside its token):
-    # writing the new token there would break that tool, and taking its details would undo this
-    # login. They are detached, and imports leave that session be (see importer.import_snapshot).
-    outcome = LoginOutcome(account, store.places(existing.id) if existing else [])
+    # writing only the new token there would break that tool, and taking its details would undo
+    # this login. Its links are kept, to have the whole new login written in by the caller
+    # (switch.rewrite_places); the places it came from (kiro-cli's own session) are detached, and
+    # imports leave that session be (see importer.import_snapshot).
+    places = store.places(existing.id) if existing else []
+    outcome = LoginOutcome(account, [p for p in places if p.role is not PlaceRole.LINK],
+                           [replace(p, state=PlaceState.PENDING, detail="writing the new login") for p in places
+                            if p.role is PlaceRole.LINK])
+    account.nickname = existing.nickname if existing else None
     with store.transaction() as tx:  # the history says when the token came from a login
         store.save(account, tx)
         for place in outcome.detached:
             store.delete_place(tx, place)
+        for place in outcome.relinked:
+            store.save_place(tx, place)
         store.log_refresh(tx, RefreshLogEntry(account.id, now, "logged-in", message=outcome.detached_note()))
     for place in outcome.detached:
         store.mark_unlinked(place, now, why="login", client_id=existing.client_id if existing else None)

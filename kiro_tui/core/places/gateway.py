@@ -48,7 +48,7 @@ from kiro_tui.core.places._files import (
 from kiro_tui.core.places._json_place import JsonFilePlace
 from kiro_tui.core.places._sqlite import is_kiro_cli_format
 from kiro_tui.core.places.base import Created, PlaceError, PlaceLogin, TokenCopy, WriteResult
-from kiro_tui.core.places.kiro_cli import KiroCliPlace, profile_region
+from kiro_tui.core.places.kiro_cli import KiroCliPlace, profile_region, replace_database_login
 from kiro_tui.core.places.kiro_ide import sso_cache_folder
 
 CREDS_FILE_ENV = "KIRO_CREDS_FILE"
@@ -222,6 +222,11 @@ class GatewayDbPlace(KiroCliPlace):
 
     def create(self, path: Path, account: Account) -> Created:
         return create_gateway_db(path, account)
+
+    def replace_login(self, path: Path, account: Account, held: frozenset[str]) -> Created:
+        if not held and not os.path.lexists(path):
+            return create_gateway_db(path, account)
+        return replace_database_login(path, account, held)
 
 
 def create_gateway_db(path: Path, account: Account) -> Created:

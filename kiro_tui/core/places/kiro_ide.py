@@ -98,12 +98,13 @@ class KiroIdePlace(JsonFilePlace):
                 "provider": "BuilderId" if account.auth_method is AuthMethod.BUILDER_ID else "Enterprise",
                 "region": account.region}
 
-    def create(self, path: Path, account: Account) -> Created:
+    def create(self, path: Path, account: Account, held: frozenset[str] | None = None) -> Created:
         """The token file and, for Builder ID / IdC, the registration it names. The new
         registration is named by a hash of its client id, so it never replaces one the IDE made."""
         self.check_account(account)
         target = self.target(absolute(path), account)
-        self.check_target(target)
+        if held is None:
+            self.check_target(target)
         if account.auth_method is not AuthMethod.SOCIAL:
             assert account.client_id and account.client_secret
             registration: dict[str, object] = {"clientId": account.client_id, "clientSecret": account.client_secret}
@@ -111,7 +112,7 @@ class KiroIdePlace(JsonFilePlace):
                 registration["expiresAt"] = js_iso(account.client_secret_expires_at)
             prepare_folder(target.parent)
             atomic_write(target.parent / f"{_registration_name(account)}.json", self.serialize(registration), 0o600)
-        return super().create(target, account)
+        return super().create(target, account, held)
 
 
 def _start_url_of(provider: str | None) -> str | None:
