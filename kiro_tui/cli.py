@@ -169,9 +169,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         views = result.views
         counts = store.refresh_counts()
         holds = _run(lambda: engine.holdings(views)) if args.json else {}
+        holders = _run(lambda: engine.holders(views)) if args.json else {}
     if args.json:
         rows = [account_json(v, now, settings.window, args.show_secrets, counts.get(v.id, (0, 0)),
-                             settings.quota_warning, holds) for v in views]
+                             settings.quota_warning, holds, holders) for v in views]
         print(json.dumps(rows, indent=2))
         return EXIT_OK
     if not views:
@@ -750,6 +751,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--approve-after", type=_number(float, 0, 3600, "number of seconds"), default=None,
                    metavar="SECONDS", help="approve any pending device code after this many seconds, without a browser")
     p.set_defaults(handler=cmd_emulator)
+
+    from kiro_tui.cli_switch import add_commands
+
+    add_commands(commands)  # use, rename, show, completion
     return parser
 
 
@@ -757,6 +762,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # What the core logs goes to the private log file (and `watch` adds the terminal), never to
     # Python's last-resort handler: that prints unformatted, unmasked lines on stderr.
     logging.getLogger("kiro_tui").addHandler(logging.NullHandler())
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["__complete"]:  # the completion scripts' helper: cheap, no parser, no engine
+        from kiro_tui.cli_switch import complete_accounts
+
+        return complete_accounts()
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler

@@ -696,7 +696,7 @@ class Engine:
                 and (p.kind == kind_or_path or p.path == wanted or p.path == kind_or_path)]
         if not gone:
             raise PlaceError(f"{account.id} ({account.name}) has no link {kind_or_path!r}; "
-                             "`kiro-tui list --json` shows its places")
+                             f"`kiro-tui show {account.id}` shows its places")
         with self.store.transaction() as tx:
             for place in gone:
                 self.store.delete_place(tx, place)

@@ -249,12 +249,16 @@ def keep_copy(store: AccountStore, kind: str, path: Path, now: datetime) -> list
     The last KEEP_COPIES per place are kept. Raises PlaceError when it cannot be made: then
     nothing is written to the place."""
     folder = copies_folder(store) / f"{kind}-{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
-    stamp = now.strftime("%Y%m%dT%H%M%S.%fZ")
+    stamp = now.strftime("%Y%m%dT%H%M%S.%f")
     try:
         make_private_dirs(folder)
         where = folder / "place.txt"
         if not where.exists():
             atomic_write(where, f"{kind}\t{path}\n".encode(), 0o600)
+        base, turn = stamp, 0
+        while any(folder.glob(f"{stamp}-*")):  # two switches within a clock tick
+            turn += 1
+            stamp = f"{base}{turn:03d}"
         copies = []
         for file in _files_of(kind, path):
             copy = folder / f"{stamp}-{file.name}"
