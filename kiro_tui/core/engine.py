@@ -83,7 +83,7 @@ from kiro_tui.core.places.kiro_cli import (
 from kiro_tui.core.refresh import RefreshClients, Refresher, RefreshResult, StatusChange
 from kiro_tui.core.scheduler import RefreshScheduler
 from kiro_tui.core.store import AccountStore, RefreshLogEntry, UnreadableRow
-from kiro_tui.core.switch import UseOutcome, holders, rewrite_places, use_account
+from kiro_tui.core.switch import Tool, UseOutcome, holders, rewrite_places, tools_found, use_account
 from kiro_tui.core.timefmt import EARLIEST, shift
 
 log = logging.getLogger("kiro_tui.engine")
@@ -767,6 +767,11 @@ class Engine:
         """Whose login each single-login place (the IDE's file, kiro-cli's database) holds now."""
         places = [place for view in views for place in view.places]
         return await asyncio.to_thread(holders, self.store, places, self.clock.now())
+
+    async def tools_found(self) -> list[Tool]:
+        """The tools `use` can put a login in that are where they usually are, and whose login
+        each holds now (the TUI's "use in ..." and its marks)."""
+        return await asyncio.to_thread(tools_found, self)
 
     async def rename(self, account_id: str, name: str) -> Account:
         account = rename(self.store, account_id, name)

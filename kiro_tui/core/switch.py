@@ -313,18 +313,40 @@ def _prune(folder: Path) -> None:
 def holders(store: AccountStore, places: list[Place], now: datetime) -> dict[tuple[str, str, str], str | None]:
     """For each single-login place (the IDE's file, kiro-cli's database): the id of the account
     whose login it holds now (by its refresh token's lineage), or None (nobody kiro-tui knows)."""
-    found: dict[tuple[str, str, str], str | None] = {}
-    for place in places:
-        if place.kind not in SINGLE_LOGIN_KINDS:
-            continue
+    return {place.address: holder_at(store, place.kind, Path(place.path), now) for place in places
+            if place.kind in SINGLE_LOGIN_KINDS}
+
+
+def holder_at(store: AccountStore, kind: str, path: Path, now: datetime) -> str | None:
+    """Whose login the place holds: the one its tool uses (kiro-cli's first key), by lineage."""
+    try:
+        snapshot = place_format(kind).scan(path, now)
+    except KiroTuiError:
+        return None
+    used = snapshot.logins[0] if snapshot.logins else None
+    return store.lineage_owner(used.refresh_token) if used else None
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A tool found where it keeps its login, and whose login that is now (`use in ...`)."""
+
+    kind: str
+    path: Path
+    holder: str | None
+
+
+def tools_found(engine: Engine) -> list[Tool]:
+    """Every tool whose usual file (or database) is there, kiro-cli first, with who it uses."""
+    now, found = engine.clock.now(), []
+    for kind in USE_KINDS:
         try:
-            snapshot = place_format(place.kind).scan(Path(place.path), now)
+            target = _target(engine, kind, None)
         except KiroTuiError:
-            found[place.address] = None
             continue
-        used = snapshot.logins[0] if snapshot.logins else None  # kiro-cli's first key is the one it uses
-        found[place.address] = store.lineage_owner(used.refresh_token) if used else None
+        if os.path.lexists(target) and not is_folder(target):
+            found.append(Tool(kind, target, holder_at(engine.store, kind, target, now)))
     return found
 
 
-__all__ = ["SINGLE_LOGIN_KINDS", "USE_KINDS", "UseOutcome", "holders", "keep_copy", "use_account"]
+__all__ = ["Tool", "holder_at", "tools_found", "SINGLE_LOGIN_KINDS", "USE_KINDS", "UseOutcome", "holders", "keep_copy", "use_account"]

@@ -32,7 +32,8 @@ class AccountDetail(VerticalScroll):
         return self.get_component_rich_style(f"detail--{name}", partial=True)
 
     def show(self, view: AccountView | None, history: list[RefreshLogEntry], now: datetime, settings: Settings,
-             usage_enabled: bool = True, filtered_out: bool = False) -> None:
+             usage_enabled: bool = True, filtered_out: bool = False, used_by: list[str] | None = None) -> None:
+        """`used_by`: the tools whose login this account is now (shown as a mark: "In use by")."""
         body = self.query_one("#detail-body", Static)
         if view is None:
             message = "No account matches the filter (escape clears it)." if filtered_out else "No account selected."
@@ -61,6 +62,7 @@ class AccountDetail(VerticalScroll):
         row("Profile", account.profile_name)
         row("Profile ARN", account.profile_arn)
         row("Mode", account.mode.value)
+        row("In use by", Text("● " + ", ".join(used_by), style=self.style("good")) if used_by else None)
         row("Places", self._places_text(view) if view.places else "logged in with kiro-tui (no other copy)")
         row("Scopes", ", ".join(account.scopes or []))
         row("Client", account.client_id)
