@@ -165,3 +165,25 @@ async def test_a_file_that_cannot_be_read_is_left_as_it_is(tmp_path: Path, engin
     with pytest.raises(KiroTuiError, match="holds a login kiro-tui cannot read"):
         await engine.use(first, "kiro-ide", path)
     assert path.read_text() == '{"accessToken": 3}'
+
+
+async def test_a_token_the_tool_rotated_by_itself_is_taken_before_its_file_is_switched(
+        tmp_path: Path, engine: Engine, emulator) -> None:
+    """The IDE refreshed the login in its file (kiro-tui has not seen that token yet): `use`
+    imports it before writing, so the account switched away from keeps the live token."""
+    from kiro_tui.core.aws.social import SocialClient
+    from kiro_tui.core.places import TokenCopy
+
+    first = own(engine, emulator, "social", "one@example.com", "1a1a1a1a")
+    second = own(engine, emulator, "social", "two@example.com", "2b2b2b2b")
+    path = tmp_path / "kiro-auth-token.json"
+    await engine.use(first, "kiro-ide", path)
+    account = engine.store.get(first)
+    rotated = await SocialClient(engine._http, engine.endpoints).refresh(account.refresh_token)  # the IDE's refresh
+    copy = TokenCopy(rotated.access_token, rotated.refresh_token or "", rotated.expires_at(engine.clock.now()))
+    assert place_format("kiro-ide").write_token(path, "", copy, lambda token_print: True, 1.0).state is \
+        PlaceState.IN_SYNC
+    await engine.use(second, "kiro-ide", path)
+    assert engine.store.get(first).refresh_token == rotated.refresh_token
+    (result,) = await engine.refresh_now([first])  # strict rotation: the spent token would be refused
+    assert result.outcome is Outcome.REFRESHED, result.message
