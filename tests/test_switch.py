@@ -187,3 +187,33 @@ async def test_a_token_the_tool_rotated_by_itself_is_taken_before_its_file_is_sw
     assert engine.store.get(first).refresh_token == rotated.refresh_token
     (result,) = await engine.refresh_now([first])  # strict rotation: the spent token would be refused
     assert result.outcome is Outcome.REFRESHED, result.message
+
+
+async def test_a_renewal_writes_the_new_registration_into_its_links_and_keeps_them(
+        tmp_path: Path, engine: Engine, emulator) -> None:
+    import httpx
+
+    from kiro_tui.core.login import LoginRequest
+
+    mine = own(engine, emulator, "builder-id", "renew@example.com", "3c3c3c3c")
+    before = engine.store.get(mine)
+    ide = tmp_path / "ide" / "kiro-auth-token.json"
+    ide.parent.mkdir()
+    await engine.use(mine, "kiro-ide", ide)
+    await engine.link(mine, "gateway-db", tmp_path / "gateway.sqlite3")
+    login = await engine.start_login(LoginRequest(None, "us-east-1", replaces=mine))
+    httpx.post(f"{emulator.url}/_emulator/approve", json={"user_code": login.user_code}).raise_for_status()
+    token = await engine.wait_for_token(login)
+    outcome = await engine.finish_login(login, token, None)
+    account = outcome.account
+    assert account.id == mine and account.client_id != before.client_id
+    assert outcome.detached == [] and len(outcome.relinked) == 2
+    places = engine.store.places(mine)
+    assert sorted((p.kind, p.role, p.state) for p in places) == [
+        ("gateway-db", PlaceRole.LINK, PlaceState.IN_SYNC), ("kiro-ide", PlaceRole.LINK, PlaceState.IN_SYNC)]
+    for place in places:
+        login_there = held(place.kind, Path(place.path), place.entry)
+        assert (login_there.refresh_token, login_there.client_id) == (account.refresh_token, account.client_id)
+    (result,) = await engine.refresh_now([mine])  # and they stay linked: the next refresh is written there
+    assert result.outcome is Outcome.REFRESHED
+    assert held("kiro-ide", ide).refresh_token == engine.store.get(mine).refresh_token
