@@ -217,3 +217,15 @@ async def test_a_renewal_writes_the_new_registration_into_its_links_and_keeps_th
     (result,) = await engine.refresh_now([mine])  # and they stay linked: the next refresh is written there
     assert result.outcome is Outcome.REFRESHED
     assert held("kiro-ide", ide).refresh_token == engine.store.get(mine).refresh_token
+
+
+async def test_an_account_another_process_is_refreshing_is_not_switched_half_way(
+        tmp_path: Path, engine: Engine, emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiro_tui.core import switch
+
+    monkeypatch.setattr(switch, "LEASE_WAIT", 0.0)
+    first = own(engine, emulator, "social", "one@example.com", "4d4d4d4d")
+    engine.store.acquire_lease(first, "another process", engine.clock.now(), 600)
+    with pytest.raises(switch.AccountBusy, match="being refreshed by another kiro-tui process; run this again"):
+        await engine.use(first, "kiro-ide", tmp_path / "kiro-auth-token.json")
+    assert not (tmp_path / "kiro-auth-token.json").exists() and engine.store.places(first) == []

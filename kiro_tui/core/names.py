@@ -47,7 +47,7 @@ def check_name(store: AccountStore, account_id: str, name: str) -> str | None:
     for other in store.accounts():
         if other.id == account_id:
             continue
-        if folded in (other.id.casefold(), (other.nickname or "").casefold()):
+        if folded in (other.id.casefold(), (other.nickname or "").casefold(), (other.email or "").casefold()):
             raise BadName(f"the name {name!r} is already account {other.id}'s ({other.name}); choose another")
     return name
 

@@ -156,6 +156,10 @@ def _look(kind: str, target: Path, now: datetime) -> PlaceSnapshot | None:
     return snapshot
 
 
+class AccountBusy(PlaceError):
+    """Another kiro-tui process kept the account (refreshing it) for as long as `use` waited."""
+
+
 class _holding:
     """The account to this process while its login is written somewhere: no refresh (here or in
     another kiro-tui process) rotates the token between reading and writing it."""
@@ -174,8 +178,8 @@ class _holding:
                 return
             await context.__aexit__(None, None, None)
             await asyncio.sleep(LEASE_WAIT)
-        raise PlaceError(f"{self.account_id} is being refreshed by another kiro-tui process; run this again "
-                         "in a moment")
+        raise AccountBusy(f"{self.account_id} is being refreshed by another kiro-tui process; run this again "
+                          "in a moment")
 
     async def __aexit__(self, *exc: object) -> None:
         if self._context is not None:
@@ -206,38 +210,45 @@ def _take_place(store: AccountStore, account: Account, kind: str, path: Path, en
 
 async def rewrite_places(engine: Engine, outcome: LoginOutcome) -> LoginOutcome:
     """After a renewal (login.save_login): the whole new login (token and the new client
-    registration) into every place it kept, which stay linked. A place that holds anything but
+    registration) into every link it kept, which stay linked. A link that holds anything but
     the old session (this account's lineage) now is not written, and is detached as before."""
-    store, account = engine.store, outcome.account
-    relinked, detached = [], list(outcome.detached)
     if not outcome.relinked:
         return outcome
-    async with _holding(engine, account.id):
-        for place in outcome.relinked:
-            try:
-                snapshot = await asyncio.to_thread(_look, place.kind, Path(place.path), engine.clock.now())
-                held = frozenset(fingerprint(login.refresh_token) for login in (snapshot.logins if snapshot else [])
-                                 if login.refresh_token)
-                if not all(store.in_lineage(account.id, token_print) for token_print in held):
-                    raise PlaceError(f"{place.path} holds another login now")
-                created = await asyncio.to_thread(place_format(place.kind).replace_login, Path(place.path),
-                                                  account, held)
-            except KiroTuiError as exc:
-                detached.append(replace(place, detail=str(exc)))
-                with store.transaction() as tx:
-                    store.delete_place(tx, place)
-                store.mark_unlinked(place, engine.clock.now(), why="login")
-                continue
-            written = replace(place, path=str(created.path), entry=created.entry, state=PlaceState.IN_SYNC,
-                              detail=None, pending_from=None, written_at=engine.clock.now())
-            with store.transaction() as tx:
-                if written.address != place.address:
-                    store.delete_place(tx, place)
-                store.save_place(tx, written)
-                if place.role is PlaceRole.SOURCE:
-                    store.update(account.id, tx, source=written.path, source_key=written.entry)
-            relinked.append(written)
+    relinked, detached = [], list(outcome.detached)
+    try:
+        async with _holding(engine, outcome.account.id):
+            for place in outcome.relinked:
+                try:
+                    relinked.append(await _rewrite(engine, outcome.account, place))
+                except KiroTuiError as exc:
+                    detached.append(_detach(engine, place, str(exc)))
+    except AccountBusy as exc:  # refreshed elsewhere all along: detached, as a renewal used to
+        detached += [_detach(engine, place, str(exc)) for place in outcome.relinked]
     return outcome._replace(detached=detached, relinked=relinked)
+
+
+async def _rewrite(engine: Engine, account: Account, place: Place) -> Place:
+    store = engine.store
+    snapshot = await asyncio.to_thread(_look, place.kind, Path(place.path), engine.clock.now())
+    held = frozenset(fingerprint(login.refresh_token) for login in (snapshot.logins if snapshot else [])
+                     if login.refresh_token)
+    if not all(store.in_lineage(account.id, token_print) for token_print in held):
+        raise PlaceError(f"{place.path} holds another login now")
+    created = await asyncio.to_thread(place_format(place.kind).replace_login, Path(place.path), account, held)
+    written = replace(place, path=str(created.path), entry=created.entry, state=PlaceState.IN_SYNC, detail=None,
+                      pending_from=None, written_at=engine.clock.now())
+    with store.transaction() as tx:
+        if written.address != place.address:
+            store.delete_place(tx, place)
+        store.save_place(tx, written)
+    return written
+
+
+def _detach(engine: Engine, place: Place, why: str) -> Place:
+    with engine.store.transaction() as tx:
+        engine.store.delete_place(tx, place)
+    engine.store.mark_unlinked(place, engine.clock.now(), why="login")
+    return replace(place, detail=why)
 
 
 # ---------------------------------------------------------------- byte copies
