@@ -125,7 +125,8 @@ async def test_use_in_kiro_cli_makes_it_the_accounts_sync_place(tmp_path: Path, 
     snapshot = place_format("kiro-cli").scan(db.path, at(0))
     assert [login.refresh_token for login in snapshot.logins] == [account.refresh_token]  # kiro-cli's one login
     assert snapshot.logins[0].client_id == account.client_id
-    assert (db.get_json("state", "api.codewhisperer.profile") or {}).get("arn") == account.profile_arn  # not the old one
+    profile = db.get_json("state", "api.codewhisperer.profile") or {}
+    assert profile.get("arn") == account.profile_arn  # the account's, not the old login's
     previous = engine.store.get(was_there.id)
     assert (previous.mode, previous.source) == (Mode.OWN, None) and engine.store.places(was_there.id) == []
     (result,) = await engine.refresh_now([mine])  # sync mode: kiro-cli's copy follows every refresh

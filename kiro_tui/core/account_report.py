@@ -92,7 +92,8 @@ def show_lines(view: AccountView, now: datetime, window: timedelta, history: lis
              f"  usage         {describe_usage(view.usage)}"]
     if account.client_secret_expires_at:
         lines.append(f"  registration  expires {describe_expiry(account.client_secret_expires_at, now)}")
-    lines.append("places" if view.places else "places        none (kiro-tui's own login; `kiro-tui use` puts it in a tool)")
+    lines.append("places" if view.places else
+                 "places        none (kiro-tui's own login; `kiro-tui use` puts it in a tool)")
     for place in view.places:
         holder = holders.get(place.address, "")
         held = (f", the tool uses {names.get(holder, holder)}" if holder and holder != account.id

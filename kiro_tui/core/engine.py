@@ -664,9 +664,10 @@ class Engine:
         """Keep a copy of this account fresh at a place: the file is created if absent (or found
         holding this login), written now, and written after every refresh from then on."""
         account = self.store.resolve_id(account_id)
-        fmt, target, existing = await self._target(account, kind, path, "holds another login (or a token kiro-tui "
-                                                   "has never seen); kiro-tui will not overwrite it. Import it, "
-                                                   "or name another file with --path")
+        fmt, target, existing = await self._target(
+            account, kind, path, "holds another login (or a token kiro-tui has never seen); a link does not "
+            f"overwrite it. `kiro-tui use {account.id} --in {kind}` (and the same --path) makes this account the login "
+            "there (the one there is kept), or name another file with --path")
         written_at = None
         if existing is not None:
             entry_path, entry = existing

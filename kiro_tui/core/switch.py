@@ -360,4 +360,5 @@ def tools_found(engine: Engine) -> list[Tool]:
     return found
 
 
-__all__ = ["Tool", "holder_at", "tools_found", "SINGLE_LOGIN_KINDS", "USE_KINDS", "UseOutcome", "holders", "keep_copy", "use_account"]
+__all__ = ["SINGLE_LOGIN_KINDS", "USE_KINDS", "AccountBusy", "Tool", "UseOutcome", "holder_at", "holders", "keep_copy",
+           "rewrite_places", "tools_found", "use_account"]
