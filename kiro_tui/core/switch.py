@@ -101,7 +101,6 @@ async def use_account(engine: Engine, text: str, kind: str, path: Path | None = 
             outcome.previous = [(item.id, "imported" if item.action == "added" else "kept")
                                 for item in report.imported if item.id != account.id]
             outcome.lost = [f"{s.key or s.path}: {s.reason}" for s in report.skipped]
-            engine._after_import(report, automatic=False)
         created = await asyncio.to_thread(fmt.replace_login, target, account, held)
         outcome.path, outcome.entry = created.path, created.entry
         _take_place(store, account, kind, created.path, created.entry, {str(target), str(created.path)},
@@ -324,8 +323,11 @@ def _prune(folder: Path) -> None:
 def holders(store: AccountStore, places: list[Place], now: datetime) -> dict[tuple[str, str, str], str | None]:
     """For each single-login place (the IDE's file, kiro-cli's database): the id of the account
     whose login it holds now (by its refresh token's lineage), or None (nobody kiro-tui knows)."""
-    return {place.address: holder_at(store, place.kind, Path(place.path), now) for place in places
-            if place.kind in SINGLE_LOGIN_KINDS}
+    seen: dict[tuple[str, str], str | None] = {}  # several accounts' keys in one kiro-cli database: read once
+    for place in places:
+        if place.kind in SINGLE_LOGIN_KINDS and (place.kind, place.path) not in seen:
+            seen[(place.kind, place.path)] = holder_at(store, place.kind, Path(place.path), now)
+    return {place.address: seen[(place.kind, place.path)] for place in places if place.kind in SINGLE_LOGIN_KINDS}
 
 
 def holder_at(store: AccountStore, kind: str, path: Path, now: datetime) -> str | None:
