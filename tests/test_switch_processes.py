@@ -7,6 +7,10 @@ times. The emulator rotates strictly (a spent refresh token dies at once) and to
 every time scaled in the proportion of the real ones (3,600 s): kiro-tui refreshes 15 minutes
 (scaled) before expiry, as peers that keep the IDE's file do, ahead of the IDE's own 10.
 
+While bob is in the IDE, kiro-tui is stopped, so the IDE refreshes bob by itself; ann is then
+switched in while bob's rotated token is only in the IDE's file, and the last switch back to
+bob finds it alive only if `use` took that token before writing.
+
 Goal: every switch finds a live login (the IDE uses it, and it rotates there, so the account
 switched away from was kept alive meanwhile), and the emulator refused no refresh and no use.
 The two accounts come due half a cycle apart, so each switch waits about half a cycle. The run
@@ -87,8 +91,11 @@ def test_use_switches_the_ide_three_times_and_every_switch_back_finds_a_live_log
         ide_proc = subprocess.Popen(
             [sys.executable, "-m", "tests.support.ide_refresher", str(ide), "--url", emulator.url, "--ttl", str(TTL),
              "--log", str(log)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        watch = subprocess.Popen([kiro_tui_exe, "watch"], env=env, stdout=subprocess.DEVNULL,
-                                 stderr=(tmp_path / "watch.err").open("w"), text=True)
+        def start_watch() -> subprocess.Popen:
+            return subprocess.Popen([kiro_tui_exe, "watch"], env=env, stdout=subprocess.DEVNULL,
+                                    stderr=(tmp_path / "watch.err").open("a"), text=True)
+
+        watch = start_watch()
         phases = []
         try:
             ready, _, _ = select.select([ide_proc.stdout], [], [], 30)
@@ -100,6 +107,10 @@ def test_use_switches_the_ide_three_times_and_every_switch_back_finds_a_live_log
                     used = run_cli(kiro_tui_exe, "use", in_use, "--in", "kiro-ide", env=env)
                     assert used.code == 0, used.err
                     assert f"The login that was there, {away} " in used.out, used.out
+                if switch == 1:  # kiro-tui stops: the IDE refreshes bob by itself, and ann is switched in
+                    _stop(watch)  # with bob's rotated token only in the IDE's file: `use` must take it first
+                elif switch == 2:
+                    watch = start_watch()
                 since = time.time()
                 deadline = time.monotonic() + PHASE_LIMIT
                 while True:
@@ -115,7 +126,7 @@ def test_use_switches_the_ide_three_times_and_every_switch_back_finds_a_live_log
                     if rotated[in_use] and after_rotation:
                         break
                     assert time.monotonic() < deadline, (switch, rotated, len(used_by_ide), _events(log)[-5:])
-                    assert watch.poll() is None and ide_proc.poll() is None
+                    assert (watch.poll() is None or switch == 1) and ide_proc.poll() is None
                     time.sleep(0.5)
                 phases.append((in_use, rotated))
         finally:
@@ -130,6 +141,7 @@ def test_use_switches_the_ide_three_times_and_every_switch_back_finds_a_live_log
               f"IDE took a new token {sum(1 for e in events if e['event'] == 'took')} times, refreshed "
               f"{sum(1 for e in events if e['event'] == 'refresh')} times")
         assert refused == [] and refused_uses == []
+        assert sum(1 for e in events if e["event"] == "refresh") >= 1  # the IDE rotated a login by itself
         total = {who: sum(1 for r in requests if _is_refresh(r) and r["status"] == 200 and r["email"] == email)
                  for who, email in emails.items()}
         assert min(total.values()) >= 2, total  # each rotated in the IDE, and was kept alive away from it
