@@ -75,6 +75,7 @@ async def test_n_names_an_account_and_the_name_is_shown(tmp_path: Path, emulator
             assert store.get("c0000003").nickname == "laptop"
             assert "Name: c0000003 is now called laptop." in toasts(app)
             assert "laptop" in screen_text(app) and "laptop  [c0000003]" in detail(app)
+            assert "Email carol@example.com" in detail(app)
             await pilot.press("n")
             await settle(pilot)
             app.screen.query_one("#name", Input).value = "two words"

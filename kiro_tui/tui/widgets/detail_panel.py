@@ -50,6 +50,8 @@ class AccountDetail(VerticalScroll):
 
         status = view.status(now, settings.window, settings.quota_warning)
         row("Account", f"{account.name}  [{account.id}]")
+        if account.nickname:  # the name given is shown instead of the email: the email is still here
+            row("Email", account.email)
         tone = ("bad" if status.is_alert or view.held or status is Status.OVER_QUOTA
                 else "warn" if status is Status.QUOTA_LOW else "label")
         row("Status", Text(fmt.status_detail(view, now, settings.window, settings.quota_warning),
