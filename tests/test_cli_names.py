@@ -68,7 +68,7 @@ def test_show_says_what_each_place_holds_and_what_to_do(kiro_tui_exe, isolated_d
     text = run_cli(kiro_tui_exe, "show", ann).out
     ide = isolated_dirs / ".aws" / "sso" / "cache" / "kiro-auth-token.json"
     assert f"kiro-ide    link   in-sync  {ide} — holds current, the tool uses this account" in text, text
-    assert "to do         nothing: all is well" in text
+    assert "to do\n  nothing: all is well" in text
     with AccountStore.open(store_path(isolated_dirs)) as store:
         store.update(bob, health=Health.NEEDS_LOGIN, last_error="the refresh token was revoked")
     shown = run_cli(kiro_tui_exe, "show", bob, "--json").json()

@@ -92,8 +92,9 @@ def show_lines(view: AccountView, now: datetime, window: timedelta, history: lis
              f"  usage         {describe_usage(view.usage)}"]
     if account.client_secret_expires_at:
         lines.append(f"  registration  expires {describe_expiry(account.client_secret_expires_at, now)}")
-    lines.append("places" if view.places else
-                 "places        none (kiro-tui's own login; `kiro-tui use` puts it in a tool)")
+    lines.append("places")
+    if not view.places:
+        lines.append("  none: kiro-tui's own login (`kiro-tui use` puts it in a tool)")
     for place in view.places:
         holder = holders.get(place.address, "")
         held = (f", the tool uses {names.get(holder, holder)}" if holder and holder != account.id
@@ -101,10 +102,14 @@ def show_lines(view: AccountView, now: datetime, window: timedelta, history: lis
         what = holds.get(place.address)
         lines.append(f"  {place.kind:<11} {place.role.value:<6} {place.state.value:<8} {place.path}"
                      + (f" ({place.entry})" if place.entry else "") + (f" — holds {what}" if what else "") + held)
-    lines.append("last refreshes" if history else "last refreshes  none yet")
+    lines.append("last refreshes")
+    if not history:
+        lines.append("  none yet")
     for entry in history:
         lines.append(f"  {entry.at:%Y-%m-%d %H:%M:%S}  {entry.outcome:<10} {entry.message or ''}".rstrip())
     todo = advice(view, now, window, holds)
-    lines.append("to do" if todo else "to do         nothing: all is well")
+    lines.append("to do")
+    if not todo:
+        lines.append("  nothing: all is well")
     lines += [f"  - {line}" for line in todo]
     return lines
