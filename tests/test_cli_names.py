@@ -146,3 +146,19 @@ def test_zsh_and_fish_scripts_name_the_same_commands(kiro_tui_exe) -> None:
     if shutil.which("fish"):
         done = subprocess.run(["fish", "--no-execute", "-c", fish], capture_output=True, text=True, timeout=30)
         assert done.returncode == 0, done.stderr
+
+
+def test_use_in_kiro_cli_finds_its_database_and_makes_it_the_accounts_sync_place(
+        kiro_tui_exe, isolated_dirs: Path, live_emulator, kiro_db) -> None:
+    from tests.support.engine import seed_into_kiro_cli
+
+    seed_into_kiro_cli(live_emulator, kiro_db, kind="social", email="cli@example.com")
+    ann, _ = two_accounts(isolated_dirs, live_emulator)
+    used = run_cli(kiro_tui_exe, "use", ann, "--in", "kiro-cli")
+    assert used.code == 0 and "kiro-cli uses it from its next start" in used.out, used.err
+    assert "imported (kiro-tui had not seen it)" in used.out
+    rows = {r["id"]: r for r in run_cli(kiro_tui_exe, "list", "--json").json()}
+    (place,) = rows[ann]["places"]
+    assert (rows[ann]["mode"], place["kind"], place["role"], place["holds_account"]) == (
+        "sync", "kiro-cli", "source", ann)
+    assert len(rows) == 3  # kiro-cli's own login was imported, not lost

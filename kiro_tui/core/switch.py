@@ -28,7 +28,7 @@ from kiro_tui.core.models import Account, Health, Mode, Place, PlaceRole, PlaceS
 from kiro_tui.core.paths import make_private_dirs
 from kiro_tui.core.places import FORMATS, PlaceError, PlaceSnapshot, place_format
 from kiro_tui.core.places._files import atomic_write, is_folder, read_json
-from kiro_tui.core.places.kiro_cli import open_read_only
+from kiro_tui.core.places.kiro_cli import find_kiro_cli_db, open_read_only
 from kiro_tui.core.store import AccountStore
 
 if TYPE_CHECKING:
@@ -125,11 +125,12 @@ def _target(engine: Engine, kind: str, path: Path | None) -> Path:
     if path is not None:
         target = Path(path).expanduser().absolute()
     elif kind == KIRO_CLI:
-        target = engine.kiro_cli_db or engine._find_kiro_cli_db()  # type: ignore[assignment]
-        if target is None:
+        try:  # (read only here: this runs off the engine's loop)
+            target = engine.kiro_cli_db or find_kiro_cli_db(engine.kiro_cli_candidates)
+        except KiroCliError:
             looked = ", ".join(str(p) for p in engine.kiro_cli_candidates)
             raise KiroCliError(f"no kiro-cli database found (looked in {looked}); run `kiro-cli login` once "
-                               "so kiro-cli makes it, or name it with --path")
+                               "so kiro-cli makes it, or name it with --path") from None
     elif defaults := fmt.default_paths():
         target = defaults[0]
     else:
