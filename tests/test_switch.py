@@ -230,3 +230,31 @@ async def test_an_account_another_process_is_refreshing_is_not_switched_half_way
     with pytest.raises(switch.AccountBusy, match="being refreshed by another kiro-tui process; run this again"):
         await engine.use(first, "kiro-ide", tmp_path / "kiro-auth-token.json")
     assert not (tmp_path / "kiro-auth-token.json").exists() and engine.store.places(first) == []
+
+
+async def test_a_renewal_writes_the_kiro_cli_database_use_put_it_in_and_keeps_it_in_sync(
+        tmp_path: Path, engine: Engine, emulator) -> None:
+    import httpx
+
+    from kiro_tui.core.login import LoginRequest
+
+    db = KiroCliDb(tmp_path / "kiro-cli" / "data.sqlite3")
+    seed_into_kiro_cli(emulator, db, kind="social", email="cli@example.com")
+    engine.kiro_cli_db = db.path
+    mine = own(engine, emulator, "builder-id", "renew-cli@example.com", "5e5e5e5e")
+    before = engine.store.get(mine)
+    outcome = await engine.use(mine, "kiro-cli")
+    login = await engine.start_login(LoginRequest(None, "us-east-1", replaces=mine))
+    httpx.post(f"{emulator.url}/_emulator/approve", json={"user_code": login.user_code}).raise_for_status()
+    token = await engine.wait_for_token(login)
+    renewed = await engine.finish_login(login, token, None)
+    account = engine.store.get(mine)
+    assert renewed.detached == [] and account.client_id != before.client_id
+    assert (account.mode, account.source, account.source_key) == (Mode.SYNC, str(db.path), outcome.entry)
+    (place,) = engine.store.places(mine)
+    assert (place.kind, place.role, place.state) == ("kiro-cli", PlaceRole.SOURCE, PlaceState.IN_SYNC)
+    there = held("kiro-cli", db.path, place.entry)
+    assert (there.refresh_token, there.client_id) == (account.refresh_token, account.client_id)
+    (result,) = await engine.refresh_now([mine])  # sync mode: kiro-cli's copy follows the next refresh
+    assert result.outcome is Outcome.REFRESHED
+    assert held("kiro-cli", db.path, place.entry).refresh_token == engine.store.get(mine).refresh_token

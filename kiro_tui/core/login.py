@@ -41,6 +41,7 @@ from kiro_tui.core.models import (
 )
 from kiro_tui.core.places import place_format
 from kiro_tui.core.store import AccountStore, RefreshLogEntry, touch_updated
+from kiro_tui.core.switch import PLACED_BY_USE
 
 SLOW_DOWN_STEP = 5
 TRANSIENT_BACKOFF = (2.0, 30.0)
@@ -262,10 +263,20 @@ def save_login(
     # (switch.rewrite_places); the places it came from (kiro-cli's own session) are detached, and
     # imports leave that session be (see importer.import_snapshot).
     places = store.places(existing.id) if existing else []
-    outcome = LoginOutcome(account, [p for p in places if p.role is not PlaceRole.LINK],
+    used_in = existing.extra.get(PLACED_BY_USE) if existing else None  # kiro-cli's database, by `use`
+
+    def kept(place: Place) -> bool:
+        return place.role is PlaceRole.LINK or (place.kind == "kiro-cli" and place.path == used_in)
+
+    outcome = LoginOutcome(account, [p for p in places if not kept(p)],
                            [replace(p, state=PlaceState.PENDING, detail="writing the new login") for p in places
-                            if p.role is PlaceRole.LINK])
-    account.nickname = existing.nickname if existing else None
+                            if kept(p)])
+    if existing is not None:
+        account.nickname = existing.nickname
+        if any(p.role is PlaceRole.SOURCE for p in outcome.relinked):  # still kiro-cli's login, in sync
+            account.source, account.source_key, account.login_key = (existing.source, existing.source_key,
+                                                                      existing.login_key)
+            account.mode, account.extra[PLACED_BY_USE] = Mode.SYNC, used_in
     with store.transaction() as tx:  # the history says when the token came from a login
         store.save(account, tx)
         for place in outcome.detached:

@@ -42,6 +42,9 @@ SINGLE_LOGIN_KINDS = ("kiro-ide", KIRO_CLI)
 """Places that hold one login, the one their tool uses: `list --json` and the TUI say whose."""
 _DATABASES = ("kiro-cli", "gateway-db")
 KEEP_COPIES = 5
+PLACED_BY_USE = "placed_by_use"
+"""Account.extra: the kiro-cli database `use` made this account's sync place (kiro-tui's session
+there, not kiro-cli's own: a renewal writes it again instead of detaching it)."""
 LEASE_TRIES = 50
 LEASE_WAIT = 0.1
 
@@ -198,19 +201,24 @@ def _take_place(store: AccountStore, account: Account, kind: str, path: Path, en
                 store.delete_place(tx, other)
                 holder = store.get(other.account_id)
                 if holder is not None and holder.source in spellings:
-                    store.update(holder.id, tx, source=None, source_key=None, mode=Mode.OWN, sync_error=None)
+                    holder.extra.pop(PLACED_BY_USE, None)
+                    store.update(holder.id, tx, source=None, source_key=None, mode=Mode.OWN, sync_error=None,
+                                 extra=holder.extra)
         for mine in store.places(account.id):  # an earlier entry of this account in the same place
             if mine.kind == kind and mine.path in spellings and mine.address != place.address:
                 store.delete_place(tx, mine)
         store.save_place(tx, place)
-        if kind == KIRO_CLI:
-            store.update(account.id, tx, source=str(path), source_key=entry, mode=Mode.SYNC, sync_error=None)
+        if kind == KIRO_CLI:  # marked: a renewal writes this place again, as it does a link
+            account.extra[PLACED_BY_USE] = str(path)
+            store.update(account.id, tx, source=str(path), source_key=entry, mode=Mode.SYNC, sync_error=None,
+                         extra=account.extra)
     store.mark_unlinked(place, None, unlinked=False)
 
 
 async def rewrite_places(engine: Engine, outcome: LoginOutcome) -> LoginOutcome:
     """After a renewal (login.save_login): the whole new login (token and the new client
-    registration) into every link it kept, which stay linked. A link that holds anything but
+    registration) into every link it kept (and the kiro-cli database `use` put it in), which stay
+    linked. A link that holds anything but
     the old session (this account's lineage) now is not written, and is detached as before."""
     if not outcome.relinked:
         return outcome
@@ -241,6 +249,8 @@ async def _rewrite(engine: Engine, account: Account, place: Place) -> Place:
         if written.address != place.address:
             store.delete_place(tx, place)
         store.save_place(tx, written)
+        if place.role is PlaceRole.SOURCE:  # kiro-cli's database, which `use` made this account's
+            store.update(account.id, tx, source_key=written.entry)
     return written
 
 
