@@ -530,6 +530,8 @@ def cmd_login(args: argparse.Namespace) -> int:
     else:
         where = f", profile {account.profile_name}" if account.profile_name else ""
         tell(f"Logged in as {account.name} ({account.id}{where}); kiro-tui keeps it fresh.")
+        if outcome.relinked_note():
+            tell(outcome.relinked_note())
     if outcome.detached_note():
         warn(outcome.detached_note())
     return EXIT_OK

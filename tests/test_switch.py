@@ -209,6 +209,8 @@ async def test_a_renewal_writes_the_new_registration_into_its_links_and_keeps_th
     account = outcome.account
     assert account.id == mine and account.client_id != before.client_id
     assert outcome.detached == [] and len(outcome.relinked) == 2
+    assert outcome.relinked_note() == ("Wrote the new login into Kiro IDE, kiro-gateway database: still kept "
+                                       "fresh there.")
     places = engine.store.places(mine)
     assert sorted((p.kind, p.role, p.state) for p in places) == [
         ("gateway-db", PlaceRole.LINK, PlaceState.IN_SYNC), ("kiro-ide", PlaceRole.LINK, PlaceState.IN_SYNC)]

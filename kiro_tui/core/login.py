@@ -199,6 +199,12 @@ class LoginOutcome(NamedTuple):
     """Places of the account kept by a renewal: the caller writes the new login into each
     (`switch.rewrite_places`), so each stays linked with the new client registration."""
 
+    def relinked_note(self) -> str | None:
+        if not self.relinked:
+            return None
+        kinds = ", ".join(sorted({place_format(p.kind).title for p in self.relinked}))
+        return f"Wrote the new login into {kinds}: still kept fresh there."
+
     def detached_note(self) -> str | None:
         if not self.detached:
             return None
