@@ -204,9 +204,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         views = result.views
         counts = store.refresh_counts()
         holds = _run(lambda: engine.holdings(views)) if args.json else {}
+        holders = _run(lambda: engine.holders(views)) if args.json else {}
     if args.json:
         rows = [account_json(v, now, settings.window, args.show_secrets, counts.get(v.id, (0, 0)),
-                             settings.quota_warning, holds) for v in views]
+                             settings.quota_warning, holds, holders) for v in views]
         print(json.dumps(rows, indent=2))
         return EXIT_OK
     if not views:
@@ -542,6 +543,8 @@ def cmd_login(args: argparse.Namespace) -> int:
     else:
         where = f", profile {account.profile_name}" if account.profile_name else ""
         tell(f"Logged in as {account.name} ({account.id}{where}); kiro-tui keeps it fresh.")
+    if relinked := outcome.relinked_note():
+        tell(relinked)
     before = outcome.renewed
     if before is not None and before.mode.value != "own":  # said, never silent: it changes how it is kept
         warn(f"this login renewed account {before.id} ({before.name}), until now in {before.mode.value} mode: "
@@ -791,6 +794,10 @@ def build_parser() -> argparse.ArgumentParser:
     from kiro_tui.cli_always_on import add_commands as add_always_on  # service, token
 
     add_always_on(commands)
+
+    from kiro_tui.cli_switch import add_commands
+
+    add_commands(commands)  # use, rename, show, completion
     return parser
 
 
@@ -805,6 +812,11 @@ def _main(argv: Sequence[str] | None) -> int:
     # What the core logs goes to the private log file (and `watch` adds the terminal), never to
     # Python's last-resort handler: that prints unformatted, unmasked lines on stderr.
     logging.getLogger("kiro_tui").addHandler(logging.NullHandler())
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["__complete"]:  # the completion scripts' helper: cheap, no parser, no engine
+        from kiro_tui.cli_switch import complete_accounts
+
+        return complete_accounts()
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler

@@ -16,6 +16,7 @@ from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.engine import Engine
 from kiro_tui.core.models import AuthMethod, Outcome, PlaceRole
+from kiro_tui.core.places import place_format
 from kiro_tui.core.places.kiro_cli_format import OIDC_TOKEN_KEY, SOCIAL_TOKEN_KEY
 from kiro_tui.core.store import AccountStore
 from tests.support.engine import at, seed_into_kiro_cli
@@ -280,7 +281,13 @@ async def test_logging_in_as_the_person_of_an_imported_login_renews_it_though_it
     account = outcome.account
     assert account.id == imported.id and len(engine.store.accounts()) == 1
     assert account.email == "sam@acme.example"
-    # every copy of the old session is detached (the kiro-cli source, and a link too), and said so
-    assert sorted(p.kind for p in outcome.detached) == ["cliproxy", "kiro-cli"]
-    assert engine.store.places(account.id) == []
-    assert "2 copies of the old session (CLIProxyAPI, kiro-cli)" in (outcome.detached_note() or "")
+    # kiro-cli's own session is detached, and said so; the link is written again with the whole new
+    # login (the new client registration) and stays the account's (issue 23)
+    assert [p.kind for p in outcome.detached] == ["kiro-cli"]
+    assert "1 copy of the old session (kiro-cli)" in (outcome.detached_note() or "")
+    places = engine.store.places(account.id)
+    assert [(p.kind, p.state.value) for p in places] == [("cliproxy", "in-sync")]
+    for place in places:
+        login = place_format(place.kind).read_entry(Path(place.path), place.entry, engine.clock.now())
+        assert login.refresh_token == account.refresh_token
+        assert login.client_id == account.client_id != imported.client_id

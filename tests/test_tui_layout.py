@@ -280,6 +280,8 @@ async def test_the_quota_warning_is_configurable(store) -> None:
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
+        await pilot.press("end")  # the statuses come after every key
+        await pilot.pause()
         assert "quota low    50% or more of this month's requests used" in screen_text(app)
 
 

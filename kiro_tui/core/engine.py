@@ -69,6 +69,7 @@ from kiro_tui.core.models import (
     Status,
     UsageRecord,
 )
+from kiro_tui.core.names import rename
 from kiro_tui.core.notify import Announcer
 from kiro_tui.core.places import (
     FORMATS,
@@ -91,6 +92,7 @@ from kiro_tui.core.refresh import RefreshClients, Refresher, RefreshResult, Stat
 from kiro_tui.core.runners import Runner
 from kiro_tui.core.scheduler import RefreshScheduler
 from kiro_tui.core.store import AccountStore, RefreshLogEntry, UnreadableRow, damage_message
+from kiro_tui.core.switch import Tool, UseOutcome, holders, rewrite_places, tools_found, use_account
 from kiro_tui.core.timefmt import EARLIEST, shift
 
 log = logging.getLogger("kiro_tui.engine")
@@ -915,9 +917,10 @@ class Engine:
         """Keep a copy of this account fresh at a place: the file is created if absent (or found
         holding this login), written now, and written after every refresh from then on."""
         account = self.store.resolve_id(account_id)
-        fmt, target, existing = await self._target(account, kind, path, "holds another login (or a token kiro-tui "
-                                                   "has never seen); kiro-tui will not overwrite it. Import it, "
-                                                   "or name another file with --path")
+        fmt, target, existing = await self._target(
+            account, kind, path, "holds another login (or a token kiro-tui has never seen); a link does not "
+            f"overwrite it. `kiro-tui use {account.id} --in {kind}` (and the same --path) makes this account the login "
+            "there (the one there is kept), or name another file with --path")
         written_at = None
         if existing is not None:
             entry_path, entry = existing
@@ -948,7 +951,7 @@ class Engine:
                 and (p.kind == kind_or_path or p.path == wanted or p.path == kind_or_path)]
         if not gone:
             raise PlaceError(f"{account.id} ({account.name}) has no link {kind_or_path!r}; "
-                             "`kiro-tui list --json` shows its places")
+                             f"`kiro-tui show {account.id}` shows its places")
         with self.store.transaction() as tx:
             for place in gone:
                 self.store.delete_place(tx, place)
@@ -1012,6 +1015,28 @@ class Engine:
             raise PlaceError(f"{entry_path} {not_this_login}")
         return fmt, target, (entry_path, entry)
 
+    # ------------------------------------------------------------------ use, names
+
+    async def use(self, account_id: str, kind: str, path: Path | None = None) -> UseOutcome:
+        """Make this account the one a tool uses (core/switch.py): what was there is kept."""
+        await self.start()
+        return await use_account(self, account_id, kind, path)
+
+    async def holders(self, views: list[AccountView]) -> dict[tuple[str, str, str], str | None]:
+        """Whose login each single-login place (the IDE's file, kiro-cli's database) holds now."""
+        places = [place for view in views for place in view.places]
+        return await asyncio.to_thread(holders, self.store, places, self.clock.now())
+
+    async def tools_found(self) -> list[Tool]:
+        """The tools `use` can put a login in that are where they usually are, and whose login
+        each holds now (the TUI's "use in ..." and its marks)."""
+        return await asyncio.to_thread(tools_found, self)
+
+    async def rename(self, account_id: str, name: str) -> Account:
+        account = rename(self.store, account_id, name)
+        self.account_changed(account.id)
+        return account
+
     # ------------------------------------------------------------------ logging in
 
     async def login_flow(self) -> LoginFlow:
@@ -1032,13 +1057,15 @@ class Engine:
     async def finish_login(self, login: DeviceLogin, token: TokenResult, profile: Profile | None,
                            identify_with: Profile | None = None, renew_other: bool = False) -> LoginOutcome:
         """Who signed in, then save the account (renewing the one it replaces, if the same person).
-        The outcome names the copies a renewal detached, for the person to link again. Saved
-        before a profile is chosen, `identify_with` (one of its profiles) still tells who it is."""
+        A renewal writes the whole new login into the account's links, which stay linked; the
+        outcome names any copy it had to detach, for the person to link again. Saved before a
+        profile is chosen, `identify_with` (one of its profiles) still tells who it is."""
         flow = await self.login_flow()
         email = await flow.email(token.access_token, profile or identify_with)
         if email:
             await self._learn_emails_of_twins(flow, login.request)
         outcome = save_login(self.store, login, token, profile, self.clock.now(), email, renew_other)
+        outcome = await rewrite_places(self, outcome)
         remember_request(self.store, login.request)
         self.account_changed(outcome.account.id)
         return outcome

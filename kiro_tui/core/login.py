@@ -36,9 +36,12 @@ from kiro_tui.core.models import (
     AuthMethod,
     Mode,
     Place,
+    PlaceRole,
+    PlaceState,
 )
 from kiro_tui.core.places import LINK_KINDS, place_format
 from kiro_tui.core.store import AccountStore, RefreshLogEntry, touch_updated
+from kiro_tui.core.switch import PLACED_BY_USE
 
 SLOW_DOWN_STEP = 5
 TRANSIENT_BACKOFF = (2.0, 30.0)
@@ -206,6 +209,15 @@ class LoginOutcome(NamedTuple):
     """Copies of the old session a renewal detached (each holds the old client's registration)."""
     renewed: Account | None = None
     """The account this login renewed, as it was before (None: a new account)."""
+    relinked: list[Place] = []
+    """Places of the account kept by a renewal: the caller writes the new login into each
+    (`switch.rewrite_places`), so each stays linked with the new client registration."""
+
+    def relinked_note(self) -> str | None:
+        if not self.relinked:
+            return None
+        kinds = ", ".join(sorted({place_format(p.kind).title for p in self.relinked}))
+        return f"Wrote the new login into {kinds}: still kept fresh there."
 
     def detached_note(self) -> str | None:
         if not self.detached:
@@ -278,13 +290,31 @@ def save_login(
     touch_updated(account, now)
     # A renewed account is kiro-tui's own login now, with a client registration of its own. Every
     # copy of it elsewhere holds the old session (the old client's registration beside its token):
-    # writing the new token there would break that tool, and taking its details would undo this
-    # login. They are detached, and imports leave that session be (see importer.import_snapshot).
-    outcome = LoginOutcome(account, store.places(existing.id) if existing else [], existing)
+    # writing only the new token there would break that tool, and taking its details would undo
+    # this login. Its links are kept, to have the whole new login written in by the caller
+    # (switch.rewrite_places); the places it came from (kiro-cli's own session) are detached, and
+    # imports leave that session be (see importer.import_snapshot).
+    places = store.places(existing.id) if existing else []
+    used_in = existing.extra.get(PLACED_BY_USE) if existing else None  # kiro-cli's database, by `use`
+
+    def kept(place: Place) -> bool:
+        return place.role is PlaceRole.LINK or (place.kind == "kiro-cli" and place.path == used_in)
+
+    outcome = LoginOutcome(account, [p for p in places if not kept(p)], renewed=existing,
+                           relinked=[replace(p, state=PlaceState.PENDING, detail="writing the new login")
+                                     for p in places if kept(p)])
+    if existing is not None:
+        account.nickname = existing.nickname
+        if any(p.role is PlaceRole.SOURCE for p in outcome.relinked):  # still kiro-cli's login, in sync
+            account.source, account.source_key, account.login_key = (existing.source, existing.source_key,
+                                                                      existing.login_key)
+            account.mode, account.extra[PLACED_BY_USE] = Mode.SYNC, used_in
     with store.transaction() as tx:  # the history says when the token came from a login
         store.save(account, tx)
         for place in outcome.detached:
             store.delete_place(tx, place)
+        for place in outcome.relinked:
+            store.save_place(tx, place)
         store.log_refresh(tx, RefreshLogEntry(account.id, now, "logged-in", message=outcome.detached_note()))
     for place in outcome.detached:
         store.mark_unlinked(place, now, why="login", client_id=existing.client_id if existing else None)

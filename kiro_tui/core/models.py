@@ -152,11 +152,14 @@ class Account:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    nickname: str | None = None
+    """The name a person gave it (`kiro-tui rename`): unique, and accepted wherever an id is."""
 
     @property
     def name(self) -> str:
-        """What a person calls this account: the email once known, else the label."""
-        return self.email or self.label or self.id
+        """What a person calls this account: the name they gave it, else the email once known,
+        else the label."""
+        return self.nickname or self.email or self.label or self.id
 
     @property
     def profile_label(self) -> str | None:

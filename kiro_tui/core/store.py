@@ -167,6 +167,10 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
         PRIMARY KEY (account_id, condition)
     );
     """,
+    """
+    ALTER TABLE accounts ADD COLUMN nickname TEXT;
+    CREATE UNIQUE INDEX accounts_by_nickname ON accounts (nickname COLLATE NOCASE) WHERE nickname IS NOT NULL;
+    """,
 )
 
 REFRESH_LOG_KEEP = 50
@@ -661,18 +665,28 @@ class AccountStore:
         return account
 
     def resolve_raw_id(self, prefix: str) -> str:
-        """The full id for an id or unique prefix, without reading the row (works on unreadable rows)."""
-        ids = sorted(self.ids())
-        if prefix in ids:
+        """The full id for what a person typed: an id, a name or an email, or a unique prefix of
+        one (any case but the id's), without reading the row (works on unreadable rows). The
+        one resolver every command uses (see core/names.py)."""
+        rows = self._db.execute("SELECT id, nickname, email FROM accounts ORDER BY id").fetchall()
+        if any(row[0] == prefix for row in rows):
             return prefix
-        matches = [i for i in ids if i.startswith(prefix)] if prefix else []
-        if len(matches) == 1:
-            return matches[0]
-        if not matches:
-            raise StoreError(f"no account with id {prefix!r}; `kiro-tui list` shows the ids")
-        raise StoreError(
-            f"id {prefix!r} matches {len(matches)} accounts ({', '.join(matches)}); type more of it"
-        )
+        wanted = prefix.strip().casefold()
+
+        def texts(row: tuple[str, str | None, str | None]) -> list[str]:
+            return [value.casefold() for value in row if value]
+
+        exact = [row for row in rows if wanted and wanted in texts(row)]
+        begun = [row for row in rows if wanted and any(text.startswith(wanted) for text in texts(row))]
+        for matches in (exact, begun):
+            if len(matches) == 1:
+                return matches[0][0]
+            if len(matches) > 1:
+                listed = ", ".join(f"{row[0]} ({row[1] or row[2] or 'no name'})" for row in matches[:6])
+                raise StoreError(f"{prefix!r} matches {len(matches)} accounts ({listed}); type more of it, or "
+                                 "give one a name with `kiro-tui rename ID NAME`")
+        raise StoreError(f"no account with id {prefix!r} (nor a name or email beginning so); "
+                         "`kiro-tui list` shows them")
 
     def save(self, account: Account, conn: sqlite3.Connection | None = None) -> None:
         """Insert the row, or update every field of it in place (inside the caller's

@@ -32,10 +32,11 @@ def account_json(
     counts: tuple[int, int] = (0, 0),
     quota_warning: float = DEFAULT_QUOTA_WARNING,
     holds: dict[tuple[str, str, str], str] | None = None,
+    holders: dict[tuple[str, str, str], str | None] | None = None,
 ) -> dict[str, object]:
     """The `list --json` object. Secrets are masked unless `show_secrets`. `counts` are the
     successes and failures in the account's kept refresh history; `holds` says what each place
-    holds (Engine.holdings)."""
+    holds (Engine.holdings); `holders`, whose login a single-login place holds (Engine.holders)."""
     account = view.account
     reveal = (lambda s: s) if show_secrets else mask
     return {
@@ -69,7 +70,9 @@ def account_json(
         "refresh_token": reveal(account.refresh_token),
         "client_secret": reveal(account.client_secret),
         "usage": usage_json(view.usage),
-        "places": [place_json(p, (holds or {}).get(p.address)) for p in view.places],
+        "places": [place_json(p, (holds or {}).get(p.address), (holders or {}).get(p.address)) for p in view.places],
+        "name": account.name,
+        "nickname": account.nickname,
     }
 
 
@@ -86,13 +89,16 @@ def usage_json(usage: UsageRecord | None) -> dict[str, object] | None:
     }
 
 
-def place_json(place: Place, holds: str | None = None) -> dict[str, object]:
+def place_json(place: Place, holds: str | None = None, holds_account: str | None = None) -> dict[str, object]:
+    """`holds_account`: for the IDE's file and kiro-cli's database (one login each, the one the
+    tool uses), the id of the account whose login is there now; None otherwise or if unknown."""
     return {
         "kind": place.kind,
         "path": place.path,
         "entry": place.entry or None,
         "role": place.role.value,
         "holds": holds,
+        "holds_account": holds_account,
         "state": place.state.value,
         "detail": place.detail,
         "written_at": _stamp(place.written_at),

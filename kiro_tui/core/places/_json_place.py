@@ -34,6 +34,7 @@ from kiro_tui.core.places._files import (
 )
 from kiro_tui.core.places.base import (
     Created,
+    PlaceChanged,
     PlaceError,
     PlaceLogin,
     PlaceSnapshot,
@@ -185,16 +186,38 @@ class JsonFilePlace:
             return WriteResult(WriteOutcome.FAILED, f"cannot write {self.what} {path}: {exc.strerror or exc}")
         return WriteResult(WriteOutcome.WRITTEN, widened)
 
-    def create(self, path: Path, account: Account) -> Created:
+    def create(self, path: Path, account: Account, held: frozenset[str] | None = None) -> Created:
         """Write a new file for `account` (mode 0600) at `path`, or in it if it is a folder.
-        Never overwrites: an existing file is linked, not created."""
+        Never overwrites: an existing file is linked, not created. With `held` (`replace_login`)
+        the file there is replaced, while it still holds those refresh tokens."""
         self.check_account(account)
         target = self.target(absolute(path), account)
-        self.check_target(target)
+        if held is None:
+            self.check_target(target)
+        elif refusal := self.refuse_write(target):
+            raise PlaceError(refusal)
         prepare_folder(target.parent)
         document = {key: value for key, value in self.new_document(account).items() if value is not None}
-        atomic_write(target, self.serialize(document), 0o600, exclusive=True)
+        if held is None or (not held and not os.path.lexists(target)):
+            atomic_write(target, self.serialize(document), 0o600, exclusive=True)
+        else:
+            self._swap(target, self.serialize(document), held)
         return Created(target, "")
+
+    def replace_login(self, path: Path, account: Account, held: frozenset[str]) -> Created:
+        return self.create(path, account, held)
+
+    def _swap(self, path: Path, data: bytes, held: frozenset[str], timeout: float = 2.0) -> None:
+        """Replace the whole file (its mode and owner kept) under its lock, while it holds `held`."""
+        try:
+            with locked_json(path, self.what, timeout) as doc:
+                self.check_shape(doc)
+                found = Fields(doc.data, self.native).refresh_fingerprint()  # type: ignore[arg-type]
+                if frozenset({found} - {None}) != held:
+                    raise PlaceChanged(path)
+                atomic_write(path, data, doc.mode, owner=(doc.st.st_uid, doc.st.st_gid))
+        except PlaceMissing:
+            raise PlaceChanged(path) from None
 
     def target(self, path: Path, account: Account) -> Path:
         """The file to create: `path`, or a new file in it when it is a folder (or names one

@@ -176,3 +176,18 @@ class PlaceFormat(Protocol):
         """What the tool cannot do with this login by itself, for a person linking or exporting
         it there (one line, what to do instead), if anything."""
         ...
+
+    def replace_login(self, path: Path, account: Account, held: frozenset[str]) -> Created:
+        """`kiro-tui use`: `account`'s whole login (token, client registration, profile, in the
+        tool's own shape, by the same writer as `create`) in place of what the place holds, so
+        the tool uses it. Only while the place still holds the refresh tokens `held` (by
+        fingerprint; empty: nothing there), else PlaceChanged and nothing is written."""
+        ...
+
+
+class PlaceChanged(PlaceError):
+    """The place changed between looking at it and replacing its login (its tool wrote it)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path} changed while kiro-tui was replacing its login (its tool wrote it); "
+                         "nothing was written: run the command again")

@@ -46,7 +46,7 @@ from kiro_tui.core.places._files import (
 from kiro_tui.core.places._json_place import JsonFilePlace
 from kiro_tui.core.places._sqlite import is_kiro_cli_format
 from kiro_tui.core.places.base import Created, PlaceError, PlaceLogin, TokenCopy
-from kiro_tui.core.places.kiro_cli import KiroCliPlace, profile_region
+from kiro_tui.core.places.kiro_cli import KiroCliPlace, profile_region, replace_database_login
 from kiro_tui.core.places.kiro_ide import sso_cache_folder
 
 CREDS_FILE_ENV = "KIRO_CREDS_FILE"
@@ -231,6 +231,11 @@ class GatewayDbPlace(KiroCliPlace):
 
     def caveat(self, account: Account) -> str | None:
         return None  # the gateway reads the API region from the profile in the database
+
+    def replace_login(self, path: Path, account: Account, held: frozenset[str]) -> Created:
+        if not held and not os.path.lexists(path):
+            return create_gateway_db(path, account)
+        return replace_database_login(path, account, held)
 
 
 def create_gateway_db(path: Path, account: Account) -> Created:

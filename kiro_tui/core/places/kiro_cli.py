@@ -37,6 +37,7 @@ from kiro_tui.core.models import DEFAULT_REGION, Account, AuthMethod, classify_s
 from kiro_tui.core.places import kiro_cli_format as fmt
 from kiro_tui.core.places.base import (
     Created,
+    PlaceChanged,
     PlaceError,
     PlaceLogin,
     PlaceSnapshot,
@@ -590,6 +591,60 @@ def complete_for_2_12(key: str, token: dict[str, object], registration: dict[str
     return changed
 
 
+def replace_database_login(db_path: Path, account: Account, held: frozenset[str],
+                           timeout: float = DEFAULT_WRITE_TIMEOUT) -> Created:
+    """`kiro-tui use`: make `account` the login this kiro-cli-format database holds. In one
+    BEGIN IMMEDIATE, and only while its token rows still hold the refresh tokens `held`: every
+    kiro-cli token key and its registration is replaced by the account's (kiro-cli's own JSON,
+    as TEXT), and the selected profile with the account's. Amazon Q CLI's legacy keys, which
+    kiro-cli reads only after its own, are left alone."""
+    from kiro_tui.core.places.gateway import gateway_rows  # gateway builds on this module
+
+    key, auth_rows, state = gateway_rows(account)
+    if account.auth_method is AuthMethod.IDC:
+        state[IDC_START_URL_STATE_KEY], state[IDC_REGION_STATE_KEY] = account.start_url, account.region
+    replaced = [k.key for k in TOKEN_KEYS if not k.legacy] + [
+        k.registration_key for k in TOKEN_KEYS if not k.legacy and k.registration_key]
+    uri = "file:" + urllib.parse.quote(str(Path(db_path).absolute())) + "?mode=rw"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise PlaceError(f"cannot open {db_path}: {exc}") from exc
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        found = set()
+        for token_key in TOKEN_KEYS:
+            row = conn.execute("SELECT value FROM auth_kv WHERE key = ?1", (token_key.key,)).fetchone()
+            try:
+                value = json.loads(row[0]) if row else None
+            except (TypeError, ValueError):
+                value = None
+            token = value.get("refresh_token") if isinstance(value, dict) else None
+            if isinstance(token, str) and token:
+                found.add(fingerprint(token))
+        if frozenset(found) != held:
+            conn.execute("ROLLBACK")
+            raise PlaceChanged(db_path)
+        conn.executemany("DELETE FROM auth_kv WHERE key = ?1", [(name,) for name in replaced])
+        conn.executemany("INSERT INTO auth_kv (key, value) VALUES (?1, ?2)",
+                         [(name, fmt.dumps(value)) for name, value in auth_rows.items()])
+        if fmt.PROFILE_STATE_KEY not in state:  # the one there is the old login's
+            conn.execute("DELETE FROM state WHERE key = ?1", (fmt.PROFILE_STATE_KEY,))
+        conn.executemany("INSERT OR REPLACE INTO state (key, value) VALUES (?1, ?2)",
+                         [(name, fmt.dumps(value)) for name, value in state.items()])
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise PlaceError(f"{db_path} stayed locked for {timeout:g} s; nothing was written: "
+                             "run the command again") from exc
+        raise PlaceError(f"cannot write {db_path}: {exc}") from exc
+    finally:
+        conn.close()
+    return Created(resolved(Path(db_path)), key)
+
+
 # ---------------------------------------------------------------- the place
 
 class KiroCliPlace:
@@ -632,3 +687,10 @@ class KiroCliPlace:
 
     def caveat(self, account: Account) -> str | None:
         return None
+
+
+    def replace_login(self, path: Path, account: Account, held: frozenset[str]) -> Created:
+        if not path.exists():
+            raise PlaceError(f"kiro-cli's database {path} is not there; run `kiro-cli login` once, so kiro-cli "
+                             "makes it, then run this again")
+        return replace_database_login(path, account, held)

@@ -179,12 +179,13 @@ class KiroIdePlace(JsonFilePlace):
                 "provider": "BuilderId" if account.auth_method is AuthMethod.BUILDER_ID else "Enterprise",
                 "region": account.region}
 
-    def create(self, path: Path, account: Account) -> Created:
+    def create(self, path: Path, account: Account, held: frozenset[str] | None = None) -> Created:
         """The token file and, for Builder ID / IdC, the registration it names (under the IDE's
         own name for it, so the IDE finds it)."""
         self.check_account(account)
         target = self.target(absolute(path), account)
-        self.check_target(target)
+        if held is None:
+            self.check_target(target)
         if account.auth_method is not AuthMethod.SOCIAL:
             client_id_hash = registration_hash(account.auth_method, account.start_url)
             if client_id_hash is None:
@@ -194,7 +195,7 @@ class KiroIdePlace(JsonFilePlace):
             prepare_folder(target.parent)
             self.write_registration(target.parent / f"{client_id_hash}.json", account.client_id,
                                     account.client_secret, account.client_secret_expires_at)
-        return super().create(target, account)
+        return super().create(target, account, held)
 
 
 def _start_url_of(provider: str | None) -> str | None:

@@ -112,6 +112,9 @@ class OpencodePlace:
     def caveat(self, account: Account) -> str | None:
         return None
 
+    def replace_login(self, path: Path, account: Account, held: frozenset[str]) -> Created:
+        raise PlaceError(NEVER_WRITTEN)
+
     def _rows(self, path: Path, busy_timeout: float, where: str, args: tuple[str, ...]) -> list[dict[str, object]]:
         with open_read_only(path, self.what, busy_timeout) as conn:
             if "accounts" not in tables(conn):

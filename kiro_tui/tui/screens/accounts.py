@@ -43,6 +43,7 @@ from kiro_tui.core.models import (
 from kiro_tui.core.places import LINK_KINDS
 from kiro_tui.core.store import RefreshLogEntry, UnreadableRow
 from kiro_tui.core.summary import printable
+from kiro_tui.core.switch import USE_KINDS
 from kiro_tui.core.timefmt import shift
 from kiro_tui.tui import format as fmt
 from kiro_tui.tui import messages
@@ -53,6 +54,7 @@ from kiro_tui.tui.screens.confirm import ConfirmScreen
 from kiro_tui.tui.screens.device_code import AGAIN, DeviceCodeScreen, profile_options
 from kiro_tui.tui.screens.help import HelpScreen
 from kiro_tui.tui.screens.login_form import LoginFormScreen
+from kiro_tui.tui.screens.name_prompt import NamePromptScreen
 from kiro_tui.tui.screens.path_prompt import PathPromptScreen
 from kiro_tui.tui.widgets.accounts_table import AccountsTable
 from kiro_tui.tui.widgets.detail_panel import AccountDetail
@@ -68,7 +70,7 @@ REPAINT_GAP = 1.0
 as the countdowns tick, is what a person can follow, and each costs the UI loop a redraw of the
 table (and the engine's thread the interpreter lock it shares with it). A change after a quiet
 second is shown at once."""
-NEEDS_ACCOUNT = {"refresh", "profile", "mode", "copy_token", "remove", "places"}
+NEEDS_ACCOUNT = {"refresh", "profile", "mode", "copy_token", "remove", "places", "use", "rename"}
 MODE_HELP = {
     Mode.SYNC: "sync — refresh, and write the new token back into kiro-cli",
     Mode.FOLLOW: "follow — never refresh; mirror kiro-cli's database",
@@ -89,6 +91,9 @@ class AccountsScreen(Screen[None]):
         Binding("p", "profile", "Profile", tooltip="Pick the profile ARN of the highlighted account"),
         Binding("m", "mode", "Mode", tooltip="sync, follow or own for the highlighted account"),
         Binding("x", "places", "Link", tooltip="Keep a copy fresh in another tool's file, export one, or unlink"),
+        Binding("u", "use", "Use in",
+                tooltip="Make the highlighted account the one a tool uses (what was there is kept)"),
+        Binding("n", "rename", "Name", tooltip="Give the highlighted account a name, typed wherever an id is"),
         Binding("R", "refresh_all", "Refresh all", tooltip="Refresh every account now"),
         Binding("question_mark", "help", "Help", tooltip="Every key and what the statuses mean"),
         Binding("q", "quit", "Quit", tooltip="Quit (refreshes under way finish first)"),
@@ -111,6 +116,8 @@ class AccountsScreen(Screen[None]):
         self._statuses: tuple[datetime, datetime, dict[str, Status]] | None = None  # from, until, statuses
         self._usage_asked: set[str] = set()
         self.profiles_cache: dict[str, Profile] = {}
+        self.used_by: dict[str, list[str]] = {}
+        """Account id -> the tools using its login now (the IDE's file, kiro-cli's database)."""
 
     @property
     def kiro_app(self) -> KiroTuiApp:
@@ -206,6 +213,7 @@ class AccountsScreen(Screen[None]):
                 self.call_after_refresh(self.kiro_app.engine.begin)
             self.loaded = True
             self.table.show(self.visible_views(), now)
+            self.load_tools()
         else:
             fresh = {view.id: view for view in result.views}
             for account_id in ids:
@@ -304,7 +312,8 @@ class AccountsScreen(Screen[None]):
         now = self.kiro_app.clock.now()
         history = self._history[1] if view and self._history and self._history[0] == view.id else None
         self.query_one(AccountDetail).show(view, history or [], now, self.kiro_app.settings,
-                                           self.kiro_app.fetch_usage, filtered_out=bool(self.views))
+                                           self.kiro_app.fetch_usage, filtered_out=bool(self.views),
+                                           used_by=self.used_by.get(view.id, []) if view else [])
         if view is not None and fetch:
             if history is None:
                 self.load_history(view.id)
@@ -488,6 +497,83 @@ class AccountsScreen(Screen[None]):
             self.edit(lambda engine: engine.export(view.id, target, chosen_path),
                       f"{name} was written to {fmt.home_relative(chosen_path)} (once).{warning}", "Exported")
 
+    def action_use(self) -> None:
+        view = self.selected_view()
+        if view is not None:
+            self.choose_use(view)
+
+    @work(group="places", exclusive=True, exit_on_error=False, description="use an account in a tool")
+    async def choose_use(self, view: AccountView) -> None:
+        """The tools found where they keep their login, and whose login each holds now; or another file."""
+        name = view.account.name
+        try:
+            tools = await self.kiro_app.engine.call(lambda engine: engine.tools_found())
+        except KiroTuiError as exc:
+            self.notify(str(exc), title="Use in", severity="error", timeout=10)
+            return
+        options = []
+        for tool in tools:
+            holder = self.views.get(tool.holder or "")
+            now = ("already this one" if tool.holder == view.id else f"now {holder.account.name}" if holder
+                   else "now a login kiro-tui has not seen")
+            options.append((f"{tool.kind}\t{tool.path}", f"{fmt.place_title(tool.kind):<16} {now}"))
+        options.append(("other\t", "Another file…"))
+        chosen = await self.app.push_screen_wait(ChoiceScreen(
+            f"Use {name} in", options, "Its whole login replaces the one there; that one is kept (imported if "
+            "new, and a copy of the file), still refreshed, so switching back finds it alive."))
+        if not chosen:
+            return
+        kind, _, path = chosen.partition("\t")
+        if kind == "other":
+            picked = await self.app.push_screen_wait(ChoiceScreen(
+                f"Use {name} in", [(k, fmt.place_title(k)) for k in USE_KINDS], "Which tool's file?"))
+            if not picked:
+                return
+            kind = picked
+            default = await self.kiro_app.engine.call(lambda engine: engine.usual_place(picked))
+            typed = await self.app.push_screen_wait(PathPromptScreen(
+                f"Use {name} in {fmt.place_title(kind)}", "The file the tool reads:", str(default) if default else ""))
+            if not typed:
+                return
+            path = typed
+        target = Path(path).expanduser()  # noqa: ASYNC240 - reads $HOME, touches no file
+        try:
+            outcome = await self.kiro_app.engine.call(lambda engine: engine.use(view.id, kind, target))
+        except KiroTuiError as exc:
+            self.notify(str(exc), title="Use in", severity="error", timeout=10)
+            return
+        kept = "".join(f" {self.views[i].account.name if i in self.views else i} is kept, still refreshed."
+                       for i, _ in outcome.previous)
+        self.notify(f"{name} is now the login in {fmt.place_title(kind)} ({fmt.home_relative(outcome.path)})."
+                    + kept, title="Use in")
+        self.load_tools()
+
+    def action_rename(self) -> None:
+        account = self.selected()
+        if account is not None:
+            self.app.push_screen(NamePromptScreen(f"Name for {account.name}", account.nickname or ""),
+                                 callback=lambda name: self.rename_chosen(account, name))
+
+    def rename_chosen(self, account: Account, name: str | None) -> None:
+        if name is None or name == (account.nickname or ""):
+            return
+        self.edit(lambda engine: engine.rename(account.id, name),
+                  f"{account.id} is now called {name}." if name else f"{account.id} has no name now.", "Name")
+
+    @work(group="tools", exclusive=True, exit_on_error=False, description="which account each tool uses")
+    async def load_tools(self) -> None:
+        try:
+            tools = await self.kiro_app.engine.call(lambda engine: engine.tools_found())
+        except KiroTuiError:
+            return
+        used_by: dict[str, list[str]] = {}
+        for tool in tools:
+            if tool.holder:
+                used_by.setdefault(tool.holder, []).append(fmt.place_title(tool.kind))
+        if used_by != self.used_by:
+            self.used_by = used_by
+            self.update_detail(fetch=False)
+
     def action_refresh(self) -> None:
         account = self.selected()
         if account is not None:
@@ -531,6 +617,7 @@ class AccountsScreen(Screen[None]):
                 prefill = await self.kiro_app.engine.call(_last_login_request)
             except KiroTuiError:
                 prefill = LoginRequest()
+        held_before = set(self.views)  # read now: the engine's re-read may show the new account first
         while True:  # the device screen can send the person back to the form after a failure
             request = await self.app.push_screen_wait(LoginFormScreen(prefill))
             if request is None:
@@ -543,7 +630,7 @@ class AccountsScreen(Screen[None]):
             prefill = request
         if not isinstance(account, Account):
             return
-        renewed = account.id in self.views  # an account it already held (asked first, if another's)
+        renewed = account.id in held_before  # an account it already held (asked first, if another's)
         self.views[account.id] = AccountView(account)  # shown at once; the engine's re-read follows
         self.table.update_rows(frozenset({account.id}), self.views, self.visible_views(), self.kiro_app.clock.now())
         if account.id in self.table.accounts:

@@ -34,7 +34,8 @@ class AccountDetail(VerticalScroll):
         return self.get_component_rich_style(f"detail--{name}", partial=True)
 
     def show(self, view: AccountView | None, history: list[RefreshLogEntry], now: datetime, settings: Settings,
-             usage_enabled: bool = True, filtered_out: bool = False) -> None:
+             usage_enabled: bool = True, filtered_out: bool = False, used_by: list[str] | None = None) -> None:
+        """`used_by`: the tools whose login this account is now (shown as a mark: "In use by")."""
         body = self.query_one("#detail-body", Static)
         if view is None:
             message = "No account matches the filter (escape clears it)." if filtered_out else "No account selected."
@@ -51,6 +52,8 @@ class AccountDetail(VerticalScroll):
 
         status = view.status(now, settings.window, settings.quota_warning)
         row("Account", f"{account.name}  [{account.id}]")
+        if account.nickname:  # the name given is shown instead of the email: the email is still here
+            row("Email", account.email)
         tone = ("bad" if status.is_alert or view.held or status is Status.OVER_QUOTA
                 else "warn" if status is Status.QUOTA_LOW else "label")
         row("Status", Text(fmt.status_detail(view, now, settings.window, settings.quota_warning),
@@ -63,6 +66,7 @@ class AccountDetail(VerticalScroll):
         row("Profile", account.profile_name)
         row("Profile ARN", account.profile_arn)
         row("Mode", account.mode.value)
+        row("In use by", Text("● " + ", ".join(used_by), style=self.style("good")) if used_by else None)
         row("Places", self._places_text(view) if view.places else "logged in with kiro-tui (no other copy)")
         row("Scopes", ", ".join(account.scopes or []))
         row("Client", account.client_id)
