@@ -459,6 +459,12 @@ class AccountsScreen(Screen[None]):
             return
         what, _, target = chosen.partition("\t")
         if what == "unlink":
+            question = Text.assemble(
+                "Stop keeping ", (printable(fmt.home_relative(Path(target))), "bold"), " fresh for ",
+                (printable(name), "bold"), "?\n\n",
+                "The file is left as it is: the login in it expires unless that tool refreshes it itself.")
+            if not await self.app.push_screen_wait(ConfirmScreen(question, "Unlink")):
+                return
             self.edit(lambda engine: engine.unlink(view.id, target), f"{name}: {fmt.home_relative(Path(target))} "
                       "is no longer kept fresh (the file is left as it is).", "Unlinked")
             return
