@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from textual.widget import Widget
 from textual.widgets import Button, OptionList
+from textual.widgets._footer import FooterKey
 
 from kiro_tui.core.models import Place, PlaceRole
 from kiro_tui.demo import IDC_PROFILES, account_from_seed
@@ -193,3 +194,49 @@ async def test_the_import_and_profile_pickers_fit(tmp_path: Path, isolated_dirs:
             await pilot.press("end")
             await pilot.pause()
             assert "Team" in highlighted_row_shown(app)
+
+
+# ---------------------------------------------------------------- the footer at 80 columns
+
+
+def footer_keys(app) -> list[str]:  # type: ignore[no-untyped-def]
+    return [key.key_display for key in app.screen.query(FooterKey)]
+
+
+async def test_the_footer_puts_copies_ahead_of_keys_learned_once_and_esc_while_filtering(store) -> None:
+    app = build_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        keys = footer_keys(app)
+        assert {"r", "x", "?", "q"} <= set(keys) and "del" not in keys, keys
+        assert "/" not in keys or keys.index("x") < keys.index("/"), keys
+        await pilot.press("slash", "a", "l", "i", "enter")  # "ali": only alice
+        await settle(pilot)
+        await pilot.pause()
+        keys = footer_keys(app)
+        assert "esc" in keys and {"x", "?", "q"} <= set(keys), keys
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.pause()
+        assert "esc" not in footer_keys(app)
+
+
+async def test_p_shows_at_80_columns_on_an_account_with_several_profiles(tmp_path: Path, emulator) -> None:
+    with build_store(tmp_path / "s.db", []) as store:
+        store.save(account_from_seed(emulator.seed(kind="idc", email="two@example.com", region="eu-west-1",
+                                                   profiles=IDC_PROFILES), "11112222"))
+        store.save(account_from_seed(emulator.seed(kind="social", email="one@example.com"), "33334444"))
+        app = build_app(store, emulator.url, fetch_usage=True)
+        async with app.run_test(size=(60, 24)) as pilot:  # narrower still: p claims its room first
+            table = app.accounts_screen.table
+            for account_id, shown in (("11112222", True), ("33334444", False), ("11112222", True)):
+                await settle(pilot)
+                table.move_cursor(row=table.get_row_index(account_id))
+                await settle(pilot)
+                await pilot.pause()
+                assert ("p" in footer_keys(app)) is shown, (account_id, footer_keys(app))
+                assert {"r", "?", "q"} <= set(footer_keys(app))
+            await pilot.resize_terminal(80, 24)
+            await settle(pilot)
+            await pilot.pause()
+            assert "p" in footer_keys(app)

@@ -92,6 +92,10 @@ class AccountsScreen(Screen[None]):
         Binding("question_mark", "help", "Help", tooltip="Every key and what the statuses mean"),
         Binding("q", "quit", "Quit", tooltip="Quit (refreshes under way finish first)"),
     ]
+    FOOTER_ORDER = ("enter", "r", "x", "u", "l", "i", "p", "escape", "m", "c", "slash", "delete", "R")
+    """What the footer shows first when not every key fits (80 columns): a dead login's fix, then
+    the keys the product is for (copies, `u` to use an account in a tool) before keys a person
+    learns once (/, del)."""
     COMMANDS = {AccountCommands}
     AUTO_FOCUS = "AccountsTable"
 
@@ -109,7 +113,10 @@ class AccountsScreen(Screen[None]):
         self._history: tuple[str, list[RefreshLogEntry]] | None = None
         self._statuses: tuple[datetime, datetime, dict[str, Status]] | None = None  # from, until, statuses
         self._usage_asked: set[str] = set()
+        self._profiles_asked: set[str] = set()
         self.profiles_cache: dict[str, Profile] = {}
+        self.profile_counts: dict[str, int] = {}
+        """How many profiles each account may choose from, once listed (p is shown when several)."""
 
     @property
     def kiro_app(self) -> KiroTuiApp:
@@ -310,6 +317,10 @@ class AccountsScreen(Screen[None]):
             if self.kiro_app.fetch_usage and view.usage is None and view.id not in self._usage_asked:
                 self._usage_asked.add(view.id)
                 self.fetch_usage(view.id)
+            if self.kiro_app.fetch_usage and view.id not in self.profile_counts \
+                    and view.account.health is Health.OK and view.id not in self._profiles_asked:
+                self._profiles_asked.add(view.id)
+                self.count_profiles(view.account)
 
     @work(group="history", exclusive=True, exit_on_error=False, description="read refresh history")
     async def load_history(self, account_id: str) -> None:
@@ -319,6 +330,16 @@ class AccountsScreen(Screen[None]):
             return
         self._history = (account_id, history)
         self.update_detail(fetch=False)
+
+    @work(group="profiles", exit_on_error=False, description="count the profiles of the selected account")
+    async def count_profiles(self, account: Account) -> None:
+        """Once per account and session, like its usage: whether `p` has a choice to offer."""
+        try:
+            listing = await self.kiro_app.engine.call(lambda engine: engine.list_profiles(account.access_token))
+        except KiroTuiError:
+            return  # unknown: p keeps its place by room, as before
+        self.profile_counts[account.id] = len(listing.profiles)
+        self.refresh_bindings()
 
     @work(group="usage", exit_on_error=False, description="fetch usage of the selected account")
     async def fetch_usage(self, account_id: str) -> None:
@@ -388,6 +409,15 @@ class AccountsScreen(Screen[None]):
         self.update_summary(self.kiro_app.clock.now())
 
     # ------------------------------------------------------------------ which keys work now
+
+    def footer_essentials(self) -> frozenset[str]:
+        """Keys the footer shows at every width while they matter: esc while a filter is on (the
+        way back to every account), p on an account with several profiles to choose from."""
+        account = self.selected() if self.is_mounted else None
+        wanted = {"clear_filter"} if self.is_mounted and self.check_action("clear_filter", ()) else set()
+        if account is not None and self.profile_counts.get(account.id, 0) > 1:
+            wanted.add("profile")
+        return frozenset(wanted)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         account = self.selected() if self.is_mounted else None
@@ -568,6 +598,7 @@ class AccountsScreen(Screen[None]):
             picker.fail("This login has no profiles (Builder ID logins usually have none).")
             return
         self.profiles_cache = {p.arn: p for p in listing.profiles}
+        self.profile_counts[account.id] = len(listing.profiles)
         picker.fill(profile_options(listing.profiles, account.profile_arn), account.profile_arn)
 
     def profile_chosen(self, account: Account, arn: str | None) -> None:
@@ -680,8 +711,8 @@ class AccountsScreen(Screen[None]):
     def filter_done(self) -> None:
         self.table.focus()
 
-    def action_clear_filter(self) -> None:
-        self.query("#filter").remove()
+    async def action_clear_filter(self) -> None:
+        await self.query("#filter").remove()  # gone before the footer asks whether esc still works
         self.filter_text = ""
         now = self.kiro_app.clock.now()
         self.table.show(self.visible_views(), now)
