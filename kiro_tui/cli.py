@@ -109,6 +109,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         if args.kind not in (None, "kiro-cli") or args.path:
             raise UsageError("--db names kiro-cli's database; use --from KIND --path PATH for another place")
         path = resolved(Path(args.db))
+    if kind == "all" and args.path:
+        raise UsageError("--path names one place, and --from all looks in every place kiro-tui knows; "
+                         "name its tool too (--from KIND --path PATH), or drop --path")
     db, candidates = kiro_cli_location(str(path) if kind == "kiro-cli" and path else None, settings)
     if kind == "kiro-cli" and db is None:
         find_kiro_cli_db(candidates)  # raises, naming every path tried
@@ -654,12 +657,16 @@ def _number(kind: type, low: float, high: float, what: str) -> Callable[[str], f
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from kiro_tui.cli_parser import Parser
+
+    parser = Parser(
         prog="kiro-tui",
         description="Keep AWS Kiro / CodeWhisperer logins fresh. With no command, opens the terminal UI.",
     )
     parser.add_argument("--version", action="version", version=f"kiro-tui {__version__}")
-    parser.add_argument("--db", metavar="PATH", help="kiro-cli's data.sqlite3 (for the terminal UI and any command)")
+    parser.add_argument("--db", metavar="PATH",
+                        help="kiro-cli's data.sqlite3 (for the terminal UI, and the commands with a --db of their own)")
+    parser.top_level_db = "--db"  # refused before a command that does not read kiro-cli's database
     parser.set_defaults(handler=cmd_tui)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     # A subcommand's --db must not overwrite the one given before the command (`kiro-tui --db X import`).
@@ -709,6 +716,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_login)
 
     from kiro_tui.core.places import LINK_KINDS as writable
+    from kiro_tui.core.places import link_refusal
 
     for name, handler, what in (
         ("link", cmd_link, "keep a copy of an account fresh in another tool's file"),
@@ -716,8 +724,9 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = commands.add_parser(name, help=what)
         p.add_argument("id", metavar="ID")
-        p.add_argument("--to", dest="kind", metavar="KIND", required=True, choices=writable,
-                       help=f"the tool: {', '.join(writable)}")
+        to = p.add_argument("--to", dest="kind", metavar="KIND", required=True, choices=writable,
+                            help=f"the tool: {', '.join(writable)}")
+        p.explain(to, {kind: why for kind in FORMATS if (why := link_refusal(kind))})  # type: ignore[attr-defined]
         p.add_argument("--path", metavar="PATH", help="the file or folder (default: where that tool keeps it)")
         p.set_defaults(handler=handler)
 

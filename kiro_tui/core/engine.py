@@ -65,11 +65,11 @@ from kiro_tui.core.models import (
 )
 from kiro_tui.core.places import (
     FORMATS,
-    LINK_KINDS,
     PlaceError,
     PlaceFormat,
     TokenCopy,
     gateway_sqlite_paths,
+    link_refusal,
     place_format,
 )
 from kiro_tui.core.places.kiro_cli import (
@@ -730,12 +730,8 @@ class Engine:
         login (its token is of the account's lineage), if any. A file holding anything else is
         refused with `not_this_login`: kiro-tui never overwrites a login it does not own."""
         fmt = place_format(kind)
-        if not fmt.writable:
-            raise PlaceError(f"kiro-tui never writes {fmt.title}'s file (the tool saves over it); "
-                             "link kiro-cli instead: opencode re-imports kiro-cli's login")
-        if kind not in LINK_KINDS:  # kiro-cli's database: the sync mode of an imported login
-            raise PlaceError(f"kiro-tui does not link or export into {fmt.title}'s database: import its login "
-                             f"and use the sync mode (`kiro-tui mode ID sync`)")
+        if refusal := link_refusal(kind):
+            raise PlaceError(refusal)
         if path is not None:
             target = Path(path).expanduser().absolute()
         elif defaults := fmt.default_paths():
