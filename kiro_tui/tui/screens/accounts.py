@@ -293,6 +293,8 @@ class AccountsScreen(Screen[None]):
         existing = self.query("#empty")
         if has_rows:
             existing.remove()
+            if self.focused is None and self.views:  # the first accounts in: enter, home, end work on them
+                self.table.focus()
         else:
             empty = existing.first(Static) if existing else Static(id="empty")
             if not existing:
@@ -425,8 +427,7 @@ class AccountsScreen(Screen[None]):
             return account is not None
         if action == "resolve":
             view = self.selected_view() if self.is_mounted else None
-            return view is not None and view.status(
-                self.kiro_app.clock.now(), self.kiro_app.settings.window).is_alert
+            return view is not None and fmt.offers_fixes(view, self.kiro_app.clock.now(), self.kiro_app.settings.window)
         if action in ("refresh_all", "filter"):
             return bool(self.views)
         if action == "clear_filter":
@@ -542,8 +543,13 @@ class AccountsScreen(Screen[None]):
                 self.notify(f"{result.outcome.value}; {expiry}" + (
                     f" ({result.message})" if result.message else ""), title=name)
         elif not announce:
-            self.notify(f"{len(results) - len(failed)} refreshed or up to date, {len(failed)} failed",
-                        title="Refresh all", severity="warning" if failed else "information")
+            waiting = [r for r in results if r.outcome is Outcome.FOLLOWED and r.status is Status.EXPIRED]
+            said = [f"{len(results) - len(failed) - len(waiting)} refreshed or up to date"]
+            if waiting:  # nothing kiro-tui did or could do: say so, and where the way out is
+                said.append(f"{len(waiting)} waiting for kiro-cli (follow mode, expired; enter on it offers "
+                            "re-import)")
+            self.notify(", ".join([*said, f"{len(failed)} failed"]), title="Refresh all",
+                        severity="warning" if failed or waiting else "information")
 
     def action_login(self, prefill: LoginRequest | None = None) -> None:
         self.start_login(prefill)
@@ -670,8 +676,19 @@ class AccountsScreen(Screen[None]):
             self.edit(lambda engine: engine.remove(account.id), f"Removed {account.name}.", "Removed")
 
     def action_resolve(self) -> None:
-        account = self.selected()
-        if account is None or not self.check_action("resolve", ()):
+        view = self.selected_view()
+        account = view.account if view else None
+        if view is None or account is None or not self.check_action("resolve", ()):
+            return
+        if fmt.waits_for_kiro_cli(view, self.kiro_app.clock.now(), self.kiro_app.settings.window):
+            self.app.push_screen(
+                ChoiceScreen(f"{account.name} waits for kiro-cli", [
+                    ("reimport", "Re-import from kiro-cli (once kiro-cli has run and refreshed it)"),
+                    ("sync", MODE_HELP[Mode.SYNC].replace("sync —", "Switch to sync mode:", 1)),
+                ], "Follow mode: kiro-tui never refreshes this login; it mirrors kiro-cli's database, and "
+                   "kiro-cli refreshes the login when it next runs."),
+                callback=lambda chosen: self.resolve_chosen(account, chosen),
+            )
             return
         options = []
         if account.source:
@@ -686,6 +703,10 @@ class AccountsScreen(Screen[None]):
     def resolve_chosen(self, account: Account, chosen: str | None) -> None:
         if chosen == "import":
             self.action_import()
+        elif chosen == "reimport":
+            self.import_from(Path(account.source) if account.source else None, "kiro-cli")
+        elif chosen == "sync":
+            self.mode_chosen(account, Mode.SYNC.value)
         elif chosen == "login":
             start_url = account.start_url if account.auth_method.value == "idc" else None
             self.action_login(LoginRequest(start_url, account.region, replaces=account.id))
