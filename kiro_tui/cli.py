@@ -745,6 +745,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.set_defaults(handler=cmd_remove)
 
+    from kiro_tui.cli_paths import add_commands as add_path_commands
+
+    add_path_commands(commands)  # paths, forget
+
     p = commands.add_parser("demo", help="try the whole app offline against a built-in emulator")
     p.add_argument("--approve-after", type=_number(float, 0, 3600, "number of seconds"), default=5.0,
                    metavar="SECONDS", help="approve device-code logins after this many seconds (default 5)")
@@ -771,7 +775,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     if getattr(args, "ids", None) and getattr(args, "all", False):
         parser.error("give account ids or --all, not both")
-    if handler not in (cmd_emulator, cmd_demo):
+    if handler not in (cmd_emulator, cmd_demo) and getattr(args, "logs", True):  # (paths, forget: logs=False)
         from kiro_tui.core.logs import setup_file_logging
 
         setup_file_logging()  # warnings from the core (a lease not released, an unreadable row) land here
