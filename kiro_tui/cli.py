@@ -127,6 +127,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         warn(f"skipped {skipped.where or where}: {skipped.reason}")
     for problem_kind, problem_path, why in report.problems:
         warn(f"{problem_kind} {problem_path}: {why}")
+    for _, how in report.cannot_find:  # --from all: the tools it could not look for by itself
+        warn(f"not looked at: {how}")
     if not report.imported:
         if report.skipped:
             raise CommandFailed(f"no usable login in {report.skipped[0].path or where}: {report.skipped[0].reason}")
@@ -152,7 +154,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([source.to_json() for source in found], indent=2))
         return EXIT_OK
-    rows = [[s.kind, str(s.path), "yes" if s.found else "no", str(s.logins) if s.found else "-",
+    rows = [[s.kind, str(s.path or "-"), "yes" if s.found else "no", str(s.logins) if s.found else "-",
              s.error or ""] for s in found]
     _print_table(["KIND", "PATH", "FOUND", "LOGINS", "PROBLEM"], rows)
     return EXIT_OK
