@@ -240,3 +240,26 @@ async def test_p_shows_at_80_columns_on_an_account_with_several_profiles(tmp_pat
             await settle(pilot)
             await pilot.pause()
             assert "p" in footer_keys(app)
+
+
+async def test_the_device_code_screen_fits(tmp_path: Path, emulator, emulator_time) -> None:
+    from kiro_tui.core.clock import ManualClock
+    from kiro_tui.tui.screens.device_code import DeviceCodeScreen
+    from tests.support.engine import at, control
+
+    control(emulator, "config", {"next_user_codes": ["WDJB-MJHT"]})
+    with build_store(tmp_path / "s.db", []) as empty:
+        app = build_app(empty, emulator.url, clock=ManualClock(at(emulator_time.now)))
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("l", "enter")
+            for _ in range(200):  # the code comes from the emulator, over loopback HTTP
+                if isinstance(app.screen, DeviceCodeScreen) and app.screen.login is not None:
+                    break
+                await pilot.pause(0.02)
+            await pilot.pause()
+            text = screen_text(app)
+            for words in ("WDJB-MJHT", "The code expires in 10 minutes.", "Waiting for you to approve",
+                          "esc Back"):
+                assert words in text, (words, text)
+            await pilot.press("escape")

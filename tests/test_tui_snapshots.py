@@ -137,3 +137,18 @@ def test_80x24_login_form(snap_compare, store) -> None:
         await settle(pilot)
 
     assert snap_compare(build_app(store), terminal_size=SMALL, run_before=open_form)
+
+
+def test_80x24_unlink_asks_first(snap_compare, tmp_path: Path) -> None:
+    with build_store(tmp_path / "store.db") as store:
+        with store.transaction() as tx:
+            store.save_place(tx, Place("a1b2c3d4", "cliproxy", "/srv/proxy/kiro-0.json", "", role=PlaceRole.LINK))
+
+        async def ask(pilot) -> None:  # type: ignore[no-untyped-def]
+            await settle(pilot)
+            await pilot.press("x")
+            await settle(pilot)
+            await pilot.press("end", "enter")
+            await settle(pilot)
+
+        assert snap_compare(build_app(store), terminal_size=SMALL, run_before=ask)
