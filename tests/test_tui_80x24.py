@@ -167,6 +167,10 @@ async def test_the_link_path_prompt_and_help_fit(store) -> None:
         assert isinstance(app.screen, HelpScreen)
         dialog = app.screen.query_one(".dialog")
         assert app.screen.region.contains_region(dialog.region) and dialog.max_scroll_y > 0  # scrolls within
+        lines = screen_text(app).splitlines()
+        wrapped = lines.index(next(line for line in lines if "l        Log in with a device code" in line)) + 1
+        assert lines[wrapped].split("█")[1].split()[0] == "Center"  # a long description wraps under itself
+        assert lines[wrapped].index("Center") == lines[wrapped - 1].index("Log in")
         dialog.scroll_end(animate=False)
         await pilot.pause()
         assert "own     refresh independently" in screen_text(app)
