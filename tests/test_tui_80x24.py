@@ -176,7 +176,9 @@ async def test_the_link_path_prompt_and_help_fit(store) -> None:
         assert "own     refresh independently" in screen_text(app)
 
 
-async def test_the_import_and_profile_pickers_fit(tmp_path: Path, isolated_dirs: Path, emulator) -> None:
+async def test_the_import_and_profile_pickers_fit(tmp_path: Path, isolated_dirs: Path, emulator, monkeypatch) -> None:
+    for variable in ("KIRO_CREDS_FILE", "ACCOUNTS_CONFIG_FILE", "KIRO_CLI_DB_FILE"):
+        monkeypatch.delenv(variable, raising=False)
     write_cliproxy(isolated_dirs / ".cli-proxy-api", seed(emulator, "builder-id"))
     with build_store(tmp_path / "s.db", []) as store:
         seeded = emulator.seed(kind="idc", email="p@example.com", region="eu-west-1", profiles=IDC_PROFILES)
@@ -187,6 +189,7 @@ async def test_the_import_and_profile_pickers_fit(tmp_path: Path, isolated_dirs:
             await pilot.press("i")
             await settle(pilot)
             assert isinstance(app.screen, ChoiceScreen)
+            assert "Not looked for: AIClient-2-API, kiro-gateway" in screen_text(app)  # said plainly
             await pilot.press("end")
             await pilot.pause()
             assert highlighted_row_shown(app).startswith("Everything above")

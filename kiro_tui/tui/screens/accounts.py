@@ -455,9 +455,11 @@ class AccountsScreen(Screen[None]):
         options = [(f"{s.kind}\t{s.path}", f"{fmt.place_title(s.kind):<16} {s.logins:>2} login{'s' if s.logins != 1 else ' '}"
                     f"  {fmt.home_relative(s.path)}") for s in found]
         options.append(("all\t", f"{'Everything above':<16} {sum(s.logins for s in found):>2} logins"))
+        unfound = ", ".join(fmt.place_title(s.kind) for s in sources if s.path is None)
         chosen = await self.app.push_screen_wait(ChoiceScreen(
             "Import from", options, "Logins kiro-tui found; one credential is one account, however many "
-            "places hold it."))
+            "places hold it." + (f"\nNot looked for: {unfound} (kiro-tui cannot find them by itself; "
+                                 "`kiro-tui sources` says how to name them)." if unfound else "")))
         if chosen:
             kind, _, path = chosen.partition("\t")
             self.import_from(Path(path) if path else None, kind)
