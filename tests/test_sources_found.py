@@ -73,7 +73,8 @@ def test_kiro_clis_own_database_named_for_the_gateway_is_read_once_as_kiro_cli(k
 
 def test_places_kiro_tui_linked_or_exported_to_are_looked_at(kiro_tui_exe, isolated_dirs: Path, emulator,
                                                              monkeypatch) -> None:
-    monkeypatch.delenv("KIRO_CREDS_FILE", raising=False)
+    for variable in ("KIRO_CREDS_FILE", "ACCOUNTS_CONFIG_FILE", "KIRO_CLI_DB_FILE"):
+        monkeypatch.delenv(variable, raising=False)
     write_cliproxy(isolated_dirs / ".cli-proxy-api", seed(emulator, "social"))
     assert run_cli(kiro_tui_exe, "import", "--from", "cliproxy").code == 0
     (account,) = run_cli(kiro_tui_exe, "list", "--json").json()  # type: ignore[misc]
