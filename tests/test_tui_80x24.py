@@ -141,8 +141,7 @@ async def test_the_mode_and_fix_pickers_show_every_option(store) -> None:
         for mode in ("sync —", "follow —", "own —"):
             assert mode in screen_text(app)
         await pilot.press("escape")
-        await pilot.press("end")  # dave: NEEDS LOGIN is sorted... wherever; pick him by id
-        table = app.accounts_screen.table
+        table = app.accounts_screen.table  # dave needs a login: enter offers the fixes
         table.move_cursor(row=table.get_row_index("d4e5f6a7"))
         await settle(pilot)
         await pilot.press("enter")
