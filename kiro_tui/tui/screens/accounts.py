@@ -319,8 +319,9 @@ class AccountsScreen(Screen[None]):
             if self.kiro_app.fetch_usage and view.usage is None and view.id not in self._usage_asked:
                 self._usage_asked.add(view.id)
                 self.fetch_usage(view.id)
-            if self.kiro_app.fetch_usage and view.id not in self.profile_counts \
-                    and view.account.health is Health.OK and view.id not in self._profiles_asked:
+            asked = view.id in self._profiles_asked or view.id in self.profile_counts
+            if self.kiro_app.fetch_usage and self.kiro_app.settings.fetch_usage and not asked \
+                    and view.account.health is Health.OK:
                 self._profiles_asked.add(view.id)
                 self.count_profiles(view.account)
 
