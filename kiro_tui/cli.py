@@ -130,6 +130,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         if args.kind not in (None, "kiro-cli") or args.path:
             raise UsageError("--db names kiro-cli's database; use --from KIND --path PATH for another place")
         path = resolved(Path(args.db))
+    if kind == "all" and args.path:
+        raise UsageError("--path names one place, and --from all looks in every place kiro-tui knows; "
+                         "name its tool too (--from KIND --path PATH), or drop --path")
     db, candidates = kiro_cli_location(str(path) if kind == "kiro-cli" and path else None, settings)
     if kind == "kiro-cli" and db is None:
         find_kiro_cli_db(candidates)  # raises, naming every path tried
@@ -145,6 +148,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         warn(f"skipped {skipped.where or where}: {skipped.reason}")
     for problem_kind, problem_path, why in report.problems:
         warn(f"{problem_kind} {problem_path}: {why}")
+    for _, how in report.cannot_find:  # --from all: the tools it could not look for by itself
+        warn(f"not looked at: {how}")
     if not report.imported:
         if report.skipped:
             raise CommandFailed(f"no usable login in {report.skipped[0].path or where}: {report.skipped[0].reason}")
@@ -170,7 +175,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([source.to_json() for source in found], indent=2))
         return EXIT_OK
-    rows = [[s.kind, str(s.path), "yes" if s.found else "no", str(s.logins) if s.found else "-",
+    rows = [[s.kind, str(s.path or "-"), "yes" if s.found else "no", str(s.logins) if s.found else "-",
              s.error or ""] for s in found]
     _print_table(["KIND", "PATH", "FOUND", "LOGINS", "PROBLEM"], rows)
     return EXIT_OK
@@ -694,12 +699,16 @@ def _number(kind: type, low: float, high: float, what: str) -> Callable[[str], f
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from kiro_tui.cli_parser import Parser
+
+    parser = Parser(
         prog="kiro-tui",
         description="Keep AWS Kiro / CodeWhisperer logins fresh. With no command, opens the terminal UI.",
     )
     parser.add_argument("--version", action="version", version=f"kiro-tui {__version__}")
-    parser.add_argument("--db", metavar="PATH", help="kiro-cli's data.sqlite3 (for the terminal UI and any command)")
+    parser.add_argument("--db", metavar="PATH",
+                        help="kiro-cli's data.sqlite3 (for the terminal UI, and the commands with a --db of their own)")
+    parser.top_level_db = "--db"  # refused before a command that does not read kiro-cli's database
     parser.set_defaults(handler=cmd_tui)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     # A subcommand's --db must not overwrite the one given before the command (`kiro-tui --db X import`).
@@ -749,6 +758,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_login)
 
     from kiro_tui.core.places import LINK_KINDS as writable
+    from kiro_tui.core.places import link_refusal
 
     for name, handler, what in (
         ("link", cmd_link, "keep a copy of an account fresh in another tool's file"),
@@ -756,8 +766,9 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = commands.add_parser(name, help=what)
         p.add_argument("id", metavar="ID")
-        p.add_argument("--to", dest="kind", metavar="KIND", required=True, choices=writable,
-                       help=f"the tool: {', '.join(writable)}")
+        to = p.add_argument("--to", dest="kind", metavar="KIND", required=True, choices=writable,
+                            help=f"the tool: {', '.join(writable)}")
+        p.explain(to, {kind: why for kind in FORMATS if (why := link_refusal(kind))})
         p.add_argument("--path", metavar="PATH", help="the file or folder (default: where that tool keeps it)")
         p.set_defaults(handler=handler)
 
@@ -775,6 +786,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", metavar="ID", help="account id (or a unique prefix) from `kiro-tui list`")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.set_defaults(handler=cmd_remove)
+
+    from kiro_tui.cli_paths import add_commands as add_path_commands
+
+    add_path_commands(commands)  # paths, forget
 
     p = commands.add_parser("demo", help="try the whole app offline against a built-in emulator")
     p.add_argument("--approve-after", type=_number(float, 0, 3600, "number of seconds"), default=5.0,
@@ -822,7 +837,7 @@ def _main(argv: Sequence[str] | None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     if getattr(args, "ids", None) and getattr(args, "all", False):
         parser.error("give account ids or --all, not both")
-    if handler not in (cmd_emulator, cmd_demo):
+    if handler not in (cmd_emulator, cmd_demo) and getattr(args, "logs", True):  # (paths, forget: logs=False)
         from kiro_tui.core.logs import setup_file_logging
 
         setup_file_logging()  # warnings from the core (a lease not released, an unreadable row) land here

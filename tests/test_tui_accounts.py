@@ -561,3 +561,33 @@ async def test_the_summary_counts_follow_the_clock_without_any_store_change(tmp_
             assert "1 account · 1 fresh" in summaries[0]
             assert "1 account · 1 expiring" in summaries[1]
             assert "1 account · 1 expired" in summaries[2]
+
+
+async def test_an_expired_follow_account_waits_for_kiro_cli_and_enter_offers_re_import(tmp_path: Path) -> None:
+    db = KiroCliDb(tmp_path / "kiro-cli" / "data.sqlite3")
+    db.put_social(expires_at=NOW - timedelta(minutes=5))  # kiro-cli has not run for a while
+    with build_store(tmp_path / "s.db", []) as store:
+        app = build_app(store, kiro_cli_db=db.path, candidates=[db.path])
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await settle(pilot)
+            await pilot.press("i")
+            await settle(pilot)
+            (account,) = store.accounts()
+            await app.engine.call(lambda engine: engine.set_mode(account.id, Mode.FOLLOW))
+            await settle(pilot)
+            await pilot.press("R")
+            await settle(pilot)
+            (said,) = [t for t in toasts(app) if t.startswith("Refresh all")]
+            assert said == ("Refresh all: 0 refreshed or up to date, 1 waiting for kiro-cli (follow mode, expired; "
+                            "enter on it offers re-import), 0 failed"), said
+            assert app.focused is app.accounts_screen.table  # the first import gave the table the keys
+            db.put_social(expires_at=NOW + timedelta(hours=1))  # kiro-cli ran and refreshed it
+            await pilot.press("enter")
+            await settle(pilot)
+            assert isinstance(app.screen, ChoiceScreen) and "waits for kiro-cli" in screen_text(app)
+            assert [option for option, _ in app.screen.options] == ["reimport", "sync"]
+            await pilot.press("enter")  # Re-import
+            await settle(pilot)
+            assert store.get(account.id).expires_at == NOW + timedelta(hours=1)  # type: ignore[union-attr]
+            assert store.get(account.id).mode is Mode.FOLLOW  # type: ignore[union-attr]
+            assert cell(app, account.id, "status") == "fresh"

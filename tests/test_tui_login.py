@@ -8,6 +8,7 @@ import pytest
 from textual.widgets import Input, Static
 
 from kiro_tui.core.clock import ManualClock
+from kiro_tui.core.login import LoginRequest
 from kiro_tui.core.models import AuthMethod, Mode
 from kiro_tui.demo import IDC_PROFILES
 from kiro_tui.tui.screens.accounts import AccountsScreen
@@ -293,3 +294,18 @@ async def test_logging_in_as_the_person_of_an_imported_login_renews_that_account
             assert account.id == imported.id and account.client_id != imported.client_id  # the new login's
             assert account.mode is Mode.OWN  # kiro-tui's own login now: kiro-cli's copy is left alone
             assert app.screen.query_one("AccountsTable").row_count == 1
+
+
+async def test_the_form_takes_a_region_in_capitals(rig) -> None:
+    store, clock = rig
+    app = build_app(store, clock=clock)
+    chosen = []
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.push_screen(LoginFormScreen(LoginRequest()), callback=chosen.append)
+        await pilot.pause()
+        app.screen.query_one("#start-url", Input).value = IDC
+        app.screen.query_one("#region", Input).value = "EU-WEST-1"
+        await pilot.press("enter")
+        await pilot.pause()
+    assert chosen == [LoginRequest(IDC, "eu-west-1")]

@@ -116,6 +116,9 @@ async def test_x_links_a_copy_shows_it_in_the_detail_and_unlinks_it(tmp_path: Pa
             app.screen.query_one("#choices").highlighted = ids.index(f"unlink\t{place.path}")
             await pilot.press("enter")
             await settle(pilot)
+            assert store.places("0a0b0c0d") == [place]  # it asks first
+            await pilot.press("y")
+            await settle(pilot)
             assert store.places("0a0b0c0d") == [] and Path(place.path).exists()
 
 

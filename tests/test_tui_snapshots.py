@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kiro_tui.core.clock import ManualClock
-from kiro_tui.core.models import UsageRecord
+from kiro_tui.core.models import Place, PlaceRole, UsageRecord
 from kiro_tui.demo import IDC_PROFILES, account_from_seed
 from kiro_tui.tui.screens.choice import LoadingChoiceScreen
 from kiro_tui.tui.screens.device_code import DeviceCodeScreen
@@ -102,3 +102,53 @@ def test_profile_picker(snap_compare, tmp_path: Path, emulator, emulator_time, w
             assert isinstance(pilot.app.screen, LoadingChoiceScreen) and pilot.app.screen.options
 
         assert snap_compare(app, terminal_size=(width, HEIGHT), run_before=open_picker)
+
+
+SMALL = (80, 24)
+"""The standard terminal: every screen and dialog must fit or scroll within it."""
+
+
+def test_80x24_accounts(snap_compare, store) -> None:
+    assert snap_compare(build_app(store), terminal_size=SMALL, run_before=settle)
+
+
+def test_80x24_copies_menu_scrolled_to_its_last_unlink(snap_compare, tmp_path: Path) -> None:
+    """The `x` menu of an account linked in three files: End shows (and highlights) the last row."""
+    with build_store(tmp_path / "store.db") as store:
+        with store.transaction() as tx:
+            for n in range(3):
+                store.save_place(tx, Place("a1b2c3d4", "cliproxy", f"/srv/proxy/kiro-{n}.json", "",
+                                           role=PlaceRole.LINK))
+
+        async def open_menu(pilot) -> None:  # type: ignore[no-untyped-def]
+            await settle(pilot)
+            await pilot.press("x")
+            await settle(pilot)
+            await pilot.press("end")
+            await pilot.pause()
+
+        assert snap_compare(build_app(store), terminal_size=SMALL, run_before=open_menu)
+
+
+def test_80x24_login_form(snap_compare, store) -> None:
+    async def open_form(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(pilot)
+        await pilot.press("l")
+        await settle(pilot)
+
+    assert snap_compare(build_app(store), terminal_size=SMALL, run_before=open_form)
+
+
+def test_80x24_unlink_asks_first(snap_compare, tmp_path: Path) -> None:
+    with build_store(tmp_path / "store.db") as store:
+        with store.transaction() as tx:
+            store.save_place(tx, Place("a1b2c3d4", "cliproxy", "/srv/proxy/kiro-0.json", "", role=PlaceRole.LINK))
+
+        async def ask(pilot) -> None:  # type: ignore[no-untyped-def]
+            await settle(pilot)
+            await pilot.press("x")
+            await settle(pilot)
+            await pilot.press("end", "enter")
+            await settle(pilot)
+
+        assert snap_compare(build_app(store), terminal_size=SMALL, run_before=ask)

@@ -73,11 +73,11 @@ from kiro_tui.core.names import rename
 from kiro_tui.core.notify import Announcer
 from kiro_tui.core.places import (
     FORMATS,
-    LINK_KINDS,
     PlaceError,
     PlaceFormat,
     TokenCopy,
     gateway_sqlite_paths,
+    link_refusal,
     place_format,
 )
 from kiro_tui.core.places._files import remove_stale_temps
@@ -105,6 +105,8 @@ TOKEN_WAIT = 30.0
 """Seconds `kiro-tui token` waits for another process already refreshing the account."""
 """Usage calls per watch pass (every `watch_interval` seconds): quota for a thousand accounts
 is refreshed in about twelve minutes without ever bursting at the service."""
+EXPORTED_PREFERENCE, EXPORTS_REMEMBERED = "exported_places", 50
+"""The files `export` wrote, newest last: where `sources` also looks."""
 
 
 @dataclass(frozen=True)
@@ -112,14 +114,15 @@ class Source:
     """One place kiro-tui knows to look for logins (`kiro-tui sources`)."""
 
     kind: str
-    path: Path
+    path: Path | None
+    """None: a tool kiro-tui cannot find by itself (`error` says how to point it there)."""
     found: bool
     logins: int = 0
     error: str | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {"kind": self.kind, "path": str(self.path), "found": self.found, "logins": self.logins,
-                "error": self.error}
+        return {"kind": self.kind, "path": str(self.path) if self.path else None, "found": self.found,
+                "logins": self.logins, "error": self.error}
 
 
 def _logins_at(fmt: PlaceFormat, target: Path, now: datetime) -> list[tuple[Path, str, PlaceLogin]]:
@@ -688,17 +691,21 @@ class Engine:
     async def _import_all(self) -> ImportReport:
         """Every place found where the tools keep logins (kiro-cli first)."""
         report: ImportReport | None = None
-        for source in await self.sources():
-            if not source.found or not source.logins:
+        sources = await self.sources()
+        for source in sources:
+            if source.path is None or not source.found or not source.logins:
                 continue  # (a folder with one broken file and good ones: the good ones import)
             found = await self.import_now(source.path, source.kind)
             if report is None:
                 report = found
             else:
                 report.merge(found)
+        unfound = [(s.kind, s.error or "") for s in sources if s.path is None]
         if report is None:
-            raise PlaceError("no logins found in any place kiro-tui knows (`kiro-tui sources` lists them)")
-        report.source, report.kind = Path("all"), ALL
+            titles = ", ".join(place_format(kind).title for kind, _ in unfound)
+            how = f", and how to point it at {titles}, which it cannot find by itself)" if unfound else ")"
+            raise PlaceError("no logins found in any place kiro-tui knows (`kiro-tui sources` lists them" + how)
+        report.source, report.kind, report.cannot_find = Path("all"), ALL, unfound
         return report
 
     async def _import_place(self, kind: str, path: Path, automatic: bool) -> ImportReport:
@@ -745,8 +752,10 @@ class Engine:
         self._emit(ImportFinished(report, automatic))
 
     async def sources(self) -> list[Source]:
-        """Every place kiro-tui knows to look (each tool's usual paths, kiro-cli's database, and
-        every place it imported from), found or not, with how many logins each holds."""
+        """Every place kiro-tui knows to look (each tool's usual paths and the files its
+        environment names, kiro-cli's database, every place it imported from, linked or exported
+        to), found or not, with how many logins each holds; then each tool it cannot find by
+        itself, with how to point it there."""
         now = self.clock.now()
         wanted: dict[tuple[str, Path], None] = {}
         db = self.kiro_cli_db or self._find_kiro_cli_db()
@@ -757,14 +766,23 @@ class Engine:
                 for path in fmt.default_paths():
                     wanted[(kind, Path(path))] = None
         folders = [(kind, path) for kind, path in wanted if kind != KIRO_CLI]
-        for place in self.store.places():
-            path = Path(place.path)
+        known = [(place.kind, Path(place.path)) for place in self.store.places()] + self.exported_places()
+        for place_kind, path in known:
             # a file in a folder already looked in (CLIProxyAPI's) is counted there, not twice;
             # one in a subfolder is not (the folder is read one level deep)
-            if place.role is PlaceRole.SOURCE and not any(
-                    kind == place.kind and path.parent == folder for kind, folder in folders):
-                wanted[(place.kind, path)] = None
-        return [await asyncio.to_thread(_look, kind, path, now) for kind, path in wanted]
+            if place_kind in FORMATS and not any(kind == place_kind and path.parent == folder
+                                                 for kind, folder in folders):
+                wanted[(place_kind, path)] = None
+        looked = [await asyncio.to_thread(_look, kind, path, now) for kind, path in wanted]
+        return looked + [Source(kind, None, False, 0, fmt.finding) for kind, fmt in FORMATS.items()
+                         if fmt.finding and not any(k == kind for k, _ in wanted)]
+
+    def exported_places(self) -> list[tuple[str, Path]]:
+        """The files `export` wrote (not kept fresh, so not places of an account): still where
+        a tool may keep a login, so `sources` and `import --from all` look there."""
+        recorded = self.store.preference(EXPORTED_PREFERENCE)
+        return [(str(item[0]), Path(str(item[1]))) for item in recorded if isinstance(item, list) and len(item) == 2
+                ] if isinstance(recorded, list) else []
 
     def _find_kiro_cli_db(self) -> Path | None:
         try:
@@ -972,8 +990,12 @@ class Engine:
                                              lambda p: self.store.in_lineage(account.id, p), 2.0)
             if result.state is not PlaceState.IN_SYNC:
                 raise PlaceError(f"could not write {entry_path}: {result.detail or result.outcome.value}")
-            return entry_path
-        return (await asyncio.to_thread(fmt.create, target, account)).path
+        else:
+            entry_path = (await asyncio.to_thread(fmt.create, target, account)).path
+        exported = [(k, p) for k, p in self.exported_places() if (k, p) != (kind, entry_path)]
+        self.store.set_preference(EXPORTED_PREFERENCE, [[k, str(p)] for k, p in [*exported, (kind, entry_path)]
+                                                        ][-EXPORTS_REMEMBERED:])
+        return entry_path
 
     async def caveat(self, account_id: str, kind: str) -> str | None:
         """What that tool cannot do with this login by itself (a person linking or exporting it
@@ -991,12 +1013,8 @@ class Engine:
         login (its token is of the account's lineage), if any. A file holding anything else is
         refused with `not_this_login`: kiro-tui never overwrites a login it does not own."""
         fmt = place_format(kind)
-        if not fmt.writable:
-            raise PlaceError(f"kiro-tui never writes {fmt.title}'s file (the tool saves over it); "
-                             "link kiro-cli instead: opencode re-imports kiro-cli's login")
-        if kind not in LINK_KINDS:  # kiro-cli's database: the sync mode of an imported login
-            raise PlaceError(f"kiro-tui does not link or export into {fmt.title}'s database: import its login "
-                             f"and use the sync mode (`kiro-tui mode ID sync`)")
+        if refusal := link_refusal(kind):
+            raise PlaceError(refusal)
         if path is not None:
             target = Path(path).expanduser().absolute()  # noqa: ASYNC240 - path arithmetic, no file touched
         elif defaults := fmt.default_paths():

@@ -85,6 +85,8 @@ class ImportReport:
     """Every (kind, path) read, when one import covered several places (`--from all`)."""
     problems: list[tuple[str, Path, str]] = field(default_factory=list)
     """(kind, path, why) for each place that could not be read at all; the others still imported."""
+    cannot_find: list[tuple[str, str]] = field(default_factory=list)
+    """(kind, how to point kiro-tui there) for each tool `--from all` could not find by itself."""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -95,6 +97,7 @@ class ImportReport:
             "missing": [{"id": a.id, "label": a.label, "key": a.source_key} for a in self.missing],
             "sources": [{"kind": kind, "path": str(path)} for kind, path in self.sources],
             "problems": [{"kind": kind, "path": str(path), "error": why} for kind, path, why in self.problems],
+            "cannot_find": [{"kind": kind, "how": how} for kind, how in self.cannot_find],
         }
 
     @property

@@ -79,11 +79,12 @@ class LoginRequest:
         return self.portal.rstrip("/") == BUILDER_ID_START_URL
 
     def normalised(self) -> LoginRequest:
-        """AWS Builder ID lives in us-east-1 only, whatever region was last used for IdC."""
-        return replace(self, region=DEFAULT_REGION) if self.is_builder_id else self
+        """AWS Builder ID lives in us-east-1 only, whatever region was last used for IdC; regions
+        are lower case (`EU-WEST-1` as typed is eu-west-1, not a mistake)."""
+        return replace(self, region=DEFAULT_REGION if self.is_builder_id else self.region.strip().lower())
 
     def validate(self) -> None:
-        if not valid_region(self.region):
+        if not valid_region(self.region.strip().lower()):
             raise LoginError(f"{self.region!r} is not an AWS region (like us-east-1 or eu-west-1)")
         if not self.portal.startswith("https://"):
             raise LoginError("the start URL must begin with https:// (like https://d-1234567890.awsapps.com/start)")

@@ -25,6 +25,16 @@ def short_reason(text: str | None) -> str:
     return printable(text.split(" (")[0].removesuffix(": log in again"))
 
 
+def waits_for_kiro_cli(view: AccountView, now: datetime, window: timedelta) -> bool:
+    """Expired in follow mode: kiro-tui never refreshes it; kiro-cli does when it next runs."""
+    return view.account.mode is Mode.FOLLOW and view.status(now, window) is Status.EXPIRED
+
+
+def offers_fixes(view: AccountView, now: datetime, window: timedelta) -> bool:
+    """Whether enter has something to offer: only a person can bring this login back."""
+    return view.status(now, window).is_alert or waits_for_kiro_cli(view, now, window)
+
+
 def status_detail(view: AccountView, now: datetime, window: timedelta, quota_warning: float) -> str:
     """The status with its reason, for the detail panel: `retrying in 30 seconds (timeout)`,
     `NEEDS LOGIN: refresh token invalid`, `quota low: 46 of 50 used`, ..."""

@@ -42,6 +42,18 @@ FORMATS: dict[str, PlaceFormat] = {fmt.kind: fmt for fmt in (
 
 LINK_KINDS = tuple(kind for kind, fmt in FORMATS.items() if fmt.writable and kind != "kiro-cli")
 """Where a copy can be linked or exported (kiro-cli's login is kept fresh by the sync mode instead)."""
+
+
+def link_refusal(kind: str) -> str | None:
+    """Why a copy cannot be linked or exported to a known kind, and what to do instead (None: it can)."""
+    fmt = place_format(kind)
+    if not fmt.writable:
+        return (f"kiro-tui never writes {fmt.title}'s file (the tool saves over it); "
+                "link kiro-cli instead: opencode re-imports kiro-cli's login")
+    if kind not in LINK_KINDS:  # kiro-cli's database: the sync mode of an imported login
+        return (f"kiro-tui does not link or export into {fmt.title}'s database: import its login "
+                "and use the sync mode (`kiro-tui mode ID sync`)")
+    return None
 LEAD_MARGIN = timedelta(minutes=1)
 
 
@@ -62,5 +74,6 @@ def place_format(kind: str) -> PlaceFormat:
         raise PlaceError(f"kiro-tui does not know places of kind {kind!r}") from None
 
 
-__all__ = ["FORMATS", "LINK_KINDS", "effective_window", "Created", "PlaceError", "PlaceFormat", "PlaceSnapshot",
-           "TokenCopy", "WriteOutcome", "WriteResult", "create_gateway_db", "gateway_sqlite_paths", "place_format"]
+__all__ = ["FORMATS", "LINK_KINDS", "effective_window", "link_refusal", "Created", "PlaceError", "PlaceFormat",
+           "PlaceSnapshot", "TokenCopy", "WriteOutcome", "WriteResult", "create_gateway_db", "gateway_sqlite_paths",
+           "place_format"]

@@ -53,6 +53,7 @@ class JsonFilePlace:
     native: Spelling = "camel"
     writable = True
     rereads_before_refresh: float | None = None
+    finding = ""
     supports: tuple[AuthMethod, ...] = (AuthMethod.SOCIAL, AuthMethod.BUILDER_ID, AuthMethod.IDC)
     """The logins its tool can refresh, so the ones `create` writes a file for."""
     indent: int | None = 2

@@ -48,6 +48,8 @@ class AiClientPlace(JsonFilePlace):
     kind = "aiclient"
     title = "AIClient-2-API"
     what = "AIClient-2-API credentials file"
+    finding = ("AIClient-2-API keeps its files under its own folder (configs/kiro/), which kiro-tui cannot "
+               "know: name it with `kiro-tui import --from aiclient --path FOLDER`")
 
     def files_in(self, folder: Path) -> list[Path]:
         found = {path for pattern in SEARCH_PATTERNS for path in folder.glob(pattern) if is_present(path)}

@@ -142,6 +142,9 @@ class PlaceFormat(Protocol):
     old (kiro-gateway's SQLite mode: 600), or None. A linked account is then refreshed a minute
     before that, so the tool always finds kiro-tui's new token and never spends the old one."""
     """False: kiro-tui only reads this kind (opencode's kiro.db); linking or exporting to it is refused."""
+    finding: str
+    """How to point kiro-tui at this tool's files when `default_paths` is empty (nothing tells
+    where the tool keeps them); "" when it always knows where to look."""
 
     def default_paths(self) -> list[Path]:
         """Where this tool keeps its logins when configured as usual (files, or folders to scan)."""

@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from kiro_tui.core.models import DEFAULT_REGION, KIRO_SCOPES, Account, AuthMethod
+from kiro_tui.core.paths import kiro_cli_db_candidates
 from kiro_tui.core.places import kiro_cli_format as fmt
 from kiro_tui.core.places._fields import (
     Fields,
@@ -50,6 +51,10 @@ from kiro_tui.core.places.kiro_cli import KiroCliPlace, profile_region, replace_
 from kiro_tui.core.places.kiro_ide import sso_cache_folder
 
 CREDS_FILE_ENV = "KIRO_CREDS_FILE"
+ACCOUNTS_FILE_ENV = "ACCOUNTS_CONFIG_FILE"
+"""kiro-gateway's multi-account `credentials.json` (relative to its own folder unless absolute)."""
+DB_FILE_ENV = "KIRO_CLI_DB_FILE"
+"""The kiro-cli-format database kiro-gateway reads in SQLite mode."""
 DB_FILE_NAME = "kiro-gateway.sqlite3"
 EXTERNAL_IDP_WORD = "external_idp"
 _WHAT = "kiro-gateway credentials file"
@@ -60,11 +65,12 @@ class GatewayPlace(JsonFilePlace):
     title = "kiro-gateway"
     what = _WHAT
     supports = (AuthMethod.SOCIAL, AuthMethod.BUILDER_ID, AuthMethod.IDC, AuthMethod.EXTERNAL_IDP)
+    finding = (f"kiro-gateway's file is wherever its {CREDS_FILE_ENV} or {ACCOUNTS_FILE_ENV} says, and neither "
+               "is set here: name it with `kiro-tui import --from gateway --path FILE`")
 
     def default_paths(self) -> list[Path]:
         """Only what this environment names: the gateway has no default file."""
-        named = os.environ.get(CREDS_FILE_ENV)
-        return [absolute(Path(named))] if named else []
+        return _named_by_env(CREDS_FILE_ENV, ACCOUNTS_FILE_ENV)
 
     def discover(self, path: Path) -> list[Path]:
         """A credentials file is itself; a `credentials.json` array gives its enabled `json`
@@ -208,6 +214,11 @@ def _unique(paths: list[Path]) -> list[Path]:
     return list(dict.fromkeys(paths))
 
 
+def _named_by_env(*variables: str) -> list[Path]:
+    """The files these variables name, as kiro-gateway reads them (set in this environment)."""
+    return _unique([absolute(Path(named).expanduser()) for name in variables if (named := os.environ.get(name))])
+
+
 # -- gateway-db: a kiro-cli-format database for the gateway ---------------------------------
 
 class GatewayDbPlace(KiroCliPlace):
@@ -217,8 +228,18 @@ class GatewayDbPlace(KiroCliPlace):
     title = "kiro-gateway database"
     rereads_before_refresh: float | None = 600.0  # kiro-gateway reloads its SQLite file when within 600 s of expiry
 
+    @property
+    def finding(self) -> str:  # type: ignore[override]
+        if os.environ.get(DB_FILE_ENV):  # named: found, or kiro-cli's own database (read as kiro-cli)
+            return ""
+        return (f"kiro-gateway's database is wherever its {DB_FILE_ENV} says, and it is not set here: name it "
+                "with `kiro-tui import --from gateway-db --path FILE`")
+
     def default_paths(self) -> list[Path]:
-        return []
+        """The database this environment names for the gateway, unless it is kiro-cli's own
+        (read as kiro-cli: the gateway then shares kiro-cli's login)."""
+        kiro_clis = {absolute(p) for p in kiro_cli_db_candidates()}
+        return [p for p in _named_by_env(DB_FILE_ENV) if p not in kiro_clis]
 
     def discover(self, path: Path) -> list[Path]:
         path = absolute(path)

@@ -652,6 +652,7 @@ class KiroCliPlace:
     title = "kiro-cli"
     writable = True
     rereads_before_refresh: float | None = None
+    finding = ""
 
     def default_paths(self) -> list[Path]:
         return paths.kiro_cli_db_candidates()

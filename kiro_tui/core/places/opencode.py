@@ -65,6 +65,7 @@ class OpencodePlace:
     what = "opencode-kiro-auth database"
     writable = False
     rereads_before_refresh: float | None = None
+    finding = ""
 
     def default_paths(self) -> list[Path]:
         return [opencode_folder() / DB_NAME]

@@ -98,6 +98,10 @@ class AccountsScreen(Screen[None]):
         Binding("question_mark", "help", "Help", tooltip="Every key and what the statuses mean"),
         Binding("q", "quit", "Quit", tooltip="Quit (refreshes under way finish first)"),
     ]
+    FOOTER_ORDER = ("enter", "r", "x", "u", "l", "i", "p", "escape", "m", "c", "slash", "delete", "R")
+    """What the footer shows first when not every key fits (80 columns): a dead login's fix, then
+    the keys the product is for (copies, `u` to use an account in a tool) before keys a person
+    learns once (/, del)."""
     COMMANDS = {AccountCommands}
     AUTO_FOCUS = "AccountsTable"
 
@@ -115,9 +119,12 @@ class AccountsScreen(Screen[None]):
         self._history: tuple[str, list[RefreshLogEntry]] | None = None
         self._statuses: tuple[datetime, datetime, dict[str, Status]] | None = None  # from, until, statuses
         self._usage_asked: set[str] = set()
+        self._profiles_asked: set[str] = set()
         self.profiles_cache: dict[str, Profile] = {}
         self.used_by: dict[str, list[str]] = {}
         """Account id -> the tools using its login now (the IDE's file, kiro-cli's database)."""
+        self.profile_counts: dict[str, int] = {}
+        """How many profiles each account may choose from, once listed (p is shown when several)."""
 
     @property
     def kiro_app(self) -> KiroTuiApp:
@@ -295,6 +302,8 @@ class AccountsScreen(Screen[None]):
         existing = self.query("#empty")
         if has_rows:
             existing.remove()
+            if self.focused is None and self.views:  # the first accounts in: enter, home, end work on them
+                self.table.focus()
         else:
             empty = existing.first(Static) if existing else Static(id="empty")
             if not existing:
@@ -320,6 +329,11 @@ class AccountsScreen(Screen[None]):
             if self.kiro_app.fetch_usage and view.usage is None and view.id not in self._usage_asked:
                 self._usage_asked.add(view.id)
                 self.fetch_usage(view.id)
+            asked = view.id in self._profiles_asked or view.id in self.profile_counts
+            if self.kiro_app.fetch_usage and self.kiro_app.settings.fetch_usage and not asked \
+                    and view.account.health is Health.OK:
+                self._profiles_asked.add(view.id)
+                self.count_profiles(view.account)
 
     @work(group="history", exclusive=True, exit_on_error=False, description="read refresh history")
     async def load_history(self, account_id: str) -> None:
@@ -329,6 +343,16 @@ class AccountsScreen(Screen[None]):
             return
         self._history = (account_id, history)
         self.update_detail(fetch=False)
+
+    @work(group="profiles", exit_on_error=False, description="count the profiles of the selected account")
+    async def count_profiles(self, account: Account) -> None:
+        """Once per account and session, like its usage: whether `p` has a choice to offer."""
+        try:
+            listing = await self.kiro_app.engine.call(lambda engine: engine.list_profiles(account.access_token))
+        except KiroTuiError:
+            return  # unknown: p keeps its place by room, as before
+        self.profile_counts[account.id] = len(listing.profiles)
+        self.refresh_bindings()
 
     @work(group="usage", exit_on_error=False, description="fetch usage of the selected account")
     async def fetch_usage(self, account_id: str) -> None:
@@ -405,14 +429,22 @@ class AccountsScreen(Screen[None]):
 
     # ------------------------------------------------------------------ which keys work now
 
+    def footer_essentials(self) -> frozenset[str]:
+        """Keys the footer shows at every width while they matter: esc while a filter is on (the
+        way back to every account), p on an account with several profiles to choose from."""
+        account = self.selected() if self.is_mounted else None
+        wanted = {"clear_filter"} if self.is_mounted and self.check_action("clear_filter", ()) else set()
+        if account is not None and self.profile_counts.get(account.id, 0) > 1:
+            wanted.add("profile")
+        return frozenset(wanted)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         account = self.selected() if self.is_mounted else None
         if action in NEEDS_ACCOUNT:
             return account is not None
         if action == "resolve":
             view = self.selected_view() if self.is_mounted else None
-            return view is not None and view.status(
-                self.kiro_app.clock.now(), self.kiro_app.settings.window).is_alert
+            return view is not None and fmt.offers_fixes(view, self.kiro_app.clock.now(), self.kiro_app.settings.window)
         if action in ("refresh_all", "filter"):
             return bool(self.views)
         if action == "clear_filter":
@@ -439,11 +471,13 @@ class AccountsScreen(Screen[None]):
             return
         options = [(f"{s.kind}\t{s.path}",
                     f"{fmt.place_title(s.kind):<16} {s.logins:>2} login{'s' if s.logins != 1 else ' '}"
-                    f"  {fmt.home_relative(s.path)}") for s in found]
+                    f"  {fmt.home_relative(s.path) if s.path else '-'}") for s in found]
         options.append(("all\t", f"{'Everything above':<16} {sum(s.logins for s in found):>2} logins"))
+        unfound = ", ".join(fmt.place_title(s.kind) for s in sources if s.path is None)
         chosen = await self.app.push_screen_wait(ChoiceScreen(
             "Import from", options, "Logins kiro-tui found; one credential is one account, however many "
-            "places hold it."))
+            "places hold it." + (f"\nNot looked for: {unfound} (kiro-tui cannot find them by itself; "
+                                 "`kiro-tui sources` says how to name them)." if unfound else "")))
         if chosen:
             kind, _, path = chosen.partition("\t")
             self.import_from(Path(path) if path else None, kind)
@@ -476,6 +510,12 @@ class AccountsScreen(Screen[None]):
             return
         what, _, target = chosen.partition("\t")
         if what == "unlink":
+            question = Text.assemble(
+                "Stop keeping ", (printable(fmt.home_relative(Path(target))), "bold"), " fresh for ",
+                (printable(name), "bold"), "?\n\n",
+                "The file is left as it is: the login in it expires unless that tool refreshes it itself.")
+            if not await self.app.push_screen_wait(ConfirmScreen(question, "Unlink")):
+                return
             self.edit(lambda engine: engine.unlink(view.id, target), f"{name}: {fmt.home_relative(Path(target))} "
                       "is no longer kept fresh (the file is left as it is).", "Unlinked")
             return
@@ -604,8 +644,13 @@ class AccountsScreen(Screen[None]):
                 self.notify(f"{result.outcome.value}; {expiry}" + (
                     f" ({result.message})" if result.message else ""), title=name)
         elif not announce:
-            self.notify(f"{len(results) - len(failed)} refreshed or up to date, {len(failed)} failed",
-                        title="Refresh all", severity="warning" if failed else "information")
+            waiting = [r for r in results if r.outcome is Outcome.FOLLOWED and r.status is Status.EXPIRED]
+            said = [f"{len(results) - len(failed) - len(waiting)} refreshed or up to date"]
+            if waiting:  # nothing kiro-tui did or could do: say so, and where the way out is
+                said.append(f"{len(waiting)} waiting for kiro-cli (follow mode, expired; enter on it offers "
+                            "re-import)")
+            self.notify(", ".join([*said, f"{len(failed)} failed"]), title="Refresh all",
+                        severity="warning" if failed or waiting else "information")
 
     def action_login(self, prefill: LoginRequest | None = None) -> None:
         self.start_login(prefill)
@@ -663,6 +708,7 @@ class AccountsScreen(Screen[None]):
             picker.fail("This login has no profiles (Builder ID logins usually have none).")
             return
         self.profiles_cache = {p.arn: p for p in listing.profiles}
+        self.profile_counts[account.id] = len(listing.profiles)
         picker.fill(profile_options(listing.profiles, account.profile_arn), account.profile_arn)
 
     def profile_chosen(self, account: Account, arn: str | None) -> None:
@@ -734,8 +780,19 @@ class AccountsScreen(Screen[None]):
             self.edit(lambda engine: engine.remove(account.id), f"Removed {account.name}.", "Removed")
 
     def action_resolve(self) -> None:
-        account = self.selected()
-        if account is None or not self.check_action("resolve", ()):
+        view = self.selected_view()
+        account = view.account if view else None
+        if view is None or account is None or not self.check_action("resolve", ()):
+            return
+        if fmt.waits_for_kiro_cli(view, self.kiro_app.clock.now(), self.kiro_app.settings.window):
+            self.app.push_screen(
+                ChoiceScreen(f"{account.name} waits for kiro-cli", [
+                    ("reimport", "Re-import from kiro-cli (once kiro-cli has run and refreshed it)"),
+                    ("sync", MODE_HELP[Mode.SYNC].replace("sync —", "Switch to sync mode:", 1)),
+                ], "Follow mode: kiro-tui never refreshes this login; it mirrors kiro-cli's database, and "
+                   "kiro-cli refreshes the login when it next runs."),
+                callback=lambda chosen: self.resolve_chosen(account, chosen),
+            )
             return
         options = []
         if account.source:
@@ -750,6 +807,10 @@ class AccountsScreen(Screen[None]):
     def resolve_chosen(self, account: Account, chosen: str | None) -> None:
         if chosen == "import":
             self.action_import()
+        elif chosen == "reimport":
+            self.import_from(Path(account.source) if account.source else None, "kiro-cli")
+        elif chosen == "sync":
+            self.mode_chosen(account, Mode.SYNC.value)
         elif chosen == "login":
             start_url = account.start_url if account.auth_method.value == "idc" else None
             self.action_login(LoginRequest(start_url, account.region, replaces=account.id))
@@ -775,8 +836,8 @@ class AccountsScreen(Screen[None]):
     def filter_done(self) -> None:
         self.table.focus()
 
-    def action_clear_filter(self) -> None:
-        self.query("#filter").remove()
+    async def action_clear_filter(self) -> None:
+        await self.query("#filter").remove()  # gone before the footer asks whether esc still works
         self.filter_text = ""
         now = self.kiro_app.clock.now()
         self.table.show(self.visible_views(), now)

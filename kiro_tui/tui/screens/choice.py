@@ -7,6 +7,7 @@ never markup.
 from __future__ import annotations
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -47,6 +48,25 @@ class ChoiceScreen(ModalScreen[str | None]):
         ids = [option_id for option_id, _ in self.options]
         choices.highlighted = ids.index(self.initial) if self.initial in ids else 0
         choices.focus()
+        self.call_after_refresh(self.fit_choices)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.call_after_refresh(self.fit_choices)
+
+    def fit_choices(self) -> None:
+        """A dialog clips what does not fit: at 80x24 the `x` menu's last rows (Unlink) were cut
+        off, and End highlighted a row nobody could see. So the list gets only the rows left
+        below the title and explanation, and scrolls its highlighted row into view within them."""
+        if not self.is_mounted:
+            return
+        dialog, choices = self.query_one(".dialog"), self.query_one("#choices", OptionList)
+        footer = self.query_one(KeysFooter)
+        room = (self.size.height - footer.outer_size.height - (choices.region.y - dialog.region.y)
+                - dialog.styles.gutter.bottom - choices.styles.margin.bottom)
+        comfortable = choices.styles.base.max_height  # app.tcss: the most it takes on a tall terminal
+        fits = comfortable is not None and room >= comfortable.value
+        choices.styles.max_height = None if fits else max(room, 3)
+        choices.scroll_to_highlight()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)
@@ -100,6 +120,7 @@ class LoadingChoiceScreen(ChoiceScreen):
         ids = [option_id for option_id, _ in options]
         choices.highlighted = ids.index(highlighted) if highlighted in ids else 0
         choices.focus()
+        self.call_after_refresh(self.fit_choices)
 
     def fail(self, message: str) -> None:
         if not self._ready:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import humanize
+from rich.console import Group
+from rich.padding import Padding
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import ActiveBinding, Binding
@@ -69,20 +72,23 @@ class HelpScreen(ModalScreen[None]):
             self.keys.append(("ctrl+p", "command palette: every action by name"))
 
     def compose(self) -> ComposeResult:
-        text = Text()
-        text.append("kiro-tui", style="bold")
-        text.append(" keeps your Kiro / CodeWhisperer logins fresh.\n\n")
-        text.append("Keys\n", style="bold")
+        intro = Text()
+        intro.append("kiro-tui", style="bold")
+        intro.append(" keeps your Kiro / CodeWhisperer logins fresh.\n\n")
+        intro.append("Keys", style="bold")
+        # a grid, so a description too long for 80 columns wraps under itself, not under the keys
+        keys = Table.grid(padding=(0, 1))
+        keys.add_column(style="bold", min_width=8, no_wrap=True)
+        keys.add_column()
         for key, what in self.keys:
-            text.append(f"  {key:<8}", style="bold")
-            text.append(f" {what}\n")
-        text.append("\n")
-        text.append("Status\n", style="bold")
-        text.append(statuses(self.window, self.quota_warning) + "\n\n")
-        text.append("Modes\n", style="bold")
-        text.append(MODES + "\n")
+            keys.add_row(key, what)
+        rest = Text()
+        rest.append("\nStatus\n", style="bold")
+        rest.append(statuses(self.window, self.quota_warning) + "\n\n")
+        rest.append("Modes\n", style="bold")
+        rest.append(MODES + "\n")
         with VerticalScroll(classes="dialog help"):
-            yield Static(text)
+            yield Static(Group(intro, Padding(keys, (0, 0, 0, 2)), rest))
         yield KeysFooter()
 
     def action_close(self) -> None:

@@ -107,13 +107,14 @@ class AccountsTable(DataTable[Text]):
     rows, `tick` repaints countdowns.
 
     Enter selects a row (the screen then offers fixes); the footer names it only when the
-    highlighted account needs a login or is suspended, the only time it does something.
+    highlighted account needs a login, is suspended or waits for kiro-cli (expired in follow mode),
+    the only times it does something.
     Home and End go to the first and the last account (not sideways: every column fits).
     """
 
     BINDINGS = [
         Binding("enter", "select_cursor", "Fix login",
-                tooltip="On an account that needs a login: re-import it or log in again"),
+                tooltip="On an account that needs a login (or waits for kiro-cli): re-import it or log in again"),
         Binding("home", "scroll_top", "First account", show=False, tooltip="Go to the first account"),
         Binding("end", "scroll_bottom", "Last account", show=False, tooltip="Go to the last account"),
     ]
@@ -219,7 +220,7 @@ class AccountsTable(DataTable[Text]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "select_cursor":
             view = self.accounts.get(self.selected_id or "")
-            return view is not None and view.status(self.app.clock.now(), self.window).is_alert  # type: ignore[attr-defined]
+            return view is not None and fmt.offers_fixes(view, self.app.clock.now(), self.window)  # type: ignore[attr-defined]
         return True
 
     @property

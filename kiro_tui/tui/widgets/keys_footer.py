@@ -15,6 +15,8 @@ Key = tuple[Binding, bool, str]
 """A binding, whether it works now, its tooltip."""
 ESSENTIAL = frozenset({"help", "quit"})
 """Actions whose keys are shown whatever the width (with the command palette's, docked right)."""
+# A screen may also say, by key name, the order in which its other keys claim the room left
+# (`FOOTER_ORDER = ("r", "x", ...)`; keys it does not name come after, in binding order).
 PALETTE_WIDTH_EXTRA = 2
 """The palette key's left border and right padding (Footer's CSS)."""
 
@@ -41,24 +43,28 @@ class KeysFooter(Footer):
         return cell_len(self.app.get_key_display(binding)) + cell_len(binding.description) + 3
 
     def plan_keys(self, width: int) -> tuple[list[Key], Key | None]:
-        """The keys to show in `width` cells, in binding order, and the palette's key: the
-        essential keys claim their room first, then each other key that still fits."""
+        """The keys to show in `width` cells, in the screen's order of need, and the palette's
+        key: the essential keys (help, quit, and whatever the screen's `footer_essentials()`
+        says matters now) claim their room first, then each other key that still fits."""
         active = self.screen.active_bindings  # computed once: Textual builds it anew each time
         seen: dict[str, Key] = {}
         for _, binding, enabled, tooltip in active.values():
             if binding.show and binding.action not in seen:
                 seen[binding.action] = (binding, enabled, tooltip)
-        keys = list(seen.values())
+        # the screen's order of need (FOOTER_ORDER, by key), then the rest in binding order
+        order: tuple[str, ...] = getattr(self.screen, "FOOTER_ORDER", ())
+        keys = sorted(seen.values(), key=lambda key: order.index(key[0].key) if key[0].key in order else len(order))
+        essential = ESSENTIAL | getattr(self.screen, "footer_essentials", frozenset)()
         palette = None
         if self.show_command_palette and self.app.ENABLE_COMMAND_PALETTE:
             found = active.get(self.app.COMMAND_PALETTE_BINDING)
             if found is not None:
                 palette = (found[1], found[2], found[3])
                 width -= self.key_width(found[1]) + PALETTE_WIDTH_EXTRA
-        room = width - sum(self.key_width(b) for b, _, _ in keys if b.action in ESSENTIAL)
+        room = width - sum(self.key_width(b) for b, _, _ in keys if b.action in essential)
         chosen = []
         for key in keys:
-            if key[0].action in ESSENTIAL:
+            if key[0].action in essential:
                 chosen.append(key)
             elif self.key_width(key[0]) <= room:
                 room -= self.key_width(key[0])

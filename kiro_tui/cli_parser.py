@@ -1,0 +1,84 @@
+"""argparse, with mistakes answered the way failures are: one line saying what, where and what to
+do. Every command built from `Parser` gets this for free.
+
+- A flag the command does not know is reported by that command (its usage, not the top-level
+  one), with the nearest flag it does know: `kiro-tui import --form all` → did you mean `--from`?
+- A value outside a flag's choices gets the nearest choice, or, for a value refused on purpose
+  (`link --to opencode`), the reason and what to do instead (`Parser.explain`).
+- `--db` given before a command that never reads kiro-cli's database is refused, not ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+from collections.abc import Sequence
+from typing import NoReturn
+
+EXPLAINED = "_kiro_tui_explained"
+"""The attribute of an argparse Action holding the values it refuses on purpose: value -> reason."""
+
+
+class Parser(argparse.ArgumentParser):
+    top_level_db: str | None = None
+    """The top-level option naming kiro-cli's database (`--db`): a command that does not take it
+    itself does not read that database, so giving it there is a mistake worth saying."""
+
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        parsed, extras = self.parse_known_args(args, namespace)
+        command = self.chosen_command(parsed)
+        if extras:
+            (command or self).unrecognized(extras)
+        if command is not None and self.top_level_db and getattr(parsed, "db", None) is not None \
+                and not command.takes(self.top_level_db):
+            name = command.prog.removeprefix(f"{self.prog} ")
+            readers = ", ".join(f"`{n}`" for n, p in self.commands().items() if p.takes(self.top_level_db))
+            command.error(f"{self.top_level_db} names kiro-cli's database, which `{name}` does not read; "
+                          f"it is for the terminal UI and {readers}")
+        return parsed
+
+    # ---------------------------------------------------------------- the commands
+
+    def commands(self) -> dict[str, Parser]:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return dict(action.choices)
+        return {}
+
+    def chosen_command(self, parsed: argparse.Namespace) -> Parser | None:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                name = getattr(parsed, action.dest, None) if action.dest != argparse.SUPPRESS else None
+                return action.choices.get(name) if name else None
+        return None
+
+    def takes(self, option: str) -> bool:
+        return option in self._option_string_actions
+
+    # ---------------------------------------------------------------- mistakes
+
+    def unrecognized(self, extras: list[str]) -> NoReturn:
+        flags = [text.split("=", 1)[0] for text in extras if text.startswith("-")]
+        known = [option for option in self._option_string_actions if option.startswith("--")]
+        near = next((match for flag in flags for match in difflib.get_close_matches(flag, known, n=1)), None)
+        advice = f"did you mean `{near}`?" if near else f"`{self.prog} --help` lists what it takes"
+        self.error(f"unrecognized argument{'s' if len(extras) > 1 else ''} {' '.join(extras)}; {advice}")
+
+    def explain(self, action: argparse.Action, reasons: dict[str, str]) -> None:
+        """Values this option refuses on purpose, with why and what to do instead (rather than
+        argparse's bare "invalid choice")."""
+        setattr(action, EXPLAINED, reasons)
+
+    def _check_value(self, action: argparse.Action, value: object) -> None:
+        # argparse's one hook for a value outside an option's choices (the same in 3.11 to 3.13)
+        reasons: dict[str, str] = getattr(action, EXPLAINED, {})
+        if isinstance(value, str) and value in reasons:
+            raise argparse.ArgumentError(action, reasons[value])
+        choices = action.choices
+        if choices is None or value in choices:
+            return
+        names = [str(choice) for choice in choices]
+        near = difflib.get_close_matches(str(value), names, n=1)
+        advice = f"did you mean `{near[0]}`?" if near else f"choose from {', '.join(names)}"
+        raise argparse.ArgumentError(action, f"invalid choice {value!r}; {advice}")
