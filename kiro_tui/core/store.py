@@ -655,6 +655,28 @@ class AccountStore:
     def ids(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT id FROM accounts")}
 
+    def has_id(self, account_id: str) -> bool:
+        """One indexed look-up (an import checks each new id without reading every id)."""
+        return self._db.execute("SELECT 1 FROM accounts WHERE id = ?", (account_id,)).fetchone() is not None
+
+    def ids_with_client(self, client_id: str) -> list[str]:
+        """The accounts of this client registration, in store order."""
+        return [row[0] for row in self._db.execute(
+            "SELECT id FROM accounts WHERE client_id = ? ORDER BY created_at, id", (client_id,))]
+
+    def ids_from_place(self, kind: str, path: str) -> list[str]:
+        """The accounts imported from this place file (a source place there, or, for kiro-cli's
+        database, the `source` it was imported from), in store order."""
+        return [row[0] for row in self._db.execute(
+            "SELECT id FROM accounts WHERE source = ? OR id IN "
+            "(SELECT account_id FROM places WHERE kind = ? AND path = ? AND role = 'source') ORDER BY created_at, id",
+            (path, kind, path))]
+
+    def accounts_in_order(self, ids: list[str]) -> list[Account]:
+        """These accounts (the readable ones), in the order of `ids`."""
+        found = {account.id: account for account in self.read_accounts(ids)[0]}
+        return [found[i] for i in ids if i in found]
+
     # ------------------------------------------------------------ lineage
 
     def add_lineage(self, conn: sqlite3.Connection, account_id: str, tokens: Iterable[str | None],
