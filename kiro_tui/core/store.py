@@ -147,6 +147,16 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
         FROM accounts WHERE source IS NOT NULL AND source_key IS NOT NULL;
     """,
     lambda db: _seed_lineage(db),
+    """
+    CREATE TABLE place_reads (
+        kind TEXT NOT NULL,
+        path TEXT NOT NULL,
+        entry TEXT NOT NULL DEFAULT '',
+        signature TEXT NOT NULL,
+        token_print TEXT,
+        PRIMARY KEY (kind, path, entry)
+    );
+    """,
 )
 
 REFRESH_LOG_KEEP = 50
@@ -310,6 +320,7 @@ class AccountStore:
         self._db = connection
         self._durable = True
         self.commits = 0  # our own commits; PRAGMA data_version counts everyone else's
+        self._every_place: tuple[tuple[int, int], list[Place]] | None = None  # (change_marker, places)
 
     @classmethod
     def open(cls, path: Path) -> AccountStore:
@@ -712,9 +723,15 @@ class AccountStore:
     # ------------------------------------------------------------ places
 
     def places(self, accounts: str | Iterable[str] | None = None) -> list[Place]:
-        """Every place (of one account, or of these accounts)."""
+        """Every place (of one account, or of these accounts). Every place is kept between
+        calls until someone commits: the watch pass asks each pass, and mostly nothing changed."""
         if accounts is None:
-            return self._places_where("1", ())
+            if self._db.in_transaction:  # our own uncommitted changes are not in the kept list
+                return self._places_where("1", ())
+            marker = (self.commits, self._db.execute("PRAGMA data_version").fetchone()[0])  # change_marker
+            if self._every_place is None or self._every_place[0] != marker:
+                self._every_place = (marker, self._places_where("1", ()))
+            return list(self._every_place[1])
         if isinstance(accounts, str):
             return self._places_where("account_id = ?", (accounts,))
         return [place for where, chunk in _account_id_in(accounts) for place in self._places_where(where, chunk)]
@@ -749,6 +766,19 @@ class AccountStore:
 
     def delete_place(self, conn: sqlite3.Connection, place: Place) -> None:
         conn.execute("DELETE FROM places WHERE kind = ? AND path = ? AND entry = ?", place.address)
+
+    def place_reads(self) -> dict[tuple[str, str, str], tuple[str, str | None]]:
+        """What each place address held when last read: (the file's signature then, the
+        fingerprint of the refresh token found, None when the entry was not there)."""
+        return {(kind, path, entry): (signature, token_print) for kind, path, entry, signature, token_print
+                in self._db.execute("SELECT kind, path, entry, signature, token_print FROM place_reads")}
+
+    def save_place_reads(self, reads: dict[tuple[str, str, str], tuple[str, str | None]]) -> None:
+        """Remember what these places held (a cache: no fsync; a lost row is read again)."""
+        with self.transaction(durable=False) as tx:
+            tx.executemany("INSERT OR REPLACE INTO place_reads (kind, path, entry, signature, token_print) "
+                           "VALUES (?, ?, ?, ?, ?)",
+                           [(*address, signature, token_print) for address, (signature, token_print) in reads.items()])
 
     # ------------------------------------------------------------ usage
 
