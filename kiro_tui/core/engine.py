@@ -80,7 +80,7 @@ from kiro_tui.core.places.kiro_cli import (
     read_kiro_cli,
 )
 from kiro_tui.core.refresh import (
-    DATABASE_KINDS as _DATABASES,
+    DATABASE_KINDS,
     PlaceSignature,
     RefreshClients,
     Refresher,
@@ -628,7 +628,7 @@ class Engine:
         now = self.clock.now()
         places = [(view.account, place) for view in views for place in view.places]
         looked = await asyncio.to_thread(
-            lambda: {p.path: repr(place_signature(p.path, p.kind in _DATABASES)) for _, p in places})
+            lambda: {p.path: repr(place_signature(p.path, p.kind in DATABASE_KINDS)) for _, p in places})
         kept = self.store.place_reads() if places else {}
         found: dict[tuple[str, str, str], str] = {}
         learned: dict[tuple[str, str, str], tuple[str, str | None]] = {}

@@ -482,7 +482,8 @@ class Refresher:
         looked = looked or {}
         unseen = [path for path in places if path not in looked]
         fresh = await asyncio.to_thread(
-            lambda: {path: place_signature(path, places[path][0].kind in _DATABASES) for path in unseen}) if unseen else {}
+            lambda: {path: place_signature(path, places[path][0].kind in _DATABASES) for path in unseen}
+        ) if unseen else {}
         now_seen = {path: looked[path] if path in looked else fresh[path] for path in places}
         for gone in self._seen.keys() - now_seen.keys():  # unlinked or removed since
             del self._seen[gone]
