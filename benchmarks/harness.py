@@ -22,6 +22,8 @@ from pathlib import Path
 from kiro_tui.core.models import Account, AuthMethod, Mode
 from kiro_tui.core.store import AccountStore
 from kiro_tui.core.timefmt import parse_timestamp
+from tests.support.kiro_cli_db import rfc3339 as kiro_cli_time
+from tests.support.places import Login
 
 
 def post(url: str, body: dict) -> dict:
@@ -80,6 +82,111 @@ def seed_accounts(url: str, count: int, *, prefix: str, expires_at: datetime | N
             access_token=token["access_token"], refresh_token=token["refresh_token"],
             expires_at=expires_at or parse_timestamp(token["expires_at"])))
     return accounts
+
+
+IMPORT_KINDS = ("kiro-cli", "cliproxy", "aiclient", "gateway")
+"""Where the accounts of `build_imported_store` come from, in turn: a kiro-cli database each,
+CLIProxyAPI's auth files, AIClient-2-API's credential folders, kiro-gateway's files."""
+
+
+def offline_logins(count: int, *, prefix: str = "user", expires_at: datetime | None = None) -> list[Login]:
+    """`count` social logins no service knows (for benchmarks that never refresh), expiring
+    15 to 60 minutes from now unless `expires_at` is given."""
+    from datetime import UTC, timedelta
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    return [Login(kind="social", email=f"{prefix}{i:04d}@example.com", access_token=f"aoaAAAAAG{i:040d}",
+                  refresh_token=f"aorAAAAAG{i:040d}", expires_at=expires_at or now + timedelta(minutes=15 + i % 45),
+                  region="us-east-1", start_url=None, client_id=None, client_secret=None, client_expires_at=None,
+                  profile_arn=None, provider="github") for i in range(count)]
+
+
+def emulator_logins(url: str, count: int, *, prefix: str, expires_in: int = 3600) -> list[Login]:
+    """`count` social logins the emulator knows, named `{prefix}{i:04d}@example.com`."""
+    logins = []
+    for i in range(count):
+        email = f"{prefix}{i:04d}@example.com"
+        token = post(f"{url}/_emulator/accounts", {"kind": "social", "email": email, "expires_in": expires_in})["token"]
+        logins.append(Login(kind="social", email=email, access_token=token["access_token"],
+                            refresh_token=token["refresh_token"],
+                            expires_at=parse_timestamp(token["expires_at"]).replace(microsecond=0),
+                            region="us-east-1", start_url=None, client_id=None, client_secret=None,
+                            client_expires_at=None, profile_arn=None, provider="github"))
+    return logins
+
+
+def write_places(folder: Path, logins: list[Login]) -> list[tuple[str, Path]]:
+    """Each login in the file of one tool, the tools taken in turn (IMPORT_KINDS), as that tool
+    writes it (tests/support). Returns what to import: (kind, path), a database or a folder."""
+    import shutil
+
+    from tests.support.kiro_cli_db import KiroCliDb
+    from tests.support.places import write_aiclient, write_cliproxy, write_gateway
+
+    template = folder / "kiro-cli-template.sqlite3"
+    KiroCliDb(template)
+    targets: list[tuple[str, Path]] = []
+    for i, login in enumerate(logins):
+        kind = IMPORT_KINDS[i % len(IMPORT_KINDS)]
+        if kind == "kiro-cli":
+            db = folder / "kiro-cli" / f"{i:05d}" / "data.sqlite3"
+            db.parent.mkdir(parents=True)
+            shutil.copyfile(template, db)
+            db.chmod(0o600)
+            with sqlite3.connect(db) as conn:
+                conn.execute("INSERT INTO auth_kv (key, value) VALUES ('kirocli:social:token', ?)", (json.dumps({
+                    "access_token": login.access_token, "refresh_token": login.refresh_token,
+                    "expires_at": kiro_cli_time(login.expires_at), "provider": login.provider,
+                    "profile_arn": login.profile_arn}, separators=(",", ":")),))
+            conn.close()
+            targets.append((kind, db))
+        elif kind == "cliproxy":
+            write_cliproxy(folder / "cliproxy", login)
+        elif kind == "aiclient":
+            write_aiclient(folder / "aiclient", login, stamp=1767225600000 + i)
+        else:
+            write_gateway(folder / "gateway" / f"kiro-{i:05d}.json", login)
+    template.unlink()
+    targets += [(kind, folder / kind) for kind in IMPORT_KINDS[1:] if (folder / kind).exists()]
+    return targets
+
+
+def import_places(store_path: Path, targets: list[tuple[str, Path]], *, durable: bool = True,
+                  mode: Mode = Mode.SYNC) -> None:
+    """`kiro-tui import` of each (kind, path), in this process: the engine's own import, one
+    transaction per place file. `durable=False` only skips the fsync of each commit (a
+    benchmark's store need not survive a power cut): the rows and places are the same."""
+    from kiro_tui.core.aws.endpoints import Endpoints
+    from kiro_tui.core.clock import SystemClock
+    from kiro_tui.core.config import Settings
+    from kiro_tui.core.engine import Engine
+
+    async def run(store: AccountStore) -> None:
+        engine = Engine(store, Settings(import_mode=mode.value), SystemClock(), Endpoints(override="http://127.0.0.1:9"),
+                        None)
+        for kind, path in targets:
+            await engine.import_now(path, kind)
+
+    with AccountStore.open(store_path) as store:
+        if not durable:
+            store.connection.execute("PRAGMA synchronous=OFF")
+        asyncio.run(run(store))
+
+
+def build_imported_store(path: Path, accounts: int | list[Login], *, places: Path | None = None,
+                         mode: Mode = Mode.SYNC) -> list[tuple[str, Path]]:
+    """A store at `path` holding `accounts` imported the way people get them: each login is
+    written into a tool's file (a kiro-cli database, CLIProxyAPI, AIClient-2-API, kiro-gateway,
+    in turn) and imported from there by the engine, so every account has its place. `accounts`
+    is a count (logins no service knows) or logins (`emulator_logins`). The place files go in
+    `places` (default: a `places` folder beside the store). Returns what was imported: (kind,
+    path) of each kiro-cli database and each tool's folder."""
+    logins = offline_logins(accounts) if isinstance(accounts, int) else accounts
+    folder = places or path.parent / "places"
+    folder.mkdir(parents=True, exist_ok=True)
+    targets = write_places(folder, logins)
+    import_places(path, targets, durable=False, mode=mode)
+    return targets
 
 
 def write_store(path: Path, accounts: list[Account]) -> None:

@@ -27,7 +27,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
@@ -36,10 +35,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 from textual.widgets._footer import FooterKey
 
+from benchmarks.harness import build_imported_store
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.clock import SystemClock
 from kiro_tui.core.config import Settings
-from kiro_tui.core.models import Account, AuthMethod, Mode
 from kiro_tui.core.store import AccountStore
 from kiro_tui.tui.app import make_app
 from kiro_tui.tui.widgets.accounts_table import AccountsTable
@@ -68,20 +67,13 @@ class BareTable(App[None]):
 
 @contextmanager
 def filled_store(count: int) -> Iterator[AccountStore]:
-    """A temporary store holding `count` social accounts expiring 15 to 60 minutes from now."""
-    with tempfile.TemporaryDirectory() as tmp, AccountStore.open(Path(tmp) / "accounts.db") as store:
-        fill(store, count)
-        yield store
-
-
-def fill(store: AccountStore, count: int) -> None:
-    now = datetime.now(UTC)
-    with store.transaction() as tx:
-        for i in range(count):
-            store.save(Account(
-                id=f"{i:08x}", auth_method=AuthMethod.SOCIAL, access_token=f"aoaAAAAAG{i:040d}",
-                refresh_token=f"aorAAAAAG{i:040d}", expires_at=now + timedelta(minutes=15 + i % 45),
-                label=f"user{i}@example.com", mode=Mode.OWN), tx)
+    """A temporary store holding `count` accounts imported from tools' files (each with its
+    place, as people's are: benchmarks.harness.build_imported_store), expiring 15 to 60 minutes
+    from now."""
+    with tempfile.TemporaryDirectory() as tmp:
+        build_imported_store(Path(tmp) / "accounts.db", count)
+        with AccountStore.open(Path(tmp) / "accounts.db") as store:
+            yield store
 
 
 class Timing(NamedTuple):

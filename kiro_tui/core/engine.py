@@ -88,7 +88,15 @@ from kiro_tui.core.places.kiro_cli import (
     profile_region,
     read_kiro_cli,
 )
-from kiro_tui.core.refresh import RefreshClients, Refresher, RefreshResult, StatusChange
+from kiro_tui.core.refresh import (
+    DATABASE_KINDS,
+    PlaceSignature,
+    RefreshClients,
+    Refresher,
+    RefreshResult,
+    StatusChange,
+    place_signature,
+)
 from kiro_tui.core.runners import Runner
 from kiro_tui.core.scheduler import RefreshScheduler
 from kiro_tui.core.store import AccountStore, RefreshLogEntry, UnreadableRow, damage_message
@@ -207,7 +215,9 @@ class Engine:
         self.watch_error: str | None = None
         self.last_import_at: datetime | None = None
         self._signature: tuple[tuple[int, int], ...] | None = None
-        self._place_signatures: dict[tuple[str, str], tuple[tuple[int, int], ...]] = {}
+        self._place_signatures: dict[tuple[str, str], PlaceSignature] = {}
+        self._looked: dict[str, PlaceSignature] | None = None
+        """How every place file looks in the watch pass under way (one stat each), once looked at."""
         self._data_version: int | None = None
         self._known: dict[str, Account] = {}
         self._stopping = asyncio.Event()
@@ -393,6 +403,7 @@ class Engine:
         other processes' commits, quota. Each step is guarded on its own."""
         await self.start()
         failed = False
+        self._looked = None
         store_failed = False
         for step in (self._check_store_file, self._check_kiro_cli, self._check_places, self._retry_held,
                      self._check_linked_places, self._retry_places, self._notice_others, self._fetch_some_usage,
@@ -462,16 +473,19 @@ class Engine:
     async def _check_places(self) -> None:
         """Re-import any other place an account was imported from, when its file changed: a
         tool there refreshed, logged in again, or logged out."""
+        assert self.refresher is not None
         db = str(self.kiro_cli_db) if self.kiro_cli_db else None
-        places = {(p.kind, p.path) for p in self.store.places()
+        every = self.store.places()
+        self._looked = looked = await self.refresher.look_at_places(every)
+        places = {(p.kind, p.path) for p in every
                   if p.role is PlaceRole.SOURCE and not (p.kind == KIRO_CLI and p.path == db)}
         for kind, path in sorted(places):
-            signature = file_signature(Path(path))
+            signature = looked[path]
             if self._place_signatures.get((kind, path)) == signature:
                 continue
             first_look = (kind, path) not in self._place_signatures
             self._place_signatures[(kind, path)] = signature
-            if first_look or signature[0][1] < 0:
+            if first_look or signature[0] is None:
                 continue  # known as it is now (imported already), or gone: nothing to read
             try:
                 snapshot = await asyncio.to_thread(place_format(kind).scan, Path(path), self.clock.now())
@@ -512,7 +526,7 @@ class Engine:
         """A tool that refreshed by itself: its token is taken at once and passed on to the
         account's other places (not only when kiro-tui's own refresh comes due)."""
         assert self.refresher is not None
-        adopted = await self.refresher.adopt_from_changed_places()
+        adopted = await self.refresher.adopt_from_changed_places(looked=self._looked)
         for account_id in adopted:
             self.scheduler.schedule(account_id)  # type: ignore[union-attr]
         if adopted:
@@ -878,19 +892,51 @@ class Engine:
     async def holdings(self, views: list[AccountView]) -> dict[tuple[str, str, str], str]:
         """What each place holds compared with its account: `current` (the same token), `older`
         (one of its lineage: behind), `newer` (a tool there refreshed by itself), `other` (not this
-        login's token), or `missing` (not there, or unreadable)."""
+        login's token), or `missing` (not there, or unreadable).
+
+        A place is read only when its file changed since it was last read (one stat tells): the
+        fingerprint of the token found there is kept in the store with the file's signature."""
         now = self.clock.now()
+        places = [(view.account, place) for view in views for place in view.places]
+        looked = await asyncio.to_thread(
+            lambda: {p.path: repr(place_signature(p.path, p.kind in DATABASE_KINDS)) for _, p in places})
+        kept = self.store.place_reads() if places else {}
         found: dict[tuple[str, str, str], str] = {}
-        for view in views:
-            account = view.account
-            for place in view.places:
+        learned: dict[tuple[str, str, str], tuple[str, str | None]] = {}
+        for account, place in places:
+            signature = looked[place.path]
+            login: PlaceLogin | None = None
+            if kept.get(place.address, ("",))[0] == signature:
+                token_print = kept[place.address][1]
+            else:
                 try:
-                    login = await asyncio.to_thread(place_format(place.kind).read_entry, Path(place.path),
-                                                    place.entry, now)
+                    login = await self._read_place(place, now)
+                except KiroTuiError:
+                    found[place.address] = "missing"  # unreadable now (locked, damaged): not remembered
+                    continue
+                token_print = fingerprint(login.refresh_token) if login and login.refresh_token else None
+                learned[place.address] = (signature, token_print)
+            if token_print is None:
+                found[place.address] = "missing"
+            elif token_print == fingerprint(account.refresh_token):
+                found[place.address] = "current"
+            elif self.store.in_lineage(account.id, token_print):
+                found[place.address] = "older"
+            else:  # newer or another login's: the login itself tells (rare: read it)
+                try:
+                    login = login or await self._read_place(place, now)
                 except KiroTuiError:
                     login = None
                 found[place.address] = self._compare(account, login)
+        if learned:
+            try:
+                self.store.save_place_reads(learned)
+            except StoreError as exc:  # a read-only store: read again next time
+                log.info("cannot remember what the places hold: %s", exc)
         return found
+
+    async def _read_place(self, place: Place, now: datetime) -> PlaceLogin | None:
+        return await asyncio.to_thread(place_format(place.kind).read_entry, Path(place.path), place.entry, now)
 
     def _compare(self, account: Account, login: PlaceLogin | None) -> str:
         if login is None or not login.refresh_token:

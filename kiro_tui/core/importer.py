@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 import urllib.parse
+from collections.abc import Container
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -139,7 +140,7 @@ _TITLES = {"kiro-cli": "kiro-cli", "kiro-ide": "Kiro IDE", "cliproxy": "CLIProxy
            "aiclient": "AIClient-2-API", "gateway": "kiro-gateway", "gateway-db": "kiro-gateway"}
 
 
-def new_account_id(taken: set[str]) -> str:
+def new_account_id(taken: Container[str]) -> str:
     """Eight hex digits: short enough to type, random so ids never leak account details."""
     while True:
         candidate = secrets.token_hex(4)
@@ -164,7 +165,7 @@ def import_snapshot(
                else SkippedKey(s[0] or "", s[1], source) for s in snapshot.skipped]
     report = ImportReport(source=snapshot.path, skipped=skipped, kind=kind, sources=[(kind, snapshot.path)])
     with store.transaction() as tx:
-        taken = store.ids()
+        taken = _TakenIds(store)
         matched: set[str] = set()
         for login in snapshot.logins:
             forgotten = store.forgotten(login.refresh_token)
@@ -192,11 +193,23 @@ def import_snapshot(
                 report.imported.append(item)
                 matched.add(item.id)
             tx.execute("RELEASE login")
-        from_here = {p.account_id for p in store.places() if p.kind == kind and p.path == source
-                     and p.role is PlaceRole.SOURCE}
-        report.missing = [a for a in store.accounts()
-                          if (a.id in from_here or a.source == source) and a.id not in matched]
+        report.missing = store.accounts_in_order([i for i in store.ids_from_place(kind, source) if i not in matched])
     return report
+
+
+class _TakenIds:
+    """The ids in use, asked of the store one at a time (an import costs what it imports, not
+    what the store already holds), plus those this import just gave out."""
+
+    def __init__(self, store: AccountStore) -> None:
+        self.store = store
+        self.added: set[str] = set()
+
+    def __contains__(self, account_id: object) -> bool:
+        return account_id in self.added or self.store.has_id(str(account_id))
+
+    def add(self, account_id: str) -> None:
+        self.added.add(account_id)
 
 
 def _same_session(store: AccountStore, mark: UnlinkMark, login: PlaceLogin) -> bool:
@@ -218,7 +231,7 @@ def _same_session(store: AccountStore, mark: UnlinkMark, login: PlaceLogin) -> b
 
 def _import_login(
     store: AccountStore, tx: object, login: PlaceLogin, kind: str, source: str, now: datetime, mode: Mode,
-    automatic: bool, taken: set[str],
+    automatic: bool, taken: _TakenIds,
 ) -> ImportedLogin:
     account = match_login(store, login, kind, source)
     place = store.place_at(kind, source, login.key)
@@ -278,10 +291,9 @@ def match_login(store: AccountStore, login: PlaceLogin, kind: str, path: str) ->
     if login.client_id and login.auth_method in (AuthMethod.BUILDER_ID, AuthMethod.IDC):
         # A device registration is one install's own; an external IdP's client id is the app's,
         # shared by every person of the tenant: no evidence of the same login.
-        for account in store.accounts():
+        for account in store.accounts_in_order(store.ids_with_client(login.client_id)):
             # A start URL the place lacks (a tool's rewrite dropped it) is no contradiction.
-            if account.client_id == login.client_id and _norm(login.start_url) in ("", _norm(account.start_url)) \
-                    and same_login(account, login):
+            if _norm(login.start_url) in ("", _norm(account.start_url)) and same_login(account, login):
                 return account
     return None
 

@@ -246,6 +246,8 @@ class Refresher:
         """How each place file looked at the last pass (or just after kiro-tui wrote it)."""
         self.saved_held: list[tuple[str, str, str | None]] = []
         """(id, name, where its rescue copy was) of each held token committed since: told once."""
+        self._looked: dict[str, PlaceSignature] = {}
+        """How each place file looks in this watch pass (`look_at_places`): one stat a file a pass."""
         self._load_rescued()
 
     # ------------------------------------------------------------------ entry point
@@ -450,6 +452,8 @@ class Refresher:
                                                           self.writeback_timeout)
             if result.outcome is WriteOutcome.WRITTEN:  # our own write is not a tool's refresh
                 self._seen[place.path] = place_signature(place.path, place.kind in _DATABASES)
+                if place.path in self._looked:  # nor a change for what this pass looked at before it
+                    self._looked[place.path] = self._seen[place.path]
             return result
 
         results = []
@@ -513,18 +517,34 @@ class Refresher:
                 if places:
                     await self.write_places(account, places)
 
-    async def adopt_from_changed_places(self, every: list[Place] | None = None) -> set[str]:
+    async def look_at_places(self, places: list[Place]) -> dict[str, PlaceSignature]:
+        """How each of these place files looks now: one stat each (and its -wal, for a
+        database), shared by the watch pass's steps; kiro-tui's own writes keep it current."""
+        databases: dict[str, bool] = {}
+        for place in places:
+            databases.setdefault(place.path, place.kind in _DATABASES)
+        self._looked = await asyncio.to_thread(
+            lambda: {path: place_signature(path, database) for path, database in databases.items()})
+        return self._looked
+
+    async def adopt_from_changed_places(self, every: list[Place] | None = None,
+                                        looked: dict[str, PlaceSignature] | None = None) -> set[str]:
         """Read every place a tool rewrote since the last pass (a cheap stat tells), and take a
         newer token found there at once, writing it into the account's other places; a changed
         place that holds the account's own token (kiro-cli refreshed and a re-import took it) has
-        its siblings written too. The first pass only learns how each place looks. Returns the
-        accounts whose token was taken from a place."""
+        its siblings written too. The first pass only learns how each place looks. `looked`: how
+        the files looked earlier in this pass (`look_at_places`); only places not in it are
+        looked at here. Returns the accounts whose token was taken from a place."""
         adopted: set[str] = set()
         places: dict[str, list[Place]] = {}
         for place in self.store.places() if every is None else every:
             places.setdefault(place.path, []).append(place)
-        now_seen = await asyncio.to_thread(
-            lambda: {path: place_signature(path, found[0].kind in _DATABASES) for path, found in places.items()})
+        looked = looked or {}
+        unseen = [path for path in places if path not in looked]
+        fresh = await asyncio.to_thread(
+            lambda: {path: place_signature(path, places[path][0].kind in _DATABASES) for path in unseen}
+        ) if unseen else {}
+        now_seen = {path: looked[path] if path in looked else fresh[path] for path in places}
         for gone in self._seen.keys() - now_seen.keys():  # unlinked or removed since
             del self._seen[gone]
         changed: dict[str, list[str]] = {}  # account id -> its changed place paths
@@ -925,7 +945,8 @@ class Refresher:
 PlaceSignature = tuple[tuple[int, int, int] | None, ...]
 _LOOK_AGAIN: PlaceSignature = (None, None, None)
 """Never a real signature: the place counts as changed at the next pass."""
-_DATABASES = frozenset({"kiro-cli", "gateway-db", "opencode"})
+_DATABASES = DATABASE_KINDS = frozenset({"kiro-cli", "gateway-db", "opencode"})
+"""Place kinds that are SQLite databases: their -wal changes too."""
 """Places that are SQLite files: a commit may land in the -wal file only."""
 
 

@@ -171,6 +171,16 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     ALTER TABLE accounts ADD COLUMN nickname TEXT;
     CREATE UNIQUE INDEX accounts_by_nickname ON accounts (nickname COLLATE NOCASE) WHERE nickname IS NOT NULL;
     """,
+    """
+    CREATE TABLE place_reads (
+        kind TEXT NOT NULL,
+        path TEXT NOT NULL,
+        entry TEXT NOT NULL DEFAULT '',
+        signature TEXT NOT NULL,
+        token_print TEXT,
+        PRIMARY KEY (kind, path, entry)
+    );
+    """,
 )
 
 REFRESH_LOG_KEEP = 50
@@ -368,6 +378,8 @@ class AccountStore:
         self._db = connection
         self._durable = True
         self._identity = _file_identity(path)
+        self.commits = 0  # our own commits; PRAGMA data_version counts everyone else's
+        self._every_place: tuple[tuple[int, int], list[Place]] | None = None  # ((commits, data_version), places)
 
     @classmethod
     def open(cls, path: Path) -> AccountStore:
@@ -498,6 +510,7 @@ class AccountStore:
             pass
         old.close()
         self._db, self._durable, self._identity = fresh._db, True, fresh._identity
+        self._every_place = None  # another file: nothing read from the old one stands
         self.permission_fixes = fresh.permission_fixes
         ours = {(row[0], row[1]) for row in lineage}
         carried = []
@@ -558,6 +571,7 @@ class AccountStore:
         except sqlite3.Error as exc:
             self._rollback()
             raise _write_error(self.path, exc) from exc
+        self.commits += 1  # PRAGMA data_version counts only other connections' commits
 
     def _rollback(self) -> None:
         if self._db.in_transaction:
@@ -805,6 +819,28 @@ class AccountStore:
     def ids(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT id FROM accounts")}
 
+    def has_id(self, account_id: str) -> bool:
+        """One indexed look-up (an import checks each new id without reading every id)."""
+        return self._db.execute("SELECT 1 FROM accounts WHERE id = ?", (account_id,)).fetchone() is not None
+
+    def ids_with_client(self, client_id: str) -> list[str]:
+        """The accounts of this client registration, in store order."""
+        return [row[0] for row in self._db.execute(
+            "SELECT id FROM accounts WHERE client_id = ? ORDER BY created_at, id", (client_id,))]
+
+    def ids_from_place(self, kind: str, path: str) -> list[str]:
+        """The accounts imported from this place file (a source place there, or, for kiro-cli's
+        database, the `source` it was imported from), in store order."""
+        return [row[0] for row in self._db.execute(
+            "SELECT id FROM accounts WHERE source = ? OR id IN "
+            "(SELECT account_id FROM places WHERE kind = ? AND path = ? AND role = 'source') ORDER BY created_at, id",
+            (path, kind, path))]
+
+    def accounts_in_order(self, ids: list[str]) -> list[Account]:
+        """These accounts (the readable ones), in the order of `ids`."""
+        found = {account.id: account for account in self.read_accounts(ids)[0]}
+        return [found[i] for i in ids if i in found]
+
     # ------------------------------------------------------------ lineage
 
     def add_lineage(self, conn: sqlite3.Connection, account_id: str, tokens: Iterable[str | None],
@@ -849,9 +885,15 @@ class AccountStore:
     # ------------------------------------------------------------ places
 
     def places(self, accounts: str | Iterable[str] | None = None) -> list[Place]:
-        """Every place (of one account, or of these accounts)."""
+        """Every place (of one account, or of these accounts). Every place is kept between
+        calls until someone commits: the watch pass asks each pass, and mostly nothing changed."""
         if accounts is None:
-            return self._places_where("1", ())
+            if self._db.in_transaction:  # our own uncommitted changes are not in the kept list
+                return self._places_where("1", ())
+            marker = (self.commits, self._db.execute("PRAGMA data_version").fetchone()[0])
+            if self._every_place is None or self._every_place[0] != marker:
+                self._every_place = (marker, self._places_where("1", ()))
+            return list(self._every_place[1])
         if isinstance(accounts, str):
             return self._places_where("account_id = ?", (accounts,))
         return [place for where, chunk in _account_id_in(accounts) for place in self._places_where(where, chunk)]
@@ -888,6 +930,19 @@ class AccountStore:
 
     def delete_place(self, conn: sqlite3.Connection, place: Place) -> None:
         conn.execute("DELETE FROM places WHERE kind = ? AND path = ? AND entry = ?", place.address)
+
+    def place_reads(self) -> dict[tuple[str, str, str], tuple[str, str | None]]:
+        """What each place address held when last read: (the file's signature then, the
+        fingerprint of the refresh token found, None when the entry was not there)."""
+        return {(kind, path, entry): (signature, token_print) for kind, path, entry, signature, token_print
+                in self._db.execute("SELECT kind, path, entry, signature, token_print FROM place_reads")}
+
+    def save_place_reads(self, reads: dict[tuple[str, str, str], tuple[str, str | None]]) -> None:
+        """Remember what these places held (a cache: no fsync; a lost row is read again)."""
+        with self.transaction(durable=False) as tx:
+            tx.executemany("INSERT OR REPLACE INTO place_reads (kind, path, entry, signature, token_print) "
+                           "VALUES (?, ?, ?, ?, ?)",
+                           [(*address, signature, token_print) for address, (signature, token_print) in reads.items()])
 
     # ------------------------------------------------------------ usage
 

@@ -44,7 +44,6 @@ from kiro_tui.core.places import LINK_KINDS
 from kiro_tui.core.store import RefreshLogEntry, UnreadableRow
 from kiro_tui.core.summary import printable
 from kiro_tui.core.switch import USE_KINDS
-from kiro_tui.core.timefmt import shift
 from kiro_tui.tui import format as fmt
 from kiro_tui.tui import messages
 from kiro_tui.tui.clipboard import copy_text
@@ -56,6 +55,7 @@ from kiro_tui.tui.screens.help import HelpScreen
 from kiro_tui.tui.screens.login_form import LoginFormScreen
 from kiro_tui.tui.screens.name_prompt import NamePromptScreen
 from kiro_tui.tui.screens.path_prompt import PathPromptScreen
+from kiro_tui.tui.status_tally import StatusTally
 from kiro_tui.tui.widgets.accounts_table import AccountsTable
 from kiro_tui.tui.widgets.detail_panel import AccountDetail
 from kiro_tui.tui.widgets.keys_footer import KeysFooter
@@ -117,7 +117,8 @@ class AccountsScreen(Screen[None]):
         self._loading = False
         self._last_apply = 0.0
         self._history: tuple[str, list[RefreshLogEntry]] | None = None
-        self._statuses: tuple[datetime, datetime, dict[str, Status]] | None = None  # from, until, statuses
+        self.tally = StatusTally(Settings().window, Settings().quota_warning)  # set from the app's on mount
+        self._search: dict[str, tuple[AccountView, str]] = {}  # id -> (the view, its text a filter looks in)
         self._usage_asked: set[str] = set()
         self._profiles_asked: set[str] = set()
         self.profiles_cache: dict[str, Profile] = {}
@@ -151,6 +152,7 @@ class AccountsScreen(Screen[None]):
         table = self.query_one(AccountsTable)
         table.window = self.kiro_app.settings.window
         table.quota_warning = self.kiro_app.settings.quota_warning
+        self.tally = StatusTally(self.kiro_app.settings.window, self.kiro_app.settings.quota_warning)
         self.mark_dirty(None)
         self.set_interval(1, self.tick, name="countdown")
 
@@ -173,9 +175,17 @@ class AccountsScreen(Screen[None]):
         views = list(self.views.values())
         if not needle:
             return views
-        return [v for v in views if needle in " ".join(
-            (v.account.name, v.account.auth_method.label, v.account.region, fmt.profile_label(v.account),
-             v.account.mode.value, v.id)).lower()]
+        return [v for v in views if needle in self.search_text(v)]
+
+    def search_text(self, view: AccountView) -> str:
+        """What a filter looks in: built once per account, again only when it was re-read."""
+        cached = self._search.get(view.id)
+        if cached is None or cached[0] is not view:
+            account = view.account
+            text = " ".join((account.name, account.auth_method.label, account.region, fmt.profile_label(account),
+                             account.mode.value, view.id)).lower()
+            cached = self._search[view.id] = (view, text)
+        return cached[1]
 
     def mark_dirty(self, ids: frozenset[str] | None) -> None:
         """These accounts changed (None: any may have): re-read them through the engine. Changes
@@ -219,6 +229,8 @@ class AccountsScreen(Screen[None]):
             if not self.loaded:  # once these rows are drawn, the engine starts its background work
                 self.call_after_refresh(self.kiro_app.engine.begin)
             self.loaded = True
+            self._search = {}
+            self.tally.reset(self.views, now)
             self.table.show(self.visible_views(), now)
             self.load_tools()
         else:
@@ -228,11 +240,12 @@ class AccountsScreen(Screen[None]):
                     self.views[account_id] = fresh[account_id]
                 else:
                     self.views.pop(account_id, None)
+                    self._search.pop(account_id, None)
+            self.tally.update(ids, self.views, now)
             self.table.update_rows(ids, self.views, self.visible_views(), now)
-        self._statuses = None
         if self._history is not None and (ids is None or self._history[0] in ids):
             self._history = None
-        self.alert_on_new_trouble(now)
+        self.alert_on_new_trouble(now, ids)
         self.update_summary(now)
         self.update_empty_state()
         self.update_detail()
@@ -254,22 +267,17 @@ class AccountsScreen(Screen[None]):
         self.update_detail(fetch=False)
 
     def statuses(self, now: datetime) -> dict[str, Status]:
-        """Every account's status. Recomputed after a re-read, or once the clock passes the next
-        moment one can change by itself (a refresh window opening, a token expiring): with a
-        thousand accounts that was most of each second's work."""
-        cached = self._statuses
-        if cached is None or not cached[0] <= now < cached[1]:
-            settings = self.kiro_app.settings
-            statuses = {v.id: v.status(now, settings.window, settings.quota_warning) for v in self.views.values()}
-            edges = [edge for v in self.views.values() if v.account.health is Health.OK
-                     for edge in (shift(v.account.expires_at, -settings.window), v.account.expires_at) if edge > now]
-            cached = self._statuses = (now, min(edges, default=shift(now, settings.window)), statuses)
-        return cached[2]
+        """Every account's status, counted again only where something changed (StatusTally)."""
+        self.tally.advance(now)
+        return self.tally.statuses
 
-    def alert_on_new_trouble(self, now: datetime) -> None:
-        """A toast (and the optional bell) once, when an account turns needs-login or suspended."""
+    def alert_on_new_trouble(self, now: datetime, ids: frozenset[str] | None = None) -> None:
+        """A toast (and the optional bell) once, when an account turns needs-login or suspended
+        (only a re-read brings either: the accounts re-read are the ones to look at)."""
         first_look = not self.known_status
-        for account_id, status in self.statuses(now).items():
+        statuses = self.statuses(now)
+        for account_id, status in (statuses.items() if ids is None else
+                                   ((i, statuses[i]) for i in ids if i in statuses)):
             before = self.known_status.get(account_id)
             self.known_status[account_id] = status
             if first_look or not status.is_alert or (before is not None and before.is_alert):
@@ -286,14 +294,13 @@ class AccountsScreen(Screen[None]):
 
     def update_summary(self, now: datetime) -> None:
         app = self.kiro_app
-        statuses = self.statuses(now)
+        self.tally.advance(now)
         shown = len(self.table.accounts) if self.filter_text else None
         self.query_one(SummaryBar).show(
-            list(statuses.values()), app.kiro_cli_db, app.last_import_at, now, app.import_error,
+            self.tally.counts, app.kiro_cli_db, app.last_import_at, now, app.import_error,
             shown=shown, problem=app.engine_problem, unreadable=len(self.unreadable),
-            held=sum(1 for v in self.views.values() if v.held),
-            place_errors=sum(len(v.places_in_error) for v in self.views.values()),
-            loaded=self.loaded, keepers=app.keepers)
+            held=self.tally.held, place_errors=self.tally.place_errors, loaded=self.loaded,
+            keepers=app.keepers)
 
     def update_empty_state(self) -> None:
         main = self.query_one("#main")
@@ -677,6 +684,7 @@ class AccountsScreen(Screen[None]):
             return
         renewed = account.id in held_before  # an account it already held (asked first, if another's)
         self.views[account.id] = AccountView(account)  # shown at once; the engine's re-read follows
+        self.tally.update({account.id}, self.views, self.kiro_app.clock.now())
         self.table.update_rows(frozenset({account.id}), self.views, self.visible_views(), self.kiro_app.clock.now())
         if account.id in self.table.accounts:
             self.table.move_cursor(row=self.table.get_row_index(account.id))
@@ -775,6 +783,7 @@ class AccountsScreen(Screen[None]):
     def remove_confirmed(self, account: Account, ok: bool | None) -> None:
         if ok:
             self.views.pop(account.id, None)
+            self.tally.update({account.id}, self.views, self.kiro_app.clock.now())
             self.table.update_rows(frozenset({account.id}), self.views, self.visible_views(),
                                    self.kiro_app.clock.now())
             self.edit(lambda engine: engine.remove(account.id), f"Removed {account.name}.", "Removed")

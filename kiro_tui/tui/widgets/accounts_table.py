@@ -145,6 +145,10 @@ class AccountsTable(DataTable[Text]):
         self._to_add: dict[str, AccountView] = {}
         """Rows held back from a first `show` of many accounts, added a chunk a frame."""
         self._sort_when_done = False
+        self._filling = 0
+        """Which chunked fill is under way (a later one makes an earlier one's chunks stop)."""
+        self._select_when_added: str | None = None
+        """The row the cursor was on when a fill started again: the cursor goes back to it once it is in."""
 
     def on_mount(self) -> None:
         # The table spans the screen; its own size is known only at the first resize, which
@@ -294,17 +298,26 @@ class AccountsTable(DataTable[Text]):
 
         Into an empty table, only the first screenful is added before the next frame; the rest
         follows a chunk a frame, in name order (a thousand rows cost a third of a second to add,
-        and a person first sees the first screen)."""
+        and a person first sees the first screen). So is a table many rows come back into (a
+        filter cleared): it starts again empty, and the cursor goes back to its row once that is in."""
+        selected = self.selected_id
+        if self.accounts and sum(1 for view in views if view.id not in self.accounts) > FIRST_ROWS:
+            with self.app.batch_update():
+                self.clear()
+            self.accounts = {}
+            self._to_add.clear()
+            self._select_when_added = selected
         if not self.accounts and not self._to_add and len(views) > FIRST_ROWS:
             ordered = sorted(views, key=lambda view: view.account.name.lower())
             self._to_add = {view.id: view for view in ordered[FIRST_ROWS:]}
             views = ordered[:FIRST_ROWS]
-            self.call_after_refresh(self._add_more, now)
+            self._filling += 1
+            self.call_after_refresh(self._add_more, now, self._filling)
         else:
             if not self.accounts:
                 self.call_after_refresh(self.post_message, self.Filled())
             self._to_add.clear()  # a later show (a filter) adds every row it wants itself
-        selected = self.selected_id
+            self._select_when_added = None
         self._stale.clear()  # every row is painted below
         wanted = {view.id: view for view in views}
         gone = {key for key in self.accounts if key not in wanted}
@@ -323,22 +336,33 @@ class AccountsTable(DataTable[Text]):
                 self.sort("name", key=lambda name: str(name).lower())
             if selected in self.accounts:
                 self.move_cursor(row=self.get_row_index(selected), scroll=rebuilt)  # a rebuild scrolled to the top
+            self._reselect()
 
-    def _add_more(self, now: datetime) -> None:
+    def _add_more(self, now: datetime, filling: int) -> None:
         """The next chunk of the rows `show` held back (appended in order: the first rows added
         were the first names, so the table stays sorted)."""
+        if filling != self._filling:
+            return  # a later fill took over
         chunk = [self._to_add.pop(key) for key in list(self._to_add)[:MORE_ROWS]]
         with self.app.batch_update():
             for view in chunk:
                 if view.id not in self.accounts:
                     self._put(view, now)
+            self._reselect()
         if self._to_add:
-            self.call_after_refresh(self._add_more, now)
+            self.call_after_refresh(self._add_more, now, filling)
             return
         if self._sort_when_done:
             self._sort_when_done = False
             self.sort("name", key=lambda name: str(name).lower())
         self.call_after_refresh(self.post_message, self.Filled())
+
+    def _reselect(self) -> None:
+        """Put the cursor back on the row it was on before a fill started again, once it is in."""
+        wanted = self._select_when_added
+        if wanted is not None and wanted in self.accounts:
+            self._select_when_added = None
+            self.move_cursor(row=self.get_row_index(wanted))
 
     @property
     def adding(self) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -25,21 +25,21 @@ class SummaryBar(Static):
     def style(self, name: str) -> Style:
         return self.get_component_rich_style(name, partial=True)
 
-    def show(self, statuses: list[Status], kiro_cli_db: Path | None, last_read: datetime | None,
+    def show(self, counts: Mapping[Status, int], kiro_cli_db: Path | None, last_read: datetime | None,
              now: datetime, watch_error: str | None = None, *, shown: int | None = None,
              problem: str | None = None, unreadable: int = 0, held: int = 0, place_errors: int = 0,
              loaded: bool = True, keepers: str | None = None) -> None:
-        counts = Counter(statuses)
+        total = sum(counts.values())
         text = Text()
         text.append("kiro-tui ", style="bold")
         if not loaded:
             text.append("reading accounts…", style=self.style("summary--muted"))
         elif shown is not None:
-            text.append(f"{shown:,} of {len(statuses):,} shown")
+            text.append(f"{shown:,} of {total:,} shown")
         else:
-            text.append(f"{len(statuses):,} account{'s' if len(statuses) != 1 else ''}")
+            text.append(f"{total:,} account{'s' if total != 1 else ''}")
         for status in _ORDER:
-            if counts[status]:
+            if counts.get(status):
                 text.append(" · ")
                 text.append(f"{counts[status]:,} {status.label}", style=self.style(STATUS_CLASSES[status]))
         bad = self.style("summary--bad")

@@ -1,0 +1,138 @@
+"""The watch pass's place checks scale with what changed: each place file is stat'ed once a
+pass, the places table is kept in memory until someone commits, and only a file that changed
+is read again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from benchmarks.harness import build_imported_store
+from kiro_tui.core.aws.endpoints import Endpoints
+from kiro_tui.core.clock import ManualClock
+from kiro_tui.core.config import Settings
+from kiro_tui.core.engine import Engine
+from kiro_tui.core.places import FORMATS
+from kiro_tui.core.store import AccountStore
+from tests.support.places import go_rfc3339
+
+DATABASES = {"kiro-cli", "gateway-db", "opencode"}
+
+
+@pytest.fixture
+async def engine(tmp_path: Path, http):  # type: ignore[no-untyped-def]
+    store_path = tmp_path / "accounts.db"
+    await asyncio.to_thread(build_imported_store, store_path, 12)  # 3 each: kiro-cli databases, CLIProxyAPI, AIClient-2-API, kiro-gateway
+    with AccountStore.open(store_path) as store:
+        engine = Engine(store, Settings(), ManualClock(), Endpoints(override="http://127.0.0.1:9"), None,
+                        fetch_usage=False)
+        engine._http = http
+        yield engine
+
+
+def count_stats(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    counted: Counter[str] = Counter()
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        counted[os.fspath(path)] += 1
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+    return counted
+
+
+def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The place files read (scanned, or one entry read), by any format."""
+    read: list[str] = []
+    for fmt in FORMATS.values():
+        for name in ("scan", "read_entry"):
+            real = getattr(fmt, name)
+
+            def spy(path, *args, _real=real, **kwargs):  # type: ignore[no-untyped-def]
+                read.append(str(path))
+                return _real(path, *args, **kwargs)
+
+            monkeypatch.setattr(fmt, name, spy)
+    return read
+
+
+def places_queries(store: AccountStore) -> list[str]:
+    statements: list[str] = []
+    store.connection.set_trace_callback(lambda sql: statements.append(sql) if "FROM places" in sql else None)
+    return statements
+
+
+async def test_a_watch_pass_stats_each_place_file_once(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    places = engine.store.places()
+    await engine.watch_pass()  # the first pass learns how each place looks
+    stats = count_stats(monkeypatch)
+
+    await engine.watch_pass()
+
+    expected = Counter({p.path: 1 for p in places})
+    expected.update({f"{p.path}-wal": 1 for p in places if p.kind in DATABASES})
+    assert len(places) == 12 and expected  # (the store was built with every place)
+    assert {path: n for path, n in stats.items() if path in expected} == expected
+
+
+async def test_the_places_table_is_read_again_only_after_a_commit(engine: Engine) -> None:
+    await engine.watch_pass()
+    queries = places_queries(engine.store)
+
+    await engine.watch_pass()
+    assert [q for q in queries if "WHERE 1" in q] == []  # kept in memory: nothing committed since
+
+    account = engine.store.accounts()[0]
+    engine.store.update(account.id, label="renamed")  # any commit
+    await engine.watch_pass()
+    assert len([q for q in queries if "WHERE 1" in q]) == 1  # read once, for every step of the pass
+
+
+async def test_only_the_place_a_tool_rewrote_is_read_again(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    await engine.watch_pass()
+    changed = next(p for p in engine.store.places() if p.kind == "cliproxy")
+    record = json.loads(Path(changed.path).read_text())
+    newer = engine.store.get(changed.account_id).expires_at + timedelta(hours=1)  # type: ignore[union-attr]
+    record.update(access_token="aoaAAAAAGrefreshed-by-the-proxy", refresh_token="aorAAAAAGrefreshed-by-the-proxy",
+                  expires_at=go_rfc3339(newer))
+    Path(changed.path).write_text(json.dumps(record))
+    reads = count_reads(monkeypatch)
+
+    await engine.watch_pass()
+
+    assert reads and set(reads) == {changed.path}
+    assert engine.store.get(changed.account_id).refresh_token == "aorAAAAAGrefreshed-by-the-proxy"  # type: ignore[union-attr]
+    reads.clear()
+    await engine.watch_pass()
+    assert reads == []  # nothing changed since
+
+
+async def test_what_a_place_holds_is_read_again_only_when_its_file_changed(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    views = (await engine.views()).views
+    reads = count_reads(monkeypatch)
+    first = await engine.holdings(views)
+    assert set(first.values()) == {"current"} and len(set(reads)) == 12  # every place read once
+
+    reads.clear()
+    assert await engine.holdings(views) == first
+    assert reads == []  # remembered: nothing changed
+
+    changed = next(p for p in engine.store.places() if p.kind == "gateway")
+    record = json.loads(Path(changed.path).read_text())
+    record["refreshToken"] = "aorAAAAAGanother-login-entirely"
+    Path(changed.path).write_text(json.dumps(record))
+    holds = await engine.holdings(views)
+    assert set(reads) == {changed.path}
+    assert holds == {**first, changed.address: "other"}
+
+    reads.clear()
+    Path(changed.path).unlink()
+    assert (await engine.holdings(views))[changed.address] == "missing"

@@ -1,0 +1,99 @@
+"""The summary's counts are kept by what changed (StatusTally): after every kind of change they
+equal a recount of every account."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from kiro_tui.core.models import (
+    Account,
+    AccountView,
+    AuthMethod,
+    Health,
+    Place,
+    PlaceRole,
+    PlaceState,
+    Status,
+    UsageRecord,
+)
+from kiro_tui.tui.status_tally import StatusTally
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+WINDOW = timedelta(minutes=10)
+QUOTA_WARNING = 0.9
+
+
+def view(i: int, rng: random.Random) -> AccountView:
+    account = Account(id=f"{i:08x}", auth_method=AuthMethod.SOCIAL, access_token=f"a{i}", refresh_token=f"r{i}",
+                      expires_at=NOW + timedelta(seconds=rng.randint(-600, 3600)),
+                      health=rng.choice([Health.OK] * 6 + list(Health)))
+    places = [Place(account.id, "cliproxy", f"/p/{i}-{n}", "", PlaceRole.LINK,
+                    rng.choice([PlaceState.IN_SYNC, PlaceState.ERROR, PlaceState.PENDING]))
+              for n in range(rng.randint(0, 2))]
+    usage = rng.choice([None, UsageRecord(10, 100), UsageRecord(95, 100), UsageRecord(120, 100)])
+    return AccountView(account, refreshing=rng.random() < 0.1, usage=usage, places=places,
+                       held=rng.choice([None, None, None, "disk full"]))
+
+
+def assert_recounted(tally: StatusTally, views: dict[str, AccountView], now: datetime) -> None:
+    statuses = {i: v.status(now, WINDOW, QUOTA_WARNING) for i, v in views.items()}
+    assert tally.statuses == statuses
+    assert +tally.counts == Counter(statuses.values())
+    assert tally.held == sum(1 for v in views.values() if v.held)
+    assert tally.place_errors == sum(len(v.places_in_error) for v in views.values())
+
+
+def test_the_counts_equal_a_recount_after_every_kind_of_change() -> None:
+    rng = random.Random(24)
+    views = {v.id: v for v in (view(i, rng) for i in range(200))}
+    tally = StatusTally(WINDOW, QUOTA_WARNING)
+    now = NOW
+    tally.reset(views, now)
+    assert_recounted(tally, views, now)
+    for step in range(400):
+        change = rng.choice(["time", "time", "reread", "add", "remove", "health", "refreshing", "back", "reset"])
+        ids: set[str] = set()
+        if change == "time":  # windows open, tokens expire
+            now += timedelta(seconds=rng.randint(1, 120))
+        elif change == "back":  # the clock was set back
+            now -= timedelta(seconds=rng.randint(1, 600))
+        elif change == "add":
+            new = view(1000 + step, rng)
+            views[new.id] = new
+            ids = {new.id}
+        elif change == "remove" and views:
+            ids = {rng.choice(list(views))}
+            del views[next(iter(ids))]
+        elif change in ("reread", "health", "refreshing") and views:
+            ids = set(rng.sample(list(views), min(5, len(views))))
+            for i in ids:
+                old = views[i]
+                if change == "health":
+                    views[i] = replace(old, account=replace(old.account, health=rng.choice(list(Health))))
+                elif change == "refreshing":
+                    views[i] = replace(old, refreshing=not old.refreshing)
+                else:  # refreshed: a later expiry, its places written, its usage fetched
+                    views[i] = replace(view(int(i, 16), rng), account=replace(
+                        old.account, expires_at=now + timedelta(seconds=rng.randint(-60, 3600)), health=Health.OK))
+        if change == "reset":
+            tally.reset(views, now)
+        elif ids:
+            tally.update(ids, views, now)
+        else:
+            tally.advance(now)
+        assert_recounted(tally, views, now)
+
+
+def test_the_clock_alone_moves_an_account_from_fresh_to_expiring_to_expired() -> None:
+    account = Account(id="a", auth_method=AuthMethod.SOCIAL, access_token="a", refresh_token="r",
+                      expires_at=NOW + timedelta(minutes=30))
+    tally = StatusTally(WINDOW, QUOTA_WARNING)
+    tally.reset({"a": AccountView(account)}, NOW)
+    assert tally.statuses["a"] is Status.FRESH
+    tally.advance(NOW + timedelta(minutes=20))
+    assert tally.statuses["a"] is Status.EXPIRING and tally.counts[Status.FRESH] == 0
+    tally.advance(NOW + timedelta(minutes=30))
+    assert tally.statuses["a"] is Status.EXPIRED and tally.counts[Status.EXPIRED] == 1

@@ -1,0 +1,69 @@
+"""The accounts screen with many accounts does per keystroke and per second only what changed:
+the text a filter looks in is kept per account (and built again when the account changes), and
+a cleared filter brings the rows back a screenful first, the cursor on the row it was on."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from textual.widgets import Input
+
+from kiro_tui.core.models import Account, AuthMethod, Mode
+from kiro_tui.core.store import AccountStore
+from kiro_tui.tui.widgets.accounts_table import FIRST_ROWS, AccountsTable
+from tests.support.tui import NOW, build_app, build_store, settle, watch_pass
+
+SIZE = (160, 40)
+COUNT = 300
+
+
+def many(count: int = COUNT) -> list[Account]:
+    return [Account(id=f"{i:08x}", auth_method=AuthMethod.SOCIAL, access_token=f"aoaAAAAAG{i}:sig",
+                    refresh_token=f"aorAAAAAG{i}:sig", expires_at=NOW + timedelta(minutes=30 + i % 40),
+                    label=f"user{i:03d}@example.com", mode=Mode.OWN) for i in range(count)]
+
+
+def rows(app) -> list[str]:  # type: ignore[no-untyped-def]
+    grid = app.screen.query_one(AccountsTable)
+    return [str(row.key.value) for row in grid.ordered_rows]
+
+
+async def test_a_renamed_account_is_found_by_the_filter_it_now_matches(tmp_path: Path) -> None:
+    with build_store(tmp_path / "accounts.db", many(20)) as store:
+        app = build_app(store)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("slash", *"zebra")
+            await pilot.pause()
+            assert rows(app) == []
+            with AccountStore.open(store.path) as other:  # another kiro-tui renames it
+                other.update("00000007", label="zebra@example.com")
+            await watch_pass(pilot)
+            assert rows(app) == ["00000007"]
+            with AccountStore.open(store.path) as other:  # and back: no longer found
+                other.update("00000007", label="user007@example.com")
+            await watch_pass(pilot)
+            assert rows(app) == []
+
+
+async def test_clearing_a_filter_adds_a_screenful_first_and_keeps_the_cursor(tmp_path: Path) -> None:
+    with build_store(tmp_path / "accounts.db", many()) as store:
+        app = build_app(store)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("slash", *"user25")  # user250…user259, deep in the list
+            await pilot.pause()
+            grid = app.screen.query_one(AccountsTable)
+            assert len(rows(app)) == 10
+            await pilot.press("enter")
+            grid.move_cursor(row=grid.get_row_index("000000fd"))  # user253
+            await pilot.pause()
+
+            app.screen.action_clear_filter()  # type: ignore[attr-defined]
+            assert grid.row_count == FIRST_ROWS  # the first screenful only, before the next frame
+            await settle(pilot)
+
+            assert len(rows(app)) == COUNT and rows(app) == sorted(rows(app), key=lambda i: int(i, 16))
+            assert grid.selected_id == "000000fd"
+            assert not app.screen.query("#filter") or not app.screen.query_one("#filter", Input).value
