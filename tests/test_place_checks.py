@@ -127,11 +127,11 @@ async def test_what_a_place_holds_is_read_again_only_when_its_file_changed(
 
     changed = next(p for p in engine.store.places() if p.kind == "gateway")
     record = json.loads(Path(changed.path).read_text())
-    record["refreshToken"] = "aorAAAAAGanother-login-entirely"
+    record["refreshToken"] = "aorAAAAAGrotated-by-the-gateway"  # the same login, a token kiro-tui never saw
     Path(changed.path).write_text(json.dumps(record))
     holds = await engine.holdings(views)
     assert set(reads) == {changed.path}
-    assert holds == {**first, changed.address: "other"}
+    assert holds == {**first, changed.address: "newer"}  # what the next pass adopts
 
     reads.clear()
     Path(changed.path).unlink()

@@ -60,7 +60,7 @@ async def test_clearing_a_filter_adds_a_screenful_first_and_keeps_the_cursor(tmp
             grid.move_cursor(row=grid.get_row_index("000000fd"))  # user253
             await pilot.pause()
 
-            app.screen.action_clear_filter()  # type: ignore[attr-defined]
+            await app.screen.action_clear_filter()  # type: ignore[attr-defined]
             assert grid.row_count == FIRST_ROWS  # the first screenful only, before the next frame
             await settle(pilot)
 
