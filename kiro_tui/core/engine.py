@@ -44,14 +44,14 @@ from kiro_tui.core.events import (
     RunnersChanged,
     StatusChanged,
 )
-from kiro_tui.core.importer import ImportReport, import_snapshot, same_login, takes_over
+from kiro_tui.core.identity import portal_key, same_login, takes_over
+from kiro_tui.core.importer import ImportReport, import_snapshot
 from kiro_tui.core.login import (
     DeviceLogin,
     LoginFlow,
     LoginOutcome,
     LoginRequest,
     PollStatus,
-    portal_key,
     remember_request,
     save_login,
 )

@@ -51,7 +51,7 @@ from kiro_tui.core.aws.tokens import TokenResult
 from kiro_tui.core.clock import Clock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.errors import KiroTuiError, StoreError
-from kiro_tui.core.importer import is_spent, mark_refresh_token_dead, merge_login, same_login, takes_over
+from kiro_tui.core.identity import is_spent, mark_refresh_token_dead, merge_login, same_login, takes_over
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import (
     Account,
