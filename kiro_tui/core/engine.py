@@ -93,10 +93,9 @@ from kiro_tui.core.refresh import (
     PlaceSignature,
     RefreshClients,
     Refresher,
-    RefreshResult,
-    StatusChange,
     place_signature,
 )
+from kiro_tui.core.refresh_result import RefreshResult, StatusChange
 from kiro_tui.core.runners import Runner
 from kiro_tui.core.scheduler import RefreshScheduler
 from kiro_tui.core.store import AccountStore, RefreshLogEntry, UnreadableRow, damage_message

@@ -72,6 +72,7 @@ from kiro_tui.core.places import (
     effective_window,
     place_format,
 )
+from kiro_tui.core.refresh_result import RefreshResult, StatusChange
 from kiro_tui.core.store import AccountStore, RefreshLogEntry
 from kiro_tui.core.timefmt import format_timestamp, parse_timestamp, shift
 
@@ -109,47 +110,6 @@ class RefreshClients:
     @classmethod
     def create(cls, http: httpx.AsyncClient, endpoints: Endpoints) -> RefreshClients:
         return cls(OidcClient(http, endpoints), SocialClient(http, endpoints), ExternalIdpClient(http, endpoints))
-
-
-@dataclass(frozen=True)
-class StatusChange:
-    """An account moved from one status to another: for `watch`'s log lines and the TUI."""
-
-    account_id: str
-    name: str
-    before: Status
-    after: Status
-    message: str | None = None
-
-    def describe(self) -> str:
-        text = f"{self.account_id} {self.name}: {self.before.label} → {self.after.label}"
-        return f"{text} ({self.message})" if self.message and self.after is not Status.FRESH else text
-
-
-@dataclass
-class RefreshResult:
-    account_id: str
-    outcome: Outcome
-    status: Status
-    label: str = ""
-    classification: str | None = None
-    message: str | None = None
-    expires_at: datetime | None = None
-    retry_in: float | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "id": self.account_id,
-            "label": self.label,
-            "outcome": self.outcome.value,
-            "status": self.status.value,
-            "classification": self.classification,
-            "message": self.message,
-            "expires_at": format_timestamp(self.expires_at) if self.expires_at else None,
-            "retry_in_seconds": round(self.retry_in, 1) if self.retry_in is not None else None,
-            "warnings": self.warnings,
-        }
 
 
 @dataclass
