@@ -83,16 +83,15 @@ from kiro_tui.core.places import (
 from kiro_tui.core.places._files import remove_stale_temps
 from kiro_tui.core.places.kiro_cli import (
     PlaceLogin,
-    file_signature,
     find_kiro_cli_db,
     profile_region,
     read_kiro_cli,
 )
 from kiro_tui.core.refresh import (
-    DATABASE_KINDS,
     PlaceSignature,
     RefreshClients,
     Refresher,
+    is_database,
     place_signature,
 )
 from kiro_tui.core.refresh_result import RefreshResult, StatusChange
@@ -213,7 +212,7 @@ class Engine:
         self.network_error: TlsSetupError | None = None
         self.watch_error: str | None = None
         self.last_import_at: datetime | None = None
-        self._signature: tuple[tuple[int, int], ...] | None = None
+        self._signature: PlaceSignature | None = None
         self._place_signatures: dict[tuple[str, str], PlaceSignature] = {}
         self._looked: dict[str, PlaceSignature] | None = None
         """How every place file looks in the watch pass under way (one stat each), once looked at."""
@@ -456,11 +455,11 @@ class Engine:
         db = self.kiro_cli_db or self._find_kiro_cli_db()
         if db is None:
             return
-        signature = file_signature(db)
+        signature = place_signature(str(db), database=True)
         if signature == self._signature:
             return
         self._signature = signature
-        if signature[0][1] < 0:
+        if signature[0] is None:
             return
         try:
             await self._import(db, automatic=True)
@@ -898,7 +897,7 @@ class Engine:
         now = self.clock.now()
         places = [(view.account, place) for view in views for place in view.places]
         looked = await asyncio.to_thread(
-            lambda: {p.path: repr(place_signature(p.path, p.kind in DATABASE_KINDS)) for _, p in places})
+            lambda: {p.path: repr(place_signature(p.path, is_database(p.kind))) for _, p in places})
         kept = self.store.place_reads() if places else {}
         found: dict[tuple[str, str, str], str] = {}
         learned: dict[tuple[str, str, str], tuple[str, str | None]] = {}

@@ -411,7 +411,7 @@ class Refresher:
             result = place_format(place.kind).write_token(Path(place.path), place.entry, copy, belongs,
                                                           self.writeback_timeout)
             if result.outcome is WriteOutcome.WRITTEN:  # our own write is not a tool's refresh
-                self._seen[place.path] = place_signature(place.path, place.kind in _DATABASES)
+                self._seen[place.path] = place_signature(place.path, is_database(place.kind))
                 if place.path in self._looked:  # nor a change for what this pass looked at before it
                     self._looked[place.path] = self._seen[place.path]
             return result
@@ -482,7 +482,7 @@ class Refresher:
         database), shared by the watch pass's steps; kiro-tui's own writes keep it current."""
         databases: dict[str, bool] = {}
         for place in places:
-            databases.setdefault(place.path, place.kind in _DATABASES)
+            databases.setdefault(place.path, is_database(place.kind))
         self._looked = await asyncio.to_thread(
             lambda: {path: place_signature(path, database) for path, database in databases.items()})
         return self._looked
@@ -502,7 +502,7 @@ class Refresher:
         looked = looked or {}
         unseen = [path for path in places if path not in looked]
         fresh = await asyncio.to_thread(
-            lambda: {path: place_signature(path, places[path][0].kind in _DATABASES) for path in unseen}
+            lambda: {path: place_signature(path, is_database(places[path][0].kind)) for path in unseen}
         ) if unseen else {}
         now_seen = {path: looked[path] if path in looked else fresh[path] for path in places}
         for gone in self._seen.keys() - now_seen.keys():  # unlinked or removed since
@@ -709,7 +709,7 @@ class Refresher:
                 held.rescue_failures.append(f"{place.path}: {exc}")
                 continue
             if login is not None and login.refresh_token == held.refresh_token:
-                self._seen[place.path] = place_signature(place.path, place.kind in _DATABASES)
+                self._seen[place.path] = place_signature(place.path, is_database(place.kind))
                 held.rescue = f"{fmt.title}'s {place.path} (in its own format)"
                 log.warning("%s: the held token is saved in %s", account.id, held.rescue)
                 return
@@ -905,9 +905,6 @@ class Refresher:
 PlaceSignature = tuple[tuple[int, int, int] | None, ...]
 _LOOK_AGAIN: PlaceSignature = (None, None, None)
 """Never a real signature: the place counts as changed at the next pass."""
-_DATABASES = DATABASE_KINDS = frozenset({"kiro-cli", "gateway-db", "opencode"})
-"""Place kinds that are SQLite databases: their -wal changes too."""
-"""Places that are SQLite files: a commit may land in the -wal file only."""
 
 
 def place_signature(path: str, database: bool = False) -> PlaceSignature:
@@ -934,6 +931,14 @@ def may_replace(store: AccountStore, account_id: str, place: Place, token_print:
         return True
     last, held = store.lineage_rank(account_id, place.written_print), store.lineage_rank(account_id, token_print)
     return last is None or (held is not None and held >= last)
+
+
+def is_database(kind: str) -> bool:
+    """The kind's places are SQLite files (`PlaceFormat.is_database`); an unknown kind is not."""
+    try:
+        return place_format(kind).is_database
+    except PlaceError:
+        return False
 
 
 def _writable(kind: str) -> bool:
