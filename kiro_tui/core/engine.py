@@ -71,6 +71,7 @@ from kiro_tui.core.models import (
 )
 from kiro_tui.core.names import rename
 from kiro_tui.core.notify import Announcer
+from kiro_tui.core.place_sync import PlaceSignature, is_database, place_signature
 from kiro_tui.core.places import (
     FORMATS,
     PlaceError,
@@ -87,13 +88,7 @@ from kiro_tui.core.places.kiro_cli import (
     profile_region,
     read_kiro_cli,
 )
-from kiro_tui.core.refresh import (
-    PlaceSignature,
-    RefreshClients,
-    Refresher,
-    is_database,
-    place_signature,
-)
+from kiro_tui.core.refresh import RefreshClients, Refresher
 from kiro_tui.core.refresh_result import RefreshResult, StatusChange
 from kiro_tui.core.runners import Runner
 from kiro_tui.core.scheduler import RefreshScheduler
@@ -944,7 +939,7 @@ class Engine:
             return "current"
         if self.store.in_lineage(account.id, token_print):
             return "older"
-        # The refresher's own rule (Refresher._adopt_from_places): a copy it will adopt at its
+        # The refresher's own rule (PlaceSync.adopt_newer): a copy it will adopt at its
         # next pass is "newer" now, not "other", which reads as an error before the adoption.
         if same_login(account, login) and takes_over(account, login, spent=False):
             return "newer"
