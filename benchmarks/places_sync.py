@@ -113,7 +113,7 @@ async def make_engine(store: AccountStore, url: str, http, concurrency: int, tim
     refresher = engine.refresher
     assert refresher is not None
     refresher.refresh = timings.timed_async(refresher.refresh, timings.refreshes)  # type: ignore[method-assign]
-    refresher._record_place = timings.timed(refresher._record_place, timings.records)  # type: ignore[method-assign]
+    refresher.places._record_place = timings.timed(refresher.places._record_place, timings.records)  # type: ignore[method-assign]
     return engine
 
 

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from kiro_tui.core.aws.tokens import TokenResult
+from kiro_tui.core.identity import email_key
 from kiro_tui.core.models import Account
 from kiro_tui.core.timefmt import format_timestamp
 
@@ -29,7 +30,7 @@ def foreign_answer(account: Account, token: TokenResult) -> str | None:
     theirs, ours = _arn_account(token.profile_arn), _arn_account(account.profile_arn)
     if theirs and ours and theirs != ours:
         return f"its profile ARN is in AWS account {theirs}, this login's is in {ours}"
-    known = (account.email or "").strip().lower()
+    known = email_key(account.email)
     if "@" not in known:
         return None
     for what, jwt in (("id token", token.id_token), ("access token", token.access_token)):
@@ -55,7 +56,7 @@ def _email_of(claims: dict[str, object]) -> str | None:
     for name in _EMAIL_CLAIMS:
         value = claims.get(name)
         if isinstance(value, str) and "@" in value:
-            return value.strip().lower()
+            return email_key(value)
     return None
 
 

@@ -44,14 +44,14 @@ from kiro_tui.core.events import (
     RunnersChanged,
     StatusChanged,
 )
-from kiro_tui.core.importer import ImportReport, import_snapshot, same_login, takes_over
+from kiro_tui.core.identity import portal_key, same_login, takes_over
+from kiro_tui.core.importer import ImportReport, import_snapshot
 from kiro_tui.core.login import (
     DeviceLogin,
     LoginFlow,
     LoginOutcome,
     LoginRequest,
     PollStatus,
-    portal_key,
     remember_request,
     save_login,
 )
@@ -71,6 +71,7 @@ from kiro_tui.core.models import (
 )
 from kiro_tui.core.names import rename
 from kiro_tui.core.notify import Announcer
+from kiro_tui.core.place_sync import PlaceSignature, is_database, place_signature
 from kiro_tui.core.places import (
     FORMATS,
     PlaceError,
@@ -83,20 +84,12 @@ from kiro_tui.core.places import (
 from kiro_tui.core.places._files import remove_stale_temps
 from kiro_tui.core.places.kiro_cli import (
     PlaceLogin,
-    file_signature,
     find_kiro_cli_db,
     profile_region,
     read_kiro_cli,
 )
-from kiro_tui.core.refresh import (
-    DATABASE_KINDS,
-    PlaceSignature,
-    RefreshClients,
-    Refresher,
-    RefreshResult,
-    StatusChange,
-    place_signature,
-)
+from kiro_tui.core.refresh import RefreshClients, Refresher
+from kiro_tui.core.refresh_result import RefreshResult, StatusChange
 from kiro_tui.core.runners import Runner
 from kiro_tui.core.scheduler import RefreshScheduler
 from kiro_tui.core.store import AccountStore, RefreshLogEntry, UnreadableRow, damage_message
@@ -214,7 +207,7 @@ class Engine:
         self.network_error: TlsSetupError | None = None
         self.watch_error: str | None = None
         self.last_import_at: datetime | None = None
-        self._signature: tuple[tuple[int, int], ...] | None = None
+        self._signature: PlaceSignature | None = None
         self._place_signatures: dict[tuple[str, str], PlaceSignature] = {}
         self._looked: dict[str, PlaceSignature] | None = None
         """How every place file looks in the watch pass under way (one stat each), once looked at."""
@@ -457,11 +450,11 @@ class Engine:
         db = self.kiro_cli_db or self._find_kiro_cli_db()
         if db is None:
             return
-        signature = file_signature(db)
+        signature = place_signature(str(db), database=True)
         if signature == self._signature:
             return
         self._signature = signature
-        if signature[0][1] < 0:
+        if signature[0] is None:
             return
         try:
             await self._import(db, automatic=True)
@@ -899,7 +892,7 @@ class Engine:
         now = self.clock.now()
         places = [(view.account, place) for view in views for place in view.places]
         looked = await asyncio.to_thread(
-            lambda: {p.path: repr(place_signature(p.path, p.kind in DATABASE_KINDS)) for _, p in places})
+            lambda: {p.path: repr(place_signature(p.path, is_database(p.kind))) for _, p in places})
         kept = self.store.place_reads() if places else {}
         found: dict[tuple[str, str, str], str] = {}
         learned: dict[tuple[str, str, str], tuple[str, str | None]] = {}
@@ -946,7 +939,7 @@ class Engine:
             return "current"
         if self.store.in_lineage(account.id, token_print):
             return "older"
-        # The refresher's own rule (Refresher._adopt_from_places): a copy it will adopt at its
+        # The refresher's own rule (PlaceSync.adopt_newer): a copy it will adopt at its
         # next pass is "newer" now, not "other", which reads as an error before the adoption.
         if same_login(account, login) and takes_over(account, login, spent=False):
             return "newer"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kiro_tui.core.importer import ImportReport
-from kiro_tui.core.refresh import StatusChange
+from kiro_tui.core.refresh_result import StatusChange
 
 
 @dataclass(frozen=True)

@@ -11,39 +11,32 @@ transaction; a login that cannot be stored is skipped with its reason, the other
 from __future__ import annotations
 
 import os
-import secrets
 import urllib.parse
-from collections.abc import Container
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
-from kiro_tui.core.masking import fingerprint
+from kiro_tui.core.identity import (
+    META_FIELDS,
+    UNCHANGED,
+    is_spent,
+    merge_login,
+    new_account_id,
+    other_person,
+    same_login,
+    url_key,
+)
+from kiro_tui.core.identity import NEWER_TOLERANCE as NEWER_TOLERANCE  # re-exported: they lived here
+from kiro_tui.core.identity import UPDATED as UPDATED
+from kiro_tui.core.identity import is_dead_refresh_token as is_dead_refresh_token
+from kiro_tui.core.identity import mark_refresh_token_dead as mark_refresh_token_dead
 from kiro_tui.core.models import Account, AuthMethod, Health, Mode, Place, PlaceRole, PlaceState
 from kiro_tui.core.places import PlaceError, place_format
 from kiro_tui.core.places.base import PlaceLogin, PlaceSnapshot
 from kiro_tui.core.places.kiro_cli import KiroCliSnapshot, SkippedKey
 from kiro_tui.core.store import AccountStore, UnlinkMark, touch_updated
 
-ADDED, UPDATED, UNCHANGED = "added", "updated", "unchanged"
-DEAD_TOKEN_MARK = "dead_refresh_token"
-
-# Fields copied from a kiro-cli login when its token is taken.
-_TOKEN_FIELDS = ("access_token", "refresh_token", "expires_at")
-_META_FIELDS = (
-    "region",
-    "start_url",
-    "scopes",
-    "oauth_flow",
-    "provider",
-    "profile_arn",
-    "profile_name",
-    "client_id",
-    "client_secret",
-    "client_secret_expires_at",
-    "token_endpoint",
-    "issuer_url",
-)
+ADDED = "added"
 
 
 @dataclass
@@ -140,14 +133,6 @@ _TITLES = {"kiro-cli": "kiro-cli", "kiro-ide": "Kiro IDE", "cliproxy": "CLIProxy
            "aiclient": "AIClient-2-API", "gateway": "kiro-gateway", "gateway-db": "kiro-gateway"}
 
 
-def new_account_id(taken: Container[str]) -> str:
-    """Eight hex digits: short enough to type, random so ids never leak account details."""
-    while True:
-        candidate = secrets.token_hex(4)
-        if candidate not in taken:
-            return candidate
-
-
 def import_snapshot(
     store: AccountStore, snapshot: KiroCliSnapshot | PlaceSnapshot, now: datetime, mode: Mode,
     automatic: bool = False,
@@ -222,8 +207,8 @@ def _same_session(store: AccountStore, mark: UnlinkMark, login: PlaceLogin) -> b
     account = store.get(mark.account_id)
     if account is None:  # the account is gone: nothing left to keep the place from
         return False
-    if account.email and login.email and account.email.strip().casefold() != login.email.strip().casefold():
-        return False  # another person
+    if other_person(account.email, login.email):
+        return False
     if mark.client_id or login.client_id:
         return login.client_id == mark.client_id
     return same_login(account, login)
@@ -293,36 +278,9 @@ def match_login(store: AccountStore, login: PlaceLogin, kind: str, path: str) ->
         # shared by every person of the tenant: no evidence of the same login.
         for account in store.accounts_in_order(store.ids_with_client(login.client_id)):
             # A start URL the place lacks (a tool's rewrite dropped it) is no contradiction.
-            if _norm(login.start_url) in ("", _norm(account.start_url)) and same_login(account, login):
+            if url_key(login.start_url) in ("", url_key(account.start_url)) and same_login(account, login):
                 return account
     return None
-
-
-def _norm(url: str | None) -> str:
-    return (url or "").rstrip("/").lower()
-
-
-def same_login(account: Account, login: PlaceLogin, same_place: bool = False) -> bool:
-    """Nothing known about both contradicts them being one login. A field one side lacks (a
-    tool that rewrote the value in its own shape dropped it) is no contradiction."""
-    if _family(account.auth_method) != _family(login.auth_method):
-        return False
-    pairs = ((_norm(account.start_url), _norm(login.start_url)),
-             ((account.provider or "").lower(), (login.provider or "").lower()),
-             (_norm(account.issuer_url), _norm(login.issuer_url)))
-    if any(ours and theirs and ours != theirs for ours, theirs in pairs):
-        return False
-    if account.email and login.email and account.email.strip().casefold() != login.email.strip().casefold():
-        return False  # another person
-    if account.client_id and login.client_id and account.client_id != login.client_id:
-        # A new registration in the same place is what logging in again there makes: it heals a
-        # login that needs one; a working login beside it is another login.
-        return same_place and account.health is Health.NEEDS_LOGIN
-    return True
-
-
-def _family(method: AuthMethod) -> str:
-    return "oidc" if method in (AuthMethod.BUILDER_ID, AuthMethod.IDC) else method.value
 
 
 def _imported(account: Account, login: PlaceLogin, action: str, note: str | None, kind: str,
@@ -343,82 +301,9 @@ def _new_account(login: PlaceLogin, account_id: str, source: str, mode: Mode, ki
         login_key=login.login_key,
         mode=mode,
     )
-    for name in _META_FIELDS:
+    for name in META_FIELDS:
         setattr(account, name, getattr(login, name))
     account.email = login.email
     if login.needs_login:
         account.health, account.last_error = Health.NEEDS_LOGIN, login.needs_login
     return account
-
-
-NEWER_TOLERANCE = timedelta(minutes=2)
-"""How much earlier a copy's expiry may be and still be the newer token: tools store expiries
-their own way (kiro-gateway keeps one 60 s short), so a copy another tool just refreshed can
-expire a little before the token kiro-tui last had."""
-
-
-def is_spent(store: AccountStore, account: Account, login: PlaceLogin) -> bool:
-    """The place holds a refresh token kiro-tui already had and moved on from (not the current one)."""
-    return (bool(login.refresh_token) and login.refresh_token != account.refresh_token
-            and store.in_lineage(account.id, fingerprint(login.refresh_token)))
-
-
-def takes_over(account: Account, login: PlaceLogin, spent: bool) -> bool:
-    """Whether a copy of this login holds a newer token than the account. The same refresh
-    token: when its access token lasts longer. One kiro-tui already spent: never. One it has
-    never seen, at a place of this login: a tool rotated it, so it is newer, unless it expires
-    well before ours (another branch, left behind); and always when ours is dead."""
-    if not login.refresh_token or spent:
-        return False
-    if login.refresh_token == account.refresh_token:
-        return login.expires_at >= account.expires_at
-    if account.health is Health.NEEDS_LOGIN or is_dead_refresh_token(account):
-        return True
-    return login.expires_at >= account.expires_at - NEWER_TOLERANCE
-
-
-def merge_login(account: Account, login: PlaceLogin, spent: bool = False) -> tuple[str, str | None]:
-    """Bring `account` up to date with `login` in place; return (action, note).
-
-    The token is taken when the copy holds a newer one (`takes_over`; `spent`: its refresh
-    token is one kiro-tui already moved on from). Registration and profile details are taken
-    whenever the place has them, unless they belong to another client. Used by re-import and
-    by the refresh engine's adoption of a tool's token alike.
-    """
-    before = {name: getattr(account, name) for name in (*_TOKEN_FIELDS, *_META_FIELDS, "health", "last_error")}
-    take_token = takes_over(account, login, spent)
-    token_changed = take_token and login.refresh_token != account.refresh_token
-    if take_token:
-        for name in _TOKEN_FIELDS:
-            setattr(account, name, getattr(login, name))
-    other_client = (not take_token and account.client_id and login.client_id
-                    and login.client_id != account.client_id)
-    for name in _META_FIELDS:  # what the place lacks is kept from what kiro-tui knew
-        value = getattr(login, name)
-        if value is None or other_client:
-            continue  # a copy issued to another client is another session: its details are not ours
-        setattr(account, name, value)
-    if login.email and not account.email:
-        account.email = login.email
-    if login.needs_login:
-        if take_token:
-            account.health, account.last_error = Health.NEEDS_LOGIN, login.needs_login
-    elif token_changed or (account.health is Health.NEEDS_LOGIN and not is_dead_refresh_token(account)):
-        account.health, account.last_error = Health.OK, None
-        account.consecutive_failures = 0
-        account.next_refresh_at = None
-        account.extra.pop(DEAD_TOKEN_MARK, None)
-    after = {name: getattr(account, name) for name in before}
-    note = None if take_token else "kept the newer token already in kiro-tui"
-    return (UPDATED if after != before else UNCHANGED), note
-
-
-def mark_refresh_token_dead(account: Account) -> None:
-    """Remember (by a short hash) which refresh token the service rejected, so re-importing
-    that same token does not clear the needs-login flag, while a new login does."""
-    if account.refresh_token:
-        account.extra[DEAD_TOKEN_MARK] = fingerprint(account.refresh_token)
-
-
-def is_dead_refresh_token(account: Account) -> bool:
-    return bool(account.refresh_token) and account.extra.get(DEAD_TOKEN_MARK) == fingerprint(account.refresh_token)

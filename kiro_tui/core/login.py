@@ -27,7 +27,7 @@ from kiro_tui.core.aws.oidc import ClientRegistration, DeviceAuthorization, Oidc
 from kiro_tui.core.aws.tokens import TokenResult
 from kiro_tui.core.clock import Clock
 from kiro_tui.core.errors import KiroTuiError
-from kiro_tui.core.importer import new_account_id
+from kiro_tui.core.identity import email_key, new_account_id, other_person, portal_key
 from kiro_tui.core.models import (
     BUILDER_ID_START_URL,
     DEFAULT_REGION,
@@ -76,7 +76,7 @@ class LoginRequest:
 
     @property
     def is_builder_id(self) -> bool:
-        return self.portal.rstrip("/") == BUILDER_ID_START_URL
+        return portal_key(self.portal) == ""
 
     def normalised(self) -> LoginRequest:
         """AWS Builder ID lives in us-east-1 only, whatever region was last used for IdC; regions
@@ -261,7 +261,7 @@ def save_login(
     start_url = None if method is AuthMethod.BUILDER_ID else request.portal
     portal_name = request.portal.removeprefix("https://").split(".")[0]
     meant = existing = store.get(request.replaces) if request.replaces else None
-    if existing is not None and email and existing.email and existing.email.lower() != email.lower():
+    if existing is not None and other_person(existing.email, email):
         existing = None  # someone else signed in
     if existing is None and email:  # the same person at the same portal, imported or logged in here
         existing = next((a for a in store.accounts() if same_person(a, email, method, start_url)), None)
@@ -322,16 +322,9 @@ def save_login(
     return outcome
 
 
-def portal_key(start_url: str | None) -> str:
-    """A start URL as compared: no trailing slash or fragment, any case; Builder ID's portal
-    and no portal at all are the same."""
-    url = (start_url or "").strip().split("#")[0].rstrip("/").lower()
-    return "" if url == BUILDER_ID_START_URL.lower() else url
-
-
 def same_person(account: Account, email: str, method: AuthMethod, start_url: str | None) -> bool:
     """`account` is this person's login: the same email (in any case), kind and portal."""
-    return (bool(account.email) and account.email.strip().casefold() == email.strip().casefold()  # type: ignore[union-attr]
+    return (bool(email_key(account.email)) and email_key(account.email) == email_key(email)
             and account.auth_method is method and portal_key(account.start_url) == portal_key(start_url))
 
 

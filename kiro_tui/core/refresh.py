@@ -20,6 +20,8 @@
   such as AIClient-2-API, would otherwise leave the others holding a spent refresh token until
   kiro-tui's own refresh came due). In this process one thing at a time happens to an account: a
   refresh, or that place work (a lock per account; the lease keeps other processes out).
+- The place work is `place_sync.PlaceSync`'s; held tokens and their rescue copies are
+  `held.HeldTokens`', committed by the same transaction as a refresh (`held.commit_new_token`).
 - Transient failures back off exponentially with full jitter (base 5 s, cap 5 min). Whatever
   goes wrong with one account, even a bug, is that account's failure: it never stops a pass.
 """
@@ -34,13 +36,11 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import httpx
 
-from kiro_tui.core import rescue
 from kiro_tui.core.answer_identity import foreign_answer, quarantine
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.aws.errors import ErrorClass, ServiceError
@@ -51,29 +51,16 @@ from kiro_tui.core.aws.tokens import TokenResult
 from kiro_tui.core.clock import Clock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.errors import KiroTuiError, StoreError
-from kiro_tui.core.importer import is_spent, mark_refresh_token_dead, merge_login, same_login, takes_over
+from kiro_tui.core.held import HeldToken, HeldTokens, commit_new_token
+from kiro_tui.core.held import rescue_dir as rescue_dir  # re-exported: tests and tools find it here
+from kiro_tui.core.identity import mark_refresh_token_dead
 from kiro_tui.core.masking import fingerprint
-from kiro_tui.core.models import (
-    Account,
-    AuthMethod,
-    Health,
-    Mode,
-    Outcome,
-    Place,
-    PlaceRole,
-    PlaceState,
-    Status,
-)
-from kiro_tui.core.places import (
-    PlaceError,
-    TokenCopy,
-    WriteOutcome,
-    WriteResult,
-    effective_window,
-    place_format,
-)
+from kiro_tui.core.models import Account, AuthMethod, Health, Mode, Outcome, Place, Status
+from kiro_tui.core.place_sync import PlaceSignature, PlaceSync
+from kiro_tui.core.places import WriteResult, effective_window
+from kiro_tui.core.refresh_result import RefreshResult, StatusChange
 from kiro_tui.core.store import AccountStore, RefreshLogEntry
-from kiro_tui.core.timefmt import format_timestamp, parse_timestamp, shift
+from kiro_tui.core.timefmt import format_timestamp, shift
 
 log = logging.getLogger("kiro_tui.refresh")
 
@@ -111,106 +98,8 @@ class RefreshClients:
         return cls(OidcClient(http, endpoints), SocialClient(http, endpoints), ExternalIdpClient(http, endpoints))
 
 
-@dataclass(frozen=True)
-class StatusChange:
-    """An account moved from one status to another: for `watch`'s log lines and the TUI."""
-
-    account_id: str
-    name: str
-    before: Status
-    after: Status
-    message: str | None = None
-
-    def describe(self) -> str:
-        text = f"{self.account_id} {self.name}: {self.before.label} → {self.after.label}"
-        return f"{text} ({self.message})" if self.message and self.after is not Status.FRESH else text
-
-
-@dataclass
-class RefreshResult:
-    account_id: str
-    outcome: Outcome
-    status: Status
-    label: str = ""
-    classification: str | None = None
-    message: str | None = None
-    expires_at: datetime | None = None
-    retry_in: float | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "id": self.account_id,
-            "label": self.label,
-            "outcome": self.outcome.value,
-            "status": self.status.value,
-            "classification": self.classification,
-            "message": self.message,
-            "expires_at": format_timestamp(self.expires_at) if self.expires_at else None,
-            "retry_in_seconds": round(self.retry_in, 1) if self.retry_in is not None else None,
-            "warnings": self.warnings,
-        }
-
-
-@dataclass
-class HeldToken:
-    """A token the service handed over that the store would not take yet. The service has
-    already rotated: this is the only live copy, so it is kept, retried, and shown loudly."""
-
-    account_id: str
-    access_token: str
-    refresh_token: str
-    expires_at: datetime
-    spent: str | None
-    """Fingerprint of the refresh token it replaced (what the store still holds)."""
-    reason: str
-    since: datetime
-    attempts: int = 0
-    next_try: datetime | None = None
-    rescue: str | None = None
-    """Where a copy was verified on disk (a rescue file, or a place in its tool's format)."""
-    rescue_failures: list[str] = field(default_factory=list)
-    """Why each rescue location tried failed: said when none took it."""
-
-    @property
-    def message(self) -> str:
-        return f"token held in memory: {self.reason}"
-
-    @property
-    def shown(self) -> str:
-        """For the detail panel and `list --json`'s `held`: why, and where its copy is."""
-        where = f"rescue copy in {self.rescue}" if self.rescue else "no rescue copy: only in this process's memory"
-        return f"{self.message}; {where}"
-
-    @property
-    def rescue_note(self) -> str:
-        """What survives this process, as verified on disk: for a person about to see it exit."""
-        if self.rescue:
-            return f"a rescue copy is saved in {self.rescue} (read back and verified); it is saved into the store " \
-                   "at the next start"
-        tried = "; ".join(self.rescue_failures) or "nowhere to write"
-        return f"NO rescue copy could be written ({tried}): the new token is only in this process's memory " \
-               "and is lost when it exits"
-
-    def to_json(self) -> dict[str, object]:
-        return {"account_id": self.account_id, "access_token": self.access_token,
-                "refresh_token": self.refresh_token, "expires_at": format_timestamp(self.expires_at),
-                "spent": self.spent, "since": format_timestamp(self.since)}
-
-    @classmethod
-    def from_json(cls, data: dict[str, object], reason: str) -> HeldToken:
-        return cls(str(data["account_id"]), str(data["access_token"]), str(data["refresh_token"]),
-                   parse_timestamp(data["expires_at"]), str(data["spent"]) if data.get("spent") else None, reason,
-                   parse_timestamp(data["since"]))
-
-
 def default_owner() -> str:
     return f"{os.uname().nodename if hasattr(os, 'uname') else 'host'}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-def rescue_dir(store: AccountStore) -> Path:
-    """Beside the store: the first place a held token is written when the store will not take it."""
-    return rescue.beside_store(store.path)
 
 
 class Refresher:
@@ -235,20 +124,18 @@ class Refresher:
         self.rng = rng or random.Random()
         self.backoff = backoff
         self.on_change = on_change
-        self.held: dict[str, HeldToken] = {}
+        self.places = PlaceSync(store, clock, writeback_timeout)
+        self.holding = HeldTokens(store)
+        self.held = self.holding.tokens
+        """Tokens the store would not take yet, by account id (see `held`)."""
+        self.saved_held = self.holding.saved
+        """(id, name, where its rescue copy was) of each held token committed since: told once."""
         self.store_trouble: str | None = None
         """Why the store would not take the last write, until a write goes through again."""
         self.backing_off: dict[str, tuple[int, datetime]] = {}
         """In memory, for failures the store could not record: failures so far and next try."""
         self._locks: dict[str, asyncio.Lock] = {}
         """One per account: a refresh and the watch pass's place work never overlap in this process."""
-        self._seen: dict[str, PlaceSignature] = {}
-        """How each place file looked at the last pass (or just after kiro-tui wrote it)."""
-        self.saved_held: list[tuple[str, str, str | None]] = []
-        """(id, name, where its rescue copy was) of each held token committed since: told once."""
-        self._looked: dict[str, PlaceSignature] = {}
-        """How each place file looks in this watch pass (`look_at_places`): one stat a file a pass."""
-        self._load_rescued()
 
     # ------------------------------------------------------------------ entry point
 
@@ -332,9 +219,9 @@ class Refresher:
                                  classification=ErrorClass.FATAL_CONFIG.value, message=str(exc))
         now = self.clock.now()
         if account is None:
-            self._forget_held(account_id)
+            self.holding.forget(account_id)
             return RefreshResult(account_id, Outcome.SKIPPED, Status.EXPIRED, message="no such account")
-        held = self._live_held(account)
+        held = self.holding.live(account)
         if held is not None:  # the store has the spent token; the live one is here
             account.access_token, account.refresh_token, account.expires_at = (
                 held.access_token, held.refresh_token, held.expires_at)
@@ -346,7 +233,7 @@ class Refresher:
                 return self._result(account, Outcome.SKIPPED, "still valid")
             force = True
         if held is None:
-            adopted = await self._adopt_from_places(account, before)
+            adopted = await self._adopt(account, before)
             if account.mode is Mode.FOLLOW and account.source:
                 return adopted or self._result(account, Outcome.FOLLOWED, "follow mode: kiro-cli refreshes this login")
             if adopted and not account.is_due(self.clock.now(), self.window_for(account.id)) and (
@@ -371,190 +258,40 @@ class Refresher:
         found = places if places is not None else self.store.places(account_id)
         return effective_window(self.settings.window, found)
 
-    def _places_to_read(self, account: Account) -> list[Place]:
-        """Copies a tool may have refreshed by itself: sources (unless own mode) and links."""
-        return [p for p in self.store.places(account.id)
-                if p.role is PlaceRole.LINK or account.mode is not Mode.OWN]
-
-    def _places_to_write(self, account: Account) -> list[Place]:
-        """Copies kiro-tui keeps fresh: links always, sources in sync mode; never a place kiro-tui
-        must not write (opencode's kiro.db: opencode saves over it; it is synced through kiro-cli)."""
-        return [p for p in self.store.places(account.id)
-                if (p.role is PlaceRole.LINK or account.mode is Mode.SYNC) and _writable(p.kind)]
-
-    def _left_stale(self, account: Account, written: list[Place]) -> list[Place]:
-        """The account's other places, marked as holding an older token: kiro-tui does not write
-        them (opencode's kiro.db, a source in own or follow mode), so after the token moved on they
-        are never "in-sync"."""
-        addresses = {p.address for p in written}
-        return [replace(p, state=PlaceState.STALE, pending_from=None,
-                        detail="holds an older token: kiro-tui does not write this place"
-                        + ("" if _writable(p.kind) else f" ({p.kind})"))
-                for p in self.store.places(account.id)
-                if p.address not in addresses and p.state in (PlaceState.IN_SYNC, PlaceState.ADOPTED)]
-
-    async def _adopt_from_places(self, account: Account, before: Status) -> RefreshResult | None:
+    async def _adopt(self, account: Account, before: Status) -> RefreshResult | None:
         """If a place holds a newer token of this login, take it instead of calling the network."""
-        for place in self._places_to_read(account):
-            try:
-                login = await asyncio.to_thread(place_format(place.kind).read_entry, Path(place.path), place.entry,
-                                                self.clock.now())
-            except PlaceError as exc:
-                log.info("%s: cannot read %s %s before refreshing: %s", account.id, place.kind, place.path, exc)
-                continue
-            if login is None or not login.refresh_token:
-                continue
-            ours = login.refresh_token == account.refresh_token
-            if ours and login.expires_at <= account.expires_at:
-                continue  # the place holds what we hold
-            spent = is_spent(self.store, account, login)  # with `ours`: the token is of this lineage
-            if not ((ours or spent or same_login(account, login)) and takes_over(account, login, spent)):
-                continue
-            replaced = fingerprint(account.refresh_token)
-            merge_login(account, login, spent)
-            account.sync_error = None
-            account.last_refresh_at = self.clock.now()
-            now = self.clock.now()
-            # Every other copy still holds the token just replaced, which the tool has spent: mark
-            # them pending with the adoption (as a refresh does), then write them.
-            others = [replace(p, state=PlaceState.PENDING, pending_from=replaced,
-                              detail=f"writing the token taken from {place.kind}")
-                      for p in self._places_to_write(account) if p.address != place.address]
-            with self.store.transaction() as tx:
-                self.store.save(account, tx)
-                self.store.save_place(tx, replace(place, state=PlaceState.ADOPTED, pending_from=None,
-                                                  detail=f"took its newer token ({format_timestamp(now)})"))
-                for other in others:
-                    self.store.save_place(tx, other)
-                for stale in self._left_stale(account, [*others, place]):
-                    self.store.save_place(tx, stale)
-                self.store.log_refresh(tx, RefreshLogEntry(account.id, now, Outcome.ADOPTED,
-                                                           message=f"newer token from {place.kind}"))
-            await self.write_places(account, others)
-            result = self._result(account, Outcome.ADOPTED, f"took {place.kind}'s newer token")
-            self._emit(account, before, result.status)
-            return result
-        return None
+        taken = await self.places.adopt_newer(account)
+        if taken is None:
+            return None
+        result = self._result(account, Outcome.ADOPTED, f"took {taken}'s newer token")
+        self._emit(account, before, result.status)
+        return result
 
     async def write_places(self, account: Account, places: list[Place] | None = None) -> list[WriteResult]:
-        """Write the account's current token into its places (compare-and-swap on the lineage)
-        and record each place's state. A place that cannot be written now stays pending."""
-        if not account.refresh_token:
-            return []
-        targets = places if places is not None else self._places_to_write(account)
-        copy = TokenCopy.of(account)
-
-        def write(place: Place) -> WriteResult:
-            def belongs(token_print: str | None) -> bool:
-                return may_replace(self.store, account.id, place, token_print)
-
-            result = place_format(place.kind).write_token(Path(place.path), place.entry, copy, belongs,
-                                                          self.writeback_timeout)
-            if result.outcome is WriteOutcome.WRITTEN:  # our own write is not a tool's refresh
-                self._seen[place.path] = place_signature(place.path, place.kind in _DATABASES)
-                if place.path in self._looked:  # nor a change for what this pass looked at before it
-                    self._looked[place.path] = self._seen[place.path]
-            return result
-
-        results = []
-        for place in targets:
-            try:
-                result = await asyncio.to_thread(write, place)
-            except Exception as exc:
-                log.exception("writing %s %s failed unexpectedly", place.kind, place.path)
-                result = WriteResult(WriteOutcome.FAILED, f"{type(exc).__name__}: {exc}")
-            results.append(result)
-            if result.outcome is WriteOutcome.WRITTEN and result.detail:  # e.g. a mode tightened to 0600
-                log.warning("%s %s: %s", account.id, account.name, result.detail)
-            self._record_place(account, place, result)
-        return results
-
-    def _record_place(self, account: Account, place: Place, result: WriteResult) -> None:
-        state = result.state
-        now = self.clock.now()
-        detail = None if state is PlaceState.IN_SYNC else _place_detail(place, result)
-        holds_ours = state is PlaceState.IN_SYNC and account.refresh_token
-        updated = replace(place, state=state, detail=detail,
-                          pending_from=place.pending_from if state is PlaceState.PENDING else None,
-                          written_at=now if result.outcome is WriteOutcome.WRITTEN else place.written_at,
-                          written_print=fingerprint(account.refresh_token) if holds_ours else place.written_print)
-        sync_error = None if state is PlaceState.IN_SYNC else f"out of sync: {detail}"
-        if state is PlaceState.ERROR:
-            sync_error = f"out of sync: {detail}; kept kiro-tui's token"
-        if updated == place and (place.role is not PlaceRole.SOURCE or account.sync_error == sync_error):
-            return  # nothing to record (a place found already holding the token): no commit
-        # In sync needs no fsync of the store: the place was marked pending durably before it was
-        # written, so a crash that loses this record leaves it pending, and the next pass finds it
-        # holding the token already (unchanged). A place left pending or in error is recorded durably.
-        try:
-            with self.store.transaction(durable=state is not PlaceState.IN_SYNC) as tx:
-                self.store.save_place(tx, updated)
-                if place.role is PlaceRole.SOURCE:
-                    self.store.update(account.id, tx, sync_error=sync_error)
-        except StoreError as exc:
-            log.warning("%s: could not record the state of %s: %s", account.id, place.path, exc)
-            return
-        account.sync_error = sync_error if place.role is PlaceRole.SOURCE else account.sync_error
-        if sync_error:
-            log.warning("%s %s: %s", account.id, account.name, sync_error)
+        """Write the account's current token into its places (see `PlaceSync.write_places`)."""
+        return await self.places.write_places(account, places)
 
     async def retry_pending_places(self) -> None:
         """Write every place still pending (locked, missing, or after a failed write)."""
-        pending = {p.account_id for p in self.store.places() if p.state is PlaceState.PENDING}
-        for account_id in pending:
+        for account_id in self.places.pending_accounts():
             if account_id in self.held:
                 continue  # the store holds a spent token: nothing right to write yet
             async with self._exclusive(account_id) as mine:
-                if not mine:
-                    continue  # being refreshed: that refresh writes its places
-                try:
-                    account = self.store.get(account_id)
-                except StoreError:
-                    continue
-                if account is None or account.health in (Health.NEEDS_LOGIN, Health.SUSPENDED):
-                    continue
-                places = [p for p in self._places_to_write(account) if p.state is PlaceState.PENDING]
-                if places:
-                    await self.write_places(account, places)
+                if mine:  # else being refreshed: that refresh writes its places
+                    await self.places.write_pending(account_id)
 
     async def look_at_places(self, places: list[Place]) -> dict[str, PlaceSignature]:
-        """How each of these place files looks now: one stat each (and its -wal, for a
-        database), shared by the watch pass's steps; kiro-tui's own writes keep it current."""
-        databases: dict[str, bool] = {}
-        for place in places:
-            databases.setdefault(place.path, place.kind in _DATABASES)
-        self._looked = await asyncio.to_thread(
-            lambda: {path: place_signature(path, database) for path, database in databases.items()})
-        return self._looked
+        """How each of these place files looks now (see `PlaceSync.look_at_places`)."""
+        return await self.places.look_at_places(places)
 
     async def adopt_from_changed_places(self, every: list[Place] | None = None,
                                         looked: dict[str, PlaceSignature] | None = None) -> set[str]:
-        """Read every place a tool rewrote since the last pass (a cheap stat tells), and take a
+        """Read every place a tool rewrote since the last pass (`PlaceSync.changed`), and take a
         newer token found there at once, writing it into the account's other places; a changed
-        place that holds the account's own token (kiro-cli refreshed and a re-import took it) has
-        its siblings written too. The first pass only learns how each place looks. `looked`: how
-        the files looked earlier in this pass (`look_at_places`); only places not in it are
-        looked at here. Returns the accounts whose token was taken from a place."""
+        place that holds the account's own token has its siblings written too. An account being
+        refreshed is looked at again next pass. Returns the accounts whose token was taken."""
         adopted: set[str] = set()
-        places: dict[str, list[Place]] = {}
-        for place in self.store.places() if every is None else every:
-            places.setdefault(place.path, []).append(place)
-        looked = looked or {}
-        unseen = [path for path in places if path not in looked]
-        fresh = await asyncio.to_thread(
-            lambda: {path: place_signature(path, places[path][0].kind in _DATABASES) for path in unseen}
-        ) if unseen else {}
-        now_seen = {path: looked[path] if path in looked else fresh[path] for path in places}
-        for gone in self._seen.keys() - now_seen.keys():  # unlinked or removed since
-            del self._seen[gone]
-        changed: dict[str, list[str]] = {}  # account id -> its changed place paths
-        for path, signature in now_seen.items():
-            before = self._seen.get(path)
-            self._seen[path] = signature
-            if before is not None and before != signature:
-                for place in places[path]:
-                    changed.setdefault(place.account_id, []).append(path)
-        for account_id, paths in changed.items():
+        for account_id, paths in (await self.places.changed(every, looked)).items():
             if account_id in self.held:
                 continue
             async with self._exclusive(account_id) as mine:
@@ -562,8 +299,7 @@ class Refresher:
                     if await self._adopt_or_pass_on(account_id, paths):
                         adopted.add(account_id)
                     continue
-            for path in paths:  # being refreshed: look again next pass
-                self._seen[path] = _LOOK_AGAIN
+            self.places.look_again(paths)
         return adopted
 
     async def _adopt_or_pass_on(self, account_id: str, paths: list[str]) -> bool:
@@ -574,19 +310,9 @@ class Refresher:
             return False
         if account is None or account.health in (Health.NEEDS_LOGIN, Health.SUSPENDED):
             return False
-        if await self._adopt_from_places(account, account.status(self.clock.now(), self.settings.window)):
+        if await self._adopt(account, account.status(self.clock.now(), self.settings.window)):
             return True
-        mine = [p for p in self._places_to_read(account) if p.path in paths]
-        for place in mine:
-            try:
-                login = await asyncio.to_thread(place_format(place.kind).read_entry, Path(place.path), place.entry,
-                                                self.clock.now())
-            except PlaceError:
-                continue
-            if login is not None and login.refresh_token == account.refresh_token:
-                others = [p for p in self._places_to_write(account) if p.path not in paths]
-                await self.write_places(account, others)
-                return False
+        await self.places.pass_on(account, paths)
         return False
 
     async def write_places_now(self, account_id: str, places: list[Place]) -> None:
@@ -594,7 +320,7 @@ class Refresher:
         async with self._account_lock(account_id):
             account = self.store.get(account_id)
             if account is not None:
-                await self.write_places(account, places)
+                await self.places.write_places(account, places)
 
     # ------------------------------------------------------------------ the network call
 
@@ -643,7 +369,7 @@ class Refresher:
         warnings = list(token.warnings)
         held = self._commit_token(account, spent, now, duration, warnings)
         if held is not None and held.rescue is None:
-            await self._rescue_into_places(account, held)
+            await self.holding.rescue_into_places(account, held, self.places)
         if held is None:
             warnings += self._commit_details(account, token)
             self.backing_off.pop(account.id, None)
@@ -660,40 +386,28 @@ class Refresher:
                       warnings: list[str]) -> HeldToken | None:
         """Commit the new tokens (and mark every place to write as pending) in one durable
         transaction. If the store will not take it, hold the token instead; returns it then."""
-        places = self._places_to_write(account) if spent and account.refresh_token != spent else []
-        message = "; ".join(warnings) or None
+        moved_on = bool(spent) and account.refresh_token != spent
+        places = self.places.places_to_write(account) if moved_on else []
+        entry = RefreshLogEntry(account.id, now, Outcome.REFRESHED, duration_ms=duration, http_status=200,
+                                message="; ".join(warnings) or None)
         for attempt in (1, 2):
             try:
-                self._commit_token_once(account, spent, now, duration, message, places)
+                commit_new_token(self.store, self.places, account, replaced=fingerprint(spent),
+                                 lineage=[spent, account.refresh_token], refreshed_at=now, now=now, places=places,
+                                 moved_on=moved_on, entry=entry)
                 break
             except StoreError as exc:
                 if attempt == 1 and getattr(exc, "reason", None) in ("disk full", "disk I/O error") \
                         and self.store.make_room():  # the WAL's space, given back: once more
                     log.warning("%s: the store's disk was full; checkpointed its WAL and trying again", account.id)
                     continue
-                return self._hold(account, spent, now, exc)
+                held = self.holding.hold(account, spent, now, exc, shift(now, self.backoff.base))
+                self.store_trouble = held.reason
+                return held
         if account.id in self.held:  # a held token was spent for this one: it and its copies are history
-            self._forget_held(account.id)
+            self.holding.forget(account.id)
         self._store_ok()
         return None
-
-    def _commit_token_once(self, account: Account, spent: str | None, now: datetime, duration: int,
-                           message: str | None, places: list[Place]) -> None:
-        with self.store.transaction() as tx:
-            self.store.update(
-                account.id, tx, access_token=account.access_token, refresh_token=account.refresh_token,
-                expires_at=account.expires_at, health=Health.OK, last_error=None, consecutive_failures=0,
-                next_refresh_at=None, last_refresh_at=now,
-            )
-            self.store.add_lineage(tx, account.id, [spent, account.refresh_token], now)
-            for place in places:
-                self.store.save_place(tx, replace(place, state=PlaceState.PENDING, pending_from=fingerprint(spent),
-                                                  detail="writing the new token"))
-            if spent and account.refresh_token != spent:
-                for place in self._left_stale(account, places):
-                    self.store.save_place(tx, place)
-            self.store.log_refresh(tx, RefreshLogEntry(account.id, now, Outcome.REFRESHED, duration_ms=duration,
-                                                       http_status=200, message=message))
 
     def _commit_details(self, account: Account, token: TokenResult) -> list[str]:
         """Fields of the answer beyond the token, each on its own: a bad one is dropped, named."""
@@ -708,107 +422,6 @@ class Refresher:
 
     # ------------------------------------------------------------------ tokens held in memory
 
-    def _hold(self, account: Account, spent: str | None, now: datetime, exc: StoreError) -> HeldToken:
-        reason = str(exc) if not hasattr(exc, "reason") else f"the store is not writable: {exc.reason}"
-        held = HeldToken(account.id, account.access_token, account.refresh_token or "", account.expires_at,
-                         fingerprint(spent), reason, now, next_try=shift(now, self.backoff.base))
-        self.held[account.id] = held
-        self.store_trouble = reason
-        self._write_rescue(held)
-        log.error("%s %s: %s; retrying, and it is written as soon as the store takes writes",
-                  account.id, account.name, held.message)
-        return held
-
-    def _write_rescue(self, held: HeldToken) -> None:
-        """A second copy outside the database, verified on disk, so even a crash now does not
-        lose it: the first rescue folder that takes it (beside the store, state, runtime)."""
-        path, failures = rescue.save(self.store.path, held.account_id, held.to_json())
-        held.rescue, held.rescue_failures = (str(path) if path else None), failures
-        for failure in failures:
-            log.error("%s: the rescue copy could not be written in %s", held.account_id, failure)
-        if path is not None:
-            log.warning("%s: a rescue copy of the held token is saved in %s", held.account_id, path)
-
-    async def _rescue_into_places(self, account: Account, held: HeldToken) -> None:
-        """No rescue folder took the token: write it, in the tool's own format, into a place of
-        this account that kiro-tui reads back at the next start (compare-and-swap on the lineage,
-        as every write-back), and count it only once it reads back."""
-        copy = TokenCopy(held.access_token, held.refresh_token, held.expires_at,
-                         account.profile_arn if account.auth_method is AuthMethod.SOCIAL else None)
-
-        def belongs(token_print: str | None) -> bool:
-            return self.store.in_lineage(account.id, token_print)
-
-        for place in [p for p in self._places_to_read(account) if _writable(p.kind)]:
-            fmt = place_format(place.kind)
-            try:
-                written = await asyncio.to_thread(fmt.write_token, Path(place.path), place.entry, copy, belongs,
-                                                  self.writeback_timeout)
-                login = await asyncio.to_thread(fmt.read_entry, Path(place.path), place.entry, self.clock.now())
-            except Exception as exc:  # noqa: BLE001 - one place that cannot take it; the next may
-                held.rescue_failures.append(f"{place.path}: {exc}")
-                continue
-            if login is not None and login.refresh_token == held.refresh_token:
-                self._seen[place.path] = place_signature(place.path, place.kind in _DATABASES)
-                held.rescue = f"{fmt.title}'s {place.path} (in its own format)"
-                log.warning("%s: the held token is saved in %s", account.id, held.rescue)
-                return
-            held.rescue_failures.append(f"{place.path}: {written.detail or written.outcome.value}")
-
-    def _forget_held(self, account_id: str) -> None:
-        """The store holds this token now (or went past it): drop it and every rescue copy."""
-        self.held.pop(account_id, None)
-        for stuck in rescue.remove(self.store.path, account_id):
-            log.error("%s: the rescue copy %s could not be removed; it is never used again, as the store "
-                      "has gone past it", account_id, stuck)
-
-    def _live_held(self, account: Account) -> HeldToken | None:
-        """The held token, unless the store has it already or has gone past it: a rescue older
-        than the stored token is never used (its refresh token is spent). The store still holding
-        the token it replaced (or none) is the one case a held token is certainly the newer."""
-        held = self.held.get(account.id)
-        if held is None:
-            return None
-        stored = fingerprint(account.refresh_token) if account.refresh_token else None
-        if stored is None or stored == held.spent:
-            return held
-        mine = fingerprint(held.refresh_token)
-        if stored == mine or self.store.in_lineage(account.id, mine):
-            log.info("%s: the store already holds the held token or a newer one; the held copy is dropped",
-                     account.id)
-        elif account.expires_at >= held.expires_at:  # the store moved on (a login, an import): it wins
-            log.warning("%s: the held token is older than the store's; dropped", account.id)
-        else:
-            return held
-        self._forget_held(account.id)
-        return None
-
-    def _load_rescued(self) -> None:
-        """Tokens a run could not commit, from every rescue folder: held again (the newest of an
-        account's copies), committed at the next start or pass; stale ones are removed."""
-        for path, data, problem in rescue.load(self.store.path):
-            held: HeldToken | None = None
-            if data is not None:
-                try:
-                    held = HeldToken.from_json(data, "left by an earlier run that could not write the store")
-                except (ValueError, KeyError, TypeError, KiroTuiError) as exc:
-                    problem = str(exc)
-            if held is None:
-                log.error("cannot read the rescued token %s: %s; left in place", path, problem)
-                continue
-            held.rescue = str(path)
-            known = self.held.get(held.account_id)
-            if known is None or held.since > known.since:
-                self.held[held.account_id] = held
-        for account_id in list(self.held):
-            try:
-                account = self.store.get(account_id)
-            except StoreError:
-                continue
-            if account is None:
-                continue  # commit_held drops it (with its files) once the store says so again
-            self._live_held(account)
-
     async def commit_held(self, force: bool = False) -> None:
         """Try again to commit every held token (with backoff unless `force`)."""
         now = self.clock.now()
@@ -821,41 +434,22 @@ class Refresher:
                 self._held_retry_later(held, now, str(exc))
                 continue
             if account is None:  # removed meanwhile: nothing to keep it for
-                self._forget_held(account_id)
+                self.holding.forget(account_id)
                 continue
-            if self._live_held(account) is None:
+            if self.holding.live(account) is None:
                 continue
             before = account.status(now, self.settings.window)
-            account.access_token, account.refresh_token, account.expires_at = (
-                held.access_token, held.refresh_token, held.expires_at)
-            account.health, account.last_error, account.consecutive_failures = Health.OK, None, 0
-            places = self._places_to_write(account)
             try:
-                with self.store.transaction() as tx:
-                    self.store.update(account_id, tx, access_token=held.access_token,
-                                      refresh_token=held.refresh_token, expires_at=held.expires_at,
-                                      health=Health.OK, last_error=None, consecutive_failures=0,
-                                      next_refresh_at=None, last_refresh_at=held.since)
-                    self.store.add_lineage(tx, account_id, [held.refresh_token], now)
-                    for place in places:
-                        self.store.save_place(tx, replace(place, state=PlaceState.PENDING, pending_from=held.spent,
-                                                          detail="writing the new token"))
-                    for place in self._left_stale(account, places):
-                        self.store.save_place(tx, place)
+                places = self.holding.commit(account, held, now, self.places)
             except StoreError as exc:
                 self._held_retry_later(held, now, f"the store is not writable: {getattr(exc, 'reason', exc)}")
                 continue
-            self._forget_held(account_id)
             self._store_ok()
-            self.saved_held.append((account_id, account.name, held.rescue))
-            log.warning("%s %s: the held token is now saved in the store", account_id, account.name)
-            await self.write_places(account, places)
+            await self.places.write_places(account, places)
             self._emit(account, before, account.status(self.clock.now(), self.settings.window), force=True)
 
     def _held_retry_later(self, held: HeldToken, now: datetime, reason: str) -> None:
-        held.attempts += 1
-        held.reason = reason
-        held.next_try = shift(now, self.backoff.ceiling(held.attempts))
+        self.holding.retry_later(held, now, reason, self.backoff.ceiling(held.attempts + 1))
         self.store_trouble = reason
 
     def _store_ok(self) -> None:
@@ -940,54 +534,6 @@ class Refresher:
     def _emit(self, account: Account, before: Status, after: Status, force: bool = False) -> None:
         if (force or before is not after) and self.on_change is not None:
             self.on_change(StatusChange(account.id, account.name, before, after, account.last_error))
-
-
-PlaceSignature = tuple[tuple[int, int, int] | None, ...]
-_LOOK_AGAIN: PlaceSignature = (None, None, None)
-"""Never a real signature: the place counts as changed at the next pass."""
-_DATABASES = DATABASE_KINDS = frozenset({"kiro-cli", "gateway-db", "opencode"})
-"""Place kinds that are SQLite databases: their -wal changes too."""
-"""Places that are SQLite files: a commit may land in the -wal file only."""
-
-
-def place_signature(path: str, database: bool = False) -> PlaceSignature:
-    """Cheap change detector for a place file (and a database's -wal): inode, mtime, size. A
-    tool's atomic rename gives a new inode; a write in place, a new mtime or size."""
-    found: list[tuple[int, int, int] | None] = []
-    for candidate in (path, f"{path}-wal") if database else (path,):
-        try:
-            st = os.stat(candidate)
-            found.append((st.st_ino, st.st_mtime_ns, st.st_size))
-        except OSError:
-            found.append(None)
-    return tuple(found)
-
-
-def may_replace(store: AccountStore, account_id: str, place: Place, token_print: str | None) -> bool:
-    """The compare-and-swap's rule: a place's token is replaced only when it is the one kiro-tui
-    last wrote (or found) there, or one of the lineage it has not yet seen spent there (newer
-    than that one). An older token of the lineage (a backup restored, a stale copy put there by
-    someone) is not replaced: the place is shown in error instead."""
-    if not store.in_lineage(account_id, token_print):
-        return False
-    if place.written_print is None or token_print == place.written_print:
-        return True
-    last, held = store.lineage_rank(account_id, place.written_print), store.lineage_rank(account_id, token_print)
-    return last is None or (held is not None and held >= last)
-
-
-def _writable(kind: str) -> bool:
-    try:
-        return bool(place_format(kind).writable)
-    except PlaceError:
-        return False
-
-
-def _place_detail(place: Place, result: WriteResult) -> str:
-    text = result.detail or result.outcome.value
-    if result.state is PlaceState.PENDING:
-        return f"{text}; will retry"
-    return text
 
 
 def _needs_login_text(exc: ServiceError) -> str:

@@ -29,7 +29,8 @@ from kiro_tui.core.clock import Clock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.errors import StoreError
 from kiro_tui.core.models import Account, Health, Outcome, Status
-from kiro_tui.core.refresh import Refresher, RefreshResult
+from kiro_tui.core.refresh import Refresher
+from kiro_tui.core.refresh_result import RefreshResult
 from kiro_tui.core.store import AccountStore
 from kiro_tui.core.timefmt import shift
 

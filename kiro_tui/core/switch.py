@@ -41,7 +41,6 @@ USE_KINDS = tuple(kind for kind, fmt in FORMATS.items() if fmt.writable)
 """Where `use` can put a login: every tool kiro-tui writes (not opencode's kiro.db)."""
 SINGLE_LOGIN_KINDS = ("kiro-ide", KIRO_CLI)
 """Places that hold one login, the one their tool uses: `list --json` and the TUI say whose."""
-_DATABASES = ("kiro-cli", "gateway-db")
 KEEP_COPIES = 5
 PLACED_BY_USE = "placed_by_use"
 """Account.extra: the kiro-cli database `use` made this account's sync place (kiro-tui's session
@@ -282,7 +281,7 @@ def keep_copy(store: AccountStore, kind: str, path: Path, now: datetime) -> list
         copies = []
         for file in _files_of(kind, path):
             copy = folder / f"{stamp}-{file.name}"
-            if kind in _DATABASES:
+            if place_format(kind).is_database:
                 _copy_database(file, copy)
             else:
                 atomic_write(copy, file.read_bytes(), 0o600)
@@ -298,7 +297,7 @@ def _files_of(kind: str, path: Path) -> list[Path]:
     """The place's file, and for a JSON login that names its registration by `clientIdHash`
     (the Kiro IDE's way), that registration file beside it."""
     files = [path]
-    if kind not in _DATABASES:
+    if not place_format(kind).is_database:
         try:
             data = read_json(path, place_format(kind).title).data
         except KiroTuiError:

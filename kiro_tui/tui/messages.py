@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from textual.message import Message
 
 from kiro_tui.core.importer import ImportReport
-from kiro_tui.core.refresh import StatusChange
+from kiro_tui.core.refresh_result import StatusChange
 
 
 @dataclass

@@ -52,6 +52,7 @@ class JsonFilePlace:
     """The file in a person's words, for messages: "Kiro IDE token file"."""
     native: Spelling = "camel"
     writable = True
+    is_database = False
     rereads_before_refresh: float | None = None
     finding = ""
     supports: tuple[AuthMethod, ...] = (AuthMethod.SOCIAL, AuthMethod.BUILDER_ID, AuthMethod.IDC)

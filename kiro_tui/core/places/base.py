@@ -137,11 +137,14 @@ class PlaceFormat(Protocol):
     kind: str
     title: str
     writable: bool
+    """False: kiro-tui only reads this kind (opencode's kiro.db); linking or exporting to it is refused."""
+    is_database: bool
+    """The place is an SQLite file: a tool's commit may land in its -wal file only, so a look
+    for changes stats that too, and a copy of it is taken with SQLite's backup."""
     rereads_before_refresh: float | None
     """Seconds before expiry at which the tool re-reads its file and refreshes if it is still
     old (kiro-gateway's SQLite mode: 600), or None. A linked account is then refreshed a minute
     before that, so the tool always finds kiro-tui's new token and never spends the old one."""
-    """False: kiro-tui only reads this kind (opencode's kiro.db); linking or exporting to it is refused."""
     finding: str
     """How to point kiro-tui at this tool's files when `default_paths` is empty (nothing tells
     where the tool keeps them); "" when it always knows where to look."""

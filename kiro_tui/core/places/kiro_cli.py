@@ -457,18 +457,6 @@ def resolved(path: Path) -> Path:
         return Path(path).expanduser().absolute()
 
 
-def file_signature(path: Path) -> tuple[tuple[int, int], ...]:
-    """Cheap change detector for the database and its -wal: (mtime_ns, size) of each."""
-    result = []
-    for candidate in (path, path.with_name(path.name + "-wal")):
-        try:
-            st = os.stat(candidate)
-            result.append((st.st_mtime_ns, st.st_size))
-        except OSError:
-            result.append((0, -1))
-    return tuple(result)
-
-
 # ---------------------------------------------------------------- the write-back
 
 DEFAULT_WRITE_TIMEOUT = 2.0
@@ -651,6 +639,7 @@ class KiroCliPlace:
     kind = "kiro-cli"
     title = "kiro-cli"
     writable = True
+    is_database = True
     rereads_before_refresh: float | None = None
     finding = ""
 

@@ -64,6 +64,7 @@ class OpencodePlace:
     title = "opencode-kiro-auth"
     what = "opencode-kiro-auth database"
     writable = False
+    is_database = True
     rereads_before_refresh: float | None = None
     finding = ""
 

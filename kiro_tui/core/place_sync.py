@@ -1,0 +1,303 @@
+"""An account's places kept in step with the store, around each refresh and every watch pass.
+
+- Before a refresh, the places that hold copies of the token are read: a tool there that
+  refreshed by itself hands over its newer token with no network call (`adopt_newer`).
+- After a commit, places are written (compare-and-swap on the account's token lineage,
+  `may_replace`); a place that cannot be written now stays pending and is retried.
+- Every watch pass, a place a tool rewrote since the last pass (`place_signature`, one stat)
+  is read at once, so a newer token there reaches the other places without waiting for
+  kiro-tui's own refresh.
+
+Taking an account for this work (lock and lease) is the refresher's: see `Refresher`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from kiro_tui.core.clock import Clock
+from kiro_tui.core.errors import StoreError
+from kiro_tui.core.identity import is_spent, merge_login, same_login, takes_over
+from kiro_tui.core.masking import fingerprint
+from kiro_tui.core.models import Account, Health, Mode, Outcome, Place, PlaceRole, PlaceState
+from kiro_tui.core.places import PlaceError, TokenCopy, WriteOutcome, WriteResult, place_format
+from kiro_tui.core.store import AccountStore, RefreshLogEntry
+from kiro_tui.core.timefmt import format_timestamp
+
+log = logging.getLogger("kiro_tui.refresh")
+
+
+class PlaceSync:
+    """The place work of one refresher: what it reads and writes for an account, and how each
+    place file looked at the last pass (so a tool's rewrite is noticed and kiro-tui's own is not)."""
+
+    def __init__(self, store: AccountStore, clock: Clock, writeback_timeout: float) -> None:
+        self.store, self.clock, self.writeback_timeout = store, clock, writeback_timeout
+        self._seen: dict[str, PlaceSignature] = {}
+        """How each place file looked at the last pass (or just after kiro-tui wrote it)."""
+        self._looked: dict[str, PlaceSignature] = {}
+        """How each place file looks in this watch pass (`look_at_places`): one stat a file a pass."""
+
+    def places_to_read(self, account: Account) -> list[Place]:
+        """Copies a tool may have refreshed by itself: sources (unless own mode) and links."""
+        return [p for p in self.store.places(account.id)
+                if p.role is PlaceRole.LINK or account.mode is not Mode.OWN]
+
+    def places_to_write(self, account: Account) -> list[Place]:
+        """Copies kiro-tui keeps fresh: links always, sources in sync mode; never a place kiro-tui
+        must not write (opencode's kiro.db: opencode saves over it; it is synced through kiro-cli)."""
+        return [p for p in self.store.places(account.id)
+                if (p.role is PlaceRole.LINK or account.mode is Mode.SYNC) and writable(p.kind)]
+
+    def left_stale(self, account: Account, written: list[Place]) -> list[Place]:
+        """The account's other places, marked as holding an older token: kiro-tui does not write
+        them (opencode's kiro.db, a source in own or follow mode), so after the token moved on they
+        are never "in-sync"."""
+        addresses = {p.address for p in written}
+        return [replace(p, state=PlaceState.STALE, pending_from=None,
+                        detail="holds an older token: kiro-tui does not write this place"
+                        + ("" if writable(p.kind) else f" ({p.kind})"))
+                for p in self.store.places(account.id)
+                if p.address not in addresses and p.state in (PlaceState.IN_SYNC, PlaceState.ADOPTED)]
+
+    async def adopt_newer(self, account: Account) -> str | None:
+        """If a place holds a newer token of this login, take it (no network call), mark the
+        account's other places pending and write them; returns the kind of place it came from."""
+        for place in self.places_to_read(account):
+            try:
+                login = await asyncio.to_thread(place_format(place.kind).read_entry, Path(place.path), place.entry,
+                                                self.clock.now())
+            except PlaceError as exc:
+                log.info("%s: cannot read %s %s before refreshing: %s", account.id, place.kind, place.path, exc)
+                continue
+            if login is None or not login.refresh_token:
+                continue
+            ours = login.refresh_token == account.refresh_token
+            if ours and login.expires_at <= account.expires_at:
+                continue  # the place holds what we hold
+            spent = is_spent(self.store, account, login)  # with `ours`: the token is of this lineage
+            if not ((ours or spent or same_login(account, login)) and takes_over(account, login, spent)):
+                continue
+            replaced = fingerprint(account.refresh_token)
+            merge_login(account, login, spent)
+            account.sync_error = None
+            account.last_refresh_at = self.clock.now()
+            now = self.clock.now()
+            # Every other copy still holds the token just replaced, which the tool has spent: mark
+            # them pending with the adoption (as a refresh does), then write them.
+            others = [replace(p, state=PlaceState.PENDING, pending_from=replaced,
+                              detail=f"writing the token taken from {place.kind}")
+                      for p in self.places_to_write(account) if p.address != place.address]
+            with self.store.transaction() as tx:
+                self.store.save(account, tx)
+                self.store.save_place(tx, replace(place, state=PlaceState.ADOPTED, pending_from=None,
+                                                  detail=f"took its newer token ({format_timestamp(now)})"))
+                for other in others:
+                    self.store.save_place(tx, other)
+                for stale in self.left_stale(account, [*others, place]):
+                    self.store.save_place(tx, stale)
+                self.store.log_refresh(tx, RefreshLogEntry(account.id, now, Outcome.ADOPTED,
+                                                           message=f"newer token from {place.kind}"))
+            await self.write_places(account, others)
+            return place.kind
+        return None
+
+    async def write_places(self, account: Account, places: list[Place] | None = None) -> list[WriteResult]:
+        """Write the account's current token into its places (compare-and-swap on the lineage)
+        and record each place's state. A place that cannot be written now stays pending."""
+        if not account.refresh_token:
+            return []
+        targets = places if places is not None else self.places_to_write(account)
+        copy = TokenCopy.of(account)
+
+        def write(place: Place) -> WriteResult:
+            def belongs(token_print: str | None) -> bool:
+                return may_replace(self.store, account.id, place, token_print)
+
+            result = place_format(place.kind).write_token(Path(place.path), place.entry, copy, belongs,
+                                                          self.writeback_timeout)
+            if result.outcome is WriteOutcome.WRITTEN:  # our own write is not a tool's refresh
+                self._seen[place.path] = signature_of(place)
+                if place.path in self._looked:  # nor a change for what this pass looked at before it
+                    self._looked[place.path] = self._seen[place.path]
+            return result
+
+        results = []
+        for place in targets:
+            try:
+                result = await asyncio.to_thread(write, place)
+            except Exception as exc:
+                log.exception("writing %s %s failed unexpectedly", place.kind, place.path)
+                result = WriteResult(WriteOutcome.FAILED, f"{type(exc).__name__}: {exc}")
+            results.append(result)
+            if result.outcome is WriteOutcome.WRITTEN and result.detail:  # e.g. a mode tightened to 0600
+                log.warning("%s %s: %s", account.id, account.name, result.detail)
+            self._record_place(account, place, result)
+        return results
+
+    def _record_place(self, account: Account, place: Place, result: WriteResult) -> None:
+        state = result.state
+        now = self.clock.now()
+        detail = None if state is PlaceState.IN_SYNC else _place_detail(place, result)
+        holds_ours = state is PlaceState.IN_SYNC and account.refresh_token
+        updated = replace(place, state=state, detail=detail,
+                          pending_from=place.pending_from if state is PlaceState.PENDING else None,
+                          written_at=now if result.outcome is WriteOutcome.WRITTEN else place.written_at,
+                          written_print=fingerprint(account.refresh_token) if holds_ours else place.written_print)
+        sync_error = None if state is PlaceState.IN_SYNC else f"out of sync: {detail}"
+        if state is PlaceState.ERROR:
+            sync_error = f"out of sync: {detail}; kept kiro-tui's token"
+        if updated == place and (place.role is not PlaceRole.SOURCE or account.sync_error == sync_error):
+            return  # nothing to record (a place found already holding the token): no commit
+        # In sync needs no fsync of the store: the place was marked pending durably before it was
+        # written, so a crash that loses this record leaves it pending, and the next pass finds it
+        # holding the token already (unchanged). A place left pending or in error is recorded durably.
+        try:
+            with self.store.transaction(durable=state is not PlaceState.IN_SYNC) as tx:
+                self.store.save_place(tx, updated)
+                if place.role is PlaceRole.SOURCE:
+                    self.store.update(account.id, tx, sync_error=sync_error)
+        except StoreError as exc:
+            log.warning("%s: could not record the state of %s: %s", account.id, place.path, exc)
+            return
+        account.sync_error = sync_error if place.role is PlaceRole.SOURCE else account.sync_error
+        if sync_error:
+            log.warning("%s %s: %s", account.id, account.name, sync_error)
+
+    def pending_accounts(self) -> set[str]:
+        """Accounts with a place still pending (locked, missing, or after a failed write)."""
+        return {p.account_id for p in self.store.places() if p.state is PlaceState.PENDING}
+
+    async def write_pending(self, account_id: str) -> None:
+        """Write this account's pending places (the caller has the account to itself)."""
+        try:
+            account = self.store.get(account_id)
+        except StoreError:
+            return
+        if account is None or account.health in (Health.NEEDS_LOGIN, Health.SUSPENDED):
+            return
+        places = [p for p in self.places_to_write(account) if p.state is PlaceState.PENDING]
+        if places:
+            await self.write_places(account, places)
+
+    def saw_own_write(self, place: Place) -> None:
+        """kiro-tui just wrote this place itself: not a tool's change at the next look."""
+        self._seen[place.path] = signature_of(place)
+
+    async def look_at_places(self, places: list[Place]) -> dict[str, PlaceSignature]:
+        """How each of these place files looks now: one stat each (and its -wal, for a
+        database), shared by the watch pass's steps; kiro-tui's own writes keep it current."""
+        databases: dict[str, bool] = {}
+        for place in places:
+            databases.setdefault(place.path, is_database(place.kind))
+        self._looked = await asyncio.to_thread(
+            lambda: {path: place_signature(path, database) for path, database in databases.items()})
+        return self._looked
+
+    async def changed(self, every: list[Place] | None = None,
+                      looked: dict[str, PlaceSignature] | None = None) -> dict[str, list[str]]:
+        """The place files a tool rewrote since the last pass (a cheap stat tells), by account
+        id. The first pass only learns how each place looks. `looked`: how the files looked
+        earlier in this pass (`look_at_places`); only places not in it are looked at here."""
+        places: dict[str, list[Place]] = {}
+        for place in self.store.places() if every is None else every:
+            places.setdefault(place.path, []).append(place)
+        looked = looked or {}
+        unseen = [path for path in places if path not in looked]
+        fresh = await asyncio.to_thread(
+            lambda: {path: place_signature(path, is_database(places[path][0].kind)) for path in unseen}
+        ) if unseen else {}
+        now_seen = {path: looked[path] if path in looked else fresh[path] for path in places}
+        for gone in self._seen.keys() - now_seen.keys():  # unlinked or removed since
+            del self._seen[gone]
+        changed: dict[str, list[str]] = {}  # account id -> its changed place paths
+        for path, signature in now_seen.items():
+            before = self._seen.get(path)
+            self._seen[path] = signature
+            if before is not None and before != signature:
+                for place in places[path]:
+                    changed.setdefault(place.account_id, []).append(path)
+        return changed
+
+    def look_again(self, paths: list[str]) -> None:
+        """These places count as changed at the next pass (their account was busy in this one)."""
+        for path in paths:
+            self._seen[path] = LOOK_AGAIN
+
+    async def pass_on(self, account: Account, paths: list[str]) -> None:
+        """A changed place that holds the account's own token (kiro-cli refreshed and a
+        re-import took it): its siblings are written the token too."""
+        mine = [p for p in self.places_to_read(account) if p.path in paths]
+        for place in mine:
+            try:
+                login = await asyncio.to_thread(place_format(place.kind).read_entry, Path(place.path), place.entry,
+                                                self.clock.now())
+            except PlaceError:
+                continue
+            if login is not None and login.refresh_token == account.refresh_token:
+                others = [p for p in self.places_to_write(account) if p.path not in paths]
+                await self.write_places(account, others)
+                return
+
+
+PlaceSignature = tuple[tuple[int, int, int] | None, ...]
+LOOK_AGAIN: PlaceSignature = (None, None, None)
+"""Never a real signature: the place counts as changed at the next pass."""
+
+
+def place_signature(path: str, database: bool = False) -> PlaceSignature:
+    """Cheap change detector for a place file (and a database's -wal): inode, mtime, size. A
+    tool's atomic rename gives a new inode; a write in place, a new mtime or size."""
+    found: list[tuple[int, int, int] | None] = []
+    for candidate in (path, f"{path}-wal") if database else (path,):
+        try:
+            st = os.stat(candidate)
+            found.append((st.st_ino, st.st_mtime_ns, st.st_size))
+        except OSError:
+            found.append(None)
+    return tuple(found)
+
+
+def signature_of(place: Place) -> PlaceSignature:
+    """`place_signature` of a stored place (with its -wal when its kind is a database)."""
+    return place_signature(place.path, is_database(place.kind))
+
+
+def may_replace(store: AccountStore, account_id: str, place: Place, token_print: str | None) -> bool:
+    """The compare-and-swap's rule: a place's token is replaced only when it is the one kiro-tui
+    last wrote (or found) there, or one of the lineage it has not yet seen spent there (newer
+    than that one). An older token of the lineage (a backup restored, a stale copy put there by
+    someone) is not replaced: the place is shown in error instead."""
+    if not store.in_lineage(account_id, token_print):
+        return False
+    if place.written_print is None or token_print == place.written_print:
+        return True
+    last, held = store.lineage_rank(account_id, place.written_print), store.lineage_rank(account_id, token_print)
+    return last is None or (held is not None and held >= last)
+
+
+def is_database(kind: str) -> bool:
+    """The kind's places are SQLite files (`PlaceFormat.is_database`); an unknown kind is not."""
+    try:
+        return place_format(kind).is_database
+    except PlaceError:
+        return False
+
+
+def writable(kind: str) -> bool:
+    """kiro-tui writes this kind's places (`PlaceFormat.writable`); an unknown kind it does not."""
+    try:
+        return bool(place_format(kind).writable)
+    except PlaceError:
+        return False
+
+
+def _place_detail(place: Place, result: WriteResult) -> str:
+    text = result.detail or result.outcome.value
+    if result.state is PlaceState.PENDING:
+        return f"{text}; will retry"
+    return text
