@@ -27,7 +27,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from kiro_tui.core import paths
@@ -35,6 +35,8 @@ from kiro_tui.core.errors import KiroCliError, KiroTuiError
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import DEFAULT_REGION, Account, AuthMethod, classify_start_url
 from kiro_tui.core.places import kiro_cli_format as fmt
+from kiro_tui.core.places._fields import EXPIRY_SKEW, profile_region
+from kiro_tui.core.places._files import resolved
 from kiro_tui.core.places._sqlite import DEFAULT_BUSY_TIMEOUT, SQLITE_HEADER
 from kiro_tui.core.places._sqlite import open_read_only as sqlite_read_only
 from kiro_tui.core.places.base import (
@@ -51,8 +53,6 @@ from kiro_tui.core.timefmt import TimestampError, format_timestamp, parse_timest
 
 IDC_START_URL_STATE_KEY = fmt.IDC_START_URL_STATE_KEY
 IDC_REGION_STATE_KEY = fmt.IDC_REGION_STATE_KEY
-# kiro-cli treats a registration as expired one minute early (`is_expired`).
-EXPIRY_SKEW = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -434,22 +434,6 @@ def _attach_idc_state(snapshot: KiroCliSnapshot) -> None:
                 and login.region == (snapshot.idc_region or login.region)):
             login.start_url = snapshot.idc_start_url
             login.auth_method = classify_start_url(login.start_url)
-
-
-def profile_region(arn: str | None) -> str | None:
-    """The API region is the ARN's 4th field (arn:aws:codewhisperer:REGION:account:profile/ID)."""
-    if not arn:
-        return None
-    parts = arn.split(":")
-    return parts[3] if len(parts) > 4 and parts[3] else None
-
-
-def resolved(path: Path) -> Path:
-    """The one spelling of a path: absolute, symbolic links and `..` resolved (as far as they exist)."""
-    try:
-        return Path(path).expanduser().resolve()
-    except (OSError, RuntimeError):  # a loop: reported by the file check
-        return Path(path).expanduser().absolute()
 
 
 def file_signature(path: Path) -> tuple[tuple[int, int], ...]:
