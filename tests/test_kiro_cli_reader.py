@@ -260,3 +260,29 @@ def test_permission_denied(kiro_db: KiroCliDb, monkeypatch: pytest.MonkeyPatch) 
         kiro_db.path.chmod(0)
     with pytest.raises(KiroCliError, match="permission denied"):
         read_kiro_cli(kiro_db.path, NOW)
+
+
+def test_reading_a_closed_wal_database_leaves_no_file_beside_it(tmp_path: Path) -> None:
+    """kiro-cli's reader opens through the shared read-only opener: a WAL database no one has
+    open (no -wal) is read as it stands, and no empty -wal or -shm is left for kiro-cli to find."""
+    db = KiroCliDb(tmp_path / "data.sqlite3", wal=True)
+    written = db.put_oidc(start_url=None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.sqlite3"]
+    assert only_login(db).refresh_token == written["refresh_token"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.sqlite3"]
+
+
+def test_a_text_value_that_is_not_utf8_skips_that_login_only(kiro_db: KiroCliDb) -> None:
+    """A TEXT row with bytes that are not UTF-8 no longer fails the whole query: the shared
+    opener's text reader hands it over, and the field reader names the bad field."""
+    kiro_db.put_oidc(start_url=None)
+    kept = kiro_db.put_social()
+    conn = kiro_db.connect()
+    conn.execute("UPDATE auth_kv SET value = CAST(? AS TEXT) WHERE key = 'kirocli:odic:token'",
+                 (b'{"access_token":"aoa\xff","refresh_token":"aor"}',))
+    conn.commit()
+    conn.close()
+    snapshot = read_kiro_cli(kiro_db.path, NOW)
+    assert [login.refresh_token for login in snapshot.logins] == [kept["refresh_token"]]
+    assert [(s.key, s.reason) for s in snapshot.skipped] == [
+        ("kirocli:odic:token", "kirocli:odic:token: field 'access_token' holds an unpaired surrogate (not text)")]

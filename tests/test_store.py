@@ -172,3 +172,58 @@ def test_leases_exclude_other_owners_until_they_run_out(tmp_path: Path) -> None:
         assert store.acquire_lease("abcd1234", "them", NOW + timedelta(seconds=61), 60)
         store.release_lease("abcd1234", "them")
         assert store.refreshing_ids(NOW) == set()
+
+
+def test_unlink_marks_in_the_old_preference_move_into_their_table(tmp_path: Path) -> None:
+    """A store from before the `unlinked` table keeps its marks: the migration carries every
+    readable one (surrogates in a path made storable, as places store them) and drops the blob."""
+    import json
+
+    from kiro_tui.core.store import MIGRATIONS
+    from kiro_tui.core.store.schema import split_sql
+
+    path = tmp_path / "accounts.db"
+    conn = sqlite3.connect(path)
+    for step in MIGRATIONS[:-1]:
+        if callable(step):
+            step(conn)
+        else:
+            for statement in split_sql(step):
+                conn.execute(statement)
+    marks = {
+        "cliproxy\t/home/me/.cli-proxy-api/kiro-a.json\t": {
+            "account": "abcd1234", "at": "2026-02-01T10:00:00Z", "why": "unlink", "client_id": None},
+        "kiro-cli\t/home/me/data.sqlite3\tkirocli:odic:token": {
+            "account": "ef015678", "at": "2026-02-02T11:30:00.5+01:00", "why": "login", "client_id": "cid-1"},
+        "kiro-ide\t/home/\udc80me/kiro-auth-token.json\t": {"account": "abcd1234", "at": "2026-02-03T00:00:00Z"},
+        "cliproxy\t/broken.json\t": {"account": "abcd1234", "at": "not a time"},
+    }
+    conn.execute("INSERT INTO preferences (key, value) VALUES ('unlinked_places', ?)", (json.dumps(marks),))
+    conn.execute("INSERT INTO preferences (key, value) VALUES ('last_start_url', '\"https://x\"')")
+    conn.execute(f"PRAGMA user_version={len(MIGRATIONS) - 1}")
+    conn.commit()
+    conn.close()
+    with AccountStore.open(path) as store:
+        cliproxy = store.unlinked("cliproxy", "/home/me/.cli-proxy-api/kiro-a.json")
+        assert cliproxy is not None and cliproxy == ("abcd1234", datetime(2026, 2, 1, 10, tzinfo=UTC), "unlink", None)
+        relogin = store.unlinked("kiro-cli", "/home/me/data.sqlite3", "kirocli:odic:token")
+        assert relogin is not None and (relogin.why, relogin.client_id) == ("login", "cid-1")
+        assert relogin.at == datetime(2026, 2, 2, 10, 30, 0, 500000, tzinfo=UTC)
+        ide = store.unlinked("kiro-ide", "/home/\udc80me/kiro-auth-token.json")
+        assert ide is not None and ide.why == "unlink"  # no why then meant a person's unlink
+        assert store.unlinked("cliproxy", "/broken.json") is None  # unreadable then, unreadable now
+        assert store.connection.execute("SELECT COUNT(*) FROM unlinked").fetchone()[0] == 3
+        assert store.preference("unlinked_places") is None
+        assert store.preference("last_start_url") == "https://x"
+
+
+def test_an_unlink_mark_is_kept_and_forgotten_by_its_place(tmp_path: Path) -> None:
+    from kiro_tui.core.models import Place, PlaceRole
+
+    with AccountStore.open(tmp_path / "a.db") as store:
+        place = Place("abcd1234", "cliproxy", "/p/\udc80kiro.json", "", PlaceRole.LINK)
+        store.mark_unlinked(place, NOW, client_id="cid")
+        assert store.unlinked("cliproxy", "/p/\udc80kiro.json") == ("abcd1234", NOW, "unlink", "cid")
+        assert store.unlinked("cliproxy", "/p/\udc80kiro.json", "other") is None
+        store.mark_unlinked(place, None, unlinked=False)
+        assert store.unlinked("cliproxy", "/p/\udc80kiro.json") is None

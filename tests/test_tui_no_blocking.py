@@ -219,7 +219,7 @@ async def contended_scenario(tmp_path: Path, emulator, emulator_time, kiro_db, *
                 await asyncio.sleep(0.05)
             waited_in_store = False
             while not holder.released.is_set():
-                waited_in_store = waited_in_store or frames_in(engine_thread, "kiro_tui/core/store.py")
+                waited_in_store = waited_in_store or frames_in(engine_thread, "kiro_tui/core/store/")
                 await asyncio.sleep(0.02)
             holder.join()
             seen["unfinished_at_release"] = holder.seen_before_release

@@ -298,7 +298,6 @@ def _new_account(login: PlaceLogin, account_id: str, source: str, mode: Mode, ki
         label=default_label(login, kind),
         source=source,
         source_key=login.key or None,
-        login_key=login.login_key,
         mode=mode,
     )
     for name in META_FIELDS:

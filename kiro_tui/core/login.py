@@ -307,8 +307,7 @@ def save_login(
     if existing is not None:
         account.nickname = existing.nickname
         if any(p.role is PlaceRole.SOURCE for p in outcome.relinked):  # still kiro-cli's login, in sync
-            account.source, account.source_key, account.login_key = (existing.source, existing.source_key,
-                                                                      existing.login_key)
+            account.source, account.source_key = existing.source, existing.source_key
             account.mode, account.extra[PLACED_BY_USE] = Mode.SYNC, used_in
     with store.transaction() as tx:  # the history says when the token came from a login
         store.save(account, tx)

@@ -140,7 +140,6 @@ class Account:
     profile_name: str | None = None
     source: str | None = None
     source_key: str | None = None
-    login_key: str | None = None
     mode: Mode = Mode.OWN
     health: Health = Health.OK
     last_refresh_at: datetime | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -19,12 +19,21 @@ from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import DEFAULT_REGION, AuthMethod, classify_start_url
 from kiro_tui.core.places._files import json_type, read_json
 from kiro_tui.core.places.base import PlaceError, PlaceLogin
-from kiro_tui.core.places.kiro_cli import EXPIRY_SKEW, profile_region
 from kiro_tui.core.timefmt import TimestampError, parse_timestamp
 
 Spelling = Literal["snake", "camel"]
 OIDC_METHODS = (AuthMethod.BUILDER_ID, AuthMethod.IDC)
 _HASH_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
+EXPIRY_SKEW = timedelta(minutes=1)
+"""A registration counts as expired one minute early, as kiro-cli does (`is_expired`)."""
+
+
+def profile_region(arn: str | None) -> str | None:
+    """The API region is the ARN's 4th field (arn:aws:codewhisperer:REGION:account:profile/ID)."""
+    if not arn:
+        return None
+    parts = arn.split(":")
+    return parts[3] if len(parts) > 4 and parts[3] else None
 
 
 class BadField(ValueError):

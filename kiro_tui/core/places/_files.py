@@ -415,3 +415,11 @@ def remove_stale_temps(folders: Iterable[Path], older_than: float = STALE_TEMP_S
                     path.unlink()
                     removed.append(path)
     return removed
+
+
+def resolved(path: Path) -> Path:
+    """The one spelling of a path: absolute, symbolic links and `..` resolved (as far as they exist)."""
+    try:
+        return Path(path).expanduser().resolve()
+    except (OSError, RuntimeError):  # a loop: reported by the file check
+        return Path(path).expanduser().absolute()

@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import sqlite3
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.places._files import open_place
 from kiro_tui.core.places.base import PlaceError
 
@@ -49,23 +50,29 @@ def _no_one_has_it_open(path: Path, header: bytes) -> bool:
     return in_wal_mode and not os.path.lexists(f"{path}-wal")
 
 
+Explain = Callable[[Path, sqlite3.Error, float], KiroTuiError]
+"""A format's own words for a SQLite failure (path, error, busy timeout): kiro-cli's name --db."""
+
+
 @contextmanager
-def open_read_only(path: Path, what: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Iterator[sqlite3.Connection]:
+def open_read_only(path: Path, what: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+                   explain: Explain | None = None) -> Iterator[sqlite3.Connection]:
     """A connection that can never write, and leaves no file behind that was not there."""
     header = read_header(path, what)
     uri = "file:" + urllib.parse.quote(str(Path(path).absolute())) + "?mode=ro"
     if _no_one_has_it_open(path, header):
         uri += "&immutable=1"
+    say = explain or (lambda failed, exc, timeout: _explain(failed, what, exc, timeout))
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout)
     except sqlite3.Error as exc:
-        raise _explain(path, what, exc, busy_timeout) from exc
+        raise say(path, exc, busy_timeout) from exc
     try:
         conn.text_factory = _text
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         yield conn
     except sqlite3.Error as exc:
-        raise _explain(path, what, exc, busy_timeout) from exc
+        raise say(path, exc, busy_timeout) from exc
     finally:
         conn.close()
 

@@ -22,6 +22,7 @@ from kiro_tui.core.places._fields import (
     client_of,
     js_iso,
     oidc_method,
+    profile_region,
     provider_title,
     social_provider,
     words,
@@ -36,7 +37,6 @@ from kiro_tui.core.places._files import (
 )
 from kiro_tui.core.places._json_place import JsonFilePlace
 from kiro_tui.core.places.base import PlaceError, PlaceLogin, TokenCopy
-from kiro_tui.core.places.kiro_cli import profile_region
 
 FILE_SUFFIX = "_kiro-auth-token.json"
 SEARCH_PATTERNS = (f"configs/kiro/*/*{FILE_SUFFIX}", f"*/*{FILE_SUFFIX}", f"*{FILE_SUFFIX}")
@@ -111,7 +111,7 @@ def _merge_folder(path: Path, data: dict[str, object]) -> None:
     """What AIClient-2-API reads: every other `*.json` in the folder laid over the file, all
     but `expiresAt`. One that carries a token would override this file's: refused, named."""
     try:
-        siblings = list_folder(path.parent, "AIClient-2-API")
+        siblings = list_folder(path.parent, AiClientPlace.title)
     except PlaceError:
         return
     for sibling in siblings:

@@ -46,12 +46,6 @@ class PlaceLogin:
     needs_login: str | None = None
     raw: dict[str, object] = field(default_factory=dict, repr=False)
 
-    @property
-    def login_key(self) -> str:
-        """What tells two logins in the same key apart: kind, portal, provider, issuer."""
-        parts = (self.auth_method.value, self.start_url or "", self.provider or "", self.issuer_url or "")
-        return "|".join(parts)
-
 
 @dataclass(frozen=True)
 class TokenCopy:

@@ -29,6 +29,7 @@ from kiro_tui.core.places._fields import (
     build_login,
     client_of,
     oidc_method,
+    profile_region,
     python_iso,
     social_provider,
     words,
@@ -47,7 +48,7 @@ from kiro_tui.core.places._files import (
 from kiro_tui.core.places._json_place import JsonFilePlace
 from kiro_tui.core.places._sqlite import is_kiro_cli_format
 from kiro_tui.core.places.base import Created, PlaceError, PlaceLogin, TokenCopy
-from kiro_tui.core.places.kiro_cli import KiroCliPlace, profile_region, replace_database_login
+from kiro_tui.core.places.kiro_cli import KiroCliPlace, replace_database_login
 from kiro_tui.core.places.kiro_ide import sso_cache_folder
 
 CREDS_FILE_ENV = "KIRO_CREDS_FILE"

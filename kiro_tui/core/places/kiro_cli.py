@@ -25,9 +25,9 @@ import os
 import sqlite3
 import urllib.parse
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from kiro_tui.core import paths
@@ -35,6 +35,10 @@ from kiro_tui.core.errors import KiroCliError, KiroTuiError
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import DEFAULT_REGION, Account, AuthMethod, classify_start_url
 from kiro_tui.core.places import kiro_cli_format as fmt
+from kiro_tui.core.places._fields import EXPIRY_SKEW, profile_region
+from kiro_tui.core.places._files import resolved
+from kiro_tui.core.places._sqlite import DEFAULT_BUSY_TIMEOUT, SQLITE_HEADER
+from kiro_tui.core.places._sqlite import open_read_only as sqlite_read_only
 from kiro_tui.core.places.base import (
     Created,
     PlaceChanged,
@@ -47,12 +51,8 @@ from kiro_tui.core.places.base import (
 )
 from kiro_tui.core.timefmt import TimestampError, format_timestamp, parse_timestamp
 
-SQLITE_HEADER = b"SQLite format 3\x00"
-DEFAULT_BUSY_TIMEOUT = 5.0
 IDC_START_URL_STATE_KEY = fmt.IDC_START_URL_STATE_KEY
 IDC_REGION_STATE_KEY = fmt.IDC_REGION_STATE_KEY
-# kiro-cli treats a registration as expired one minute early (`is_expired`).
-EXPIRY_SKEW = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -157,20 +157,15 @@ def _check_file(path: Path) -> None:
 
 @contextmanager
 def open_read_only(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Iterator[sqlite3.Connection]:
-    """A `mode=ro` connection: it sees rows still in the -wal file but can never write."""
+    """The shared read-only opener (`_sqlite.open_read_only`: never writes, leaves no -wal or
+    -shm behind), after kiro-cli's own checks, in kiro-cli's words (they name --db)."""
     _check_file(path)
-    uri = "file:" + urllib.parse.quote(str(path.absolute())) + "?mode=ro"
-    try:
-        conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout)
-    except sqlite3.Error as exc:
-        raise _explain(path, exc, busy_timeout) from exc
-    try:
-        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+    with ExitStack() as stack:
+        try:
+            conn = stack.enter_context(sqlite_read_only(path, "kiro-cli database", busy_timeout, explain=_explain))
+        except PlaceError as exc:  # the file changed since the check (its header no longer SQLite's)
+            raise KiroCliError(str(exc)) from exc
         yield conn
-    except sqlite3.Error as exc:
-        raise _explain(path, exc, busy_timeout) from exc
-    finally:
-        conn.close()
 
 
 def _explain(path: Path, exc: sqlite3.Error, busy_timeout: float) -> KiroCliError:
@@ -441,20 +436,6 @@ def _attach_idc_state(snapshot: KiroCliSnapshot) -> None:
             login.auth_method = classify_start_url(login.start_url)
 
 
-def profile_region(arn: str | None) -> str | None:
-    """The API region is the ARN's 4th field (arn:aws:codewhisperer:REGION:account:profile/ID)."""
-    if not arn:
-        return None
-    parts = arn.split(":")
-    return parts[3] if len(parts) > 4 and parts[3] else None
-
-
-def resolved(path: Path) -> Path:
-    """The one spelling of a path: absolute, symbolic links and `..` resolved (as far as they exist)."""
-    try:
-        return Path(path).expanduser().resolve()
-    except (OSError, RuntimeError):  # a loop: reported by the file check
-        return Path(path).expanduser().absolute()
 
 
 # ---------------------------------------------------------------- the write-back

@@ -1,0 +1,82 @@
+"""Leases: which kiro-tui process refreshes an account right now, across processes; and the
+preferences (remembered choices)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from datetime import datetime, timedelta
+
+from kiro_tui.core.store.codecs import time_or_none
+from kiro_tui.core.store.opening import StoreFile
+from kiro_tui.core.timefmt import format_timestamp
+
+
+class Leases(StoreFile):
+    """The right to refresh one account, held by one process at a time."""
+
+    def acquire_lease(self, account_id: str, owner: str, now: datetime, seconds: float) -> bool:
+        """Take (or renew) the right to refresh one account, across processes."""
+        until = format_timestamp(now + timedelta(seconds=seconds))
+        with self.transaction(durable=False) as tx:
+            row = tx.execute("SELECT owner, until FROM leases WHERE account_id = ?", (account_id,)).fetchone()
+            if row and row[0] != owner and (time_or_none(row[1]) or now) > now and not _owner_gone(row[0]):
+                return False
+            tx.execute("INSERT OR REPLACE INTO leases (account_id, owner, until) VALUES (?, ?, ?)",
+                       (account_id, owner, until))
+            return True
+
+    def refreshing_ids(self, now: datetime) -> set[str]:
+        """Accounts some kiro-tui process is refreshing right now (a lease that has not run out)."""
+        rows = self._db.execute("SELECT account_id, until, owner FROM leases").fetchall()
+        return {row[0] for row in rows if (time_or_none(row[1]) or now) > now and not _owner_gone(row[2])}
+
+    def release_lease(self, account_id: str, owner: str) -> None:
+        with self.transaction(durable=False) as tx:
+            tx.execute("DELETE FROM leases WHERE account_id = ? AND owner = ?", (account_id, owner))
+
+    def release_leases(self, owner: str) -> None:
+        """Every lease this process holds: on shutdown, and after a failed release."""
+        with self.transaction(durable=False) as tx:
+            tx.execute("DELETE FROM leases WHERE owner = ?", (owner,))
+
+
+class Preferences(StoreFile):
+    """Remembered choices (the last login's start URL, ...), JSON-encoded by key."""
+
+    def preference(self, key: str) -> object:
+        """A remembered choice (e.g. the last login's start URL), JSON-decoded; None if unset."""
+        row = self._db.execute("SELECT value FROM preferences WHERE key = ?", (key,)).fetchone()
+        try:
+            return json.loads(row[0]) if row else None
+        except ValueError:
+            return None
+
+    def set_preference(self, key: str, value: object) -> None:
+        with self.transaction(durable=False) as tx:
+            _write_preference(tx, key, value)
+
+
+def _owner_gone(owner: str) -> bool:
+    """A lease holder (`host:pid:nonce`, core/refresh.py's default_owner) that is a process of
+    this machine no longer running: it ended without releasing (a full disk would not take the
+    release, a SIGKILL). Its lease is void at once, not after a minute of "busy"."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if not hasattr(os, "uname") or host != os.uname().nodename or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # another user's process, or no right to ask: alive as far as we know
+        return False
+    return False
+
+
+def _write_preference(conn: sqlite3.Connection, key: str, value: object) -> None:
+    conn.execute("INSERT OR REPLACE INTO preferences (key, value) VALUES (?, ?)", (key, json.dumps(value)))
