@@ -35,6 +35,7 @@ from kiro_tui.core.errors import KiroCliError, KiroTuiError
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import DEFAULT_REGION, Account, AuthMethod, classify_start_url
 from kiro_tui.core.places import kiro_cli_format as fmt
+from kiro_tui.core.places._sqlite import unless_left_mid_write
 from kiro_tui.core.places.base import (
     Created,
     PlaceChanged,
@@ -166,7 +167,8 @@ def open_read_only(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> It
         raise _explain(path, exc, busy_timeout) from exc
     try:
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-        yield conn
+        with unless_left_mid_write(conn, path, busy_timeout) as usable:
+            yield usable
     except sqlite3.Error as exc:
         raise _explain(path, exc, busy_timeout) from exc
     finally:
