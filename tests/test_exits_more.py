@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests import test_exits
 from tests.test_exits import Terminal, World, _stop_cli, assert_quiet
-from tests.test_exits import world as world_fixture  # noqa: F401 - registers the `world` fixture here
+
+world = test_exits.world  # the fixture: an emulator that can hold requests, kiro-cli, the store
 
 pytestmark = pytest.mark.e2e  # real processes and terminals: run alone (see the README's test command)
 
