@@ -837,7 +837,9 @@ class Engine:
                 raise KiroTuiError(f"{account.id} ({account.name}): no valid token after refreshing"
                                    + (f" ({account.last_error})" if account.last_error else ""))
             self._network()
-            result = await self.refresher.refresh(account_id, unless_valid_for=timedelta(seconds=min_valid))
+            # through the scheduler: a stop (Ctrl-C, SIGTERM, SIGHUP) waits for it to commit
+            (result,) = await self.scheduler.refresh_now(  # type: ignore[union-attr]
+                [account_id], force=False, unless_valid_for=timedelta(seconds=min_valid))
             if result.outcome is Outcome.BUSY:
                 if waited >= wait:
                     raise KiroTuiError(f"another kiro-tui process has been refreshing {account_id} for "

@@ -173,19 +173,23 @@ class RefreshScheduler:
             del self._due[account_id]
             self._start(account_id, force=account_id in self._early)
 
-    def _start(self, account_id: str, force: bool) -> asyncio.Task[RefreshResult]:
+    def _start(self, account_id: str, force: bool,
+               unless_valid_for: timedelta | None = None) -> asyncio.Task[RefreshResult]:
         task = self._in_flight.get(account_id)
         if task is None:
-            task = asyncio.create_task(self._refresh(account_id, force), name=f"refresh {account_id}")
+            task = asyncio.create_task(self._refresh(account_id, force, unless_valid_for), name=f"refresh {account_id}")
             self._in_flight[account_id] = task
         return task
 
-    async def refresh_now(self, account_ids: list[str], force: bool = True) -> list[RefreshResult]:
+    async def refresh_now(self, account_ids: list[str], force: bool = True,
+                          unless_valid_for: timedelta | None = None) -> list[RefreshResult]:
         """Refresh these accounts now, through the same concurrency bound as scheduled ones; an
-        account already being refreshed is not refreshed twice (its result is shared)."""
+        account already being refreshed is not refreshed twice (its result is shared). Being
+        in flight here, each is waited for by a stop (`drain`), never cancelled with its caller
+        (`unless_valid_for`: see Refresher.refresh)."""
         if self._stopping:
             raise RuntimeError("the refresh engine is stopping")
-        tasks = [self._start(account_id, force) for account_id in account_ids]
+        tasks = [self._start(account_id, force, unless_valid_for) for account_id in account_ids]
         return list(await asyncio.gather(*(asyncio.shield(t) for t in tasks)))
 
     async def _wait(self, delay: float | None) -> None:
@@ -198,7 +202,7 @@ class RefreshScheduler:
             for waiter in waiters:
                 waiter.cancel()
 
-    async def _refresh(self, account_id: str, force: bool) -> RefreshResult:
+    async def _refresh(self, account_id: str, force: bool, unless_valid_for: timedelta | None = None) -> RefreshResult:
         retry_at = None
         try:
             async with self._limit:
@@ -206,7 +210,7 @@ class RefreshScheduler:
                     return self._not_started(account_id)
                 self._under_way.add(account_id)
                 try:
-                    result = await self.refresher.refresh(account_id, force)
+                    result = await self.refresher.refresh(account_id, force, unless_valid_for)
                 finally:
                     self._under_way.discard(account_id)
             if self.keep_results:

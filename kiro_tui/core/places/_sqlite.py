@@ -7,7 +7,9 @@ rides out the tool's own writes. Every failure is one PlaceError naming the file
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
+import tempfile
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -53,11 +55,17 @@ def _no_one_has_it_open(path: Path, header: bytes) -> bool:
 Explain = Callable[[Path, sqlite3.Error, float], KiroTuiError]
 """A format's own words for a SQLite failure (path, error, busy timeout): kiro-cli's name --db."""
 
+LEFT_MID_WRITE = ("SQLITE_READONLY_ROLLBACK", "SQLITE_READONLY_RECOVERY")
+"""A program stopped mid-write (killed, crashed, power lost): its hot journal must be rolled
+back (or its WAL index rebuilt) first, which a read-only connection may not do."""
+
 
 @contextmanager
 def open_read_only(path: Path, what: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
                    explain: Explain | None = None) -> Iterator[sqlite3.Connection]:
-    """A connection that can never write, and leaves no file behind that was not there."""
+    """A connection that can never write, and leaves no file behind that was not there. A
+    database a program left mid-write is read from a private copy, rolled back there (what
+    that program or any writer sees next), so the place stays readable and untouched."""
     header = read_header(path, what)
     uri = "file:" + urllib.parse.quote(str(Path(path).absolute())) + "?mode=ro"
     if _no_one_has_it_open(path, header):
@@ -70,11 +78,47 @@ def open_read_only(path: Path, what: str, busy_timeout: float = DEFAULT_BUSY_TIM
     try:
         conn.text_factory = _text
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-        yield conn
+        with unless_left_mid_write(conn, path, busy_timeout) as usable:
+            yield usable
     except sqlite3.Error as exc:
         raise say(path, exc, busy_timeout) from exc
     finally:
         conn.close()
+
+
+@contextmanager
+def unless_left_mid_write(conn: sqlite3.Connection, path: Path, busy_timeout: float) -> Iterator[sqlite3.Connection]:
+    """`conn`; or, when a program left the database mid-write, a private rolled-back copy of it."""
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorname", None) not in LEFT_MID_WRITE:
+            raise
+        with _rolled_back_copy(path, busy_timeout) as copy:
+            copy.text_factory = conn.text_factory
+            yield copy
+        return
+    yield conn
+
+
+@contextmanager
+def _rolled_back_copy(path: Path, busy_timeout: float) -> Iterator[sqlite3.Connection]:
+    """The database and its journal (or WAL) copied into a private folder and opened there,
+    where SQLite rolls the unfinished write back; the copy is deleted afterwards."""
+    with tempfile.TemporaryDirectory(prefix="kiro-tui-read-") as folder:
+        copy = Path(folder) / "copy.sqlite3"
+        try:
+            shutil.copyfile(path, copy)
+            for suffix in ("-journal", "-wal"):
+                if os.path.exists(f"{path}{suffix}"):
+                    shutil.copyfile(f"{path}{suffix}", f"{copy}{suffix}")
+        except OSError as exc:
+            raise sqlite3.OperationalError(f"unable to open a copy of it: {exc.strerror or exc}") from exc
+        conn = sqlite3.connect(copy, timeout=busy_timeout)
+        try:
+            yield conn
+        finally:
+            conn.close()
 
 
 def tables(conn: sqlite3.Connection) -> set[str]:
