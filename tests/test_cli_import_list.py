@@ -215,11 +215,12 @@ def test_loose_store_permissions_are_fixed_with_a_warning(kiro_tui_exe: str, iso
 
 def test_a_bug_is_one_line_on_stderr_and_a_traceback_in_the_log(isolated_dirs: Path, monkeypatch, capsys) -> None:
     from kiro_tui import cli
+    from kiro_tui.cli import accounts
 
     def broken(args):  # type: ignore[no-untyped-def]
         raise RuntimeError("boom with aoaAAAAAGabcdefghijklmnopqrstuvwxyz0123456789")
 
-    monkeypatch.setattr(cli, "cmd_list", broken)
+    monkeypatch.setattr(accounts, "cmd_list", broken)  # the parser registers it from there
     code = cli.main(["list"])
     err = capsys.readouterr().err
     assert code == 1
@@ -228,7 +229,7 @@ def test_a_bug_is_one_line_on_stderr_and_a_traceback_in_the_log(isolated_dirs: P
     log_text = (isolated_dirs / "state" / "kiro-tui" / "log" / "kiro-tui.log").read_text()
     assert "Traceback" in log_text and "unexpected error in `kiro-tui list`" in log_text
     assert "abcdefghijklmnop" not in log_text  # the log masks token-shaped text too
-    assert "/kiro_tui/cli.py" in log_text  # while file paths stay readable
+    assert "/kiro_tui/cli/__init__.py" in log_text  # while file paths stay readable
 
 
 def test_remove_says_what_it_leaves_untouched(kiro_tui_exe, isolated_dirs: Path, kiro_db) -> None:

@@ -1149,6 +1149,80 @@ class Engine:
 
         return last_request(self.store)
 
+    # ------------------------------------------------------------------ for the command line
+    # (issue 25) What the commands used to ask of the store directly, asked of the front: the CLI
+    # and the TUI then do the same thing. One block at the end of the class, on purpose, while
+    # other parts of the engine move out into modules of their own.
+
+    def resolve(self, wanted: str) -> str:
+        """The full id of the account a person named (an id, name or email, or a unique prefix of
+        one) without reading its row: an account that cannot be read can still be named."""
+        return self.store.resolve_raw_id(wanted)
+
+    def account(self, wanted: str) -> Account:
+        """The account a person named (as `resolve`), read."""
+        return self.store.resolve_id(wanted)
+
+    def account_ids(self) -> list[str]:
+        """Every account's id, readable or not, sorted."""
+        return sorted(self.store.ids())
+
+    def names(self) -> dict[str, str]:
+        """Every readable account's name as people see it (nickname, else email or label), by id."""
+        return {account.id: account.name for account in self.store.accounts()}
+
+    def refresh_counts(self) -> dict[str, tuple[int, int]]:
+        """(successes, failures) in the kept refresh history, by account."""
+        return self.store.refresh_counts()
+
+    def removal(self, wanted: str) -> tuple[str, str | None, list[str]]:
+        """What removing the account a person named concerns, before asking them: its id, its name
+        (None when its row cannot be read: it can still be removed) and the kinds of the places
+        whose copies `remove` leaves untouched."""
+        account_id = self.resolve(wanted)
+        try:
+            account = self.store.get(account_id)
+            name: str | None = account.name if account else account_id
+        except KiroTuiError:
+            name = None
+        return account_id, name, sorted({place.kind for place in self.store.places(account_id)})
+
+    async def save_rescued(self) -> list[str]:
+        """Commit the tokens earlier runs left in rescue copies (starting does) and say which, and
+        what is still held. In the usual case, with none, this costs one look at the folders."""
+        from kiro_tui.core import rescue
+
+        if not rescue.pending(self.store.path):
+            return []
+        await self.start()
+        return self.saved_at_start + self.held_notes()
+
+    def held_notes(self) -> list[str]:
+        """Each token held in memory because the store would not take it: whose, why, and where its
+        rescue copy is."""
+        held = self.refresher.held.values() if self.refresher is not None else []
+        return [f"{token.account_id}: {token.message}; {token.rescue_note}" for token in held]
+
+    async def fetch_all_usage(self, at_once: int = 4) -> None:
+        """Fetch the quota now of every account whose token works, `at_once` at a time."""
+        now = self.clock.now()
+        usable = [a.id for a in self.store.accounts() if a.health is Health.OK and a.expires_at > now]
+        limit = asyncio.Semaphore(at_once)
+
+        async def one(account_id: str) -> None:
+            async with limit:
+                await self.fetch_usage_now(account_id)
+
+        await asyncio.gather(*(one(account_id) for account_id in usable))
+
+    def runners_now(self) -> list[Runner]:
+        """Who keeps the accounts fresh (core/runners.py): each `watch` and TUI engine's row."""
+        return runners.runners(self.store)
+
+    def links(self) -> list[Place]:
+        """Every copy kiro-tui keeps fresh in another tool's file, of every account."""
+        return [place for place in self.store.places() if place.role is PlaceRole.LINK]
+
 
 class _NoNetwork(httpx.AsyncBaseTransport):
     """Stands in for a transport when TLS cannot be set up: nothing is ever sent."""

@@ -1,29 +1,17 @@
-"""Copy text: the system clipboard via pyperclip, else the terminal's (OSC 52, works over SSH).
-
-Returns how it was done, so the screen can say which worked.
+"""Copy text from the TUI: core/clipboard.py's one way (the system clipboard, else the
+terminal's through Textual's OSC 52), and say which worked so the screen can tell.
 """
 
 from __future__ import annotations
 
 from textual.app import App
 
-SYSTEM = "copied to the clipboard"
-TERMINAL = "sent to your terminal's clipboard (OSC 52)"
+from kiro_tui.core.clipboard import SYSTEM, TERMINAL
+from kiro_tui.core.clipboard import copy_text as copy_either
+from kiro_tui.core.clipboard import system_copy as pyperclip_copy
+
+__all__ = ["SYSTEM", "TERMINAL", "copy_text", "pyperclip_copy"]
 
 
 def copy_text(app: App[object], text: str) -> str:
-    copier = getattr(app, "system_copy", None)
-    if copier is not None:
-        try:
-            copier(text)
-            return SYSTEM
-        except Exception:  # noqa: BLE001 - pyperclip raises its own types, or anything from the OS
-            pass
-    app.copy_to_clipboard(text)
-    return TERMINAL
-
-
-def pyperclip_copy(text: str) -> None:
-    import pyperclip
-
-    pyperclip.copy(text)
+    return copy_either(text, getattr(app, "system_copy", None), app.copy_to_clipboard) or TERMINAL

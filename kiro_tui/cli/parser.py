@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 EXPLAINED = "_kiro_tui_explained"
@@ -82,3 +82,44 @@ class Parser(argparse.ArgumentParser):
         near = difflib.get_close_matches(str(value), names, n=1)
         advice = f"did you mean `{near[0]}`?" if near else f"choose from {', '.join(names)}"
         raise argparse.ArgumentError(action, f"invalid choice {value!r}; {advice}")
+
+
+# ---------------------------------------------------------------- kiro-tui's parser
+
+
+def number(kind: type, low: float, high: float, what: str) -> Callable[[str], float]:
+    """An argparse `type` for a number within bounds, refused in one line naming the range."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {what}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is out of range ({low:,.0f} to {high:,.0f})")
+        return value
+
+    return parse
+
+
+def build_parser() -> Parser:
+    """Every command, each registered by its group's module, in the order `kiro-tui --help` lists them."""
+    from kiro_tui import __version__
+    from kiro_tui.cli import accounts, apps, login, places, refresh
+
+    parser = Parser(
+        prog="kiro-tui",
+        description="Keep AWS Kiro / CodeWhisperer logins fresh. With no command, opens the terminal UI.",
+    )
+    parser.add_argument("--version", action="version", version=f"kiro-tui {__version__}")
+    parser.add_argument("--db", metavar="PATH",
+                        help="kiro-cli's data.sqlite3 (for the terminal UI, and the commands with a --db of their own)")
+    parser.top_level_db = "--db"  # refused before a command that does not read kiro-cli's database
+    parser.set_defaults(handler=apps.cmd_tui)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (places.add_import, places.add_sources, accounts.add_list_and_usage, refresh.add_refresh_and_watch,
+                login.add_login, places.add_link_and_export, places.add_unlink, accounts.add_mode_and_remove,
+                places.add_paths_and_forget, apps.add_demo_and_emulator, apps.add_service, refresh.add_token,
+                accounts.add_use_rename_and_show, apps.add_completion):
+        add(commands)
+    return parser
