@@ -17,7 +17,7 @@ from kiro_tui.cli.output import say, warn
 from kiro_tui.core import paths
 from kiro_tui.core.clock import SystemClock
 from kiro_tui.core.config import Settings, load_settings
-from kiro_tui.core.places.kiro_cli import resolved
+from kiro_tui.core.places._files import resolved
 from kiro_tui.core.store import AccountStore
 
 if TYPE_CHECKING:  # the engine loads lazily: `kiro-tui --help` stays quick
