@@ -24,7 +24,7 @@ from typing import TypeVar
 
 import httpx
 
-from kiro_tui.core import runners
+from kiro_tui.core import events, runners
 from kiro_tui.core.aws.codewhisperer import Profile, ProfileListing, QClient, Usage, is_invalid_bearer
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.aws.errors import ErrorClass, ServiceError
@@ -1153,6 +1153,12 @@ class Engine:
         from kiro_tui.core.login import last_request
 
         return last_request(self.store)
+
+    def kiro_cli_state(self) -> events.KiroCliState:
+        """Where kiro-cli's database is, when it was last read and why it could not be (the
+        presenter's summary line asks this instead of keeping its own copy)."""
+        return events.KiroCliState(self.kiro_cli_db, self.last_import_at, self.watch_error,
+                                   tuple(self.kiro_cli_candidates))
 
 
 class _NoNetwork(httpx.AsyncBaseTransport):

@@ -44,7 +44,7 @@ class EngineNotice(Message):
 
 
 @dataclass
-class EngineTrouble(Message):
+class EngineProblem(Message):
     """Something beyond one account is wrong (None: it is over)."""
 
     problem: str | None
