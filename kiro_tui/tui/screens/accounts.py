@@ -376,6 +376,7 @@ class AccountsScreen(AccountFlows):
 
     def on_engine_notice(self, message: messages.EngineNotice) -> None:
         self.notify(message.text, title=message.title, severity="warning", timeout=30)
+
     def on_keepers_changed(self, message: messages.KeepersChanged) -> None:
         self.keepers = message.keepers
         self.update_summary(self.host.clock.now())
@@ -413,6 +414,8 @@ class AccountsScreen(AccountFlows):
         if action == "clear_filter":
             return bool(self.filter_text) or bool(self.query("#filter"))
         return True
+
+    # ------------------------------------------------------------------ filter, help, quit
 
     def action_filter(self) -> None:
         existing = self.query("#filter")

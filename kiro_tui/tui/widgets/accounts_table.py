@@ -245,8 +245,8 @@ class AccountsTable(DataTable[Text]):
         """One short word (the reason is in the detail panel), coloured by the theme."""
         status = view.status(now, self.window, self.quota_warning)
         text = Text(status.label, style=self.style_of(STATUS_CLASSES[status]))
-        trouble = view.held or view.places_in_error or (view.account.sync_error and view.account.mode is Mode.SYNC)
-        if trouble:
+        problem = view.held or view.places_in_error or (view.account.sync_error and view.account.mode is Mode.SYNC)
+        if problem:  # beyond its status: a held token, a place in error, kiro-cli out of sync
             text.append(" !", style=self.style_of(STATUS_CLASSES[Status.NEEDS_LOGIN]))
         return text
 
