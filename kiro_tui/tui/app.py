@@ -142,9 +142,9 @@ class KiroTuiApp(App[None]):
             screen.post_message(messages.AccountsUpdated())
         elif isinstance(event, StatusChanged):
             if event.change.after.is_alert and not event.change.before.is_alert:
-                screen.post_message(messages.AccountStatusChanged(event.change))
+                screen.post_message(messages.AccountStatusChanged(event))
         elif isinstance(event, ImportFinished):
-            screen.post_message(messages.ImportFinished(event.report, event.automatic))
+            screen.post_message(messages.ImportFinished(event))
         elif isinstance(event, ImportFailed):
             screen.post_message(messages.ImportFailed(event.error, event.automatic))
         elif isinstance(event, EngineProblem):

@@ -369,7 +369,7 @@ class AccountsScreen(AccountFlows):
     def on_account_status_changed(self, message: messages.AccountStatusChanged) -> None:
         """This engine turned an account: toast now if it needs a person (the row is re-read by
         the AccountsUpdated that follows; turns made by other processes are found by comparing)."""
-        change = message.change
+        change = message.event.change
         self.known_status[change.account_id] = change.after
         if change.after.is_alert and not change.before.is_alert:
             self.toast_alert(change.name, change.after, change.message)

@@ -126,14 +126,14 @@ class AccountFlows(Screen[None]):
             self.post_message(messages.ImportFailed(str(exc), automatic=False))
 
     def on_import_finished(self, message: messages.ImportFinished) -> None:
-        report = message.report
+        report, automatic = message.event.report, message.event.automatic
         self.ask_kiro_cli_state()
         kinds = {kind for kind, _ in report.sources} or {report.kind}
         where = fmt.place_title(next(iter(kinds))) if len(kinds) == 1 else "every place found"
-        if not message.automatic and not report.imported and not report.skipped:
+        if not automatic and not report.imported and not report.skipped:
             self.notify(f"no login in {fmt.home_relative(report.source)}; {first_login_hint(report.kind)}",
                         title="Import failed", severity="error", timeout=10)
-        elif not message.automatic:
+        elif not automatic:
             self.notify(describe_import(report), title=f"Imported from {where}",
                         severity="warning" if report.skipped else "information")
         elif report.changed:
