@@ -54,6 +54,7 @@ MODE_HELP = {
     Mode.OWN: "own — refresh independently; never touch kiro-cli",
 }
 
+
 class AccountFlows(Screen[None]):
     """The accounts screen's actions (its `action_*` methods and the workers behind them)."""
 
@@ -87,6 +88,7 @@ class AccountFlows(Screen[None]):
         makes them printable)."""
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
+    # ------------------------------------------------------------------ import
 
     def action_import(self) -> None:
         self.choose_import()
@@ -154,6 +156,8 @@ class AccountFlows(Screen[None]):
         except KiroTuiError:
             return  # no engine: the summary already says so
         self.update_summary(self.host.clock.now())
+
+    # ---------------------------------------------- copies in other tools: link, export, unlink, use
 
     def action_places(self) -> None:
         view = self.selected_view()
@@ -252,6 +256,8 @@ class AccountFlows(Screen[None]):
         self.notify(f"{name} is now the login in {fmt.place_title(kind)} ({fmt.home_relative(outcome.path)})."
                     + kept, title="Use in")
         self.load_tools()
+
+    # --------------------------- one account: name, refresh, login, profile, mode, copy, remove
 
     def action_rename(self) -> None:
         account = self.selected()
@@ -431,6 +437,8 @@ class AccountFlows(Screen[None]):
             self.table.update_rows(frozenset({account.id}), self.views, self.visible_views(),
                                    self.host.clock.now())
             self.edit(lambda engine: engine.remove(account.id), f"Removed {account.name}.", "Removed")
+
+    # ---------------------------------------------- the fixes for a login that needs a person
 
     def action_resolve(self) -> None:
         view = self.selected_view()
