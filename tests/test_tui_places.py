@@ -9,6 +9,7 @@ from textual.widgets import Input
 from kiro_tui.core.models import PlaceRole, PlaceState
 from kiro_tui.core.places import place_format
 from kiro_tui.demo import account_from_seed
+from kiro_tui.tui import format as fmt
 from kiro_tui.tui.screens.choice import ChoiceScreen
 from kiro_tui.tui.screens.path_prompt import PathPromptScreen
 from tests.support.engine import seed_into_kiro_cli
@@ -67,7 +68,8 @@ async def test_an_import_from_another_tool_is_named_for_it_and_each_place_is_off
                 await settle(pilot)
             assert any(t.startswith("Imported from CLIProxyAPI") for t in toasts(app)), toasts(app)
             assert not any("kiro-cli" in t for t in toasts(app)), toasts(app)
-            assert app.kiro_cli_db == db.path  # the summary still names kiro-cli's own database
+            summary = str(app.screen.query_one("#summary").render())  # still kiro-cli's own database
+            assert f"kiro-cli: {fmt.home_relative(db.path)}" in summary, summary
 
 
 async def test_i_imports_kiro_cli_at_once_when_it_is_the_only_place(tmp_path: Path, emulator) -> None:

@@ -29,7 +29,8 @@ from kiro_tui.core.config import Settings
 from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.importer import ImportReport, first_login_hint
 from kiro_tui.core.models import Place
-from kiro_tui.core.places.kiro_cli import find_kiro_cli_db, resolved
+from kiro_tui.core.places._files import resolved
+from kiro_tui.core.places.kiro_cli import find_kiro_cli_db
 from kiro_tui.core.wipe import forget, own_paths, to_forget
 
 DB_HELP = "kiro-cli's data.sqlite3 (default: kiro-cli's usual place)"

@@ -24,7 +24,7 @@ from typing import TypeVar
 
 import httpx
 
-from kiro_tui.core import runners
+from kiro_tui.core import events, runners
 from kiro_tui.core.aws.codewhisperer import Profile, ProfileListing, QClient, Usage, is_invalid_bearer
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.aws.errors import ErrorClass, ServiceError
@@ -1222,6 +1222,12 @@ class Engine:
     def links(self) -> list[Place]:
         """Every copy kiro-tui keeps fresh in another tool's file, of every account."""
         return [place for place in self.store.places() if place.role is PlaceRole.LINK]
+
+    def kiro_cli_state(self) -> events.KiroCliState:
+        """Where kiro-cli's database is, when it was last read and why it could not be (the
+        presenter's summary line asks this instead of keeping its own copy)."""
+        return events.KiroCliState(self.kiro_cli_db, self.last_import_at, self.watch_error,
+                                   tuple(self.kiro_cli_candidates))
 
 
 class _NoNetwork(httpx.AsyncBaseTransport):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 
 from kiro_tui.core.importer import ImportReport
 from kiro_tui.core.refresh_result import StatusChange
@@ -57,6 +59,18 @@ class RunnersChanged:
     says it in a phrase (core/runners.describe_keepers)."""
 
     keepers: str
+
+
+@dataclass(frozen=True)
+class KiroCliState:
+    """kiro-cli's database as the engine knows it: where it is (None: not found), when the engine
+    last read it, why the last automatic read failed (None once a read works again), and where
+    it was looked for."""
+
+    db: Path | None
+    read_at: datetime | None
+    error: str | None
+    looked_in: tuple[Path, ...] = ()
 
 
 EngineEvent = AccountsChanged | StatusChanged | ImportFinished | ImportFailed | EngineProblem | EngineNotice \

@@ -2,7 +2,8 @@
 
 The app only presents: the engine runs on its own thread (core/engine_thread.py) with its own
 store connection and HTTP client, so no SQLite, file or network call ever runs on Textual's
-loop. Screens call the engine with `await app.engine.call(...)` from workers; the engine's
+loop. Screens reach the app through tui/host.py's `Host` and call the engine with
+`await host.engine_thread.call(...)` from workers; the engine's
 events arrive as typed messages (tui/messages.py) carrying account ids.
 """
 
@@ -15,8 +16,8 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import App
 from textual.notifications import SeverityLevel
@@ -49,6 +50,9 @@ from kiro_tui.tui import messages
 from kiro_tui.tui.clipboard import pyperclip_copy
 from kiro_tui.tui.screens.accounts import AccountsScreen
 
+if TYPE_CHECKING:
+    from kiro_tui.tui.host import Host
+
 log = logging.getLogger("kiro_tui.tui")
 
 
@@ -71,16 +75,10 @@ class KiroTuiApp(App[None]):
     ) -> None:
         super().__init__()
         self.store_path, self.settings, self.clock, self.endpoints = store_path, settings, clock, endpoints
-        self.kiro_cli_db, self.kiro_cli_candidates = kiro_cli_db, kiro_cli_candidates
         self.fetch_usage, self.system_copy = fetch_usage, system_copy
-        self.engine = EngineThread(store_path, settings, clock, endpoints, kiro_cli_db, kiro_cli_candidates,
-                                   on_event=self._engine_event, run_loops=run_engine,
-                                   fetch_usage=fetch_usage and settings.fetch_usage)
-        self.last_import_at: datetime | None = None
-        self.import_error: str | None = None
-        self.engine_problem: str | None = None
-        self.keepers: str | None = None
-        """What keeps the accounts fresh once this window is closed (None until the engine says)."""
+        self.engine_thread = EngineThread(store_path, settings, clock, endpoints, kiro_cli_db, kiro_cli_candidates,
+                                          on_event=self._engine_event, run_loops=run_engine,
+                                          fetch_usage=fetch_usage and settings.fetch_usage)
         self.crashed = False
         self._changed: set[str] = set()
         self._changed_all = False
@@ -88,6 +86,11 @@ class KiroTuiApp(App[None]):
         self._changed_lock = threading.Lock()
         self._frozen = False
         self.accounts_screen = AccountsScreen()
+
+    @property
+    def engine(self) -> EngineThread:
+        """The old name of `engine_thread`, kept for the tests' and benchmarks' rigs."""
+        return self.engine_thread
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = True) -> None:
@@ -101,10 +104,10 @@ class KiroTuiApp(App[None]):
         return self.accounts_screen
 
     def on_load(self) -> None:
-        self.engine.start()  # before the first frame: the store is read while Textual draws
+        self.engine_thread.start()  # before the first frame: the store is read while Textual draws
 
     def on_unmount(self) -> None:
-        self.engine.request_stop()  # refreshes under way finish on the engine's thread; run_app waits
+        self.engine_thread.request_stop()  # refreshes under way finish on the engine's thread; run_app waits
         if self._frozen:
             gc.unfreeze()
 
@@ -139,13 +142,13 @@ class KiroTuiApp(App[None]):
             screen.post_message(messages.AccountsUpdated())
         elif isinstance(event, StatusChanged):
             if event.change.after.is_alert and not event.change.before.is_alert:
-                screen.post_message(messages.AccountStatusChanged(event.change))
+                screen.post_message(messages.AccountStatusChanged(event))
         elif isinstance(event, ImportFinished):
-            screen.post_message(messages.ImportFinished(event.report, event.automatic))
+            screen.post_message(messages.ImportFinished(event))
         elif isinstance(event, ImportFailed):
             screen.post_message(messages.ImportFailed(event.error, event.automatic))
         elif isinstance(event, EngineProblem):
-            screen.post_message(messages.EngineTrouble(event.problem, event.title))
+            screen.post_message(messages.EngineProblem(event.problem, event.title))
         elif isinstance(event, EngineNotice):
             screen.post_message(messages.EngineNotice(event.text, event.title))
         elif isinstance(event, RunnersChanged):
@@ -183,6 +186,10 @@ class KiroTuiApp(App[None]):
         self._exit_renderables.clear()
 
 
+if TYPE_CHECKING:
+    _satisfies: type[Host] = KiroTuiApp  # screens reach the app only through tui/host.py's interface
+
+
 def make_app(
     store_path: Path,
     settings: Settings,
@@ -217,7 +224,7 @@ def run_app(store_path: Path, settings: Settings, clock: Clock, endpoints: Endpo
     running, finished = [True], threading.Event()
 
     def end_after_hangup() -> None:
-        code = finish_engine(app.engine)
+        code = finish_engine(app.engine_thread)
         if not finished.wait(HANGUP_GRACE):
             on_stuck(code)
 
@@ -238,7 +245,7 @@ def run_app(store_path: Path, settings: Settings, clock: Clock, endpoints: Endpo
         app.run()
     finally:
         running[0] = False
-        code = finish_engine(app.engine)
+        code = finish_engine(app.engine_thread)
         finished.set()
         if on_exit is not None:
             on_exit()

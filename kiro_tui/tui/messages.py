@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from kiro_tui.core.importer import ImportReport
-from kiro_tui.core.refresh_result import StatusChange
+from kiro_tui.core import events
 
 
 @dataclass
@@ -18,15 +17,16 @@ class AccountsUpdated(Message):
 
 @dataclass
 class AccountStatusChanged(Message):
-    """The engine moved an account from one status to another."""
+    """The engine moved an account from one status to another (its event, as told)."""
 
-    change: StatusChange
+    event: events.StatusChanged
 
 
 @dataclass
 class ImportFinished(Message):
-    report: ImportReport
-    automatic: bool
+    """An import finished: the engine's event, as told (its report, whether it was automatic)."""
+
+    event: events.ImportFinished
 
 
 @dataclass
@@ -44,7 +44,7 @@ class EngineNotice(Message):
 
 
 @dataclass
-class EngineTrouble(Message):
+class EngineProblem(Message):
     """Something beyond one account is wrong (None: it is over)."""
 
     problem: str | None

@@ -10,7 +10,6 @@ cancel leaves nothing behind. After a failure, `l` starts again and escape goes 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import humanize
 from rich.text import Text
@@ -28,13 +27,11 @@ from kiro_tui.core.login import DeviceLogin, LoginRequest, PollStatus, RenewsAno
 from kiro_tui.core.models import Account
 from kiro_tui.core.summary import printable
 from kiro_tui.tui.clipboard import SYSTEM, copy_text
+from kiro_tui.tui.host import Host, host
 from kiro_tui.tui.screens.choice import ChoiceScreen
 from kiro_tui.tui.screens.confirm import ConfirmScreen
 from kiro_tui.tui.widgets.big_code import BigCode
 from kiro_tui.tui.widgets.keys_footer import KeysFooter
-
-if TYPE_CHECKING:
-    from kiro_tui.tui.app import KiroTuiApp
 
 AGAIN = "again"
 """What the screen dismisses with when the person wants the login form back."""
@@ -74,8 +71,8 @@ class DeviceCodeScreen(Screen[Account | str | None]):
         self.failed = False
 
     @property
-    def kiro_app(self) -> KiroTuiApp:
-        return self.app  # type: ignore[return-value]
+    def host(self) -> Host:
+        return host(self)
 
     def compose(self) -> ComposeResult:
         where = "AWS Builder ID" if self.request.is_builder_id else f"{self.request.portal} ({self.request.region})"
@@ -106,7 +103,7 @@ class DeviceCodeScreen(Screen[Account | str | None]):
 
     @work(group="login", exclusive=True, exit_on_error=False, description="device-code login")
     async def run_login(self) -> None:
-        engine = self.kiro_app.engine
+        engine = self.host.engine_thread
         try:
             self.login = await engine.call(lambda e: e.start_login(self.request))
             self.show_code(self.login)
@@ -174,7 +171,7 @@ class DeviceCodeScreen(Screen[Account | str | None]):
     def update_countdown(self) -> None:
         if self.login is None or self.failed:
             return
-        left = self.login.expires_at - self.kiro_app.clock.now()
+        left = self.login.expires_at - self.host.clock.now()
         text = (f"The code expires in {humanize.naturaldelta(left)}." if left.total_seconds() > 0
                 else Text("The code has expired.", style="bold"))
         self.query_one("#countdown", Static).update(text)

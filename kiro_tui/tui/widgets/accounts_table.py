@@ -31,6 +31,7 @@ from textual.widgets.data_table import ColumnKey, RowKey
 from kiro_tui.core.models import DEFAULT_QUOTA_WARNING, AccountView, Mode, Status
 from kiro_tui.core.summary import printable
 from kiro_tui.tui import format as fmt
+from kiro_tui.tui.host import host
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ class AccountsTable(DataTable[Text]):
         """New columns: every row again, in the same order, the cursor on the same account."""
         selected = self.selected_id
         order = [str(row.key.value) for row in self.ordered_rows] if self.row_count else []
-        now = self.app.clock.now()  # type: ignore[attr-defined]
+        now = host(self).clock.now()
         with self.app.batch_update():
             self.clear(columns=True)
             for key, width in self.widths.items():
@@ -213,7 +214,7 @@ class AccountsTable(DataTable[Text]):
         """A new theme: status colours are resolved again from its variables. The rows on screen
         are repainted now, the others when they scroll into view; rows still to be added are
         added in the new colours (going through `show` here dropped them)."""
-        now = self.app.clock.now()  # type: ignore[attr-defined]
+        now = host(self).clock.now()
         on_screen = set(self.visible_ids())
         self._stale |= self.accounts.keys() - on_screen
         with self.app.batch_update():
@@ -224,7 +225,7 @@ class AccountsTable(DataTable[Text]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "select_cursor":
             view = self.accounts.get(self.selected_id or "")
-            return view is not None and fmt.offers_fixes(view, self.app.clock.now(), self.window)  # type: ignore[attr-defined]
+            return view is not None and fmt.offers_fixes(view, host(self).clock.now(), self.window)
         return True
 
     @property
@@ -244,8 +245,8 @@ class AccountsTable(DataTable[Text]):
         """One short word (the reason is in the detail panel), coloured by the theme."""
         status = view.status(now, self.window, self.quota_warning)
         text = Text(status.label, style=self.style_of(STATUS_CLASSES[status]))
-        trouble = view.held or view.places_in_error or (view.account.sync_error and view.account.mode is Mode.SYNC)
-        if trouble:
+        problem = view.held or view.places_in_error or (view.account.sync_error and view.account.mode is Mode.SYNC)
+        if problem:  # beyond its status: a held token, a place in error, kiro-cli out of sync
             text.append(" !", style=self.style_of(STATUS_CLASSES[Status.NEEDS_LOGIN]))
         return text
 
@@ -459,7 +460,7 @@ class AccountsTable(DataTable[Text]):
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
         if self._stale and round(old_value) != round(new_value):
-            self.tick(self.app.clock.now())  # type: ignore[attr-defined]  # rows changed off screen, now in view
+            self.tick(host(self).clock.now())  # rows changed off screen, now in view
 
     def _paint(self, account_id: str, cells: dict[str, Text]) -> None:
         """Update the cells whose text or style changed, in the columns shown.

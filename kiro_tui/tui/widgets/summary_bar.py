@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 
 from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 
+from kiro_tui.core.events import KiroCliState
 from kiro_tui.core.models import Status
 from kiro_tui.core.summary import printable
 from kiro_tui.tui import format as fmt
@@ -25,8 +25,7 @@ class SummaryBar(Static):
     def style(self, name: str) -> Style:
         return self.get_component_rich_style(name, partial=True)
 
-    def show(self, counts: Mapping[Status, int], kiro_cli_db: Path | None, last_read: datetime | None,
-             now: datetime, watch_error: str | None = None, *, shown: int | None = None,
+    def show(self, counts: Mapping[Status, int], kiro_cli: KiroCliState, now: datetime, *, shown: int | None = None,
              problem: str | None = None, unreadable: int = 0, held: int = 0, place_errors: int = 0,
              loaded: bool = True, keepers: str | None = None) -> None:
         total = sum(counts.values())
@@ -53,14 +52,14 @@ class SummaryBar(Static):
             text.append(f" · {printable(problem)}", style=bad)
         text.append("   ")
         muted = self.style("summary--muted")
-        if kiro_cli_db is None:
+        if kiro_cli.db is None:
             text.append("kiro-cli: no database found", style=muted)
         else:
-            text.append(f"kiro-cli: {printable(fmt.home_relative(kiro_cli_db))}", style=muted)
-            if watch_error:
-                text.append(f" (unreadable: {fmt.short_reason(watch_error)[:60]})", style=bad)
-            elif last_read is not None:
-                text.append(f", read {fmt.ago(last_read, now)}", style=muted)
+            text.append(f"kiro-cli: {printable(fmt.home_relative(kiro_cli.db))}", style=muted)
+            if kiro_cli.error:
+                text.append(f" (unreadable: {fmt.short_reason(kiro_cli.error)[:60]})", style=bad)
+            elif kiro_cli.read_at is not None:
+                text.append(f", read {fmt.ago(kiro_cli.read_at, now)}", style=muted)
         if keepers:  # what keeps the accounts fresh once this window is closed
             text.append(f" · {keepers}", style=muted)
         if text.markup != getattr(self, "_shown", None):  # most seconds nothing changed
