@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.support.kiro_cli_db import KiroCliDb
+
+if TYPE_CHECKING:
+    from kiro_tui.emulator import Emulator
 
 
 @pytest.fixture(autouse=True)
@@ -76,6 +81,33 @@ def emulator(emulator_time: FakeTime):
 
 
 @pytest.fixture
+def start_emulator() -> Iterator[Callable[..., Emulator]]:
+    """Start emulators on the real clock, with the settings a test needs (`token_ttl`,
+    `approve_after`, ...); every one started is stopped after the test. Each test gets fresh ones:
+    a start costs about a millisecond, and a shared one would carry users, faults (latency) and
+    its request log from one test into the next."""
+    from kiro_tui.emulator import Emulator
+
+    started: list[Emulator] = []
+
+    def start(**settings: Any) -> Emulator:
+        running = Emulator(**settings)
+        running.start()
+        started.append(running)
+        return running
+
+    yield start
+    for running in reversed(started):
+        running.stop()
+
+
+@pytest.fixture
+def live_emulator(start_emulator: Callable[..., Emulator]) -> Emulator:
+    """The emulator on wall time (real HTTP), for tests whose `kiro-tui` runs read the real clock."""
+    return start_emulator()
+
+
+@pytest.fixture
 def endpoints(emulator):
     from kiro_tui.core.aws.endpoints import Endpoints
 
@@ -88,3 +120,15 @@ async def http():
 
     async with make_http_client(timeout=5.0) as client:
         yield client
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, emulator, emulator_time: FakeTime, http, endpoints):
+    """The refresh rig (tests/support/refresh_rig.py): its own store, the emulator's clock."""
+    from kiro_tui.core.clock import ManualClock
+    from kiro_tui.core.store import AccountStore
+    from tests.support.engine import at
+    from tests.support.refresh_rig import Rig
+
+    with AccountStore.open(tmp_path / "store" / "accounts.db") as store:
+        yield Rig(tmp_path, store, http, endpoints, ManualClock(at(emulator_time.now)), emulator)

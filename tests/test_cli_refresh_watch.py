@@ -19,14 +19,6 @@ from tests.support.run import run_cli
 
 
 @pytest.fixture
-def live_emulator():
-    from kiro_tui.emulator import Emulator
-
-    with Emulator() as running:
-        yield running
-
-
-@pytest.fixture
 def env(live_emulator) -> dict[str, str]:
     return {"KIRO_TUI_ENDPOINT_URL": live_emulator.url}
 

@@ -14,14 +14,6 @@ from tests.support.watch import Watch, refresh_request_arrives, watch_config
 
 
 @pytest.fixture
-def live_emulator():
-    from kiro_tui.emulator import Emulator
-
-    with Emulator() as running:  # the real clock: `kiro-tui` in a subprocess reads the real time
-        yield running
-
-
-@pytest.fixture
 def env(live_emulator) -> dict[str, str]:
     return {"KIRO_TUI_ENDPOINT_URL": live_emulator.url}
 

@@ -33,14 +33,6 @@ from tests.support.places import (
 from tests.support.run import run_cli
 
 
-@pytest.fixture
-def live_emulator():
-    from kiro_tui.emulator import Emulator
-
-    with Emulator() as running:
-        yield running
-
-
 def store_path(home: Path) -> Path:
     return home / "data" / "kiro-tui" / "accounts.db"
 

@@ -23,15 +23,6 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def live_emulator():
-    """An emulator on wall time, for tests whose subprocesses use the real clock."""
-    from kiro_tui.emulator import Emulator
-
-    with Emulator() as running:
-        yield running
-
-
 def store_path(isolated_dirs: Path) -> Path:
     return isolated_dirs / "data" / "kiro-tui" / "accounts.db"
 

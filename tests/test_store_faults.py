@@ -30,14 +30,6 @@ from tests.support.watch import Watch, watch_config
 
 
 @pytest.fixture
-def live_emulator():
-    from kiro_tui.emulator import Emulator
-
-    with Emulator() as running:
-        yield running
-
-
-@pytest.fixture
 def env(live_emulator) -> dict[str, str]:
     return {"KIRO_TUI_ENDPOINT_URL": live_emulator.url}
 
