@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.support.kiro_cli_db import KiroCliDb
+from tests.support.run import InProcessCli
 
 if TYPE_CHECKING:
     from kiro_tui.emulator import Emulator
@@ -51,6 +52,12 @@ def kiro_tui_exe() -> str:
     if not found:
         pytest.fail("kiro-tui is not installed in this environment; run `pip install -e .[test]`")
     return found
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> InProcessCli:
+    """`cli("list", "--json")`: kiro-tui's `main(argv)` in this process (tests/support/run.py)."""
+    return InProcessCli(monkeypatch, capsys)
 
 
 class FakeTime:
@@ -105,6 +112,13 @@ def start_emulator() -> Iterator[Callable[..., Emulator]]:
 def live_emulator(start_emulator: Callable[..., Emulator]) -> Emulator:
     """The emulator on wall time (real HTTP), for tests whose `kiro-tui` runs read the real clock."""
     return start_emulator()
+
+
+@pytest.fixture
+def approving_emulator(start_emulator: Callable[..., Emulator]) -> Emulator:
+    """The live emulator approving each login code half a second after it is shown, as a person
+    approving in the browser would."""
+    return start_emulator(approve_after=0.5)
 
 
 @pytest.fixture

@@ -7,19 +7,12 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from kiro_tui.demo import IDC_PROFILES
 from tests.support.engine import control, seed_into_kiro_cli
 from tests.support.kiro_cli_db import KiroCliDb
 from tests.support.run import run_cli
 
 IDC = "https://d-7777777777.awsapps.com/start"
-
-
-@pytest.fixture
-def approving_emulator(start_emulator):
-    return start_emulator(approve_after=0.5)  # a person approving in the browser half a second later
 
 
 def test_builder_id_login_prints_the_code_as_text_and_saves_the_account(kiro_tui_exe, approving_emulator) -> None:
