@@ -18,6 +18,14 @@ if TYPE_CHECKING:
     from kiro_tui.emulator import Emulator
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first (the grouped multi-process run before them): under xdist they start at
+    once, and their real seconds of waiting overlap the quick tests on the other worker instead
+    of ending the run alone."""
+    items.sort(key=lambda item: (item.get_closest_marker("xdist_group") is None,
+                                 item.get_closest_marker("slow") is None))
+
+
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point platformdirs (XDG on Linux) at a temp folder for this test."""
