@@ -5,11 +5,25 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.support.kiro_cli_db import KiroCliDb
+from tests.support.run import InProcessCli
+
+if TYPE_CHECKING:
+    from kiro_tui.emulator import Emulator
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first (the grouped multi-process run before them): under xdist they start at
+    once, and their real seconds of waiting overlap the quick tests on the other worker instead
+    of ending the run alone."""
+    items.sort(key=lambda item: (item.get_closest_marker("xdist_group") is None,
+                                 item.get_closest_marker("slow") is None))
 
 
 @pytest.fixture(autouse=True)
@@ -48,6 +62,12 @@ def kiro_tui_exe() -> str:
     return found
 
 
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> InProcessCli:
+    """`cli("list", "--json")`: kiro-tui's `main(argv)` in this process (tests/support/run.py)."""
+    return InProcessCli(monkeypatch, capsys)
+
+
 class FakeTime:
     """A wall clock for the emulator that only moves when a test says so."""
 
@@ -76,6 +96,40 @@ def emulator(emulator_time: FakeTime):
 
 
 @pytest.fixture
+def start_emulator() -> Iterator[Callable[..., Emulator]]:
+    """Start emulators on the real clock, with the settings a test needs (`token_ttl`,
+    `approve_after`, ...); every one started is stopped after the test. Each test gets fresh ones:
+    a start costs about a millisecond, and a shared one would carry users, faults (latency) and
+    its request log from one test into the next."""
+    from kiro_tui.emulator import Emulator
+
+    started: list[Emulator] = []
+
+    def start(**settings: Any) -> Emulator:
+        running = Emulator(**settings)
+        running.start()
+        started.append(running)
+        return running
+
+    yield start
+    for running in reversed(started):
+        running.stop()
+
+
+@pytest.fixture
+def live_emulator(start_emulator: Callable[..., Emulator]) -> Emulator:
+    """The emulator on wall time (real HTTP), for tests whose `kiro-tui` runs read the real clock."""
+    return start_emulator()
+
+
+@pytest.fixture
+def approving_emulator(start_emulator: Callable[..., Emulator]) -> Emulator:
+    """The live emulator approving each login code half a second after it is shown, as a person
+    approving in the browser would."""
+    return start_emulator(approve_after=0.5)
+
+
+@pytest.fixture
 def endpoints(emulator):
     from kiro_tui.core.aws.endpoints import Endpoints
 
@@ -88,3 +142,15 @@ async def http():
 
     async with make_http_client(timeout=5.0) as client:
         yield client
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, emulator, emulator_time: FakeTime, http, endpoints):
+    """The refresh rig (tests/support/refresh_rig.py): its own store, the emulator's clock."""
+    from kiro_tui.core.clock import ManualClock
+    from kiro_tui.core.store import AccountStore
+    from tests.support.engine import at
+    from tests.support.refresh_rig import Rig
+
+    with AccountStore.open(tmp_path / "store" / "accounts.db") as store:
+        yield Rig(tmp_path, store, http, endpoints, ManualClock(at(emulator_time.now)), emulator)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,13 +13,13 @@ import pytest
 from kiro_tui.core.masking import mask
 from kiro_tui.core.store import AccountStore
 from tests.support.kiro_cli_db import DEFAULT_SOCIAL_PROFILE_ARN, KiroCliDb
-from tests.support.run import run_cli
+from tests.support.run import Result, run_cli
 
 IDC_URL = "https://d-9999999999.awsapps.com/start"
 
 
-def listed(exe: str, *extra: str) -> dict[str, dict]:
-    result = run_cli(exe, "list", "--json", *extra)
+def listed(run: Callable[..., Result], *extra: str) -> dict[str, dict]:
+    result = run("list", "--json", *extra)
     assert result.code == 0, result.err
     return {row["source_key"]: row for row in result.json()}  # type: ignore[union-attr]
 
@@ -33,16 +34,16 @@ def listed(exe: str, *extra: str) -> dict[str, dict]:
         (lambda db: db.put_oidc(key_prefix="codewhisperer"), "codewhisperer:odic:token", "builder-id"),
     ],
 )
-def test_import_then_list_json_for_every_kind(kiro_tui_exe: str, tmp_path: Path, put, key, method) -> None:
+def test_import_then_list_json_for_every_kind(cli, tmp_path: Path, put, key, method) -> None:
     db = KiroCliDb(tmp_path / "somewhere" / "data.sqlite3")
     written = put(db)
     before = db.digest()
-    result = run_cli(kiro_tui_exe, "import", "--db", str(db.path))
+    result = cli("import", "--db", str(db.path))
     assert result.code == 0, result.err
     assert result.out.startswith("added")
     assert db.digest() == before
 
-    row = listed(kiro_tui_exe)[key]
+    row = listed(cli)[key]
     assert row["auth_method"] == method
     assert row["email"] is None
     assert row["mode"] == "sync"
@@ -54,16 +55,16 @@ def test_import_then_list_json_for_every_kind(kiro_tui_exe: str, tmp_path: Path,
     assert row["refresh_token"] == mask(written["refresh_token"])
     for field in ("id", "label", "provider", "region", "start_url", "profile_arn", "last_refresh_at", "last_error"):
         assert field in row
-    secrets_row = listed(kiro_tui_exe, "--show-secrets")[key]
+    secrets_row = listed(cli, "--show-secrets")[key]
     assert secrets_row["access_token"] == written["access_token"]
 
 
-def test_default_path_all_kinds_and_json_import(kiro_tui_exe: str, kiro_db: KiroCliDb) -> None:
+def test_default_path_all_kinds_and_json_import(cli, kiro_db: KiroCliDb) -> None:
     kiro_db.put_oidc(start_url=IDC_URL)
     kiro_db.put_social()
     kiro_db.put_external_idp()
     kiro_db.put_oidc(key_prefix="codewhisperer")
-    result = run_cli(kiro_tui_exe, "import", "--json")
+    result = cli("import", "--json")
     assert result.code == 0, result.err
     report = result.json()
     assert [i["action"] for i in report["imported"]] == ["added"] * 3
@@ -71,51 +72,51 @@ def test_default_path_all_kinds_and_json_import(kiro_tui_exe: str, kiro_db: Kiro
         {"key": "codewhisperer:odic:token", "reason": "superseded by kirocli:odic:token (same kind of login)",
          "path": str(kiro_db.path)}
     ]
-    rows = listed(kiro_tui_exe)
+    rows = listed(cli)
     assert set(rows) == {"kirocli:odic:token", "kirocli:social:token", "kirocli:external-idp:token"}
     assert rows["kirocli:social:token"]["profile_arn"] == DEFAULT_SOCIAL_PROFILE_ARN
-    again = run_cli(kiro_tui_exe, "import", "--json").json()
+    again = cli("import", "--json").json()
     assert [i["action"] for i in again["imported"]] == ["unchanged"] * 3  # type: ignore[index]
 
 
-def test_human_list_shows_countdown_and_no_secret(kiro_tui_exe: str, kiro_db: KiroCliDb) -> None:
+def test_human_list_shows_countdown_and_no_secret(cli, kiro_db: KiroCliDb) -> None:
     written = kiro_db.put_social(expires_at=datetime.now(UTC) + timedelta(minutes=5))
-    run_cli(kiro_tui_exe, "import")
-    result = run_cli(kiro_tui_exe, "list")
+    cli("import")
+    result = cli("list")
     assert "GitHub (kiro-cli)" in result.out
     assert "in 4 minutes" in result.out or "in 5 minutes" in result.out
     assert "expiring" in result.out
     assert written["access_token"] not in result.out and written["refresh_token"] not in result.out
 
 
-def test_human_list_never_sends_control_characters_to_the_terminal(kiro_tui_exe: str, isolated_dirs: Path) -> None:
+def test_human_list_never_sends_control_characters_to_the_terminal(cli, isolated_dirs: Path) -> None:
     """Emails and profile names come from AWS: an escape sequence in one must not reach the terminal."""
     from kiro_tui.core.models import Account, AuthMethod
     from kiro_tui.core.store import AccountStore
 
-    assert run_cli(kiro_tui_exe, "list").code == 0  # creates the store
+    assert cli("list").code == 0  # creates the store
     with AccountStore.open(isolated_dirs / "data" / "kiro-tui" / "accounts.db") as store:
         store.save(Account(id="e5c0e5c0", auth_method=AuthMethod.SOCIAL, access_token="aoaAAAAAGx:sig",
                            refresh_token="aorAAAAAGx:sig", expires_at=datetime.now(UTC) + timedelta(hours=1),
                            email="eve\x1b]0;pwned\x07\x1b[2J@example.com", profile_name="Prod\rEU"))
-    result = run_cli(kiro_tui_exe, "list")
+    result = cli("list")
     assert result.code == 0
     assert not any(ch in result.out for ch in "\x1b\x07\r")
     assert "eve?]0;pwned??[2J@example.com" in result.out and "Prod?EU" in result.out
 
 
-def test_expired_token_lists_negative_seconds(kiro_tui_exe: str, kiro_db: KiroCliDb) -> None:
+def test_expired_token_lists_negative_seconds(cli, kiro_db: KiroCliDb) -> None:
     kiro_db.put_social(expires_at=datetime.now(UTC) - timedelta(minutes=3))
-    run_cli(kiro_tui_exe, "import")
-    (row,) = run_cli(kiro_tui_exe, "list", "--json").json()  # type: ignore[misc]
+    cli("import")
+    (row,) = cli("list", "--json").json()  # type: ignore[misc]
     assert row["status"] == "expired"
     assert row["expires_in_seconds"] < -170
 
 
-def test_partial_import_warns_about_the_bad_key(kiro_tui_exe: str, kiro_db: KiroCliDb) -> None:
+def test_partial_import_warns_about_the_bad_key(cli, kiro_db: KiroCliDb) -> None:
     kiro_db.put_social()
     kiro_db.set_raw("auth_kv", "kirocli:odic:token", '{"access_token": "x"}')
-    result = run_cli(kiro_tui_exe, "import")
+    result = cli("import")
     assert result.code == 0
     assert "kiro-tui: warning: skipped kirocli:odic:token" in result.err
     assert "field 'expires_at' is missing" in result.err
@@ -143,51 +144,51 @@ def store_rows(isolated_dirs: Path) -> list[tuple]:
     ],
 )
 def test_errors_are_one_line_and_leave_the_store_alone(
-    kiro_tui_exe: str, isolated_dirs: Path, setup, needle: str
+    cli, isolated_dirs: Path, setup, needle: str
 ) -> None:
     seed = KiroCliDb(isolated_dirs / "seed.sqlite3")
     seed.put_social()
-    assert run_cli(kiro_tui_exe, "import", "--db", str(seed.path)).code == 0
+    assert cli("import", "--db", str(seed.path)).code == 0
     before = store_rows(isolated_dirs)
     setup(isolated_dirs)
-    result = run_cli(kiro_tui_exe, "import")
+    result = cli("import")
     assert result.code == 1
     assert needle in result.err
     assert result.err.strip().splitlines()[-1].startswith("kiro-tui: error: ")
     assert store_rows(isolated_dirs) == before
 
 
-def test_corrupt_store_is_reported_with_a_backup_hint(kiro_tui_exe: str, isolated_dirs: Path) -> None:
+def test_corrupt_store_is_reported_with_a_backup_hint(cli, isolated_dirs: Path) -> None:
     store = isolated_dirs / "data" / "kiro-tui" / "accounts.db"
     store.parent.mkdir(parents=True)
     store.write_bytes(b"this is not sqlite" * 200)
-    result = run_cli(kiro_tui_exe, "list")
+    result = cli("list")
     assert result.code == 1
     assert "move it aside" in result.err and str(store) in result.err
     assert store.read_bytes() == b"this is not sqlite" * 200
 
 
-def test_bad_config_names_the_key(kiro_tui_exe: str, isolated_dirs: Path) -> None:
+def test_bad_config_names_the_key(cli, isolated_dirs: Path) -> None:
     config = isolated_dirs / "config" / "kiro-tui" / "config.toml"
     config.parent.mkdir(parents=True)
     config.write_text("refresh_window = -5\n")
-    result = run_cli(kiro_tui_exe, "list")
+    result = cli("list")
     assert result.code == 1
     assert "refresh_window must be between 0 and 86400" in result.err
 
 
-def test_remove_asks_and_yes_skips_the_question(kiro_tui_exe: str, kiro_db: KiroCliDb) -> None:
+def test_remove_asks_and_yes_skips_the_question(cli, kiro_db: KiroCliDb) -> None:
     kiro_db.put_social()
     kiro_db.put_oidc()
-    run_cli(kiro_tui_exe, "import")
-    ids = [row["id"] for row in run_cli(kiro_tui_exe, "list", "--json").json()]  # type: ignore[union-attr]
-    refused = run_cli(kiro_tui_exe, "remove", ids[0])
+    cli("import")
+    ids = [row["id"] for row in cli("list", "--json").json()]  # type: ignore[union-attr]
+    refused = cli("remove", ids[0])
     assert refused.code == 1 and "pass --yes" in refused.err
-    removed = run_cli(kiro_tui_exe, "remove", ids[0][:6], "--yes")
+    removed = cli("remove", ids[0][:6], "--yes")
     assert removed.code == 0 and ids[0] in removed.out
-    remaining = [row["id"] for row in run_cli(kiro_tui_exe, "list", "--json").json()]  # type: ignore[union-attr]
+    remaining = [row["id"] for row in cli("list", "--json").json()]  # type: ignore[union-attr]
     assert remaining == ids[1:]
-    unknown = run_cli(kiro_tui_exe, "remove", "zzzz", "--yes")
+    unknown = cli("remove", "zzzz", "--yes")
     assert unknown.code == 1 and "no account with id 'zzzz'" in unknown.err
     assert kiro_db.get_json("auth_kv", "kirocli:social:token") is not None
 
@@ -203,11 +204,11 @@ def test_help_lists_commands_and_module_entry_point(kiro_tui_exe: str) -> None:
     assert module.returncode == 0 and "import" in module.stdout
 
 
-def test_loose_store_permissions_are_fixed_with_a_warning(kiro_tui_exe: str, isolated_dirs: Path) -> None:
-    assert run_cli(kiro_tui_exe, "list").code == 0
+def test_loose_store_permissions_are_fixed_with_a_warning(cli, isolated_dirs: Path) -> None:
+    assert cli("list").code == 0
     store = isolated_dirs / "data" / "kiro-tui" / "accounts.db"
     store.chmod(0o644)
-    result = run_cli(kiro_tui_exe, "list")
+    result = cli("list")
     assert result.code == 0
     assert f"kiro-tui: warning: {store} was readable by others (mode 0644); set it to 0600" in result.err
     assert oct(store.stat().st_mode & 0o777) == "0o600"
@@ -232,27 +233,27 @@ def test_a_bug_is_one_line_on_stderr_and_a_traceback_in_the_log(isolated_dirs: P
     assert "/kiro_tui/cli/__init__.py" in log_text  # while file paths stay readable
 
 
-def test_remove_says_what_it_leaves_untouched(kiro_tui_exe, isolated_dirs: Path, kiro_db) -> None:
+def test_remove_says_what_it_leaves_untouched(cli, isolated_dirs: Path, kiro_db) -> None:
     kiro_db.put_social()
-    imported = run_cli(kiro_tui_exe, "import", "--json").json()["imported"][0]["id"]
+    imported = cli("import", "--json").json()["imported"][0]["id"]
     with AccountStore.open(isolated_dirs / "data" / "kiro-tui" / "accounts.db") as store:
         own = replace(store.get(imported), id="0123abcd", refresh_token="aorOWNLOGIN", source=None, source_key=None,
                       label="own login")
         store.save(own)
-    piped = run_cli(kiro_tui_exe, "remove", imported, input_text="y\n")  # no terminal: never a silent yes
+    piped = cli("remove", imported, input_text="y\n")  # no terminal: never a silent yes
     assert piped.code == 1 and "pass --yes" in piped.err
-    first = run_cli(kiro_tui_exe, "remove", imported, "--yes")
+    first = cli("remove", imported, "--yes")
     assert first.code == 0 and "The copies in kiro-cli are untouched" in first.out, first.out
-    second = run_cli(kiro_tui_exe, "remove", "0123abcd", "--yes")
+    second = cli("remove", "0123abcd", "--yes")
     assert second.code == 0 and "kiro-tui's own login" in second.out and "kiro-cli" not in second.out, second.out
 
 
-def test_list_says_when_each_account_is_refreshed_next(kiro_tui_exe, isolated_dirs: Path, kiro_db) -> None:
+def test_list_says_when_each_account_is_refreshed_next(cli, isolated_dirs: Path, kiro_db) -> None:
     kiro_db.put_social()
-    run_cli(kiro_tui_exe, "import")
-    (listed,) = run_cli(kiro_tui_exe, "list", "--json").json()
+    cli("import")
+    (listed,) = cli("list", "--json").json()
     expires = datetime.fromisoformat(listed["expires_at"].replace("Z", "+00:00"))
     assert datetime.fromisoformat(listed["next_refresh_at"].replace("Z", "+00:00")) == expires - timedelta(minutes=10)
-    assert run_cli(kiro_tui_exe, "mode", listed["id"], "follow").code == 0
-    (followed,) = run_cli(kiro_tui_exe, "list", "--json").json()
+    assert cli("mode", listed["id"], "follow").code == 0
+    (followed,) = cli("list", "--json").json()
     assert followed["next_refresh_at"] is None  # kiro-cli refreshes it, never kiro-tui

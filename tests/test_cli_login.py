@@ -7,8 +7,6 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from kiro_tui.demo import IDC_PROFILES
 from tests.support.engine import control, seed_into_kiro_cli
 from tests.support.kiro_cli_db import KiroCliDb
@@ -17,29 +15,21 @@ from tests.support.run import run_cli
 IDC = "https://d-7777777777.awsapps.com/start"
 
 
-@pytest.fixture
-def live_emulator():
-    from kiro_tui.emulator import Emulator
-
-    with Emulator(approve_after=0.5) as running:  # a person approving in the browser half a second later
-        yield running
-
-
-def test_builder_id_login_prints_the_code_as_text_and_saves_the_account(kiro_tui_exe, live_emulator) -> None:
-    control(live_emulator, "config", {"next_user_codes": ["QWER-TYUI"]})
-    result = run_cli(kiro_tui_exe, "login", "--no-browser", env={"KIRO_TUI_ENDPOINT_URL": live_emulator.url})
+def test_builder_id_login_prints_the_code_as_text_and_saves_the_account(kiro_tui_exe, approving_emulator) -> None:
+    control(approving_emulator, "config", {"next_user_codes": ["QWER-TYUI"]})
+    result = run_cli(kiro_tui_exe, "login", "--no-browser", env={"KIRO_TUI_ENDPOINT_URL": approving_emulator.url})
     assert result.code == 0, result.err
     assert re.search(r"^\s+QWER-TYUI\s*$", result.out, re.M)  # the code as plain text, on its own line
-    assert f"{live_emulator.url}/device" in result.out
+    assert f"{approving_emulator.url}/device" in result.out
     assert "Logged in as" in result.out and "kiro-tui keeps it fresh" in result.out
     (account,) = run_cli(kiro_tui_exe, "list", "--json").json()
     assert (account["auth_method"], account["region"], account["mode"]) == ("builder-id", "us-east-1", "own")
 
 
-def test_idc_login_takes_the_profile_given_and_prints_json(kiro_tui_exe, live_emulator) -> None:
-    live_emulator.state.add_user("idc", email="pat@acme.example", region="eu-west-1", start_url=IDC,
-                                 profiles=IDC_PROFILES)
-    env = {"KIRO_TUI_ENDPOINT_URL": live_emulator.url}
+def test_idc_login_takes_the_profile_given_and_prints_json(kiro_tui_exe, approving_emulator) -> None:
+    approving_emulator.state.add_user("idc", email="pat@acme.example", region="eu-west-1", start_url=IDC,
+                                      profiles=IDC_PROFILES)
+    env = {"KIRO_TUI_ENDPOINT_URL": approving_emulator.url}
     two = run_cli(kiro_tui_exe, "login", "--start-url", IDC, "--region", "eu-west-1", "--no-browser", env=env)
     assert two.code == 2 and "pass --profile ARN" in two.err and IDC_PROFILES[1]["arn"] in two.err  # no terminal
     (saved,) = run_cli(kiro_tui_exe, "list", "--json").json()  # the approved login is saved, without a profile
@@ -55,8 +45,8 @@ def test_idc_login_takes_the_profile_given_and_prints_json(kiro_tui_exe, live_em
     assert "enter the code" in chosen.err
 
 
-def test_login_errors_exit_1_and_usage_errors_exit_2(kiro_tui_exe, live_emulator) -> None:
-    env = {"KIRO_TUI_ENDPOINT_URL": live_emulator.url}
+def test_login_errors_exit_1_and_usage_errors_exit_2(kiro_tui_exe, approving_emulator) -> None:
+    env = {"KIRO_TUI_ENDPOINT_URL": approving_emulator.url}
     wrong_region = run_cli(kiro_tui_exe, "login", "--start-url", "https://d-0000000000.awsapps.com/start",
                            "--region", "ap-south-1", "--no-browser", env=env)
     assert wrong_region.code == 1 and "no IAM Identity Center" in wrong_region.err
@@ -69,21 +59,18 @@ def test_login_errors_exit_1_and_usage_errors_exit_2(kiro_tui_exe, live_emulator
     assert bad_url.code == 2 and "must begin with https://" in bad_url.err
 
 
-def test_denied_in_the_browser_saves_nothing(kiro_tui_exe, isolated_dirs: Path) -> None:
-    from kiro_tui.emulator import Emulator
-
-    with Emulator() as emulator:
-        env = {"KIRO_TUI_ENDPOINT_URL": emulator.url}
-        proc = subprocess.Popen([kiro_tui_exe, "login", "--no-browser"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env={**__import__("os").environ, **env})
-        assert proc.stdout is not None
-        code = ""
-        for line in proc.stdout:
-            if re.match(r"^\s+[A-Z0-9]{4}-[A-Z0-9]{4}\s*$", line):
-                code = line.strip()
-                break
-        control(emulator, "deny", {"user_code": code})
-        out, err = proc.communicate(timeout=30)
+def test_denied_in_the_browser_saves_nothing(kiro_tui_exe, isolated_dirs: Path, live_emulator) -> None:
+    env = {"KIRO_TUI_ENDPOINT_URL": live_emulator.url}
+    proc = subprocess.Popen([kiro_tui_exe, "login", "--no-browser"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**__import__("os").environ, **env})
+    assert proc.stdout is not None
+    code = ""
+    for line in proc.stdout:
+        if re.match(r"^\s+[A-Z0-9]{4}-[A-Z0-9]{4}\s*$", line):
+            code = line.strip()
+            break
+    control(live_emulator, "deny", {"user_code": code})
+    out, err = proc.communicate(timeout=30)
     assert proc.returncode == 1 and "denied in the browser" in err
     assert run_cli(kiro_tui_exe, "list", "--json").json() == []
 
@@ -99,9 +86,9 @@ def test_db_before_the_command_is_not_overwritten(kiro_tui_exe, isolated_dirs: P
                           "error": None}
 
 
-def test_a_login_that_renews_a_kiro_cli_account_says_so(kiro_tui_exe, live_emulator, kiro_db: KiroCliDb) -> None:
-    env = {"KIRO_TUI_ENDPOINT_URL": live_emulator.url}
-    seed_into_kiro_cli(live_emulator, kiro_db, kind="builder-id", email="kim@example.com", expires_in=3000)
+def test_a_login_that_renews_a_kiro_cli_account_says_so(kiro_tui_exe, approving_emulator, kiro_db: KiroCliDb) -> None:
+    env = {"KIRO_TUI_ENDPOINT_URL": approving_emulator.url}
+    seed_into_kiro_cli(approving_emulator, kiro_db, kind="builder-id", email="kim@example.com", expires_in=3000)
     assert run_cli(kiro_tui_exe, "import", env=env).code == 0
     (imported,) = run_cli(kiro_tui_exe, "list", "--json").json()
     assert imported["mode"] == "sync"

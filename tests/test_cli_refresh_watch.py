@@ -15,15 +15,6 @@ from kiro_tui.core.importer import new_account_id
 from kiro_tui.core.store import AccountStore
 from tests.support.engine import account_from_seed, control, seed_into_kiro_cli
 from tests.support.kiro_cli_db import KiroCliDb
-from tests.support.run import run_cli
-
-
-@pytest.fixture
-def live_emulator():
-    from kiro_tui.emulator import Emulator
-
-    with Emulator() as running:
-        yield running
 
 
 @pytest.fixture
@@ -38,77 +29,77 @@ def add_own(isolated_dirs: Path, emulator, **spec) -> str:
         return account.id
 
 
-def test_refresh_exit_codes_and_json(kiro_tui_exe, isolated_dirs, live_emulator, env) -> None:
+def test_refresh_exit_codes_and_json(cli, isolated_dirs, live_emulator, env) -> None:
     good = add_own(isolated_dirs, live_emulator, kind="social", email="good@example.com")
-    nothing = run_cli(kiro_tui_exe, "refresh", env=env)
+    nothing = cli("refresh", env=env)
     assert nothing.code == 0 and "Nothing is due" in nothing.out
-    ok = run_cli(kiro_tui_exe, "refresh", good, "--json", env=env)
+    ok = cli("refresh", good, "--json", env=env)
     assert ok.code == 0, ok.err
     (item,) = json.loads(ok.out)
     assert (item["id"], item["outcome"], item["status"]) == (good, "refreshed", "fresh")
 
     dead = add_own(isolated_dirs, live_emulator, kind="builder-id", email="dead@example.com")
     control(live_emulator, "revoke", {"email": "dead@example.com"})
-    result = run_cli(kiro_tui_exe, "refresh", "--all", "--json", env=env)
+    result = cli("refresh", "--all", "--json", env=env)
     assert result.code == 3
     by_id = {r["id"]: r for r in json.loads(result.out)}
     assert by_id[dead]["status"] == "needs-login" and by_id[dead]["classification"] == "needs-login"
     assert by_id[good]["status"] == "fresh"
-    listed = {r["id"]: r for r in json.loads(run_cli(kiro_tui_exe, "list", "--json").out)}
+    listed = {r["id"]: r for r in json.loads(cli("list", "--json").out)}
     assert listed[dead]["status"] == "needs-login"
     assert "refresh token invalid: log in again" in listed[dead]["last_error"]
     assert listed[good]["last_refresh_at"] is not None and listed[good]["consecutive_failures"] == 0
 
     control(live_emulator, "faults", {"path": "/refreshToken", "status": 500, "count": 1})
-    failing = run_cli(kiro_tui_exe, "refresh", good, "--json", env=env)
+    failing = cli("refresh", good, "--json", env=env)
     assert failing.code == 1
     (item,) = json.loads(failing.out)
     assert (item["status"], item["classification"]) == ("refresh-failing", "transient")
     assert item["retry_in_seconds"] is not None
-    listed = {r["id"]: r for r in json.loads(run_cli(kiro_tui_exe, "list", "--json").out)}
+    listed = {r["id"]: r for r in json.loads(cli("list", "--json").out)}
     assert listed[good]["next_refresh_at"] is not None and listed[good]["consecutive_failures"] == 1
     assert (listed[good]["refresh_successes"], listed[good]["refresh_failures"]) == (2, 1)
     assert (listed[dead]["refresh_successes"], listed[dead]["refresh_failures"]) == (0, 1)
 
 
 @pytest.mark.parametrize("bundle", ["missing", "garbage"])
-def test_unusable_certificates_are_named_in_one_line(kiro_tui_exe, isolated_dirs, live_emulator, env,
+def test_unusable_certificates_are_named_in_one_line(cli, isolated_dirs, live_emulator, env,
                                                     tmp_path: Path, bundle: str) -> None:
     good = add_own(isolated_dirs, live_emulator, kind="social", email="good@example.com")
     path = tmp_path / "corp-ca.pem"
     if bundle == "garbage":
         path.write_text("not a certificate\n")
     for command in (["refresh", good], ["refresh", "--all"]):
-        result = run_cli(kiro_tui_exe, *command, env={**env, "SSL_CERT_FILE": str(path)})
+        result = cli(*command, env={**env, "SSL_CERT_FILE": str(path)})
         assert result.code == 1
         (line,) = result.err.strip().splitlines()
         assert line.startswith("kiro-tui: error: cannot load the certificates to verify AWS with: "
                                f"SSL_CERT_FILE={path}: ")
         assert line.endswith("point it at a PEM bundle, or unset it")
-    assert json.loads(run_cli(kiro_tui_exe, "list", "--json").out)[0]["refresh_successes"] == 0  # nothing sent
+    assert json.loads(cli("list", "--json").out)[0]["refresh_successes"] == 0  # nothing sent
 
 
-def test_import_mode_from_config(kiro_tui_exe, isolated_dirs, kiro_db: KiroCliDb) -> None:
+def test_import_mode_from_config(cli, isolated_dirs, kiro_db: KiroCliDb) -> None:
     config = isolated_dirs / "config" / "kiro-tui" / "config.toml"
     config.parent.mkdir(parents=True)
     config.write_text('import_mode = "follow"\n')
     kiro_db.put_social()
-    assert run_cli(kiro_tui_exe, "import").code == 0
-    assert [r["mode"] for r in json.loads(run_cli(kiro_tui_exe, "list", "--json").out)] == ["follow"]
+    assert cli("import").code == 0
+    assert [r["mode"] for r in json.loads(cli("list", "--json").out)] == ["follow"]
 
 
-def test_mode_command(kiro_tui_exe, isolated_dirs, kiro_db: KiroCliDb, live_emulator) -> None:
+def test_mode_command(cli, isolated_dirs, kiro_db: KiroCliDb, live_emulator) -> None:
     seed_into_kiro_cli(live_emulator, kiro_db, kind="social", email="m@example.com")
-    run_cli(kiro_tui_exe, "import")
-    (row,) = json.loads(run_cli(kiro_tui_exe, "list", "--json").out)
+    cli("import")
+    (row,) = json.loads(cli("list", "--json").out)
     assert row["mode"] == "sync"
-    changed = run_cli(kiro_tui_exe, "mode", row["id"], "follow")
+    changed = cli("mode", row["id"], "follow")
     assert changed.code == 0 and "sync → follow" in changed.out
-    assert json.loads(run_cli(kiro_tui_exe, "list", "--json").out)[0]["mode"] == "follow"
+    assert json.loads(cli("list", "--json").out)[0]["mode"] == "follow"
     own_id = add_own(isolated_dirs, live_emulator, kind="social", email="own@example.com")
-    refused = run_cli(kiro_tui_exe, "mode", own_id, "sync")
+    refused = cli("mode", own_id, "sync")
     assert refused.code == 1 and "only `own` applies" in refused.err
-    bad = run_cli(kiro_tui_exe, "mode", own_id, "mirror")
+    bad = cli("mode", own_id, "mirror")
     assert bad.code == 2
 
 

@@ -50,14 +50,6 @@ sys.exit(code)
 '''
 
 
-@pytest.fixture
-def live_emulator():
-    from kiro_tui.emulator import Emulator
-
-    with Emulator() as running:
-        yield running
-
-
 def test_a_tui_crash_prints_one_line_no_token_and_exits_non_zero(isolated_dirs: Path, tmp_path: Path,
                                                                  live_emulator) -> None:
     if shutil.which("tmux") is None:

@@ -18,7 +18,6 @@ from kiro_tui.core.models import Outcome, PlaceRole, PlaceState
 from kiro_tui.core.places import place_format
 from kiro_tui.core.store import AccountStore
 from tests.support.engine import account_from_seed, at, calls
-from tests.support.run import run_cli
 
 
 @pytest.fixture
@@ -108,20 +107,20 @@ async def test_export_writes_once_and_opencode_is_never_written(tmp_path: Path, 
         await engine.link(account_id, "opencode", tmp_path / "kiro.db")
 
 
-def test_link_and_list_from_the_command_line(kiro_tui_exe, isolated_dirs: Path, emulator) -> None:
+def test_link_and_list_from_the_command_line(cli, isolated_dirs: Path, emulator) -> None:
     with AccountStore.open(isolated_dirs / "data" / "kiro-tui" / "accounts.db") as store:
         store.save(account_from_seed(emulator.seed(kind="social", email="cli@example.com"), "55ee66ff"))
     env = {"KIRO_TUI_ENDPOINT_URL": emulator.url}
-    linked = run_cli(kiro_tui_exe, "link", "55ee", "--to", "cliproxy", env=env)
+    linked = cli("link", "55ee", "--to", "cliproxy", env=env)
     assert linked.code == 0, linked.err
     assert "written now, and after every refresh" in linked.out
-    (account,) = run_cli(kiro_tui_exe, "list", "--json").json()
+    (account,) = cli("list", "--json").json()
     (place,) = account["places"]
     assert (place["kind"], place["role"], place["state"], place["holds"]) == ("cliproxy", "link", "in-sync", "current")
     assert place["written_at"] is not None
     assert Path(place["path"]).parent == isolated_dirs / ".cli-proxy-api"
-    assert run_cli(kiro_tui_exe, "refresh", "55ee", env=env).code == 0
-    (account,) = run_cli(kiro_tui_exe, "list", "--json").json()
+    assert cli("refresh", "55ee", env=env).code == 0
+    (account,) = cli("list", "--json").json()
     assert account["places"][0]["holds"] == "current"
     assert fingerprint(held("cliproxy", Path(place["path"]))) is not None
     import json
@@ -129,11 +128,11 @@ def test_link_and_list_from_the_command_line(kiro_tui_exe, isolated_dirs: Path, 
     other = json.loads(Path(place["path"]).read_text())  # someone else's login lands in the file
     other.update(refresh_token="aorSOMEONEELSE", email="else@example.com")
     Path(place["path"]).write_text(json.dumps(other))
-    assert run_cli(kiro_tui_exe, "refresh", "55ee", env=env).code == 0
-    assert run_cli(kiro_tui_exe, "list", "--json").json()[0]["places"][0]["state"] == "error"
-    assert "(1 place in error)" in run_cli(kiro_tui_exe, "list").out  # the CLI shows it, as the TUI counts it
-    assert run_cli(kiro_tui_exe, "unlink", "55ee", "cliproxy").code == 0
-    assert run_cli(kiro_tui_exe, "list", "--json").json()[0]["places"] == []
+    assert cli("refresh", "55ee", env=env).code == 0
+    assert cli("list", "--json").json()[0]["places"][0]["state"] == "error"
+    assert "(1 place in error)" in cli("list").out  # the CLI shows it, as the TUI counts it
+    assert cli("unlink", "55ee", "cliproxy").code == 0
+    assert cli("list", "--json").json()[0]["places"] == []
 
 
 # -- a token a tool wrote reaches every other copy (issue 14's multi-writer proof found both) ------

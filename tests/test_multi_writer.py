@@ -68,7 +68,8 @@ from kiro_tui.demo import account_from_seed
 from tests.support.kiro_cli_db import KiroCliDb
 from tests.support.places import IDC_PROFILES, IDC_START_URL
 
-pytestmark = pytest.mark.slow
+# One worker for the whole module: its two-minute run is a module fixture, made once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("multi-writer")]
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -30,14 +30,6 @@ with open(sys.argv[1], "a") as out:
 """
 
 
-@pytest.fixture
-def live_emulator():
-    from kiro_tui.emulator import Emulator
-
-    with Emulator() as running:
-        yield running
-
-
 def write_config(isolated_dirs: Path, text: str) -> None:
     config = isolated_dirs / "config" / "kiro-tui" / "config.toml"
     config.parent.mkdir(parents=True, exist_ok=True)

@@ -30,15 +30,6 @@ from tests.support.places import (
     write_kiro_ide,
     write_opencode,
 )
-from tests.support.run import run_cli
-
-
-@pytest.fixture
-def live_emulator():
-    from kiro_tui.emulator import Emulator
-
-    with Emulator() as running:
-        yield running
 
 
 def store_path(home: Path) -> Path:
@@ -53,7 +44,7 @@ async def engine(tmp_path: Path, emulator, emulator_time, http, endpoints):
         yield running
 
 
-def test_every_tool_is_imported_and_refreshes(kiro_tui_exe, isolated_dirs: Path, live_emulator) -> None:
+def test_every_tool_is_imported_and_refreshes(cli, isolated_dirs: Path, live_emulator) -> None:
     """The installed command, one tool at a time, at each tool's usual place."""
     ide = write_kiro_ide(isolated_dirs / ".aws" / "sso" / "cache", seed(live_emulator, "idc"))
     proxy = write_cliproxy(isolated_dirs / ".cli-proxy-api", seed(live_emulator, "social"))
@@ -63,18 +54,18 @@ def test_every_tool_is_imported_and_refreshes(kiro_tui_exe, isolated_dirs: Path,
     gateway = write_gateway(isolated_dirs / "gw" / "creds.json", seed(live_emulator, "social"))
     env = {"KIRO_TUI_ENDPOINT_URL": live_emulator.url}
 
-    sources = {(s["kind"], s["found"], s["logins"]) for s in run_cli(kiro_tui_exe, "sources", "--json").json()}
+    sources = {(s["kind"], s["found"], s["logins"]) for s in cli("sources", "--json").json()}
     assert {("kiro-ide", True, 1), ("cliproxy", True, 1), ("opencode", True, 1), ("kiro-cli", False, 0)} <= sources
 
     for kind, path in (("kiro-ide", None), ("cliproxy", None), ("opencode", None), ("aiclient", client.parent),
                        ("gateway", gateway)):
         args = ["import", "--from", kind, "--json"] + (["--path", str(path)] if path else [])
-        result = run_cli(kiro_tui_exe, *args)
+        result = cli(*args)
         assert result.code == 0, (kind, result.err)
         (item,) = result.json()["imported"]
         assert (item["kind"], item["action"]) == (kind, "added")
         assert item["path"] in (str(ide), str(proxy), str(client), str(gateway)) or kind == "opencode"
-    listed = run_cli(kiro_tui_exe, "list", "--json").json()
+    listed = cli("list", "--json").json()
     assert len(listed) == 5
     assert {p["kind"] for a in listed for p in a["places"]} == {"kiro-ide", "cliproxy", "opencode", "aiclient",
                                                                "gateway"}
@@ -82,7 +73,7 @@ def test_every_tool_is_imported_and_refreshes(kiro_tui_exe, isolated_dirs: Path,
     modes = {a["places"][0]["kind"]: a["mode"] for a in listed}
     assert modes.pop("opencode") == "follow"  # kiro-tui cannot write opencode's kiro.db (issue 19)
     assert set(modes.values()) == {"sync"}
-    refreshed = run_cli(kiro_tui_exe, "refresh", "--all", "--json", env=env)
+    refreshed = cli("refresh", "--all", "--json", env=env)
     assert refreshed.code == 0, refreshed.err
     ids = {a["id"]: a["places"][0]["kind"] for a in listed}
     assert {ids[r["id"]]: r["outcome"] for r in refreshed.json()} == {
@@ -90,13 +81,13 @@ def test_every_tool_is_imported_and_refreshes(kiro_tui_exe, isolated_dirs: Path,
         "opencode": "followed"}  # opencode's own token is never spent by kiro-tui
 
 
-def test_import_all_and_a_broken_file_is_one_clean_message(kiro_tui_exe, isolated_dirs: Path, live_emulator) -> None:
+def test_import_all_and_a_broken_file_is_one_clean_message(cli, isolated_dirs: Path, live_emulator) -> None:
     write_cliproxy(isolated_dirs / ".cli-proxy-api", seed(live_emulator, "social"))
     broken = isolated_dirs / ".cli-proxy-api" / "kiro-broken.json"
     broken.write_text('{"type": "kiro", "access_token": ')
     write_kiro_ide(isolated_dirs / ".aws" / "sso" / "cache", seed(live_emulator, "builder-id"))
     before = broken.read_bytes()
-    result = run_cli(kiro_tui_exe, "import", "--from", "all", "--json")
+    result = cli("import", "--from", "all", "--json")
     assert result.code == 0, result.err
     report = result.json()
     assert sorted(i["kind"] for i in report["imported"]) == ["cliproxy", "kiro-ide"]
@@ -180,8 +171,8 @@ async def test_holds_compares_each_place_with_the_account(tmp_path: Path, engine
     assert list((await engine.holdings(views)).values()) == ["missing"]
 
 
-def test_sources_json_shape(kiro_tui_exe, isolated_dirs: Path) -> None:
-    result = run_cli(kiro_tui_exe, "sources", "--json")
+def test_sources_json_shape(cli, isolated_dirs: Path) -> None:
+    result = cli("sources", "--json")
     assert result.code == 0
     for item in result.json():
         assert set(item) == {"kind", "path", "found", "logins", "error"}
@@ -243,17 +234,17 @@ async def test_a_token_a_tool_refreshed_is_taken_though_it_expires_a_minute_earl
     assert after.outcome is Outcome.REFRESHED  # the live token was spent, not the dead one
 
 
-def test_a_skipped_login_is_named_by_the_file_it_is_in(kiro_tui_exe, isolated_dirs: Path, live_emulator) -> None:
+def test_a_skipped_login_is_named_by_the_file_it_is_in(cli, isolated_dirs: Path, live_emulator) -> None:
     ide = write_kiro_ide(isolated_dirs / ".aws" / "sso" / "cache", seed(live_emulator, "social"))
-    first = run_cli(kiro_tui_exe, "import", "--from", "kiro-ide", "--json")
+    first = cli("import", "--from", "kiro-ide", "--json")
     assert first.code == 0, first.err
     (item,) = first.json()["imported"]
-    assert run_cli(kiro_tui_exe, "remove", item["id"], "--yes").code == 0
-    again = run_cli(kiro_tui_exe, "import", "--from", "kiro-ide")
+    assert cli("remove", item["id"], "--yes").code == 0
+    again = cli("import", "--from", "kiro-ide")
     assert again.code == 1
     assert f"warning: skipped {ide}: " in again.err and "was removed from kiro-tui" in again.err, again.err
     assert f"error: no usable login in {ide}: " in again.err and "data.sqlite3" not in again.err, again.err
-    report = run_cli(kiro_tui_exe, "import", "--from", "kiro-ide", "--json").json()
+    report = cli("import", "--from", "kiro-ide", "--json").json()
     assert report["skipped"][0]["path"] == str(ide)
 
 

@@ -5,67 +5,21 @@ from __future__ import annotations
 import asyncio
 import random
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
-from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.config import Settings
-from kiro_tui.core.importer import NEWER_TOLERANCE, import_snapshot, new_account_id
+from kiro_tui.core.importer import NEWER_TOLERANCE
 from kiro_tui.core.models import Health, Mode, Outcome, Status
-from kiro_tui.core.places.kiro_cli import read_kiro_cli
-from kiro_tui.core.refresh import Backoff, RefreshClients, Refresher
+from kiro_tui.core.refresh import Backoff, RefreshClients
 from kiro_tui.core.scheduler import RefreshScheduler
-from kiro_tui.core.store import REFRESH_LOG_KEEP, AccountStore
+from kiro_tui.core.store import REFRESH_LOG_KEEP
 from kiro_tui.core.timefmt import parse_timestamp
 from tests.support.engine import (
-    account_from_seed,
-    at,
     calls,
     control,
-    seed_into_kiro_cli,
 )
-from tests.support.kiro_cli_db import KiroCliDb
-
-
-class Rig:
-    def __init__(self, store: AccountStore, refresher: Refresher, clock: ManualClock, db: KiroCliDb, emulator) -> None:
-        self.store, self.refresher, self.clock, self.db, self.emulator = store, refresher, clock, db, emulator
-        self.changes: list = []
-
-    def import_all(self, mode: Mode = Mode.SYNC) -> list[str]:
-        report = import_snapshot(self.store, read_kiro_cli(self.db.path, self.clock.now()), self.clock.now(), mode)
-        return [item.id for item in report.imported]
-
-    def add(self, mode: Mode = Mode.SYNC, **spec: object) -> tuple[str, dict]:
-        seeded = seed_into_kiro_cli(self.emulator, self.db, **spec)
-        ids = self.import_all(mode)
-        account = next(a for a in self.store.accounts() if a.id in ids and a.source_key == seeded["token_key"])
-        return account.id, seeded
-
-    def add_own(self, **spec: object) -> tuple[str, dict]:
-        """An account as a kiro-tui login would store it: mode own, not in kiro-cli's database."""
-        seeded = self.emulator.seed(**spec)
-        account = account_from_seed(seeded, new_account_id(self.store.ids()))
-        self.store.save(account)
-        return account.id, seeded
-
-    def make_due(self, account_id: str) -> None:
-        account = self.store.get(account_id)
-        self.clock.set(account.expires_at - timedelta(minutes=5))  # type: ignore[union-attr]
-
-
-@pytest.fixture
-async def rig(tmp_path: Path, emulator, emulator_time, http, endpoints):
-    clock = ManualClock(at(emulator_time.now))
-    db = KiroCliDb(tmp_path / "kiro-cli" / "data.sqlite3")
-    with AccountStore.open(tmp_path / "store" / "accounts.db") as store:
-        changes: list = []
-        refresher = Refresher(store, RefreshClients.create(http, endpoints), clock, Settings(),
-                              rng=random.Random(7), on_change=changes.append)
-        rig = Rig(store, refresher, clock, db, emulator)
-        rig.changes = changes
-        yield rig
+from tests.support.refresh_rig import Rig
 
 
 async def test_rotation_end_to_end_with_write_back_in_kiro_cli_format(rig: Rig) -> None:

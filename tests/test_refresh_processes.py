@@ -23,15 +23,6 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def live_emulator():
-    """An emulator on wall time, for tests whose subprocesses use the real clock."""
-    from kiro_tui.emulator import Emulator
-
-    with Emulator() as running:
-        yield running
-
-
 def store_path(isolated_dirs: Path) -> Path:
     return isolated_dirs / "data" / "kiro-tui" / "accounts.db"
 
@@ -101,25 +92,73 @@ def test_sigkill_at_random_points_with_rotation_grace(isolated_dirs, live_emulat
             assert live_emulator.state.live_grant(token) is not None
 
 
+def _kill_loop_inside_the_round_trip(account_id: str, store: Path, emulator) -> None:
+    """Kill the loop once the emulator holds one of its refresh requests, before the answer (the
+    emulator's latency keeps it there), and wait until the emulator has rotated the token."""
+    received: list[str] = []
+    handled: list[str] = []  # the emulator's rotation is done once handle() returns
+    original = emulator.app.handle
+
+    async def handle(request):  # type: ignore[no-untyped-def]
+        if request.path != "/refreshToken":
+            return await original(request)
+        received.append(request.path)
+        try:
+            return await original(request)
+        finally:
+            handled.append(request.path)
+
+    emulator.app.handle = handle
+    control(emulator, "faults", {"latency_ms": 300})
+    proc = _loop(account_id, store, emulator.url)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line == "ready", (line, proc.stderr.read() if proc.stderr else "")
+        until(lambda: len(received) > len(handled), "a refresh request of the loop to be at the emulator")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        until(lambda: len(handled) == len(received), "the emulator to answer the request of the killed loop")
+    finally:
+        emulator.app.handle = original
+        control(emulator, "faults", {"latency_ms": 0})
+        if proc.poll() is None:
+            proc.kill()
+
+
+def until(condition, what: str, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
+        time.sleep(0.01)
+
+
 def test_sigkill_under_strict_rotation_is_at_most_one_step_behind(isolated_dirs, live_emulator) -> None:
     """Strict rotation: a kill between the service rotating the token and our commit loses that
-    one step (no client can avoid it); the store still opens and holds the token just before it."""
+    one step (no client can avoid it); the store still opens and holds the token just before it.
+    Kills at random points, then kills placed inside the round trip: there the store must be
+    exactly one step behind, every time (the case this test exists for)."""
     store = store_path(isolated_dirs)
     with AccountStore.open(store) as opened:
         opened.save(account_from_seed(live_emulator.seed(kind="social", email="strict@example.com"), "strict01"))
     rng = random.Random(7)
-    behind = 0
-    for _ in range(10):
-        _kill_loop_at_random_points("strict01", store, live_emulator.url, rng)
+
+    def steps_behind() -> int:
         token = _stored_token(store, "strict01")
         with live_emulator.app.lock:
             state = live_emulator.state
             live = [t for t, g in state.refresh_grants.items() if g.email == "strict@example.com"]
             assert len(live) == 1
-            if token != live[0]:
-                assert state.rotated_from.get(live[0]) == token  # exactly one step behind
-                behind += 1
-        if token != live[0]:  # repair by hand so the loop can go on
-            with AccountStore.open(store) as opened:
-                opened.update("strict01", refresh_token=live[0])
-    print(f"kills that landed inside the refresh round trip: {behind}/10")
+        if token == live[0]:
+            return 0
+        assert state.rotated_from.get(live[0]) == token  # exactly one step behind
+        with AccountStore.open(store) as opened:  # repair by hand so the loop can go on
+            opened.update("strict01", refresh_token=live[0])
+        return 1
+
+    for _ in range(6):
+        _kill_loop_at_random_points("strict01", store, live_emulator.url, rng)
+        steps_behind()
+    for _ in range(3):
+        _kill_loop_inside_the_round_trip("strict01", store, live_emulator)
+        assert steps_behind() == 1, "the kill landed inside the round trip, so the store must be one step behind"

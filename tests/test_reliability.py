@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import signal
 import sqlite3
 import sys
@@ -21,16 +20,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.config import Settings
-from kiro_tui.core.importer import import_snapshot, new_account_id
-from kiro_tui.core.models import Mode, Status
-from kiro_tui.core.places.kiro_cli import read_kiro_cli
-from kiro_tui.core.refresh import RefreshClients, Refresher
+from kiro_tui.core.models import Status
+from kiro_tui.core.refresh import Refresher
 from kiro_tui.core.scheduler import RefreshScheduler
 from kiro_tui.core.store import AccountStore
-from tests.support.engine import account_from_seed, at, control, seed_into_kiro_cli
+from tests.support.engine import control, seed_into_kiro_cli
 from tests.support.kiro_cli_db import KiroCliDb
+from tests.support.refresh_rig import Rig
 from tests.support.run import run_cli
 from tests.support.watch import (
     Watch,
@@ -42,56 +39,6 @@ from tests.support.watch import (
 pytestmark = pytest.mark.slow
 
 # ---------------------------------------------------------------------------------------- helpers
-
-
-class Rig:
-    """A store, a refresher on it and a kiro-cli database, against the emulator with a fake clock."""
-
-    def __init__(self, tmp_path: Path, store: AccountStore, http: httpx.AsyncClient, endpoints, clock: ManualClock,
-                 emulator) -> None:
-        self.tmp_path, self.store, self.http, self.endpoints = tmp_path, store, http, endpoints
-        self.clock, self.emulator = clock, emulator
-        self.db = KiroCliDb(tmp_path / "kiro-cli" / "data.sqlite3")
-        self.refresher = self.new_refresher()
-
-    def new_refresher(self, store: AccountStore | None = None, http: httpx.AsyncClient | None = None) -> Refresher:
-        return Refresher(store or self.store, RefreshClients.create(http or self.http, self.endpoints), self.clock,
-                         Settings(), rng=random.Random(7))
-
-    def add(self, mode: Mode = Mode.SYNC, **spec: object) -> tuple[str, dict]:
-        seeded = seed_into_kiro_cli(self.emulator, self.db, **spec)
-        report = import_snapshot(self.store, read_kiro_cli(self.db.path, self.clock.now()), self.clock.now(), mode)
-        account_id = next(item.id for item in report.imported if item.key == seeded["token_key"])
-        return account_id, seeded
-
-    def add_own(self, **spec: object) -> tuple[str, dict]:
-        seeded = self.emulator.seed(**spec)
-        account = account_from_seed(seeded, new_account_id(self.store.ids()))
-        self.store.save(account)
-        return account.id, seeded
-
-    def make_due(self, account_id: str) -> None:
-        account = self.store.get(account_id)
-        assert account is not None
-        self.clock.set(account.expires_at - timedelta(minutes=5))
-
-    def refresh_calls(self) -> list[dict]:
-        return [r for r in self.emulator.requests()
-                if r["operation"] in ("RefreshToken", "CreateToken") or str(r["path"]).endswith("/token")]
-
-
-@pytest.fixture
-async def rig(tmp_path: Path, emulator, emulator_time, http, endpoints):
-    with AccountStore.open(tmp_path / "store" / "accounts.db") as store:
-        yield Rig(tmp_path, store, http, endpoints, ManualClock(at(emulator_time.now)), emulator)
-
-
-@pytest.fixture
-def live_emulator():
-    from kiro_tui.emulator import Emulator
-
-    with Emulator() as running:
-        yield running
 
 
 def store_path(isolated_dirs: Path) -> Path:

@@ -12,8 +12,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from kiro_tui.core.aws.transport import make_http_client
 from kiro_tui.core.clock import SystemClock
 from kiro_tui.core.importer import new_account_id
@@ -26,14 +24,6 @@ from tests.support.tui import build_app
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN_SHAPED = re.compile(r"ao[ar]AAAAAG[\w\-]{8,}|eyJraWQiOiJrZXktMTU2Njk2ODEzNiIsImFsZyI6IkhTMzg0In0\.[\w\-]{8,}")
-
-
-@pytest.fixture
-def live_emulator():
-    from kiro_tui.emulator import Emulator
-
-    with Emulator() as running:
-        yield running
 
 
 def scan(texts: dict[str, str], secrets: list[str]) -> list[str]:

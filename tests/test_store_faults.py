@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import stat
 import subprocess
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,16 +26,8 @@ from kiro_tui.core.store import AccountStore
 from kiro_tui.core.timefmt import format_timestamp, parse_timestamp
 from tests.support.engine import account_from_seed, seed_into_kiro_cli
 from tests.support.kiro_cli_db import KiroCliDb
-from tests.support.run import run_cli
+from tests.support.run import Result, run_cli
 from tests.support.watch import Watch, watch_config
-
-
-@pytest.fixture
-def live_emulator():
-    from kiro_tui.emulator import Emulator
-
-    with Emulator() as running:
-        yield running
 
 
 @pytest.fixture
@@ -55,8 +48,8 @@ def add_own(isolated_dirs: Path, emulator, token_endpoint: str | None = None, **
         return account.id
 
 
-def listed(exe: str) -> dict[str, dict]:
-    result = run_cli(exe, "list", "--json")
+def listed(run: Callable[..., Result]) -> dict[str, dict]:
+    result = run("list", "--json")
     assert result.code == 0, result.err
     return {row["id"]: row for row in json.loads(result.out)}
 
@@ -75,14 +68,14 @@ BAD_ENDPOINTS = {
 }
 
 
-def test_bad_token_endpoints_are_their_accounts_failures_not_the_pass(kiro_tui_exe, isolated_dirs, live_emulator,
+def test_bad_token_endpoints_are_their_accounts_failures_not_the_pass(cli, isolated_dirs, live_emulator,
                                                                       env) -> None:
     healthy = [add_own(isolated_dirs, live_emulator, kind=kind, email=f"{kind}@example.com")
                for kind in ("social", "external-idp", "builder-id")]
     bad = {name: add_own(isolated_dirs, live_emulator, token_endpoint=url, kind="external-idp",
                          email=f"bad{i}@example.com")
            for i, (name, url) in enumerate(BAD_ENDPOINTS.items())}
-    result = run_cli(kiro_tui_exe, "refresh", "--all", "--json", env=env)
+    result = cli("refresh", "--all", "--json", env=env)
     assert "internal error" not in result.err and "closed database" not in result.err, result.err
     assert result.code == 3, (result.code, result.err)  # some need a login; nothing crashed
     by_id = {item["id"]: item for item in json.loads(result.out)}
@@ -94,12 +87,12 @@ def test_bad_token_endpoints_are_their_accounts_failures_not_the_pass(kiro_tui_e
         assert (item["outcome"], item["status"]) == ("failed", "needs-login"), (name, item)
         assert "refresh cannot work as configured" in item["message"], (name, item["message"])
         assert len(item["message"]) < 1000  # the 70,000-character URL is not echoed whole
-    rows = listed(kiro_tui_exe)
+    rows = listed(cli)
     assert not [row for row in rows.values() if row["status"] == "refreshing"]
     assert leases(isolated_dirs) == []
     for account_id in bad.values():
         assert rows[account_id]["status"] == "needs-login"
-    again = run_cli(kiro_tui_exe, "refresh", "--all", "--json", env=env)  # the bad ones cost no call now
+    again = cli("refresh", "--all", "--json", env=env)  # the bad ones cost no call now
     by_id = {item["id"]: item for item in json.loads(again.out)}
     assert all(by_id[a]["outcome"] == "skipped" for a in bad.values())
     assert all(by_id[a]["outcome"] == "refreshed" for a in healthy)
@@ -122,13 +115,13 @@ def put_odd_logins(emulator, db: KiroCliDb) -> dict[str, dict]:
     return {"social": social, "external-idp": external, "builder-id": oidc}
 
 
-def test_odd_timestamps_import_list_and_refresh(kiro_tui_exe, isolated_dirs, kiro_db: KiroCliDb, live_emulator,
+def test_odd_timestamps_import_list_and_refresh(cli, isolated_dirs, kiro_db: KiroCliDb, live_emulator,
                                                env) -> None:
     put_odd_logins(live_emulator, kiro_db)
-    imported = run_cli(kiro_tui_exe, "import", "--json", env=env)
+    imported = cli("import", "--json", env=env)
     assert imported.code == 0, imported.err
     assert len(json.loads(imported.out)["imported"]) == 3
-    table = run_cli(kiro_tui_exe, "list")
+    table = cli("list")
     assert table.code == 0 and table.err == "", table.err
     assert len(table.out.strip().splitlines()) == 4  # a header and three accounts
     with sqlite3.connect(store_file(isolated_dirs)) as db:
@@ -138,21 +131,21 @@ def test_odd_timestamps_import_list_and_refresh(kiro_tui_exe, isolated_dirs, kir
     assert stored["social"] == "0999-12-31T23:59:59.000000Z"  # four-digit year, six fraction digits
     assert stored["external-idp"] == "0068-09-03T13:20:00.000000Z"  # -60,000,000,000 s from 1970
     assert registration == "0999-01-01T00:00:00.000000Z"
-    rows = listed(kiro_tui_exe)
+    rows = listed(cli)
     assert len(rows) == 3
     by_method = {row["auth_method"]: row for row in rows.values()}
     assert by_method["social"]["status"] == "expired"
     assert by_method["social"]["expires_at"] == "0999-12-31T23:59:59.000000Z"
     assert by_method["builder-id"]["status"] == "needs-login"
     assert by_method["builder-id"]["client_secret_expires_at"] == "0999-01-01T00:00:00.000000Z"
-    due = run_cli(kiro_tui_exe, "refresh", "--json", env=env)  # only what is due: the two expired ones
+    due = cli("refresh", "--json", env=env)  # only what is due: the two expired ones
     assert due.code == 0, due.err
     assert sorted(item["outcome"] for item in json.loads(due.out)) == ["refreshed", "refreshed"]
-    every = run_cli(kiro_tui_exe, "refresh", "--all", "--json", env=env)
+    every = cli("refresh", "--all", "--json", env=env)
     assert every.code == 3, every.err  # the expired registration needs a login; nothing crashed
     outcomes = {item["id"]: item["outcome"] for item in json.loads(every.out)}
     assert sorted(outcomes.values()) == ["refreshed", "refreshed", "skipped"]
-    rows = listed(kiro_tui_exe)
+    rows = listed(cli)
     assert sorted(row["status"] for row in rows.values()) == ["fresh", "fresh", "needs-login"]
 
 
@@ -161,7 +154,7 @@ def hand_edit(isolated_dirs: Path, account_id: str, sql: str) -> None:
         db.execute(sql, (account_id,))
 
 
-def test_a_hand_edited_row_is_reported_once_and_the_others_keep_working(kiro_tui_exe, isolated_dirs, live_emulator,
+def test_a_hand_edited_row_is_reported_once_and_the_others_keep_working(cli, isolated_dirs, live_emulator,
                                                                        env) -> None:
     good = [add_own(isolated_dirs, live_emulator, kind="social", email=f"ok{i}@example.com") for i in range(2)]
     weird = add_own(isolated_dirs, live_emulator, kind="social", email="weird@example.com")
@@ -169,7 +162,7 @@ def test_a_hand_edited_row_is_reported_once_and_the_others_keep_working(kiro_tui
     hand_edit(isolated_dirs, weird, "UPDATE accounts SET health = 'weird' WHERE id = ?")
     hand_edit(isolated_dirs, broken, "UPDATE accounts SET extra = '{not json' WHERE id = ?")
     for command in (["list"], ["list", "--json"], ["refresh", "--all", "--json"]):
-        result = run_cli(kiro_tui_exe, *command, env=env)
+        result = cli(*command, env=env)
         assert "internal error" not in result.err, (command, result.err)
         for bad in (weird, broken):
             said = (result.err + result.out).count(f"account {bad} cannot be read")
@@ -187,13 +180,13 @@ def test_a_hand_edited_row_is_reported_once_and_the_others_keep_working(kiro_tui
             assert sorted(outcomes) == sorted([weird, broken])
             assert all(f"account {a} cannot be read" in m and f"`kiro-tui remove {a}`" in m
                        for a, (outcome, m) in outcomes.items()), outcomes
-    assert "field health holds 'weird'" in run_cli(kiro_tui_exe, "list").err
-    removed = run_cli(kiro_tui_exe, "remove", weird, "--yes")
+    assert "field health holds 'weird'" in cli("list").err
+    removed = cli("remove", weird, "--yes")
     assert removed.code == 0 and f"Removed {weird}" in removed.out, removed.err
-    assert run_cli(kiro_tui_exe, "remove", broken[:5], "--yes").code == 0  # by a prefix, like any id
-    after = run_cli(kiro_tui_exe, "list")
+    assert cli("remove", broken[:5], "--yes").code == 0  # by a prefix, like any id
+    after = cli("list")
     assert after.code == 0 and after.err == "", after.err
-    assert sorted(listed(kiro_tui_exe)) == sorted(good)
+    assert sorted(listed(cli)) == sorted(good)
 
 
 @settings(max_examples=400, deadline=None)
@@ -242,10 +235,10 @@ def put_with_one_bad_login(emulator, db: KiroCliDb, case: str) -> tuple[str, str
 
 
 @pytest.mark.parametrize("case", list(BAD_LOGINS))
-def test_one_bad_login_is_skipped_by_name_and_the_others_import(kiro_tui_exe, isolated_dirs, kiro_db: KiroCliDb,
+def test_one_bad_login_is_skipped_by_name_and_the_others_import(cli, isolated_dirs, kiro_db: KiroCliDb,
                                                                 live_emulator, env, case: str) -> None:
     key, field, good = put_with_one_bad_login(live_emulator, kiro_db, case)
-    result = run_cli(kiro_tui_exe, "import", "--json", env=env)
+    result = cli("import", "--json", env=env)
     assert result.code == 0, result.err
     report = json.loads(result.out)
     assert sorted(item["key"] for item in report["imported"]) == sorted(good)
@@ -253,7 +246,7 @@ def test_one_bad_login_is_skipped_by_name_and_the_others_import(kiro_tui_exe, is
     assert field in skipped["reason"], skipped
     (warning,) = [line for line in result.err.splitlines() if key in line]
     assert warning.startswith("kiro-tui: warning: skipped") and field in warning, result.err
-    assert len(listed(kiro_tui_exe)) == 2
+    assert len(listed(cli)) == 2
 
 
 @pytest.mark.parametrize("case", list(BAD_LOGINS))
@@ -298,7 +291,7 @@ def test_watch_imports_the_rest_and_keeps_running(kiro_tui_exe, isolated_dirs, k
 # ------------------------------------------------------------------ 8. two spellings of one path are one login
 
 
-def test_a_symlink_and_a_dotdot_path_to_one_database_give_one_account(kiro_tui_exe, isolated_dirs, tmp_path,
+def test_a_symlink_and_a_dotdot_path_to_one_database_give_one_account(cli, kiro_tui_exe, isolated_dirs, tmp_path,
                                                                      kiro_db: KiroCliDb, live_emulator) -> None:
     seed_into_kiro_cli(live_emulator, kiro_db, kind="builder-id", email="paths@example.com")
     link = tmp_path / "elsewhere" / "kiro.sqlite3"
@@ -308,7 +301,7 @@ def test_a_symlink_and_a_dotdot_path_to_one_database_give_one_account(kiro_tui_e
     for spelling in (str(link), str(dotted), None):
         result = run_cli(kiro_tui_exe, "import", *(["--db", spelling] if spelling else []))
         assert result.code == 0, result.err
-    (row,) = listed(kiro_tui_exe).values()
+    (row,) = listed(cli).values()
     assert row["source"] == str(kiro_db.path.resolve())
 
 
@@ -359,23 +352,23 @@ def assert_names_read_only(result, *, whole_command: bool) -> None:
 
 
 @pytest.mark.parametrize("what", ["folder", "file"])
-def test_a_read_only_store_is_named_on_refresh_and_mode(kiro_tui_exe, isolated_dirs, kiro_db: KiroCliDb,
+def test_a_read_only_store_is_named_on_refresh_and_mode(cli, isolated_dirs, kiro_db: KiroCliDb,
                                                         live_emulator, env, read_only, what: str) -> None:
     seed_into_kiro_cli(live_emulator, kiro_db, kind="social", email="ro@example.com")
-    assert run_cli(kiro_tui_exe, "import").code == 0
-    (account_id,) = listed(kiro_tui_exe)
+    assert cli("import").code == 0
+    (account_id,) = listed(cli)
     store = store_file(isolated_dirs)
     assert sorted(p.name for p in store.parent.iterdir()) == ["accounts.db"]  # closed cleanly: no -wal, no -shm
     read_only(store.parent if what == "folder" else store)
-    refreshed = run_cli(kiro_tui_exe, "refresh", "--all", env=env)
+    refreshed = cli("refresh", "--all", env=env)
     # a read-only folder: the store cannot even be opened (WAL needs its side files); a read-only
     # file: it opens, and the one account's refresh fails by name
     assert_names_read_only(refreshed, whole_command=what == "folder")
-    moded = run_cli(kiro_tui_exe, "mode", account_id, "follow")
+    moded = cli("mode", account_id, "follow")
     assert_names_read_only(moded, whole_command=True)
     read_only.release()
-    assert listed(kiro_tui_exe)[account_id]["mode"] == "sync"  # nothing was half-written
-    assert run_cli(kiro_tui_exe, "mode", account_id, "follow").code == 0  # and it works once writable
+    assert listed(cli)[account_id]["mode"] == "sync"  # nothing was half-written
+    assert cli("mode", account_id, "follow").code == 0  # and it works once writable
 
 
 def foreign_database(path: Path) -> bytes:
@@ -390,7 +383,7 @@ def foreign_database(path: Path) -> bytes:
 
 
 @pytest.mark.parametrize("how", ["at the store path", "through a symbolic link"])
-def test_a_foreign_database_is_refused_untouched(kiro_tui_exe, isolated_dirs, tmp_path, kiro_db: KiroCliDb,
+def test_a_foreign_database_is_refused_untouched(cli, isolated_dirs, tmp_path, kiro_db: KiroCliDb,
                                                  live_emulator, env, how: str) -> None:
     seed_into_kiro_cli(live_emulator, kiro_db, kind="social", email="foreign@example.com")
     store = store_file(isolated_dirs)
@@ -400,7 +393,7 @@ def test_a_foreign_database_is_refused_untouched(kiro_tui_exe, isolated_dirs, tm
         store.parent.mkdir(parents=True, exist_ok=True)
         store.symlink_to(target)
     for command in (["list"], ["import"], ["refresh", "--all"], ["list", "--json"]):
-        result = run_cli(kiro_tui_exe, *command, env=env)
+        result = cli(*command, env=env)
         assert result.code == 1, (command, result.out, result.err)
         (line,) = result.err.strip().splitlines()
         assert "another program's SQLite database (tables: history)" in line and "internal error" not in line, line
