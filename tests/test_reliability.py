@@ -389,11 +389,11 @@ async def test_short_lived_tokens_are_refreshed_at_half_their_lifetime_not_in_a_
     original = rig.refresher.refresh
     task: asyncio.Task | None = None
 
-    async def refresh(account_id: str, force: bool = False):  # type: ignore[no-untyped-def]
+    async def refresh(account_id: str, force: bool = False, unless_valid_for=None):  # type: ignore[no-untyped-def]
         started_at.append(rig.clock.now())
         if len(started_at) > 200 and task is not None:  # a storm: stop it so the test can report it
             task.cancel()
-        return await original(account_id, force)
+        return await original(account_id, force, unless_valid_for)
 
     rig.refresher.refresh = refresh  # type: ignore[method-assign]
     task = asyncio.create_task(scheduler.run())
@@ -532,11 +532,11 @@ async def test_a_held_token_is_not_retried_in_a_loop_by_the_scheduler(rig: Rig) 
     original = rig.refresher.refresh
     task: asyncio.Task | None = None
 
-    async def refresh(account_id: str, force: bool = False):  # type: ignore[no-untyped-def]
+    async def refresh(account_id: str, force: bool = False, unless_valid_for=None):  # type: ignore[no-untyped-def]
         starts.append(rig.clock.now())
         if len(starts) > 50 and task is not None:
             task.cancel()
-        return await original(account_id, force)
+        return await original(account_id, force, unless_valid_for)
 
     rig.refresher.refresh = refresh  # type: ignore[method-assign]
     task = asyncio.create_task(scheduler.run())
