@@ -395,6 +395,16 @@ def test_list_piped_into_head(world: World) -> None:
 # ---------------------------------------------------------------------------------- the TUI
 
 
+def _zombie_status(pid: int) -> int | None:
+    """The wait status of a process that has exited but is not yet reaped (field 52 of
+    /proc/PID/stat, "exit_code", as waitpid would give it); None while it runs or once gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[-1]) if fields[0] == "Z" else None
+
+
 class TuiSession:
     """The installed `kiro-tui` in tmux as the pane's own process (so closing the pane hangs up on
     it, as closing a terminal window does); everything it writes is kept (pipe-pane), and the pane
@@ -429,8 +439,14 @@ class TuiSession:
 
         wait_until(dead, "kiro-tui to end", timeout)
         with contextlib.suppress(AssertionError):  # tmux may mark the pane dead before it reaps the status
-            wait_until(lambda: status() != ":", "tmux to know how kiro-tui ended", 10)
+            wait_until(lambda: status() != ":" or _zombie_status(self.pid) is not None,
+                       "tmux or the kernel to know how kiro-tui ended", 30)
         code, _, killed_by = status().partition(":")
+        if not code and not killed_by:  # tmux 3.3a under load can leave its pane's process unreaped
+            # (a zombie) for a long while; the kernel keeps its wait status, readable in /proc.
+            raw = _zombie_status(self.pid)
+            if raw is not None:
+                code, killed_by = (str(os.WEXITSTATUS(raw)), "") if os.WIFEXITED(raw) else ("", str(raw & 0x7F))
         assert code, f"kiro-tui was killed by signal {killed_by or '?'}; it said:\n{self.said[-2000:]}"
         return int(code)
 

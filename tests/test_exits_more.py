@@ -94,8 +94,8 @@ def test_the_demo_ended_mid_refresh_waits_and_commits(world: World, tmp_path: Pa
             session.keys("q")
         else:
             session.tmux("kill-session", "-t", "tui")
-        if way == "q":  # (its exit status is not asserted: tmux once could not tell it; see the report)
-            session.gone()
+        if way == "q":
+            assert session.ended() == 0, session.said
             assert "stopping: waiting for" in session.said, session.said
             assert_quiet(session.said)
         else:

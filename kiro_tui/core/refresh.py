@@ -57,7 +57,7 @@ from kiro_tui.core.identity import mark_refresh_token_dead
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, AuthMethod, Health, Mode, Outcome, Place, Status
 from kiro_tui.core.place_sync import PlaceSignature, PlaceSync
-from kiro_tui.core.places import WriteResult, effective_window
+from kiro_tui.core.places import DEFAULT_WRITE_TIMEOUT, WriteResult, effective_window
 from kiro_tui.core.refresh_result import RefreshResult, StatusChange
 from kiro_tui.core.store import AccountStore, RefreshLogEntry
 from kiro_tui.core.timefmt import format_timestamp, shift
@@ -70,7 +70,6 @@ REFRESH_DEADLINE = 40.0
 every per-read timeout): over well before the lease runs out, so no other process can take the
 lease and spend the same refresh token while this call may still be answered."""
 SOCIAL_AUTH_REGION = "us-east-1"
-DEFAULT_WRITE_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)

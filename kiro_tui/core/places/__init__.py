@@ -14,6 +14,7 @@ from datetime import timedelta
 from kiro_tui.core.models import Place, PlaceRole
 from kiro_tui.core.places.aiclient import AiClientPlace
 from kiro_tui.core.places.base import (
+    DEFAULT_WRITE_TIMEOUT,
     Created,
     PlaceError,
     PlaceFormat,
@@ -74,6 +75,7 @@ def place_format(kind: str) -> PlaceFormat:
         raise PlaceError(f"kiro-tui does not know places of kind {kind!r}") from None
 
 
-__all__ = ["FORMATS", "LINK_KINDS", "effective_window", "link_refusal", "Created", "PlaceError", "PlaceFormat",
+__all__ = ["DEFAULT_WRITE_TIMEOUT",
+           "FORMATS", "LINK_KINDS", "effective_window", "link_refusal", "Created", "PlaceError", "PlaceFormat",
            "PlaceSnapshot", "TokenCopy", "WriteOutcome", "WriteResult", "create_gateway_db", "gateway_sqlite_paths",
            "place_format"]

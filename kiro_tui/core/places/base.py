@@ -12,6 +12,9 @@ from typing import NamedTuple, Protocol
 from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.models import DEFAULT_REGION, Account, AuthMethod, PlaceState
 
+DEFAULT_WRITE_TIMEOUT = 2.0
+"""Seconds a write into a place waits for the tool's lock before it gives up (and retries later)."""
+
 
 class PlaceError(KiroTuiError):
     """A place cannot be read or written as it stands; the text names it and says what to do."""

@@ -12,6 +12,7 @@ the emulator when it hands out tokens a test can put in a kiro-cli database.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 
 from kiro_tui.core.timefmt import format_timestamp
@@ -109,3 +110,25 @@ def external_idp_token(
 
 def profile(arn: str, name: str) -> dict[str, object]:
     return {"arn": arn, "profile_name": name}
+
+
+@dataclass(frozen=True)
+class TokenKey:
+    """One `auth_kv` key that can hold a login, in kiro-cli's priority order."""
+
+    key: str
+    kind: str  # "external-idp" | "odic" | "social"
+    registration_key: str | None = None
+    legacy: bool = False
+
+
+# kiro-cli's bearer order is external-idp → odic → social; Amazon Q CLI's legacy keys follow.
+# The `oidc` spellings are never written by first-party code; some third-party tools do.
+TOKEN_KEYS: tuple[TokenKey, ...] = (
+    TokenKey(EXTERNAL_IDP_TOKEN_KEY, "external-idp"),
+    TokenKey(OIDC_TOKEN_KEY, "odic", OIDC_REGISTRATION_KEY),
+    TokenKey("kirocli:oidc:token", "odic", "kirocli:oidc:device-registration"),
+    TokenKey(SOCIAL_TOKEN_KEY, "social"),
+    TokenKey("codewhisperer:odic:token", "odic", "codewhisperer:odic:device-registration", legacy=True),
+    TokenKey("codewhisperer:oidc:token", "odic", "codewhisperer:oidc:device-registration", legacy=True),
+)
