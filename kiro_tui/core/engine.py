@@ -379,7 +379,8 @@ class Engine:
         self._emit(AccountsChanged(frozenset({account_id})))
 
     async def views(self, ids: list[str] | frozenset[str] | None = None) -> Views:
-        """The accounts (all, or these) with what is known around them, for presenting."""
+        """The accounts (all, or these) with what is known around them, for presenting. Only
+        reads: what the watch pass compares another process's commit with is its own."""
         return await read_views(self, ids)
 
     async def holdings(self, views: list[AccountView]) -> dict[tuple[str, str, str], str]:

@@ -1,8 +1,9 @@
 """What the engine hands a presenter to show: accounts with what is known around them, and what
 each place holds compared with its account.
 
-A room of its own because it reads what the store, the places' files and the refresher's held
-tokens say, and presents it: nothing of the refresh or the watch pass is decided here.
+A room of its own because it only reads (the store, the places' files, the refresher's held
+tokens): nothing here changes what the engine or its watch pass knows (holdings keeps only a
+cache of what it read), so a presenter may ask as often as it likes.
 """
 
 from __future__ import annotations
@@ -57,8 +58,6 @@ async def read_views(engine: Engine, ids: list[str] | frozenset[str] | None = No
                 token.access_token, token.refresh_token, token.expires_at)
         views.append(AccountView(account, account.id in refreshing, usage.get(account.id),
                                  places.get(account.id, []), token.shown if token else None))
-    if ids is None:
-        engine.watcher.known = {a.id: a for a in accounts}
     return Views(views, unreadable)
 
 

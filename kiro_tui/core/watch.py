@@ -4,7 +4,8 @@ remembers between two passes to notice a change.
 A room of its own because it is the one part of the engine with a memory: how kiro-cli's
 database and every place file looked, the store's data version and the accounts as they were
 then (so another process's commit is told as the accounts it changed), whether the store took
-a write again after a failure, and this process's runner row.
+a write again after a failure, and this process's runner row. Only the pass writes that memory;
+what the engine shows a presenter (core/views.py) never touches it.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ class Watcher:
         """How every place file looks in the watch pass under way (one stat each), once looked at."""
         self.data_version: int | None = None
         """The store's data version when another process's commits were last noticed."""
-        self.known: dict[str, Account] = {}
-        """The accounts as last read: what another process's commit is compared with."""
+        self.known: dict[str, Account] | None = None
+        """The accounts as the pass last read them: what another process's commit is compared
+        with (None until the first pass has read them)."""
         self.store_failed = False
         """A pass failed because the store would not take a write: not over until it takes one."""
         self.runner: Runner | None = None
@@ -206,14 +208,17 @@ class Watcher:
         await self.engine.refresher.retry_pending_places()
 
     async def _notice_others(self) -> None:
-        """Another kiro-tui process committed: reschedule, and say which accounts changed."""
+        """Another kiro-tui process committed: reschedule, and say which accounts changed (those
+        that differ from what the last pass read; every one when it has read none yet)."""
         engine = self.engine
         version = engine.store.data_version()
         if version == self.data_version:
+            if self.known is None:  # what the next commit is compared with
+                self.known = {a.id: a for a in engine.store.accounts()}
             return
         self.data_version = version
         accounts = {a.id: a for a in engine.store.accounts()}
-        known = self.known
+        known = self.known or {}
         changed = {i for i in accounts.keys() | known.keys() if accounts.get(i) != known.get(i)}
         self.known = accounts
         engine.scheduler.schedule_all()  # type: ignore[union-attr]
