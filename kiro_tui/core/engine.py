@@ -9,6 +9,11 @@ The front: `import_now`, `refresh_now` (through the scheduler's concurrency boun
 makes (mode, profile, remove). Every background pass is guarded: one failure is logged and
 reported as an `EngineProblem`, and the loop carries on; if a whole loop dies it is restarted
 with backoff. `stop` lets refreshes under way finish and commit before returning.
+
+This module keeps the lifecycle (start, run, stop, close), the events, and the front's methods;
+the work behind most of them lives in a module of its own, each one idea: the watch pass
+(core/watch.py), quota (core/quota.py), imports and sources (core/imports.py), what to show
+(core/views.py), links and exports (core/linking.py), a token handed out (core/fresh_token.py).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -30,9 +35,9 @@ from kiro_tui.core.aws.tokens import TokenResult
 from kiro_tui.core.aws.transport import make_http_client
 from kiro_tui.core.clock import Clock
 from kiro_tui.core.config import Settings
-from kiro_tui.core.errors import KiroTuiError, NeedsLoginError, StoreError, TlsSetupError
+from kiro_tui.core.errors import KiroTuiError, StoreError, TlsSetupError
 from kiro_tui.core.events import AccountsChanged, EngineEvent, EngineNotice, EngineProblem, StatusChanged
-from kiro_tui.core.identity import portal_key
+from kiro_tui.core.fresh_token import TOKEN_WAIT, fresh_token
 from kiro_tui.core.importer import ImportReport
 from kiro_tui.core.imports import KIRO_CLI, Source
 from kiro_tui.core.login import (
@@ -41,21 +46,11 @@ from kiro_tui.core.login import (
     LoginOutcome,
     LoginRequest,
     PollStatus,
+    learn_emails_of_twins,
     remember_request,
     save_login,
 )
-from kiro_tui.core.models import (
-    Account,
-    AccountView,
-    AuthMethod,
-    Health,
-    Mode,
-    Outcome,
-    Place,
-    PlaceRole,
-    Status,
-    UsageRecord,
-)
+from kiro_tui.core.models import Account, AccountView, Mode, Place, PlaceRole, UsageRecord
 from kiro_tui.core.names import rename
 from kiro_tui.core.notify import Announcer
 from kiro_tui.core.places._files import remove_stale_temps
@@ -65,7 +60,6 @@ from kiro_tui.core.runners import Runner
 from kiro_tui.core.scheduler import RefreshScheduler
 from kiro_tui.core.store import AccountStore, RefreshLogEntry
 from kiro_tui.core.switch import Tool, UseOutcome, holders, rewrite_places, tools_found, use_account
-from kiro_tui.core.timefmt import shift
 from kiro_tui.core.views import Views, holdings, read_views
 from kiro_tui.core.watch import Watcher
 
@@ -75,11 +69,12 @@ log = logging.getLogger("kiro_tui.engine")
 T = TypeVar("T")
 RESTART_BACKOFF = (1.0, 60.0)
 """Seconds before a background loop that died is started again: doubled each time, up to 60."""
-TOKEN_WAIT = 30.0
-"""Seconds `kiro-tui token` waits for another process already refreshing the account."""
 
 
 class Engine:
+    """The one front the CLI and the TUI drive; its parts are given the engine and use its
+    events (`_emit`, `_set_problem`, `_status_changed`) and its network check (`_network`)."""
+
     def __init__(
         self,
         store: AccountStore,
@@ -326,46 +321,9 @@ class Engine:
         return results
 
     async def fresh_token(self, account_id: str, min_valid: float, wait: float = TOKEN_WAIT) -> Account:
-        """The account with a token valid `min_valid` seconds more, refreshed first through the
-        usual path (lease, commit, places) when it is not; another process already refreshing it
-        is waited for (up to `wait` s), never followed by a second refresh. `NeedsLoginError`
-        when only a login can help."""
-        await self.start()
-        assert self.refresher is not None
-        waited, tried = 0.0, False
-        while True:
-            account = self.store.get(account_id)
-            if account is None:
-                raise StoreError(f"no account with id {account_id!r}; `kiro-tui list` shows the ids")
-            held = self.refresher.held.get(account_id)
-            if held is not None:  # the store would not take the new token: the live one is here
-                account.access_token, account.refresh_token, account.expires_at = (
-                    held.access_token, held.refresh_token, held.expires_at)
-            now = self.clock.now()
-            if account.health is Health.NEEDS_LOGIN:
-                raise NeedsLoginError(f"{account.id} ({account.name}) needs a login: `kiro-tui login`, or log in "
-                                      "with kiro-cli and `kiro-tui import`")
-            if account.health is Health.SUSPENDED:
-                raise KiroTuiError(f"{account.id} ({account.name}) is suspended by AWS; no token to give")
-            if account.expires_at > shift(now, min_valid) or (tried and account.expires_at > now):
-                return account  # (after a refresh, the freshest there is, even if it lives less)
-            if tried:
-                raise KiroTuiError(f"{account.id} ({account.name}): no valid token after refreshing"
-                                   + (f" ({account.last_error})" if account.last_error else ""))
-            self._network()
-            # through the scheduler: a stop (Ctrl-C, SIGTERM, SIGHUP) waits for it to commit
-            (result,) = await self.scheduler.refresh_now(  # type: ignore[union-attr]
-                [account_id], force=False, unless_valid_for=timedelta(seconds=min_valid))
-            if result.outcome is Outcome.BUSY:
-                if waited >= wait:
-                    raise KiroTuiError(f"another kiro-tui process has been refreshing {account_id} for "
-                                       f"{wait:g} s; try again")
-                await self.clock.sleep(0.25)
-                waited += 0.25
-                continue
-            if result.outcome is Outcome.FAILED and result.status is not Status.NEEDS_LOGIN:
-                raise KiroTuiError(f"could not refresh {account_id} ({account.name}): {result.message}")
-            tried = not (result.outcome is Outcome.SKIPPED and result.message == "still valid")
+        """The account with a token valid `min_valid` seconds more, refreshed first when it is not
+        (`kiro-tui token`; core/fresh_token.py). `NeedsLoginError` when only a login can help."""
+        return await fresh_token(self, account_id, min_valid, wait)
 
     async def due_ids(self) -> list[str]:
         await self.start()
@@ -482,27 +440,12 @@ class Engine:
         flow = await self.login_flow()
         email = await flow.email(token.access_token, profile or identify_with)
         if email:
-            await self._learn_emails_of_twins(flow, login.request)
+            await learn_emails_of_twins(self.store, flow, login.request, self.clock.now())
         outcome = save_login(self.store, login, token, profile, self.clock.now(), email, renew_other)
         outcome = await rewrite_places(self, outcome)
         remember_request(self.store, login.request)
         self.account_changed(outcome.account.id)
         return outcome
-
-    async def _learn_emails_of_twins(self, flow: LoginFlow, request: LoginRequest, most: int = 5) -> None:
-        """Ask who holds the accounts this login could be a renewal of (same kind and portal) whose
-        email is not known yet, with their own working tokens: then one person's login renews
-        their account (evidence, not a guess) instead of adding a second row. Best effort."""
-        method = AuthMethod.BUILDER_ID if request.is_builder_id else AuthMethod.IDC
-        start_url = None if method is AuthMethod.BUILDER_ID else request.portal
-        now = self.clock.now()
-        twins = [a for a in self.store.accounts() if not a.email and a.auth_method is method
-                 and portal_key(a.start_url) == portal_key(start_url) and a.health is Health.OK and a.expires_at > now]
-        for account in twins[:most]:
-            profile = Profile(account.profile_arn, account.profile_name or "") if account.profile_arn else None
-            email = await flow.email(account.access_token, profile)
-            if email:
-                self.store.update(account.id, email=email)
 
     def last_login_request(self) -> LoginRequest:
         from kiro_tui.core.login import last_request
@@ -511,8 +454,7 @@ class Engine:
 
     # ------------------------------------------------------------------ for the command line
     # (issue 25) What the commands used to ask of the store directly, asked of the front: the CLI
-    # and the TUI then do the same thing. One block at the end of the class, on purpose, while
-    # other parts of the engine move out into modules of their own.
+    # and the TUI then do the same thing. One block at the end of the class, on purpose.
 
     def resolve(self, wanted: str) -> str:
         """The full id of the account a person named (an id, name or email, or a unique prefix of
