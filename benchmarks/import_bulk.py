@@ -23,7 +23,8 @@ from benchmarks.harness import offline_logins, write_places
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.clock import SystemClock
 from kiro_tui.core.config import Settings
-from kiro_tui.core.engine import Engine, place_files
+from kiro_tui.core.engine import Engine
+from kiro_tui.core.imports import place_files
 from kiro_tui.core.store import AccountStore
 
 

@@ -8,7 +8,7 @@ from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.engine import Engine
-from kiro_tui.core.events import ImportFailed, ImportFinished
+from kiro_tui.core.events import AccountsChanged, ImportFailed, ImportFinished
 from kiro_tui.core.importer import mark_refresh_token_dead
 from kiro_tui.core.models import Health, Mode
 from kiro_tui.core.store import AccountStore
@@ -76,3 +76,22 @@ async def test_missing_or_broken_database_is_reported_not_raised(tmp_path: Path,
         (failed,) = [e for e in events if isinstance(e, ImportFailed)]
         assert failed.automatic and "not a SQLite database" in failed.error
         assert engine.watch_error is not None
+
+
+async def test_views_between_two_passes_do_not_hide_another_processs_change(
+        tmp_path: Path, kiro_db: KiroCliDb, http) -> None:
+    """What the watch pass compares another process's commit with is its own: a presenter reading
+    the accounts (`views`) in between changes nothing it reports."""
+    kiro_db.put_oidc()
+    events: list = []
+    with AccountStore.open(tmp_path / "accounts.db") as store:
+        engine = engine_for(store, kiro_db.path, events)
+        engine._http = http
+        await engine.watch_pass()
+        (account,) = store.accounts()
+        with AccountStore.open(tmp_path / "accounts.db") as other:  # another kiro-tui process
+            other.update(account.id, email="someone@example.com")
+        await engine.views()  # the TUI repaints meanwhile
+        events.clear()
+        await engine.watch_pass()
+        assert [e.ids for e in events if isinstance(e, AccountsChanged)] == [frozenset({account.id})]

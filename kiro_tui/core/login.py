@@ -34,6 +34,7 @@ from kiro_tui.core.models import (
     KIRO_SCOPES,
     Account,
     AuthMethod,
+    Health,
     Mode,
     Place,
     PlaceRole,
@@ -325,6 +326,23 @@ def same_person(account: Account, email: str, method: AuthMethod, start_url: str
     """`account` is this person's login: the same email (in any case), kind and portal."""
     return (bool(email_key(account.email)) and email_key(account.email) == email_key(email)
             and account.auth_method is method and portal_key(account.start_url) == portal_key(start_url))
+
+
+async def learn_emails_of_twins(store: AccountStore, flow: LoginFlow, request: LoginRequest, now: datetime,
+                                most: int = 5) -> None:
+    """Ask who holds the accounts this login could be a renewal of (same kind and portal) whose
+    email is not known yet, with their own working tokens: then one person's login renews
+    their account (evidence, not a guess; see `same_person`) instead of adding a second row.
+    Best effort."""
+    method = AuthMethod.BUILDER_ID if request.is_builder_id else AuthMethod.IDC
+    start_url = None if method is AuthMethod.BUILDER_ID else request.portal
+    twins = [a for a in store.accounts() if not a.email and a.auth_method is method
+             and portal_key(a.start_url) == portal_key(start_url) and a.health is Health.OK and a.expires_at > now]
+    for account in twins[:most]:
+        profile = Profile(account.profile_arn, account.profile_name or "") if account.profile_arn else None
+        email = await flow.email(account.access_token, profile)
+        if email:
+            store.update(account.id, email=email)
 
 
 LAST_LOGIN_KEY = "last_login"

@@ -1,0 +1,128 @@
+"""What the engine hands a presenter to show: accounts with what is known around them, and what
+each place holds compared with its account.
+
+A room of its own because it only reads (the store, the places' files, the refresher's held
+tokens): nothing here changes what the engine or its watch pass knows (holdings keeps only a
+cache of what it read), so a presenter may ask as often as it likes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kiro_tui.core.errors import KiroTuiError, StoreError
+from kiro_tui.core.identity import same_login, takes_over
+from kiro_tui.core.masking import fingerprint
+from kiro_tui.core.models import Account, AccountView, Place
+from kiro_tui.core.place_sync import is_database, place_signature
+from kiro_tui.core.places import place_format
+from kiro_tui.core.places.kiro_cli import PlaceLogin
+from kiro_tui.core.store import UnreadableRow
+
+if TYPE_CHECKING:
+    from kiro_tui.core.engine import Engine
+
+log = logging.getLogger("kiro_tui.engine")
+
+
+@dataclass
+class Views:
+    """What to show: the accounts asked for, and rows that could not be read."""
+
+    views: list[AccountView]
+    unreadable: list[UnreadableRow] = field(default_factory=list)
+
+
+async def read_views(engine: Engine, ids: list[str] | frozenset[str] | None = None) -> Views:
+    """The accounts (all, or these) with what is known around them, for presenting: a token
+    held in memory (the store would not take it) is shown as the live one."""
+    store = engine.store
+    now = engine.clock.now()
+    accounts, unreadable = store.read_accounts(ids)
+    refreshing = store.refreshing_ids(now) | (engine.scheduler.in_flight if engine.scheduler else set())
+    usage = store.usage(a.id for a in accounts)
+    places: dict[str, list] = {}
+    for place in store.places(None if ids is None else [a.id for a in accounts]):
+        places.setdefault(place.account_id, []).append(place)
+    held = engine.refresher.held if engine.refresher else {}
+    views = []
+    for account in accounts:
+        token = held.get(account.id)
+        if token is not None:
+            account.access_token, account.refresh_token, account.expires_at = (
+                token.access_token, token.refresh_token, token.expires_at)
+        views.append(AccountView(account, account.id in refreshing, usage.get(account.id),
+                                 places.get(account.id, []), token.shown if token else None))
+    return Views(views, unreadable)
+
+
+async def holdings(engine: Engine, views: list[AccountView]) -> dict[tuple[str, str, str], str]:
+    """What each place holds compared with its account: `current` (the same token), `older`
+    (one of its lineage: behind), `newer` (a tool there refreshed by itself), `other` (not this
+    login's token), or `missing` (not there, or unreadable).
+
+    A place is read only when its file changed since it was last read (one stat tells): the
+    fingerprint of the token found there is kept in the store with the file's signature."""
+    store = engine.store
+    now = engine.clock.now()
+    places = [(view.account, place) for view in views for place in view.places]
+    looked = await asyncio.to_thread(
+        lambda: {p.path: repr(place_signature(p.path, is_database(p.kind))) for _, p in places})
+    kept = store.place_reads() if places else {}
+    found: dict[tuple[str, str, str], str] = {}
+    learned: dict[tuple[str, str, str], tuple[str, str | None]] = {}
+    for account, place in places:
+        signature = looked[place.path]
+        login: PlaceLogin | None = None
+        if kept.get(place.address, ("",))[0] == signature:
+            token_print = kept[place.address][1]
+        else:
+            try:
+                login = await _read_place(place, now)
+            except KiroTuiError:
+                found[place.address] = "missing"  # unreadable now (locked, damaged): not remembered
+                continue
+            token_print = fingerprint(login.refresh_token) if login and login.refresh_token else None
+            learned[place.address] = (signature, token_print)
+        if token_print is None:
+            found[place.address] = "missing"
+        elif token_print == fingerprint(account.refresh_token):
+            found[place.address] = "current"
+        elif store.in_lineage(account.id, token_print):
+            found[place.address] = "older"
+        else:  # newer or another login's: the login itself tells (rare: read it)
+            try:
+                login = login or await _read_place(place, now)
+            except KiroTuiError:
+                login = None
+            found[place.address] = _compare(engine, account, login)
+    if learned:
+        try:
+            store.save_place_reads(learned)
+        except StoreError as exc:  # a read-only store: read again next time
+            log.info("cannot remember what the places hold: %s", exc)
+    return found
+
+
+async def _read_place(place: Place, now: datetime) -> PlaceLogin | None:
+    return await asyncio.to_thread(place_format(place.kind).read_entry, Path(place.path), place.entry, now)
+
+
+def _compare(engine: Engine, account: Account, login: PlaceLogin | None) -> str:
+    if login is None or not login.refresh_token:
+        return "missing"
+    token_print = fingerprint(login.refresh_token)
+    if token_print == fingerprint(account.refresh_token):
+        return "current"
+    if engine.store.in_lineage(account.id, token_print):
+        return "older"
+    # The refresher's own rule (PlaceSync.adopt_newer): a copy it will adopt at its
+    # next pass is "newer" now, not "other", which reads as an error before the adoption.
+    if same_login(account, login) and takes_over(account, login, spent=False):
+        return "newer"
+    return "other"
