@@ -16,7 +16,7 @@ from kiro_tui.core.imports import EXPORTED_PREFERENCE, EXPORTS_REMEMBERED
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, Place, PlaceRole, PlaceState
 from kiro_tui.core.places import PlaceError, PlaceFormat, TokenCopy, link_refusal, place_format
-from kiro_tui.core.places.kiro_cli import PlaceLogin
+from kiro_tui.core.places.base import PlaceLogin
 
 if TYPE_CHECKING:
     from kiro_tui.core.engine import Engine

@@ -19,7 +19,7 @@ from kiro_tui.core.aws.errors import ErrorClass, ServiceError
 from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.events import AccountsChanged
 from kiro_tui.core.models import Account, AuthMethod, Health, UsageRecord
-from kiro_tui.core.places.kiro_cli import profile_region
+from kiro_tui.core.places._fields import profile_region
 from kiro_tui.core.refresh_result import StatusChange
 from kiro_tui.core.timefmt import EARLIEST, shift
 

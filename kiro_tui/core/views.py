@@ -21,7 +21,7 @@ from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, AccountView, Place
 from kiro_tui.core.place_sync import is_database, place_signature
 from kiro_tui.core.places import place_format
-from kiro_tui.core.places.kiro_cli import PlaceLogin
+from kiro_tui.core.places.base import PlaceLogin
 from kiro_tui.core.store import UnreadableRow
 
 if TYPE_CHECKING:
