@@ -245,6 +245,8 @@ class Engine:
         `stop` first stops (and waits) here."""
         if self.scheduler is not None and (self.scheduler.in_flight or self._stop_task is not None):
             await self.stop()
+        if self.refresher is not None:
+            self.refresher.places.close()
         if self._owns_http and self._http is not None:
             await self._http.aclose()
 

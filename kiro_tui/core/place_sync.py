@@ -6,7 +6,8 @@
   `may_replace`); a place that cannot be written now stays pending and is retried.
 - Every watch pass, a place a tool rewrote since the last pass (`place_signature`, one stat)
   is read at once, so a newer token there reaches the other places without waiting for
-  kiro-tui's own refresh.
+  kiro-tui's own refresh. Where the kernel tells which folders changed (core/file_events.py),
+  only the files in those folders are stat-ed; every file, every `FULL_LOOK_EVERY` passes.
 
 Taking an account for this work (lock and lease) is the refresher's: see `Refresher`.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from kiro_tui.core.clock import Clock
 from kiro_tui.core.errors import StoreError
+from kiro_tui.core.file_events import FolderEvents
 from kiro_tui.core.identity import is_spent, merge_login, same_login, takes_over
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, Health, Mode, Outcome, Place, PlaceRole, PlaceState
@@ -29,6 +31,10 @@ from kiro_tui.core.store import AccountStore, RefreshLogEntry
 from kiro_tui.core.timefmt import format_timestamp
 
 log = logging.getLogger("kiro_tui.refresh")
+
+FULL_LOOK_EVERY = 20
+"""Watch passes between two looks at every place file, even those in folders where the kernel
+reported nothing (a network file system may not report a change made on another machine)."""
 
 
 class PlaceSync:
@@ -40,7 +46,10 @@ class PlaceSync:
         self._seen: dict[str, PlaceSignature] = {}
         """How each place file looked at the last pass (or just after kiro-tui wrote it)."""
         self._looked: dict[str, PlaceSignature] = {}
-        """How each place file looks in this watch pass (`look_at_places`): one stat a file a pass."""
+        """How each place file looks in this watch pass (`look_at_places`)."""
+        self._events: FolderEvents | None = None
+        """Which folders changed (inotify), from the first watch pass on; None before it."""
+        self._looks = 0
 
     def places_to_read(self, account: Account) -> list[Place]:
         """Copies a tool may have refreshed by itself: sources (unless own mode) and links."""
@@ -189,14 +198,40 @@ class PlaceSync:
         self._seen[place.path] = signature_of(place)
 
     async def look_at_places(self, places: list[Place]) -> dict[str, PlaceSignature]:
-        """How each of these place files looks now: one stat each (and its -wal, for a
-        database), shared by the watch pass's steps; kiro-tui's own writes keep it current."""
+        """How each of these place files looks now, shared by the watch pass's steps; kiro-tui's
+        own writes keep it current. A file is stat-ed (with its -wal, for a database) when the
+        kernel reports a change in its folder, when it cannot tell, when the file is new to the
+        pass, and every `FULL_LOOK_EVERY` passes; otherwise it looks as it did at the last pass."""
         databases: dict[str, bool] = {}
         for place in places:
             databases.setdefault(place.path, is_database(place.kind))
-        self._looked = await asyncio.to_thread(
-            lambda: {path: place_signature(path, database) for path, database in databases.items()})
+        self._looked = await asyncio.to_thread(self._look, databases)
         return self._looked
+
+    def _look(self, databases: dict[str, bool]) -> dict[str, PlaceSignature]:
+        if self._events is None:
+            self._events = FolderEvents()
+        events = self._events
+        touched = events.touched()  # drained before any stat: a later change is told next pass
+        full = touched is None or self._looks % FULL_LOOK_EVERY == 0
+        changed_folders = touched or set()
+        self._looks += 1
+        before = self._looked
+        looked: dict[str, PlaceSignature] = {}
+        for path, database in databases.items():
+            folder = os.path.dirname(path)
+            watched = events.watches(folder)  # before the stat: no change can fall between them
+            if full or not watched or folder in changed_folders or path not in before:
+                looked[path] = place_signature(path, database)
+            else:
+                looked[path] = before[path]
+        return looked
+
+    def close(self) -> None:
+        """Let go of the kernel's change reports (a file descriptor)."""
+        if self._events is not None:
+            self._events.close()
+            self._events = None
 
     async def changed(self, every: list[Place] | None = None,
                       looked: dict[str, PlaceSignature] | None = None) -> dict[str, list[str]]:

@@ -145,13 +145,13 @@ class Watcher:
         db = str(engine.kiro_cli_db) if engine.kiro_cli_db else None
         every = engine.store.places()
         self.looked = looked = await engine.refresher.look_at_places(every)
+        known = self.place_signatures
         places = {(p.kind, p.path) for p in every
-                  if p.role is PlaceRole.SOURCE and not (p.kind == imports.KIRO_CLI and p.path == db)}
-        for kind, path in sorted(places):
+                  if p.role is PlaceRole.SOURCE and known.get((p.kind, p.path)) != looked[p.path]
+                  and not (p.kind == imports.KIRO_CLI and p.path == db)}
+        for kind, path in sorted(places):  # only those that look different: few, once the first pass is over
             signature = looked[path]
-            if self.place_signatures.get((kind, path)) == signature:
-                continue
-            first_look = (kind, path) not in self.place_signatures
+            first_look = (kind, path) not in known
             self.place_signatures[(kind, path)] = signature
             if first_look or signature[0] is None:
                 continue  # known as it is now (imported already), or gone: nothing to read

@@ -338,6 +338,9 @@ def _request_id() -> str:
 class Emulator:
     """The emulator server. `start()` runs it in a background thread; `serve()` in this loop."""
 
+    _send = staticmethod(send)
+    """How one response goes out (a test wraps it to note when an answer has left)."""
+
     def __init__(
         self,
         host: str = "127.0.0.1",
@@ -451,7 +454,7 @@ class Emulator:
                 if outcome == "timeout":
                     break
                 assert isinstance(outcome, Response)
-                await send(conn, writer, outcome)
+                await self._send(conn, writer, outcome)
                 if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                     break
                 try:

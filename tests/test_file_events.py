@@ -1,0 +1,112 @@
+"""The watch pass stats only the place files in folders the kernel says changed (inotify), all of
+them when it cannot tell, and every file every FULL_LOOK_EVERY passes; a change is never missed."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+
+from kiro_tui.core import file_events, place_sync
+from kiro_tui.core.clock import ManualClock
+from kiro_tui.core.file_events import FolderEvents
+from kiro_tui.core.models import Place
+from kiro_tui.core.place_sync import FULL_LOOK_EVERY, PlaceSync
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
+
+
+@linux_only
+def test_folder_events_tell_which_folder_changed_and_when_they_cannot_tell(tmp_path: Path) -> None:
+    quiet, busy = tmp_path / "quiet", tmp_path / "busy"
+    quiet.mkdir()
+    busy.mkdir()
+    events = FolderEvents()
+    try:
+        assert events.working
+        assert events.watches(str(quiet)) and events.watches(str(busy))
+        assert events.touched() == set()
+        (busy / "token.json").write_text("{}")
+        assert events.touched() == {str(busy)}
+        assert events.touched() == set()  # drained
+        (quiet / "gone").mkdir()
+        (quiet / "gone").rmdir()
+        assert events.touched() == {str(quiet)}
+        busy.joinpath("token.json").unlink()
+        busy.rmdir()  # a watched folder goes away: it cannot tell what happened there since
+        assert events.touched() is None
+        assert not events.watches(str(busy))  # not there: its files are stat-ed instead
+    finally:
+        events.close()
+
+
+class Stats:
+    """Counts the stats the watch pass makes (place_signature calls), by path."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.paths: list[str] = []
+        real = place_sync.place_signature
+
+        def counted(path: str, database: bool = False) -> place_sync.PlaceSignature:
+            self.paths.append(path)
+            return real(path, database)
+
+        monkeypatch.setattr(place_sync, "place_signature", counted)
+
+    def take(self) -> list[str]:
+        taken, self.paths = self.paths, []
+        return taken
+
+
+def _places(tmp_path: Path, count: int) -> list[Place]:
+    places = []
+    for i in range(count):
+        folder = tmp_path / f"tool{i}"
+        folder.mkdir()
+        (folder / "token.json").write_text('{"refreshToken": "x"}')
+        places.append(Place(f"acct{i}", "cliproxy", str(folder / "token.json")))
+    return places
+
+
+@linux_only
+def test_a_quiet_pass_stats_nothing_and_a_change_is_stat_ed_and_seen(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    places = _places(tmp_path, 5)
+    stats = Stats(monkeypatch)
+    sync = PlaceSync(None, ManualClock(), 1.0)  # type: ignore[arg-type]  # looking needs no store
+
+    async def passes() -> None:
+        first = await sync.look_at_places(places)
+        assert sorted(stats.take()) == sorted(p.path for p in places)  # the first pass looks at all
+        assert await sync.look_at_places(places) == first and stats.take() == []  # nothing changed: no stat
+        Path(places[2].path).write_text('{"refreshToken": "a tool refreshed"}')
+        after = await sync.look_at_places(places)
+        assert stats.take() == [places[2].path]
+        assert after[places[2].path] != first[places[2].path]  # and the change shows
+        for _ in range(FULL_LOOK_EVERY - 3):
+            await sync.look_at_places(places)
+        assert stats.take() == []
+        await sync.look_at_places(places)  # every FULL_LOOK_EVERY passes: every file, told or not
+        assert sorted(stats.take()) == sorted(p.path for p in places)
+
+    try:
+        asyncio.run(passes())
+    finally:
+        sync.close()
+
+
+def test_without_inotify_every_pass_stats_every_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(file_events, "_libc", lambda: None)  # macOS, or a kernel without it
+    places = _places(tmp_path, 3)
+    stats = Stats(monkeypatch)
+    sync = PlaceSync(None, ManualClock(), 1.0)  # type: ignore[arg-type]
+
+    async def passes() -> None:
+        for _ in range(3):
+            await sync.look_at_places(places)
+            assert sorted(stats.take()) == sorted(p.path for p in places)
+
+    asyncio.run(passes())
+    sync.close()
