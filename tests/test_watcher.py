@@ -95,3 +95,70 @@ async def test_views_between_two_passes_do_not_hide_another_processs_change(
         events.clear()
         await engine.watch_pass()
         assert [e.ids for e in events if isinstance(e, AccountsChanged)] == [frozenset({account.id})]
+
+
+async def test_quota_is_fetched_a_few_a_pass_without_reading_every_account_each_pass(
+        tmp_path: Path, emulator, emulator_time, http, monkeypatch) -> None:
+    """The watch pass fetches quota USAGE_PER_PASS accounts at a time, oldest first, from a queue
+    made once: a pass does not decode every account (a thousand, every 3 s, was most of
+    `watch`'s idle CPU), and once all are fresh it looks again only when one can be stale."""
+    from kiro_tui.core import quota
+    from kiro_tui.demo import account_from_seed
+    from tests.support.engine import at
+
+    clock = ManualClock(at(emulator_time.now))
+    with AccountStore.open(tmp_path / "accounts.db") as store:
+        for i in range(10):
+            store.save(account_from_seed(emulator.seed(kind="social", email=f"q{i}@example.com"), f"quota{i:03d}"))
+        engine = Engine(store, Settings(), clock, Endpoints(override=emulator.url), None, fetch_usage=True)
+        engine._http = http
+        reads = []
+        every = store.accounts
+        monkeypatch.setattr(store, "accounts", lambda *a, **k: reads.append(1) or every(*a, **k))
+
+        def calls() -> int:
+            return len([r for r in emulator.requests() if r["operation"] == "GetUsageLimits"])
+
+        seen = []
+        for _ in range(4):
+            await engine.watch_pass()
+            seen.append(calls())
+        per_pass = quota.USAGE_PER_PASS
+        assert seen == [per_pass, 2 * per_pass, 10, 10]
+        assert set(store.usage()) == {f"quota{i:03d}" for i in range(10)}
+        reads_while_fresh = len(reads)
+        for _ in range(3):
+            await engine.watch_pass()  # all fresh: nothing fetched, no account decoded for quota
+        assert calls() == 10 and len(reads) == reads_while_fresh
+        clock.advance(quota.USAGE_MAX_AGE.total_seconds() + 1)
+        await engine.watch_pass()
+        assert calls() == 10 + per_pass  # stale again: fetched again, a few a pass
+        await engine.close()
+
+
+async def test_headless_watch_fetches_quota_hourly_not_every_ten_minutes(
+        tmp_path: Path, emulator, emulator_time, http) -> None:
+    from kiro_tui.core import quota
+    from kiro_tui.demo import account_from_seed
+    from tests.support.engine import at
+
+    clock = ManualClock(at(emulator_time.now))
+    with AccountStore.open(tmp_path / "accounts.db") as store:
+        store.save(account_from_seed(emulator.seed(kind="social", email="h@example.com"), "headless"))
+        engine = Engine(store, Settings(), clock, Endpoints(override=emulator.url), None, fetch_usage=True,
+                        runner_kind="watch")
+        engine._http = http
+
+        def calls() -> int:
+            return len([r for r in emulator.requests() if r["operation"] == "GetUsageLimits"])
+
+        await engine.watch_pass()
+        assert calls() == 1
+        clock.advance(quota.USAGE_MAX_AGE.total_seconds() + 1)  # old enough for a window someone looks at
+        await engine.watch_pass()
+        assert calls() == 1
+        store.update("headless", expires_at=clock.now() + quota.HEADLESS_USAGE_MAX_AGE)  # (as refreshes keep it)
+        clock.advance((quota.HEADLESS_USAGE_MAX_AGE - quota.USAGE_MAX_AGE).total_seconds())
+        await engine.watch_pass()
+        assert calls() == 2
+        await engine.close()

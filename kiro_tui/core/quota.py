@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
@@ -29,23 +30,65 @@ if TYPE_CHECKING:
 log = logging.getLogger("kiro_tui.engine")
 T = TypeVar("T")
 USAGE_MAX_AGE = timedelta(minutes=10)
-"""How old an account's quota figures may grow before a watch pass fetches them again."""
+"""How old an account's quota figures may grow before a watch pass fetches them again, while
+someone looks at them (the TUI)."""
+HEADLESS_USAGE_MAX_AGE = timedelta(minutes=60)
+"""The same for `kiro-tui watch` with no window open: its figures serve `list`, `show` and the
+over-quota notice, and a thousand accounts every ten minutes would be 1.7 calls a second, all
+day, at the service (and most of the service's idle CPU)."""
 USAGE_PER_PASS = 4
 """Usage calls per watch pass (every `watch_interval` seconds): quota for a thousand accounts
 is refreshed in about twelve minutes without ever bursting at the service."""
 
 
-async def fetch_some_usage(engine: Engine) -> None:
-    """The watch pass's share: the accounts whose figures are oldest (never fetched first)."""
+RESCAN_AT_MOST = timedelta(minutes=1)
+"""How long an empty queue waits before every account is looked at again (a new login)."""
+
+
+@dataclass
+class UsageQueue:
+    """The watch pass's list of accounts whose quota figures are due, oldest first: made from
+    every account at once and then taken a few at a time, so a pass does not decode a
+    thousand accounts to make four calls."""
+
+    ids: list[str] = field(default_factory=list)
+    scan_at: datetime | None = None
+    """When to look at every account again once the list is empty: the first time one's
+    figures grow stale (at most `RESCAN_AT_MOST` away)."""
+
+
+async def fetch_some_usage(engine: Engine, queue: UsageQueue) -> None:
+    """The watch pass's share: up to `USAGE_PER_PASS` accounts from the queue, each checked
+    again (still usable, still stale) just before its call."""
     if not engine.fetch_usage or engine.network_error is not None:
         return
     now = engine.clock.now()
+    max_age = HEADLESS_USAGE_MAX_AGE if engine.runner_kind == "watch" else USAGE_MAX_AGE
+    if not queue.ids and (queue.scan_at is None or queue.scan_at <= now):
+        _fill(engine, queue, now, max_age)
+    taken = 0
+    while queue.ids and taken < USAGE_PER_PASS:
+        account_id = queue.ids.pop(0)
+        account = engine.store.get(account_id)
+        if account is None or not _usable(account, now) \
+                or not _usage_stale(engine.store.usage([account_id]).get(account_id), now, account, max_age):
+            continue
+        taken += 1
+        await engine.fetch_usage_now(account_id)
+
+
+def _fill(engine: Engine, queue: UsageQueue, now: datetime, max_age: timedelta) -> None:
     usage = engine.store.usage()
-    candidates = [a for a in engine.store.accounts()
-                  if a.health is Health.OK and a.expires_at > now and _usage_stale(usage.get(a.id), now, a)]
-    candidates.sort(key=lambda a: _last_try(usage.get(a.id)))  # never fetched, then the oldest
-    for account in candidates[:USAGE_PER_PASS]:
-        await engine.fetch_usage_now(account.id)
+    usable = [a for a in engine.store.accounts() if _usable(a, now)]
+    stale = [a for a in usable if _usage_stale(usage.get(a.id), now, a, max_age)]
+    stale.sort(key=lambda a: _last_try(usage.get(a.id)))  # never fetched, then the oldest
+    queue.ids = [a.id for a in stale]
+    stale_at = [shift(_last_try(usage.get(a.id)), max_age) for a in usable]
+    queue.scan_at = min([*stale_at, shift(now, RESCAN_AT_MOST)])
+
+
+def _usable(account: Account, now: datetime) -> bool:
+    return account.health is Health.OK and account.expires_at > now
 
 
 async def q_call(engine: Engine, account: Account, call: Callable[[Account], Awaitable[T]]) -> T:
@@ -117,7 +160,7 @@ async def fetch_usage_now(engine: Engine, account_id: str) -> UsageRecord | None
 async def fetch_all_usage(engine: Engine, at_once: int = 4) -> None:
     """Fetch the quota now of every account whose token works, `at_once` at a time."""
     now = engine.clock.now()
-    usable = [a.id for a in engine.store.accounts() if a.health is Health.OK and a.expires_at > now]
+    usable = [a.id for a in engine.store.accounts() if _usable(a, now)]
     limit = asyncio.Semaphore(at_once)
 
     async def one(account_id: str) -> None:
@@ -145,9 +188,9 @@ def _last_try(record: UsageRecord | None) -> datetime:
     return max((t for t in (record.fetched_at, record.error_at) if t is not None), default=EARLIEST)
 
 
-def _usage_stale(record: UsageRecord | None, now: datetime, account: Account) -> bool:
+def _usage_stale(record: UsageRecord | None, now: datetime, account: Account, max_age: timedelta) -> bool:
     if record is None:
         return True
     if record.error and record.error_at and account.last_refresh_at and account.last_refresh_at > record.error_at:
         return True  # refreshed since the error (an expired token's AccessDenied): try again now
-    return shift(_last_try(record), USAGE_MAX_AGE) <= now
+    return shift(_last_try(record), max_age) <= now

@@ -49,6 +49,8 @@ class Watcher:
         self.known: dict[str, Account] | None = None
         """The accounts as the pass last read them: what another process's commit is compared
         with (None until the first pass has read them)."""
+        self.usage = quota.UsageQueue()
+        """The accounts whose quota figures the next passes fetch, a few a pass."""
         self.store_failed = False
         """A pass failed because the store would not take a write: not over until it takes one."""
         self.runner: Runner | None = None
@@ -226,7 +228,7 @@ class Watcher:
             engine._emit(AccountsChanged(frozenset(changed)))
 
     async def _fetch_some_usage(self) -> None:
-        await quota.fetch_some_usage(self.engine)
+        await quota.fetch_some_usage(self.engine, self.usage)
 
     # ------------------------------------------------------------------ runners and notices
 
