@@ -41,50 +41,52 @@ USAGE_PER_PASS = 4
 is refreshed in about twelve minutes without ever bursting at the service."""
 
 
-RESCAN_AT_MOST = timedelta(minutes=1)
-"""How long an empty queue waits before every account is looked at again (a new login)."""
+RESCAN_EVERY = timedelta(minutes=10)
+"""How often the queue is made again from every account (a new login, figures another
+process fetched): between two, a pass only looks at the queue's head."""
 
 
 @dataclass
 class UsageQueue:
-    """The watch pass's list of accounts whose quota figures are due, oldest first: made from
-    every account at once and then taken a few at a time, so a pass does not decode a
-    thousand accounts to make four calls."""
+    """The watch pass's schedule of quota calls: every usable account with the time its figures
+    grow stale, soonest first, made from every account at once and then taken from the head a
+    few a pass, so a pass does not decode a thousand accounts to make four calls."""
 
-    ids: list[str] = field(default_factory=list)
-    scan_at: datetime | None = None
-    """When to look at every account again once the list is empty: the first time one's
-    figures grow stale (at most `RESCAN_AT_MOST` away)."""
+    due: list[tuple[datetime, str]] = field(default_factory=list)
+    made_at: datetime | None = None
 
 
 async def fetch_some_usage(engine: Engine, queue: UsageQueue) -> None:
-    """The watch pass's share: up to `USAGE_PER_PASS` accounts from the queue, each checked
-    again (still usable, still stale) just before its call."""
+    """The watch pass's share: up to `USAGE_PER_PASS` accounts whose figures are stale, the
+    oldest first, each checked again (still usable, still stale) just before its call."""
     if not engine.fetch_usage or engine.network_error is not None:
         return
     now = engine.clock.now()
     max_age = HEADLESS_USAGE_MAX_AGE if engine.runner_kind == "watch" else USAGE_MAX_AGE
-    if not queue.ids and (queue.scan_at is None or queue.scan_at <= now):
-        _fill(engine, queue, now, max_age)
+    if queue.made_at is None or not (queue.made_at <= now < shift(queue.made_at, RESCAN_EVERY)):
+        _fill(engine, queue, now, max_age)  # (a clock that jumped back makes it again too)
     taken = 0
-    while queue.ids and taken < USAGE_PER_PASS:
-        account_id = queue.ids.pop(0)
+    while queue.due and queue.due[0][0] <= now and taken < USAGE_PER_PASS:
+        _, account_id = queue.due.pop(0)
         account = engine.store.get(account_id)
         if account is None or not _usable(account, now) \
                 or not _usage_stale(engine.store.usage([account_id]).get(account_id), now, account, max_age):
-            continue
+            continue  # fetched meanwhile (another process), or no longer usable
         taken += 1
         await engine.fetch_usage_now(account_id)
 
 
 def _fill(engine: Engine, queue: UsageQueue, now: datetime, max_age: timedelta) -> None:
     usage = engine.store.usage()
-    usable = [a for a in engine.store.accounts() if _usable(a, now)]
-    stale = [a for a in usable if _usage_stale(usage.get(a.id), now, a, max_age)]
-    stale.sort(key=lambda a: _last_try(usage.get(a.id)))  # never fetched, then the oldest
-    queue.ids = [a.id for a in stale]
-    stale_at = [shift(_last_try(usage.get(a.id)), max_age) for a in usable]
-    queue.scan_at = min([*stale_at, shift(now, RESCAN_AT_MOST)])
+    due = []
+    for account in engine.store.accounts():
+        if _usable(account, now):
+            record = usage.get(account.id)
+            due.append((now if _usage_stale(record, now, account, max_age) else shift(_last_try(record), max_age),
+                        _last_try(record), account.id))
+    due.sort()  # stale now (never fetched, then the oldest), then as they grow stale
+    queue.due = [(when, account_id) for when, _, account_id in due]
+    queue.made_at = now
 
 
 def _usable(account: Account, now: datetime) -> bool:
