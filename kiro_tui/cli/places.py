@@ -28,7 +28,7 @@ from kiro_tui.core import paths
 from kiro_tui.core.config import Settings
 from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.importer import ImportReport, first_login_hint
-from kiro_tui.core.models import Place
+from kiro_tui.core.models import Place, PlaceState
 from kiro_tui.core.places._files import resolved
 from kiro_tui.core.places.kiro_cli import find_kiro_cli_db
 from kiro_tui.core.wipe import forget, own_paths, to_forget
@@ -116,7 +116,7 @@ def cmd_link(args: argparse.Namespace) -> int:
     if caveat:
         warn(caveat)
     where = place.path + (f" ({place.entry})" if place.entry else "")
-    if place.state.value == "in-sync":
+    if place.state is PlaceState.IN_SYNC:
         say(f"Linked {place.account_id} to {place.kind} {where}: written now, and after every refresh.")
         return EXIT_OK
     say(f"Linked {place.account_id} to {place.kind} {where}, but it is {place.state.value}: {place.detail}")

@@ -473,7 +473,7 @@ class AccountFlows(Screen[None]):
         elif chosen == "sync":
             self.mode_chosen(account, Mode.SYNC.value)
         elif chosen == "login":
-            start_url = account.start_url if account.auth_method.value == "idc" else None
+            start_url = account.start_url if account.auth_method is AuthMethod.IDC else None
             self.action_login(LoginRequest(start_url, account.region, replaces=account.id))
 
 async def _last_login_request(engine: Engine) -> LoginRequest:
