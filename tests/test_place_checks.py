@@ -151,3 +151,29 @@ async def test_what_a_place_holds_is_read_again_only_when_its_file_changed(
     reads.clear()
     Path(changed.path).unlink()
     assert (await engine.holdings(views))[changed.address] == "missing"
+
+
+async def test_whose_login_a_place_holds_is_read_again_only_when_its_file_changed(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    views = (await engine.views()).views
+    reads = count_reads(monkeypatch)
+    first = await engine.holders(views)
+    databases = [p for p in engine.store.places() if p.kind == "kiro-cli"]
+    assert len(databases) == 3 and {first[p.address] for p in databases} == {p.account_id for p in databases}
+    assert sorted(set(reads)) == sorted(p.path for p in databases)  # each read once
+
+    reads.clear()
+    assert await engine.holders(views) == first and reads == []  # remembered: nothing changed
+
+    changed, other = databases[0], databases[1]
+    their_token = engine.store.get(other.account_id).refresh_token  # type: ignore[union-attr]
+    with sqlite3.connect(changed.path) as conn:  # `use` in another kiro-tui, say: the other login is there now
+        (value,) = conn.execute("SELECT value FROM auth_kv WHERE key = ?", (changed.entry,)).fetchone()
+        conn.execute("UPDATE auth_kv SET value = ? WHERE key = ?",
+                     (json.dumps({**json.loads(value), "refresh_token": their_token}), changed.entry))
+    conn.close()
+    now = await engine.holders(views)
+    assert set(reads) == {changed.path}
+    assert now == {**first, changed.address: other.account_id}

@@ -225,10 +225,13 @@ class AccountRows(StoreFile):
 
     def lineage_owner(self, refresh_token: str | None) -> str | None:
         """The account whose lineage holds this refresh token (the current one or a spent one)."""
-        if not refresh_token:
+        return self.print_owner(fingerprint(refresh_token)) if refresh_token else None
+
+    def print_owner(self, token_print: str | None) -> str | None:
+        """`lineage_owner` by the token's fingerprint."""
+        if not token_print:
             return None
-        row = self._db.execute("SELECT account_id FROM lineage WHERE fingerprint = ?",
-                               (fingerprint(refresh_token),)).fetchone()
+        row = self._db.execute("SELECT account_id FROM lineage WHERE fingerprint = ?", (token_print,)).fetchone()
         return row[0] if row else None
 
     def lineage_rank(self, account_id: str, token_print: str | None) -> int | None:
