@@ -110,3 +110,27 @@ def test_without_inotify_every_pass_stats_every_file(tmp_path: Path, monkeypatch
 
     asyncio.run(passes())
     sync.close()
+
+
+@linux_only
+def test_a_folder_watched_only_from_now_has_its_files_looked_at(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A place whose folder could not be watched (not there yet) is stat-ed the pass its watch
+    begins: what happened there before the watch was never told."""
+    later = tmp_path / "later"
+    place = Place("acct", "cliproxy", str(later / "token.json"))
+    stats = Stats(monkeypatch)
+    sync = PlaceSync(None, ManualClock(), 1.0)  # type: ignore[arg-type]
+
+    async def passes() -> None:
+        first = await sync.look_at_places([place])
+        assert first[place.path] == (None,) and stats.take() == [place.path]
+        later.mkdir()
+        Path(place.path).write_text('{"refreshToken": "a tool logged in"}')
+        after = await sync.look_at_places([place])
+        assert stats.take() == [place.path] and after[place.path] != (None,)
+
+    try:
+        asyncio.run(passes())
+    finally:
+        sync.close()

@@ -64,6 +64,10 @@ class FolderEvents:
     def working(self) -> bool:
         return self._fd >= 0
 
+    def watching(self, folder: str) -> bool:
+        """`folder` is watched already: a change there since would be told by `touched`."""
+        return folder in self._watched
+
     def watches(self, folder: str) -> bool:
         """Watch `folder` (once); False when it cannot be watched (its files must be stat-ed)."""
         if folder in self._watched:

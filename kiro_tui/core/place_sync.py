@@ -220,8 +220,12 @@ class PlaceSync:
         looked: dict[str, PlaceSignature] = {}
         for path, database in databases.items():
             folder = os.path.dirname(path)
-            watched = events.watches(folder)  # before the stat: no change can fall between them
-            if full or not watched or folder in changed_folders or path not in before:
+            # Watched only from now (new, or once refused): changes before it were never told, so
+            # stat it; the watch comes first, so no change can fall between the watch and the stat.
+            told = events.watching(folder)
+            if not told:
+                events.watches(folder)
+            if full or not told or folder in changed_folders or path not in before:
                 looked[path] = place_signature(path, database)
             else:
                 looked[path] = before[path]
