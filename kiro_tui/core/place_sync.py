@@ -301,6 +301,40 @@ def place_signature(path: str, database: bool = False) -> PlaceSignature:
     return tuple(found)
 
 
+class PlaceReads:
+    """What each place held when last read (the store's `place_reads`): the fingerprint of the
+    refresh token found there, kept with the file's signature, so a place is read again only
+    when its file changed. What a place holds (`views.holdings`) and whose login it is
+    (`switch.holders`) both ask it."""
+
+    def __init__(self, store: AccountStore, wanted: bool = True) -> None:
+        self.store = store
+        self._kept = store.place_reads() if wanted else {}
+        self._learned: dict[tuple[str, str, str], tuple[str, str | None]] = {}
+
+    @staticmethod
+    def signature(kind: str, path: str) -> str:
+        """The file's signature as the store keeps it."""
+        return repr(place_signature(path, is_database(kind)))
+
+    def remembered(self, address: tuple[str, str, str], signature: str) -> tuple[bool, str | None]:
+        """(True, the fingerprint read last time) while the file looks as it did then; else (False, None)."""
+        kept = self._kept.get(address)
+        return (True, kept[1]) if kept is not None and kept[0] == signature else (False, None)
+
+    def learn(self, address: tuple[str, str, str], signature: str, token_print: str | None) -> None:
+        self._learned[address] = (signature, token_print)
+
+    def save(self) -> None:
+        """Keep what was read (a cache: a read-only store only means reading again next time)."""
+        if not self._learned:
+            return
+        try:
+            self.store.save_place_reads(self._learned)
+        except StoreError as exc:
+            log.info("cannot remember what the places hold: %s", exc)
+
+
 def signature_of(place: Place) -> PlaceSignature:
     """`place_signature` of a stored place (with its -wal when its kind is a database)."""
     return place_signature(place.path, is_database(place.kind))

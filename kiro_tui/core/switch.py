@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import logging
 import os
 import sqlite3
 from dataclasses import dataclass, field, replace
@@ -23,12 +22,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kiro_tui.core.errors import KiroCliError, KiroTuiError, StoreError
+from kiro_tui.core.errors import KiroCliError, KiroTuiError
 from kiro_tui.core.importer import import_snapshot
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, Health, Mode, Place, PlaceRole, PlaceState
 from kiro_tui.core.paths import make_private_dirs
-from kiro_tui.core.place_sync import is_database, place_signature
+from kiro_tui.core.place_sync import PlaceReads
 from kiro_tui.core.places import FORMATS, PlaceError, PlaceSnapshot, place_format
 from kiro_tui.core.places._files import atomic_write, is_folder, read_json
 from kiro_tui.core.places.kiro_cli import find_kiro_cli_db, open_read_only
@@ -38,7 +37,6 @@ if TYPE_CHECKING:
     from kiro_tui.core.engine import Engine
     from kiro_tui.core.login import LoginOutcome
 
-log = logging.getLogger("kiro_tui.switch")
 KIRO_CLI = "kiro-cli"
 USE_KINDS = tuple(kind for kind, fmt in FORMATS.items() if fmt.writable)
 """Where `use` can put a login: every tool kiro-tui writes (not opencode's kiro.db)."""
@@ -340,15 +338,12 @@ def holders(store: AccountStore, places: list[Place], now: datetime) -> dict[tup
     fingerprint of the login its tool uses is kept in `place_reads` as the file's whole entry
     (""), with the file's signature, as `views.holdings` keeps each entry's."""
     files = {(place.kind, place.path) for place in places if place.kind in SINGLE_LOGIN_KINDS}
-    kept = store.place_reads() if files else {}
-    learned: dict[tuple[str, str, str], tuple[str, str | None]] = {}
+    reads = PlaceReads(store, wanted=bool(files))
     seen: dict[tuple[str, str], str | None] = {}  # several accounts' keys in one kiro-cli database: once
     for kind, path in files:
-        signature = repr(place_signature(path, is_database(kind)))
-        address = (kind, path, "")
-        if kept.get(address, ("",))[0] == signature:
-            token_print = kept[address][1]
-        else:
+        signature, address = PlaceReads.signature(kind, path), (kind, path, "")
+        known, token_print = reads.remembered(address, signature)
+        if not known:
             try:
                 snapshot = place_format(kind).scan(Path(path), now)
             except KiroTuiError:
@@ -356,13 +351,9 @@ def holders(store: AccountStore, places: list[Place], now: datetime) -> dict[tup
                 continue
             used = snapshot.logins[0] if snapshot.logins else None
             token_print = fingerprint(used.refresh_token) if used and used.refresh_token else None
-            learned[address] = (signature, token_print)
+            reads.learn(address, signature, token_print)
         seen[(kind, path)] = store.print_owner(token_print)
-    if learned:
-        try:
-            store.save_place_reads(learned)
-        except StoreError as exc:  # a read-only store: read again next time
-            log.info("cannot remember whose login the places hold: %s", exc)
+    reads.save()
     return {place.address: seen[(place.kind, place.path)] for place in places if place.kind in SINGLE_LOGIN_KINDS}
 
 

@@ -9,25 +9,22 @@ cache of what it read), so a presenter may ask as often as it likes.
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kiro_tui.core.errors import KiroTuiError, StoreError
+from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.identity import same_login, takes_over
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, AccountView, Place
-from kiro_tui.core.place_sync import is_database, place_signature
+from kiro_tui.core.place_sync import PlaceReads
 from kiro_tui.core.places import place_format
 from kiro_tui.core.places.base import PlaceLogin
 from kiro_tui.core.store import UnreadableRow
 
 if TYPE_CHECKING:
     from kiro_tui.core.engine import Engine
-
-log = logging.getLogger("kiro_tui.engine")
 
 
 @dataclass
@@ -71,24 +68,21 @@ async def holdings(engine: Engine, views: list[AccountView]) -> dict[tuple[str, 
     store = engine.store
     now = engine.clock.now()
     places = [(view.account, place) for view in views for place in view.places]
-    looked = await asyncio.to_thread(
-        lambda: {p.path: repr(place_signature(p.path, is_database(p.kind))) for _, p in places})
-    kept = store.place_reads() if places else {}
+    looked = await asyncio.to_thread(lambda: {p.path: PlaceReads.signature(p.kind, p.path) for _, p in places})
+    reads = PlaceReads(store, wanted=bool(places))
     found: dict[tuple[str, str, str], str] = {}
-    learned: dict[tuple[str, str, str], tuple[str, str | None]] = {}
     for account, place in places:
         signature = looked[place.path]
         login: PlaceLogin | None = None
-        if kept.get(place.address, ("",))[0] == signature:
-            token_print = kept[place.address][1]
-        else:
+        known, token_print = reads.remembered(place.address, signature)
+        if not known:
             try:
                 login = await _read_place(place, now)
             except KiroTuiError:
                 found[place.address] = "missing"  # unreadable now (locked, damaged): not remembered
                 continue
             token_print = fingerprint(login.refresh_token) if login and login.refresh_token else None
-            learned[place.address] = (signature, token_print)
+            reads.learn(place.address, signature, token_print)
         if token_print is None:
             found[place.address] = "missing"
         elif token_print == fingerprint(account.refresh_token):
@@ -101,11 +95,7 @@ async def holdings(engine: Engine, views: list[AccountView]) -> dict[tuple[str, 
             except KiroTuiError:
                 login = None
             found[place.address] = _compare(engine, account, login)
-    if learned:
-        try:
-            store.save_place_reads(learned)
-        except StoreError as exc:  # a read-only store: read again next time
-            log.info("cannot remember what the places hold: %s", exc)
+    reads.save()
     return found
 
 
