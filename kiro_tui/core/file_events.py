@@ -59,6 +59,7 @@ class FolderEvents:
         self._watched: dict[str, int] = {}
         self._refused: set[str] = set()
         self._lost = False
+        self._full = False
 
     @property
     def working(self) -> bool:
@@ -78,9 +79,10 @@ class FolderEvents:
         wd = self._libc.inotify_add_watch(self._fd, os.fsencode(folder), _MASK)
         if wd < 0:
             code = ctypes.get_errno()
-            if code == errno.ENOSPC:
-                log.info("inotify watch limit reached (fs.inotify.max_user_watches): %s is looked at every pass",
-                         folder)
+            if code == errno.ENOSPC and not self._full:  # said once: it is tried again every pass
+                self._full = True
+                log.info("inotify watch limit reached (fs.inotify.max_user_watches): %s and folders past "
+                         "the limit are looked at every pass", folder)
             self._refused.add(folder)  # missing, unreadable or over the limit: stat its files
             return False
         self._folders[wd] = folder

@@ -39,8 +39,6 @@ day, at the service (and most of the service's idle CPU)."""
 USAGE_PER_PASS = 4
 """Usage calls per watch pass (every `watch_interval` seconds): quota for a thousand accounts
 is refreshed in about twelve minutes without ever bursting at the service."""
-
-
 RESCAN_EVERY = timedelta(minutes=10)
 """How often the queue is made again from every account (a new login, figures another
 process fetched): between two, a pass only looks at the queue's head."""
