@@ -134,3 +134,21 @@ def test_a_folder_watched_only_from_now_has_its_files_looked_at(tmp_path: Path,
         asyncio.run(passes())
     finally:
         sync.close()
+
+
+@linux_only
+def test_a_look_after_close_stats_every_file_and_keeps_no_descriptor(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    places = _places(tmp_path, 2)
+    stats = Stats(monkeypatch)
+    sync = PlaceSync(None, ManualClock(), 1.0)  # type: ignore[arg-type]
+    asyncio.run(sync.look_at_places(places))
+    stats.take()
+    opened = len(os.listdir("/proc/self/fd"))
+    sync.close()
+    assert len(os.listdir("/proc/self/fd")) == opened - 1  # the inotify descriptor let go
+    asyncio.run(sync.look_at_places(places))  # (a watch pass's look that began as the engine closed)
+    assert sorted(stats.take()) == sorted(p.path for p in places)
+    assert len(os.listdir("/proc/self/fd")) == opened - 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -50,6 +51,8 @@ class PlaceSync:
         self._events: FolderEvents | None = None
         """Which folders changed (inotify), from the first watch pass on; None before it."""
         self._looks = 0
+        self._events_lock = threading.Lock()
+        self._closed = False
 
     def places_to_read(self, account: Account) -> list[Place]:
         """Copies a tool may have refreshed by itself: sources (unless own mode) and links."""
@@ -209,9 +212,14 @@ class PlaceSync:
         return self._looked
 
     def _look(self, databases: dict[str, bool]) -> dict[str, PlaceSignature]:
-        if self._events is None:
-            self._events = FolderEvents()
-        events = self._events
+        with self._events_lock:  # `close` waits for a look still running in its thread
+            if self._closed:  # a look that began after `close`: no new descriptor, stat all
+                return {path: place_signature(path, database) for path, database in databases.items()}
+            if self._events is None:
+                self._events = FolderEvents()
+            return self._look_with(self._events, databases)
+
+    def _look_with(self, events: FolderEvents, databases: dict[str, bool]) -> dict[str, PlaceSignature]:
         touched = events.touched()  # drained before any stat: a later change is told next pass
         full = touched is None or self._looks % FULL_LOOK_EVERY == 0
         changed_folders = touched or set()
@@ -233,9 +241,11 @@ class PlaceSync:
 
     def close(self) -> None:
         """Let go of the kernel's change reports (a file descriptor)."""
-        if self._events is not None:
-            self._events.close()
-            self._events = None
+        with self._events_lock:  # never under a look: its descriptor could be reused meanwhile
+            self._closed = True
+            if self._events is not None:
+                self._events.close()
+                self._events = None
 
     async def changed(self, every: list[Place] | None = None,
                       looked: dict[str, PlaceSignature] | None = None) -> dict[str, list[str]]:
