@@ -435,6 +435,10 @@ class Emulator:
         with self.app.lock:
             return list(self.app.log)
 
+    def open_connections(self) -> int:
+        """Connections still being served: a client that died is done with once this is 0."""
+        return len(self._connections)
+
     # ---------------------------------------------------------------- HTTP/1.1
 
     async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
