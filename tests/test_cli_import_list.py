@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import replace
@@ -13,7 +14,7 @@ import pytest
 from kiro_tui.core.masking import mask
 from kiro_tui.core.store import AccountStore
 from tests.support.kiro_cli_db import DEFAULT_SOCIAL_PROFILE_ARN, KiroCliDb
-from tests.support.run import Result, run_cli
+from tests.support.run import Result, run_cli, run_on_terminal
 
 IDC_URL = "https://d-9999999999.awsapps.com/start"
 
@@ -57,6 +58,17 @@ def test_import_then_list_json_for_every_kind(cli, tmp_path: Path, put, key, met
         assert field in row
     secrets_row = listed(cli, "--show-secrets")[key]
     assert secrets_row["access_token"] == written["access_token"]
+
+
+def test_json_is_indented_on_a_terminal_and_one_line_into_a_pipe(kiro_tui_exe: str, kiro_db: KiroCliDb) -> None:
+    kiro_db.put_social("google")
+    kiro_db.put_oidc(start_url=IDC_URL, region="eu-west-1")
+    assert run_cli(kiro_tui_exe, "import", "--db", str(kiro_db.path)).code == 0
+    piped = run_cli(kiro_tui_exe, "list", "--json")
+    shown = run_on_terminal(kiro_tui_exe, "list", "--json")
+    assert piped.code == 0 and piped.out.count("\n") == 1, piped.out  # one line for a program
+    assert shown.startswith("[\n  {\n    \"id\": ") and shown.count("\n") > 40, shown  # indented for a person
+    assert json.loads(shown) == json.loads(piped.out) and len(json.loads(shown)) == 2
 
 
 def test_default_path_all_kinds_and_json_import(cli, kiro_db: KiroCliDb) -> None:

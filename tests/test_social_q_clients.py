@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from kiro_tui.core.aws.codewhisperer import QClient, is_invalid_bearer
-from kiro_tui.core.aws.errors import ErrorClass, ServiceError
+from kiro_tui.core.aws.codewhisperer import QClient
+from kiro_tui.core.aws.errors import ErrorClass, ServiceError, is_invalid_bearer
 from kiro_tui.core.aws.external_idp import ExternalIdpClient
 from kiro_tui.core.aws.social import SocialClient
 

@@ -23,16 +23,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
-
-import httpx
+from typing import TYPE_CHECKING, TypeVar
 
 from kiro_tui.core import events, imports, linking, quota, runners
-from kiro_tui.core.aws.codewhisperer import Profile, ProfileListing, QClient
 from kiro_tui.core.aws.endpoints import Endpoints
-from kiro_tui.core.aws.oidc import OidcClient
-from kiro_tui.core.aws.tokens import TokenResult
-from kiro_tui.core.aws.transport import make_http_client
 from kiro_tui.core.clock import Clock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.errors import KiroTuiError, StoreError, TlsSetupError
@@ -40,28 +34,25 @@ from kiro_tui.core.events import AccountsChanged, EngineEvent, EngineNotice, Eng
 from kiro_tui.core.fresh_token import TOKEN_WAIT, fresh_token
 from kiro_tui.core.importer import ImportReport
 from kiro_tui.core.imports import KIRO_CLI, Source
-from kiro_tui.core.login import (
-    DeviceLogin,
-    LoginFlow,
-    LoginOutcome,
-    LoginRequest,
-    PollStatus,
-    learn_emails_of_twins,
-    remember_request,
-    save_login,
-)
 from kiro_tui.core.models import Account, AccountView, Mode, Place, PlaceRole, UsageRecord
 from kiro_tui.core.names import rename
-from kiro_tui.core.notify import Announcer
 from kiro_tui.core.places._files import remove_stale_temps
-from kiro_tui.core.refresh import RefreshClients, Refresher
 from kiro_tui.core.refresh_result import RefreshResult, StatusChange
 from kiro_tui.core.runners import Runner
-from kiro_tui.core.scheduler import RefreshScheduler
 from kiro_tui.core.store import AccountStore, RefreshLogEntry
 from kiro_tui.core.switch import Tool, UseOutcome, holders, rewrite_places, tools_found, use_account
 from kiro_tui.core.views import Views, holdings, read_views
 from kiro_tui.core.watch import Watcher
+
+if TYPE_CHECKING:  # the network's modules (httpx, AWS clients, refresh, login) load when the
+    # engine starts or logs in: `list` and the TUI's first screen never wait for them
+    import httpx
+
+    from kiro_tui.core.aws.codewhisperer import Profile, ProfileListing, QClient
+    from kiro_tui.core.aws.tokens import TokenResult
+    from kiro_tui.core.login import DeviceLogin, LoginFlow, LoginOutcome, LoginRequest, PollStatus
+    from kiro_tui.core.refresh import Refresher
+    from kiro_tui.core.scheduler import RefreshScheduler
 
 __all__ = ["Engine", "Source", "Views"]  # Source and Views: what the front hands over, named here
 
@@ -131,12 +122,18 @@ class Engine:
         await asyncio.shield(self._start_task)
 
     async def _build(self) -> None:
+        from kiro_tui.core.aws.codewhisperer import QClient
+        from kiro_tui.core.aws.transport import make_http_client, offline_client
+        from kiro_tui.core.notify import Announcer
+        from kiro_tui.core.refresh import RefreshClients, Refresher
+        from kiro_tui.core.scheduler import RefreshScheduler
+
         if self._http is None:
             try:
                 self._http = await asyncio.to_thread(make_http_client)
             except TlsSetupError as exc:
                 self.network_error = exc
-                self._http = httpx.AsyncClient(transport=_NoNetwork(exc))
+                self._http = offline_client(exc)
                 self._set_problem(f"{exc}. Accounts are shown, but nothing is refreshed.", "Cannot reach AWS")
         self.refresher = Refresher(self.store, RefreshClients.create(self._http, self.endpoints), self.clock,
                                    self.settings, on_change=self._status_changed)
@@ -419,6 +416,9 @@ class Engine:
     # ------------------------------------------------------------------ logging in
 
     async def login_flow(self) -> LoginFlow:
+        from kiro_tui.core.aws.oidc import OidcClient
+        from kiro_tui.core.login import LoginFlow
+
         await self.start()
         self._network()
         return LoginFlow(OidcClient(self._http, self.endpoints), self.q, self.clock)  # type: ignore[arg-type]
@@ -439,6 +439,8 @@ class Engine:
         A renewal writes the whole new login into the account's links, which stay linked; the
         outcome names any copy it had to detach, for the person to link again. Saved before a
         profile is chosen, `identify_with` (one of its profiles) still tells who it is."""
+        from kiro_tui.core.login import learn_emails_of_twins, remember_request, save_login
+
         flow = await self.login_flow()
         email = await flow.email(token.access_token, profile or identify_with)
         if email:
@@ -524,16 +526,6 @@ class Engine:
         presenter's summary line asks this instead of keeping its own copy)."""
         return events.KiroCliState(self.kiro_cli_db, self.last_import_at, self.watch_error,
                                    tuple(self.kiro_cli_candidates))
-
-
-class _NoNetwork(httpx.AsyncBaseTransport):
-    """Stands in for a transport when TLS cannot be set up: nothing is ever sent."""
-
-    def __init__(self, error: TlsSetupError) -> None:
-        self.error = error
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError(str(self.error), request=request)
 
 
 def _remove_stale_temps(folders: list[Path]) -> None:

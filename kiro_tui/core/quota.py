@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
-from kiro_tui.core.aws.codewhisperer import ProfileListing, Usage, is_invalid_bearer
-from kiro_tui.core.aws.errors import ErrorClass, ServiceError
+from kiro_tui.core.aws.errors import ErrorClass, ServiceError, is_invalid_bearer
 from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.events import AccountsChanged
 from kiro_tui.core.models import Account, AuthMethod, Health, UsageRecord
@@ -25,6 +24,7 @@ from kiro_tui.core.refresh_result import StatusChange
 from kiro_tui.core.timefmt import EARLIEST, shift
 
 if TYPE_CHECKING:
+    from kiro_tui.core.aws.codewhisperer import ProfileListing, Usage
     from kiro_tui.core.engine import Engine
 
 log = logging.getLogger("kiro_tui.engine")

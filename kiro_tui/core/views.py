@@ -34,6 +34,11 @@ class Views:
     views: list[AccountView]
     unreadable: list[UnreadableRow] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        # Short: asyncio.run on Python 3.11 formats its main task's repr, result included, when
+        # it restores the SIGINT handler; the full dataclass repr cost `list` 40 ms at 1,000.
+        return f"Views({len(self.views)} accounts, {len(self.unreadable)} unreadable)"
+
 
 async def read_views(engine: Engine, ids: list[str] | frozenset[str] | None = None) -> Views:
     """The accounts (all, or these) with what is known around them, for presenting: a token

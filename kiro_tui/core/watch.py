@@ -21,7 +21,6 @@ from kiro_tui.core.errors import KiroTuiError, StoreError
 from kiro_tui.core.events import AccountsChanged, EngineNotice, ImportFailed, RunnersChanged
 from kiro_tui.core.importer import import_snapshot
 from kiro_tui.core.models import Account, PlaceRole
-from kiro_tui.core.notify import Announcer
 from kiro_tui.core.place_sync import PlaceSignature, place_signature
 from kiro_tui.core.places import place_format
 from kiro_tui.core.runners import Runner
@@ -29,6 +28,7 @@ from kiro_tui.core.store import damage_message
 
 if TYPE_CHECKING:
     from kiro_tui.core.engine import Engine
+    from kiro_tui.core.notify import Announcer
 
 log = logging.getLogger("kiro_tui.engine")
 

@@ -70,3 +70,33 @@ class InProcessCli:
         out, err = self.capsys.readouterr()
         assert "Traceback" not in err, err
         return Result(code, out, err)
+
+
+def run_on_terminal(exe: str, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> str:
+    """Run `kiro-tui ARGS` with its output on a pseudo-terminal (as a person sees it); returns
+    what it wrote there, line ends as written by the program."""
+    import pty
+    import select
+    import time
+
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen([exe, *args], stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal,
+                            env={**os.environ, **(env or {})}, close_fds=True)
+    os.close(terminal)
+    written = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([controller], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the program ended and closed its side
+                break
+            if not chunk:
+                break
+            written += chunk
+        elif proc.poll() is not None:
+            break
+    proc.wait(timeout=timeout)
+    os.close(controller)
+    return written.decode("utf-8", "replace").replace("\r\n", "\n")

@@ -29,13 +29,6 @@ EXTERNAL_IDP_HEADERS = {"TokenType": "EXTERNAL_IDP"}
 kiro-gateway send it); without it the service takes the token for an AWS one and refuses it."""
 
 
-def is_invalid_bearer(error: ServiceError) -> bool:
-    """CodeWhisperer's 403 "The bearer token included in the request is invalid", which it
-    answers where 401 is meant (an access token it no longer takes, though the login is fine):
-    worth one refresh and one retry, never a verdict on the account by itself."""
-    return error.status == 403 and "bearer token" in error.message.lower() and "invalid" in error.message.lower()
-
-
 def classify(status: int, code: str, message: str, body: dict[str, Any]) -> ServiceError:
     reason = str(body.get("reason") or "")
     text = f"{SERVICE}: {code or f'HTTP {status}'}" + (f" ({message})" if message else "")
@@ -48,7 +41,7 @@ def classify(status: int, code: str, message: str, body: dict[str, Any]) -> Serv
     if status >= 500:
         return ServiceError(text, ErrorClass.TRANSIENT, **kwargs)
     if status == 403 and "bearer token" in message.lower() and "invalid" in message.lower():
-        return ServiceError(text, ErrorClass.TRANSIENT, **kwargs)  # see is_invalid_bearer
+        return ServiceError(text, ErrorClass.TRANSIENT, **kwargs)  # see errors.is_invalid_bearer
     if status in (401, 403) and reason != "FEATURE_NOT_SUPPORTED":
         return ServiceError(text, ErrorClass.NEEDS_LOGIN, **kwargs)
     return ServiceError(text, ErrorClass.FATAL_CONFIG, **kwargs)

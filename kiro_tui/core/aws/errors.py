@@ -75,3 +75,10 @@ def redact(text: str) -> str:
         return run if run.startswith(("http", "arn:", "/")) else run[:4] + "…"
 
     return _SECRETISH.sub(mask_run, text)
+
+
+def is_invalid_bearer(error: ServiceError) -> bool:
+    """CodeWhisperer's 403 "The bearer token included in the request is invalid", which it
+    answers where 401 is meant (an access token it no longer takes, though the login is fine):
+    worth one refresh and one retry, never a verdict on the account by itself."""
+    return error.status == 403 and "bearer token" in error.message.lower() and "invalid" in error.message.lower()

@@ -37,6 +37,19 @@ def make_http_client(timeout: httpx.Timeout | float = DEFAULT_TIMEOUT) -> httpx.
         raise TlsSetupError(_tls_setup_message(exc)) from None
 
 
+def offline_client(error: TlsSetupError) -> httpx.AsyncClient:
+    """A client that sends nothing, for when TLS cannot be set up: every call fails with `error`."""
+    return httpx.AsyncClient(transport=_NoNetwork(error))
+
+
+class _NoNetwork(httpx.AsyncBaseTransport):
+    def __init__(self, error: TlsSetupError) -> None:
+        self.error = error
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(str(self.error), request=request)
+
+
 def _tls_setup_message(exc: Exception) -> str:
     """Which setting points at unusable certificates, and what to do about it."""
     reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)

@@ -80,8 +80,13 @@ def time_or_none(value: object) -> datetime | None:
         return None
 
 
+_PLAIN = frozenset(ACCOUNT_FIELDS) - _DATETIME_FIELDS - _JSON_FIELDS - set(_ENUM_FIELDS) - {"extra"}
+"""Columns read as they are: no codec to call (a row is decoded for every account listed)."""
+
+
 def row_to_account(row: tuple[object, ...]) -> Account:
-    values = {name: from_column(name, value) for name, value in zip(ACCOUNT_FIELDS, row, strict=True)}
+    values = {name: value if name in _PLAIN else from_column(name, value)
+              for name, value in zip(ACCOUNT_FIELDS, row, strict=True)}
     for name in ("id", "access_token"):
         if not isinstance(values[name], str):
             raise ValueError(f"{name} is not text")
