@@ -33,6 +33,22 @@ def test_core_and_emulator_modules_do_not_import_textual() -> None:
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
 
 
+def test_list_loads_no_network_module(isolated_dirs: Path) -> None:
+    """`list` never calls a service: httpx and the AWS clients stay unloaded (they were a third of
+    its time at 1,000 accounts)."""
+    script = (
+        "import contextlib, io, sys\n"
+        "from kiro_tui.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert main(['list', '--json']) == 0\n"
+        "network = sorted(m for m in sys.modules if m.split('.')[0] == 'httpx' or m.startswith('kiro_tui.core.aws.')"
+        " and m not in ('kiro_tui.core.aws.endpoints', 'kiro_tui.core.aws.errors'))\n"
+        "print(network)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", (result.stdout, result.stderr)
+
+
 def test_styles_live_in_tcss_files_not_inline() -> None:
     for source in (ROOT / "kiro_tui" / "tui").rglob("*.py"):
         assert "DEFAULT_CSS" not in source.read_text() and "CSS =" not in source.read_text(), source
