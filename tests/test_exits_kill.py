@@ -6,8 +6,8 @@ and before the next refresh starts; places are written after, from the store). R
 `kiro-tui refresh --all` and `kiro-tui watch` processes refresh three accounts one at a time
 (`concurrency = 1`): two in sync mode with kiro-cli's database, one also linked to the Kiro
 IDE's file, and one of kiro-tui's own linked to CLIProxyAPI and a kiro-gateway database. The
-emulator is slow and records, for every refresh request, when it arrived, when the service
-rotated the token, and when the whole answer was handed to the connection; the process is
+emulator is slow and records, for every refresh request in the order they came, when the
+service rotated the token, and when the whole answer was handed to the connection; the process is
 killed at points spread over that: while a request is held at the service, and at a spread of
 delays after an answer was sent (the commit, the place writes, the next account's request),
 or after it exited by itself.
@@ -72,7 +72,6 @@ class Exchange:
     """One refresh request as the service saw it (times: time.monotonic())."""
 
     email: str | None
-    arrived: float
     rotated: float | None = None  # the service answered 200: the token it was sent is dead
     sent: float | None = None  # the whole answer was handed to the connection
 
@@ -95,7 +94,7 @@ class Service:
                 return await handle(request)
             with emulator.app.lock:
                 email = emulator.app._subject(request)
-            exchange = Exchange(email, time.monotonic())
+            exchange = Exchange(email)
             self._note(lambda: self.exchanges.append(exchange))
             while self.exchanges.index(exchange) + 1 == self.hold_nth and not self.released.is_set():
                 await asyncio.sleep(0.005)

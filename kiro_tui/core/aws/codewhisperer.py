@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from kiro_tui.core.aws.endpoints import PROFILE_REGIONS, Endpoints, valid_region
-from kiro_tui.core.aws.errors import ErrorClass, ServiceError
+from kiro_tui.core.aws.errors import ErrorClass, ServiceError, says_invalid_bearer
 from kiro_tui.core.aws.transport import exchange, require
 
 SERVICE = "CodeWhisperer"
@@ -40,7 +40,7 @@ def classify(status: int, code: str, message: str, body: dict[str, Any]) -> Serv
         return ServiceError(text, cls, **kwargs)
     if status >= 500:
         return ServiceError(text, ErrorClass.TRANSIENT, **kwargs)
-    if status == 403 and "bearer token" in message.lower() and "invalid" in message.lower():
+    if says_invalid_bearer(status, message):
         return ServiceError(text, ErrorClass.TRANSIENT, **kwargs)  # see errors.is_invalid_bearer
     if status in (401, 403) and reason != "FEATURE_NOT_SUPPORTED":
         return ServiceError(text, ErrorClass.NEEDS_LOGIN, **kwargs)

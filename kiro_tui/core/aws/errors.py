@@ -81,4 +81,9 @@ def is_invalid_bearer(error: ServiceError) -> bool:
     """CodeWhisperer's 403 "The bearer token included in the request is invalid", which it
     answers where 401 is meant (an access token it no longer takes, though the login is fine):
     worth one refresh and one retry, never a verdict on the account by itself."""
-    return error.status == 403 and "bearer token" in error.message.lower() and "invalid" in error.message.lower()
+    return says_invalid_bearer(error.status, error.message)
+
+
+def says_invalid_bearer(status: int | None, message: str) -> bool:
+    """Whether an answer is that 403 (`is_invalid_bearer`), from its status and message."""
+    return status == 403 and "bearer token" in message.lower() and "invalid" in message.lower()

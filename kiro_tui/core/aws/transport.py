@@ -43,6 +43,8 @@ def offline_client(error: TlsSetupError) -> httpx.AsyncClient:
 
 
 class _NoNetwork(httpx.AsyncBaseTransport):
+    """Stands in for a transport when TLS cannot be set up: nothing is ever sent."""
+
     def __init__(self, error: TlsSetupError) -> None:
         self.error = error
 
