@@ -286,3 +286,17 @@ def test_a_text_value_that_is_not_utf8_skips_that_login_only(kiro_db: KiroCliDb)
     assert [login.refresh_token for login in snapshot.logins] == [kept["refresh_token"]]
     assert [(s.key, s.reason) for s in snapshot.skipped] == [
         ("kirocli:odic:token", "kirocli:odic:token: field 'access_token' holds an unpaired surrogate (not text)")]
+
+
+def test_a_row_another_tool_rewrote_in_camel_case_reads_as_every_place_does(kiro_db: KiroCliDb) -> None:
+    """kiro-cli's rows go through the shared field reader: a row some tool rewrote in camelCase,
+    with its expiry in epoch milliseconds as text, still reads whole (start URL included)."""
+    kiro_db.put_oidc(start_url=IDC_URL)
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
+    kiro_db.set_json("auth_kv", "kirocli:odic:token", {
+        "accessToken": "aoa-camel", "refreshToken": "aor-camel",
+        "expiresAt": str(int(expires.timestamp() * 1000)), "startUrl": IDC_URL, "region": "us-east-1",
+    })
+    login = only_login(kiro_db)
+    assert (login.access_token, login.refresh_token, login.expires_at) == ("aoa-camel", "aor-camel", expires)
+    assert login.start_url == IDC_URL and login.auth_method is AuthMethod.IDC

@@ -24,8 +24,8 @@ from kiro_tui.core import paths
 from kiro_tui.core.errors import KiroCliError, KiroTuiError
 from kiro_tui.core.models import DEFAULT_REGION, Account, AuthMethod, classify_start_url
 from kiro_tui.core.places import kiro_cli_format as fmt
-from kiro_tui.core.places._fields import EXPIRY_SKEW, profile_region
-from kiro_tui.core.places._files import resolved
+from kiro_tui.core.places._fields import EXPIRY_SKEW, BadField, Fields, profile_region
+from kiro_tui.core.places._files import json_type, resolved
 from kiro_tui.core.places._sqlite import DEFAULT_BUSY_TIMEOUT, SQLITE_HEADER
 from kiro_tui.core.places._sqlite import open_read_only as sqlite_read_only
 from kiro_tui.core.places.base import (
@@ -39,7 +39,6 @@ from kiro_tui.core.places.base import (
 )
 from kiro_tui.core.places.kiro_cli_format import TOKEN_KEYS, TokenKey
 from kiro_tui.core.places.kiro_cli_write import replace_database_login, write_back_token
-from kiro_tui.core.timefmt import TimestampError, parse_timestamp
 
 IDC_START_URL_STATE_KEY = fmt.IDC_START_URL_STATE_KEY
 IDC_REGION_STATE_KEY = fmt.IDC_REGION_STATE_KEY
@@ -218,107 +217,60 @@ def _decode(value: object, key: str) -> object:
 def _json_object(value: object, key: str) -> dict[str, object]:
     data = _decode(value, key)
     if not isinstance(data, dict):
-        raise _BadValue(f"{key}: value is a JSON {_json_type(data)}, expected an object")
+        raise _BadValue(f"{key}: value is a JSON {json_type(data)}, expected an object")
     return data
 
 
-def _json_type(data: object) -> str:
-    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(data), "number")
-
-
-def _string(data: dict[str, object], name: str, key: str, required: bool = False) -> str | None:
-    value = data.get(name)
-    if value is None or value == "":
-        if required:
-            raise _BadValue(f"{key}: field {name!r} is missing")
-        return None
-    if not isinstance(value, str):
-        raise _BadValue(f"{key}: field {name!r} is a {_json_type(value)}, expected a string")
+@contextmanager
+def _naming(key: str) -> Iterator[None]:
+    """A field the shared reader cannot use, named with the row (or state key) it is in."""
     try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise _BadValue(f"{key}: field {name!r} holds an unpaired surrogate (not text)") from exc
-    return value
-
-
-def _time(data: dict[str, object], name: str, key: str, required: bool = False) -> datetime | None:
-    value = data.get(name)
-    if value is None:
-        if required:
-            raise _BadValue(f"{key}: field {name!r} is missing")
-        return None
-    try:
-        return parse_timestamp(value)
-    except TimestampError as exc:
-        raise _BadValue(f"{key}: field {name!r}: {exc}") from exc
-
-
-def _scopes(data: dict[str, object], key: str) -> list[str] | None:
-    value = data.get("scopes")
-    if value is None:
-        return None
-    if isinstance(value, str):  # external IdPs store a space-delimited string
-        return value.split()
-    if isinstance(value, list) and all(isinstance(s, str) and s.isprintable() for s in value):
-        return list(value)
-    raise _BadValue(f"{key}: field 'scopes' must be a list of strings")
+        yield
+    except BadField as exc:
+        raise _BadValue(f"{key}: {exc}") from exc
 
 
 def _parse_login(token_key: TokenKey, auth: dict[str, object], now: datetime) -> PlaceLogin:
     key = token_key.key
     data = _json_object(auth[key], key)
-    access_token, refresh_token, expires_at = _newest_token(data, key)
-    login_of = functools.partial(PlaceLogin, key=key, access_token=access_token, expires_at=expires_at,
-                                 refresh_token=refresh_token, raw=data)
-    if token_key.kind == "social":
-        provider = _string(data, "provider", key)
-        profile_arn = _string(data, "profile_arn", key)
-        login = login_of(
-            auth_method=AuthMethod.SOCIAL,
-            provider=provider.lower() if provider else None,
-            profile_arn=profile_arn,
-            region=profile_region(profile_arn) or DEFAULT_REGION,
-        )
-    elif token_key.kind == "external-idp":
-        login = login_of(
-            auth_method=AuthMethod.EXTERNAL_IDP,
-            token_endpoint=_string(data, "token_endpoint", key, required=True),
-            issuer_url=_string(data, "issuer_url", key),
-            client_id=_string(data, "client_id", key, required=True),
-            provider=_string(data, "provider", key),
-            scopes=_scopes(data, key),
-        )
-    else:
-        start_url = _string(data, "start_url", key)
-        login = login_of(
-            auth_method=classify_start_url(start_url),
-            region=_string(data, "region", key) or DEFAULT_REGION,
-            start_url=start_url,
-            scopes=_scopes(data, key),
-            oauth_flow=_string(data, "oauth_flow", key),
-            registration_key=token_key.registration_key,
-        )
+    fields = Fields(data, "snake")
+    with _naming(key):
+        access_token, refresh_token, expires_at = fields.token()
+        login_of = functools.partial(PlaceLogin, key=key, access_token=access_token, expires_at=expires_at,
+                                     refresh_token=refresh_token, raw=data)
+        if token_key.kind == "social":
+            provider = fields.text("provider")
+            profile_arn = fields.text("profile_arn")
+            login = login_of(
+                auth_method=AuthMethod.SOCIAL,
+                provider=provider.lower() if provider else None,
+                profile_arn=profile_arn,
+                region=profile_region(profile_arn) or DEFAULT_REGION,
+            )
+        elif token_key.kind == "external-idp":
+            login = login_of(
+                auth_method=AuthMethod.EXTERNAL_IDP,
+                token_endpoint=fields.text("token_endpoint", required=True),
+                issuer_url=fields.text("issuer_url"),
+                client_id=fields.text("client_id", required=True),
+                provider=fields.text("provider"),
+                scopes=fields.scopes(),
+            )
+        else:
+            start_url = fields.text("start_url")
+            login = login_of(
+                auth_method=classify_start_url(start_url),
+                region=fields.text("region") or DEFAULT_REGION,
+                start_url=start_url,
+                scopes=fields.scopes(),
+                oauth_flow=fields.text("oauth_flow"),
+                registration_key=token_key.registration_key,
+            )
+    if token_key.kind not in ("social", "external-idp"):
         _attach_registration(login, auth, now)
     if not refresh_token:
         login.needs_login = f"{key} has no refresh token; log in again"
     return login
-
-
-def _newest_token(data: dict[str, object], key: str) -> tuple[str, str | None, datetime]:
-    """(access, refresh, expiry) in kiro-cli's snake_case, or in the camelCase copy some tools
-    (kirollm) add beside it, leaving the snake_case one stale: of two copies, the newer wins."""
-    copies = []
-    for access, refresh, expiry in (("access_token", "refresh_token", "expires_at"),
-                                    ("accessToken", "refreshToken", "expiresAt")):
-        if access in data or expiry in data:
-            token = _string(data, access, key, required=True)
-            when = _time(data, expiry, key, required=True)
-            assert token is not None and when is not None
-            copies.append((when, token, _string(data, refresh, key)))
-    if not copies:
-        raise _BadValue(f"{key}: field 'access_token' is missing")
-    newest_when, newest_token, newest_refresh = max(copies, key=lambda copy: copy[0])
-    return newest_token, newest_refresh, newest_when
 
 
 def _attach_registration(login: PlaceLogin, auth: dict[str, object], now: datetime) -> None:
@@ -328,11 +280,12 @@ def _attach_registration(login: PlaceLogin, auth: dict[str, object], now: dateti
         login.needs_login = f"no OIDC client registration ({reg_key}) beside {login.key}; log in again"
         return
     try:
-        reg = _json_object(auth[reg_key], reg_key)
-        client_id = _string(reg, "client_id", reg_key, required=True)
-        client_secret = _string(reg, "client_secret", reg_key, required=True)
-        secret_expires = _time(reg, "client_secret_expires_at", reg_key)
-        reg_region = _string(reg, "region", reg_key) or DEFAULT_REGION
+        reg = Fields(_json_object(auth[reg_key], reg_key), "snake")
+        with _naming(reg_key):
+            client_id = reg.text("client_id", required=True)
+            client_secret = reg.text("client_secret", required=True)
+            secret_expires = reg.time("client_secret_expires_at")
+            reg_region = reg.text("region") or DEFAULT_REGION
     except _BadValue as exc:
         login.needs_login = f"{exc}; log in again"
         return
@@ -351,10 +304,11 @@ def _attach_registration(login: PlaceLogin, auth: dict[str, object], now: dateti
 def _read_state(snapshot: KiroCliSnapshot, state: dict[str, object]) -> None:
     if fmt.PROFILE_STATE_KEY in state:
         try:
-            profile = _json_object(state[fmt.PROFILE_STATE_KEY], f"state {fmt.PROFILE_STATE_KEY}")
             key = f"state {fmt.PROFILE_STATE_KEY}"
-            snapshot.profile_arn = _string(profile, "arn", key)
-            snapshot.profile_name = _string(profile, "profile_name", key) or _string(profile, "profileName", key)
+            profile = Fields(_json_object(state[fmt.PROFILE_STATE_KEY], key), "snake")
+            with _naming(key):
+                snapshot.profile_arn = profile.text("arn")
+                snapshot.profile_name = profile.text("profile_name")
         except _BadValue as exc:
             snapshot.skipped.append(SkippedKey(f"state {fmt.PROFILE_STATE_KEY}", str(exc)))
     for state_key, attr in ((IDC_START_URL_STATE_KEY, "idc_start_url"), (IDC_REGION_STATE_KEY, "idc_region")):
