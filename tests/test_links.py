@@ -314,5 +314,5 @@ async def test_a_subfolder_file_imported_from_is_a_source_of_its_own(tmp_path: P
     monkeypatch.setenv("HOME", str(tmp_path))
     sub = write_cliproxy(tmp_path / ".cli-proxy-api" / "team", seed(emulator, "social"))
     await engine.import_now(sub, "cliproxy")
-    found = {(s.kind, s.path): s.logins for s in await engine.sources()}
+    found = {(s.kind, s.path): s.logins for s in await engine.known_places()}
     assert found[("cliproxy", sub)] == 1 and found[("cliproxy", tmp_path / ".cli-proxy-api")] == 0

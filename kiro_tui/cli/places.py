@@ -85,14 +85,15 @@ def _print_import(report: ImportReport) -> None:
 
 
 def cmd_sources(args: argparse.Namespace) -> int:
-    """Every place kiro-tui knows to look for logins, found or not."""
+    """Every known place (where kiro-tui looks for logins), found or not: the command keeps its
+    older name, `sources`, as a contract."""
     settings = read_settings()
     db, candidates = kiro_cli_location(args.db, settings)
     with open_store() as store:
         engine = make_engine(store, settings, db, candidates)
-        found = run(engine.sources)
+        found = run(engine.known_places)
     if args.json:
-        print_json([source.to_json() for source in found])
+        print_json([place.to_json() for place in found])
         return EXIT_OK
     rows = [[s.kind, str(s.path or "-"), "yes" if s.found else "no", str(s.logins) if s.found else "-",
              s.error or ""] for s in found]

@@ -33,7 +33,7 @@ from kiro_tui.core.errors import KiroTuiError, StoreError, TlsSetupError
 from kiro_tui.core.events import AccountsChanged, EngineEvent, EngineNotice, EngineProblem, StatusChanged
 from kiro_tui.core.fresh_token import TOKEN_WAIT, fresh_token
 from kiro_tui.core.importer import ImportReport
-from kiro_tui.core.imports import KIRO_CLI, Source
+from kiro_tui.core.imports import KIRO_CLI, KnownPlace
 from kiro_tui.core.models import Account, AccountView, Mode, Place, PlaceRole, UsageRecord
 from kiro_tui.core.names import rename
 from kiro_tui.core.places._files import remove_stale_temps
@@ -54,7 +54,7 @@ if TYPE_CHECKING:  # the network's modules (httpx, AWS clients, refresh, login) 
     from kiro_tui.core.refresh import Refresher
     from kiro_tui.core.scheduler import RefreshScheduler
 
-__all__ = ["Engine", "Source", "Views"]  # Source and Views: what the front hands over, named here
+__all__ = ["Engine", "KnownPlace", "Views"]  # KnownPlace and Views: what the front hands over, named here
 
 log = logging.getLogger("kiro_tui.engine")
 T = TypeVar("T")
@@ -299,9 +299,9 @@ class Engine:
         database by default, or any kind at `path` (a file or a folder), or `all` that is found."""
         return await imports.import_now(self, path, kind)
 
-    async def sources(self) -> list[Source]:
+    async def known_places(self) -> list[KnownPlace]:
         """Every place kiro-tui knows to look, found or not, with how many logins each holds."""
-        return await imports.sources(self)
+        return await imports.known_places(self)
 
     def exported_places(self) -> list[tuple[str, Path]]:
         """The files `export` wrote: still where a tool may keep a login."""

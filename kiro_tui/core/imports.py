@@ -1,5 +1,6 @@
-"""Where logins come from: every place kiro-tui knows to look (`kiro-tui sources`), and importing
-from one of them, or from all, into the store.
+"""Where logins come from: every known place (where kiro-tui looks for logins, listed by
+`kiro-tui sources`), and importing from one of them, or from all, into the store. "Source" is
+kept for the one place an account was imported from (`Account.source`, `PlaceRole.SOURCE`).
 
 A room of its own because finding and reading places is one idea whoever asks: a person's
 `import`, the watch pass re-reading a place that changed, `sources` counting what each holds.
@@ -30,8 +31,8 @@ EXPORTED_PREFERENCE, EXPORTS_REMEMBERED = "exported_places", 50
 
 
 @dataclass(frozen=True)
-class Source:
-    """One place kiro-tui knows to look for logins (`kiro-tui sources`)."""
+class KnownPlace:
+    """One place kiro-tui knows to look for logins, found or not (`kiro-tui sources`)."""
 
     kind: str
     path: Path | None
@@ -54,21 +55,21 @@ def place_files(kind: str, path: Path) -> list[tuple[str, Path]]:
     return files
 
 
-def _look(kind: str, path: Path, now: datetime) -> Source:
+def _look(kind: str, path: Path, now: datetime) -> KnownPlace:
     """Read one place (a file or a folder of them) just to count its logins."""
     try:
         files = place_files(kind, path)
     except KiroTuiError as exc:
-        return Source(kind, path, True, 0, str(exc))
+        return KnownPlace(kind, path, True, 0, str(exc))
     if not files:
-        return Source(kind, path, os.path.lexists(path), 0, None)
+        return KnownPlace(kind, path, os.path.lexists(path), 0, None)
     logins, errors = 0, []
     for file_kind, file in files:
         try:
             logins += len(place_format(file_kind).scan(file, now).logins)
         except KiroTuiError as exc:
             errors.append(str(exc))
-    return Source(kind, path, True, logins, errors[0] if errors else None)
+    return KnownPlace(kind, path, True, logins, errors[0] if errors else None)
 
 
 async def import_now(engine: Engine, path: Path | None = None, kind: str = KIRO_CLI) -> ImportReport:
@@ -101,16 +102,16 @@ async def import_now(engine: Engine, path: Path | None = None, kind: str = KIRO_
 async def _import_all(engine: Engine) -> ImportReport:
     """Every place found where the tools keep logins (kiro-cli first)."""
     report: ImportReport | None = None
-    sources = await engine.sources()
-    for source in sources:
-        if source.path is None or not source.found or not source.logins:
+    known = await engine.known_places()
+    for place in known:
+        if place.path is None or not place.found or not place.logins:
             continue  # (a folder with one broken file and good ones: the good ones import)
-        found = await engine.import_now(source.path, source.kind)
+        found = await engine.import_now(place.path, place.kind)
         if report is None:
             report = found
         else:
             report.merge(found)
-    unfound = [(s.kind, s.error or "") for s in sources if s.path is None]
+    unfound = [(s.kind, s.error or "") for s in known if s.path is None]
     if report is None:
         titles = ", ".join(place_format(kind).title for kind, _ in unfound)
         how = f", and how to point it at {titles}, which it cannot find by itself)" if unfound else ")"
@@ -167,7 +168,7 @@ def after_import(engine: Engine, report: ImportReport, automatic: bool) -> None:
     engine._emit(ImportFinished(report, automatic))
 
 
-async def sources(engine: Engine) -> list[Source]:
+async def known_places(engine: Engine) -> list[KnownPlace]:
     """Every place kiro-tui knows to look (each tool's usual paths and the files its
     environment names, kiro-cli's database, every place it imported from, linked or exported
     to), found or not, with how many logins each holds; then each tool it cannot find by
@@ -190,7 +191,7 @@ async def sources(engine: Engine) -> list[Source]:
                                              for kind, folder in folders):
             wanted[(place_kind, path)] = None
     looked = [await asyncio.to_thread(_look, kind, path, now) for kind, path in wanted]
-    return looked + [Source(kind, None, False, 0, fmt.finding) for kind, fmt in FORMATS.items()
+    return looked + [KnownPlace(kind, None, False, 0, fmt.finding) for kind, fmt in FORMATS.items()
                      if fmt.finding and not any(k == kind for k, _ in wanted)]
 
 

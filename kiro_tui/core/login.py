@@ -165,7 +165,7 @@ class LoginFlow:
         throttling, a timeout, a reset) does not end the login: polling goes on with backoff until
         the code expires, as AWS's own clients do."""
         wait = 0.0
-        trouble = 0
+        failures = 0
         while True:
             if wait:
                 await self.clock.sleep(wait)
@@ -175,15 +175,15 @@ class LoginFlow:
             try:
                 return await self.oidc.create_token_device(login.registration, login.authorization.device_code)
             except AuthorizationPending:
-                state, trouble = "waiting", 0
+                state, failures = "waiting", 0
             except SlowDown:
                 login.interval += SLOW_DOWN_STEP
                 state, wait = "slow down", login.interval
             except ServiceError as exc:
                 if exc.classification is not ErrorClass.TRANSIENT:
                     raise explain(exc, login.request) from exc
-                trouble += 1
-                wait = max(login.interval, min(TRANSIENT_BACKOFF[1], TRANSIENT_BACKOFF[0] * 2 ** (trouble - 1)))
+                failures += 1
+                wait = max(login.interval, min(TRANSIENT_BACKOFF[1], TRANSIENT_BACKOFF[0] * 2 ** (failures - 1)))
                 state = f"trouble reaching AWS ({exc.message}); trying again in {wait:g} s"
             if on_status is not None:
                 on_status(PollStatus(state, login.interval))

@@ -38,7 +38,9 @@ _METHOD_TITLES = {
 
 
 class Mode(StrEnum):
-    """How an account coexists with kiro-cli (see docs/accounts-and-modes.md)."""
+    """How kiro-tui treats the place an account was imported from (its source), whatever its kind:
+    `sync` refreshes and writes the new token back, `follow` only reads, `own` refreshes and never
+    writes it (docs/accounts-and-modes.md)."""
 
     SYNC = "sync"
     FOLLOW = "follow"

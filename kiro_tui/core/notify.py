@@ -125,7 +125,7 @@ class Announcer:
         """Under the write lock: conditions nobody announced yet become ours to announce; the
         notices of accounts with nothing wrong any more are cleared."""
         stamp = format_timestamp(self._now())
-        troubled = {account_id for account_id, _ in found}
+        flagged = {account_id for account_id, _ in found}
         new: list[tuple[str, str, str]] = []
         try:
             with self.store.transaction(durable=False) as tx:
@@ -134,7 +134,7 @@ class Announcer:
                     tx.execute("INSERT OR IGNORE INTO notices (account_id, condition, at) VALUES (?, ?, ?)",
                                (account_id, condition, stamp))
                     new.append((account_id, condition, found[(account_id, condition)]))
-                for account_id in {a for a, _ in known} - troubled:
+                for account_id in {a for a, _ in known} - flagged:
                     tx.execute("DELETE FROM notices WHERE account_id = ?", (account_id,))
         except StoreError as exc:
             log.warning("could not record notifications: %s", exc)

@@ -129,7 +129,7 @@ class Refresher:
         """Tokens the store would not take yet, by account id (see `held`)."""
         self.saved_held = self.holding.saved
         """(id, name, where its rescue copy was) of each held token committed since: told once."""
-        self.store_trouble: str | None = None
+        self.store_problem: str | None = None
         """Why the store would not take the last write, until a write goes through again."""
         self.backing_off: dict[str, tuple[int, datetime]] = {}
         """In memory, for failures the store could not record: failures so far and next try."""
@@ -401,7 +401,7 @@ class Refresher:
                     log.warning("%s: the store's disk was full; checkpointed its WAL and trying again", account.id)
                     continue
                 held = self.holding.hold(account, spent, now, exc, shift(now, self.backoff.base))
-                self.store_trouble = held.reason
+                self.store_problem = held.reason
                 return held
         if account.id in self.held:  # a held token was spent for this one: it and its copies are history
             self.holding.forget(account.id)
@@ -449,11 +449,11 @@ class Refresher:
 
     def _held_retry_later(self, held: HeldToken, now: datetime, reason: str) -> None:
         self.holding.retry_later(held, now, reason, self.backoff.ceiling(held.attempts + 1))
-        self.store_trouble = reason
+        self.store_problem = reason
 
     def _store_ok(self) -> None:
-        if self.store_trouble is not None:
-            self.store_trouble = None
+        if self.store_problem is not None:
+            self.store_problem = None
             try:
                 self.store.release_leases(self.owner)  # any a failed release left behind
             except StoreError:
@@ -517,7 +517,7 @@ class Refresher:
         failures, _ = self.backing_off.get(account_id, (0, self.clock.now()))
         retry_in = self.backoff.delay(failures + 1, self.rng) + 1.0
         self.backing_off[account_id] = (failures + 1, shift(self.clock.now(), retry_in))
-        self.store_trouble = message
+        self.store_problem = message
         log.warning("%s: %s", account_id, message)
         status = account.status(self.clock.now(), self.settings.window) if account else Status.REFRESH_FAILING
         return RefreshResult(account_id, Outcome.FAILED, status, account.label if account else "",

@@ -114,8 +114,8 @@ class Watcher:
             first = next(iter(held.values()))
             count = f"{len(held)} tokens" if len(held) > 1 else "1 token"
             engine._set_problem(f"{count} held in memory: {first.reason}")
-        elif engine.refresher.store_trouble:
-            engine._set_problem(engine.refresher.store_trouble)
+        elif engine.refresher.store_problem:
+            engine._set_problem(engine.refresher.store_problem)
         elif engine.problem and ("held in memory" in engine.problem or "not writable" in engine.problem) \
                 and self._store_takes_writes():
             engine._set_problem(None)

@@ -98,11 +98,11 @@ class AccountFlows(Screen[None]):
         """kiro-cli at once when it is the only place holding logins; else every place found,
         with how many logins each holds (kiro-cli first), and all of them."""
         try:
-            sources = await self.host.engine_thread.call(lambda engine: engine.sources())
+            known = await self.host.engine_thread.call(lambda engine: engine.known_places())
         except KiroTuiError as exc:
             self.post_message(messages.ImportFailed(str(exc), automatic=False))
             return
-        found = [s for s in sources if s.found and s.logins]
+        found = [s for s in known if s.found and s.logins]
         if not any(s.kind != "kiro-cli" for s in found):
             self.import_from(None, "kiro-cli")
             return
@@ -110,7 +110,7 @@ class AccountFlows(Screen[None]):
                     f"{fmt.place_title(s.kind):<16} {s.logins:>2} login{'s' if s.logins != 1 else ' '}"
                     f"  {fmt.home_relative(s.path) if s.path else '-'}") for s in found]
         options.append(("all\t", f"{'Everything above':<16} {sum(s.logins for s in found):>2} logins"))
-        unfound = ", ".join(fmt.place_title(s.kind) for s in sources if s.path is None)
+        unfound = ", ".join(fmt.place_title(s.kind) for s in known if s.path is None)
         chosen = await self.app.push_screen_wait(ChoiceScreen(
             "Import from", options, "Logins kiro-tui found; one credential is one account, however many "
             "places hold it." + (f"\nNot looked for: {unfound} (kiro-tui cannot find them by itself; "
