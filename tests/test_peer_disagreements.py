@@ -129,7 +129,7 @@ async def test_a_token_the_next_pass_will_adopt_is_listed_as_newer(engine: Engin
     assert FORMATS["cliproxy"].read_entry(path, "", at(0)).expires_at < engine.store.get(account.id).expires_at
 
     views = (await engine.views([account.id])).views
-    assert await engine.holdings(views) == {place.address: "newer"}
+    assert (await engine.holdings(views)).states == {place.address: "newer"}
 
     await engine.watch_pass()
     assert engine.store.get(account.id).refresh_token == rotated.refresh_token  # what "newer" promised

@@ -65,7 +65,7 @@ async def test_sync_mode_keeps_kiro_clis_row_fresh_and_the_plugins_own_row_stays
     assert engine.store.get(item.id).refresh_token == live  # kiro-cli's row holds it too (sync)
     places = {p.kind: p for p in engine.store.places(item.id)}
     views = (await engine.views([item.id])).views
-    holds = await engine.holdings(views)  # what `list --json` says: kiro-tui never writes kiro.db
+    holds = (await engine.holdings(views)).states  # what `list --json` says: kiro-tui never writes kiro.db
     assert holds[places["opencode"].address] == "older" and holds[places["kiro-cli"].address] == "current"
 
 

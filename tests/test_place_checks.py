@@ -133,24 +133,24 @@ async def test_what_a_place_holds_is_read_again_only_when_its_file_changed(
         engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     views = (await engine.views()).views
     reads = count_reads(monkeypatch)
-    first = await engine.holdings(views)
+    first = (await engine.holdings(views)).states
     assert set(first.values()) == {"current"} and len(set(reads)) == 12  # every place read once
 
     reads.clear()
-    assert await engine.holdings(views) == first
+    assert (await engine.holdings(views)).states == first
     assert reads == []  # remembered: nothing changed
 
     changed = next(p for p in engine.store.places() if p.kind == "gateway")
     record = json.loads(Path(changed.path).read_text())
     record["refreshToken"] = "aorAAAAAGrotated-by-the-gateway"  # the same login, a token kiro-tui never saw
     Path(changed.path).write_text(json.dumps(record))
-    holds = await engine.holdings(views)
+    holds = (await engine.holdings(views)).states
     assert set(reads) == {changed.path}
     assert holds == {**first, changed.address: "newer"}  # what the next pass adopts
 
     reads.clear()
     Path(changed.path).unlink()
-    assert (await engine.holdings(views))[changed.address] == "missing"
+    assert (await engine.holdings(views)).states[changed.address] == "missing"
 
 
 async def test_whose_login_a_place_holds_is_read_again_only_when_its_file_changed(
@@ -159,13 +159,13 @@ async def test_whose_login_a_place_holds_is_read_again_only_when_its_file_change
 
     views = (await engine.views()).views
     reads = count_reads(monkeypatch)
-    first = await engine.holders(views)
+    first = (await engine.holdings(views)).holders
     databases = [p for p in engine.store.places() if p.kind == "kiro-cli"]
     assert len(databases) == 3 and {first[p.address] for p in databases} == {p.account_id for p in databases}
-    assert sorted(set(reads)) == sorted(p.path for p in databases)  # each read once
+    assert sorted(reads).count(databases[0].path) == 2  # its entry read, and the whole file scanned, once each
 
     reads.clear()
-    assert await engine.holders(views) == first and reads == []  # remembered: nothing changed
+    assert (await engine.holdings(views)).holders == first and reads == []  # remembered: nothing changed
 
     changed, other = databases[0], databases[1]
     their_token = engine.store.get(other.account_id).refresh_token  # type: ignore[union-attr]
@@ -174,6 +174,6 @@ async def test_whose_login_a_place_holds_is_read_again_only_when_its_file_change
         conn.execute("UPDATE auth_kv SET value = ? WHERE key = ?",
                      (json.dumps({**json.loads(value), "refresh_token": their_token}), changed.entry))
     conn.close()
-    now = await engine.holders(views)
+    now = (await engine.holdings(views)).holders
     assert set(reads) == {changed.path}
     assert now == {**first, changed.address: other.account_id}

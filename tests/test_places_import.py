@@ -162,13 +162,13 @@ async def test_holds_compares_each_place_with_the_account(tmp_path: Path, engine
     await engine.import_now(db.path)
     (account,) = engine.store.accounts()
     views = (await engine.views()).views
-    assert list((await engine.holdings(views)).values()) == ["current"]
+    assert list((await engine.holdings(views)).states.values()) == ["current"]
     engine.store.update(account.id, mode=engine.store.get(account.id).mode.OWN)  # own: never written back
     await engine.refresh_now([account.id])
     views = (await engine.views()).views
-    assert list((await engine.holdings(views)).values()) == ["older"]  # kiro-cli holds the spent token
+    assert list((await engine.holdings(views)).states.values()) == ["older"]  # kiro-cli holds the spent token
     db.path.unlink()
-    assert list((await engine.holdings(views)).values()) == ["missing"]
+    assert list((await engine.holdings(views)).states.values()) == ["missing"]
 
 
 def test_sources_json_shape(cli, isolated_dirs: Path) -> None:

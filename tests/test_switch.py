@@ -134,7 +134,7 @@ async def test_use_in_kiro_cli_makes_it_the_accounts_sync_place(tmp_path: Path, 
     assert place_format("kiro-cli").scan(db.path, at(0)).logins[0].refresh_token == \
         engine.store.get(mine).refresh_token
     views = (await engine.views()).views
-    holders = await engine.holders(views)
+    holders = (await engine.holdings(views)).holders
     assert holders[("kiro-cli", str(db.path), outcome.entry)] == mine
 
 

@@ -47,7 +47,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             result = await engine.views()
             if not args.json:
                 return result, {}, {}
-            return result, await engine.holdings(result.views), await engine.holders(result.views)
+            held = await engine.holdings(result.views)
+            return result, held.states, held.holders
 
         result, holds, holders = run(look)
         for problem in result.unreadable:
@@ -55,7 +56,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         views = result.views
         counts = engine.refresh_counts()
     if args.json:
-        rows = [account_json(v, now, settings.window, args.show_secrets, counts.get(v.id, (0, 0)),
+        window = settings.window
+        rows = [account_json(v, now, window, args.show_secrets, counts.get(v.id, (0, 0)),
                              settings.quota_warning, holds, holders) for v in views]
         print_json(rows)
         return EXIT_OK
@@ -128,8 +130,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         if not result.views:
             raise CommandFailed(f"account {account_id} cannot be read; `kiro-tui remove {account_id}` removes it")
         views = result.views
-        holds = run(lambda: engine.holdings(views))
-        holders = run(lambda: engine.holders(views))
+        held = run(lambda: engine.holdings(views))
+        holds, holders = held.states, held.holders
         history = run(lambda: engine.history(account_id, 5))
         names = engine.names()
         counts = engine.refresh_counts().get(account_id, (0, 0))

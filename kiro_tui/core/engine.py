@@ -40,8 +40,8 @@ from kiro_tui.core.places._files import remove_stale_temps
 from kiro_tui.core.refresh_result import RefreshResult, StatusChange
 from kiro_tui.core.runners import Runner
 from kiro_tui.core.store import AccountStore, RefreshLogEntry
-from kiro_tui.core.switch import Tool, UseOutcome, holders, rewrite_places, tools_found, use_account
-from kiro_tui.core.views import Views, holdings, read_views
+from kiro_tui.core.switch import Tool, UseOutcome, rewrite_places, tools_found, use_account
+from kiro_tui.core.views import Holdings, Views, holdings, read_views
 from kiro_tui.core.watch import Watcher
 
 if TYPE_CHECKING:  # the network's modules (httpx, AWS clients, refresh, login) load when the
@@ -54,7 +54,7 @@ if TYPE_CHECKING:  # the network's modules (httpx, AWS clients, refresh, login) 
     from kiro_tui.core.refresh import Refresher
     from kiro_tui.core.scheduler import RefreshScheduler
 
-__all__ = ["Engine", "KnownPlace", "Views"]  # KnownPlace and Views: what the front hands over, named here
+__all__ = ["Engine", "Holdings", "KnownPlace", "Views"]  # what the front hands over, named here
 
 log = logging.getLogger("kiro_tui.engine")
 T = TypeVar("T")
@@ -340,9 +340,9 @@ class Engine:
         reads: what the watch pass compares another process's commit with is its own."""
         return await read_views(self, ids)
 
-    async def holdings(self, views: list[AccountView]) -> dict[tuple[str, str, str], str]:
-        """What each place holds compared with its account: `current`, `older`, `newer`, `other`
-        or `missing` (core/views.py)."""
+    async def holdings(self, views: list[AccountView]) -> Holdings:
+        """What each place holds compared with its account (`current`, `older`, `newer`, `other`,
+        `missing`) and whose login each single-login place holds (core/views.py)."""
         return await holdings(self, views)
 
     async def history(self, account_id: str, limit: int = 5) -> list[RefreshLogEntry]:
@@ -397,11 +397,6 @@ class Engine:
         """Make this account the one a tool uses (core/switch.py): what was there is kept."""
         await self.start()
         return await use_account(self, account_id, kind, path)
-
-    async def holders(self, views: list[AccountView]) -> dict[tuple[str, str, str], str | None]:
-        """Whose login each single-login place (the IDE's file, kiro-cli's database) holds now."""
-        places = [place for view in views for place in view.places]
-        return await asyncio.to_thread(holders, self.store, places, self.clock.now())
 
     async def tools_found(self) -> list[Tool]:
         """The tools `use` can put a login in that are where they usually are, and whose login

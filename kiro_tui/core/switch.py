@@ -330,31 +330,32 @@ def _prune(folder: Path) -> None:
 # ---------------------------------------------------------------- who a tool is using
 
 
-def holders(store: AccountStore, places: list[Place], now: datetime) -> dict[tuple[str, str, str], str | None]:
+def holders(store: AccountStore, places: list[Place], now: datetime, reads: PlaceReads,
+            looked: dict[tuple[str, str], str]) -> dict[tuple[str, str, str], str | None]:
     """For each single-login place (the IDE's file, kiro-cli's database): the id of the account
     whose login it holds now (by its refresh token's lineage), or None (nobody kiro-tui knows).
 
-    A place file is read only when it changed since it was last read (one stat tells): the
-    fingerprint of the login its tool uses is kept in `place_reads` as the file's whole entry
-    (""), with the file's signature, as `views.holdings` keeps each entry's."""
+    A place file is read only when it changed since it was last read (`looked` holds each file's
+    signature now, `reads` what it held when last read): the fingerprint of the login its tool
+    uses is kept as the file's whole entry (""), as `views.holdings` keeps each entry's."""
     files = {(place.kind, place.path) for place in places if place.kind in SINGLE_LOGIN_KINDS}
-    reads = PlaceReads(store, wanted=bool(files))
-    seen: dict[tuple[str, str], str | None] = {}  # several accounts' keys in one kiro-cli database: once
+    prints: dict[tuple[str, str], str | None] = {}  # several accounts' keys in one kiro-cli database: once
     for kind, path in files:
-        signature, address = PlaceReads.signature(kind, path), (kind, path, "")
+        signature, address = looked[(kind, path)], (kind, path, "")
         known, token_print = reads.remembered(address, signature)
         if not known:
             try:
                 snapshot = place_format(kind).scan(Path(path), now)
             except KiroTuiError:
-                seen[(kind, path)] = None  # unreadable now (locked, damaged): not remembered
+                prints[(kind, path)] = None  # unreadable now (locked, damaged): not remembered
                 continue
             used = snapshot.logins[0] if snapshot.logins else None
             token_print = fingerprint(used.refresh_token) if used and used.refresh_token else None
             reads.learn(address, signature, token_print)
-        seen[(kind, path)] = store.print_owner(token_print)
-    reads.save()
-    return {place.address: seen[(place.kind, place.path)] for place in places if place.kind in SINGLE_LOGIN_KINDS}
+        prints[(kind, path)] = token_print
+    owners = store.print_owners(prints.values())
+    return {place.address: owners.get(prints[(place.kind, place.path)] or "") for place in places
+            if place.kind in SINGLE_LOGIN_KINDS}
 
 
 def holder_at(store: AccountStore, kind: str, path: Path, now: datetime) -> str | None:

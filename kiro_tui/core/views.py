@@ -22,6 +22,7 @@ from kiro_tui.core.place_sync import PlaceReads
 from kiro_tui.core.places import place_format
 from kiro_tui.core.places.base import PlaceLogin
 from kiro_tui.core.store import UnreadableRow
+from kiro_tui.core.switch import holders
 
 if TYPE_CHECKING:
     from kiro_tui.core.engine import Engine
@@ -63,45 +64,62 @@ async def read_views(engine: Engine, ids: list[str] | frozenset[str] | None = No
     return Views(views, unreadable)
 
 
-async def holdings(engine: Engine, views: list[AccountView]) -> dict[tuple[str, str, str], str]:
+Address = tuple[str, str, str]
+
+
+@dataclass
+class Holdings:
+    """What each place holds: `states`, compared with its account (`current`, `older`, `newer`,
+    `other`, `missing`); `holders`, for each single-login place (the IDE's file, kiro-cli's
+    database), the id of the account whose login the tool there uses now (None: nobody's)."""
+
+    states: dict[Address, str]
+    holders: dict[Address, str | None]
+
+
+async def holdings(engine: Engine, views: list[AccountView]) -> Holdings:
     """What each place holds compared with its account: `current` (the same token), `older`
     (one of its lineage: behind), `newer` (a tool there refreshed by itself), `other` (not this
-    login's token), or `missing` (not there, or unreadable).
+    login's token), or `missing` (not there, or unreadable); and whose login each single-login
+    place holds.
 
-    A place is read only when its file changed since it was last read (one stat tells): the
-    fingerprint of the token found there is kept in the store with the file's signature."""
+    A place is read only when its file changed since it was last read (one stat of each file
+    tells, shared by both answers): the fingerprint of the token found there is kept in the
+    store with the file's signature."""
     store = engine.store
     now = engine.clock.now()
     places = [(view.account, place) for view in views for place in view.places]
-    looked = await asyncio.to_thread(lambda: {p.path: PlaceReads.signature(p.kind, p.path) for _, p in places})
+    files = {(place.kind, place.path) for _, place in places}
+    looked = await asyncio.to_thread(lambda: {file: PlaceReads.signature(*file) for file in files})
     reads = PlaceReads(store, wanted=bool(places))
-    found: dict[tuple[str, str, str], str] = {}
+    states: dict[Address, str] = {}
     for account, place in places:
-        signature = looked[place.path]
+        signature = looked[(place.kind, place.path)]
         login: PlaceLogin | None = None
         known, token_print = reads.remembered(place.address, signature)
         if not known:
             try:
                 login = await _read_place(place, now)
             except KiroTuiError:
-                found[place.address] = "missing"  # unreadable now (locked, damaged): not remembered
+                states[place.address] = "missing"  # unreadable now (locked, damaged): not remembered
                 continue
             token_print = fingerprint(login.refresh_token) if login and login.refresh_token else None
             reads.learn(place.address, signature, token_print)
         if token_print is None:
-            found[place.address] = "missing"
+            states[place.address] = "missing"
         elif token_print == fingerprint(account.refresh_token):
-            found[place.address] = "current"
+            states[place.address] = "current"
         elif store.in_lineage(account.id, token_print):
-            found[place.address] = "older"
+            states[place.address] = "older"
         else:  # newer or another login's: the login itself tells (rare: read it)
             try:
                 login = login or await _read_place(place, now)
             except KiroTuiError:
                 login = None
-            found[place.address] = _compare(engine, account, login)
+            states[place.address] = _compare(engine, account, login)
+    found_holders = await asyncio.to_thread(holders, store, [place for _, place in places], now, reads, looked)
     reads.save()
-    return found
+    return Holdings(states, found_holders)
 
 
 async def _read_place(place: Place, now: datetime) -> PlaceLogin | None:

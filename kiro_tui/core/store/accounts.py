@@ -227,12 +227,20 @@ class AccountRows(StoreFile):
         """The account whose lineage holds this refresh token (the current one or a spent one)."""
         return self.print_owner(fingerprint(refresh_token)) if refresh_token else None
 
+    def print_owners(self, token_prints: Iterable[str | None]) -> dict[str, str]:
+        """`lineage_owner` of many fingerprints at once (those nobody owns are left out)."""
+        wanted = tuple({token_print for token_print in token_prints if token_print})
+        owners: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            owners.update(self._db.execute(
+                f"SELECT fingerprint, account_id FROM lineage WHERE fingerprint IN ({', '.join('?' * len(chunk))})",
+                chunk).fetchall())
+        return owners
+
     def print_owner(self, token_print: str | None) -> str | None:
         """`lineage_owner` by the token's fingerprint."""
-        if not token_print:
-            return None
-        row = self._db.execute("SELECT account_id FROM lineage WHERE fingerprint = ?", (token_print,)).fetchone()
-        return row[0] if row else None
+        return self.print_owners([token_print]).get(token_print) if token_print else None
 
     def lineage_rank(self, account_id: str, token_print: str | None) -> int | None:
         """Where this token stands in the account's lineage: a token added later ranks higher
