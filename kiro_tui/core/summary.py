@@ -34,7 +34,8 @@ def account_json(
     holds: dict[tuple[str, str, str], str] | None = None,
     holders: dict[tuple[str, str, str], str | None] | None = None,
 ) -> dict[str, object]:
-    """The `list --json` object. Secrets are masked unless `show_secrets`. `counts` are the
+    """The `list --json` object (its enums are `StrEnum`s: JSON writes their values, and they equal
+    them). Secrets are masked unless `show_secrets`. `counts` are the
     successes and failures in the account's kept refresh history; `holds` says what each place
     holds (Engine.holdings); `holders`, whose login a single-login place holds (Engine.holders)."""
     account = view.account
@@ -43,7 +44,7 @@ def account_json(
         "id": account.id,
         "label": account.label,
         "email": account.email,
-        "auth_method": account.auth_method.value,
+        "auth_method": account.auth_method,
         "provider": account.provider,
         "region": account.region,
         "start_url": account.start_url,
@@ -51,10 +52,10 @@ def account_json(
         "profile_name": account.profile_name,
         "expires_at": _stamp(account.expires_at),
         "expires_in_seconds": seconds_until(account.expires_at, now),
-        "status": view.status(now, window, quota_warning).value,
+        "status": view.status(now, window, quota_warning),
         "source": account.source,
         "source_key": account.source_key,
-        "mode": account.mode.value,
+        "mode": account.mode,
         "last_refresh_at": _stamp(account.last_refresh_at),
         "next_refresh_at": _stamp(account.due_time(effective_window(window, view.places))),
         "consecutive_failures": account.consecutive_failures,
@@ -96,10 +97,10 @@ def place_json(place: Place, holds: str | None = None, holds_account: str | None
         "kind": place.kind,
         "path": place.path,
         "entry": place.entry or None,
-        "role": place.role.value,
+        "role": place.role,
         "holds": holds,
         "holds_account": holds_account,
-        "state": place.state.value,
+        "state": place.state,
         "detail": place.detail,
         "written_at": _stamp(place.written_at),
     }

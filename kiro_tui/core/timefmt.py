@@ -68,9 +68,9 @@ def format_timestamp(when: datetime) -> str:
     """UTC, six fraction digits, `Z` (`2026-01-24T02:29:46.233100Z`): kiro-cli reads any
     precision, and Python 3.10 only 0, 3 or 6 digits. The year always has four digits
     (strftime writes year 999 as "999", which nothing reads)."""
-    when = when.astimezone(UTC)
-    return (f"{when.year:04d}-{when.month:02d}-{when.day:02d}T{when.hour:02d}:{when.minute:02d}:"
-            f"{when.second:02d}.{when.microsecond:06d}Z")
+    if when.tzinfo is not UTC:
+        when = when.astimezone(UTC)
+    return when.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" becomes "Z"
 
 
 def shift(when: datetime, delta: timedelta | float) -> datetime:

@@ -58,11 +58,16 @@ def link_refusal(kind: str) -> str | None:
 LEAD_MARGIN = timedelta(minutes=1)
 
 
+_LINK = PlaceRole.LINK
+
+
 def effective_window(window: timedelta, places: Iterable[Place]) -> timedelta:
     """The refresh window of an account with these places: the configured one, or earlier when
     a tool at one of its links re-reads and refreshes by itself inside it (one definition, used
     by the scheduler, the refresher and `list --json` alike)."""
-    kinds = (p.kind for p in places if p.role is PlaceRole.LINK)
+    kinds = [p.kind for p in places if p.role is _LINK]
+    if not kinds:  # most accounts (asked once per account listed)
+        return window
     leads = [FORMATS[kind].rereads_before_refresh for kind in kinds if kind in FORMATS]
     longest = max((lead for lead in leads if lead is not None), default=None)
     return max(window, timedelta(seconds=longest) + LEAD_MARGIN) if longest is not None else window

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 
 from kiro_tui.core.errors import StoreError
@@ -74,19 +75,40 @@ def from_column(name: str, value: object) -> object:
 def time_or_none(value: object) -> datetime | None:
     if value is None:
         return None
+    if type(value) is str and value.endswith("Z"):  # our own format: the fast path
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
     try:
         return parse_timestamp(value)
     except TimestampError:
         return None
 
 
-_PLAIN = frozenset(ACCOUNT_FIELDS) - _DATETIME_FIELDS - _JSON_FIELDS - set(_ENUM_FIELDS) - {"extra"}
-"""Columns read as they are: no codec to call (a row is decoded for every account listed)."""
+def _decoder(name: str) -> Callable[[object], object] | None:
+    """How column `name` is decoded when it is not NULL, as `from_column` does it, with the
+    common case first: None for a column read as it is (a row is decoded for every account
+    listed, so the per-value work is kept small)."""
+    if name in _DATETIME_FIELDS:
+        return lambda value: (datetime.fromisoformat(value) if type(value) is str and value.endswith("Z")
+                              else from_column(name, value))
+    if name in _ENUM_FIELDS:
+        members = _ENUM_FIELDS[name]._value2member_map_
+        return lambda value: members.get(value) or from_column(name, value)
+    if name in _JSON_FIELDS:
+        return lambda value: from_column(name, value)
+    return None
+
+
+_DECODERS = tuple(zip(ACCOUNT_FIELDS, map(_decoder, ACCOUNT_FIELDS), strict=True))
 
 
 def row_to_account(row: tuple[object, ...]) -> Account:
-    values = {name: value if name in _PLAIN else from_column(name, value)
-              for name, value in zip(ACCOUNT_FIELDS, row, strict=True)}
+    values = {name: value if decode is None or value is None else decode(value)
+              for (name, decode), value in zip(_DECODERS, row, strict=True)}
+    if values["extra"] is None:
+        values["extra"] = {}
     for name in ("id", "access_token"):
         if not isinstance(values[name], str):
             raise ValueError(f"{name} is not text")

@@ -55,12 +55,14 @@ class PlaceRows(StoreFile):
             "SELECT account_id, kind, path, entry, role, state, detail, pending_from, written_at, written_print"
             f" FROM places WHERE {where} ORDER BY id", params).fetchall()
         places = []
+        roles, states = PlaceRole._value2member_map_, PlaceState._value2member_map_  # (a call per place)
         for row in rows:
-            try:
-                places.append(Place(row[0], row[1], row[2], row[3], PlaceRole(row[4]), PlaceState(row[5]),
-                                    row[6], row[7], time_or_none(row[8]), row[9]))
-            except ValueError:
+            role, state = roles.get(row[4]), states.get(row[5])
+            if not isinstance(role, PlaceRole) or not isinstance(state, PlaceState):
                 log.warning("place %s of account %s has an unknown role or state; ignored", row[2], row[0])
+                continue
+            places.append(Place(row[0], row[1], row[2], row[3], role, state, row[6], row[7],
+                                time_or_none(row[8]), row[9]))
         return places
 
     def save_place(self, conn: sqlite3.Connection, place: Place) -> None:
