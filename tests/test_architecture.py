@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import kiro_tui.core
 import kiro_tui.emulator
 
@@ -33,20 +35,37 @@ def test_core_and_emulator_modules_do_not_import_textual() -> None:
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
 
 
-def test_list_loads_no_network_module(isolated_dirs: Path) -> None:
-    """`list` never calls a service: httpx and the AWS clients stay unloaded (they were a third of
-    its time at 1,000 accounts)."""
+def test_list_loads_no_network_service_or_watch_module(isolated_dirs: Path) -> None:
+    """`list` never calls a service, installs nothing and watches no folder: httpx and the AWS
+    clients (a third of its time at 1,000 accounts), the service files' plistlib and inotify's
+    ctypes stay unloaded."""
     script = (
         "import contextlib, io, sys\n"
         "from kiro_tui.cli import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    assert main(['list', '--json']) == 0\n"
-        "network = sorted(m for m in sys.modules if m.split('.')[0] == 'httpx' or m.startswith('kiro_tui.core.aws.')"
-        " and m not in ('kiro_tui.core.aws.endpoints', 'kiro_tui.core.aws.errors'))\n"
-        "print(network)\n"
+        "unused = sorted(m for m in sys.modules if m.split('.')[0] in ('httpx', 'plistlib', 'ctypes')"
+        " or m == 'kiro_tui.core.file_events'"
+        " or m.startswith('kiro_tui.core.aws.') and m not in ('kiro_tui.core.aws.endpoints', 'kiro_tui.core.aws.errors'))\n"
+        "print(unused)\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0 and result.stdout.strip() == "[]", (result.stdout, result.stderr)
+
+
+@pytest.mark.parametrize(("argv", "built"), [
+    (["list", "--json"], ["list"]),
+    (["service", "status"], ["service"]),
+    (["lst"], "all"),  # no such command: the usage lists every one
+    (["--db", "x", "list"], "all"),  # its mistake names every command that reads --db
+    ([], "all"),
+])
+def test_a_command_line_builds_only_the_command_it_names(argv: list[str], built: object) -> None:
+    from kiro_tui.cli.parser import build_parser
+
+    everything = sorted(build_parser().commands())
+    assert len(everything) > 15
+    assert sorted(build_parser(argv).commands()) == (everything if built == "all" else built)
 
 
 def test_styles_live_in_tcss_files_not_inline() -> None:

@@ -64,7 +64,7 @@ def _main(argv: Sequence[str] | None) -> int:
         from kiro_tui.cli.apps import complete_accounts
 
         return complete_accounts()
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     if getattr(args, "ids", None) and getattr(args, "all", False):

@@ -18,7 +18,7 @@ from typing import Any
 from kiro_tui.cli.front import kiro_cli_location, make_engine, open_store, read_settings
 from kiro_tui.cli.output import EXIT_OK, CommandFailed, print_json, say, warn
 from kiro_tui.cli.parser import number
-from kiro_tui.core import paths, runners, service
+from kiro_tui.core import paths
 from kiro_tui.core.clock import SystemClock
 from kiro_tui.core.config import Settings
 
@@ -81,6 +81,8 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
 
 def cmd_service_install(args: argparse.Namespace) -> int:
+    from kiro_tui.core import service
+
     manager = service.choose_manager(args.manager)
     report = service.install(manager, start=not args.no_start, force=args.force)
     for name in report.left_out:
@@ -99,6 +101,8 @@ def cmd_service_install(args: argparse.Namespace) -> int:
 
 
 def cmd_service_uninstall(args: argparse.Namespace) -> int:
+    from kiro_tui.core import service
+
     manager = service.choose_manager(args.manager)
     removed = service.uninstall(manager, force=args.force)
     if removed is None:
@@ -109,6 +113,8 @@ def cmd_service_uninstall(args: argparse.Namespace) -> int:
 
 
 def cmd_service_status(args: argparse.Namespace) -> int:
+    from kiro_tui.core import runners, service
+
     manager = args.manager or service.detect_manager()
     found = service.state(manager)
     now = SystemClock().now()
@@ -189,6 +195,8 @@ def add_demo_and_emulator(commands: Any) -> None:
 
 
 def add_service(commands: Any) -> None:
+    from kiro_tui.core import service
+
     p = commands.add_parser("service", help="run `kiro-tui watch` in the background (systemd or launchd)")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     manager = {"choices": service.MANAGERS, "help": "systemd or launchd (default: the one that answers here)"}

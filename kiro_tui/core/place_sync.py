@@ -20,16 +20,19 @@ import os
 import threading
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kiro_tui.core.clock import Clock
 from kiro_tui.core.errors import StoreError
-from kiro_tui.core.file_events import FolderEvents
 from kiro_tui.core.identity import is_spent, merge_login, same_login, takes_over
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, Health, Mode, Outcome, Place, PlaceRole, PlaceState
 from kiro_tui.core.places import PlaceError, TokenCopy, WriteOutcome, WriteResult, place_format
 from kiro_tui.core.store import AccountStore, RefreshLogEntry
 from kiro_tui.core.timefmt import format_timestamp
+
+if TYPE_CHECKING:
+    from kiro_tui.core.file_events import FolderEvents
 
 log = logging.getLogger("kiro_tui.refresh")
 
@@ -216,6 +219,8 @@ class PlaceSync:
             if self._closed:  # a look that began after `close`: no new descriptor, stat all
                 return {path: place_signature(path, database) for path, database in databases.items()}
             if self._events is None:
+                from kiro_tui.core.file_events import FolderEvents  # (ctypes: loaded by the watch alone)
+
                 self._events = FolderEvents()
             return self._look_with(self._events, databases)
 

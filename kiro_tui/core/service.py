@@ -10,7 +10,6 @@ driven through its own command (`systemctl --user`, `launchctl`) found on PATH.
 from __future__ import annotations
 
 import os
-import plistlib
 import shutil
 import subprocess
 import sys
@@ -169,6 +168,8 @@ def launchd_plist(command: list[str], environment: dict[str, str], log_dir: Path
     }
     if environment:
         agent["EnvironmentVariables"] = dict(sorted(environment.items()))
+    import plistlib  # (with its XML parser: loaded only where a plist is written or read)
+
     return plistlib.dumps(agent)
 
 
@@ -180,6 +181,8 @@ def written_by_us(manager: str, path: Path) -> bool:
         return False
     if manager == SYSTEMD:
         return data.decode("utf-8", "replace").startswith(MARKER)
+    import plistlib
+
     try:
         agent = plistlib.loads(data)
     except Exception:  # noqa: BLE001 - plistlib raises several types on a file that is not a plist
