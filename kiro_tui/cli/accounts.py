@@ -7,6 +7,7 @@ Each reads and edits accounts through the engine's front (core/engine.py), as th
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,18 @@ if TYPE_CHECKING:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    # One read, then the process ends: what it builds stays alive to the end, so the cyclic
+    # collector would only walk it again and again (250 times at 10,000 accounts, 8 % of the run).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _list(args)
+    finally:
+        if collecting:  # (called in process, as the tests do, the caller's collector is back)
+            gc.enable()
+
+
+def _list(args: argparse.Namespace) -> int:
     settings = read_settings()
     now = SystemClock().now()
     with open_store() as store:
