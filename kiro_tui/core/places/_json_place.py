@@ -1,8 +1,8 @@
 """What the JSON file formats (Kiro IDE, CLIProxyAPI, AIClient-2-API, kiro-gateway) share.
 
 Each holds one login per file. A subclass says how its tool spells and shapes a login
-(`parse`, `token_values`, `new_document`); reading, compare-and-swap writing and creating a
-file are the same for all of them and live here.
+(`parse`, `stamp`, `new_document`, and `token_values` when it owns more than the token);
+reading, compare-and-swap writing and creating a file are the same for all of them and live here.
 """
 
 from __future__ import annotations
@@ -73,10 +73,18 @@ class JsonFilePlace:
         """The login in a JSON object of this format; raises BadField naming a field it cannot use."""
         raise NotImplementedError
 
+    def stamp(self, when: datetime) -> str:
+        """A time in this tool's own format (`_fields.js_iso`, `go_rfc3339`, `python_iso`)."""
+        raise NotImplementedError
+
     def token_values(self, copy: TokenCopy) -> dict[str, object]:
         """The fields kiro-tui owns, in this tool's timestamp format, named in snake_case (each
         is written under every spelling the file already has, else the tool's own)."""
-        raise NotImplementedError
+        values: dict[str, object] = {"access_token": copy.access_token, "refresh_token": copy.refresh_token,
+                                     "expires_at": self.stamp(copy.expires_at)}
+        if copy.profile_arn:
+            values["profile_arn"] = copy.profile_arn
+        return values
 
     def new_document(self, account: Account) -> dict[str, object]:
         """A brand-new file for `account`, shaped and ordered as the tool writes its own (a

@@ -36,7 +36,7 @@ from kiro_tui.core.places._files import (
     wants_folder,
 )
 from kiro_tui.core.places._json_place import JsonFilePlace
-from kiro_tui.core.places.base import PlaceError, PlaceLogin, TokenCopy
+from kiro_tui.core.places.base import PlaceError, PlaceLogin
 
 FILE_SUFFIX = "_kiro-auth-token.json"
 SEARCH_PATTERNS = (f"configs/kiro/*/*{FILE_SUFFIX}", f"*/*{FILE_SUFFIX}", f"*{FILE_SUFFIX}")
@@ -70,12 +70,8 @@ class AiClientPlace(JsonFilePlace):
                            region=fields.text("idc_region") or fields.text("region"), start_url=start_url,
                            client=client_of(fields))
 
-    def token_values(self, copy: TokenCopy) -> dict[str, object]:
-        values: dict[str, object] = {"access_token": copy.access_token, "refresh_token": copy.refresh_token,
-                                     "expires_at": js_iso(copy.expires_at)}
-        if copy.profile_arn:
-            values["profile_arn"] = copy.profile_arn
-        return values
+    def stamp(self, when: datetime) -> str:
+        return js_iso(when)
 
     def new_document(self, account: Account) -> dict[str, object]:
         api_region = profile_region(account.profile_arn) or DEFAULT_REGION

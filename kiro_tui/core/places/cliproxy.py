@@ -82,13 +82,11 @@ class CliProxyPlace(JsonFilePlace):
                            region=fields.text("region"), start_url=start_url, email=email,
                            client=client_of(fields, sso_cache_folder()))
 
+    def stamp(self, when: datetime) -> str:
+        return go_rfc3339(when)
+
     def token_values(self, copy: TokenCopy) -> dict[str, object]:
-        values: dict[str, object] = {"access_token": copy.access_token, "refresh_token": copy.refresh_token,
-                                     "expires_at": go_rfc3339(copy.expires_at),
-                                     "last_refresh": go_rfc3339(datetime.now(UTC))}
-        if copy.profile_arn:
-            values["profile_arn"] = copy.profile_arn
-        return values
+        return {**super().token_values(copy), "last_refresh": go_rfc3339(datetime.now(UTC))}
 
     def caveat(self, account: Account) -> str | None:
         return IDC_CAVEAT if account.auth_method is AuthMethod.IDC else None

@@ -47,7 +47,7 @@ from kiro_tui.core.places._files import (
 )
 from kiro_tui.core.places._json_place import JsonFilePlace
 from kiro_tui.core.places._sqlite import is_kiro_cli_format
-from kiro_tui.core.places.base import Created, PlaceError, PlaceLogin, TokenCopy
+from kiro_tui.core.places.base import Created, PlaceError, PlaceLogin
 from kiro_tui.core.places.kiro_cli import KiroCliPlace, replace_database_login
 from kiro_tui.core.places.kiro_ide import sso_cache_folder
 
@@ -104,12 +104,8 @@ class GatewayPlace(JsonFilePlace):
         return build_login(fields, oidc_method(start_url, says_idc=False), where, now, region=region,
                            start_url=start_url, client=client_of(fields, sso_cache_folder()))
 
-    def token_values(self, copy: TokenCopy) -> dict[str, object]:
-        values: dict[str, object] = {"access_token": copy.access_token, "refresh_token": copy.refresh_token,
-                                     "expires_at": python_iso(copy.expires_at)}
-        if copy.profile_arn:
-            values["profile_arn"] = copy.profile_arn
-        return values
+    def stamp(self, when: datetime) -> str:
+        return python_iso(when)
 
     def caveat(self, account: Account) -> str | None:
         """kiro-gateway's JSON mode reads one `region` for its login refresh and its API calls

@@ -101,11 +101,11 @@ class KiroIdePlace(JsonFilePlace):
         return build_login(fields, oidc_method(start_url, says_idc=words(provider) == "enterprise"), where, now,
                            region=region, start_url=start_url, client=client_of(fields, doc.path.parent))
 
+    def stamp(self, when: datetime) -> str:
+        return js_iso(when)
+
     def token_values(self, copy: TokenCopy) -> dict[str, object]:
-        values: dict[str, object] = {"access_token": copy.access_token, "refresh_token": copy.refresh_token,
-                                     "expires_at": js_iso(copy.expires_at)}
-        if copy.profile_arn:
-            values["profile_arn"] = copy.profile_arn
+        values = super().token_values(copy)
         client_id_hash = registration_hash(copy.auth_method, copy.start_url)
         if client_id_hash:  # the name the IDE looks its registration up by
             values["client_id_hash"] = client_id_hash
