@@ -83,11 +83,16 @@ class Fields:
                 return key, value
         return None
 
-    def text(self, name: str, required: bool = False, first: Spelling | None = None) -> str | None:
+    def _given(self, name: str, required: bool, first: Spelling | None) -> tuple[str, object] | None:
+        """(the key it is under, its value), None when it is not there; a BadField if it must be."""
         found = self._find(name, first)
+        if found is None and required:
+            raise BadField(f"field {self.keys_for(name)[0]!r} is missing")
+        return found
+
+    def text(self, name: str, required: bool = False, first: Spelling | None = None) -> str | None:
+        found = self._given(name, required, first)
         if found is None:
-            if required:
-                raise BadField(f"field {self.keys_for(name)[0]!r} is missing")
             return None
         key, value = found
         if not isinstance(value, str):
@@ -97,10 +102,8 @@ class Fields:
         return value
 
     def time(self, name: str, required: bool = False, first: Spelling | None = None) -> datetime | None:
-        found = self._find(name, first)
+        found = self._given(name, required, first)
         if found is None:
-            if required:
-                raise BadField(f"field {self.keys_for(name)[0]!r} is missing")
             return None
         key, value = found
         try:
