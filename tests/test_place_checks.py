@@ -20,6 +20,7 @@ from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.engine import Engine
 from kiro_tui.core.file_events import FolderEvents
+from kiro_tui.core.models import UsageRecord
 from kiro_tui.core.places import FORMATS
 from kiro_tui.core.store import AccountStore
 from tests.support.places import go_rfc3339
@@ -103,6 +104,12 @@ async def test_the_places_table_is_read_again_only_after_a_commit(engine: Engine
 
     await engine.watch_pass()
     assert [q for q in queries if "WHERE 1" in q] == []  # kept in memory: nothing committed since
+
+    account = engine.store.accounts()[0]  # commits that never touch a place (the steady watch's)
+    engine.store.save_usage(account.id, UsageRecord(used=3, limit=50, fetched_at=engine.clock.now()))
+    engine.store.save_place_reads({("cliproxy", "/nowhere.json", ""): ("()", None)})
+    await engine.watch_pass()
+    assert [q for q in queries if "WHERE 1" in q] == []
 
     account = engine.store.accounts()[0]
     engine.store.update(account.id, label="renamed")  # any commit

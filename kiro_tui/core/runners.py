@@ -100,7 +100,7 @@ def register(store: AccountStore, kind: str, now: datetime, watch_interval: floa
 
 
 def record_pass(store: AccountStore, runner: Runner, now: datetime) -> None:
-    with store.transaction(durable=False) as tx:
+    with store.transaction(durable=False, places=False) as tx:
         tx.execute("UPDATE runners SET last_pass_at = ? WHERE id = ?", (format_timestamp(now), runner.id))
 
 

@@ -79,7 +79,7 @@ class History(StoreFile):
         }
 
     def save_usage(self, account_id: str, record: UsageRecord) -> None:
-        with self.transaction(durable=False) as tx:
+        with self.transaction(durable=False, places=False) as tx:
             tx.execute(
                 "INSERT OR REPLACE INTO usage (account_id, used, usage_limit, resets_at, subscription, fetched_at,"
                 " error, error_at) SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM accounts WHERE id = ?)",

@@ -113,9 +113,9 @@ class StoreFile:
         self._db = connection
         self._durable = True
         self._identity = file_identity(path)
-        self.commits = 0
-        """Our own commits (PRAGMA data_version counts only everyone else's): with data_version,
-        what tells a reader that kept rows (the places, `PlaceRows.places`) are stale."""
+        self.place_commits = 0
+        """Our own commits that may have changed the places (PRAGMA data_version counts only
+        everyone else's): with data_version, what tells `PlaceRows.places` its kept rows are stale."""
 
     @classmethod
     def open(cls, path: Path) -> Self:
@@ -235,12 +235,14 @@ class StoreFile:
         self.close()
 
     @contextmanager
-    def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+    def transaction(self, durable: bool = True, places: bool = True) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE … COMMIT: takes the write lock up front so two writers never interleave.
 
         Durable commits (the default) are fsynced (synchronous=FULL): a rotated refresh token is
         the only live copy there is and must survive a power cut. Leases pass durable=False: a
         lost lease simply runs out. A failure to write raises `StoreWriteError` naming the cause.
+        `places=False`: a commit that never touches the places table (a usage figure, a runner's
+        last pass) leaves the kept places as they are; the watch re-read all of them after each.
         """
         try:
             if durable != self._durable:
@@ -264,7 +266,8 @@ class StoreFile:
         except sqlite3.Error as exc:
             self._rollback()
             raise _write_error(self.path, exc) from exc
-        self.commits += 1  # PRAGMA data_version counts only other connections' commits
+        if places:
+            self.place_commits += 1  # PRAGMA data_version counts only other connections' commits
 
     def _rollback(self) -> None:
         if self._db.in_transaction:

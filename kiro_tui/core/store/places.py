@@ -31,7 +31,7 @@ class PlaceRows(StoreFile):
 
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
         super().__init__(path, connection)
-        self._every_place: tuple[tuple[int, int], list[Place]] | None = None  # ((commits, data_version), places)
+        self._every_place: tuple[tuple[int, int], list[Place]] | None = None  # ((place_commits, data_version), places)
 
     def places(self, accounts: str | Iterable[str] | None = None) -> list[Place]:
         """Every place (of one account, or of these accounts). Every place is kept between
@@ -39,7 +39,7 @@ class PlaceRows(StoreFile):
         if accounts is None:
             if self._db.in_transaction:  # our own uncommitted changes are not in the kept list
                 return self._places_where("1", ())
-            marker = (self.commits, self._db.execute("PRAGMA data_version").fetchone()[0])
+            marker = (self.place_commits, self._db.execute("PRAGMA data_version").fetchone()[0])
             if self._every_place is None or self._every_place[0] != marker:
                 self._every_place = (marker, self._places_where("1", ()))
             return list(self._every_place[1])
@@ -90,7 +90,7 @@ class PlaceRows(StoreFile):
 
     def save_place_reads(self, reads: dict[tuple[str, str, str], tuple[str, str | None]]) -> None:
         """Remember what these places held (a cache: no fsync; a lost row is read again)."""
-        with self.transaction(durable=False) as tx:
+        with self.transaction(durable=False, places=False) as tx:
             tx.executemany("INSERT OR REPLACE INTO place_reads (kind, path, entry, signature, token_print) "
                            "VALUES (?, ?, ?, ?, ?)",
                            [(*address, signature, token_print) for address, (signature, token_print) in reads.items()])
