@@ -56,22 +56,32 @@ def kiro_cli_databases(emulator: EmulatorProcess, data: Path, count: int) -> lis
         conn = sqlite3.connect(db)
         conn.executescript(SCHEMA)
         conn.close()
-        seeded = emulator.control("accounts", {"kind": "social", "email": f"idle{i:04d}@example.com"})
+        seeded = emulator.control("accounts", {"kind": "social", "email": email_of(i)})
         write_kiro_cli_login(db, seeded)
         paths.append(db)
     return paths
 
 
 def import_all(store_path: Path, databases: list[Path], quota_fetched: bool = False) -> int:
+    """Import every database; with `quota_fetched`, leave what a watch running for the last hour
+    leaves: quota figures fetched evenly over that hour, and the email each quota answer names
+    (kiro-cli's social logins carry none; the first answer for an account stores it)."""
     now = datetime.now(UTC)
     with AccountStore.open(store_path) as store:
-        for db in databases:
-            import_snapshot(store, read_kiro_cli(db, now), now, Mode.SYNC)
-        if quota_fetched:  # over the last hour, evenly: what a running watch leaves behind
+        emails = {}
+        for i, db in enumerate(databases):
+            report = import_snapshot(store, read_kiro_cli(db, now), now, Mode.SYNC)
+            emails.update({login.id: email_of(i) for login in report.imported})
+        if quota_fetched:
             spacing = HEADLESS_USAGE_MAX_AGE / max(1, len(databases))
             for i, account_id in enumerate(sorted(store.ids())):
                 store.save_usage(account_id, UsageRecord(1.0, 50.0, None, "KIRO FREE", now - spacing * (i + 1)))
+                store.update(account_id, email=emails[account_id])
         return len(store.ids())
+
+
+def email_of(i: int) -> str:
+    return f"idle{i:04d}@example.com"
 
 
 def cpu_seconds(pid: int) -> float:
