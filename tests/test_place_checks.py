@@ -136,6 +136,32 @@ async def test_only_the_place_a_tool_rewrote_is_read_again(engine: Engine, monke
     assert reads == []  # nothing changed since
 
 
+async def test_after_quiet_passes_a_change_or_a_place_to_look_at_again_is_still_seen(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pass that finds nothing new compares no place (`PlaceSync.looks` and the places'
+    version stay put); a tool's rewrite, or a place left for the next pass, still counts."""
+    for _ in range(3):
+        await engine.watch_pass()
+    sync = engine.refresher.places  # type: ignore[union-attr]
+    looks = sync.looks
+    await engine.watch_pass()
+    assert sync.looks == looks  # quiet: nothing looked different
+
+    proxy = next(p for p in engine.store.places() if p.kind == "cliproxy")
+    sync.look_again([proxy.path])  # its account was busy in this pass
+    assert await sync.changed(looked=sync._looked) == {proxy.account_id: [proxy.path]}
+
+    await engine.watch_pass()
+    record = json.loads(Path(proxy.path).read_text())
+    newer = engine.store.get(proxy.account_id).expires_at + timedelta(hours=1)  # type: ignore[union-attr]
+    record.update(access_token="aoaAAAAAGafter-quiet", refresh_token="aorAAAAAGafter-quiet", expires_at=go_rfc3339(newer))
+    Path(proxy.path).write_text(json.dumps(record))
+    reads = count_reads(monkeypatch)
+    await engine.watch_pass()
+    assert set(reads) == {proxy.path}
+    assert engine.store.get(proxy.account_id).refresh_token == "aorAAAAAGafter-quiet"  # type: ignore[union-attr]
+
+
 async def test_what_a_place_holds_is_read_again_only_when_its_file_changed(
         engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     views = (await engine.views()).views

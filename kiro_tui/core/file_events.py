@@ -69,6 +69,10 @@ class FolderEvents:
         """`folder` is watched already: a change there since would be told by `touched`."""
         return folder in self._watched
 
+    def watching_all(self, folders: set[str]) -> bool:
+        """Every one of `folders` is watched (one set operation, for a pass that changed nothing)."""
+        return folders <= self._watched.keys()
+
     def watches(self, folder: str) -> bool:
         """Watch `folder` (once); False when it cannot be watched (its files must be stat-ed)."""
         if folder in self._watched:

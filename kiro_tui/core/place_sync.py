@@ -51,9 +51,16 @@ class PlaceSync:
         """How each place file looked at the last pass (or just after kiro-tui wrote it)."""
         self._looked: dict[str, PlaceSignature] = {}
         """How each place file looks in this watch pass (`look_at_places`)."""
+        self.looks = 0
+        """Counts the changes to what the passes saw (`_looked` or `_seen`): while it and the
+        places stay the same, a step of the watch pass that compares them finds nothing new."""
+        self._in_folder: dict[str, list[str]] = {}
+        """The place files by folder, as of the last look at every file."""
+        self._quiet: tuple[object, ...] | None = None
+        """What `changed` last compared (the places' version, `looks`): nothing new since."""
         self._events: FolderEvents | None = None
         """Which folders changed (inotify), from the first watch pass on; None before it."""
-        self._looks = 0
+        self._passes = 0
         self._events_lock = threading.Lock()
         self._closed = False
 
@@ -139,6 +146,7 @@ class PlaceSync:
                 self._seen[place.path] = signature_of(place)
                 if place.path in self._looked:  # nor a change for what this pass looked at before it
                     self._looked[place.path] = self._seen[place.path]
+                self.looks += 1
             return result
 
         results = []
@@ -202,17 +210,26 @@ class PlaceSync:
     def saw_own_write(self, place: Place) -> None:
         """kiro-tui just wrote this place itself: not a tool's change at the next look."""
         self._seen[place.path] = signature_of(place)
+        self.looks += 1
 
     async def look_at_places(self, places: list[Place]) -> dict[str, PlaceSignature]:
         """How each of these place files looks now, shared by the watch pass's steps; kiro-tui's
         own writes keep it current. A file is stat-ed (with its -wal, for a database) when the
         kernel reports a change in its folder, when it cannot tell, when the file is new to the
         pass, and every `FULL_LOOK_EVERY` passes; otherwise it looks as it did at the last pass."""
+        kinds: dict[str, bool] = {}
         databases: dict[str, bool] = {}
         for place in places:
-            databases.setdefault(place.path, is_database(place.kind))
-        self._looked = await asyncio.to_thread(self._look, databases)
-        return self._looked
+            if place.path not in databases:
+                database = kinds.get(place.kind)
+                databases[place.path] = kinds.setdefault(place.kind, is_database(place.kind)) \
+                    if database is None else database
+        before = self._looked
+        looked = await asyncio.to_thread(self._look, databases)
+        if looked is not before and looked != before:
+            self.looks += 1
+        self._looked = looked
+        return looked
 
     def _look(self, databases: dict[str, bool]) -> dict[str, PlaceSignature]:
         with self._events_lock:  # `close` waits for a look still running in its thread
@@ -226,13 +243,25 @@ class PlaceSync:
 
     def _look_with(self, events: FolderEvents, databases: dict[str, bool]) -> dict[str, PlaceSignature]:
         touched = events.touched()  # drained before any stat: a later change is told next pass
-        full = touched is None or self._looks % FULL_LOOK_EVERY == 0
+        full = touched is None or self._passes % FULL_LOOK_EVERY == 0
         changed_folders = touched or set()
-        self._looks += 1
+        self._passes += 1
         before = self._looked
-        looked: dict[str, PlaceSignature] = {}
+        if not full and databases.keys() == before.keys() and events.watching_all(set(self._in_folder)):
+            # The same files as last time, every folder watched: only the files in the folders the
+            # kernel reported are stat-ed, without a step per file (the usual pass: none at all).
+            stale = [path for folder in changed_folders for path in self._in_folder.get(folder, ())]
+            if not stale:
+                return before
+            looked = dict(before)
+            for path in stale:
+                looked[path] = place_signature(path, databases[path])
+            return looked
+        looked = {}
+        in_folder: dict[str, list[str]] = {}
         for path, database in databases.items():
             folder = os.path.dirname(path)
+            in_folder.setdefault(folder, []).append(path)
             # Watched only from now (new, or once refused): changes before it were never told, so
             # stat it; the watch comes first, so no change can fall between the watch and the stat.
             told = events.watching(folder)
@@ -242,6 +271,7 @@ class PlaceSync:
                 looked[path] = place_signature(path, database)
             else:
                 looked[path] = before[path]
+        self._in_folder = in_folder
         return looked
 
     def close(self) -> None:
@@ -256,7 +286,11 @@ class PlaceSync:
                       looked: dict[str, PlaceSignature] | None = None) -> dict[str, list[str]]:
         """The place files a tool rewrote since the last pass (a cheap stat tells), by account
         id. The first pass only learns how each place looks. `looked`: how the files looked
-        earlier in this pass (`look_at_places`); only places not in it are looked at here."""
+        earlier in this pass (`look_at_places`); only places not in it are looked at here.
+        The same places as last time, looked at as then: nothing is new (no step per place)."""
+        quiet = (self.store.places_version(), self.looks) if every is None and looked is self._looked else None
+        if quiet is not None and quiet == self._quiet:
+            return {}
         places: dict[str, list[Place]] = {}
         for place in self.store.places() if every is None else every:
             places.setdefault(place.path, []).append(place)
@@ -275,12 +309,14 @@ class PlaceSync:
             if before is not None and before != signature:
                 for place in places[path]:
                     changed.setdefault(place.account_id, []).append(path)
+        self._quiet = quiet
         return changed
 
     def look_again(self, paths: list[str]) -> None:
         """These places count as changed at the next pass (their account was busy in this one)."""
         for path in paths:
             self._seen[path] = LOOK_AGAIN
+        self.looks += 1
 
     async def pass_on(self, account: Account, paths: list[str]) -> None:
         """A changed place that holds the account's own token (kiro-cli refreshed and a

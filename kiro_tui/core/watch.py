@@ -44,6 +44,9 @@ class Watcher:
         """How each other source place looked when last read, by (kind, path)."""
         self.looked: dict[str, PlaceSignature] | None = None
         """How every place file looks in the watch pass under way (one stat each), once looked at."""
+        self.places_quiet: tuple[object, ...] | None = None
+        """What `_check_places` last compared every source place with (the places' version,
+        `PlaceSync.looks`, kiro-cli's database): while it holds, nothing there is new."""
         self.data_version: int | None = None
         """The store's data version when another process's commits were last noticed."""
         self.known: dict[str, Account] | None = None
@@ -145,8 +148,12 @@ class Watcher:
         engine = self.engine
         assert engine.refresher is not None
         db = str(engine.kiro_cli_db) if engine.kiro_cli_db else None
+        version = engine.store.places_version()
         every = engine.store.places()
         self.looked = looked = await engine.refresher.look_at_places(every)
+        quiet = (version, engine.refresher.places.looks, db)
+        if quiet == self.places_quiet:
+            return  # the same places, looking as they did when all were compared: no step per place
         known = self.place_signatures
         places = {(p.kind, p.path) for p in every
                   if p.role is PlaceRole.SOURCE and known.get((p.kind, p.path)) != looked[p.path]
@@ -166,6 +173,7 @@ class Watcher:
             now = engine.clock.now()
             report = import_snapshot(engine.store, snapshot, now, engine.settings.default_import_mode, automatic=True)
             imports.after_import(engine, report, automatic=True)
+        self.places_quiet = quiet
 
     async def _check_store_file(self) -> None:
         """The store's file was replaced under us (a backup restored, a rename over it): reopen

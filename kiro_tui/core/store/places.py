@@ -39,13 +39,18 @@ class PlaceRows(StoreFile):
         if accounts is None:
             if self._db.in_transaction:  # our own uncommitted changes are not in the kept list
                 return self._places_where("1", ())
-            marker = (self.place_commits, self._db.execute("PRAGMA data_version").fetchone()[0])
+            marker = self.places_version()
             if self._every_place is None or self._every_place[0] != marker:
                 self._every_place = (marker, self._places_where("1", ()))
             return list(self._every_place[1])
         if isinstance(accounts, str):
             return self._places_where("account_id = ?", (accounts,))
         return [place for where, chunk in account_id_in(accounts) for place in self._places_where(where, chunk)]
+
+    def places_version(self) -> tuple[int, int]:
+        """Changes whenever the places may have: a commit of ours that may touch them, or any
+        other process's commit."""
+        return self.place_commits, self._db.execute("PRAGMA data_version").fetchone()[0]
 
     def place_at(self, kind: str, path: str, entry: str = "") -> Place | None:
         return next(iter(self._places_where("kind = ? AND path = ? AND entry = ?", (kind, path, entry))), None)
