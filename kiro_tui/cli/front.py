@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kiro_tui.cli.output import say, warn
 from kiro_tui.core import paths
@@ -53,12 +53,12 @@ def kiro_cli_location(explicit: str | None, settings: Settings) -> tuple[Path | 
 
 
 def make_engine(store: AccountStore, settings: Settings, db: Path | None = None,
-                candidates: list[Path] | None = None, **options: object) -> Engine:
+                candidates: list[Path] | None = None, **options: Any) -> Engine:
     from kiro_tui.core.aws.endpoints import Endpoints
     from kiro_tui.core.engine import Engine
 
     return Engine(store, settings, SystemClock(), Endpoints.from_env(), db, kiro_cli_candidates=candidates,
-                  **options)  # type: ignore[arg-type]
+                  **options)  # Engine's own keywords, passed on
 
 
 def edit_engine(store: AccountStore) -> Engine:
@@ -67,8 +67,8 @@ def edit_engine(store: AccountStore) -> Engine:
     return make_engine(store, Settings())
 
 
-def run(coroutine_fn: Callable[[], Awaitable[T]]) -> T:
-    return asyncio.run(coroutine_fn())  # type: ignore[arg-type]
+def run(coroutine_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    return asyncio.run(coroutine_fn())
 
 
 def run_engine(engine: Engine, work: Callable[[], Awaitable[T]],

@@ -24,7 +24,7 @@ class Parser(argparse.ArgumentParser):
     """The top-level option naming kiro-cli's database (`--db`): a command that does not take it
     itself does not read that database, so giving it there is a mistake worth saying."""
 
-    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]  # one of argparse's overloads
                    namespace: argparse.Namespace | None = None) -> argparse.Namespace:
         parsed, extras = self.parse_known_args(args, namespace)
         command = self.chosen_command(parsed)

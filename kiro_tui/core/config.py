@@ -85,7 +85,7 @@ def settings_from_mapping(data: dict[str, object], where: str) -> Settings:
                           'set it (e.g. notify_command = ["notify-send", "{label}", "{message}"])')
     if "webhook" in channels and not values.get("notify_webhook"):
         raise ConfigError(f"config file {where}: notify names \"webhook\" but notify_webhook is not set")
-    return Settings(**values)  # type: ignore[arg-type]
+    return Settings(**values)  # type: ignore[arg-type]  # each value was checked against its field above
 
 
 def _check(key: str, value: object, default: object, where: str) -> object:

@@ -179,7 +179,8 @@ class Engine:
         while not self._stopping.is_set():
             loops = [asyncio.create_task(self.watcher.loop(), name="watcher")]
             if self.network_error is None:
-                loops.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))  # type: ignore[union-attr]
+                assert self.scheduler is not None  # (built by start)
+                loops.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))
             stopper = asyncio.create_task(self._stopping.wait())
             try:
                 done, _ = await asyncio.wait([*loops, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -315,7 +316,8 @@ class Engine:
         self._network()
         if account_ids is None:
             account_ids = [a.id for a in self.store.accounts()]
-        results = await self.scheduler.refresh_now(account_ids, force)  # type: ignore[union-attr]
+        assert self.scheduler is not None  # (built by start)
+        results = await self.scheduler.refresh_now(account_ids, force)
         self._emit(AccountsChanged(frozenset(account_ids)))
         return results
 
@@ -327,7 +329,9 @@ class Engine:
     async def due_ids(self) -> list[str]:
         await self.start()
         now = self.clock.now()
-        return [a.id for a in self.store.accounts() if a.is_due(now, self.refresher.window_for(a.id))]  # type: ignore[union-attr]
+        refresher = self.refresher
+        assert refresher is not None  # (built by start)
+        return [a.id for a in self.store.accounts() if a.is_due(now, refresher.window_for(a.id))]
 
     def account_changed(self, account_id: str) -> None:
         """A person changed this account (or it is new): reschedule it and repaint it."""
@@ -416,7 +420,8 @@ class Engine:
 
         await self.start()
         self._network()
-        return LoginFlow(OidcClient(self._http, self.endpoints), self.q, self.clock)  # type: ignore[arg-type]
+        assert self._http is not None and self.q is not None  # (built by start)
+        return LoginFlow(OidcClient(self._http, self.endpoints), self.q, self.clock)
 
     async def start_login(self, request: LoginRequest) -> DeviceLogin:
         return await (await self.login_flow()).start(request)

@@ -51,7 +51,8 @@ async def fresh_token(engine: Engine, account_id: str, min_valid: float, wait: f
                                + (f" ({account.last_error})" if account.last_error else ""))
         engine._network()
         # through the scheduler: a stop (Ctrl-C, SIGTERM, SIGHUP) waits for it to commit
-        (result,) = await engine.scheduler.refresh_now(  # type: ignore[union-attr]
+        assert engine.scheduler is not None  # (built by start)
+        (result,) = await engine.scheduler.refresh_now(
             [account_id], force=False, unless_valid_for=timedelta(seconds=min_valid))
         if result.outcome is Outcome.BUSY:
             if waited >= wait:

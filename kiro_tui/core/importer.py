@@ -11,6 +11,7 @@ transaction; a login that cannot be stored is skipped with its reason, the other
 from __future__ import annotations
 
 import os
+import sqlite3
 import urllib.parse
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -215,7 +216,7 @@ def _same_session(store: AccountStore, mark: UnlinkMark, login: PlaceLogin) -> b
 
 
 def _import_login(
-    store: AccountStore, tx: object, login: PlaceLogin, kind: str, source: str, now: datetime, mode: Mode,
+    store: AccountStore, tx: sqlite3.Connection, login: PlaceLogin, kind: str, source: str, now: datetime, mode: Mode,
     automatic: bool, taken: _TakenIds,
 ) -> ImportedLogin:
     account = match_login(store, login, kind, source)
@@ -226,26 +227,26 @@ def _import_login(
                                Mode.FOLLOW if unwritable and mode is Mode.SYNC else mode, kind)
         taken.add(account.id)
         touch_updated(account, now)
-        store.save(account, tx)  # type: ignore[arg-type]
-        store.save_place(tx, Place(account.id, kind, source, login.key, PlaceRole.SOURCE))  # type: ignore[arg-type]
+        store.save(account, tx)
+        store.save_place(tx, Place(account.id, kind, source, login.key, PlaceRole.SOURCE))
         note = login.needs_login or (unwritable if account.mode is not mode else None)
         return _imported(account, login, ADDED, note, kind, source)
     if place is None or place.account_id != account.id:
-        store.save_place(tx, Place(account.id, kind, source, login.key,  # type: ignore[arg-type]
+        store.save_place(tx, Place(account.id, kind, source, login.key,
                                    place.role if place else PlaceRole.SOURCE))
     elif place.state is PlaceState.STALE and login.refresh_token == account.refresh_token:
-        store.save_place(tx, replace(place, state=PlaceState.IN_SYNC, detail=None))  # type: ignore[arg-type]
+        store.save_place(tx, replace(place, state=PlaceState.IN_SYNC, detail=None))
     if unwritable and account.mode is Mode.SYNC and account.source == source:
         # Refreshing it would spend the tool's own token and leave the tool logged out.
         account.mode = Mode.FOLLOW
         touch_updated(account, now)
-        store.save(account, tx)  # type: ignore[arg-type]
+        store.save(account, tx)
     if automatic and account.mode is Mode.OWN and account.health is not Health.NEEDS_LOGIN:
         return _imported(account, login, UNCHANGED, "own mode: refreshed by kiro-tui", kind, source)
     action, note = merge_login(account, login, spent=is_spent(store, account, login))
     if action != UNCHANGED:
         touch_updated(account, now)
-        store.save(account, tx)  # type: ignore[arg-type]
+        store.save(account, tx)
     return _imported(account, login, action, note, kind, source)
 
 

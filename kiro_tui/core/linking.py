@@ -45,7 +45,8 @@ async def link(engine: Engine, account_id: str, kind: str, path: Path | None = N
         engine.store.save_place(tx, place)
     engine.store.mark_unlinked(place, None, unlinked=False)
     await engine.start()
-    await engine.refresher.write_places_now(account.id, [place])  # type: ignore[union-attr]
+    assert engine.refresher is not None  # (built by start)
+    await engine.refresher.write_places_now(account.id, [place])
     engine.account_changed(account.id)
     return next(p for p in engine.store.places(account.id) if p.address == place.address)
 

@@ -278,9 +278,9 @@ class UsageRecord:
 
     @property
     def fraction(self) -> float | None:
-        if not self.known or not self.limit:
+        if self.used is None or not self.limit:
             return None
-        return self.used / self.limit  # type: ignore[operator]
+        return self.used / self.limit
 
 
 @dataclass

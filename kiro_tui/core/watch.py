@@ -209,7 +209,8 @@ class Watcher:
         assert engine.refresher is not None
         adopted = await engine.refresher.adopt_from_changed_places(looked=self.looked)
         for account_id in adopted:
-            engine.scheduler.schedule(account_id)  # type: ignore[union-attr]
+            assert engine.scheduler is not None  # (built by start, with the refresher)
+            engine.scheduler.schedule(account_id)
         if adopted:
             engine._emit(AccountsChanged(frozenset(adopted)))
 
@@ -231,7 +232,8 @@ class Watcher:
         known = self.known or {}
         changed = {i for i in accounts.keys() | known.keys() if accounts.get(i) != known.get(i)}
         self.known = accounts
-        engine.scheduler.schedule_all()  # type: ignore[union-attr]
+        assert engine.scheduler is not None  # (built by start, before any pass)
+        engine.scheduler.schedule_all()
         if changed:
             engine._emit(AccountsChanged(frozenset(changed)))
 

@@ -18,7 +18,7 @@ def kiro_cli_rows(
     registration: dict[str, object] | None,
     now: float,
 ) -> dict[str, object]:
-    expires_at = datetime.fromtimestamp(now, UTC) + timedelta(seconds=int(tokens["expiresIn"]))  # type: ignore[call-overload]
+    expires_at = datetime.fromtimestamp(now, UTC) + timedelta(seconds=int(tokens["expiresIn"]))  # type: ignore[call-overload]  # our own answer
     access, refresh = str(tokens["accessToken"]), str(tokens["refreshToken"])
     profile = user.profiles[0] if user.profiles else None
     auth_kv: dict[str, object] = {}
@@ -44,7 +44,7 @@ def kiro_cli_rows(
         reg = fmt.device_registration(
             str(registration["clientId"]),
             str(registration["clientSecret"]),
-            datetime.fromtimestamp(int(registration["clientSecretExpiresAt"]), UTC),  # type: ignore[call-overload]
+            datetime.fromtimestamp(int(registration["clientSecretExpiresAt"]), UTC),  # type: ignore[call-overload]  # our own answer
             user.region,
             list(KIRO_SCOPES),
         )

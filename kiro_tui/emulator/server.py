@@ -199,7 +199,8 @@ class EmulatorApp:
 
     def _add_fault(self, body: dict[str, object]) -> dict[str, object]:
         if "latency_ms" in body:
-            self.latency = max(0.0, float(body["latency_ms"]) / 1000)  # type: ignore[arg-type]
+            # a control request's JSON: a value of the wrong type is the test's mistake (a 500 says so)
+            self.latency = max(0.0, float(body["latency_ms"]) / 1000)  # type: ignore[arg-type]  # (see above)
         if "path" in body:
             kind = body.get("kind")
             if kind not in (None, "timeout", "reset", "malformed"):
@@ -208,9 +209,9 @@ class EmulatorApp:
                 raise ApiError(400, "", {"error": "bad_fault", "error_description": "give a status or a kind"})
             extra = {k: v for k, v in body.items() if k not in ("path", "count", "status", "kind", "seconds")}
             self.faults.append(Fault(
-                path=str(body["path"]), count=int(body.get("count", 1)),  # type: ignore[call-overload]
-                status=body.get("status"), kind=kind,  # type: ignore[arg-type]
-                seconds=float(body.get("seconds", 30.0)), overrides=extra,  # type: ignore[arg-type]
+                path=str(body["path"]), count=int(body.get("count", 1)),  # type: ignore[call-overload]  # (test's JSON)
+                status=body.get("status"), kind=kind,  # type: ignore[arg-type]  # (checked above)
+                seconds=float(body.get("seconds", 30.0)), overrides=extra,  # type: ignore[arg-type]  # (test's JSON)
             ))
         return {"faults": len(self.faults), "latency_ms": round(self.latency * 1000)}
 

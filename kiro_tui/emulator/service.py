@@ -169,7 +169,8 @@ class EmulatorState:
         if kind == "builder-id":
             start_url = start_url or BUILDER_ID_START_URL
         if kind == "idc":
-            self.idc_regions[start_url.rstrip("/")] = region  # type: ignore[union-attr]
+            assert start_url is not None  # (made above for an IdC user without one)
+            self.idc_regions[start_url.rstrip("/")] = region
         if profiles is None:
             social = [{"arn": SOCIAL_DEFAULT_PROFILE_ARN, "name": "Social_Default_Profile"}]
             profiles = social if kind == "social" else []
@@ -462,14 +463,14 @@ class EmulatorState:
             email=text_or_none(spec, "email"),
             region=str(spec.get("region") or "us-east-1"),
             start_url=text_or_none(spec, "start_url"),
-            profiles=spec.get("profiles"),  # type: ignore[arg-type]
+            profiles=spec.get("profiles"),  # type: ignore[arg-type]  # a test's JSON: a wrong shape is its mistake
             provider=str(spec.get("provider") or "github"),
         )
-        expires_in = int(spec.get("expires_in") or self.token_ttl)  # type: ignore[call-overload]
+        expires_in = int(spec.get("expires_in") or self.token_ttl)  # type: ignore[call-overload]  # (a test's JSON)
         registration = None
         client_id = None
         if kind in ("builder-id", "idc"):
-            reg_ttl = int(spec.get("registration_expires_in") or REGISTRATION_TTL)  # type: ignore[call-overload]
+            reg_ttl = int(spec.get("registration_expires_in") or REGISTRATION_TTL)  # type: ignore[call-overload]  # (same)
             registration = self._register(user.region, list(KIRO_SCOPES), ttl=reg_ttl)
             client_id = str(registration["clientId"])
         tokens = self.issue_tokens(user, client_id, ttl=expires_in,

@@ -17,7 +17,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App
 from textual.notifications import SeverityLevel
@@ -197,11 +197,11 @@ def make_app(
     endpoints: Endpoints,
     kiro_cli_db: Path | None,
     kiro_cli_candidates: list[Path] | None = None,
-    **options: object,
+    **options: Any,  # KiroTuiApp's own keywords, passed on
 ) -> KiroTuiApp:
     """The one way to build the app: the CLI, `kiro-tui demo`, the tests and the screenshot script."""
     candidates = kiro_cli_candidates if kiro_cli_candidates is not None else ([kiro_cli_db] if kiro_cli_db else [])
-    return KiroTuiApp(store_path, settings, clock, endpoints, kiro_cli_db, candidates, **options)  # type: ignore[arg-type]
+    return KiroTuiApp(store_path, settings, clock, endpoints, kiro_cli_db, candidates, **options)
 
 
 HANGUP_GRACE = 5.0

@@ -188,10 +188,10 @@ def parse_usage(body: dict[str, Any]) -> Usage:
     reset_at = None
     if isinstance(reset, int | float) and not isinstance(reset, bool) and reset > 0:
         reset_at = datetime.fromtimestamp(reset / 1000 if reset >= 1e12 else reset, UTC)
-    user = body.get("userInfo") if isinstance(body.get("userInfo"), dict) else {}
-    sub = body.get("subscriptionInfo") if isinstance(body.get("subscriptionInfo"), dict) else {}
-    email = user.get("email") if isinstance(user.get("email"), str) else None  # type: ignore[union-attr]
-    title = sub.get("subscriptionTitle") if isinstance(sub.get("subscriptionTitle"), str) else None  # type: ignore[union-attr]
+    user, sub = body.get("userInfo"), body.get("subscriptionInfo")
+    email = user.get("email") if isinstance(user, dict) else None
+    title = sub.get("subscriptionTitle") if isinstance(sub, dict) else None
+    email, title = (email if isinstance(email, str) else None), (title if isinstance(title, str) else None)
     return Usage(used=used, limit=limit, reset_at=reset_at, email=email, subscription=title)
 
 

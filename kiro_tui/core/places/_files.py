@@ -27,7 +27,7 @@ from kiro_tui.core.places.base import PlaceError
 try:  # POSIX: an advisory lock so two kiro-tui processes never interleave a read-modify-write
     import fcntl
 except ImportError:  # pragma: no cover - Windows: the atomic rename is all there is
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # (no module there)
 
 MAX_PLACE_BYTES = 1024 * 1024
 """No token file comes near this; a bigger file is the wrong file, and we do not read it all."""
@@ -163,6 +163,14 @@ class JsonDoc:
     @property
     def mode(self) -> int:
         return stat.S_IMODE(self.st.st_mode)
+
+    @property
+    def mapping(self) -> dict[str, object]:
+        """The JSON object at the top (what every format holds); anything else is refused by name."""
+        if not isinstance(self.data, dict):
+            raise PlaceError(f"{self.path} holds a JSON {json_type(self.data)}, not an object; "
+                             "check that this is the right file")
+        return self.data
 
     def with_values(self, values: dict[str, object]) -> bytes:
         """The document with these top-level members set: an existing member's value is

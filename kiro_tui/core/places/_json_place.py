@@ -164,7 +164,7 @@ class JsonFilePlace:
         try:
             with locked_json(path, self.what, timeout) as doc:
                 self.check_shape(doc)
-                fields = Fields(doc.data, self.native)  # type: ignore[arg-type]
+                fields = Fields(doc.mapping, self.native)
                 held = fields.refresh_fingerprint()
                 if held is not None and held == fingerprint(copy.refresh_token):
                     if _expiry(fields) >= copy.expires_at:
@@ -222,7 +222,7 @@ class JsonFilePlace:
         try:
             with locked_json(path, self.what, timeout) as doc:
                 self.check_shape(doc)
-                found = Fields(doc.data, self.native).refresh_fingerprint()  # type: ignore[arg-type]
+                found = Fields(doc.mapping, self.native).refresh_fingerprint()
                 if frozenset({found} - {None}) != held:
                     raise PlaceChanged(path)
                 atomic_write(path, data, doc.mode, owner=(doc.st.st_uid, doc.st.st_gid))

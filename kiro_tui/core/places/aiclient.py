@@ -56,7 +56,7 @@ class AiClientPlace(JsonFilePlace):
         return sorted(found)
 
     def parse(self, doc: JsonDoc, now: datetime) -> PlaceLogin:
-        data = dict(doc.data)  # type: ignore[call-overload]
+        data = dict(doc.mapping)
         _merge_folder(doc.path, data)
         fields = Fields(data, "camel")
         where = f"{self.what} {doc.path}"

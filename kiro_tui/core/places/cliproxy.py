@@ -70,7 +70,7 @@ class CliProxyPlace(JsonFilePlace):
                              f"{str(kind)[:40]!r}); kiro-tui leaves other providers' files alone")
 
     def parse(self, doc: JsonDoc, now: datetime) -> PlaceLogin:
-        fields = Fields(doc.data, "snake")  # type: ignore[arg-type]
+        fields = Fields(doc.mapping, "snake")
         where = f"{self.what} {doc.path}"
         method = words(fields.text("auth_method"))
         email = fields.text("email")

@@ -88,7 +88,7 @@ class GatewayPlace(JsonFilePlace):
         super().check_shape(doc)
 
     def parse(self, doc: JsonDoc, now: datetime) -> PlaceLogin:
-        fields = Fields(doc.data, "camel")  # type: ignore[arg-type]
+        fields = Fields(doc.mapping, "camel")
         where = f"{self.what} {doc.path}"
         method, provider = words(fields.text("auth_method")), fields.text("provider")
         region = fields.text("region")
@@ -226,7 +226,7 @@ class GatewayDbPlace(KiroCliPlace):
     rereads_before_refresh: float | None = 600.0  # kiro-gateway reloads its SQLite file when within 600 s of expiry
 
     @property
-    def finding(self) -> str:  # type: ignore[override]
+    def finding(self) -> str:  # type: ignore[override]  # a property where the other formats have a constant
         if os.environ.get(DB_FILE_ENV):  # named: found, or kiro-cli's own database (read as kiro-cli)
             return ""
         return (f"kiro-gateway's database is wherever its {DB_FILE_ENV} says, and it is not set here: name it "

@@ -86,7 +86,7 @@ class KiroIdePlace(JsonFilePlace):
         return None
 
     def parse(self, doc: JsonDoc, now: datetime) -> PlaceLogin:
-        fields = Fields(doc.data, "camel")  # type: ignore[arg-type]
+        fields = Fields(doc.mapping, "camel")
         where = f"{self.what} {doc.path}"
         method, provider = words(fields.text("auth_method")), fields.text("provider")
         region, token_endpoint = fields.text("region"), fields.text("token_endpoint")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
 from textual.widgets import Static
 
@@ -36,8 +38,8 @@ def render_big(code: str) -> str:
 class BigCode(Static):
     """Shows `code` in large type; the plain code stays selectable in `plain`."""
 
-    def __init__(self, code: str = "", **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, code: str = "", **kwargs: Any) -> None:  # Static's own keywords, passed on
+        super().__init__(**kwargs)
         self.plain = code
         self.show(code)
 

@@ -100,7 +100,7 @@ class AccountDetail(VerticalScroll):
         if signature == self.shown:
             return
         self.shown = signature
-        body.update(content, layout=False)  # type: ignore[arg-type]
+        body.update(content, layout=False)  # type: ignore[arg-type]  # a Rich renderable, which Static takes
         # A layout reflows the whole screen, the table's every visible row with it: only when the
         # panel's height changes, not for a countdown ticking (once a second, for the selected row).
         width = body.size.width
