@@ -162,6 +162,28 @@ async def test_after_quiet_passes_a_change_or_a_place_to_look_at_again_is_still_
     assert engine.store.get(proxy.account_id).refresh_token == "aorAAAAAGafter-quiet"  # type: ignore[union-attr]
 
 
+async def test_a_tool_s_change_to_a_held_account_s_place_is_taken_once_the_store_has_its_token(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While an account's token is held (the store would not take it), a tool's rewrite of its
+    place waits; it is not forgotten, and is taken at the first pass after."""
+    await engine.watch_pass()
+    refresher = engine.refresher
+    assert refresher is not None
+    proxy = next(p for p in engine.store.places() if p.kind == "cliproxy")
+    record = json.loads(Path(proxy.path).read_text())
+    newer = engine.store.get(proxy.account_id).expires_at + timedelta(hours=1)  # type: ignore[union-attr]
+    record.update(access_token="aoaAAAAAGwhile-held", refresh_token="aorAAAAAGwhile-held", expires_at=go_rfc3339(newer))
+    Path(proxy.path).write_text(json.dumps(record))
+
+    every = engine.store.places()
+    monkeypatch.setitem(refresher.held, proxy.account_id, object())  # (only whether it is held is asked)
+    assert await refresher.adopt_from_changed_places(looked=await refresher.look_at_places(every)) == set()
+    monkeypatch.delitem(refresher.held, proxy.account_id)
+    assert await refresher.adopt_from_changed_places(looked=await refresher.look_at_places(every)) \
+        == {proxy.account_id}
+    assert engine.store.get(proxy.account_id).refresh_token == "aorAAAAAGwhile-held"  # type: ignore[union-attr]
+
+
 async def test_what_a_place_holds_is_read_again_only_when_its_file_changed(
         engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     views = (await engine.views()).views

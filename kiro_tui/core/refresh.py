@@ -290,15 +290,21 @@ class Refresher:
         place that holds the account's own token has its siblings written too. An account being
         refreshed is looked at again next pass. Returns the accounts whose token was taken."""
         adopted: set[str] = set()
-        for account_id, paths in (await self.places.changed(every, looked)).items():
-            if account_id in self.held:
-                continue
-            async with self._exclusive(account_id) as mine:
-                if mine:
-                    if await self._adopt_or_pass_on(account_id, paths):
-                        adopted.add(account_id)
+        changed = list((await self.places.changed(every, looked)).items())
+        for done, (account_id, paths) in enumerate(changed):
+            try:
+                if account_id in self.held:  # its token waits for the store: its places, for the next pass
+                    self.places.look_again(paths)
                     continue
-            self.places.look_again(paths)
+                async with self._exclusive(account_id) as mine:
+                    if mine:
+                        if await self._adopt_or_pass_on(account_id, paths):
+                            adopted.add(account_id)
+                        continue
+                self.places.look_again(paths)
+            except BaseException:  # (the store failed, a stop): what is left is looked at next pass
+                self.places.look_again([path for _, rest in changed[done:] for path in rest])
+                raise
         return adopted
 
     async def _adopt_or_pass_on(self, account_id: str, paths: list[str]) -> bool:
