@@ -84,16 +84,18 @@ def rescue_dir(store: AccountStore) -> Path:
 
 def commit_new_token(store: AccountStore, sync: PlaceSync, account: Account, *, replaced: str | None,
                      lineage: list[str | None], refreshed_at: datetime, now: datetime, places: list[Place],
-                     moved_on: bool, entry: RefreshLogEntry | None = None) -> None:
+                     moved_on: bool, entry: RefreshLogEntry | None = None, profile_arn: str | None = None) -> None:
     """The one transaction that stores a new token (a refresh's answer, or a held token later):
     the account's token and health, its lineage, every place to write marked pending (from the
     token `replaced`, by fingerprint) and, when the token `moved_on`, the places kiro-tui does
-    not write marked stale. Raises StoreError when the store will not take it."""
+    not write marked stale; a new `profile_arn` the answer named, too (no commit of its own).
+    Raises StoreError when the store will not take it."""
+    details: dict[str, object] = {"profile_arn": profile_arn} if profile_arn else {}
     with store.transaction() as tx:
         store.update(
             account.id, tx, access_token=account.access_token, refresh_token=account.refresh_token,
             expires_at=account.expires_at, health=Health.OK, last_error=None, consecutive_failures=0,
-            next_refresh_at=None, last_refresh_at=refreshed_at,
+            next_refresh_at=None, last_refresh_at=refreshed_at, **details,
         )
         store.add_lineage(tx, account.id, lineage, now)
         for place in places:

@@ -372,11 +372,13 @@ class Refresher:
         account.consecutive_failures, account.next_refresh_at = 0, None
         account.last_refresh_at = now
         warnings = list(token.warnings)
-        held = self._commit_token(account, spent, now, duration, warnings)
+        profile_arn = self._new_profile_arn(account, token, warnings)
+        held = self._commit_token(account, spent, now, duration, warnings, profile_arn)
         if held is not None and held.rescue is None:
             await self.holding.rescue_into_places(account, held, self.places)
         if held is None:
-            warnings += self._commit_details(account, token)
+            if profile_arn:
+                account.profile_arn = profile_arn
             self.backing_off.pop(account.id, None)
             if spent and account.refresh_token != spent:
                 await self.write_places(account)
@@ -388,7 +390,7 @@ class Refresher:
         return result
 
     def _commit_token(self, account: Account, spent: str | None, now: datetime, duration: int,
-                      warnings: list[str]) -> HeldToken | None:
+                      warnings: list[str], profile_arn: str | None = None) -> HeldToken | None:
         """Commit the new tokens (and mark every place to write as pending) in one durable
         transaction. If the store will not take it, hold the token instead; returns it then."""
         moved_on = bool(spent) and account.refresh_token != spent
@@ -399,7 +401,7 @@ class Refresher:
             try:
                 commit_new_token(self.store, self.places, account, replaced=fingerprint(spent),
                                  lineage=[spent, account.refresh_token], refreshed_at=now, now=now, places=places,
-                                 moved_on=moved_on, entry=entry)
+                                 moved_on=moved_on, entry=entry, profile_arn=profile_arn)
                 break
             except StoreError as exc:
                 if attempt == 1 and getattr(exc, "reason", None) in ("disk full", "disk I/O error") \
@@ -414,16 +416,19 @@ class Refresher:
         self._store_ok()
         return None
 
-    def _commit_details(self, account: Account, token: TokenResult) -> list[str]:
-        """Fields of the answer beyond the token, each on its own: a bad one is dropped, named."""
-        warnings = []
-        if token.profile_arn and token.profile_arn != account.profile_arn:
-            try:
-                self.store.update(account.id, profile_arn=token.profile_arn)
-                account.profile_arn = token.profile_arn
-            except StoreError as exc:
-                warnings.append(f"profileArn not saved: {exc}")
-        return warnings
+    @staticmethod
+    def _new_profile_arn(account: Account, token: TokenResult, warnings: list[str]) -> str | None:
+        """The profile ARN the answer names when it is new, stored by the token's own commit; one
+        that cannot be stored (not text) is dropped, named, and never puts the token at risk."""
+        arn = token.profile_arn
+        if not arn or arn == account.profile_arn:
+            return None
+        try:
+            arn.encode("utf-8")
+        except UnicodeEncodeError:
+            warnings.append("profileArn not saved: it holds characters that cannot be stored (unpaired surrogates)")
+            return None
+        return arn
 
     # ------------------------------------------------------------------ tokens held in memory
 

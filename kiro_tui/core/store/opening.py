@@ -291,19 +291,21 @@ class StoreFile:
         return True
 
     def probe_commit(self) -> None:
-        """Prove, before a refresh token is spent, that the new one's commit can land: a durable
-        write that must reach the disk (a read-only file or folder, a lock, a `-shm` SQLite cannot
-        map, a database at its size limit all fail here), and room on the file system for the
-        commit's pages in the WAL (SQLite grows the -wal file until a checkpoint; on a full disk
-        that is where a commit fails). Nearly full: a checkpoint gives the WAL's space back
-        first. Raises StoreWriteError naming the cause."""
+        """Prove, before a refresh token is spent, that the new one's commit can land: a write
+        that goes through SQLite's whole write path into the WAL (a read-only file or folder, a
+        lock, a `-shm` SQLite cannot map, a database at its size limit, no room for the WAL to
+        grow all fail here), and room on the file system for the commit's pages (on a full disk
+        the WAL is where a commit fails). Nearly full: a checkpoint gives the WAL's space back
+        first. Not fsynced: the refresh's own commit is, and a disk that takes the write but
+        fails the fsync fails that commit, which holds the token (core/held.py). Raises
+        StoreWriteError naming the cause."""
         if _out_of_space(self.path.parent):
             self.make_room()
             if _out_of_space(self.path.parent):
                 free = _free_bytes(self.path.parent) or 0
                 raise StoreWriteError(f"the account store {self.path} is not writable: disk full "
                                       f"({free // 1024} KB free); free some space", "disk full")
-        with self.transaction() as tx:
+        with self.transaction(durable=False, places=False) as tx:
             tx.execute("INSERT OR REPLACE INTO preferences (key, value) VALUES ('probe', '1')")
             tx.execute("DELETE FROM preferences WHERE key = 'probe'")
 
