@@ -18,6 +18,16 @@ if TYPE_CHECKING:
     from kiro_tui.emulator import Emulator
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """kiro-tui's bytecode written once, by the controller, as an install has it: where
+    PYTHONDONTWRITEBYTECODE is set (this machine sets it), every worker and every `kiro-tui`
+    process a test starts would compile its modules again (0.1 s of CPU each)."""
+    if not hasattr(config, "workerinput"):
+        from benchmarks.harness import compile_bytecode
+
+        compile_bytecode()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Slow tests first (the grouped multi-process run before them): under xdist they start at
     once, and their real seconds of waiting overlap the quick tests on the other worker instead
