@@ -72,16 +72,21 @@ def from_column(name: str, value: object) -> object:
     return value
 
 
-def time_or_none(value: object) -> datetime | None:
-    if value is None:
-        return None
-    if type(value) is str and value.endswith("Z"):  # our own format: the fast path
+def _ours(value: object) -> datetime | None:
+    """A time in our own format (`format_timestamp`), read fast; None for anything else."""
+    if type(value) is str and value.endswith("Z"):
         try:
             return datetime.fromisoformat(value)
         except ValueError:
-            pass
+            return None
+    return None
+
+
+def time_or_none(value: object) -> datetime | None:
+    if value is None:
+        return None
     try:
-        return parse_timestamp(value)
+        return _ours(value) or parse_timestamp(value)
     except TimestampError:
         return None
 
@@ -91,8 +96,7 @@ def _decoder(name: str) -> Callable[[object], object] | None:
     common case first: None for a column read as it is (a row is decoded for every account
     listed, so the per-value work is kept small)."""
     if name in _DATETIME_FIELDS:
-        return lambda value: (datetime.fromisoformat(value) if type(value) is str and value.endswith("Z")
-                              else from_column(name, value))
+        return lambda value: _ours(value) or from_column(name, value)
     if name in _ENUM_FIELDS:
         members = _ENUM_FIELDS[name]._value2member_map_
         return lambda value: members.get(value) or from_column(name, value)
