@@ -217,13 +217,12 @@ class PlaceSync:
         own writes keep it current. A file is stat-ed (with its -wal, for a database) when the
         kernel reports a change in its folder, when it cannot tell, when the file is new to the
         pass, and every `FULL_LOOK_EVERY` passes; otherwise it looks as it did at the last pass."""
-        kinds: dict[str, bool] = {}
+        kinds: dict[str, bool] = {}  # whether a kind is a database, asked once per kind
         databases: dict[str, bool] = {}
         for place in places:
-            if place.path not in databases:
-                database = kinds.get(place.kind)
-                databases[place.path] = kinds.setdefault(place.kind, is_database(place.kind)) \
-                    if database is None else database
+            if place.kind not in kinds:
+                kinds[place.kind] = is_database(place.kind)
+            databases.setdefault(place.path, kinds[place.kind])
         before = self._looked
         looked = await asyncio.to_thread(self._look, databases)
         if looked is not before and looked != before:
