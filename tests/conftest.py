@@ -10,12 +10,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.support.kiro_cli_db import KiroCliDb
 from tests.support.run import InProcessCli
 
 if TYPE_CHECKING:
     from kiro_tui.emulator import Emulator
+
+
+# Property tests check what an input does, never how fast it is made: on two cores shared by four
+# workers a generated example can take a second, and the too_slow health check failed a run for
+# the machine's load, not for kiro-tui.
+settings.register_profile("kiro-tui", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("kiro-tui")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -44,7 +44,7 @@ token_fields = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300)
 @given(key=st.sampled_from([k.key for k in TOKEN_KEYS]), value=token_fields | json_values,
        as_bytes=st.booleans())
 def test_any_token_value_is_imported_faithfully_or_refused_with_a_message(key: str, value: object,
@@ -67,7 +67,7 @@ def test_any_token_value_is_imported_faithfully_or_refused_with_a_message(key: s
         assert login.needs_login
 
 
-@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     text=st.text(max_size=40),
     secret=st.text(min_size=1, max_size=200),
