@@ -1,4 +1,5 @@
-"""A corpus of broken and unusual kiro-cli databases, each run through the installed command.
+"""A corpus of broken and unusual kiro-cli databases, each run through the installed command
+(the seed before it and the `list` after it run in process: they are not what is tested).
 
 Every case ends in a clear message or a correct import, with the documented exit code, no
 traceback, and, on error, the store exactly as it was.
@@ -22,7 +23,7 @@ from tests.support.kiro_cli_db import (
     rfc3339,
     token,
 )
-from tests.support.run import run_cli
+from tests.support.run import InProcessCli, run_cli
 
 SOON = datetime.now(UTC) + timedelta(hours=1)
 IST = timezone(timedelta(hours=5, minutes=30))
@@ -202,10 +203,10 @@ def test_the_corpus_is_big_enough() -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_corpus_case(case: Case, kiro_tui_exe: str, isolated_dirs: Path, tmp_path: Path) -> None:
+def test_corpus_case(case: Case, kiro_tui_exe: str, cli: InProcessCli, isolated_dirs: Path, tmp_path: Path) -> None:
     seed = KiroCliDb(tmp_path / "seed" / "data.sqlite3")
     seed.put_oidc(start_url="https://d-seed.awsapps.com/start")
-    assert run_cli(kiro_tui_exe, "import", "--db", str(seed.path)).code == 0
+    assert cli("import", "--db", str(seed.path)).code == 0
     before = store_snapshot(isolated_dirs)
     folder = tmp_path / "case"
     folder.mkdir()
@@ -238,5 +239,5 @@ def test_corpus_case(case: Case, kiro_tui_exe: str, isolated_dirs: Path, tmp_pat
         assert len(store_snapshot(isolated_dirs)) == len(before) + case.accounts
     if digest is not None and case.name != "login only in the wal":
         assert db.read_bytes() == digest  # read-only, always
-    listed = run_cli(kiro_tui_exe, "list", "--json")
+    listed = cli("list", "--json")
     assert listed.code == 0  # whatever was imported can be shown
