@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from kiro_tui.emulator import Emulator
 
 
+# The suite's own modules are cached as compiled (and, for the tests, assertion-rewritten)
+# bytecode, as pytest does by default: where PYTHONDONTWRITEBYTECODE is set (this machine sets
+# it), every xdist worker of both phases rewrote every test module again, 2.7 s of CPU each.
+sys.dont_write_bytecode = False
+
 # Property tests check what an input does, never how fast it is made: on two cores shared by four
 # workers a generated example can take a second, and the too_slow health check failed a run for
 # the machine's load, not for kiro-tui.
