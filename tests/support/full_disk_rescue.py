@@ -27,6 +27,19 @@ def run(exe: str, env: dict[str, str], *args: str) -> dict[str, object]:
     return {"code": done.returncode, "out": done.stdout, "err": done.stderr}
 
 
+def imported(env: dict[str, str], dbs: list[str]) -> list[int]:
+    """Each database imported by `kiro-tui import --db`, run in this process: the imports only set
+    the scene (twelve processes of their own cost 2 s of CPU a run), the steps after them are the test."""
+    import contextlib
+    import io
+
+    from kiro_tui.cli import main as kiro_tui
+
+    os.environ.update(env)
+    with contextlib.redirect_stdout(io.StringIO()):
+        return [kiro_tui(["import", "--db", db]) for db in dbs]
+
+
 def main(root: Path, url: str, exe: str, dbs: list[str], state_on_full_disk: bool,
          with_reader: bool) -> dict[str, object]:
     full = root / "full"
@@ -36,7 +49,7 @@ def main(root: Path, url: str, exe: str, dbs: list[str], state_on_full_disk: boo
            "XDG_STATE_HOME": str((full if state_on_full_disk else root) / "state"), "HOME": str(root),
            "KIRO_TUI_ENDPOINT_URL": url}
     env.pop("XDG_RUNTIME_DIR", None)  # the runtime folder is the host's: not part of this test
-    steps: dict[str, object] = {"imports": [run(exe, env, "import", "--db", db)["code"] for db in dbs]}
+    steps: dict[str, object] = {"imports": imported(env, dbs)}
     reader = None
     if with_reader:  # another kiro-tui reading the store (a TUI, a `list`): no checkpoint can give space back
         reader = sqlite3.connect(full / "data" / "kiro-tui" / "accounts.db", isolation_level=None)
