@@ -1,6 +1,7 @@
 """`kiro-tui service install|uninstall|status`: the unit and the plist as written, and the
 service manager driven through stand-in `systemctl` / `launchctl` commands on PATH that
-record their arguments (the real ones would start a service on the test machine)."""
+record their arguments (the real ones would start a service on the test machine). The first
+test runs the installed command, whose own path the unit names; the rest run it in process."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.run import run_cli
+from tests.support.run import InProcessCli, run_cli
 
 STANDIN = r"""#!/bin/sh
 # Records its arguments, one JSON array a line; answers like the real command would.
@@ -89,48 +90,48 @@ def test_systemd_install_writes_a_unit_systemd_accepts_and_enables_it(kiro_tui_e
     assert (after["installed"], after["enabled"]) == (False, False)
 
 
-def test_no_start_only_writes_the_file(kiro_tui_exe, isolated_dirs, standins) -> None:
-    done = run_cli(kiro_tui_exe, "service", "install", "--manager", "systemd", "--no-start", env=standins["env"])
+def test_no_start_only_writes_the_file(cli: InProcessCli, isolated_dirs, standins) -> None:
+    done = cli("service", "install", "--manager", "systemd", "--no-start", env=standins["env"])
     assert done.code == 0, done.err
     assert unit_file(isolated_dirs).exists()
     assert calls(standins, "systemctl") == []
     assert "systemctl --user enable --now kiro-tui.service" in done.out
 
 
-def test_a_unit_written_by_someone_else_is_kept_without_force(kiro_tui_exe, isolated_dirs, standins) -> None:
+def test_a_unit_written_by_someone_else_is_kept_without_force(cli: InProcessCli, kiro_tui_exe, isolated_dirs, standins) -> None:
     unit = unit_file(isolated_dirs)
     unit.parent.mkdir(parents=True)
     unit.write_text("[Service]\nExecStart=/usr/bin/their-own\n")
-    refused = run_cli(kiro_tui_exe, "service", "install", env=standins["env"])
+    refused = cli("service", "install", env=standins["env"])
     assert refused.code == 1
     assert f"{unit} exists and was not written by kiro-tui" in refused.err and "--force" in refused.err
     assert unit.read_text() == "[Service]\nExecStart=/usr/bin/their-own\n"
-    assert run_cli(kiro_tui_exe, "service", "uninstall", env=standins["env"]).code == 1
+    assert cli("service", "uninstall", env=standins["env"]).code == 1
     assert unit.exists()
-    forced = run_cli(kiro_tui_exe, "service", "install", "--force", env=standins["env"])
+    forced = cli("service", "install", "--force", env=standins["env"])
     assert forced.code == 0, forced.err
     assert "ExecStart=" + kiro_tui_exe in unit.read_text()
-    again = run_cli(kiro_tui_exe, "service", "install", env=standins["env"])  # ours now: updated in place
+    again = cli("service", "install", env=standins["env"])  # ours now: updated in place
     assert again.code == 0, again.err
 
 
-def test_no_manager_is_said_in_one_line_with_the_command_to_run_by_hand(kiro_tui_exe, isolated_dirs,
+def test_no_manager_is_said_in_one_line_with_the_command_to_run_by_hand(cli: InProcessCli, isolated_dirs,
                                                                         standins) -> None:
     (standins["dir"] / "systemctl.broken").touch()  # `systemctl --user` does not answer (a container)
-    done = run_cli(kiro_tui_exe, "service", "install", env=standins["env"])
+    done = cli("service", "install", env=standins["env"])
     assert done.code == 1
     assert len(done.err.strip().splitlines()) == 1 and "`kiro-tui watch`" in done.err
     assert not unit_file(isolated_dirs).exists()
-    status = run_cli(kiro_tui_exe, "service", "status", "--json", env=standins["env"])
+    status = cli("service", "status", "--json", env=standins["env"])
     assert status.code == 0
     assert status.json() == {"manager": None, "unit_path": None, "installed": False, "enabled": False,
                              "runners": []}
 
 
-def test_secrets_in_the_environment_are_not_written(kiro_tui_exe, isolated_dirs, standins) -> None:
+def test_secrets_in_the_environment_are_not_written(cli: InProcessCli, isolated_dirs, standins) -> None:
     env = {**standins["env"], "HTTPS_PROXY": "http://me:hunter2@proxy.example:3128",
            "NO_PROXY": "localhost", "AWS_SECRET_ACCESS_KEY": "abc123secret"}
-    done = run_cli(kiro_tui_exe, "service", "install", env=env)
+    done = cli("service", "install", env=env)
     assert done.code == 0, done.err
     text = unit_file(isolated_dirs).read_text()
     assert "hunter2" not in text and "abc123secret" not in text and "HTTPS_PROXY" not in text
@@ -138,8 +139,8 @@ def test_secrets_in_the_environment_are_not_written(kiro_tui_exe, isolated_dirs,
     assert "HTTPS_PROXY holds a password" in done.err
 
 
-def test_launchd_agent_is_a_plist_and_is_bootstrapped(kiro_tui_exe, isolated_dirs, standins) -> None:
-    done = run_cli(kiro_tui_exe, "service", "install", "--manager", "launchd", env=standins["env"])
+def test_launchd_agent_is_a_plist_and_is_bootstrapped(cli: InProcessCli, kiro_tui_exe, isolated_dirs, standins) -> None:
+    done = cli("service", "install", "--manager", "launchd", env=standins["env"])
     assert done.code == 0, done.err
     plist = isolated_dirs / "Library" / "LaunchAgents" / "io.github.kiro-tui.watch.plist"
     agent = plistlib.loads(plist.read_bytes())
@@ -152,10 +153,10 @@ def test_launchd_agent_is_a_plist_and_is_bootstrapped(kiro_tui_exe, isolated_dir
     domain = f"gui/{os.getuid()}"
     assert calls(standins, "launchctl") == [["bootout", f"{domain}/io.github.kiro-tui.watch"],
                                             ["bootstrap", domain, str(plist)]]
-    status = run_cli(kiro_tui_exe, "service", "status", "--manager", "launchd", "--json", env=standins["env"])
+    status = cli("service", "status", "--manager", "launchd", "--json", env=standins["env"])
     assert (status.json()["installed"], status.json()["enabled"]) == (True, True)
 
-    gone = run_cli(kiro_tui_exe, "service", "uninstall", "--manager", "launchd", env=standins["env"])
+    gone = cli("service", "uninstall", "--manager", "launchd", env=standins["env"])
     assert gone.code == 0, gone.err
     assert not plist.exists()
     assert calls(standins, "launchctl")[-1] == ["bootout", f"{domain}/io.github.kiro-tui.watch"]
