@@ -169,6 +169,7 @@ SCENARIOS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_refresh_all_on_a_full_disk_loses_no_login(kiro_tui_exe, tmp_path, scenario) -> None:
     """The store on a 4 MB tmpfs that fills while 12 sync-mode refreshes are on the wire (the

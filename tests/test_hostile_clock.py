@@ -177,6 +177,7 @@ def test_the_shim_shifts_only_the_wall_clock(realtime_shim: Path, tmp_path: Path
                                                 text=True, check=True).stdout.split())
     assert 7190 < wall - time.time() < 7210 and 7190 < now - time.time() < 7210
     assert abs(mono - time.monotonic()) < 60
+@pytest.mark.slow
 
 
 def test_watch_refreshes_every_expired_login_within_30_s_of_a_two_hour_jump_and_no_storm_after_a_jump_back(

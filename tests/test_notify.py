@@ -55,6 +55,7 @@ def until(predicate, timeout: float = 20):  # type: ignore[no-untyped-def]
             return
         time.sleep(0.05)
     raise AssertionError("never happened")
+@pytest.mark.slow
 
 
 def test_a_revoked_login_under_watch_gives_one_desktop_notification(kiro_tui_exe, isolated_dirs, kiro_db,
@@ -88,6 +89,7 @@ def test_a_revoked_login_under_watch_gives_one_desktop_notification(kiro_tui_exe
     assert "log in again" in notice["body"] and "kiro-tui login" in notice["body"]
     for secret in secrets_of(seeded):
         assert secret not in json.dumps(notice)
+@pytest.mark.slow
 
 
 def test_command_and_webhook_each_hear_it_once(kiro_tui_exe, isolated_dirs, kiro_db, live_emulator,

@@ -217,6 +217,7 @@ async def _run_beside_the_ide(tmp_path: Path, emulator, emulator_time, http, end
     refreshes = [r for r in emulator.requests() if r["operation"] in ("RefreshToken", "CreateToken")]
     return {"events": [e["event"] for e in events], "refreshes": refreshes, "registrations": registrations,
             "bad": [e for e in events if e["event"] in ("bad-file", "error")]}
+@pytest.mark.slow
 
 
 async def test_beside_the_ide_kiro_tui_goes_first_and_the_ide_never_logs_out(tmp_path: Path, emulator, emulator_time,

@@ -12,6 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from kiro_tui.core.aws.transport import make_http_client
 from kiro_tui.core.clock import SystemClock
 from kiro_tui.core.importer import new_account_id
@@ -35,6 +37,7 @@ def scan(texts: dict[str, str], secrets: list[str]) -> list[str]:
         for match in TOKEN_SHAPED.findall(text):
             leaks.append(f"{where}: token-shaped text {match[:8]}…")
     return leaks
+@pytest.mark.slow
 
 
 async def test_nothing_kiro_tui_writes_or_shows_holds_a_secret(

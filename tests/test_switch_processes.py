@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from kiro_tui.core.store import AccountStore
 from kiro_tui.demo import account_from_seed
 from tests.support.run import run_cli
@@ -63,6 +65,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def _events(log: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+@pytest.mark.slow
 
 
 def test_use_switches_the_ide_three_times_and_every_switch_back_finds_a_live_login(

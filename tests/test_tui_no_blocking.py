@@ -51,6 +51,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from textual import events
 
 from benchmarks.harness import LoopStallMonitor
@@ -246,6 +247,7 @@ def check_the_scenario_happened(seen: dict[str, object]) -> None:
     shown = "\n".join(seen["toasts"])  # type: ignore[arg-type]
     assert "Imported from kiro-cli" in shown and "Mode:" in shown, shown
     assert "refreshed; expires" in shown, shown  # the `r` answer
+@pytest.mark.slow
 
 
 async def test_the_loop_never_stalls_while_the_store_is_locked(tmp_path, emulator, emulator_time, kiro_db) -> None:
@@ -257,6 +259,7 @@ async def test_the_loop_never_stalls_while_the_store_is_locked(tmp_path, emulato
         f"write lock: something waited on the store on the UI loop.\n{monitor.report()}")
     check_the_scenario_happened(seen)
     print(f"\nworst stall {monitor.worst * 1000:.0f} ms; {monitor.report()}")
+@pytest.mark.slow
 
 
 async def test_no_sqlite_file_or_socket_call_runs_on_the_loop(tmp_path, emulator, emulator_time, kiro_db) -> None:
