@@ -251,7 +251,9 @@ async def test_concurrency_is_bounded_and_single_flight(rig: Rig) -> None:
     ids = [rig.add_own(kind="social", email=f"c{i}@example.com", expires_in=60)[0] for i in range(12)]
     control(rig.emulator, "faults", {"latency_ms": 30})
     running, peak, per_account = 0, 0, {}
-    original = rig.refresher._call
+    settings = Settings(concurrency=3)  # the engine gives both the same settings
+    refresher = rig.new_refresher(settings=settings)
+    original = refresher._call
 
     async def counting(account):  # type: ignore[no-untyped-def]
         nonlocal running, peak
@@ -263,8 +265,8 @@ async def test_concurrency_is_bounded_and_single_flight(rig: Rig) -> None:
         finally:
             running -= 1
 
-    rig.refresher._call = counting  # type: ignore[method-assign]
-    scheduler = RefreshScheduler(rig.store, rig.refresher, rig.clock, Settings(concurrency=3))
+    refresher._call = counting  # type: ignore[method-assign]
+    scheduler = RefreshScheduler(rig.store, refresher, rig.clock, settings)
     task = asyncio.create_task(scheduler.run())
     for _ in range(1000):
         await asyncio.sleep(0.01)
@@ -274,6 +276,50 @@ async def test_concurrency_is_bounded_and_single_flight(rig: Rig) -> None:
     await asyncio.gather(task, return_exceptions=True)
     assert peak == 3
     assert per_account == {account_id: 1 for account_id in ids}
+
+
+async def test_a_slot_is_held_only_for_the_call_and_a_refresh_waiting_for_one_does_not_start_after_a_stop(
+        rig: Rig) -> None:
+    """One network slot, a slow service: the second refresh is under way (leased, waiting for the
+    slot) while the first is on the wire. A stop then lets the first finish and commit, and the
+    second never calls: its token is not spent."""
+    first, second = (rig.add_own(kind="social", email=f"s{i}@example.com", expires_in=60)[0] for i in range(2))
+    control(rig.emulator, "faults", {"latency_ms": 400})
+    settings = Settings(concurrency=1)
+    refresher = rig.new_refresher(settings=settings)
+    scheduler = RefreshScheduler(rig.store, refresher, rig.clock, settings)
+    scheduler.keep_results = True
+    task = asyncio.create_task(scheduler.run())
+    for _ in range(500):
+        await asyncio.sleep(0.01)
+        if len(scheduler.in_flight) == 2 and len(scheduler.under_way) == 1:
+            break
+    assert len(scheduler.in_flight) == 2 and len(scheduler.under_way) == 1  # one slot: one call at a time
+    assert refresher.network.locked()
+    assert await scheduler.drain(timeout=10) == []
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    outcomes = {r.account_id: (r.outcome, r.message) for r in scheduler.results}
+    assert len(rig.refresh_calls()) == 1
+    called, waited = (first, second) if outcomes[first][0] is Outcome.REFRESHED else (second, first)
+    assert outcomes[called][0] is Outcome.REFRESHED
+    assert outcomes[waited] == (Outcome.SKIPPED, "not started: kiro-tui was asked to stop")
+    assert rig.store.get(waited).health is Health.OK  # nothing spent, nothing marked
+
+
+async def test_a_wait_for_a_slot_that_would_eat_into_the_call_s_deadline_ends_unspent(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wait for a network slot may take only what the lease leaves beyond the call's
+    deadline (0.3 s here): a refresh that waited longer is not started and is tried again soon."""
+    first, second = (rig.add_own(kind="social", email=f"w{i}@example.com", expires_in=60)[0] for i in range(2))
+    control(rig.emulator, "faults", {"latency_ms": 1500})
+    refresher = rig.new_refresher(settings=Settings(concurrency=1))
+    monkeypatch.setattr("kiro_tui.core.refresh.LEASE_SECONDS", refresher.deadline + 0.3)
+    one, other = await asyncio.gather(refresher.refresh(first, force=True), refresher.refresh(second, force=True))
+    assert one.outcome is Outcome.REFRESHED
+    assert (other.outcome, other.message) == (Outcome.BUSY, "every network slot stayed busy: not started, "
+                                                            "tried again soon")
+    assert len(rig.refresh_calls()) == 1 and rig.store.get(second).health is Health.OK
 
 
 async def test_external_idp_route(rig: Rig) -> None:

@@ -72,6 +72,14 @@ lease and spend the same refresh token while this call may still be answered."""
 SOCIAL_AUTH_REGION = "us-east-1"
 
 
+class _NotStarted(Exception):
+    """A refresh that never got a network slot: its token was not spent."""
+
+    def __init__(self, outcome: Outcome, message: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
 @dataclass(frozen=True)
 class Backoff:
     """Exponential backoff with full jitter: uniform(0, min(cap, base · 2^(n-1)))."""
@@ -124,6 +132,14 @@ class Refresher:
         self.backoff = backoff
         self.on_change = on_change
         self.places = PlaceSync(store, clock, writeback_timeout)
+        self.network = asyncio.Semaphore(settings.concurrency)
+        """The network slots (`concurrency`), each held only for one refresh call: the lease, the
+        adoption and the commit of one refresh overlap another's call instead of idling a slot."""
+        self.stopping = False
+        """Set by the scheduler's drain: a refresh still waiting for a network slot does not start."""
+        self.started: set[str] = set()
+        """Accounts whose refresh call went out (a slot taken), until that refresh ends (committed):
+        what a stop waits for and a second signal abandons, by name."""
         self.holding = HeldTokens(store)
         self.held = self.holding.tokens
         """Tokens the store would not take yet, by account id (see `held`)."""
@@ -145,7 +161,10 @@ class Refresher:
         token`: another process that just refreshed is not followed by a second refresh).
         Never raises: whatever goes wrong is this account's outcome."""
         async with self._account_lock(account_id):  # the watch pass's place work finishes first
-            return await self._refresh_unlocked(account_id, force, unless_valid_for)
+            try:
+                return await self._refresh_unlocked(account_id, force, unless_valid_for)
+            finally:
+                self.started.discard(account_id)
 
     async def _refresh_unlocked(self, account_id: str, force: bool,
                                 unless_valid_for: timedelta | None = None) -> RefreshResult:
@@ -156,8 +175,9 @@ class Refresher:
             return self._unrecorded_failure(account_id, str(exc))
         if not leased:
             return self._busy(account_id, now)
+        leased_at = time.monotonic()
         try:
-            return await self._refresh_leased(account_id, force, unless_valid_for)
+            return await self._refresh_leased(account_id, force, leased_at, unless_valid_for)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug, or anything unforeseen: this account's failure, backed off
@@ -209,7 +229,7 @@ class Refresher:
         except StoreError as exc:  # it runs out by itself within a minute; retried on the next pass
             log.warning("could not release the lease on %s: %s", account_id, exc)
 
-    async def _refresh_leased(self, account_id: str, force: bool,
+    async def _refresh_leased(self, account_id: str, force: bool, leased_at: float,
                               unless_valid_for: timedelta | None = None) -> RefreshResult:
         try:
             account = self.store.get(account_id)  # re-read: another process may have refreshed already
@@ -240,14 +260,7 @@ class Refresher:
                 return adopted
         if not force and not account.is_due(now, self.window_for(account.id)):
             return self._result(account, Outcome.SKIPPED, "not due yet")
-        try:  # the service rotates the token: spend it only if the new one can be kept
-            self.store.probe_commit()
-        except StoreError as exc:
-            return self._unrecorded_failure(
-                account.id, f"store not writable: not refreshing, the current token stays valid until "
-                            f"{format_timestamp(account.expires_at.astimezone())} ({exc})", account)
-        self._emit(account, before, Status.REFRESHING)
-        return await self._refresh_over_network(account)
+        return await self._refresh_over_network(account, before, leased_at)
 
     # ------------------------------------------------------------------ places
 
@@ -343,12 +356,42 @@ class Refresher:
             raise ServiceError("no OIDC client registration stored", ErrorClass.NEEDS_LOGIN)
         return await self.clients.oidc.refresh(account.region, account.client_id, account.client_secret, token)
 
-    async def _refresh_over_network(self, account: Account) -> RefreshResult:
+    async def _take_network_slot(self, leased_at: float) -> None:
+        """Wait for a network slot, at most as long as leaves the call its whole deadline inside
+        the lease (a slot is held no longer than a deadline: only a hanging service makes this
+        wait run out). Raises `_NotStarted` when it runs out, or when a stop was asked meanwhile."""
+        budget = LEASE_SECONDS - self.deadline - (time.monotonic() - leased_at)
+        try:
+            async with asyncio.timeout(max(0.0, budget)):
+                await self.network.acquire()
+        except TimeoutError:
+            raise _NotStarted(Outcome.BUSY, "every network slot stayed busy: not started, tried again soon") from None
+        if self.stopping:
+            self.network.release()
+            raise _NotStarted(Outcome.SKIPPED, "not started: kiro-tui was asked to stop")
+
+    async def _refresh_over_network(self, account: Account, before: Status, leased_at: float) -> RefreshResult:
         spent = account.refresh_token
+        try:
+            await self._take_network_slot(leased_at)
+        except _NotStarted as why:
+            return self._result(account, why.outcome, str(why))
+        try:  # the service rotates the token: spend it only if the new one can be kept (asked last)
+            self.store.probe_commit()
+        except StoreError as exc:
+            self.network.release()
+            return self._unrecorded_failure(
+                account.id, f"store not writable: not refreshing, the current token stays valid until "
+                            f"{format_timestamp(account.expires_at.astimezone())} ({exc})", account)
+        self.started.add(account.id)
+        self._emit(account, before, Status.REFRESHING)
         started = time.monotonic()
         try:
-            async with asyncio.timeout(self.deadline):
-                token = await self._call(account)
+            try:
+                async with asyncio.timeout(self.deadline):
+                    token = await self._call(account)
+            finally:
+                self.network.release()  # the answer is in: committing it needs no slot
         except TimeoutError:
             error = ServiceError(f"no complete answer within {self.deadline:g} s (the refresh's deadline, shorter "
                                  "than its lease); retrying", ErrorClass.TRANSIENT)

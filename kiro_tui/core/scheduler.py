@@ -51,8 +51,9 @@ class RefreshScheduler:
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._in_flight: dict[str, asyncio.Task[RefreshResult]] = {}
-        self._under_way: set[str] = set()
-        self._limit = asyncio.Semaphore(settings.concurrency)
+        self._limit = asyncio.Semaphore(2 * settings.concurrency)
+        """Refreshes under way at once: twice the network slots (`Refresher.network`), so one
+        refresh's lease, adoption and commit run while another's call is on the wire."""
         self._stopping = False
         self.results: list[RefreshResult] = []
         self.keep_results = False
@@ -150,9 +151,10 @@ class RefreshScheduler:
 
     @property
     def under_way(self) -> list[str]:
-        """The ids whose refresh has started (not those still waiting for the concurrency bound):
-        what a stop waits for, and what a second signal abandons."""
-        return sorted(self._under_way.copy())  # read from other threads too: one atomic copy
+        """The ids whose refresh call went out and whose refresh has not ended (`Refresher.started`):
+        what a stop waits for, and what a second signal abandons. One still waiting for a network
+        slot is not among them: after a stop it never takes one."""
+        return sorted(self.refresher.started.copy())  # read from other threads too: one atomic copy
 
     # ------------------------------------------------------------------ the loop
 
@@ -208,11 +210,7 @@ class RefreshScheduler:
             async with self._limit:
                 if self._stopping:  # asked to stop while it waited its turn: no token spent
                     return self._not_started(account_id)
-                self._under_way.add(account_id)
-                try:
-                    result = await self.refresher.refresh(account_id, force, unless_valid_for)
-                finally:
-                    self._under_way.discard(account_id)
+                result = await self.refresher.refresh(account_id, force, unless_valid_for)
             if self.keep_results:
                 self.results.append(result)
             if result.outcome is Outcome.BUSY:
@@ -251,6 +249,7 @@ class RefreshScheduler:
         live copies). Returns the ids of refreshes still running after `timeout`, which the
         caller may then cancel."""
         self._stopping = True
+        self.refresher.stopping = True  # a refresh waiting for a network slot does not start
         self._wake.set()
         running = list(self._in_flight.values())
         if running:

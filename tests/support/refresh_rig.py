@@ -33,10 +33,10 @@ class Rig:
         self.refresher = self.new_refresher(on_change=self.changes.append)
 
     def new_refresher(self, store: AccountStore | None = None, http: httpx.AsyncClient | None = None,
-                      on_change: Callable | None = None) -> Refresher:
+                      on_change: Callable | None = None, settings: Settings | None = None) -> Refresher:
         """Another refresher on the same service, as another process would have (jitter seeded)."""
         return Refresher(store or self.store, RefreshClients.create(http or self.http, self.endpoints), self.clock,
-                         Settings(), rng=random.Random(7), on_change=on_change)
+                         settings or Settings(), rng=random.Random(7), on_change=on_change)
 
     def import_all(self, mode: Mode = Mode.SYNC) -> list[str]:
         report = import_snapshot(self.store, read_kiro_cli(self.db.path, self.clock.now()), self.clock.now(), mode)
