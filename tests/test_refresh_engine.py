@@ -315,11 +315,24 @@ async def test_a_wait_for_a_slot_that_would_eat_into_the_call_s_deadline_ends_un
     control(rig.emulator, "faults", {"latency_ms": 1500})
     refresher = rig.new_refresher(settings=Settings(concurrency=1))
     monkeypatch.setattr("kiro_tui.core.refresh.LEASE_SECONDS", refresher.deadline + 0.3)
+    monkeypatch.setattr("kiro_tui.core.refresh.LEASE_MARGIN", 0.0)
     one, other = await asyncio.gather(refresher.refresh(first, force=True), refresher.refresh(second, force=True))
     assert one.outcome is Outcome.REFRESHED
     assert (other.outcome, other.message) == (Outcome.BUSY, "every network slot stayed busy: not started, "
                                                             "tried again soon")
     assert len(rig.refresh_calls()) == 1 and rig.store.get(second).health is Health.OK
+
+
+async def test_a_call_that_could_outlast_the_lease_is_not_started(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What is left of the lease when the slot is taken must hold the whole deadline and the
+    margin; here it cannot, so the token is not spent."""
+    (account_id, _) = rig.add_own(kind="social", email="late@example.com", expires_in=60)
+    monkeypatch.setattr("kiro_tui.core.refresh.LEASE_SECONDS", rig.refresher.deadline + 1.0)
+    result = await rig.refresher.refresh(account_id, force=True)
+    assert (result.outcome, result.message) == (
+        Outcome.BUSY, "too little of the lease was left for the call: not started, tried again soon")
+    assert rig.refresh_calls() == [] and rig.store.get(account_id).health is Health.OK
+    assert not rig.refresher.network.locked() and rig.refresher.started == set()
 
 
 async def test_external_idp_route(rig: Rig) -> None:

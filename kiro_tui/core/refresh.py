@@ -65,6 +65,8 @@ from kiro_tui.core.timefmt import format_timestamp, shift
 log = logging.getLogger("kiro_tui.refresh")
 
 LEASE_SECONDS = 60.0
+LEASE_MARGIN = 5.0
+"""Seconds of the lease left over after the call's deadline, at the latest (clocks, a slow commit)."""
 REFRESH_DEADLINE = 40.0
 """The whole network call, however slowly the answer trickles in (a slow-loris server beats
 every per-read timeout): over well before the lease runs out, so no other process can take the
@@ -169,13 +171,13 @@ class Refresher:
     async def _refresh_unlocked(self, account_id: str, force: bool,
                                 unless_valid_for: timedelta | None = None) -> RefreshResult:
         now = self.clock.now()
+        leased_at = time.monotonic()  # the lease runs from `now`, before any wait for the store's lock
         try:
             leased = self.store.acquire_lease(account_id, self.owner, now, LEASE_SECONDS)
         except StoreError as exc:
             return self._unrecorded_failure(account_id, str(exc))
         if not leased:
             return self._busy(account_id, now)
-        leased_at = time.monotonic()
         try:
             return await self._refresh_leased(account_id, force, leased_at, unless_valid_for)
         except asyncio.CancelledError:
@@ -356,42 +358,48 @@ class Refresher:
             raise ServiceError("no OIDC client registration stored", ErrorClass.NEEDS_LOGIN)
         return await self.clients.oidc.refresh(account.region, account.client_id, account.client_secret, token)
 
-    async def _take_network_slot(self, leased_at: float) -> None:
-        """Wait for a network slot, at most as long as leaves the call its whole deadline inside
-        the lease (a slot is held no longer than a deadline: only a hanging service makes this
-        wait run out). Raises `_NotStarted` when it runs out, or when a stop was asked meanwhile."""
-        budget = LEASE_SECONDS - self.deadline - (time.monotonic() - leased_at)
+    def _lease_left(self, leased_at: float) -> float:
+        """Seconds a call may still wait before it starts: it must be answered, deadline and
+        margin included, while the lease holds, or another process could spend the same token."""
+        return LEASE_SECONDS - LEASE_MARGIN - self.deadline - (time.monotonic() - leased_at)
+
+    async def _call_in_a_slot(self, account: Account, before: Status, leased_at: float) -> tuple[TokenResult, float]:
+        """The call, in a network slot held from the store's write probe to the answer and given
+        back on every path (the commit after it needs no slot). Waits for the slot only as long
+        as the lease allows. Raises `_NotStarted` (the token unspent: no slot in time, a stop
+        meanwhile, the lease too short by then), the probe's StoreError, or the call's errors.
+        Returns the answer and when the call went out."""
         try:
-            async with asyncio.timeout(max(0.0, budget)):
+            async with asyncio.timeout(max(0.0, self._lease_left(leased_at))):
                 await self.network.acquire()
         except TimeoutError:
             raise _NotStarted(Outcome.BUSY, "every network slot stayed busy: not started, tried again soon") from None
-        if self.stopping:
+        try:
+            if self.stopping:
+                raise _NotStarted(Outcome.SKIPPED, "not started: kiro-tui was asked to stop")
+            self.store.probe_commit()  # the service rotates the token: spend it only if the new one can be kept
+            if self._lease_left(leased_at) < 0:
+                raise _NotStarted(Outcome.BUSY, "too little of the lease was left for the call: not started, "
+                                                "tried again soon")
+            self.started.add(account.id)
+            self._emit(account, before, Status.REFRESHING)
+            sent = time.monotonic()
+            async with asyncio.timeout(self.deadline):
+                return await self._call(account), sent
+        finally:
             self.network.release()
-            raise _NotStarted(Outcome.SKIPPED, "not started: kiro-tui was asked to stop")
 
     async def _refresh_over_network(self, account: Account, before: Status, leased_at: float) -> RefreshResult:
         spent = account.refresh_token
+        started = time.monotonic()
         try:
-            await self._take_network_slot(leased_at)
+            token, started = await self._call_in_a_slot(account, before, leased_at)
         except _NotStarted as why:
             return self._result(account, why.outcome, str(why))
-        try:  # the service rotates the token: spend it only if the new one can be kept (asked last)
-            self.store.probe_commit()
-        except StoreError as exc:
-            self.network.release()
+        except StoreError as exc:  # the write probe: nothing was spent
             return self._unrecorded_failure(
                 account.id, f"store not writable: not refreshing, the current token stays valid until "
                             f"{format_timestamp(account.expires_at.astimezone())} ({exc})", account)
-        self.started.add(account.id)
-        self._emit(account, before, Status.REFRESHING)
-        started = time.monotonic()
-        try:
-            try:
-                async with asyncio.timeout(self.deadline):
-                    token = await self._call(account)
-            finally:
-                self.network.release()  # the answer is in: committing it needs no slot
         except TimeoutError:
             error = ServiceError(f"no complete answer within {self.deadline:g} s (the refresh's deadline, shorter "
                                  "than its lease); retrying", ErrorClass.TRANSIENT)

@@ -254,7 +254,9 @@ class RefreshScheduler:
         running = list(self._in_flight.values())
         if running:
             await asyncio.wait(running, timeout=timeout)
-        return [account_id for account_id, task in self._in_flight.items() if not task.done()]
+        # Named only if its call went out: one still waiting for a slot spends nothing.
+        return [account_id for account_id, task in self._in_flight.items()
+                if not task.done() and account_id in self.refresher.started]
 
     async def abandon(self) -> None:
         """Cancel what `drain` left running (the person asked twice)."""
