@@ -153,3 +153,10 @@ def test_every_type_ignore_names_its_code_and_why() -> None:
             for number, line in enumerate(path.read_text().splitlines(), 1)
             if "type: ignore" in line and not explained.search(line)]
     assert bare == []
+
+
+def test_no_module_holds_more_than_600_lines() -> None:
+    """One room per idea (issue 25): a module that outgrows 600 lines is holding more than one."""
+    too_long = {str(path.relative_to(ROOT)): count for path in (ROOT / "kiro_tui").rglob("*.py")
+                if (count := len(path.read_text().splitlines())) > 600}
+    assert too_long == {}

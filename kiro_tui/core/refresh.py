@@ -39,14 +39,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import httpx
-
 from kiro_tui.core.answer_identity import foreign_answer, quarantine
-from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.aws.errors import ErrorClass, ServiceError
-from kiro_tui.core.aws.external_idp import ExternalIdpClient
-from kiro_tui.core.aws.oidc import OidcClient
-from kiro_tui.core.aws.social import SocialClient
 from kiro_tui.core.aws.tokens import TokenResult
 from kiro_tui.core.clock import Clock
 from kiro_tui.core.config import Settings
@@ -55,9 +49,10 @@ from kiro_tui.core.held import HeldToken, HeldTokens, commit_new_token
 from kiro_tui.core.held import rescue_dir as rescue_dir  # re-exported: tests and tools find it here
 from kiro_tui.core.identity import mark_refresh_token_dead
 from kiro_tui.core.masking import fingerprint
-from kiro_tui.core.models import Account, AuthMethod, Health, Mode, Outcome, Place, Status
+from kiro_tui.core.models import Account, Health, Mode, Outcome, Place, Status
 from kiro_tui.core.place_sync import PlaceSignature, PlaceSync
 from kiro_tui.core.places import DEFAULT_WRITE_TIMEOUT, WriteResult, effective_window
+from kiro_tui.core.refresh_call import RefreshClients as RefreshClients  # re-exported: tests build it here
 from kiro_tui.core.refresh_result import RefreshResult, StatusChange
 from kiro_tui.core.store import AccountStore, RefreshLogEntry
 from kiro_tui.core.timefmt import format_timestamp, shift
@@ -71,7 +66,6 @@ REFRESH_DEADLINE = 40.0
 """The whole network call, however slowly the answer trickles in (a slow-loris server beats
 every per-read timeout): over well before the lease runs out, so no other process can take the
 lease and spend the same refresh token while this call may still be answered."""
-SOCIAL_AUTH_REGION = "us-east-1"
 
 
 class _NotStarted(Exception):
@@ -94,17 +88,6 @@ class Backoff:
 
     def delay(self, failures: int, rng: random.Random) -> float:
         return rng.uniform(0, self.ceiling(failures))
-
-
-@dataclass(frozen=True)
-class RefreshClients:
-    oidc: OidcClient
-    social: SocialClient
-    external: ExternalIdpClient
-
-    @classmethod
-    def create(cls, http: httpx.AsyncClient, endpoints: Endpoints) -> RefreshClients:
-        return cls(OidcClient(http, endpoints), SocialClient(http, endpoints), ExternalIdpClient(http, endpoints))
 
 
 def default_owner() -> str:
@@ -345,18 +328,8 @@ class Refresher:
     # ------------------------------------------------------------------ the network call
 
     async def _call(self, account: Account) -> TokenResult:
-        token = account.refresh_token
-        if not token:
-            raise ServiceError("no refresh token stored", ErrorClass.NEEDS_LOGIN)
-        if account.auth_method is AuthMethod.SOCIAL:
-            return await self.clients.social.refresh(token, SOCIAL_AUTH_REGION)
-        if account.auth_method is AuthMethod.EXTERNAL_IDP:
-            if not (account.token_endpoint and account.client_id):
-                raise ServiceError("no token endpoint stored for this external IdP login", ErrorClass.NEEDS_LOGIN)
-            return await self.clients.external.refresh(account.token_endpoint, account.client_id, token, account.scopes)
-        if not (account.client_id and account.client_secret):
-            raise ServiceError("no OIDC client registration stored", ErrorClass.NEEDS_LOGIN)
-        return await self.clients.oidc.refresh(account.region, account.client_id, account.client_secret, token)
+        """The one seam where a refresh token is spent (tests wrap it to count or stall calls)."""
+        return await self.clients.refresh(account)
 
     def _lease_left(self, leased_at: float) -> float:
         """Seconds a call may still wait before it starts: it must be answered, deadline and
