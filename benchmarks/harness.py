@@ -18,12 +18,16 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kiro_tui.core.models import Account, AuthMethod, Mode
 from kiro_tui.core.store import AccountStore
 from kiro_tui.core.timefmt import parse_timestamp
 from tests.support.kiro_cli_db import rfc3339 as kiro_cli_time
 from tests.support.places import Login
+
+if TYPE_CHECKING:
+    from kiro_tui.core.engine import Engine
 
 
 def compile_bytecode() -> None:
@@ -404,3 +408,14 @@ def where_stalled(monitor: LoopStallMonitor, start: float, end: float, top: int 
         ours = [f for f in frames if "/kiro_tui/" in f or "/textual/" in f or "/rich/" in f]
         lines.append(" > ".join(f.rsplit("/", 1)[-1] for f in ours[-8:]))
     return lines
+
+
+LINKS = ("kiro-ide", "cliproxy", "gateway-db")
+"""The kinds a benchmark links an account to, each account's in a folder of its own (the Kiro
+IDE's file holds one login, so a shared folder would make the accounts take turns)."""
+
+
+async def link_places(engine: Engine, account_id: str, folder: Path, kinds: tuple[str, ...] = LINKS) -> None:
+    """Link one account to each of `kinds` in `folder`, through the engine as `kiro-tui link` does."""
+    for kind in kinds:
+        await engine.link(account_id, kind, folder / "kiro-auth-token.json" if kind == "kiro-ide" else folder)

@@ -9,7 +9,7 @@ per kind), the time one refresh takes with and without its links (the difference
 places cost), and where a JSON place write spends its time (its two fsyncs). Goal: <= 5 ms
 median per place.
 
-    python benchmarks/places_sync.py [--accounts 200] [--concurrency 1] [--dir PATH]
+    python -m benchmarks.places_sync [--accounts 200] [--concurrency 1] [--dir PATH]
 
 `--concurrency 1` (the default) times each refresh alone; the engine's own 8 shows the same
 work under contention. `--dir` puts the files on another file system (default: a temporary
@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from benchmarks.harness import LINKS, link_places
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.aws.transport import make_http_client
 from kiro_tui.core.clock import SystemClock
@@ -41,8 +42,6 @@ from kiro_tui.core.models import Account, AuthMethod, Mode
 from kiro_tui.core.places import FORMATS
 from kiro_tui.core.store import AccountStore
 from kiro_tui.core.timefmt import parse_timestamp
-
-LINKS = ("kiro-ide", "cliproxy", "gateway-db")
 
 
 def post(url: str, body: dict) -> dict:
@@ -135,10 +134,7 @@ async def run(plain_store: AccountStore, linked_store: AccountStore, url: str, p
         without = await make_engine(plain_store, url, http, concurrency, plain)
         with_links = await make_engine(linked_store, url, http, concurrency, linked)
         for account_id in linked_ids:
-            folder = link_root / account_id
-            await with_links.link(account_id, "kiro-ide", folder / "kiro-auth-token.json")
-            await with_links.link(account_id, "cliproxy", folder)
-            await with_links.link(account_id, "gateway-db", folder)
+            await link_places(with_links, account_id, link_root / account_id)
         for start in range(0, len(plain_ids), batch):
             await refresh_batch(without, plain_ids[start:start + batch], plain)
             await refresh_batch(with_links, linked_ids[start:start + batch], linked)

@@ -24,7 +24,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from benchmarks.harness import EmulatorProcess, build_imported_store, emulator_logins
+from benchmarks.harness import LINKS, EmulatorProcess, build_imported_store, emulator_logins, link_places
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.aws.transport import make_http_client
 from kiro_tui.core.clock import SystemClock
@@ -54,17 +54,12 @@ async def run(store: AccountStore, url: str, concurrency: int, total: int) -> fl
     return elapsed
 
 
-LINKS = ("kiro-ide", "cliproxy", "gateway-db")
-
-
 async def link_all(store: AccountStore, url: str, links: int, root: Path) -> None:
     """Link every account to `links` places of its own, through the engine as `kiro-tui link` does."""
     async with make_http_client() as http:
         engine = Engine(store, Settings(), SystemClock(), Endpoints(override=url), None, http=http, fetch_usage=False)
         for account in store.accounts():
-            folder = root / account.id
-            for kind in LINKS[:links]:
-                await engine.link(account.id, kind, folder / "kiro-auth-token.json" if kind == "kiro-ide" else folder)
+            await link_places(engine, account.id, root / account.id, LINKS[:links])
         await engine.close()
 
 
