@@ -83,6 +83,40 @@ async def test_a_tool_that_refreshed_by_itself_is_adopted_with_no_call(tmp_path:
     assert engine.store.get(account_id).refresh_token == rotated.refresh_token
 
 
+async def test_a_place_is_read_before_a_refresh_only_when_its_file_changed(
+        tmp_path: Path, engine: Engine, emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What kiro-tui wrote is what the file holds while it looks the same (issue 24): no read
+    then. A tool's rewrite changes the file, and the next refresh reads it and takes its token."""
+    account_id = own_account(engine, emulator)
+    place = await engine.link(account_id, "cliproxy", tmp_path / "proxy")
+    fmt = place_format("cliproxy")
+    reads: list[str] = []
+    real_read = fmt.read_entry
+
+    def spy(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        reads.append(str(path))
+        return real_read(path, *args, **kwargs)
+
+    monkeypatch.setattr(fmt, "read_entry", spy)
+    for _ in range(2):
+        (result,) = await engine.refresh_now([account_id])
+        assert result.outcome is Outcome.REFRESHED
+        login = real_read(Path(place.path), "", engine.clock.now())
+        assert login is not None and login.refresh_token == engine.store.get(account_id).refresh_token
+    assert reads == []  # written by kiro-tui, unchanged since: not read
+
+    from kiro_tui.core.aws.social import SocialClient
+    from kiro_tui.core.places import TokenCopy
+
+    engine.clock.advance(600)
+    rotated = await SocialClient(engine._http, engine.endpoints).refresh(engine.store.get(account_id).refresh_token)
+    copy = TokenCopy(rotated.access_token, rotated.refresh_token or "", rotated.expires_at(engine.clock.now()))
+    assert fmt.write_token(Path(place.path), "", copy, lambda token_print: True, 1.0).state is PlaceState.IN_SYNC
+    (outcome,) = await engine.refresh_now([account_id])
+    assert reads == [place.path] and outcome.outcome is Outcome.ADOPTED
+    assert engine.store.get(account_id).refresh_token == rotated.refresh_token
+
+
 async def test_link_refuses_another_login_and_unlink_leaves_the_file(tmp_path: Path, engine: Engine,
                                                                      emulator) -> None:
     first = own_account(engine, emulator)

@@ -84,13 +84,17 @@ def rescue_dir(store: AccountStore) -> Path:
 
 def commit_new_token(store: AccountStore, sync: PlaceSync, account: Account, *, replaced: str | None,
                      lineage: list[str | None], refreshed_at: datetime, now: datetime, places: list[Place],
-                     moved_on: bool, entry: RefreshLogEntry | None = None, profile_arn: str | None = None) -> None:
+                     moved_on: bool, entry: RefreshLogEntry | None = None,
+                     profile_arn: str | None = None) -> list[Place]:
     """The one transaction that stores a new token (a refresh's answer, or a held token later):
     the account's token and health, its lineage, every place to write marked pending (from the
     token `replaced`, by fingerprint) and, when the token `moved_on`, the places kiro-tui does
     not write marked stale; a new `profile_arn` the answer named, too (no commit of its own).
-    Raises StoreError when the store will not take it."""
+    Returns `places` as now stored (pending), to be written. Raises StoreError when the store
+    will not take it."""
     details: dict[str, object] = {"profile_arn": profile_arn} if profile_arn else {}
+    pending = [replace(place, state=PlaceState.PENDING, pending_from=replaced, detail="writing the new token")
+               for place in places]
     with store.transaction() as tx:
         store.update(
             account.id, tx, access_token=account.access_token, refresh_token=account.refresh_token,
@@ -98,14 +102,14 @@ def commit_new_token(store: AccountStore, sync: PlaceSync, account: Account, *, 
             next_refresh_at=None, last_refresh_at=refreshed_at, **details,
         )
         store.add_lineage(tx, account.id, lineage, now)
-        for place in places:
-            store.save_place(tx, replace(place, state=PlaceState.PENDING, pending_from=replaced,
-                                         detail="writing the new token"))
+        for place in pending:
+            store.save_place(tx, place)
         if moved_on:
             for place in sync.left_stale(account, places):
                 store.save_place(tx, place)
         if entry is not None:
             store.log_refresh(tx, entry)
+    return pending
 
 
 class HeldTokens:
@@ -136,9 +140,9 @@ class HeldTokens:
         account.access_token, account.refresh_token, account.expires_at = (
             held.access_token, held.refresh_token, held.expires_at)
         account.health, account.last_error, account.consecutive_failures = Health.OK, None, 0
-        places = sync.places_to_write(account)
-        commit_new_token(self.store, sync, account, replaced=held.spent, lineage=[held.refresh_token],
-                         refreshed_at=held.since, now=now, places=places, moved_on=True)
+        places = commit_new_token(self.store, sync, account, replaced=held.spent, lineage=[held.refresh_token],
+                                  refreshed_at=held.since, now=now, places=sync.places_to_write(account),
+                                  moved_on=True)
         self.forget(account.id)
         self.saved.append((account.id, account.name, held.rescue))
         log.warning("%s %s: the held token is now saved in the store", account.id, account.name)

@@ -1,9 +1,12 @@
 """An account's places kept in step with the store, around each refresh and every watch pass.
 
 - Before a refresh, the places that hold copies of the token are read: a tool there that
-  refreshed by itself hands over its newer token with no network call (`adopt_newer`).
-- After a commit, places are written (compare-and-swap on the account's token lineage,
-  `may_replace`); a place that cannot be written now stays pending and is retried.
+  refreshed by itself hands over its newer token with no network call (`adopt_newer`). A file
+  that looks as it did when it was last found or written holding this token is not read
+  (`PlaceReads`, kept by the store).
+- After a commit, places are written, different files at once (compare-and-swap on the
+  account's token lineage, `may_replace`), and their states recorded in one commit; a place
+  that cannot be written now stays pending and is retried.
 - Every watch pass, a place a tool rewrote since the last pass (`place_signature`, one stat)
   is read at once, so a newer token there reaches the other places without waiting for
   kiro-tui's own refresh. Where the kernel tells which folders changed (core/file_events.py),
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -27,7 +31,7 @@ from kiro_tui.core.errors import StoreError
 from kiro_tui.core.identity import is_spent, merge_login, same_login, takes_over
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, Health, Mode, Outcome, Place, PlaceRole, PlaceState
-from kiro_tui.core.places import PlaceError, TokenCopy, WriteOutcome, WriteResult, place_format
+from kiro_tui.core.places import PlaceError, PlaceLogin, TokenCopy, WriteOutcome, WriteResult, place_format
 from kiro_tui.core.store import AccountStore, RefreshLogEntry
 from kiro_tui.core.timefmt import format_timestamp
 
@@ -49,6 +53,9 @@ class PlaceSync:
         self.store, self.clock, self.writeback_timeout = store, clock, writeback_timeout
         self._seen: dict[str, PlaceSignature] = {}
         """How each place file looked at the last pass (or just after kiro-tui wrote it)."""
+        self._reads: PlaceReads | None = None
+        """What each place held when last read or written (loaded at the first refresh)."""
+        self._reads_lock = threading.Lock()
         self._looked: dict[str, PlaceSignature] = {}
         """How each place file looks in this watch pass (`look_at_places`)."""
         self.looks = 0
@@ -89,12 +96,25 @@ class PlaceSync:
     async def adopt_newer(self, account: Account) -> str | None:
         """If a place holds a newer token of this login, take it (no network call), mark the
         account's other places pending and write them; returns the kind of place it came from."""
-        for place in self.places_to_read(account):
+        places = self.places_to_read(account)
+        token_print = fingerprint(account.refresh_token)
+        now = self.clock.now()
+
+        def read(place: Place, reads: PlaceReads) -> PlaceLogin | PlaceError | None:
+            signature = PlaceReads.signature(place.kind, place.path)
+            if reads.remembered(place.address, signature) == (True, token_print):
+                return None  # unchanged since it was found or written holding this token: nothing newer
             try:
-                login = await asyncio.to_thread(place_format(place.kind).read_entry, Path(place.path), place.entry,
-                                                self.clock.now())
+                login = place_format(place.kind).read_entry(Path(place.path), place.entry, now)
             except PlaceError as exc:
-                log.info("%s: cannot read %s %s before refreshing: %s", account.id, place.kind, place.path, exc)
+                return exc
+            reads.learn(place.address, signature, fingerprint(login.refresh_token) if login else None)
+            return login
+
+        found = await asyncio.to_thread(lambda: [read(place, self.reads()) for place in places]) if places else []
+        for place, login in zip(places, found, strict=True):
+            if isinstance(login, PlaceError):
+                log.info("%s: cannot read %s %s before refreshing: %s", account.id, place.kind, place.path, login)
                 continue
             if login is None or not login.refresh_token:
                 continue
@@ -135,10 +155,13 @@ class PlaceSync:
             return []
         targets = places if places is not None else self.places_to_write(account)
         copy = TokenCopy.of(account)
+        copy_print = fingerprint(account.refresh_token)
+        lineage = self.store.lineage(account.id)  # the account is this refresher's: it stays so meanwhile
+        reads = await asyncio.to_thread(self.reads)
 
         def write(place: Place) -> WriteResult:
             def belongs(token_print: str | None) -> bool:
-                return may_replace(self.store, account.id, place, token_print)
+                return may_replace(lineage, place, token_print)
 
             result = place_format(place.kind).write_token(Path(place.path), place.entry, copy, belongs,
                                                           self.writeback_timeout)
@@ -147,49 +170,87 @@ class PlaceSync:
                 if place.path in self._looked:  # nor a change for what this pass looked at before it
                     self._looked[place.path] = self._seen[place.path]
                 self.looks += 1
+            if result.outcome in (WriteOutcome.WRITTEN, WriteOutcome.UNCHANGED):  # it holds this token now
+                reads.learn(place.address, PlaceReads.signature(place.kind, place.path), copy_print)
             return result
 
-        results = []
+        async def write_file(places: list[Place]) -> list[WriteResult]:
+            results = []
+            for place in places:
+                try:
+                    results.append(await asyncio.to_thread(write, place))
+                except Exception as exc:
+                    log.exception("writing %s %s failed unexpectedly", place.kind, place.path)
+                    results.append(WriteResult(WriteOutcome.FAILED, f"{type(exc).__name__}: {exc}"))
+            return results
+
+        # Different files are written at once (each write mostly waits on its fsync); the entries
+        # of one file one after another, since each write takes that file's lock.
+        by_file: dict[str, list[Place]] = {}
         for place in targets:
-            try:
-                result = await asyncio.to_thread(write, place)
-            except Exception as exc:
-                log.exception("writing %s %s failed unexpectedly", place.kind, place.path)
-                result = WriteResult(WriteOutcome.FAILED, f"{type(exc).__name__}: {exc}")
-            results.append(result)
+            by_file.setdefault(place.path, []).append(place)
+        written = await asyncio.gather(*(write_file(group) for group in by_file.values()))
+        outcome = {place.address: result for group, answers in zip(by_file.values(), written, strict=True)
+                   for place, result in zip(group, answers, strict=True)}
+        results = [outcome[place.address] for place in targets]
+        for result in results:
             if result.outcome is WriteOutcome.WRITTEN and result.detail:  # e.g. a mode tightened to 0600
                 log.warning("%s %s: %s", account.id, account.name, result.detail)
-            self._record_place(account, place, result)
+        self._record_places(account, list(zip(targets, results, strict=True)))
         return results
 
-    def _record_place(self, account: Account, place: Place, result: WriteResult) -> None:
-        state = result.state
+    def _record_places(self, account: Account, written: list[tuple[Place, WriteResult]]) -> None:
+        """Each place's new state, in one commit. In sync needs no fsync of the store: the place
+        was marked pending durably before it was written, so a crash that loses this record leaves
+        it pending, and the next pass finds it holding the token already (unchanged). A place left
+        pending or in error is recorded durably."""
         now = self.clock.now()
-        detail = None if state is PlaceState.IN_SYNC else _place_detail(place, result)
-        holds_ours = state is PlaceState.IN_SYNC and account.refresh_token
-        updated = replace(place, state=state, detail=detail,
-                          pending_from=place.pending_from if state is PlaceState.PENDING else None,
-                          written_at=now if result.outcome is WriteOutcome.WRITTEN else place.written_at,
-                          written_print=fingerprint(account.refresh_token) if holds_ours else place.written_print)
-        sync_error = None if state is PlaceState.IN_SYNC else f"out of sync: {detail}"
-        if state is PlaceState.ERROR:
-            sync_error = f"out of sync: {detail}; kept kiro-tui's token"
-        if updated == place and (place.role is not PlaceRole.SOURCE or account.sync_error == sync_error):
-            return  # nothing to record (a place found already holding the token): no commit
-        # In sync needs no fsync of the store: the place was marked pending durably before it was
-        # written, so a crash that loses this record leaves it pending, and the next pass finds it
-        # holding the token already (unchanged). A place left pending or in error is recorded durably.
+        sync_error = account.sync_error
+        changes: list[tuple[Place, str | None]] = []  # the place's new record, the account's sync error then
+        for place, result in written:
+            state = result.state
+            detail = None if state is PlaceState.IN_SYNC else _place_detail(place, result)
+            holds_ours = state is PlaceState.IN_SYNC and account.refresh_token
+            updated = replace(place, state=state, detail=detail,
+                              pending_from=place.pending_from if state is PlaceState.PENDING else None,
+                              written_at=now if result.outcome is WriteOutcome.WRITTEN else place.written_at,
+                              written_print=fingerprint(account.refresh_token) if holds_ours
+                              else place.written_print)
+            error = None if state is PlaceState.IN_SYNC else f"out of sync: {detail}"
+            if state is PlaceState.ERROR:
+                error = f"out of sync: {detail}; kept kiro-tui's token"
+            if updated == place and (place.role is not PlaceRole.SOURCE or sync_error == error):
+                continue  # nothing to record (a place found already holding the token)
+            if place.role is PlaceRole.SOURCE:
+                sync_error = error
+            changes.append((updated, error))
+        reads = self.reads()
+        if not changes:
+            reads.save()
+            return
         try:
-            with self.store.transaction(durable=state is not PlaceState.IN_SYNC) as tx:
-                self.store.save_place(tx, updated)
-                if place.role is PlaceRole.SOURCE:
+            with self.store.transaction(durable=any(p.state is not PlaceState.IN_SYNC for p, _ in changes)) as tx:
+                for updated, _ in changes:
+                    self.store.save_place(tx, updated)
+                reads.save(tx)
+                if any(p.role is PlaceRole.SOURCE for p, _ in changes):
                     self.store.update(account.id, tx, sync_error=sync_error)
         except StoreError as exc:
-            log.warning("%s: could not record the state of %s: %s", account.id, place.path, exc)
+            log.warning("%s: could not record the state of %s: %s", account.id,
+                        ", ".join(p.path for p, _ in changes), exc)
             return
-        account.sync_error = sync_error if place.role is PlaceRole.SOURCE else account.sync_error
-        if sync_error:
-            log.warning("%s %s: %s", account.id, account.name, sync_error)
+        account.sync_error = sync_error
+        for _, error in changes:
+            if error:
+                log.warning("%s %s: %s", account.id, account.name, error)
+
+    def reads(self) -> PlaceReads:
+        """What each place held when last read or written, kept by the store: a place that looks as
+        it did then is not read again before a refresh. Loaded once (off the loop: many rows)."""
+        with self._reads_lock:
+            if self._reads is None:
+                self._reads = PlaceReads(self.store)
+            return self._reads
 
     def pending_accounts(self) -> set[str]:
         """Accounts with a place still pending (locked, missing, or after a failed write)."""
@@ -361,6 +422,7 @@ class PlaceReads:
         self.store = store
         self._kept = store.place_reads() if wanted else {}
         self._learned: dict[tuple[str, str, str], tuple[str, str | None]] = {}
+        self._lock = threading.Lock()  # a refresher's place reads and writes learn from worker threads
 
     @staticmethod
     def signature(kind: str, path: str) -> str:
@@ -369,18 +431,23 @@ class PlaceReads:
 
     def remembered(self, address: tuple[str, str, str], signature: str) -> tuple[bool, str | None]:
         """(True, the fingerprint read last time) while the file looks as it did then; else (False, None)."""
-        kept = self._kept.get(address)
+        kept = self._learned.get(address) or self._kept.get(address)
         return (True, kept[1]) if kept is not None and kept[0] == signature else (False, None)
 
     def learn(self, address: tuple[str, str, str], signature: str, token_print: str | None) -> None:
-        self._learned[address] = (signature, token_print)
+        with self._lock:
+            self._learned[address] = (signature, token_print)
 
-    def save(self) -> None:
-        """Keep what was read (a cache: a read-only store only means reading again next time)."""
-        if not self._learned:
+    def save(self, tx: sqlite3.Connection | None = None) -> None:
+        """Keep what was learned (a cache: a read-only store only means reading again next
+        time), in the caller's transaction `tx` if given, else in one of its own."""
+        with self._lock:
+            learned, self._learned = self._learned, {}
+            self._kept.update(learned)
+        if not learned:
             return
         try:
-            self.store.save_place_reads(self._learned)
+            self.store.save_place_reads(learned, tx)
         except StoreError as exc:
             log.info("cannot remember what the places hold: %s", exc)
 
@@ -390,17 +457,18 @@ def signature_of(place: Place) -> PlaceSignature:
     return place_signature(place.path, is_database(place.kind))
 
 
-def may_replace(store: AccountStore, account_id: str, place: Place, token_print: str | None) -> bool:
+def may_replace(lineage: dict[str, int], place: Place, token_print: str | None) -> bool:
     """The compare-and-swap's rule: a place's token is replaced only when it is the one kiro-tui
     last wrote (or found) there, or one of the lineage it has not yet seen spent there (newer
     than that one). An older token of the lineage (a backup restored, a stale copy put there by
-    someone) is not replaced: the place is shown in error instead."""
-    if not store.in_lineage(account_id, token_print):
+    someone) is not replaced: the place is shown in error instead. `lineage`: the account's,
+    fingerprint to rank (`AccountStore.lineage`)."""
+    if token_print is None or token_print not in lineage:
         return False
     if place.written_print is None or token_print == place.written_print:
         return True
-    last, held = store.lineage_rank(account_id, place.written_print), store.lineage_rank(account_id, token_print)
-    return last is None or (held is not None and held >= last)
+    last = lineage.get(place.written_print)
+    return last is None or lineage[token_print] >= last
 
 
 def is_database(kind: str) -> bool:

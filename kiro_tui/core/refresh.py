@@ -397,15 +397,15 @@ class Refresher:
         account.last_refresh_at = now
         warnings = list(token.warnings)
         profile_arn = self._new_profile_arn(account, token, warnings)
-        held = self._commit_token(account, spent, now, duration, warnings, profile_arn)
+        held, pending = self._commit_token(account, spent, now, duration, warnings, profile_arn)
         if held is not None and held.rescue is None:
             await self.holding.rescue_into_places(account, held, self.places)
         if held is None:
             if profile_arn:
                 account.profile_arn = profile_arn
             self.backing_off.pop(account.id, None)
-            if spent and account.refresh_token != spent:
-                await self.write_places(account)
+            if pending:
+                await self.write_places(account, pending)
         for warning in warnings:
             log.warning("%s %s: %s", account.id, account.name, warning)
         result = self._result(account, Outcome.REFRESHED, held.message if held else None)
@@ -414,18 +414,19 @@ class Refresher:
         return result
 
     def _commit_token(self, account: Account, spent: str | None, now: datetime, duration: int,
-                      warnings: list[str], profile_arn: str | None = None) -> HeldToken | None:
+                      warnings: list[str], profile_arn: str | None = None) -> tuple[HeldToken | None, list[Place]]:
         """Commit the new tokens (and mark every place to write as pending) in one durable
-        transaction. If the store will not take it, hold the token instead; returns it then."""
+        transaction; returns the places to write now. If the store will not take it, hold the
+        token instead; returns it then (and no place)."""
         moved_on = bool(spent) and account.refresh_token != spent
         places = self.places.places_to_write(account) if moved_on else []
         entry = RefreshLogEntry(account.id, now, Outcome.REFRESHED, duration_ms=duration, http_status=200,
                                 message="; ".join(warnings) or None)
         for attempt in (1, 2):
             try:
-                commit_new_token(self.store, self.places, account, replaced=fingerprint(spent),
-                                 lineage=[spent, account.refresh_token], refreshed_at=now, now=now, places=places,
-                                 moved_on=moved_on, entry=entry, profile_arn=profile_arn)
+                pending = commit_new_token(self.store, self.places, account, replaced=fingerprint(spent),
+                                           lineage=[spent, account.refresh_token], refreshed_at=now, now=now,
+                                           places=places, moved_on=moved_on, entry=entry, profile_arn=profile_arn)
                 break
             except StoreError as exc:
                 if attempt == 1 and getattr(exc, "reason", None) in ("disk full", "disk I/O error") \
@@ -434,11 +435,11 @@ class Refresher:
                     continue
                 held = self.holding.hold(account, spent, now, exc, shift(now, self.backoff.base))
                 self.store_problem = held.reason
-                return held
+                return held, []
         if account.id in self.held:  # a held token was spent for this one: it and its copies are history
             self.holding.forget(account.id)
         self._store_ok()
-        return None
+        return None, pending
 
     @staticmethod
     def _new_profile_arn(account: Account, token: TokenResult, warnings: list[str]) -> str | None:

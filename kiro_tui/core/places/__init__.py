@@ -18,6 +18,7 @@ from kiro_tui.core.places.base import (
     Created,
     PlaceError,
     PlaceFormat,
+    PlaceLogin,
     PlaceSnapshot,
     TokenCopy,
     WriteOutcome,
@@ -82,5 +83,5 @@ def place_format(kind: str) -> PlaceFormat:
 
 __all__ = ["DEFAULT_WRITE_TIMEOUT",
            "FORMATS", "LINK_KINDS", "effective_window", "link_refusal", "Created", "PlaceError", "PlaceFormat",
-           "PlaceSnapshot", "TokenCopy", "WriteOutcome", "WriteResult", "create_gateway_db", "gateway_sqlite_paths",
-           "place_format"]
+           "PlaceLogin", "PlaceSnapshot", "TokenCopy", "WriteOutcome", "WriteResult", "create_gateway_db",
+           "gateway_sqlite_paths", "place_format"]

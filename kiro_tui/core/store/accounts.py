@@ -251,6 +251,12 @@ class AccountRows(StoreFile):
                                (token_print, account_id)).fetchone()
         return row[0] if row else None
 
+    def lineage(self, account_id: str) -> dict[str, int]:
+        """The account's whole lineage at once: each token's fingerprint and its rank (see
+        `lineage_rank`), for a compare-and-swap asked in a worker thread with no query there."""
+        return dict(self._db.execute("SELECT fingerprint, rowid FROM lineage WHERE account_id = ?",
+                                     (account_id,)).fetchall())
+
     def in_lineage(self, account_id: str, token_print: str | None) -> bool:
         if not token_print:
             return False

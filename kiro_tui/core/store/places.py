@@ -93,12 +93,17 @@ class PlaceRows(StoreFile):
         return {(kind, path, entry): (signature, token_print) for kind, path, entry, signature, token_print
                 in self._db.execute("SELECT kind, path, entry, signature, token_print FROM place_reads")}
 
-    def save_place_reads(self, reads: dict[tuple[str, str, str], tuple[str, str | None]]) -> None:
-        """Remember what these places held (a cache: no fsync; a lost row is read again)."""
-        with self.transaction(durable=False, places=False) as tx:
-            tx.executemany("INSERT OR REPLACE INTO place_reads (kind, path, entry, signature, token_print) "
-                           "VALUES (?, ?, ?, ?, ?)",
-                           [(*address, signature, token_print) for address, (signature, token_print) in reads.items()])
+    def save_place_reads(self, reads: dict[tuple[str, str, str], tuple[str, str | None]],
+                         tx: sqlite3.Connection | None = None) -> None:
+        """Remember what these places held (a cache: no fsync of its own; a lost row is read
+        again), in the caller's transaction `tx` when it has one."""
+        rows = [(*address, signature, token_print) for address, (signature, token_print) in reads.items()]
+        sql = "INSERT OR REPLACE INTO place_reads (kind, path, entry, signature, token_print) VALUES (?, ?, ?, ?, ?)"
+        if tx is not None:
+            tx.executemany(sql, rows)
+            return
+        with self.transaction(durable=False, places=False) as own:
+            own.executemany(sql, rows)
 
     # ------------------------------------------------------------ unlink marks
 
