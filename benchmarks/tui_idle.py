@@ -6,7 +6,10 @@ second, the refresh engine and store checks running), over 30 seconds.
 Goal: ≤ 1 % of one core. The app runs headless (Textual's test driver) at 150x40.
 
 Also printed: the CPU of the busiest tick, the one where every countdown on screen changes
-(a minute passed; the clock is injected, so this part does not depend on timing).
+(a minute passed; the clock is injected, so this part does not depend on timing); the summary
+line's share of a tick (issue 24's goal at 10,000: ≤ 2 ms); and the peak RSS of the TUI
+settled on the accounts, each in a fresh process, against the bare Textual app showing the same
+number of rows (benchmarks/bare_table_app.py; goal ≤ 2×).
 """
 
 from __future__ import annotations
@@ -15,9 +18,15 @@ import argparse
 import asyncio
 import resource
 import statistics
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
+from textual.widgets import DataTable
+
+from benchmarks.bare_table_app import BareTable
 from benchmarks.tui_startup import SIZE, filled_store
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.clock import ManualClock, SystemClock
@@ -63,18 +72,72 @@ async def busiest_tick(store: AccountStore, count: int, ticks: int = 5) -> float
     return statistics.median(costs)
 
 
+async def summary_tick(store: AccountStore, count: int, ticks: int = 21) -> float:
+    """Median CPU seconds of the summary line's part of a tick (a second passed, nothing changed)."""
+    clock = ManualClock(datetime.now(UTC))
+    app = make_app(store.path, Settings(), clock, Endpoints(override="http://127.0.0.1:9"), None, [],
+                   run_engine=False, fetch_usage=False)
+    costs = []
+    async with app.run_test(size=SIZE) as pilot:
+        while app.screen.query_one(AccountsTable).row_count < count:
+            await pilot.pause(0.05)
+        await pilot.pause()
+        for _ in range(ticks):
+            clock.advance(1)
+            cpu0 = time.thread_time()
+            app.screen.update_summary(clock.now())  # type: ignore[attr-defined]
+            costs.append(time.thread_time() - cpu0)
+            await pilot.pause()
+    return statistics.median(costs)
+
+
+def settled_rss(kind: str, store: Path, count: int) -> float:
+    """Peak RSS (MB) of a fresh process showing `count` accounts, settled for 3 s: kiro-tui's app
+    on the store (its engine running), or the bare table app."""
+    done = subprocess.run([sys.executable, "-m", "benchmarks.tui_idle", "--rss-of", kind, "--store", str(store),
+                           "--accounts", str(count)], capture_output=True, text=True, check=True)
+    return float(done.stdout.split()[-1])
+
+
+async def show_settled(kind: str, store: Path, count: int) -> None:
+    if kind == "bare":
+        bare = BareTable(count)
+        async with bare.run_test(size=SIZE) as pilot:
+            while bare.query_one(DataTable).row_count < count:
+                await pilot.pause(0.05)
+            await pilot.pause(3)
+        return
+    app = make_app(store, Settings(), SystemClock(), Endpoints(override="http://127.0.0.1:9"), None, [],
+                   run_engine=True, fetch_usage=False)
+    async with app.run_test(size=SIZE) as pilot:
+        while app.screen.query_one(AccountsTable).row_count < count:
+            await pilot.pause(0.05)
+        await pilot.pause(3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--rss-of", choices=("tui", "bare"), help=argparse.SUPPRESS)  # the child of settled_rss
+    parser.add_argument("--store", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rss_of:
+        asyncio.run(show_settled(args.rss_of, args.store, args.accounts))
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        return
     with filled_store(args.accounts) as store:
         cpu, wall = asyncio.run(measure(store, args.accounts, args.seconds))
         busiest = asyncio.run(busiest_tick(store, args.accounts))
+        summary = asyncio.run(summary_tick(store, args.accounts))
+        rss, bare_rss = settled_rss("tui", store.path, args.accounts), settled_rss("bare", store.path, args.accounts)
     print(f"accounts:   {args.accounts}")
     print(f"window:     {wall:.1f} s wall")
     print(f"cpu:        {cpu:.3f} s  = {100 * cpu / wall:.2f} % of one core  (goal ≤ 1 %)")
     print(f"busiest tick (every countdown on screen changes): {busiest * 1000:.0f} ms CPU, median of 5")
+    print(f"summary line, a tick with nothing changed: {summary * 1000:.2f} ms CPU, median of 21  (goal ≤ 2 ms)")
+    print(f"peak RSS settled: {rss:.1f} MB vs the bare table app {bare_rss:.1f} MB, ratio {rss / bare_rss:.2f}  "
+          "(goal ≤ 2)")
 
 
 if __name__ == "__main__":
