@@ -350,3 +350,49 @@ async def test_a_subfolder_file_imported_from_is_a_source_of_its_own(tmp_path: P
     await engine.import_now(sub, "cliproxy")
     found = {(s.kind, s.path): s.logins for s in await engine.known_places()}
     assert found[("cliproxy", sub)] == 1 and found[("cliproxy", tmp_path / ".cli-proxy-api")] == 0
+
+
+class _ThreadsSeen:
+    """The store's connection, noting which threads run statements on it."""
+
+    def __init__(self, connection) -> None:  # type: ignore[no-untyped-def]
+        self._connection, self.threads = connection, set()
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._connection, name)
+
+    def execute(self, *args):  # type: ignore[no-untyped-def]
+        import threading
+
+        self.threads.add(threading.get_ident())
+        return self._connection.execute(*args)
+
+    def executemany(self, *args):  # type: ignore[no-untyped-def]
+        import threading
+
+        self.threads.add(threading.get_ident())
+        return self._connection.executemany(*args)
+
+
+async def test_the_store_is_used_from_one_thread_while_places_are_read_and_written_in_others(
+        tmp_path: Path, engine: Engine, emulator) -> None:
+    """Place files are read and written in worker threads, several at once; what they need of
+    the store (the lineage a compare-and-swap checks, whose login a tool holds) is asked on the
+    store's own thread. (Python's sqlite3 leaves a connection shared by threads to its user; a
+    full-disk test once failed a refresh with an internal TypeError in a run where worker
+    threads also queried it.)"""
+    import threading
+
+    seen = _ThreadsSeen(engine.store._db)
+    engine.store._db = seen  # type: ignore[assignment]
+    account_id = own_account(engine, emulator)
+    for kind, name in (("kiro-ide", "kiro-auth-token.json"), ("cliproxy", "proxy"), ("gateway-db", "g.sqlite3")):
+        await engine.link(account_id, kind, tmp_path / name)
+    for _ in range(2):
+        (result,) = await engine.refresh_now([account_id])
+        assert result.outcome is Outcome.REFRESHED
+    views = (await engine.views()).views
+    assert set((await engine.holdings(views)).states.values()) == {"current"}
+    await engine.tools_found()
+    await engine.export(account_id, "aiclient", tmp_path / "a2a")
+    assert seen.threads == {threading.get_ident()}

@@ -189,8 +189,11 @@ async def test_what_a_place_holds_is_read_again_only_when_its_file_changed(
     views = (await engine.views()).views
     reads = count_reads(monkeypatch)
     first = (await engine.holdings(views)).states
-    assert set(first.values()) == {"current"} and len(set(reads)) == 12  # every place read once
+    assert set(first.values()) == {"current"} and len(first) == 12
+    assert reads == []  # the import remembered what each file held, and none changed since
 
+    engine.store.connection.execute("DELETE FROM place_reads")  # forgotten: each is read once
+    assert (await engine.holdings(views)).states == first and len(set(reads)) == 12
     reads.clear()
     assert (await engine.holdings(views)).states == first
     assert reads == []  # remembered: nothing changed
@@ -217,6 +220,10 @@ async def test_whose_login_a_place_holds_is_read_again_only_when_its_file_change
     first = (await engine.holdings(views)).holders
     databases = [p for p in engine.store.places() if p.kind == "kiro-cli"]
     assert len(databases) == 3 and {first[p.address] for p in databases} == {p.account_id for p in databases}
+    assert reads == []  # the import remembered whose login each file held, and none changed since
+
+    engine.store.connection.execute("DELETE FROM place_reads")  # forgotten: each is read again, once
+    assert (await engine.holdings(views)).holders == first
     assert sorted(reads).count(databases[0].path) == 2  # its entry read, and the whole file scanned, once each
 
     reads.clear()
@@ -232,3 +239,26 @@ async def test_whose_login_a_place_holds_is_read_again_only_when_its_file_change
     now = (await engine.holdings(views)).holders
     assert set(reads) == {changed.path}
     assert now == {**first, changed.address: other.account_id}
+
+
+async def test_a_refresh_reads_no_imported_place_that_is_as_the_import_found_it(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The import kept how each file looked with the token it held: before spending a token,
+    kiro-tui reads only a place that changed since (a tool's own refresh), not all of them."""
+    await engine.start()
+    sync = engine.refresher.places  # type: ignore[union-attr]
+    reads = count_reads(monkeypatch)
+    for account in engine.store.accounts():
+        assert await sync.adopt_newer(account) is None
+    assert reads == []
+
+    changed = next(p for p in engine.store.places() if p.kind == "cliproxy")
+    record = json.loads(Path(changed.path).read_text())
+    newer = engine.store.get(changed.account_id).expires_at + timedelta(hours=1)  # type: ignore[union-attr]
+    record.update(access_token="aoaAAAAAGrefreshed-by-the-proxy", refresh_token="aorAAAAAGrefreshed-by-the-proxy",
+                  expires_at=go_rfc3339(newer))
+    Path(changed.path).write_text(json.dumps(record))
+    account = engine.store.get(changed.account_id)
+    assert account is not None and await sync.adopt_newer(account) == "cliproxy"
+    assert reads == [changed.path]
+    assert engine.store.get(changed.account_id).refresh_token == "aorAAAAAGrefreshed-by-the-proxy"  # type: ignore[union-attr]

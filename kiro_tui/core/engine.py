@@ -405,7 +405,7 @@ class Engine:
     async def tools_found(self) -> list[Tool]:
         """The tools `use` can put a login in that are where they usually are, and whose login
         each holds now (the TUI's "use in ..." and its marks)."""
-        return await asyncio.to_thread(tools_found, self)
+        return await tools_found(self)
 
     async def rename(self, account_id: str, name: str) -> Account:
         account = rename(self.store, account_id, name)

@@ -170,8 +170,10 @@ class HeldTokens:
         copy = TokenCopy(held.access_token, held.refresh_token, held.expires_at,
                          account.profile_arn if account.auth_method is AuthMethod.SOCIAL else None)
 
+        lineage = self.store.lineage(account.id)  # asked here: the write runs in a worker thread
+
         def belongs(token_print: str | None) -> bool:
-            return self.store.in_lineage(account.id, token_print)
+            return token_print is not None and token_print in lineage
 
         for place in [p for p in sync.places_to_read(account) if writable(p.kind)]:
             fmt = place_format(place.kind)

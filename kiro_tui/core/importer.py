@@ -31,7 +31,9 @@ from kiro_tui.core.identity import NEWER_TOLERANCE as NEWER_TOLERANCE  # re-expo
 from kiro_tui.core.identity import UPDATED as UPDATED
 from kiro_tui.core.identity import is_dead_refresh_token as is_dead_refresh_token
 from kiro_tui.core.identity import mark_refresh_token_dead as mark_refresh_token_dead
+from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, AuthMethod, Health, Mode, Place, PlaceRole, PlaceState
+from kiro_tui.core.place_sync import SINGLE_LOGIN_KINDS
 from kiro_tui.core.places import PlaceError, place_format
 from kiro_tui.core.places.base import PlaceLogin, PlaceSnapshot
 from kiro_tui.core.places.kiro_cli import KiroCliSnapshot, SkippedKey
@@ -136,10 +138,12 @@ _TITLES = {"kiro-cli": "kiro-cli", "kiro-ide": "Kiro IDE", "cliproxy": "CLIProxy
 
 def import_snapshot(
     store: AccountStore, snapshot: KiroCliSnapshot | PlaceSnapshot, now: datetime, mode: Mode,
-    automatic: bool = False,
+    automatic: bool = False, signature: str | None = None,
 ) -> ImportReport:
     """Merge `snapshot` into the store. `automatic` (the watcher) leaves `own` accounts alone
-    unless they need a login; an explicit import updates every account.
+    unless they need a login; an explicit import updates every account. `signature`: how the
+    file looked before it was read (`PlaceReads.signature`), kept with what each login imported
+    holds, so the place is not read again until it changes.
 
     A login is matched to an account by evidence only: a refresh token of the account's
     lineage, the same place with nothing contradicting it, or (from another place) the same
@@ -153,6 +157,7 @@ def import_snapshot(
     with store.transaction() as tx:
         taken = _TakenIds(store)
         matched: set[str] = set()
+        reads: dict[tuple[str, str, str], tuple[str, str | None]] = {}
         for login in snapshot.logins:
             forgotten = store.forgotten(login.refresh_token)
             if forgotten is not None:
@@ -178,7 +183,16 @@ def import_snapshot(
             else:
                 report.imported.append(item)
                 matched.add(item.id)
+                if signature is not None:
+                    reads[(kind, source, login.key)] = (signature, fingerprint(login.refresh_token)
+                                                        if login.refresh_token else None)
             tx.execute("RELEASE login")
+        if signature is not None and kind in SINGLE_LOGIN_KINDS:  # the login its tool uses (`switch.holders`)
+            used = snapshot.logins[0] if snapshot.logins else None
+            reads[(kind, source, "")] = (signature, fingerprint(used.refresh_token)
+                                         if used and used.refresh_token else None)
+        if reads:
+            store.save_place_reads(reads, tx)
         report.missing = store.accounts_in_order([i for i in store.ids_from_place(kind, source) if i not in matched])
     return report
 

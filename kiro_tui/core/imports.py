@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 from kiro_tui.core.errors import KiroCliError, KiroTuiError
 from kiro_tui.core.events import AccountsChanged, ImportFinished
 from kiro_tui.core.importer import ImportReport, import_snapshot
-from kiro_tui.core.places import FORMATS, PlaceError, gateway_sqlite_paths, place_format
+from kiro_tui.core.place_sync import PlaceReads
+from kiro_tui.core.places import FORMATS, PlaceError, PlaceSnapshot, gateway_sqlite_paths, place_format
 from kiro_tui.core.places.kiro_cli import find_kiro_cli_db, read_kiro_cli
 
 if TYPE_CHECKING:
@@ -136,23 +137,30 @@ async def _import_place(engine: Engine, kind: str, path: Path, automatic: bool) 
     now = engine.clock.now()
     for file_kind, file in files:
         try:
-            snapshot = await asyncio.to_thread(place_format(file_kind).scan, file, now)
+            signature, snapshot = await asyncio.to_thread(_signed_scan, file_kind, file, now)
         except PlaceError as exc:
             report.problems.append((file_kind, file, str(exc)))
             continue
         report.merge(import_snapshot(engine.store, snapshot, now, engine.settings.default_import_mode,
-                                     automatic=automatic))
+                                     automatic=automatic, signature=signature))
     if files:
         after_import(engine, report, automatic)
     return report
+
+
+def _signed_scan(kind: str, file: Path, now: datetime) -> tuple[str, PlaceSnapshot]:
+    """The file's signature (taken first: a change while it is read makes it differ), and what it holds."""
+    return PlaceReads.signature(kind, str(file)), place_format(kind).scan(file, now)
 
 
 async def import_kiro_cli(engine: Engine, db: Path, automatic: bool) -> ImportReport:
     """kiro-cli's database, read whole: what the engine tells of kiro-cli (`kiro_cli_state`)
     is from here."""
     now = engine.clock.now()
-    snapshot = await asyncio.to_thread(read_kiro_cli, db, now)
-    report = import_snapshot(engine.store, snapshot, now, engine.settings.default_import_mode, automatic=automatic)
+    signature, snapshot = await asyncio.to_thread(lambda: (PlaceReads.signature(KIRO_CLI, str(db)),
+                                                           read_kiro_cli(db, now)))
+    report = import_snapshot(engine.store, snapshot, now, engine.settings.default_import_mode, automatic=automatic,
+                             signature=signature)
     engine.watch_error = None
     engine.last_import_at = now
     after_import(engine, report, automatic)

@@ -55,7 +55,6 @@ class PlaceSync:
         """How each place file looked at the last pass (or just after kiro-tui wrote it)."""
         self._reads: PlaceReads | None = None
         """What each place held when last read or written (loaded at the first refresh)."""
-        self._reads_lock = threading.Lock()
         self._looked: dict[str, PlaceSignature] = {}
         """How each place file looks in this watch pass (`look_at_places`)."""
         self.looks = 0
@@ -108,10 +107,12 @@ class PlaceSync:
                 login = place_format(place.kind).read_entry(Path(place.path), place.entry, now)
             except PlaceError as exc:
                 return exc
-            reads.learn(place.address, signature, fingerprint(login.refresh_token) if login else None)
+            reads.learn(place.address, signature, fingerprint(login.refresh_token)
+                        if login and login.refresh_token else None)
             return login
 
-        found = await asyncio.to_thread(lambda: [read(place, self.reads()) for place in places]) if places else []
+        reads = self.reads()
+        found = await asyncio.to_thread(lambda: [read(place, reads) for place in places]) if places else []
         for place, login in zip(places, found, strict=True):
             if isinstance(login, PlaceError):
                 log.info("%s: cannot read %s %s before refreshing: %s", account.id, place.kind, place.path, login)
@@ -157,7 +158,7 @@ class PlaceSync:
         copy = TokenCopy.of(account)
         copy_print = fingerprint(account.refresh_token)
         lineage = self.store.lineage(account.id)  # the account is this refresher's: it stays so meanwhile
-        reads = await asyncio.to_thread(self.reads)
+        reads = self.reads()
 
         def write(place: Place) -> WriteResult:
             def belongs(token_print: str | None) -> bool:
@@ -246,11 +247,11 @@ class PlaceSync:
 
     def reads(self) -> PlaceReads:
         """What each place held when last read or written, kept by the store: a place that looks as
-        it did then is not read again before a refresh. Loaded once (off the loop: many rows)."""
-        with self._reads_lock:
-            if self._reads is None:
-                self._reads = PlaceReads(self.store)
-            return self._reads
+        it did then is not read again before a refresh. Loaded once, on the store's thread (its
+        connection is never used from two threads at once)."""
+        if self._reads is None:
+            self._reads = PlaceReads(self.store)
+        return self._reads
 
     def pending_accounts(self) -> set[str]:
         """Accounts with a place still pending (locked, missing, or after a failed write)."""
@@ -410,6 +411,11 @@ def place_signature(path: str, database: bool = False) -> PlaceSignature:
         except OSError:
             found.append(None)
     return tuple(found)
+
+
+SINGLE_LOGIN_KINDS = ("kiro-ide", "kiro-cli")
+"""Places whose tool uses one login: what each holds as a whole (its entry "" in `PlaceReads`)
+is the login its tool uses, by which kiro-tui tells whose login the tool is on."""
 
 
 class PlaceReads:

@@ -27,7 +27,7 @@ from kiro_tui.core.importer import import_snapshot
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, Health, Mode, Place, PlaceRole, PlaceState
 from kiro_tui.core.paths import make_private_dirs
-from kiro_tui.core.place_sync import PlaceReads
+from kiro_tui.core.place_sync import SINGLE_LOGIN_KINDS, PlaceReads
 from kiro_tui.core.places import FORMATS, PlaceError, PlaceSnapshot, place_format
 from kiro_tui.core.places._files import atomic_write, is_folder, read_json
 from kiro_tui.core.places.kiro_cli import find_kiro_cli_db, open_read_only
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 KIRO_CLI = "kiro-cli"
 USE_KINDS = tuple(kind for kind, fmt in FORMATS.items() if fmt.writable)
 """Where `use` can put a login: every tool kiro-tui writes (not opencode's kiro.db)."""
-SINGLE_LOGIN_KINDS = ("kiro-ide", KIRO_CLI)
 """Places that hold one login, the one their tool uses: `list --json` and the TUI say whose."""
 KEEP_COPIES = 5
 PLACED_BY_USE = "placed_by_use"
@@ -330,10 +329,10 @@ def _prune(folder: Path) -> None:
 # ---------------------------------------------------------------- who a tool is using
 
 
-def holders(store: AccountStore, places: list[Place], now: datetime, reads: PlaceReads,
-            looked: dict[tuple[str, str], str]) -> dict[tuple[str, str, str], str | None]:
-    """For each single-login place (the IDE's file, kiro-cli's database): the id of the account
-    whose login it holds now (by its refresh token's lineage), or None (nobody kiro-tui knows).
+def used_prints(places: list[Place], now: datetime, reads: PlaceReads,
+                looked: dict[tuple[str, str], str]) -> dict[tuple[str, str], str | None]:
+    """For each single-login place file (the IDE's file, kiro-cli's database): the fingerprint
+    of the login its tool uses, or None. Reads files (run it in a worker thread); never the store.
 
     A place file is read only when it changed since it was last read (`looked` holds each file's
     signature now, `reads` what it held when last read): the fingerprint of the login its tool
@@ -344,28 +343,33 @@ def holders(store: AccountStore, places: list[Place], now: datetime, reads: Plac
         signature, address = looked[(kind, path)], (kind, path, "")
         known, token_print = reads.remembered(address, signature)
         if not known:
-            try:
-                snapshot = place_format(kind).scan(Path(path), now)
-            except KiroTuiError:
+            readable, token_print = _used_print(kind, Path(path), now)
+            if not readable:
                 prints[(kind, path)] = None  # unreadable now (locked, damaged): not remembered
                 continue
-            used = snapshot.logins[0] if snapshot.logins else None
-            token_print = fingerprint(used.refresh_token) if used and used.refresh_token else None
             reads.learn(address, signature, token_print)
         prints[(kind, path)] = token_print
+    return prints
+
+
+def holders(store: AccountStore, places: list[Place],
+            prints: dict[tuple[str, str], str | None]) -> dict[tuple[str, str, str], str | None]:
+    """For each single-login place: the id of the account whose login it holds now (by its
+    refresh token's lineage, `used_prints`), or None (nobody kiro-tui knows). On the store's thread."""
     owners = store.print_owners(prints.values())
     return {place.address: owners.get(prints[(place.kind, place.path)] or "") for place in places
             if place.kind in SINGLE_LOGIN_KINDS}
 
 
-def holder_at(store: AccountStore, kind: str, path: Path, now: datetime) -> str | None:
-    """Whose login the place holds: the one its tool uses (kiro-cli's first key), by lineage."""
+def _used_print(kind: str, path: Path, now: datetime) -> tuple[bool, str | None]:
+    """(False, None) when the tool's file at `path` cannot be read now; else (True, the
+    fingerprint of the login the tool uses (kiro-cli's first key), None when it holds none)."""
     try:
         snapshot = place_format(kind).scan(path, now)
     except KiroTuiError:
-        return None
+        return False, None
     used = snapshot.logins[0] if snapshot.logins else None
-    return store.lineage_owner(used.refresh_token) if used else None
+    return True, fingerprint(used.refresh_token) if used and used.refresh_token else None
 
 
 @dataclass(frozen=True)
@@ -377,21 +381,28 @@ class Tool:
     holder: str | None
 
 
-def tools_found(engine: Engine) -> list[Tool]:
+async def tools_found(engine: Engine) -> list[Tool]:
     """Every tool whose usual file (or database) is there, kiro-cli first, with who it uses."""
-    now, found = engine.clock.now(), []
-    for kind in USE_KINDS:
-        try:
-            target = _target(engine, kind, None)
-        except KiroTuiError:
-            continue
-        if os.path.lexists(target) and not is_folder(target):
-            found.append(Tool(kind, target, holder_at(engine.store, kind, target, now)))
-    return found
+    now = engine.clock.now()
+
+    def look() -> list[tuple[str, Path, str | None]]:  # files only, in a worker thread
+        found = []
+        for kind in USE_KINDS:
+            try:
+                target = _target(engine, kind, None)
+            except KiroTuiError:
+                continue
+            if os.path.lexists(target) and not is_folder(target):
+                found.append((kind, target, _used_print(kind, target, now)[1]))
+        return found
+
+    found = await asyncio.to_thread(look)
+    owners = engine.store.print_owners(used for _, _, used in found)
+    return [Tool(kind, target, owners.get(used or "")) for kind, target, used in found]
 
 
-__all__ = ["SINGLE_LOGIN_KINDS", "USE_KINDS", "AccountBusy", "Tool", "UseOutcome", "holder_at", "holders", "keep_copy",
-           "rewrite_places", "tools_found", "use_account"]
+__all__ = ["SINGLE_LOGIN_KINDS", "USE_KINDS", "AccountBusy", "Tool", "UseOutcome", "holders", "keep_copy",
+           "rewrite_places", "tools_found", "use_account", "used_prints"]
 
 
 def held_prints(snapshot: PlaceSnapshot | None) -> list[str]:

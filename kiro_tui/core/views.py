@@ -22,7 +22,7 @@ from kiro_tui.core.place_sync import PlaceReads
 from kiro_tui.core.places import place_format
 from kiro_tui.core.places.base import PlaceLogin
 from kiro_tui.core.store import UnreadableRow
-from kiro_tui.core.switch import holders
+from kiro_tui.core.switch import holders, used_prints
 
 if TYPE_CHECKING:
     from kiro_tui.core.engine import Engine
@@ -117,7 +117,8 @@ async def holdings(engine: Engine, views: list[AccountView]) -> Holdings:
             except KiroTuiError:
                 login = None
             states[place.address] = _compare(engine, account, login)
-    found_holders = await asyncio.to_thread(holders, store, [place for _, place in places], now, reads, looked)
+    single = [place for _, place in places]
+    found_holders = holders(store, single, await asyncio.to_thread(used_prints, single, now, reads, looked))
     reads.save()
     return Holdings(states, found_holders)
 

@@ -171,7 +171,8 @@ class Watcher:
                 engine._emit(ImportFailed(f"{path}: {exc}", automatic=True))
                 continue
             now = engine.clock.now()
-            report = import_snapshot(engine.store, snapshot, now, engine.settings.default_import_mode, automatic=True)
+            report = import_snapshot(engine.store, snapshot, now, engine.settings.default_import_mode, automatic=True,
+                                     signature=repr(signature))  # taken before the scan: a later change differs
             imports.after_import(engine, report, automatic=True)
         self.places_quiet = quiet
 
