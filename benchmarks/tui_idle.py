@@ -99,6 +99,18 @@ def settled_rss(kind: str, store: Path, count: int) -> float:
     return float(done.stdout.split()[-1])
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS since it started: Linux's VmHWM (ru_maxrss there is inherited
+    from the parent across fork and exec, so a child would report its parent's peak)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / (1024 if sys.platform == "darwin" else 1)
+
+
 async def show_settled(kind: str, store: Path, count: int) -> None:
     if kind == "bare":
         bare = BareTable(count)
@@ -124,7 +136,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.rss_of:
         asyncio.run(show_settled(args.rss_of, args.store, args.accounts))
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        print(peak_rss_mb())
         return
     with filled_store(args.accounts) as store:
         cpu, wall = asyncio.run(measure(store, args.accounts, args.seconds))
