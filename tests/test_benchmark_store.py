@@ -3,10 +3,12 @@ same places. (A benchmark measured on rows no import would make measures somethi
 
 from __future__ import annotations
 
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 
 from benchmarks.harness import IMPORT_KINDS, build_imported_store, offline_logins
 from kiro_tui.core import paths
+from kiro_tui.core.models import Account
 from kiro_tui.core.store import AccountStore
 from tests.support.run import run_cli
 
@@ -20,7 +22,7 @@ def rows_by_place(store_path: Path) -> dict[tuple[str, str, str], tuple[tuple[st
         assert not store.unreadable
         found = {}
         for place in store.places():
-            account = vars(accounts[place.account_id])
+            account = {f.name: getattr(accounts[place.account_id], f.name) for f in dataclass_fields(Account)}
             fields = tuple(sorted((k, v) for k, v in account.items() if k not in IGNORED))
             found[place.address] = ((("role", place.role.value), ("state", place.state.value),
                                      ("detail", place.detail)) + fields)

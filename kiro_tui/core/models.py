@@ -117,7 +117,7 @@ def classify_start_url(start_url: str | None) -> AuthMethod:
     return AuthMethod.IDC
 
 
-@dataclass
+@dataclass(slots=True)
 class Account:
     """One login kiro-tui manages. Secrets live here; mask them before showing (see `secrets`)."""
 
@@ -236,7 +236,7 @@ class PlaceState(StrEnum):
     read-only file, an own-mode source) after kiro-tui refreshed. Never "in-sync"."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Place:
     """One copy of an account's credential: a kiro-cli key, a tool's file, an opencode row."""
 
@@ -283,7 +283,7 @@ class UsageRecord:
         return self.used / self.limit
 
 
-@dataclass
+@dataclass(slots=True)
 class AccountView:
     """Everything shown about one account: the stored account and what is known around it."""
 

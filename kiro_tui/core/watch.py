@@ -20,7 +20,7 @@ from kiro_tui.core import imports, quota, runners
 from kiro_tui.core.errors import KiroTuiError, StoreError
 from kiro_tui.core.events import AccountsChanged, EngineNotice, ImportFailed, RunnersChanged
 from kiro_tui.core.importer import import_snapshot
-from kiro_tui.core.models import Account, PlaceRole
+from kiro_tui.core.models import PlaceRole
 from kiro_tui.core.place_sync import PlaceSignature, place_signature
 from kiro_tui.core.places import place_format
 from kiro_tui.core.runners import Runner
@@ -49,9 +49,9 @@ class Watcher:
         `PlaceSync.looks`, kiro-cli's database): while it holds, nothing there is new."""
         self.data_version: int | None = None
         """The store's data version when another process's commits were last noticed."""
-        self.known: dict[str, Account] | None = None
-        """The accounts as the pass last read them: what another process's commit is compared
-        with (None until the first pass has read them)."""
+        self.known: dict[str, int] | None = None
+        """The accounts' rows as the pass last read them (`AccountStore.digests`): what another
+        process's commit is compared with (None until the first pass has read them)."""
         self.usage = quota.UsageQueue()
         """The accounts whose quota figures the next passes fetch, a few a pass."""
         self.store_failed = False
@@ -226,13 +226,13 @@ class Watcher:
         version = engine.store.data_version()
         if version == self.data_version:
             if self.known is None:  # what the next commit is compared with
-                self.known = {a.id: a for a in engine.store.accounts()}
+                self.known = engine.store.digests()
             return
         self.data_version = version
-        accounts = {a.id: a for a in engine.store.accounts()}
+        rows = engine.store.digests()
         known = self.known or {}
-        changed = {i for i in accounts.keys() | known.keys() if accounts.get(i) != known.get(i)}
-        self.known = accounts
+        changed = {i for i in rows.keys() | known.keys() if rows.get(i) != known.get(i)}
+        self.known = rows
         assert engine.scheduler is not None  # (built by start, before any pass)
         engine.scheduler.schedule_all()
         if changed:

@@ -71,6 +71,12 @@ class AccountRows(StoreFile):
                 log.info("%s", problem.describe())
         return accounts, unreadable
 
+    def digests(self) -> dict[str, int]:
+        """Each account's row as one number (a hash of every stored column): what changed
+        between two reads is told without keeping a second copy of every account and its tokens."""
+        columns = ", ".join(ACCOUNT_FIELDS)
+        return {row[0]: hash(row) for row in self._db.execute(f"SELECT {columns} FROM accounts")}
+
     def accounts(self) -> list[Account]:
         """Every readable account; the others are in `self.unreadable` (and the log)."""
         return self.read_accounts()[0]
