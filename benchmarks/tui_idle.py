@@ -21,9 +21,13 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from textual.app import App
+from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from benchmarks.bare_table_app import BareTable
@@ -53,16 +57,24 @@ async def measure(store: AccountStore, count: int, seconds: float) -> tuple[floa
         return cpu_seconds() - cpu0, time.perf_counter() - wall0
 
 
-async def busiest_tick(store: AccountStore, count: int, ticks: int = 5) -> float:
-    """Median CPU seconds of a tick right after a minute passed."""
+@asynccontextmanager
+async def app_at_rest(store: AccountStore, count: int) -> AsyncIterator[tuple[App[object], Pilot[object], ManualClock]]:
+    """The app on `count` accounts, every row in, its engine not running, on a clock that moves
+    only when told."""
     clock = ManualClock(datetime.now(UTC))
     app = make_app(store.path, Settings(), clock, Endpoints(override="http://127.0.0.1:9"), None, [],
                    run_engine=False, fetch_usage=False)
-    costs = []
     async with app.run_test(size=SIZE) as pilot:
         while app.screen.query_one(AccountsTable).row_count < count:
             await pilot.pause(0.05)
         await pilot.pause()
+        yield app, pilot, clock
+
+
+async def busiest_tick(store: AccountStore, count: int, ticks: int = 5) -> float:
+    """Median CPU seconds of a tick right after a minute passed."""
+    costs = []
+    async with app_at_rest(store, count) as (app, pilot, clock):
         for _ in range(ticks):
             clock.advance(60)
             cpu0 = cpu_seconds()
@@ -74,14 +86,8 @@ async def busiest_tick(store: AccountStore, count: int, ticks: int = 5) -> float
 
 async def summary_tick(store: AccountStore, count: int, ticks: int = 21) -> float:
     """Median CPU seconds of the summary line's part of a tick (a second passed, nothing changed)."""
-    clock = ManualClock(datetime.now(UTC))
-    app = make_app(store.path, Settings(), clock, Endpoints(override="http://127.0.0.1:9"), None, [],
-                   run_engine=False, fetch_usage=False)
     costs = []
-    async with app.run_test(size=SIZE) as pilot:
-        while app.screen.query_one(AccountsTable).row_count < count:
-            await pilot.pause(0.05)
-        await pilot.pause()
+    async with app_at_rest(store, count) as (app, pilot, clock):
         for _ in range(ticks):
             clock.advance(1)
             cpu0 = time.thread_time()

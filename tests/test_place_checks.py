@@ -20,7 +20,7 @@ from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.engine import Engine
 from kiro_tui.core.file_events import FolderEvents
-from kiro_tui.core.models import UsageRecord
+from kiro_tui.core.models import Place, UsageRecord
 from kiro_tui.core.places import FORMATS
 from kiro_tui.core.store import AccountStore
 from tests.support.places import go_rfc3339
@@ -64,6 +64,18 @@ def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
             monkeypatch.setattr(fmt, name, spy)
     return read
+
+
+def proxy_refreshed_by_itself(engine: Engine) -> Place:
+    """A CLIProxyAPI place whose file now holds a newer token of its login, as the proxy's own
+    refresh leaves it."""
+    changed = next(p for p in engine.store.places() if p.kind == "cliproxy")
+    record = json.loads(Path(changed.path).read_text())
+    newer = engine.store.get(changed.account_id).expires_at + timedelta(hours=1)  # type: ignore[union-attr]
+    record.update(access_token="aoaAAAAAGrefreshed-by-the-proxy", refresh_token="aorAAAAAGrefreshed-by-the-proxy",
+                  expires_at=go_rfc3339(newer))
+    Path(changed.path).write_text(json.dumps(record))
+    return changed
 
 
 def places_queries(store: AccountStore) -> list[str]:
@@ -119,12 +131,7 @@ async def test_the_places_table_is_read_again_only_after_a_commit(engine: Engine
 
 async def test_only_the_place_a_tool_rewrote_is_read_again(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     await engine.watch_pass()
-    changed = next(p for p in engine.store.places() if p.kind == "cliproxy")
-    record = json.loads(Path(changed.path).read_text())
-    newer = engine.store.get(changed.account_id).expires_at + timedelta(hours=1)  # type: ignore[union-attr]
-    record.update(access_token="aoaAAAAAGrefreshed-by-the-proxy", refresh_token="aorAAAAAGrefreshed-by-the-proxy",
-                  expires_at=go_rfc3339(newer))
-    Path(changed.path).write_text(json.dumps(record))
+    changed = proxy_refreshed_by_itself(engine)
     reads = count_reads(monkeypatch)
 
     await engine.watch_pass()
@@ -252,12 +259,7 @@ async def test_a_refresh_reads_no_imported_place_that_is_as_the_import_found_it(
         assert await sync.adopt_newer(account) is None
     assert reads == []
 
-    changed = next(p for p in engine.store.places() if p.kind == "cliproxy")
-    record = json.loads(Path(changed.path).read_text())
-    newer = engine.store.get(changed.account_id).expires_at + timedelta(hours=1)  # type: ignore[union-attr]
-    record.update(access_token="aoaAAAAAGrefreshed-by-the-proxy", refresh_token="aorAAAAAGrefreshed-by-the-proxy",
-                  expires_at=go_rfc3339(newer))
-    Path(changed.path).write_text(json.dumps(record))
+    changed = proxy_refreshed_by_itself(engine)
     account = engine.store.get(changed.account_id)
     assert account is not None and await sync.adopt_newer(account) == "cliproxy"
     assert reads == [changed.path]
