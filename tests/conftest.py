@@ -21,10 +21,10 @@ if TYPE_CHECKING:
 
 # The suite's own modules are cached as compiled (and, for the tests, assertion-rewritten)
 # bytecode, as pytest does by default: where PYTHONDONTWRITEBYTECODE is set (this machine sets
-# it), every xdist worker of both phases rewrote every test module again, 2.7 s of CPU each.
+# it), every xdist worker rewrote every test module again, 2.7 s of CPU each.
 sys.dont_write_bytecode = False
 
-# Property tests check what an input does, never how fast it is made: on two cores shared by four
+# Property tests check what an input does, never how fast it is made: on two cores shared by six
 # workers a generated example can take a second, and the too_slow health check failed a run for
 # the machine's load, not for kiro-tui.
 settings.register_profile("kiro-tui", deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import stat
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from kiro_tui.core.clock import ManualClock
@@ -98,12 +100,13 @@ async def test_a_place_is_read_before_a_refresh_only_when_its_file_changed(
         return real_read(path, *args, **kwargs)
 
     monkeypatch.setattr(fmt, "read_entry", spy)
-    for _ in range(2):
+    for _ in range(3):
+        reads.clear()
         (result,) = await engine.refresh_now([account_id])
         assert result.outcome is Outcome.REFRESHED
         login = real_read(Path(place.path), "", engine.clock.now())
         assert login is not None and login.refresh_token == engine.store.get(account_id).refresh_token
-    assert reads == []  # written by kiro-tui, unchanged since: not read
+    assert reads == []  # written by the refresh before, unchanged since: not read
 
     from kiro_tui.core.aws.social import SocialClient
     from kiro_tui.core.places import TokenCopy
@@ -396,3 +399,55 @@ async def test_the_store_is_used_from_one_thread_while_places_are_read_and_writt
     await engine.tools_found()
     await engine.export(account_id, "aiclient", tmp_path / "a2a")
     assert seen.threads == {threading.get_ident()}
+
+
+async def test_a_tools_rewrite_just_after_kiro_tuis_write_is_read_before_the_next_refresh(
+        tmp_path: Path, engine: Engine, emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kiro-tui remembers a place as holding its token only if the file still is the one it
+    wrote (inode, mtime, size as written): a tool that replaced it in between is read, and its
+    newer token taken, rather than a spent token sent."""
+    from kiro_tui.core.aws.social import SocialClient
+    from kiro_tui.core.places import TokenCopy
+
+    account_id = own_account(engine, emulator)
+    await engine.link(account_id, "cliproxy", tmp_path / "proxy")
+    fmt = place_format("cliproxy")
+    real_write = fmt.write_token
+    rotated: list = []
+
+    def write_then_the_proxy_refreshes(path, entry, copy, belongs, timeout):  # type: ignore[no-untyped-def]
+        result = real_write(path, entry, copy, belongs, timeout)
+        if not rotated:  # the proxy spends the token kiro-tui just wrote, and writes its own
+            token = asyncio.run(SocialClient(httpx.AsyncClient(), engine.endpoints).refresh(copy.refresh_token))
+            rotated.append(token)
+            theirs = TokenCopy(token.access_token, token.refresh_token or "", token.expires_at(engine.clock.now()))
+            assert real_write(path, entry, theirs, lambda token_print: True, 1.0).state is PlaceState.IN_SYNC
+        return result
+
+    monkeypatch.setattr(fmt, "write_token", write_then_the_proxy_refreshes)
+    (first,) = await engine.refresh_now([account_id])
+    assert first.outcome is Outcome.REFRESHED and rotated
+    before = len(calls(emulator, "link@example.com"))
+    (second,) = await engine.refresh_now([account_id])
+    assert second.outcome is Outcome.ADOPTED  # read, not skipped: the proxy's token taken, no call
+    assert len(calls(emulator, "link@example.com")) == before
+    assert engine.store.get(account_id).refresh_token == rotated[0].refresh_token
+
+
+async def test_a_place_unlinked_by_another_process_while_it_is_written_stays_unlinked(
+        tmp_path: Path, engine: Engine, emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    account_id = own_account(engine, emulator)
+    place = await engine.link(account_id, "cliproxy", tmp_path / "proxy")
+    fmt = place_format("cliproxy")
+    real_write = fmt.write_token
+
+    def written_while_unlinked(*args):  # type: ignore[no-untyped-def]
+        result = real_write(*args)
+        with AccountStore.open(engine.store.path) as other, other.transaction() as tx:  # another kiro-tui
+            other.delete_place(tx, place)
+        return result
+
+    monkeypatch.setattr(fmt, "write_token", written_while_unlinked)
+    (result,) = await engine.refresh_now([account_id])
+    assert result.outcome is Outcome.REFRESHED
+    assert engine.store.places(account_id) == []  # its state was not recorded back into a new row

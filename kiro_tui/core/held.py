@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -170,7 +171,10 @@ class HeldTokens:
         copy = TokenCopy(held.access_token, held.refresh_token, held.expires_at,
                          account.profile_arn if account.auth_method is AuthMethod.SOCIAL else None)
 
-        lineage = self.store.lineage(account.id)  # asked here: the write runs in a worker thread
+        try:
+            lineage = self.store.lineage(account.id)  # asked here: the write runs in a worker thread
+        except (StoreError, sqlite3.Error):  # the store is failing: the token it last had is ours
+            lineage = {held.spent: 0} if held.spent else {}
 
         def belongs(token_print: str | None) -> bool:
             return token_print is not None and token_print in lineage

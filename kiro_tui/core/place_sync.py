@@ -100,7 +100,7 @@ class PlaceSync:
         now = self.clock.now()
 
         def read(place: Place, reads: PlaceReads) -> PlaceLogin | PlaceError | None:
-            signature = PlaceReads.signature(place.kind, place.path)
+            signature = repr(checked_signature(place))
             if reads.remembered(place.address, signature) == (True, token_print):
                 return None  # unchanged since it was found or written holding this token: nothing newer
             try:
@@ -157,7 +157,11 @@ class PlaceSync:
         targets = places if places is not None else self.places_to_write(account)
         copy = TokenCopy.of(account)
         copy_print = fingerprint(account.refresh_token)
-        lineage = self.store.lineage(account.id)  # the account is this refresher's: it stays so meanwhile
+        try:
+            lineage = self.store.lineage(account.id)  # the account is this refresher's: it stays so meanwhile
+        except (StoreError, sqlite3.Error) as exc:  # the places stay pending, written at a later pass
+            log.warning("%s: not writing its places now: its token lineage cannot be read: %s", account.id, exc)
+            return []
         reads = self.reads()
 
         def write(place: Place) -> WriteResult:
@@ -171,8 +175,11 @@ class PlaceSync:
                 if place.path in self._looked:  # nor a change for what this pass looked at before it
                     self._looked[place.path] = self._seen[place.path]
                 self.looks += 1
-            if result.outcome in (WriteOutcome.WRITTEN, WriteOutcome.UNCHANGED):  # it holds this token now
-                reads.learn(place.address, PlaceReads.signature(place.kind, place.path), copy_print)
+                # It holds this token while it looks as written: known only where the write says
+                # how it left the file (not a database), and only if nobody replaced it since.
+                after = checked_signature(place)
+                if result.written is not None and after == (result.written,):
+                    reads.learn(place.address, repr(after), copy_print)
             return result
 
         async def write_file(places: list[Place]) -> list[WriteResult]:
@@ -226,13 +233,12 @@ class PlaceSync:
                 sync_error = error
             changes.append((updated, error))
         reads = self.reads()
-        if not changes:
-            reads.save()
-            return
+        if not changes:  # what was learned waits for the next commit (a commit of its own would
+            return       # make every other kiro-tui process look at the store again)
         try:
             with self.store.transaction(durable=any(p.state is not PlaceState.IN_SYNC for p, _ in changes)) as tx:
                 for updated, _ in changes:
-                    self.store.save_place(tx, updated)
+                    self.store.update_place(tx, updated)
                 reads.save(tx)
                 if any(p.role is PlaceRole.SOURCE for p, _ in changes):
                     self.store.update(account.id, tx, sync_error=sync_error)
@@ -250,7 +256,11 @@ class PlaceSync:
         it did then is not read again before a refresh. Loaded once, on the store's thread (its
         connection is never used from two threads at once)."""
         if self._reads is None:
-            self._reads = PlaceReads(self.store)
+            try:
+                self._reads = PlaceReads(self.store)
+            except (StoreError, sqlite3.Error) as exc:  # nothing remembered: every place is read
+                log.info("what the places held cannot be read from the store now: %s", exc)
+                return PlaceReads(self.store, wanted=False)
         return self._reads
 
     def pending_accounts(self) -> set[str]:
@@ -421,8 +431,9 @@ is the login its tool uses, by which kiro-tui tells whose login the tool is on."
 class PlaceReads:
     """What each place held when last read (the store's `place_reads`): the fingerprint of the
     refresh token found there, kept with the file's signature, so a place is read again only
-    when its file changed. What a place holds (`views.holdings`) and whose login it is
-    (`switch.holders`) both ask it."""
+    when its file changed. What a place holds (`views.holdings`), whose login it is
+    (`switch.used_prints`) and the read before a refresh (`PlaceSync.adopt_newer`) ask it; an
+    import, that read and kiro-tui's own writes (only while the file is the one it wrote) teach it."""
 
     def __init__(self, store: AccountStore, wanted: bool = True) -> None:
         self.store = store
@@ -456,6 +467,24 @@ class PlaceReads:
             self.store.save_place_reads(learned, tx)
         except StoreError as exc:
             log.info("cannot remember what the places hold: %s", exc)
+
+
+def checked_signature(place: Place) -> PlaceSignature:
+    """`signature_of`, asked so that a network file system cannot answer from its cache: a
+    file is opened and its open descriptor stat-ed (an open revalidates what NFS cached). A
+    database is only stat-ed: closing a descriptor of it that SQLite did not open would drop the
+    POSIX locks SQLite holds on it in this process."""
+    if is_database(place.kind):
+        return signature_of(place)
+    try:
+        fd = os.open(place.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return (None,)
+    try:
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    return ((st.st_ino, st.st_mtime_ns, st.st_size),)
 
 
 def signature_of(place: Place) -> PlaceSignature:

@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 KIRO_CLI = "kiro-cli"
 USE_KINDS = tuple(kind for kind, fmt in FORMATS.items() if fmt.writable)
 """Where `use` can put a login: every tool kiro-tui writes (not opencode's kiro.db)."""
-"""Places that hold one login, the one their tool uses: `list --json` and the TUI say whose."""
 KEEP_COPIES = 5
 PLACED_BY_USE = "placed_by_use"
 """Account.extra: the kiro-cli database `use` made this account's sync place (kiro-tui's session

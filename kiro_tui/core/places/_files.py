@@ -302,11 +302,12 @@ def _lock(fd: int, path: Path, deadline: float) -> None:
 
 
 def atomic_write(path: Path, data: bytes, mode: int, *, exclusive: bool = False,
-                 owner: tuple[int, int] | None = None) -> None:
+                 owner: tuple[int, int] | None = None) -> tuple[int, int, int]:
     """Put `data` at `path` all at once: a temporary file in the same folder, fsynced, then
     renamed over it (`exclusive`: linked into place, failing if a file appeared there). A
     reader sees the old file or the new one, never half of either. Never into a folder others
-    can write (`unsafe_folder`); the rename replaces a link at `path`, never follows it."""
+    can write (`unsafe_folder`); the rename replaces a link at `path`, never follows it.
+    Returns the new file's (inode, mtime, size) as written, before anyone else could touch it."""
     refusal = unsafe_folder(path.parent)
     if refusal:
         raise UnsafeToWrite(refusal)
@@ -323,6 +324,7 @@ def atomic_write(path: Path, data: bytes, mode: int, *, exclusive: bool = False,
             while view:
                 view = view[os.write(fd, view):]
             os.fsync(fd)
+            st = os.fstat(fd)
         finally:
             os.close(fd)
         if not hasattr(os, "fchmod"):  # pragma: no cover - Windows
@@ -336,6 +338,7 @@ def atomic_write(path: Path, data: bytes, mode: int, *, exclusive: bool = False,
             temp.unlink()
         raise
     _sync_folder(path.parent)
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def _link_into_place(temp: Path, path: Path) -> None:

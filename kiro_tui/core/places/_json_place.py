@@ -180,8 +180,8 @@ class JsonFilePlace:
                 for name, value in self.token_values(copy).items():
                     for key in fields.present(name) or fields.keys_for(name)[:1]:
                         values[key] = value
-                atomic_write(path, self.rewritten(doc, values), self.rewrite_mode(doc),
-                             owner=(doc.st.st_uid, doc.st.st_gid))
+                written = atomic_write(path, self.rewritten(doc, values), self.rewrite_mode(doc),
+                                       owner=(doc.st.st_uid, doc.st.st_gid))
                 if doc.mode & ~PRIVATE_FILE_MODE:
                     widened = f"{path} was mode {doc.mode:04o}, readable by others; it is 0600 now"
         except UnsafeToWrite as exc:
@@ -194,7 +194,7 @@ class JsonFilePlace:
             return WriteResult(WriteOutcome.FAILED, str(exc))
         except OSError as exc:
             return WriteResult(WriteOutcome.FAILED, f"cannot write {self.what} {path}: {exc.strerror or exc}")
-        return WriteResult(WriteOutcome.WRITTEN, widened)
+        return WriteResult(WriteOutcome.WRITTEN, widened, written)
 
     def create(self, path: Path, account: Account, held: frozenset[str] | None = None) -> Created:
         """Write a new file for `account` (mode 0600) at `path`, or in it if it is a folder.

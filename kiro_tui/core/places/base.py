@@ -99,6 +99,10 @@ class WriteOutcome(StrEnum):
 class WriteResult:
     outcome: WriteOutcome
     detail: str = ""
+    written: tuple[int, int, int] | None = None
+    """The file as kiro-tui wrote it (inode, mtime, size), taken before it was renamed into
+    place: while the place looks so, it holds what kiro-tui wrote. None for a database (its
+    -wal moves on by itself) and for any write that did not replace the file."""
 
     @property
     def state(self) -> PlaceState:

@@ -84,6 +84,17 @@ class PlaceRows(StoreFile):
              place.written_print),
         )
 
+    def update_place(self, conn: sqlite3.Connection, place: Place) -> None:
+        """Record the state of a place that is still this account's (never adds one back: a place
+        unlinked, or moved to another account by `use`, while it was being written stays so)."""
+        conn.execute(
+            "UPDATE places SET state = ?, detail = ?, pending_from = ?, written_at = ?, written_print = ?"
+            " WHERE kind = ? AND path = ? AND entry = ? AND account_id = ?",
+            (place.state.value, storable_text("detail", place.detail) if place.detail else None, place.pending_from,
+             format_timestamp(place.written_at) if place.written_at else None, place.written_print,
+             place.kind, place.path, place.entry, place.account_id),
+        )
+
     def delete_place(self, conn: sqlite3.Connection, place: Place) -> None:
         conn.execute("DELETE FROM places WHERE kind = ? AND path = ? AND entry = ?", place.address)
 
@@ -96,11 +107,18 @@ class PlaceRows(StoreFile):
     def save_place_reads(self, reads: dict[tuple[str, str, str], tuple[str, str | None]],
                          tx: sqlite3.Connection | None = None) -> None:
         """Remember what these places held (a cache: no fsync of its own; a lost row is read
-        again), in the caller's transaction `tx` when it has one."""
+        again), in the caller's transaction `tx` when it has one: in a savepoint there, so a
+        cache row that cannot be written never costs the caller's own commit."""
         rows = [(*address, signature, token_print) for address, (signature, token_print) in reads.items()]
         sql = "INSERT OR REPLACE INTO place_reads (kind, path, entry, signature, token_print) VALUES (?, ?, ?, ?, ?)"
         if tx is not None:
-            tx.executemany(sql, rows)
+            tx.execute("SAVEPOINT place_reads")
+            try:
+                tx.executemany(sql, rows)
+            except sqlite3.Error as exc:
+                tx.execute("ROLLBACK TO place_reads")
+                log.info("cannot remember what the places hold: %s", exc)
+            tx.execute("RELEASE place_reads")
             return
         with self.transaction(durable=False, places=False) as own:
             own.executemany(sql, rows)
