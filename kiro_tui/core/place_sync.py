@@ -477,7 +477,8 @@ def checked_signature(place: Place) -> PlaceSignature:
     if is_database(place.kind):
         return signature_of(place)
     try:
-        fd = os.open(place.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(place.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+                     | getattr(os, "O_CLOEXEC", 0))  # (non-blocking: a FIFO put there must not hang it)
     except OSError:
         return (None,)
     try:
