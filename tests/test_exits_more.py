@@ -105,3 +105,57 @@ def test_the_demo_ended_mid_refresh_waits_and_commits(world: World, tmp_path: Pa
     finally:
         session.close()
     assert not list(demo_tmp.glob("kiro-tui-demo-*")), "the demo left its folder behind"
+
+
+@pytest.mark.parametrize("lands", ["while the wait is said", "as the engine is asked to stop"])
+def test_a_second_signal_abandons_by_name_wherever_it_lands(world: World, lands: str,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The TUI's second signal raises KeyboardInterrupt wherever the main thread is. Landing
+    between "waiting for 1 refresh" and the wait itself, it once escaped as a bare "interrupted"
+    (a loaded run of test_the_tui_abandons_on_a_second_signal_and_names_it): the refresh was
+    neither named nor abandoned. Both spots are hit here on purpose."""
+    import asyncio
+
+    from kiro_tui.core.aws.endpoints import Endpoints
+    from kiro_tui.core.clock import SystemClock
+    from kiro_tui.core.config import Settings
+    from kiro_tui.core.engine_thread import EngineThread
+    from kiro_tui.core.shutdown import AbandonedRefreshes
+
+    (account_id,) = world.accounts(1)
+    gate = world.hold()
+    thread = EngineThread(world.store, Settings(), SystemClock(), Endpoints(override=world.emulator.url), None, [],
+                          run_loops=False, fetch_usage=False)
+    thread.start()
+    thread.begin()
+    assert thread._ready.wait(30) and thread.engine is not None and thread._loop is not None
+    engine = thread.engine
+    asyncio.run_coroutine_threadsafe(engine.refresh_now([account_id]), thread._loop)
+    assert gate.arrived.wait(30)
+    wait_until(lambda: engine.under_way == [account_id], "the refresh to be under way", 30)
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    if lands == "as the engine is asked to stop":
+        real, sent = thread._on_engine_loop, []
+
+        def send_then_interrupt(fn):  # type: ignore[no-untyped-def]
+            done = real(fn)
+            if not sent:
+                sent.append(fn)
+                interrupt()
+            return done
+
+        monkeypatch.setattr(thread, "_on_engine_loop", send_then_interrupt)
+    try:
+        thread.stop(timeout=30, on_waiting=interrupt if lands == "while the wait is said" else None)
+    except AbandonedRefreshes as abandoned:
+        assert abandoned.ids == [account_id]
+    except KeyboardInterrupt:  # (caught: let through, it would end the whole test session)
+        pytest.fail("the second signal escaped as a bare KeyboardInterrupt: the refresh was not named")
+    else:
+        pytest.fail("the stop returned as if nothing had been abandoned")
+    finally:
+        gate.released.set()
+    assert thread._stopped.is_set()  # the engine's thread ended: nothing left running behind the exit

@@ -195,15 +195,18 @@ class EngineThread:
             self._thread.join(timeout)
             return []
         engine = self.engine
-        self.begin()  # not waiting out the first screen's grace: the engine goes straight to stopping
-        running = engine.under_way
-        if on_waiting is not None and running and not self._stopped.is_set():
-            on_waiting(running)
-        self._on_engine_loop(lambda e: e.stop(timeout))
-        try:
+        stopping = False
+        try:  # from here on, a second signal abandons by name, whenever it lands (even mid-message)
+            self.begin()  # not waiting out the first screen's grace: the engine goes straight to stopping
+            running = engine.under_way
+            if on_waiting is not None and running and not self._stopped.is_set():
+                on_waiting(running)
+            stopping = self._on_engine_loop(lambda e: e.stop(timeout))
             self._join(timeout + 5)
         except KeyboardInterrupt:
             left = engine.under_way
+            if not stopping:
+                self._on_engine_loop(lambda e: e.stop(timeout))
             self._on_engine_loop(lambda e: e.abandon())
             self._join(10)
             raise AbandonedRefreshes(left) from None
