@@ -177,7 +177,7 @@ class HeldTokens:
             lineage = {held.spent: 0} if held.spent else {}
 
         def belongs(token_print: str | None) -> bool:
-            return token_print is not None and token_print in lineage
+            return token_print in lineage
 
         for place in [p for p in sync.places_to_read(account) if writable(p.kind)]:
             fmt = place_format(place.kind)

@@ -184,13 +184,11 @@ def import_snapshot(
                 report.imported.append(item)
                 matched.add(item.id)
                 if signature is not None:
-                    reads[(kind, source, login.key)] = (signature, fingerprint(login.refresh_token)
-                                                        if login.refresh_token else None)
+                    reads[(kind, source, login.key)] = (signature, fingerprint(login.refresh_token))
             tx.execute("RELEASE login")
         if signature is not None and kind in SINGLE_LOGIN_KINDS:  # the login its tool uses (`switch.holders`)
             used = snapshot.logins[0] if snapshot.logins else None
-            reads[(kind, source, "")] = (signature, fingerprint(used.refresh_token)
-                                         if used and used.refresh_token else None)
+            reads[(kind, source, "")] = (signature, fingerprint(used.refresh_token) if used else None)
         if reads:
             store.save_place_reads(reads, tx)
         report.missing = store.accounts_in_order([i for i in store.ids_from_place(kind, source) if i not in matched])

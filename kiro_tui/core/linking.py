@@ -82,7 +82,7 @@ async def export(engine: Engine, account_id: str, kind: str, path: Path | None =
         copy = TokenCopy.of(account)
         lineage = engine.store.lineage(account.id)  # asked here: the write runs in a worker thread
         result = await asyncio.to_thread(fmt.write_token, entry_path, entry, copy,
-                                         lambda p: p is not None and p in lineage, 2.0)
+                                         lambda p: p in lineage, 2.0)
         if result.state is not PlaceState.IN_SYNC:
             raise PlaceError(f"could not write {entry_path}: {result.detail or result.outcome.value}")
     else:

@@ -107,8 +107,7 @@ class PlaceSync:
                 login = place_format(place.kind).read_entry(Path(place.path), place.entry, now)
             except PlaceError as exc:
                 return exc
-            reads.learn(place.address, signature, fingerprint(login.refresh_token)
-                        if login and login.refresh_token else None)
+            reads.learn(place.address, signature, fingerprint(login.refresh_token) if login else None)
             return login
 
         reads = self.reads()
@@ -177,9 +176,8 @@ class PlaceSync:
                 self.looks += 1
                 # It holds this token while it looks as written: known only where the write says
                 # how it left the file (not a database), and only if nobody replaced it since.
-                after = checked_signature(place)
-                if result.written is not None and after == (result.written,):
-                    reads.learn(place.address, repr(after), copy_print)
+                if result.written is not None and checked_signature(place) == (result.written,):
+                    reads.learn(place.address, repr((result.written,)), copy_print)
             return result
 
         async def write_file(places: list[Place]) -> list[WriteResult]:

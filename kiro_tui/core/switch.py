@@ -368,7 +368,7 @@ def _used_print(kind: str, path: Path, now: datetime) -> tuple[bool, str | None]
     except KiroTuiError:
         return False, None
     used = snapshot.logins[0] if snapshot.logins else None
-    return True, fingerprint(used.refresh_token) if used and used.refresh_token else None
+    return True, fingerprint(used.refresh_token) if used else None
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ async def holdings(engine: Engine, views: list[AccountView]) -> Holdings:
             except KiroTuiError:
                 states[place.address] = "missing"  # unreadable now (locked, damaged): not remembered
                 continue
-            token_print = fingerprint(login.refresh_token) if login and login.refresh_token else None
+            token_print = fingerprint(login.refresh_token) if login else None
             reads.learn(place.address, signature, token_print)
         if token_print is None:
             states[place.address] = "missing"
@@ -117,8 +117,8 @@ async def holdings(engine: Engine, views: list[AccountView]) -> Holdings:
             except KiroTuiError:
                 login = None
             states[place.address] = _compare(engine, account, login)
-    single = [place for _, place in places]
-    found_holders = holders(store, single, await asyncio.to_thread(used_prints, single, now, reads, looked))
+    every = [place for _, place in places]
+    found_holders = holders(store, every, await asyncio.to_thread(used_prints, every, now, reads, looked))
     reads.save()
     return Holdings(states, found_holders)
 

@@ -248,18 +248,10 @@ class AccountRows(StoreFile):
         """`lineage_owner` by the token's fingerprint."""
         return self.print_owners([token_print]).get(token_print) if token_print else None
 
-    def lineage_rank(self, account_id: str, token_print: str | None) -> int | None:
-        """Where this token stands in the account's lineage: a token added later ranks higher
-        (a refresh adds the spent token, then the new one); None if it is not (or no longer) there."""
-        if not token_print:
-            return None
-        row = self._db.execute("SELECT rowid FROM lineage WHERE fingerprint = ? AND account_id = ?",
-                               (token_print, account_id)).fetchone()
-        return row[0] if row else None
-
     def lineage(self, account_id: str) -> dict[str, int]:
-        """The account's whole lineage at once: each token's fingerprint and its rank (see
-        `lineage_rank`), for a compare-and-swap asked in a worker thread with no query there."""
+        """The account's whole lineage at once: each token's fingerprint and its rank (a token
+        added later ranks higher: a refresh adds the spent token, then the new one), for a
+        compare-and-swap asked in a worker thread with no query there."""
         return dict(self._db.execute("SELECT fingerprint, rowid FROM lineage WHERE account_id = ?",
                                      (account_id,)).fetchall())
 
