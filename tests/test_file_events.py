@@ -12,8 +12,9 @@ import pytest
 from kiro_tui.core import file_events, place_sync
 from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.file_events import FolderEvents
-from kiro_tui.core.models import Place
+from kiro_tui.core.models import Account, AuthMethod, Place
 from kiro_tui.core.place_sync import FULL_LOOK_EVERY, PlaceSync
+from kiro_tui.core.store import AccountStore
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
 
@@ -60,6 +61,19 @@ class Stats:
         return taken
 
 
+def _sync(tmp_path: Path, places: list[Place]) -> PlaceSync:
+    """A PlaceSync over a store holding these places (it looks at what the store lists)."""
+    store = AccountStore.open(tmp_path / "accounts.db")
+    now = ManualClock().now()
+    for account_id in dict.fromkeys(p.account_id for p in places):
+        store.save(Account(id=account_id, auth_method=AuthMethod.SOCIAL, access_token="a", refresh_token="r",
+                           expires_at=now))
+    with store.transaction() as tx:
+        for place in places:
+            store.save_place(tx, place)
+    return PlaceSync(store, ManualClock(), 1.0)
+
+
 def _places(tmp_path: Path, count: int) -> list[Place]:
     places = []
     for i in range(count):
@@ -75,20 +89,20 @@ def test_a_quiet_pass_stats_nothing_and_a_change_is_stat_ed_and_seen(tmp_path: P
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     places = _places(tmp_path, 5)
     stats = Stats(monkeypatch)
-    sync = PlaceSync(None, ManualClock(), 1.0)  # type: ignore[arg-type]  # looking needs no store
+    sync = _sync(tmp_path, places)
 
     async def passes() -> None:
-        first = await sync.look_at_places(places)
+        first = await sync.look_at_places()
         assert sorted(stats.take()) == sorted(p.path for p in places)  # the first pass looks at all
-        assert await sync.look_at_places(places) == first and stats.take() == []  # nothing changed: no stat
+        assert await sync.look_at_places() == first and stats.take() == []  # nothing changed: no stat
         Path(places[2].path).write_text('{"refreshToken": "a tool refreshed"}')
-        after = await sync.look_at_places(places)
+        after = await sync.look_at_places()
         assert stats.take() == [places[2].path]
         assert after[places[2].path] != first[places[2].path]  # and the change shows
         for _ in range(FULL_LOOK_EVERY - 3):
-            await sync.look_at_places(places)
+            await sync.look_at_places()
         assert stats.take() == []
-        await sync.look_at_places(places)  # every FULL_LOOK_EVERY passes: every file, told or not
+        await sync.look_at_places()  # every FULL_LOOK_EVERY passes: every file, told or not
         assert sorted(stats.take()) == sorted(p.path for p in places)
 
     try:
@@ -101,11 +115,11 @@ def test_without_inotify_every_pass_stats_every_file(tmp_path: Path, monkeypatch
     monkeypatch.setattr(file_events, "_libc", lambda: None)  # macOS, or a kernel without it
     places = _places(tmp_path, 3)
     stats = Stats(monkeypatch)
-    sync = PlaceSync(None, ManualClock(), 1.0)  # type: ignore[arg-type]
+    sync = _sync(tmp_path, places)
 
     async def passes() -> None:
         for _ in range(3):
-            await sync.look_at_places(places)
+            await sync.look_at_places()
             assert sorted(stats.take()) == sorted(p.path for p in places)
 
     asyncio.run(passes())
@@ -120,14 +134,14 @@ def test_a_folder_watched_only_from_now_has_its_files_looked_at(tmp_path: Path,
     later = tmp_path / "later"
     place = Place("acct", "cliproxy", str(later / "token.json"))
     stats = Stats(monkeypatch)
-    sync = PlaceSync(None, ManualClock(), 1.0)  # type: ignore[arg-type]
+    sync = _sync(tmp_path, [place])
 
     async def passes() -> None:
-        first = await sync.look_at_places([place])
+        first = await sync.look_at_places()
         assert first[place.path] == (None,) and stats.take() == [place.path]
         later.mkdir()
         Path(place.path).write_text('{"refreshToken": "a tool logged in"}')
-        after = await sync.look_at_places([place])
+        after = await sync.look_at_places()
         assert stats.take() == [place.path] and after[place.path] != (None,)
 
     try:
@@ -143,12 +157,12 @@ def test_a_look_after_close_stats_every_file_and_keeps_no_descriptor(tmp_path: P
 
     places = _places(tmp_path, 2)
     stats = Stats(monkeypatch)
-    sync = PlaceSync(None, ManualClock(), 1.0)  # type: ignore[arg-type]
-    asyncio.run(sync.look_at_places(places))
+    sync = _sync(tmp_path, places)
+    asyncio.run(sync.look_at_places())
     stats.take()
     opened = len(os.listdir("/proc/self/fd"))
     sync.close()
     assert len(os.listdir("/proc/self/fd")) == opened - 1  # the inotify descriptor let go
-    asyncio.run(sync.look_at_places(places))  # (a watch pass's look that began as the engine closed)
+    asyncio.run(sync.look_at_places())  # (a watch pass's look that began as the engine closed)
     assert sorted(stats.take()) == sorted(p.path for p in places)
     assert len(os.listdir("/proc/self/fd")) == opened - 1

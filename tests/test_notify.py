@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from kiro_tui.core.config import Settings
+from kiro_tui.core.errors import StoreError
 from kiro_tui.core.models import Account, AuthMethod, Health, Place, PlaceRole, PlaceState, UsageRecord
 from kiro_tui.core.notify import Announcer
 from kiro_tui.core.store import AccountStore
@@ -177,6 +178,44 @@ async def test_once_per_change_and_again_only_after_healthy(tmp_path: Path, capl
     assert "notification by command failed: RuntimeError: notify_command 'false' exited 1" in text
     assert "notification by webhook failed" in text
     assert "SECRET" not in text
+    store.close()
+
+
+async def test_a_pass_with_nothing_committed_scans_nothing(tmp_path: Path) -> None:
+    """At rest, a pass asks the store one version and reads no account, usage or place: the
+    three scans cost 7 ms a pass at 10,000 accounts. Any commit (here or elsewhere) looks again."""
+    store = AccountStore.open(tmp_path / "accounts.db")
+    store.save(account("a1"))
+    announcer = Announcer(store, Settings(notify=()), None, lambda: NOW)
+    assert await announcer.check() == []
+    statements: list[str] = []
+    store.connection.set_trace_callback(statements.append)
+    assert await announcer.check() == []
+    assert statements == ["PRAGMA data_version"]
+    other = AccountStore.open(tmp_path / "accounts.db")  # another process's commit
+    other.update("a1", health=Health.NEEDS_LOGIN)
+    (said,) = await announcer.check()
+    assert (said.account_id, said.status) == ("a1", "needs-login")
+    other.close()
+    store.close()
+
+
+async def test_a_notice_that_could_not_be_recorded_is_tried_again(tmp_path: Path, monkeypatch) -> None:
+    """The store refused the record of a notice (locked, full): the condition is not taken as
+    announced; the next pass announces it."""
+    store = AccountStore.open(tmp_path / "accounts.db")
+    store.save(account("a1", health=Health.NEEDS_LOGIN))
+    announcer = Announcer(store, Settings(notify=()), None, lambda: NOW)
+    real = store.transaction
+
+    def refused(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        raise StoreError("database is locked")
+
+    monkeypatch.setattr(store, "transaction", refused)
+    assert await announcer.check() == []
+    monkeypatch.setattr(store, "transaction", real)
+    (said,) = await announcer.check()
+    assert (said.account_id, said.status) == ("a1", "needs-login")
     store.close()
 
 

@@ -182,11 +182,10 @@ async def test_a_tool_s_change_to_a_held_account_s_place_is_taken_once_the_store
     record.update(access_token="aoaAAAAAGwhile-held", refresh_token="aorAAAAAGwhile-held", expires_at=go_rfc3339(newer))
     Path(proxy.path).write_text(json.dumps(record))
 
-    every = engine.store.places()
     monkeypatch.setitem(refresher.held, proxy.account_id, object())  # (only whether it is held is asked)
-    assert await refresher.adopt_from_changed_places(looked=await refresher.look_at_places(every)) == set()
+    assert await refresher.adopt_from_changed_places(looked=await refresher.look_at_places()) == set()
     monkeypatch.delitem(refresher.held, proxy.account_id)
-    assert await refresher.adopt_from_changed_places(looked=await refresher.look_at_places(every)) \
+    assert await refresher.adopt_from_changed_places(looked=await refresher.look_at_places()) \
         == {proxy.account_id}
     assert engine.store.get(proxy.account_id).refresh_token == "aorAAAAAGwhile-held"  # type: ignore[union-attr]
 

@@ -108,25 +108,37 @@ class Announcer:
                  now: Callable[[], datetime]) -> None:
         self.store, self.settings, self.http, self._now = store, settings, http, now
         self._last: Conditions | None = None
+        self._looked_at: tuple[int, int] | None = None
+        """The store's version when `_last` was found: until it changes, so do not the conditions."""
         self.desktop = DesktopChannel()
         self.sent: list[Notice] = []
 
     async def check(self) -> list[Notice]:
+        version = self.store.version()  # read first: a commit after it is looked at next pass
+        if version == self._looked_at:
+            return []  # nothing committed here or elsewhere since the last look (three scans at 10,000)
         found = current_conditions(self.store)
         if found == self._last:
+            self._looked_at = version
             return []
         notices = self._claim(found)
-        self._last = found
+        if notices is None:  # not recorded: tried again next pass
+            return []
+        self._last, self._looked_at = found, version
         for notice in notices:
             await self.announce(notice)
         return notices
 
-    def _claim(self, found: Conditions) -> list[Notice]:
+    def _claim(self, found: Conditions) -> list[Notice] | None:
         """Under the write lock: conditions nobody announced yet become ours to announce; the
-        notices of accounts with nothing wrong any more are cleared."""
+        notices of accounts with nothing wrong any more are cleared. None when that could not
+        be recorded."""
         stamp = format_timestamp(self._now())
         flagged = {account_id for account_id, _ in found}
         new: list[tuple[str, str, str]] = []
+        recorded = set(self.store.connection.execute("SELECT account_id, condition FROM notices"))
+        if found.keys() <= recorded and {a for a, _ in recorded} <= flagged:
+            return []  # all recorded already: no write lock taken, no commit (which the next pass would see)
         try:
             with self.store.transaction(durable=False) as tx:
                 known = {(a, c) for a, c in tx.execute("SELECT account_id, condition FROM notices")}
@@ -138,8 +150,7 @@ class Announcer:
                     tx.execute("DELETE FROM notices WHERE account_id = ?", (account_id,))
         except StoreError as exc:
             log.warning("could not record notifications: %s", exc)
-            self._last = None
-            return []
+            return None
         notices = []
         for account_id, condition, detail in new:
             try:

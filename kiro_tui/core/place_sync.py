@@ -62,10 +62,19 @@ class PlaceSync:
         places stay the same, a step of the watch pass that compares them finds nothing new."""
         self._in_folder: dict[str, list[str]] = {}
         """The place files by folder, as of the last look at every file."""
+        self._folders: set[str] = set()
+        """The folders of `_in_folder`."""
+        self._files: tuple[tuple[int, int], dict[str, bool]] | None = None
+        """Every place file and whether it is a database, as of a places version: made again only
+        when the places changed (a step per place, each pass, was most of a pass at 10,000)."""
+        self._files_looked: dict[str, bool] | None = None
+        """The files of the last look (their paths are the keys of `_looked`)."""
         self._quiet: tuple[object, ...] | None = None
         """What `changed` last compared (the places' version, `looks`): nothing new since."""
         self._events: FolderEvents | None = None
         """Which folders changed (inotify), from the first watch pass on; None before it."""
+        self._pending: tuple[tuple[int, int], set[str]] | None = None
+        """The accounts with a pending place, as of a places version."""
         self._passes = 0
         self._events_lock = threading.Lock()
         self._closed = False
@@ -262,8 +271,12 @@ class PlaceSync:
         return self._reads
 
     def pending_accounts(self) -> set[str]:
-        """Accounts with a place still pending (locked, missing, or after a failed write)."""
-        return {p.account_id for p in self.store.places() if p.state is PlaceState.PENDING}
+        """Accounts with a place still pending (locked, missing, or after a failed write):
+        found again only when the places changed."""
+        version = self.store.places_version()
+        if self._pending is None or self._pending[0] != version:
+            self._pending = (version, {p.account_id for p in self.store.places() if p.state is PlaceState.PENDING})
+        return set(self._pending[1])
 
     async def write_pending(self, account_id: str) -> None:
         """Write this account's pending places (the caller has the account to itself)."""
@@ -282,19 +295,22 @@ class PlaceSync:
         self._seen[place.path] = signature_of(place)
         self.looks += 1
 
-    async def look_at_places(self, places: list[Place]) -> dict[str, PlaceSignature]:
-        """How each of these place files looks now, shared by the watch pass's steps; kiro-tui's
+    async def look_at_places(self) -> dict[str, PlaceSignature]:
+        """How each place file looks now, shared by the watch pass's steps; kiro-tui's
         own writes keep it current. A file is stat-ed (with its -wal, for a database) when the
         kernel reports a change in its folder, when it cannot tell, when the file is new to the
         pass, and every `FULL_LOOK_EVERY` passes; otherwise it looks as it did at the last pass."""
-        kinds: dict[str, bool] = {}  # whether a kind is a database, asked once per kind
-        databases: dict[str, bool] = {}
-        for place in places:
-            if place.kind not in kinds:
-                kinds[place.kind] = is_database(place.kind)
-            databases.setdefault(place.path, kinds[place.kind])
+        version = self.store.places_version()  # read first: a later commit makes the files again next pass
+        if self._files is None or self._files[0] != version:
+            kinds: dict[str, bool] = {}  # whether a kind is a database, asked once per kind
+            databases: dict[str, bool] = {}
+            for place in self.store.places():
+                if place.kind not in kinds:
+                    kinds[place.kind] = is_database(place.kind)
+                databases.setdefault(place.path, kinds[place.kind])
+            self._files = (version, databases)
         before = self._looked
-        looked = await asyncio.to_thread(self._look, databases)
+        looked = await asyncio.to_thread(self._look, self._files[1])
         if looked is not before and looked != before:
             self.looks += 1
         self._looked = looked
@@ -316,7 +332,9 @@ class PlaceSync:
         changed_folders = touched or set()
         self._passes += 1
         before = self._looked
-        if not full and databases.keys() == before.keys() and events.watching_all(set(self._in_folder)):
+        same_files = databases is self._files_looked or databases.keys() == before.keys()
+        self._files_looked = databases
+        if not full and same_files and events.watching_all(self._folders):
             # The same files as last time, every folder watched: only the files in the folders the
             # kernel reported are stat-ed, without a step per file (the usual pass: none at all).
             stale = [path for folder in changed_folders for path in self._in_folder.get(folder, ())]
@@ -340,7 +358,7 @@ class PlaceSync:
                 looked[path] = place_signature(path, database)
             else:
                 looked[path] = before[path]
-        self._in_folder = in_folder
+        self._in_folder, self._folders = in_folder, set(in_folder)
         return looked
 
     def close(self) -> None:

@@ -277,9 +277,9 @@ class Refresher:
                 if mine:  # else being refreshed: that refresh writes its places
                     await self.places.write_pending(account_id)
 
-    async def look_at_places(self, places: list[Place]) -> dict[str, PlaceSignature]:
-        """How each of these place files looks now (see `PlaceSync.look_at_places`)."""
-        return await self.places.look_at_places(places)
+    async def look_at_places(self) -> dict[str, PlaceSignature]:
+        """How each place file looks now (see `PlaceSync.look_at_places`)."""
+        return await self.places.look_at_places()
 
     async def adopt_from_changed_places(self, every: list[Place] | None = None,
                                         looked: dict[str, PlaceSignature] | None = None) -> set[str]:

@@ -113,6 +113,8 @@ class StoreFile:
         self._db = connection
         self._durable = True
         self._identity = file_identity(path)
+        self.commits = 0
+        """Our own commits (PRAGMA data_version counts only everyone else's): see `version`."""
         self.place_commits = 0
         """Our own commits that may have changed the places (PRAGMA data_version counts only
         everyone else's): with data_version, what tells `PlaceRows.places` its kept rows are stale."""
@@ -266,8 +268,9 @@ class StoreFile:
         except sqlite3.Error as exc:
             self._rollback()
             raise _write_error(self.path, exc) from exc
+        self.commits += 1  # PRAGMA data_version counts only other connections' commits
         if places:
-            self.place_commits += 1  # PRAGMA data_version counts only other connections' commits
+            self.place_commits += 1
 
     def _rollback(self) -> None:
         if self._db.in_transaction:
@@ -332,6 +335,10 @@ class StoreFile:
     def data_version(self) -> int:
         """Changes whenever another connection (another kiro-tui process) commits."""
         return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    def version(self) -> tuple[int, int]:
+        """Changes whenever anything stored may have: a commit here, or another process's."""
+        return self.commits, self.data_version()
 
 
 def file_identity(path: Path) -> tuple[int, int] | None:

@@ -40,6 +40,7 @@ class AccountStore(AccountRows, PlaceRows, History, Leases, Preferences):
         self._db, self._durable, self._identity = fresh._db, True, fresh._identity
         self._every_place = None  # another file: nothing read from the old one stands
         self.place_commits += 1  # (what kept the old file's places stands for no other)
+        self.commits += 1  # (nor what was read from it: its data_version counted another file)
         self.permission_fixes = fresh.permission_fixes
         ours = {(row[0], row[1]) for row in lineage}
         carried = []
