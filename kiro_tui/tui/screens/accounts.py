@@ -143,6 +143,11 @@ class AccountsScreen(AccountFlows):
             return views
         return [v for v in views if needle in self.search_text(v)]
 
+    def shown(self, view: AccountView) -> bool:
+        """The account passes the filter (a row of its own in the table)."""
+        needle = self.filter_text.lower()
+        return not needle or needle in self.search_text(view)
+
     def search_text(self, view: AccountView) -> str:
         """What a filter looks in: built once per account, again only when it was re-read."""
         cached = self._search.get(view.id)
@@ -210,7 +215,7 @@ class AccountsScreen(AccountFlows):
                     self.views.pop(account_id, None)
                     self._search.pop(account_id, None)
             self.tally.update(ids, self.views, now)
-            self.table.update_rows(ids, self.views, self.visible_views(), now)
+            self.table.update_rows(ids, self.views, self.shown, now)
         if self._history is not None and (ids is None or self._history[0] in ids):
             self._history = None
         self.alert_on_new_alerts(now, ids)

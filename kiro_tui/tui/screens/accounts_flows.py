@@ -74,6 +74,8 @@ class AccountFlows(Screen[None]):
 
         def visible_views(self) -> list[AccountView]: ...
 
+        def shown(self, view: AccountView) -> bool: ...
+
         def load_tools(self) -> Worker[None]: ...
 
         def update_summary(self, now: datetime) -> None: ...
@@ -335,7 +337,7 @@ class AccountFlows(Screen[None]):
         renewed = account.id in held_before  # an account it already held (asked first, if another's)
         self.views[account.id] = AccountView(account)  # shown at once; the engine's re-read follows
         self.tally.update({account.id}, self.views, self.host.clock.now())
-        self.table.update_rows(frozenset({account.id}), self.views, self.visible_views(), self.host.clock.now())
+        self.table.update_rows(frozenset({account.id}), self.views, self.shown, self.host.clock.now())
         if account.id in self.table.accounts:
             self.table.move_cursor(row=self.table.get_row_index(account.id))
         meant = self.views.get(request.replaces or "")
@@ -434,7 +436,7 @@ class AccountFlows(Screen[None]):
         if ok:
             self.views.pop(account.id, None)
             self.tally.update({account.id}, self.views, self.host.clock.now())
-            self.table.update_rows(frozenset({account.id}), self.views, self.visible_views(),
+            self.table.update_rows(frozenset({account.id}), self.views, self.shown,
                                    self.host.clock.now())
             self.edit(lambda engine: engine.remove(account.id), f"Removed {account.name}.", "Removed")
 
