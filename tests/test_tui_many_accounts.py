@@ -4,13 +4,16 @@ a cleared filter brings the rows back a screenful first, the cursor on the row i
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from pathlib import Path
 
 from textual.widgets import Input
 
+from kiro_tui.core.events import AccountsChanged
 from kiro_tui.core.models import Account, AuthMethod, Mode
 from kiro_tui.core.store import AccountStore
+from kiro_tui.tui.screens import accounts as accounts_screen
 from kiro_tui.tui.widgets.accounts_table import FIRST_ROWS, AccountsTable
 from tests.support.tui import NOW, build_app, build_store, settle, watch_pass
 
@@ -67,3 +70,32 @@ async def test_clearing_a_filter_adds_a_screenful_first_and_keeps_the_cursor(tmp
             assert len(rows(app)) == COUNT and rows(app) == sorted(rows(app), key=lambda i: int(i, 16))
             assert grid.selected_id == "000000fd"
             assert not app.screen.query("#filter") or not app.screen.query_one("#filter", Input).value
+
+
+async def test_a_burst_of_changes_is_one_message_and_every_change_is_shown(tmp_path: Path, monkeypatch) -> None:
+    """While a re-read is under way, the engine's changes wait for it to take them: no message
+    per change (one per refresh was four wake-ups of the UI each in a burst), and none is lost."""
+    with build_store(tmp_path / "accounts.db", many(20)) as store:
+        app = build_app(store)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            screen = app.accounts_screen
+            told = []
+            post = screen.post_message
+            monkeypatch.setattr(screen, "post_message",
+                                lambda message: told.append(type(message).__name__) or post(message))
+            renamed = [f"{i:08x}" for i in range(10)]
+            with AccountStore.open(store.path) as other:  # another writer changes them, one by one
+                for account_id in renamed:
+                    other.update(account_id, label=f"renamed{account_id}@example.com")
+            monkeypatch.setattr(accounts_screen, "REPAINT_GAP", 0.05)  # (the gap between two re-reads in a burst)
+            gate = threading.Event()
+            app.engine.call_soon(lambda engine: gate.wait(10))  # the engine busy: the first re-read waits
+            for account_id in renamed:  # as the engine tells of each, from its thread
+                app._engine_event(AccountsChanged(frozenset({account_id})))
+                await pilot.pause()
+            gate.set()
+            await settle(pilot)
+            assert told.count("AccountsUpdated") == 2  # the first; one more, taken by the re-read under way
+            shown = {str(app.screen.query_one(AccountsTable).get_row(account_id)[0]) for account_id in renamed}
+            assert shown == {f"renamed{account_id}@example.com" for account_id in renamed}

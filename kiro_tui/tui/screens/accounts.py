@@ -162,10 +162,7 @@ class AccountsScreen(AccountFlows):
         """These accounts changed (None: any may have): re-read them through the engine. Changes
         arriving while a read is under way are gathered into the next one, so a burst of a
         thousand refreshes costs a few reads, not a thousand."""
-        if ids is None:
-            self._dirty_all = True
-        else:
-            self._dirty |= ids
+        self._gather(ids)
         if not self._loading:
             self._loading = True
             self.load_dirty()
@@ -174,10 +171,16 @@ class AccountsScreen(AccountFlows):
     async def load_dirty(self) -> None:
         try:
             in_a_burst = False
-            while self._dirty_all or self._dirty:
+            while True:
+                # What the engine changed meanwhile: taken here, not by a message each (see
+                # on_accounts_updated); nothing is awaited between the last take and the end.
+                self._gather(self.host.take_changed())
+                if not (self._dirty_all or self._dirty):
+                    break
                 wait = REPAINT_GAP - (time.monotonic() - self._last_apply)
                 if in_a_burst and wait > 0:  # changes keep coming: gather them into one re-read
                     await asyncio.sleep(wait)
+                    self._gather(self.host.take_changed())
                 ids = None if self._dirty_all else frozenset(self._dirty)
                 self._dirty_all, self._dirty = False, set()
                 try:
@@ -192,6 +195,12 @@ class AccountsScreen(AccountFlows):
                 in_a_burst = ids is not None
         finally:
             self._loading = False
+
+    def _gather(self, ids: frozenset[str] | None) -> None:
+        if ids is None:
+            self._dirty_all = True
+        else:
+            self._dirty |= ids
 
     def apply(self, result: Views, ids: frozenset[str] | None) -> None:
         """Repaint what was re-read: every row (ids None) or just those rows."""
@@ -369,6 +378,8 @@ class AccountsScreen(AccountFlows):
         self.action_resolve()
 
     def on_accounts_updated(self, message: messages.AccountsUpdated) -> None:
+        if self._loading:  # the re-read under way takes them when it next reads: until then the
+            return  # engine sends no message per change (one per refresh cost the UI 4 wake-ups each)
         self.mark_dirty(self.host.take_changed())
 
     def on_account_status_changed(self, message: messages.AccountStatusChanged) -> None:
