@@ -15,10 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
-from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Span, Text
@@ -34,6 +32,7 @@ from kiro_tui.core.models import DEFAULT_QUOTA_WARNING, AccountView, Mode, Statu
 from kiro_tui.core.summary import printable
 from kiro_tui.tui import format as fmt
 from kiro_tui.tui.host import host
+from kiro_tui.tui.widgets.table_cells import Cell, shared_cell, text_cell
 
 
 @dataclass(frozen=True)
@@ -75,46 +74,6 @@ MORE_ROWS = 500
 SegmentLines = list[list[Segment]]
 STATUS_CLASSES = {status: f"status--{status.value}" for status in Status}
 USAGE_CLASSES = {level: f"usage--{level}" for level in ("ok", "low", "over", "unknown")}
-
-
-class Cell:
-    """One cell: its text, style and spans, made into a rich Text only when it is drawn.
-
-    A Text per cell held 90,000 of them at 10,000 accounts, with their lists and a copy of each
-    string: about a sixth of the TUI's memory. Cells are immutable, and all but the names are
-    shared (`shared_cell`): a column of "Builder ID" or "in 20 min" is one object. A cell is a
-    renderable (`__rich__`) rather than a string, which DataTable would read as markup ("[/]" in a
-    label would crash the table).
-    """
-
-    __slots__ = ("plain", "style", "spans", "ellipsis")
-
-    def __init__(self, plain: str, style: Style | str = "", spans: tuple[Span, ...] = (),
-                 ellipsis: bool = False) -> None:
-        self.plain, self.style, self.spans, self.ellipsis = plain, style, spans, ellipsis
-
-    def __rich__(self) -> Text:
-        if self.ellipsis:
-            return Text(self.plain, style=self.style, spans=list(self.spans), overflow="ellipsis", no_wrap=True)
-        return Text(self.plain, style=self.style, spans=list(self.spans))
-
-    def __str__(self) -> str:
-        return self.plain
-
-    @property
-    def cell_len(self) -> int:
-        return cell_len(self.plain)
-
-
-@lru_cache(maxsize=4096)
-def shared_cell(plain: str, style: Style | str = "", spans: tuple[Span, ...] = (), ellipsis: bool = False) -> Cell:
-    """The one cell for this text and style (a bounded cache: one dropped is made again)."""
-    return Cell(plain, style, spans, ellipsis)
-
-
-def text_cell(text: Text) -> Cell:
-    """The shared cell for a Text assembled from parts (its spans kept)."""
-    return shared_cell(text.plain, text.style, tuple(text.spans))
 
 
 def plan_columns(width: int, longest: dict[str, int] | None = None) -> dict[str, int]:
