@@ -278,6 +278,30 @@ async def test_concurrency_is_bounded_and_single_flight(rig: Rig) -> None:
     assert per_account == {account_id: 1 for account_id in ids}
 
 
+async def test_due_accounts_wait_in_the_schedule_not_as_tasks(rig: Rig) -> None:
+    """Many accounts due at once: a task is made for as many as may run (twice the network
+    slots), the rest start as those end; every one is refreshed, once. (A task each at once was
+    10,000 tasks in a burst, walked by every full garbage collection.)"""
+    ids = [rig.add_own(kind="social", email=f"w{i}@example.com", expires_in=60)[0] for i in range(20)]
+    control(rig.emulator, "faults", {"latency_ms": 30})
+    settings = Settings(concurrency=2)
+    refresher = rig.new_refresher(settings=settings)
+    scheduler = RefreshScheduler(rig.store, refresher, rig.clock, settings)
+    scheduler.keep_results = True
+    tasks = []
+    task = asyncio.create_task(scheduler.run())
+    for _ in range(1000):
+        await asyncio.sleep(0.01)
+        tasks.append(len([t for t in asyncio.all_tasks() if t.get_name().startswith("refresh ")]))
+        if len(scheduler.results) == 20:
+            break
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert max(tasks) == 4  # 2 x concurrency, never 20
+    assert sorted(r.account_id for r in scheduler.results) == sorted(ids)
+    assert {r.outcome for r in scheduler.results} == {"refreshed"}
+
+
 async def test_a_slot_is_held_only_for_the_call_and_a_refresh_waiting_for_one_does_not_start_after_a_stop(
         rig: Rig) -> None:
     """One network slot, a slow service: the second refresh is under way (leased, waiting for the
