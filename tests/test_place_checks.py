@@ -263,3 +263,24 @@ async def test_a_refresh_reads_no_imported_place_that_is_as_the_import_found_it(
     assert account is not None and await sync.adopt_newer(account) == "cliproxy"
     assert reads == [changed.path]
     assert engine.store.get(changed.account_id).refresh_token == "aorAAAAAGrefreshed-by-the-proxy"  # type: ignore[union-attr]
+
+
+async def test_a_place_linked_while_the_pass_looks_is_left_for_the_next_pass(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A place committed (another process's import) while the pass's look runs in its thread is
+    not in that look: the pass compares it next time instead of failing on it."""
+    await engine.watch_pass()
+    refresher = engine.refresher
+    assert refresher is not None
+    looking = refresher.look_at_places
+    source = next(p for p in engine.store.places() if p.role.value == "source")
+
+    async def look_without_one() -> dict[str, object]:
+        looked = dict(await looking())
+        del looked[source.path]  # as if the place came after the look began
+        return looked
+
+    monkeypatch.setattr(refresher, "look_at_places", look_without_one)
+    monkeypatch.setattr(engine.watcher, "places_quiet", None)  # (compare every place this pass)
+    await engine.watcher._check_places()
+    assert engine.problem is None

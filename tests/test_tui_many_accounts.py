@@ -4,11 +4,13 @@ a cleared filter brings the rows back a screenful first, the cursor on the row i
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from datetime import timedelta
 from pathlib import Path
 
 from textual.widgets import Input
+from textual.worker import WorkerFailed
 
 from kiro_tui.core.events import AccountsChanged
 from kiro_tui.core.models import Account, AuthMethod, Mode
@@ -99,3 +101,43 @@ async def test_a_burst_of_changes_is_one_message_and_every_change_is_shown(tmp_p
             assert told.count("AccountsUpdated") == 2  # the first; one more, taken by the re-read under way
             shown = {str(app.screen.query_one(AccountsTable).get_row(account_id)[0]) for account_id in renamed}
             assert shown == {f"renamed{account_id}@example.com" for account_id in renamed}
+
+
+async def test_after_a_re_read_that_failed_the_screen_still_hears_of_changes(tmp_path: Path, monkeypatch) -> None:
+    """A re-read ends early (a bug while painting) after a change was told to it: the screen
+    keeps that change and the app tells it of the next one (it would otherwise wait for a take
+    that never comes, and show no change again)."""
+    with build_store(tmp_path / "accounts.db", many(20)) as store:
+        app = build_app(store)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            screen = app.accounts_screen
+            monkeypatch.setattr(accounts_screen, "REPAINT_GAP", 0.05)
+            painted = screen.apply
+            failed: list[object] = []
+
+            def apply_failing_once(result, ids):  # type: ignore[no-untyped-def]
+                if not failed:
+                    failed.append(ids)
+                    raise RuntimeError("a bug while painting")
+                return painted(result, ids)
+
+            monkeypatch.setattr(screen, "apply", apply_failing_once)
+            with AccountStore.open(store.path) as other:
+                for account_id in ("00000001", "00000002", "00000003"):
+                    other.update(account_id, label=f"renamed{account_id}@example.com")
+            gate = threading.Event()
+            app.engine.call_soon(lambda engine: gate.wait(10))
+            app._engine_event(AccountsChanged(frozenset({"00000001"})))
+            await pilot.pause()
+            app._engine_event(AccountsChanged(frozenset({"00000002"})))  # told while that re-read waits
+            await pilot.pause()
+            gate.set()
+            with contextlib.suppress(WorkerFailed):
+                await app.workers.wait_for_complete()
+            assert failed == [frozenset({"00000001"})]
+            app._engine_event(AccountsChanged(frozenset({"00000003"})))  # the next change
+            await settle(pilot)
+            table = app.screen.query_one(AccountsTable)
+            assert {account_id: str(table.get_row(account_id)[0]) for account_id in ("00000002", "00000003")} == {
+                "00000002": "renamed00000002@example.com", "00000003": "renamed00000003@example.com"}

@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -136,10 +137,10 @@ class Announcer:
         stamp = format_timestamp(self._now())
         flagged = {account_id for account_id, _ in found}
         new: list[tuple[str, str, str]] = []
-        recorded = set(self.store.connection.execute("SELECT account_id, condition FROM notices"))
-        if found.keys() <= recorded and {a for a, _ in recorded} <= flagged:
-            return []  # all recorded already: no write lock taken, no commit (which the next pass would see)
         try:
+            recorded = set(self.store.connection.execute("SELECT account_id, condition FROM notices"))
+            if found.keys() <= recorded and {a for a, _ in recorded} <= flagged:
+                return []  # all recorded already: no write lock taken, no commit (which the next pass would see)
             with self.store.transaction(durable=False) as tx:
                 known = {(a, c) for a, c in tx.execute("SELECT account_id, condition FROM notices")}
                 for account_id, condition in sorted(found.keys() - known):
@@ -148,7 +149,7 @@ class Announcer:
                     new.append((account_id, condition, found[(account_id, condition)]))
                 for account_id in {a for a, _ in known} - flagged:
                     tx.execute("DELETE FROM notices WHERE account_id = ?", (account_id,))
-        except StoreError as exc:
+        except (StoreError, sqlite3.Error) as exc:
             log.warning("could not record notifications: %s", exc)
             return None
         notices = []

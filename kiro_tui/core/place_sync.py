@@ -333,16 +333,15 @@ class PlaceSync:
         self._passes += 1
         before = self._looked
         same_files = databases is self._files_looked or databases.keys() == before.keys()
-        self._files_looked = databases
+        self._files_looked = None  # (set again once this look has gone through)
         if not full and same_files and events.watching_all(self._folders):
             # The same files as last time, every folder watched: only the files in the folders the
             # kernel reported are stat-ed, without a step per file (the usual pass: none at all).
             stale = [path for folder in changed_folders for path in self._in_folder.get(folder, ())]
-            if not stale:
-                return before
-            looked = dict(before)
+            looked = dict(before) if stale else before
             for path in stale:
                 looked[path] = place_signature(path, databases[path])
+            self._files_looked = databases
             return looked
         looked = {}
         in_folder: dict[str, list[str]] = {}
@@ -359,6 +358,7 @@ class PlaceSync:
             else:
                 looked[path] = before[path]
         self._in_folder, self._folders = in_folder, set(in_folder)
+        self._files_looked = databases
         return looked
 
     def close(self) -> None:

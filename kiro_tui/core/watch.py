@@ -149,14 +149,14 @@ class Watcher:
         assert engine.refresher is not None
         db = str(engine.kiro_cli_db) if engine.kiro_cli_db else None
         version = engine.store.places_version()
+        every = engine.store.places()  # (kept in memory: no read unless someone committed)
         self.looked = looked = await engine.refresher.look_at_places()
         quiet = (version, engine.refresher.places.looks, db)
         if quiet == self.places_quiet:
             return  # the same places, looking as they did when all were compared: no step per place
-        every = engine.store.places()
         known = self.place_signatures
-        places = {(p.kind, p.path) for p in every
-                  if p.role is PlaceRole.SOURCE and known.get((p.kind, p.path)) != looked[p.path]
+        places = {(p.kind, p.path) for p in every  # (one added or removed during the look: next pass)
+                  if p.role is PlaceRole.SOURCE and p.path in looked and known.get((p.kind, p.path)) != looked[p.path]
                   and not (p.kind == imports.KIRO_CLI and p.path == db)}
         for kind, path in sorted(places):  # only those that look different: few, once the first pass is over
             signature = looked[path]

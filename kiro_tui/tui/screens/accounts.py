@@ -195,6 +195,9 @@ class AccountsScreen(AccountFlows):
                 in_a_burst = ids is not None
         finally:
             self._loading = False
+            # Ended early (the engine failed, a bug): take what came meanwhile, which also lets
+            # the app tell of the next change again; else the screen would hear of none again.
+            self._gather(self.host.take_changed())
 
     def _gather(self, ids: frozenset[str] | None) -> None:
         if ids is None:

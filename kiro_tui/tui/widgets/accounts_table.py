@@ -511,6 +511,11 @@ class AccountsTable(DataTable[Cell]):
             self._rows_kept = (rows_at, count, rows, lines)
         return lines
 
+    def clear(self, columns: bool = False) -> AccountsTable:
+        self._rows_kept = None  # (DataTable's clear empties the line map first: not one made only for that)
+        super().clear(columns)
+        return self
+
     def _kept_rows(self) -> tuple[object, int, list[Row], list[tuple[RowKey, int]] | None]:
         kept = self._rows_kept
         if kept is None or kept[0] is not self._row_locations or kept[1] != self.row_count:
