@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.clock import ManualClock
@@ -92,12 +92,25 @@ def build_app(store: AccountStore, emulator_url: str = "http://127.0.0.1:9", *, 
               **options: object) -> KiroTuiApp:
     options.setdefault("run_engine", False)
     options.setdefault("fetch_usage", False)
-    return make_app(store.path, settings or Settings(), clock or ManualClock(NOW), Endpoints(override=emulator_url),
-                    kiro_cli_db, candidates, system_copy=clipboard or RecordingClipboard(), **options)
+    app = make_app(store.path, settings or Settings(), clock or ManualClock(NOW), Endpoints(override=emulator_url),
+                   kiro_cli_db, candidates, system_copy=clipboard or RecordingClipboard(), **options)
+    raised: list[str] = []
+    add = app._notifications.add
+
+    def recording(notification: Any) -> Any:
+        raised.append(f"{notification.title}: {notification.message}")
+        return add(notification)
+
+    app._notifications.add = recording  # type: ignore[method-assign]
+    app.raised_toasts = raised  # type: ignore[attr-defined]
+    return app
 
 
 def toasts(app: KiroTuiApp) -> list[str]:
-    return [f"{n.title}: {n.message}" for n in app._notifications]
+    """Every toast raised so far, recorded as it is raised: one on screen goes after its timeout
+    in real seconds, which a test on a loaded machine can outlast."""
+    raised = getattr(app, "raised_toasts", None)
+    return list(raised) if raised is not None else [f"{n.title}: {n.message}" for n in app._notifications]
 
 
 def cell(app: KiroTuiApp, account_id: str, column: str) -> str:
