@@ -18,6 +18,7 @@ import logging
 import os
 import struct
 import sys
+from collections.abc import Set as AbstractSet
 
 log = logging.getLogger("kiro_tui.places")
 
@@ -69,7 +70,7 @@ class FolderEvents:
         """`folder` is watched already: a change there since would be told by `touched`."""
         return folder in self._watched
 
-    def watching_all(self, folders: set[str]) -> bool:
+    def watching_all(self, folders: AbstractSet[str]) -> bool:
         """Every one of `folders` is watched (one set operation, for a pass that changed nothing)."""
         return folders <= self._watched.keys()
 

@@ -62,13 +62,9 @@ class PlaceSync:
         places stay the same, a step of the watch pass that compares them finds nothing new."""
         self._in_folder: dict[str, list[str]] = {}
         """The place files by folder, as of the last look at every file."""
-        self._folders: set[str] = set()
-        """The folders of `_in_folder`."""
         self._files: tuple[tuple[int, int], dict[str, bool]] | None = None
         """Every place file and whether it is a database, as of a places version: made again only
         when the places changed (a step per place, each pass, was most of a pass at 10,000)."""
-        self._files_looked: dict[str, bool] | None = None
-        """The files of the last look (their paths are the keys of `_looked`)."""
         self._quiet: tuple[object, ...] | None = None
         """What `changed` last compared (the places' version, `looks`): nothing new since."""
         self._events: FolderEvents | None = None
@@ -332,16 +328,13 @@ class PlaceSync:
         changed_folders = touched or set()
         self._passes += 1
         before = self._looked
-        same_files = databases is self._files_looked or databases.keys() == before.keys()
-        self._files_looked = None  # (set again once this look has gone through)
-        if not full and same_files and events.watching_all(self._folders):
+        if not full and databases.keys() == before.keys() and events.watching_all(self._in_folder.keys()):
             # The same files as last time, every folder watched: only the files in the folders the
             # kernel reported are stat-ed, without a step per file (the usual pass: none at all).
             stale = [path for folder in changed_folders for path in self._in_folder.get(folder, ())]
             looked = dict(before) if stale else before
             for path in stale:
                 looked[path] = place_signature(path, databases[path])
-            self._files_looked = databases
             return looked
         looked = {}
         in_folder: dict[str, list[str]] = {}
@@ -357,8 +350,7 @@ class PlaceSync:
                 looked[path] = place_signature(path, database)
             else:
                 looked[path] = before[path]
-        self._in_folder, self._folders = in_folder, set(in_folder)
-        self._files_looked = databases
+        self._in_folder = in_folder
         return looked
 
     def close(self) -> None:
