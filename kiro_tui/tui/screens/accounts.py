@@ -137,11 +137,8 @@ class AccountsScreen(AccountFlows):
         return self.views.get(self.table.selected_id or "")
 
     def visible_views(self) -> list[AccountView]:
-        needle = self.filter_text.lower()
         views = list(self.views.values())
-        if not needle:
-            return views
-        return [v for v in views if needle in self.search_text(v)]
+        return [v for v in views if self.shown(v)] if self.filter_text else views
 
     def shown(self, view: AccountView) -> bool:
         """The account passes the filter (a row of its own in the table)."""

@@ -244,7 +244,7 @@ class AccountsTable(DataTable[Cell]):
     def style_of(self, component: str) -> Style:
         return self.get_component_rich_style(component, partial=True)
 
-    def status_text(self, view: AccountView, now: datetime) -> Cell:
+    def status_cell(self, view: AccountView, now: datetime) -> Cell:
         """One short word (the reason is in the detail panel), coloured by the theme."""
         status = view.status(now, self.window, self.quota_warning)
         style = self.style_of(STATUS_CLASSES[status])
@@ -254,7 +254,7 @@ class AccountsTable(DataTable[Cell]):
             return shared_cell(status.label + " !", style, (mark,))
         return shared_cell(status.label, style)
 
-    def usage_text(self, view: AccountView, now: datetime) -> Cell:
+    def usage_cell(self, view: AccountView, now: datetime) -> Cell:
         """`▰▰▰▱▱  62%`: used of the month's limit; `~` and muted when the figures are stale;
         `—` until known (the detail panel says why)."""
         usage = view.usage
@@ -292,8 +292,8 @@ class AccountsTable(DataTable[Cell]):
         style = self.style_of(STATUS_CLASSES[Status.EXPIRED]) if expired else ""
         return {
             "expires": shared_cell(fmt.short_countdown(view.account.expires_at, now), style),
-            "status": self.status_text(view, now),
-            "usage": self.usage_text(view, now),
+            "status": self.status_cell(view, now),
+            "usage": self.usage_cell(view, now),
             "last": shared_cell(fmt.short_ago(view.account.last_refresh_at, now)),
         }
 
