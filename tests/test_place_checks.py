@@ -20,6 +20,8 @@ from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.engine import Engine
 from kiro_tui.core.file_events import FolderEvents
+from kiro_tui.core.held import commit_new_token
+from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Place, UsageRecord
 from kiro_tui.core.places import FORMATS
 from kiro_tui.core.store import AccountStore
@@ -284,3 +286,29 @@ async def test_a_place_linked_while_the_pass_looks_is_left_for_the_next_pass(
     monkeypatch.setattr(engine.watcher, "places_quiet", None)  # (compare every place this pass)
     await engine.watcher._check_places()
     assert engine.problem is None
+
+
+async def test_a_source_kiro_tui_wrote_back_itself_is_not_imported_again(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a refresh, sync mode writes the new token back into the place the account came
+    from. That is no tool's change: the next watch pass does not import the place again (each
+    such import re-read and rescheduled every account, so a burst of 1,000 refreshes cost the
+    engine 21 ms of CPU a refresh)."""
+    await engine.watch_pass()
+    refresher = engine.refresher
+    assert refresher is not None
+    source = next(p for p in engine.store.places() if p.kind == "cliproxy" and p.role.value == "source")
+    account = engine.store.get(source.account_id)
+    assert account is not None
+    spent = account.refresh_token
+    account.access_token, account.refresh_token = "aoaAAAAAGnew:sig", "aorAAAAAGnew:sig"  # as the service answered
+    now = engine.clock.now()
+    pending = commit_new_token(engine.store, refresher.places, account, replaced=fingerprint(spent),
+                               lineage=[spent, account.refresh_token], refreshed_at=now, now=now,
+                               places=refresher.places.places_to_write(account), moved_on=True)
+    assert source.address in {p.address for p in pending}
+    await refresher.write_places(account, pending)
+    assert "aorAAAAAGnew:sig" in Path(source.path).read_text()  # written back: the file changed
+    reads = count_reads(monkeypatch)
+    await engine.watch_pass()
+    assert source.path not in reads

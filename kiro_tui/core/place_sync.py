@@ -286,6 +286,11 @@ class PlaceSync:
         if places:
             await self.write_places(account, places)
 
+    def left_as_seen(self, path: str, signature: PlaceSignature) -> bool:
+        """The file looks as kiro-tui last saw it, or as its own last write left it (which is no
+        tool's change: the watch pass does not import a source again for it)."""
+        return self._seen.get(path) == signature
+
     def saw_own_write(self, place: Place) -> None:
         """kiro-tui just wrote this place itself: not a tool's change at the next look."""
         self._seen[place.path] = signature_of(place)

@@ -162,8 +162,8 @@ class Watcher:
             signature = looked[path]
             first_look = (kind, path) not in known
             self.place_signatures[(kind, path)] = signature
-            if first_look or signature[0] is None:
-                continue  # known as it is now (imported already), or gone: nothing to read
+            if first_look or signature[0] is None or engine.refresher.places.left_as_seen(path, signature):
+                continue  # known as it is now (imported already, or written back by kiro-tui), or gone
             try:
                 snapshot = await asyncio.to_thread(place_format(kind).scan, Path(path), engine.clock.now())
             except KiroTuiError as exc:
