@@ -2,10 +2,12 @@
 loop stalls while the engine refreshes them, and how long the refreshes take against the
 engine alone doing the same work with no UI (headless).
 
-    python -m benchmarks.tui_burst [--accounts 1000] [--latency-ms 100] [--concurrency 16] [--lead 12]
+    python -m benchmarks.tui_burst [--accounts 1000] [--latency-ms 100] [--concurrency 16] [--lead 12] [--direct]
 
 The emulator runs in its own process with `latency-ms` on every response. Each run gets its
-own 1,000 logins and its own store; every token is set to expire `refresh_window` seconds
+own 1,000 logins and its own store, each login imported from a tool's file the way people get
+them (sync mode: every refresh writes its place back; `--direct` fills the store directly,
+with no places, as this script did before 2026-12-07); every token is set to expire `refresh_window` seconds
 after a moment `lead` seconds ahead, so that every account comes due at that moment, when
 the TUI is already open and settled (or the headless engine running). Both runs use the
 same settings (concurrency 16, as benchmarks/refresh_throughput.py) and fetch no usage.
@@ -37,10 +39,13 @@ from benchmarks.harness import (
     EmulatorProcess,
     LoopStallMonitor,
     StoreProgress,
+    build_imported_store,
     burst_app,
     describe_stalls,
+    emulator_logins,
     percentile,
     seed_accounts,
+    set_expiry,
     until_loaded,
     where_stalled,
     write_store,
@@ -148,6 +153,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--lead", type=float, default=12.0, help="seconds from start until everything is due")
     parser.add_argument("--rounds", type=int, default=3, help="TUI and headless runs each, taking turns")
+    parser.add_argument("--direct", action="store_true",
+                        help="fill the store directly (no places) instead of importing each login from a tool's file")
     args = parser.parse_args()
     settings = replace(Settings(), concurrency=args.concurrency)
 
@@ -156,10 +163,16 @@ def main() -> None:
         emulator.control("faults", {"latency_ms": args.latency_ms})
         for round_ in range(args.rounds):
             for kind in ("headless", "tui") if round_ % 2 == 0 else ("tui", "headless"):
-                fresh = seed_accounts(emulator.url, args.accounts, prefix=f"{kind[0]}{round_}-")
-                accounts, due_at = due_together(fresh, settings, args.lead)
                 path = Path(tmp) / f"{kind}{round_}.db"
-                write_store(path, accounts)
+                if args.direct:
+                    fresh = seed_accounts(emulator.url, args.accounts, prefix=f"{kind[0]}{round_}-")
+                    accounts, due_at = due_together(fresh, settings, args.lead)
+                    write_store(path, accounts)
+                else:  # as people get them: each login imported from a tool's file, so each has its place
+                    logins = emulator_logins(emulator.url, args.accounts, prefix=f"{kind[0]}{round_}-")
+                    build_imported_store(path, logins, places=Path(tmp) / f"{kind}{round_}-places")
+                    due_at = time.perf_counter() + args.lead
+                    set_expiry(path, datetime.now(UTC) + timedelta(seconds=args.lead) + settings.window)
                 gc.collect()
                 if kind == "headless":
                     elapsed, cpu = asyncio.run(headless(path, emulator.url, settings, args.accounts, due_at))
