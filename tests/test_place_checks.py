@@ -312,3 +312,22 @@ async def test_a_source_kiro_tui_wrote_back_itself_is_not_imported_again(
     reads = count_reads(monkeypatch)
     await engine.watch_pass()
     assert source.path not in reads
+
+
+async def test_a_source_read_again_unchanged_reschedules_nothing(engine: Engine,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A source whose file was rewritten with what it held already is read again, and that
+    import changes nothing: no account is read again to be rescheduled (each such import read
+    every account: at 10,000 accounts a tenth of a second)."""
+    await engine.watch_pass()
+    source = next(p for p in engine.store.places() if p.kind == "cliproxy" and p.role.value == "source")
+    text = Path(source.path).read_text()
+    Path(source.path).unlink()
+    Path(source.path).write_text(text)  # the same login, a new file: looks changed
+    os.chmod(source.path, 0o600)
+    reads = count_reads(monkeypatch)
+    statements: list[str] = []
+    engine.store.connection.set_trace_callback(statements.append)
+    await engine.watch_pass()
+    assert source.path in reads  # read again, and imported
+    assert not [s for s in statements if s.startswith("SELECT id, auth_method") and "WHERE id IN" not in s]

@@ -4,7 +4,7 @@ kept for the one place an account was imported from (`Account.source`, `PlaceRol
 
 A room of its own because finding and reading places is one idea whoever asks: a person's
 `import`, the watch pass re-reading a place that changed, `sources` counting what each holds.
-Every import ends the same way (`after_import`): the accounts rescheduled, the change told.
+Every import ends the same way (`after_import`): the accounts rescheduled when it changed any, the change told.
 """
 
 from __future__ import annotations
@@ -168,8 +168,8 @@ async def import_kiro_cli(engine: Engine, db: Path, automatic: bool) -> ImportRe
 
 
 def after_import(engine: Engine, report: ImportReport, automatic: bool) -> None:
-    if engine.scheduler is not None:
-        engine.scheduler.schedule_all()
+    if engine.scheduler is not None and (report.changed or report.missing):  # (nothing new: nothing to reschedule;
+        engine.scheduler.schedule_all()                                      # it reads every account)
     changed = frozenset(i.id for i in report.imported if i.action != "unchanged")
     if changed:
         engine._emit(AccountsChanged(changed))
