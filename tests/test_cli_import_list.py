@@ -272,3 +272,24 @@ def test_list_says_when_each_account_is_refreshed_next(cli, isolated_dirs: Path,
     assert cli("mode", listed["id"], "follow").code == 0
     (followed,) = cli("list", "--json").json()
     assert followed["next_refresh_at"] is None  # kiro-cli refreshes it, never kiro-tui
+
+
+def test_list_loads_neither_the_engine_nor_an_event_loop(cli, kiro_db: KiroCliDb) -> None:
+    """`list` only reads: the engine's machinery (asyncio, the watch, place writing, `use`) was a
+    fifth of its run at 1,000 accounts (benchmarks/list_json.py). What a place holds is still said."""
+    import os
+    import subprocess
+    import sys
+
+    kiro_db.put_social()
+    assert cli("import").code == 0
+    looked_for = ("asyncio", "kiro_tui.core.engine", "kiro_tui.core.place_sync", "kiro_tui.core.switch",
+                  "kiro_tui.core.importer", "kiro_tui.core.service")
+    code = ("import sys\nfrom kiro_tui.cli import main\ncode = main(['list', '--json'])\n"
+            f"print(sorted(m for m in {looked_for!r} if m in sys.modules), file=sys.stderr)\nsys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", code], env=dict(os.environ), capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)
+    assert [place["holds"] for place in row["places"]] == ["current"]
+    assert done.stderr.strip() == "[]"

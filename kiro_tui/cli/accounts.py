@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kiro_tui.cli.front import (
     edit_engine,
@@ -20,15 +20,14 @@ from kiro_tui.cli.front import (
     read_settings,
     run,
     run_engine,
+    save_rescued,
 )
 from kiro_tui.cli.output import EXIT_OK, NO_ACCOUNTS, CommandFailed, print_json, print_table, say, warn
 from kiro_tui.core.clock import SystemClock
 from kiro_tui.core.models import AccountView
 from kiro_tui.core.places import place_format
 from kiro_tui.core.summary import account_json, describe_expiry, describe_usage, printable, usage_json
-
-if TYPE_CHECKING:
-    from kiro_tui.core.engine import Views
+from kiro_tui.core.views import holdings, read_views
 
 # ---------------------------------------------------------------- list / usage / show
 
@@ -46,32 +45,23 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    # Only reads: core/views.py with no engine, whose machinery (asyncio, the watch, the
+    # network) would be most of the command's time; an engine starts only to save an earlier
+    # run's rescued tokens first.
     settings = read_settings()
     now = SystemClock().now()
     with open_store() as store:
-        engine = make_engine(store, settings)
-
-        async def look() -> tuple[Views, dict[tuple[str, str, str], str], dict[tuple[str, str, str], str | None]]:
-            try:  # an earlier run's rescued tokens: saved first, and said
-                for text in await engine.save_rescued():
-                    warn(text)
-            finally:
-                await engine.close()
-            result = await engine.views()
-            if not args.json:
-                return result, {}, {}
-            held = await engine.holdings(result.views)
-            return result, held.states, held.holders
-
-        result, holds, holders = run(look)
+        held = save_rescued(store, settings)
+        result = read_views(store, now, held=held)
         for problem in result.unreadable:
             warn(problem.describe())
         views = result.views
-        counts = engine.refresh_counts()
-    if args.json:
+        found = holdings(store, views, now) if args.json else None
+        counts = store.refresh_counts()
+    if found is not None:
         window = settings.window
         rows = [account_json(v, now, window, args.show_secrets, counts.get(v.id, (0, 0)),
-                             settings.quota_warning, holds, holders) for v in views]
+                             settings.quota_warning, found.states, found.holders) for v in views]
         print_json(rows)
         return EXIT_OK
     if not views:
@@ -264,7 +254,7 @@ def add_mode_and_remove(commands: Any) -> None:
 
 
 def add_use_rename_and_show(commands: Any) -> None:
-    from kiro_tui.core.switch import USE_KINDS
+    from kiro_tui.core.places import USE_KINDS
 
     p = commands.add_parser("use", help="make an account the one a tool uses (what was there is kept)")
     p.add_argument("id", metavar="ID", help="account id, name or email (or a unique prefix)")

@@ -10,14 +10,13 @@ migrating or creating anything, and prints them.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sqlite3
 import urllib.parse
 from typing import Any
 
 from kiro_tui.cli.front import kiro_cli_location, make_engine, open_store, read_settings
 from kiro_tui.cli.output import EXIT_OK, CommandFailed, print_json, say, warn
-from kiro_tui.cli.parser import number
+from kiro_tui.cli.parser import built, number
 from kiro_tui.core import paths
 from kiro_tui.core.clock import SystemClock
 from kiro_tui.core.config import Settings
@@ -50,6 +49,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
+    import asyncio
     import signal
 
     from kiro_tui.emulator import Emulator
@@ -195,9 +195,11 @@ def add_demo_and_emulator(commands: Any) -> None:
 
 
 def add_service(commands: Any) -> None:
+    p = commands.add_parser("service", help="run `kiro-tui watch` in the background (systemd or launchd)")
+    if not built(p):  # another command was named: no need to load the service's module for its words
+        return
     from kiro_tui.core import service
 
-    p = commands.add_parser("service", help="run `kiro-tui watch` in the background (systemd or launchd)")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     manager = {"choices": service.MANAGERS, "help": "systemd or launchd (default: the one that answers here)"}
     q = actions.add_parser("install", help="install and start the background service")

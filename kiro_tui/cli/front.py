@@ -1,15 +1,15 @@
 """How a command reaches the engine's front (core/engine.py), the one the TUI uses too: the
 settings, the store, the engine over it, and running the engine's work to its end.
 
-A command reads and changes accounts only through the `Engine` it gets here, never through the
-store: the same edit then does the same thing whether a person makes it here or in the TUI.
+A command changes accounts only through the `Engine` it gets here, never through the store: the
+same edit then does the same thing whether a person makes it here or in the TUI. A command that
+only reads (`list`) asks the engine's own readers (core/views.py) without starting one.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -22,6 +22,7 @@ from kiro_tui.core.store import AccountStore
 
 if TYPE_CHECKING:  # the engine loads lazily: `kiro-tui --help` stays quick
     from kiro_tui.core.engine import Engine
+    from kiro_tui.core.held import HeldToken
 
 T = TypeVar("T")
 log = logging.getLogger("kiro_tui")
@@ -61,6 +62,27 @@ def make_engine(store: AccountStore, settings: Settings, db: Path | None = None,
                   **options)  # Engine's own keywords, passed on
 
 
+def save_rescued(store: AccountStore, settings: Settings) -> Mapping[str, HeldToken]:
+    """Commit the tokens earlier runs left in rescue copies, and say which (and what is still
+    held), before a command reads accounts without an engine; returns the tokens still held in
+    memory, by account. In the usual case, with none, one look at the folders and no engine."""
+    from kiro_tui.core import rescue
+
+    if not rescue.pending(store.path):
+        return {}
+    engine = make_engine(store, settings)
+
+    async def save() -> list[str]:
+        try:
+            return await engine.save_rescued()
+        finally:
+            await engine.close()
+
+    for text in run(save):
+        warn(text)
+    return engine.refresher.held if engine.refresher is not None else {}
+
+
 def edit_engine(store: AccountStore) -> Engine:
     """An engine for an edit that reads no setting (`mode`, `remove`, `rename`): a broken config
     file does not stop a person tidying their accounts."""
@@ -68,6 +90,8 @@ def edit_engine(store: AccountStore) -> Engine:
 
 
 def run(coroutine_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    import asyncio  # (here: `list` never loads it)
+
     return asyncio.run(coroutine_fn())
 
 
@@ -76,6 +100,8 @@ def run_engine(engine: Engine, work: Callable[[], Awaitable[T]],
     """Run a command's work on its engine, the one way every command ends (core/shutdown.py):
     the first Ctrl-C, SIGTERM or SIGHUP lets refreshes under way finish and commit, a second
     abandons them by name; the engine is closed after them."""
+    import asyncio
+
     from kiro_tui.core.shutdown import run_stoppable
 
     return asyncio.run(run_stoppable(engine, work, tell or _tell_stopping))

@@ -125,6 +125,12 @@ def _named_command(argv: Sequence[str]) -> str | None:
     return None
 
 
+def built(command: Any) -> bool:
+    """Whether `add_parser` really built this command (the command line names it, or every
+    command is built): a module may skip costly work for a command that is not."""
+    return not isinstance(command, _Unbuilt)
+
+
 class _Unbuilt:
     """A command the command line does not name: whatever its module asks of it is ignored."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kiro_tui.cli.front import (
     kiro_cli_location,
@@ -27,11 +27,13 @@ from kiro_tui.cli.output import EXIT_FAILURE, EXIT_OK, CommandFailed, UsageError
 from kiro_tui.core import paths
 from kiro_tui.core.config import Settings
 from kiro_tui.core.errors import KiroTuiError
-from kiro_tui.core.importer import ImportReport, first_login_hint
 from kiro_tui.core.models import Place, PlaceState
 from kiro_tui.core.places._files import resolved
 from kiro_tui.core.places.kiro_cli import find_kiro_cli_db
 from kiro_tui.core.wipe import forget, own_paths, to_forget
+
+if TYPE_CHECKING:
+    from kiro_tui.core.importer import ImportReport
 
 DB_HELP = "kiro-cli's data.sqlite3 (default: kiro-cli's usual place)"
 """A subcommand's --db (`default=argparse.SUPPRESS`: it must not overwrite the one given before
@@ -72,6 +74,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     if not report.imported:
         if report.skipped:
             raise CommandFailed(f"no usable login in {report.skipped[0].path or where}: {report.skipped[0].reason}")
+        from kiro_tui.core.importer import first_login_hint
+
         raise CommandFailed(f"no login in {where}; {first_login_hint(kind)}, then import again")
     return EXIT_OK
 

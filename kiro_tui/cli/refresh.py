@@ -23,7 +23,7 @@ from kiro_tui.cli.output import (
 )
 from kiro_tui.cli.parser import number
 from kiro_tui.core.clock import SystemClock
-from kiro_tui.core.importer import UNCHANGED
+from kiro_tui.core.identity import UNCHANGED
 from kiro_tui.core.models import Account, Outcome, Status
 from kiro_tui.core.summary import describe_expiry
 from kiro_tui.core.timefmt import format_timestamp

@@ -342,12 +342,13 @@ class Engine:
     async def views(self, ids: list[str] | frozenset[str] | None = None) -> Views:
         """The accounts (all, or these) with what is known around them, for presenting. Only
         reads: what the watch pass compares another process's commit with is its own."""
-        return await read_views(self, ids)
+        in_flight = self.scheduler.in_flight if self.scheduler else frozenset()
+        return read_views(self.store, self.clock.now(), ids, in_flight, self.refresher.held if self.refresher else None)
 
     async def holdings(self, views: list[AccountView]) -> Holdings:
         """What each place holds compared with its account (`current`, `older`, `newer`, `other`,
         `missing`) and whose login each single-login place holds (core/views.py)."""
-        return await holdings(self, views)
+        return holdings(self.store, views, self.clock.now())
 
     async def history(self, account_id: str, limit: int = 5) -> list[RefreshLogEntry]:
         return self.store.refresh_history(account_id, limit)

@@ -33,7 +33,7 @@ from kiro_tui.core.identity import is_dead_refresh_token as is_dead_refresh_toke
 from kiro_tui.core.identity import mark_refresh_token_dead as mark_refresh_token_dead
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, AuthMethod, Health, Mode, Place, PlaceRole, PlaceState
-from kiro_tui.core.place_sync import SINGLE_LOGIN_KINDS
+from kiro_tui.core.place_reads import SINGLE_LOGIN_KINDS
 from kiro_tui.core.places import PlaceError, place_format
 from kiro_tui.core.places.base import PlaceLogin, PlaceSnapshot
 from kiro_tui.core.places.kiro_cli import KiroCliSnapshot, SkippedKey

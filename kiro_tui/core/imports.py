@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from kiro_tui.core.errors import KiroCliError, KiroTuiError
 from kiro_tui.core.events import AccountsChanged, ImportFinished
 from kiro_tui.core.importer import ImportReport, import_snapshot
-from kiro_tui.core.place_sync import PlaceReads
+from kiro_tui.core.place_reads import PlaceReads
 from kiro_tui.core.places import FORMATS, PlaceError, PlaceSnapshot, gateway_sqlite_paths, place_format
 from kiro_tui.core.places.kiro_cli import find_kiro_cli_db, read_kiro_cli
 

@@ -31,6 +31,7 @@ from kiro_tui.core.errors import StoreError
 from kiro_tui.core.identity import is_spent, merge_login, same_login, takes_over
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, Health, Mode, Outcome, Place, PlaceRole, PlaceState
+from kiro_tui.core.place_reads import LOOK_AGAIN, PlaceReads, PlaceSignature, is_database, place_signature
 from kiro_tui.core.places import PlaceError, PlaceLogin, TokenCopy, WriteOutcome, WriteResult, place_format
 from kiro_tui.core.store import AccountStore, RefreshLogEntry
 from kiro_tui.core.timefmt import format_timestamp
@@ -418,70 +419,6 @@ class PlaceSync:
                 return
 
 
-PlaceSignature = tuple[tuple[int, int, int] | None, ...]
-LOOK_AGAIN: PlaceSignature = (None, None, None)
-"""Never a real signature: the place counts as changed at the next pass."""
-
-
-def place_signature(path: str, database: bool = False) -> PlaceSignature:
-    """Cheap change detector for a place file (and a database's -wal): inode, mtime, size. A
-    tool's atomic rename gives a new inode; a write in place, a new mtime or size."""
-    found: list[tuple[int, int, int] | None] = []
-    for candidate in (path, f"{path}-wal") if database else (path,):
-        try:
-            st = os.stat(candidate)
-            found.append((st.st_ino, st.st_mtime_ns, st.st_size))
-        except OSError:
-            found.append(None)
-    return tuple(found)
-
-
-SINGLE_LOGIN_KINDS = ("kiro-ide", "kiro-cli")
-"""Places whose tool uses one login: what each holds as a whole (its entry "" in `PlaceReads`)
-is the login its tool uses, by which kiro-tui tells whose login the tool is on."""
-
-
-class PlaceReads:
-    """What each place held when last read (the store's `place_reads`): the fingerprint of the
-    refresh token found there, kept with the file's signature, so a place is read again only
-    when its file changed. What a place holds (`views.holdings`), whose login it is
-    (`switch.used_prints`) and the read before a refresh (`PlaceSync.adopt_newer`) ask it; an
-    import, that read and kiro-tui's own writes (only while the file is the one it wrote) teach it."""
-
-    def __init__(self, store: AccountStore, wanted: bool = True) -> None:
-        self.store = store
-        self._kept = store.place_reads() if wanted else {}
-        self._learned: dict[tuple[str, str, str], tuple[str, str | None]] = {}
-        self._lock = threading.Lock()  # a refresher's place reads and writes learn from worker threads
-
-    @staticmethod
-    def signature(kind: str, path: str) -> str:
-        """The file's signature as the store keeps it."""
-        return repr(place_signature(path, is_database(kind)))
-
-    def remembered(self, address: tuple[str, str, str], signature: str) -> tuple[bool, str | None]:
-        """(True, the fingerprint read last time) while the file looks as it did then; else (False, None)."""
-        kept = self._learned.get(address) or self._kept.get(address)
-        return (True, kept[1]) if kept is not None and kept[0] == signature else (False, None)
-
-    def learn(self, address: tuple[str, str, str], signature: str, token_print: str | None) -> None:
-        with self._lock:
-            self._learned[address] = (signature, token_print)
-
-    def save(self, tx: sqlite3.Connection | None = None) -> None:
-        """Keep what was learned (a cache: a read-only store only means reading again next
-        time), in the caller's transaction `tx` if given, else in one of its own."""
-        with self._lock:
-            learned, self._learned = self._learned, {}
-            self._kept.update(learned)
-        if not learned:
-            return
-        try:
-            self.store.save_place_reads(learned, tx)
-        except StoreError as exc:
-            log.info("cannot remember what the places hold: %s", exc)
-
-
 def checked_signature(place: Place) -> PlaceSignature:
     """`signature_of`, asked so that a network file system cannot answer from its cache: a
     file is opened and its open descriptor stat-ed (an open revalidates what NFS cached). A
@@ -518,14 +455,6 @@ def may_replace(lineage: dict[str, int], place: Place, token_print: str | None) 
         return True
     last = lineage.get(place.written_print)
     return last is None or lineage[token_print] >= last
-
-
-def is_database(kind: str) -> bool:
-    """The kind's places are SQLite files (`PlaceFormat.is_database`); an unknown kind is not."""
-    try:
-        return place_format(kind).is_database
-    except PlaceError:
-        return False
 
 
 def writable(kind: str) -> bool:

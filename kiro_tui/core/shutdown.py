@@ -10,7 +10,6 @@ output goes to /dev/null; the log file still has every line).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sys
@@ -20,6 +19,8 @@ from typing import TYPE_CHECKING, TypeVar
 from kiro_tui.core.errors import KiroTuiError
 
 if TYPE_CHECKING:
+    import asyncio
+
     from kiro_tui.core.engine import Engine
 
 T = TypeVar("T")
@@ -86,6 +87,8 @@ async def run_stoppable(engine: Engine, work: Callable[[], Awaitable[T]],
     refreshes under way finish and commit (a second signal abandons them, by name) and
     `Interrupted` is raised saying what happened. The engine is closed either way, after them.
     `tell(line, warning)` says what is being waited for and what was abandoned."""
+    import asyncio  # (here: a command that only reads, `list`, never loads it)
+
     loop = asyncio.get_running_loop()
     signals: asyncio.Queue[int] = asyncio.Queue()
     installed = []
@@ -122,6 +125,8 @@ async def run_stoppable(engine: Engine, work: Callable[[], Awaitable[T]],
 async def stop_draining(engine: Engine, signals: asyncio.Queue[int], tell: Callable[[str, bool], None]) -> list[str]:
     """Stop the engine, letting refreshes under way finish and commit; the next signal on
     `signals` abandons them. Returns the ids abandoned (none when everything finished)."""
+    import asyncio
+
     running = engine.under_way
     if running:
         tell(waiting_message(running), False)

@@ -27,8 +27,8 @@ from kiro_tui.core.importer import import_snapshot
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, Health, Mode, Place, PlaceRole, PlaceState
 from kiro_tui.core.paths import make_private_dirs
-from kiro_tui.core.place_sync import SINGLE_LOGIN_KINDS, PlaceReads
-from kiro_tui.core.places import FORMATS, PlaceError, PlaceSnapshot, place_format
+from kiro_tui.core.place_reads import used_print
+from kiro_tui.core.places import USE_KINDS, PlaceError, PlaceSnapshot, place_format
 from kiro_tui.core.places._files import atomic_write, is_folder, read_json
 from kiro_tui.core.places.kiro_cli import find_kiro_cli_db, open_read_only
 from kiro_tui.core.store import AccountStore
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
     from kiro_tui.core.login import LoginOutcome
 
 KIRO_CLI = "kiro-cli"
-USE_KINDS = tuple(kind for kind, fmt in FORMATS.items() if fmt.writable)
-"""Where `use` can put a login: every tool kiro-tui writes (not opencode's kiro.db)."""
 KEEP_COPIES = 5
 PLACED_BY_USE = "placed_by_use"
 """Account.extra: the kiro-cli database `use` made this account's sync place (kiro-tui's session
@@ -325,52 +323,6 @@ def _prune(folder: Path) -> None:
             p.unlink(missing_ok=True)
 
 
-# ---------------------------------------------------------------- who a tool is using
-
-
-def used_prints(places: list[Place], now: datetime, reads: PlaceReads,
-                looked: dict[tuple[str, str], str]) -> dict[tuple[str, str], str | None]:
-    """For each single-login place file (the IDE's file, kiro-cli's database): the fingerprint
-    of the login its tool uses, or None. Reads files (run it in a worker thread); never the store.
-
-    A place file is read only when it changed since it was last read (`looked` holds each file's
-    signature now, `reads` what it held when last read): the fingerprint of the login its tool
-    uses is kept as the file's whole entry (""), as `views.holdings` keeps each entry's."""
-    files = {(place.kind, place.path) for place in places if place.kind in SINGLE_LOGIN_KINDS}
-    prints: dict[tuple[str, str], str | None] = {}  # several accounts' keys in one kiro-cli database: once
-    for kind, path in files:
-        signature, address = looked[(kind, path)], (kind, path, "")
-        known, token_print = reads.remembered(address, signature)
-        if not known:
-            readable, token_print = _used_print(kind, Path(path), now)
-            if not readable:
-                prints[(kind, path)] = None  # unreadable now (locked, damaged): not remembered
-                continue
-            reads.learn(address, signature, token_print)
-        prints[(kind, path)] = token_print
-    return prints
-
-
-def holders(store: AccountStore, places: list[Place],
-            prints: dict[tuple[str, str], str | None]) -> dict[tuple[str, str, str], str | None]:
-    """For each single-login place: the id of the account whose login it holds now (by its
-    refresh token's lineage, `used_prints`), or None (nobody kiro-tui knows). On the store's thread."""
-    owners = store.print_owners(prints.values())
-    return {place.address: owners.get(prints[(place.kind, place.path)] or "") for place in places
-            if place.kind in SINGLE_LOGIN_KINDS}
-
-
-def _used_print(kind: str, path: Path, now: datetime) -> tuple[bool, str | None]:
-    """(False, None) when the tool's file at `path` cannot be read now; else (True, the
-    fingerprint of the login the tool uses (kiro-cli's first key), None when it holds none)."""
-    try:
-        snapshot = place_format(kind).scan(path, now)
-    except KiroTuiError:
-        return False, None
-    used = snapshot.logins[0] if snapshot.logins else None
-    return True, fingerprint(used.refresh_token) if used else None
-
-
 @dataclass(frozen=True)
 class Tool:
     """A tool found where it keeps its login, and whose login that is now (`use in ...`)."""
@@ -392,7 +344,7 @@ async def tools_found(engine: Engine) -> list[Tool]:
             except KiroTuiError:
                 continue
             if os.path.lexists(target) and not is_folder(target):
-                found.append((kind, target, _used_print(kind, target, now)[1]))
+                found.append((kind, target, used_print(kind, target, now)[1]))
         return found
 
     found = await asyncio.to_thread(look)
@@ -400,8 +352,8 @@ async def tools_found(engine: Engine) -> list[Tool]:
     return [Tool(kind, target, owners.get(used or "")) for kind, target, used in found]
 
 
-__all__ = ["SINGLE_LOGIN_KINDS", "USE_KINDS", "AccountBusy", "Tool", "UseOutcome", "holders", "keep_copy",
-           "rewrite_places", "tools_found", "use_account", "used_prints"]
+__all__ = ["AccountBusy", "Tool", "UseOutcome", "keep_copy",
+           "rewrite_places", "tools_found", "use_account"]
 
 
 def held_prints(snapshot: PlaceSnapshot | None) -> list[str]:

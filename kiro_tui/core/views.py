@@ -3,12 +3,15 @@ each place holds compared with its account.
 
 A room of its own because it only reads (the store, the places' files, the refresher's held
 tokens): nothing here changes what the engine or its watch pass knows (holdings keeps only a
-cache of what it read), so a presenter may ask as often as it likes.
+cache of what it read), so a presenter may ask as often as it likes. No event loop either: the
+engine's front asks these for its presenters, and `list`, which only reads, asks them with no
+engine at all (printing a thousand accounts need not load the engine's machinery).
 """
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,14 +21,13 @@ from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.identity import same_login, takes_over
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, AccountView, Place
-from kiro_tui.core.place_sync import PlaceReads
+from kiro_tui.core.place_reads import PlaceReads, holders, used_prints
 from kiro_tui.core.places import place_format
 from kiro_tui.core.places.base import PlaceLogin
-from kiro_tui.core.store import UnreadableRow
-from kiro_tui.core.switch import holders, used_prints
+from kiro_tui.core.store import AccountStore, UnreadableRow
 
 if TYPE_CHECKING:
-    from kiro_tui.core.engine import Engine
+    from kiro_tui.core.held import HeldToken
 
 
 @dataclass
@@ -41,18 +43,19 @@ class Views:
         return f"Views({len(self.views)} accounts, {len(self.unreadable)} unreadable)"
 
 
-async def read_views(engine: Engine, ids: list[str] | frozenset[str] | None = None) -> Views:
-    """The accounts (all, or these) with what is known around them, for presenting: a token
-    held in memory (the store would not take it) is shown as the live one."""
-    store = engine.store
-    now = engine.clock.now()
+def read_views(store: AccountStore, now: datetime, ids: list[str] | frozenset[str] | None = None,
+               in_flight: AbstractSet[str] = frozenset(),
+               held: Mapping[str, HeldToken] | None = None) -> Views:
+    """The accounts (all, or these) with what is known around them, for presenting: refreshing
+    when another process holds its lease or it is `in_flight` here; a token `held` in memory
+    (the store would not take it) is shown as the live one."""
     accounts, unreadable = store.read_accounts(ids)
-    refreshing = store.refreshing_ids(now) | (engine.scheduler.in_flight if engine.scheduler else set())
+    refreshing = store.refreshing_ids(now) | in_flight
     usage = store.usage(a.id for a in accounts)
     places: dict[str, list] = {}
     for place in store.places(None if ids is None else [a.id for a in accounts]):
         places.setdefault(place.account_id, []).append(place)
-    held = engine.refresher.held if engine.refresher else {}
+    held = held or {}
     views = []
     for account in accounts:
         token = held.get(account.id)
@@ -77,7 +80,7 @@ class Holdings:
     holders: dict[Address, str | None]
 
 
-async def holdings(engine: Engine, views: list[AccountView]) -> Holdings:
+def holdings(store: AccountStore, views: list[AccountView], now: datetime) -> Holdings:
     """What each place holds compared with its account: `current` (the same token), `older`
     (one of its lineage: behind), `newer` (a tool there refreshed by itself), `other` (not this
     login's token), or `missing` (not there, or unreadable); and whose login each single-login
@@ -85,12 +88,10 @@ async def holdings(engine: Engine, views: list[AccountView]) -> Holdings:
 
     A place is read only when its file changed since it was last read (one stat of each file
     tells, shared by both answers): the fingerprint of the token found there is kept in the
-    store with the file's signature."""
-    store = engine.store
-    now = engine.clock.now()
+    store with the file's signature. Reads the files on the caller's thread."""
     places = [(view.account, place) for view in views for place in view.places]
     files = {(place.kind, place.path) for _, place in places}
-    looked = await asyncio.to_thread(lambda: {file: PlaceReads.signature(*file) for file in files})
+    looked = {file: PlaceReads.signature(*file) for file in files}
     reads = PlaceReads(store, wanted=bool(places))
     states: dict[Address, str] = {}
     for account, place in places:
@@ -99,7 +100,7 @@ async def holdings(engine: Engine, views: list[AccountView]) -> Holdings:
         known, token_print = reads.remembered(place.address, signature)
         if not known:
             try:
-                login = await _read_place(place, now)
+                login = _read_place(place, now)
             except KiroTuiError:
                 states[place.address] = "missing"  # unreadable now (locked, damaged): not remembered
                 continue
@@ -113,27 +114,27 @@ async def holdings(engine: Engine, views: list[AccountView]) -> Holdings:
             states[place.address] = "older"
         else:  # newer or another login's: the login itself tells (rare: read it)
             try:
-                login = login or await _read_place(place, now)
+                login = login or _read_place(place, now)
             except KiroTuiError:
                 login = None
-            states[place.address] = _compare(engine, account, login)
+            states[place.address] = _compare(store, account, login)
     every = [place for _, place in places]
-    found_holders = holders(store, every, await asyncio.to_thread(used_prints, every, now, reads, looked))
+    found_holders = holders(store, every, used_prints(every, now, reads, looked))
     reads.save()
     return Holdings(states, found_holders)
 
 
-async def _read_place(place: Place, now: datetime) -> PlaceLogin | None:
-    return await asyncio.to_thread(place_format(place.kind).read_entry, Path(place.path), place.entry, now)
+def _read_place(place: Place, now: datetime) -> PlaceLogin | None:
+    return place_format(place.kind).read_entry(Path(place.path), place.entry, now)
 
 
-def _compare(engine: Engine, account: Account, login: PlaceLogin | None) -> str:
+def _compare(store: AccountStore, account: Account, login: PlaceLogin | None) -> str:
     if login is None or not login.refresh_token:
         return "missing"
     token_print = fingerprint(login.refresh_token)
     if token_print == fingerprint(account.refresh_token):
         return "current"
-    if engine.store.in_lineage(account.id, token_print):
+    if store.in_lineage(account.id, token_print):
         return "older"
     # The refresher's own rule (PlaceSync.adopt_newer): a copy it will adopt at its
     # next pass is "newer" now, not "other", which reads as an error before the adoption.

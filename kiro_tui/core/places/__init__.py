@@ -45,6 +45,9 @@ FORMATS: dict[str, PlaceFormat] = {fmt.kind: fmt for fmt in (
 LINK_KINDS = tuple(kind for kind, fmt in FORMATS.items() if fmt.writable and kind != "kiro-cli")
 """Where a copy can be linked or exported (kiro-cli's login is kept fresh by the sync mode instead)."""
 
+USE_KINDS = tuple(kind for kind, fmt in FORMATS.items() if fmt.writable)
+"""Where `use` can put a login: every tool kiro-tui writes (not opencode's kiro.db)."""
+
 
 def link_refusal(kind: str) -> str | None:
     """Why a copy cannot be linked or exported to a known kind, and what to do instead (None: it can)."""
@@ -81,7 +84,6 @@ def place_format(kind: str) -> PlaceFormat:
         raise PlaceError(f"kiro-tui does not know places of kind {kind!r}") from None
 
 
-__all__ = ["DEFAULT_WRITE_TIMEOUT",
-           "FORMATS", "LINK_KINDS", "effective_window", "link_refusal", "Created", "PlaceError", "PlaceFormat",
+__all__ = ["DEFAULT_WRITE_TIMEOUT", "FORMATS", "LINK_KINDS", "USE_KINDS", "Created", "PlaceError", "PlaceFormat",
            "PlaceLogin", "PlaceSnapshot", "TokenCopy", "WriteOutcome", "WriteResult", "create_gateway_db",
-           "gateway_sqlite_paths", "place_format"]
+           "effective_window", "gateway_sqlite_paths", "link_refusal", "place_format"]
