@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import sys
@@ -47,6 +48,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     of ending the run alone."""
     items.sort(key=lambda item: (item.get_closest_marker("xdist_group") is None,
                                  item.get_closest_marker("slow") is None))
+
+
+@pytest.fixture(autouse=True)
+def collector_given_back() -> Iterator[None]:
+    """The TUI takes the garbage collector's full collections over while it runs
+    (tui/collector.py) and must give them back when it leaves: a test whose app did not would
+    leave this process never collecting cycles."""
+    given = gc.get_threshold()
+    yield
+    left = gc.get_threshold()
+    gc.set_threshold(*given)
+    assert left == given, f"the garbage collector's thresholds were left at {left}, not {given}"
 
 
 @pytest.fixture(autouse=True)

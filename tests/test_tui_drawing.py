@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Static
 
 from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.models import Account, AuthMethod, Mode
+from kiro_tui.tui.collector import NEVER
 from kiro_tui.tui.widgets.accounts_table import AccountsTable
 from kiro_tui.tui.widgets.detail_panel import AccountDetail
 from kiro_tui.tui.widgets.summary_bar import SummaryBar
@@ -226,4 +227,13 @@ async def test_what_the_first_screen_built_is_frozen_while_the_app_runs(tmp_path
             await settle(pilot)
             assert app.screen.query_one(AccountsTable).row_count == 120
             assert gc.get_freeze_count() > 0
+            assert gc.get_threshold()[2] == NEVER  # full collections wait for a quiet moment
+            before = app.collector.last_activity
+            app.engine.call_soon(lambda engine: engine.account_changed("acc00000"))
+            await settle(pilot)
+            assert app.collector.last_activity > before  # an account changed: not quiet
+            before = app.collector.last_activity
+            await pilot.press("down")
+            assert app.collector.last_activity > before  # a key: not quiet
         assert gc.get_freeze_count() == 0
+        assert gc.get_threshold()[2] != NEVER  # given back to CPython

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from textual import events
 from textual.app import App
 from textual.notifications import SeverityLevel
 
@@ -48,12 +49,16 @@ from kiro_tui.core.shutdown import (
 from kiro_tui.core.summary import printable
 from kiro_tui.tui import messages
 from kiro_tui.tui.clipboard import pyperclip_copy
+from kiro_tui.tui.collector import Collector
 from kiro_tui.tui.screens.accounts import AccountsScreen
 
 if TYPE_CHECKING:
     from kiro_tui.tui.host import Host
 
 log = logging.getLogger("kiro_tui.tui")
+
+COLLECTOR_LOOKS_EVERY = 2.0
+"""Seconds between two asks whether a full garbage collection is owed and the moment quiet."""
 
 
 class KiroTuiApp(App[None]):
@@ -85,6 +90,7 @@ class KiroTuiApp(App[None]):
         self._changed_told = False
         self._changed_lock = threading.Lock()
         self._frozen = False
+        self.collector = Collector()
         self.accounts_screen = AccountsScreen()
 
     @property
@@ -108,6 +114,7 @@ class KiroTuiApp(App[None]):
 
     def on_unmount(self) -> None:
         self.engine_thread.request_stop()  # refreshes under way finish on the engine's thread; run_app waits
+        self.collector.give_back()
         if self._frozen:
             gc.unfreeze()
 
@@ -116,10 +123,18 @@ class KiroTuiApp(App[None]):
         cells) out of the garbage collector's sight, once. A full collection walks every object
         while holding the interpreter lock the UI and engine threads share: with a thousand
         accounts that stalled the UI 40-70 ms whichever thread ran it. What is built later
-        (refreshed accounts, new cells) is still collected as usual."""
+        (refreshed accounts, new cells) is still collected, the full collections at quiet
+        moments (tui/collector.py)."""
         if not self._frozen:
             self._frozen = True
             gc.freeze()
+            self.collector.take_over()
+            self.set_interval(COLLECTOR_LOOKS_EVERY, self.collector.tick)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.InputEvent):
+            self.collector.activity()
+        await super().on_event(event)
 
     # ------------------------------------------------------------------ engine events
 
@@ -131,6 +146,7 @@ class KiroTuiApp(App[None]):
         thousands; a status change is handed over only when it needs a person (a toast)."""
         screen = self.accounts_screen
         if isinstance(event, AccountsChanged):
+            self.collector.activity()
             with self._changed_lock:
                 if event.ids is None:
                     self._changed_all = True

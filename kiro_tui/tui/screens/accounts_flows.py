@@ -27,9 +27,8 @@ from kiro_tui.core.events import KiroCliState
 from kiro_tui.core.importer import ImportReport, first_login_hint
 from kiro_tui.core.login import LoginRequest
 from kiro_tui.core.models import Account, AccountView, AuthMethod, Mode, Outcome, PlaceRole, Status
-from kiro_tui.core.places import LINK_KINDS
+from kiro_tui.core.places import LINK_KINDS, USE_KINDS
 from kiro_tui.core.summary import printable
-from kiro_tui.core.switch import USE_KINDS
 from kiro_tui.tui import format as fmt
 from kiro_tui.tui import messages
 from kiro_tui.tui.clipboard import copy_text

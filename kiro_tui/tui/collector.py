@@ -1,0 +1,79 @@
+"""When the cyclic garbage collector walks every object: at a quiet moment, not in a burst.
+
+CPython starts a full collection by itself once enough objects have outlived the younger
+generations, and it walks every object not frozen while holding the interpreter lock that the
+UI and engine threads share. With 10,000 accounts, each re-read as a refresh burst commits it,
+those walks paused the UI 24-70 ms at a time in the middle of the burst.
+
+Once the first screen is frozen (`KiroTuiApp.freeze_what_is_built`), the app takes the full
+collections over: the young generations are still collected by CPython as usual (they are
+small), and the whole heap when nothing has happened for `QUIET` seconds (no key, no click,
+no account changed), or after `LONGEST` at the latest, so garbage in cycles is never kept long.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+
+QUIET = 3.0
+"""Seconds with no input and no account changed before a full collection may run."""
+
+LONGEST = 300.0
+"""Seconds a full collection may be put off while things keep happening."""
+
+LEAST = 60.0
+"""Seconds between two full collections at least (at rest, each walks what was built since the
+first screen: every account re-read by then)."""
+
+NEVER = 1 << 30
+"""The oldest generation's threshold while the app keeps full collections: never reached."""
+
+
+class Collector:
+    """Runs the full collections the app has taken over from CPython (see the module's docstring)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._given: tuple[int, int, int] | None = None
+        self.last_activity = self.last_full = clock()
+        self.full_collections = 0
+
+    @property
+    def holding(self) -> bool:
+        return self._given is not None
+
+    def take_over(self) -> None:
+        """From now on a full collection runs only from `tick`."""
+        if self._given is None:
+            self._given = gc.get_threshold()
+            gc.set_threshold(self._given[0], self._given[1], NEVER)
+            self.last_full = self._clock()
+
+    def give_back(self) -> None:
+        """CPython decides again (the app is leaving)."""
+        if self._given is not None:
+            gc.set_threshold(*self._given)
+            self._given = None
+
+    def activity(self) -> None:
+        """Something happened that a person may be watching: a key, a click, an account changed.
+        (Called from the engine's thread too: one float written.)"""
+        self.last_activity = self._clock()
+
+    def tick(self) -> bool:
+        """Run a full collection now if one is owed (CPython would have run one: its count of
+        young collections since the last reached its threshold) and the moment is quiet, or it
+        has been put off for `LONGEST`. True when one ran."""
+        if self._given is None or gc.get_count()[2] < self._given[2]:
+            return False
+        now = self._clock()
+        since_full = now - self.last_full
+        quiet = now - self.last_activity >= QUIET and since_full >= LEAST
+        if not quiet and since_full < LONGEST:
+            return False
+        gc.collect()
+        self.last_full = self._clock()
+        self.full_collections += 1
+        return True
