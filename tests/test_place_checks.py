@@ -267,6 +267,23 @@ async def test_a_refresh_reads_no_imported_place_that_is_as_the_import_found_it(
     assert engine.store.get(changed.account_id).refresh_token == "aorAAAAAGrefreshed-by-the-proxy"  # type: ignore[union-attr]
 
 
+async def test_a_refresh_reads_no_file_just_linked(engine: Engine, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`link` creates the file with the account's token and finds it there under its lock: the
+    first refresh after it reads no such file (it read every one before, a third of a linked
+    refresh's place work). A database is still read: its -wal moves on by itself."""
+    account = next(a for a in engine.store.accounts() if a.auth_method.value == "social")
+    for kind in ("kiro-ide", "cliproxy", "gateway-db"):
+        await engine.link(account.id, kind, tmp_path / "links" / (
+            "kiro-auth-token.json" if kind == "kiro-ide" else kind))
+    linked = {p.kind: p.path for p in engine.store.places(account.id) if p.role.value == "link"}
+    assert set(linked) == {"kiro-ide", "cliproxy", "gateway-db"}
+    reads = count_reads(monkeypatch)
+    fresh = engine.store.get(account.id)
+    assert fresh is not None and await engine.refresher.places.adopt_newer(fresh) is None  # type: ignore[union-attr]
+    assert reads == [linked["gateway-db"]]
+
+
 async def test_a_place_linked_while_the_pass_looks_is_left_for_the_next_pass(
         engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """A place committed (another process's import) while the pass's look runs in its thread is

@@ -167,8 +167,9 @@ class JsonFilePlace:
                 fields = Fields(doc.mapping, self.native)
                 held = fields.refresh_fingerprint()
                 if held is not None and held == fingerprint(copy.refresh_token):
-                    if _expiry(fields) >= copy.expires_at:
-                        return WriteResult(WriteOutcome.UNCHANGED)
+                    if _expiry(fields) >= copy.expires_at:  # (the file as read under the lock holds it)
+                        return WriteResult(WriteOutcome.UNCHANGED, written=(doc.st.st_ino, doc.st.st_mtime_ns,
+                                                                             doc.st.st_size))
                     # Our own refresh token with an older access token (a refresh that did not
                     # rotate it): bring the rest up to date.
                 elif not belongs(held):

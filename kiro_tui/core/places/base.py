@@ -100,9 +100,9 @@ class WriteResult:
     outcome: WriteOutcome
     detail: str = ""
     written: tuple[int, int, int] | None = None
-    """The file as kiro-tui wrote it (inode, mtime, size), taken before it was renamed into
-    place: while the place looks so, it holds what kiro-tui wrote. None for a database (its
-    -wal moves on by itself) and for any write that did not replace the file."""
+    """The file as kiro-tui left it (inode, mtime, size): as written, taken before it was renamed
+    into place; or, found already holding the token (UNCHANGED), as read under its lock. While
+    the place looks so, it holds that token. None for a database (its -wal moves on by itself)."""
 
     @property
     def state(self) -> PlaceState:
