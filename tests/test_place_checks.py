@@ -284,6 +284,33 @@ async def test_a_refresh_reads_no_file_just_linked(engine: Engine, tmp_path: Pat
     assert reads == [linked["gateway-db"]]
 
 
+async def test_a_linked_file_holding_a_newer_access_token_is_still_read_and_taken(
+        engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that finds the file holding the account's refresh token with a later expiry (its
+    tool refreshed the access token without rotating) leaves it as it is, and must not mark it
+    as holding only kiro-tui's token: the next refresh reads it and takes the newer one."""
+    account = next(a for a in engine.store.accounts() if a.auth_method.value == "social")
+    await engine.link(account.id, "cliproxy", tmp_path / "links" / "cliproxy")
+    place = next(p for p in engine.store.places(account.id) if p.kind == "cliproxy" and p.role.value == "link")
+    record = json.loads(Path(place.path).read_text())
+    newer = account.expires_at + timedelta(hours=1)
+    record.update(access_token="aoaAAAAAGnewer-access", expires_at=go_rfc3339(newer))
+    replacement = Path(place.path + ".new")
+    replacement.write_text(json.dumps(record))
+    replacement.replace(place.path)  # (as the proxy writes: a new file renamed into place)
+    sync = engine.refresher.places  # type: ignore[union-attr]
+    fresh = engine.store.get(account.id)
+    assert fresh is not None
+    (written,) = await sync.write_places(fresh, [place])
+    assert written.outcome.value == "unchanged"
+    reads = count_reads(monkeypatch)
+    fresh = engine.store.get(account.id)
+    assert fresh is not None
+    assert await sync.adopt_newer(fresh) == "cliproxy"
+    assert reads == [place.path]
+    assert engine.store.get(account.id).access_token == "aoaAAAAAGnewer-access"  # type: ignore[union-attr]
+
+
 async def test_a_place_linked_while_the_pass_looks_is_left_for_the_next_pass(
         engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """A place committed (another process's import) while the pass's look runs in its thread is

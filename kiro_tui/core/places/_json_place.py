@@ -167,9 +167,13 @@ class JsonFilePlace:
                 fields = Fields(doc.mapping, self.native)
                 held = fields.refresh_fingerprint()
                 if held is not None and held == fingerprint(copy.refresh_token):
-                    if _expiry(fields) >= copy.expires_at:  # (the file as read under the lock holds it)
-                        return WriteResult(WriteOutcome.UNCHANGED, written=(doc.st.st_ino, doc.st.st_mtime_ns,
-                                                                             doc.st.st_size))
+                    found = _expiry(fields)
+                    if found >= copy.expires_at:
+                        # The file as read under the lock holds this token: its signature is
+                        # told only when that is all it holds (a later expiry is a newer access
+                        # token its tool got by itself, for the next refresh to take).
+                        return WriteResult(WriteOutcome.UNCHANGED, written=(
+                            (doc.st.st_ino, doc.st.st_mtime_ns, doc.st.st_size) if found == copy.expires_at else None))
                     # Our own refresh token with an older access token (a refresh that did not
                     # rotate it): bring the rest up to date.
                 elif not belongs(held):

@@ -101,8 +101,9 @@ class WriteResult:
     detail: str = ""
     written: tuple[int, int, int] | None = None
     """The file as kiro-tui left it (inode, mtime, size): as written, taken before it was renamed
-    into place; or, found already holding the token (UNCHANGED), as read under its lock. While
-    the place looks so, it holds that token. None for a database (its -wal moves on by itself)."""
+    into place; or, found holding exactly the token it would write (UNCHANGED), as read under its
+    lock. While the place looks so, it holds that token. None for a database (its -wal moves on
+    by itself), and for a file found holding a newer access token of it."""
 
     @property
     def state(self) -> PlaceState:
