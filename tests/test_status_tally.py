@@ -105,7 +105,7 @@ def test_the_clock_alone_moves_an_account_from_fresh_to_expiring_to_expired() ->
 def test_moments_that_come_together_are_counted_a_step_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """Ten thousand windows opening in the same second stalled the UI 66 ms in one step: a step
     counts a bounded number, and the counts catch up over the next steps."""
-    monkeypatch.setattr(status_tally, "MOMENTS_PER_STEP", 3, raising=False)
+    monkeypatch.setattr(status_tally, "MOMENTS_PER_STEP", 3)
     views = {f"{i}": AccountView(Account(id=f"{i}", auth_method=AuthMethod.SOCIAL, access_token="a",
                                          refresh_token=f"r{i}", expires_at=NOW + timedelta(minutes=30)))
              for i in range(10)}
@@ -128,3 +128,24 @@ def test_moments_that_come_together_are_counted_a_step_at_a_time(monkeypatch: py
         expiring.append(tally.counts[Status.EXPIRING])
     assert expiring == [3, 6, 9, 10]
     assert_recounted(tally, views, windows_open)
+
+
+def test_void_moments_count_against_a_step_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each re-read voids an account's moments and pushes them again: after a burst the void
+    ones can outnumber the live (20,000 popped in one step took 26 ms at 10,000 accounts)."""
+    monkeypatch.setattr(status_tally, "POPS_PER_STEP", 4)
+    views = {f"{i}": AccountView(Account(id=f"{i}", auth_method=AuthMethod.SOCIAL, access_token="a",
+                                         refresh_token=f"r{i}", expires_at=NOW + timedelta(minutes=30)))
+             for i in range(5)}
+    tally = StatusTally(WINDOW, QUOTA_WARNING)
+    tally.reset(views, NOW)
+    for _ in range(3):  # re-read three times: their earlier moments are void now
+        tally.update(list(views), views, NOW)
+    expired = NOW + timedelta(hours=1)
+    left = [len(tally._moments)]
+    while tally._moments:
+        tally.advance(expired)
+        left.append(len(tally._moments))
+        assert left[-2] - left[-1] <= 4
+    assert len(left) > 2
+    assert_recounted(tally, views, expired)

@@ -25,6 +25,10 @@ from kiro_tui.core.timefmt import shift
 MOMENTS_PER_STEP = 1000
 """Accounts the clock alone has counted again in one step, at most (a few milliseconds)."""
 
+POPS_PER_STEP = 5 * MOMENTS_PER_STEP
+"""Moments taken off the heap in one step, at most, void ones included: each re-read voids an
+account's moments and pushes them again, so after a burst they can outnumber the live ones."""
+
 
 class StatusTally:
     def __init__(self, window: timedelta, quota_warning: float) -> None:
@@ -59,14 +63,16 @@ class StatusTally:
 
     def advance(self, now: datetime) -> None:
         """The clock moved: count again the accounts whose moment came, up to `MOMENTS_PER_STEP`
-        (the rest at the next step); a clock that went back recounts every account."""
+        of them and `POPS_PER_STEP` moments looked at (the rest at the next step); a clock that
+        went back recounts every account."""
         if self._at is not None and now < self._at:
             self.reset(dict(self._views), now)
             return
         self._at = now
-        budget = MOMENTS_PER_STEP
-        while budget and self._moments and self._moments[0][0] <= now:
+        budget, pops = MOMENTS_PER_STEP, POPS_PER_STEP
+        while budget and pops and self._moments and self._moments[0][0] <= now:
             _, generation, account_id = heapq.heappop(self._moments)
+            pops -= 1
             if self._generation.get(account_id) != generation:
                 continue  # the account was re-read since: its own moments are on the heap
             budget -= 1
