@@ -10,6 +10,10 @@ from collections.abc import Iterator
 import pytest
 
 from kiro_tui.tui.collector import LEAST, LONGEST, NEVER, QUIET, Collector
+from tests.support.collector import TAKES_OVER
+
+pytestmark = pytest.mark.skipif(not TAKES_OVER, reason="this interpreter's collector keeps no oldest-generation "
+                                                       "threshold: the app leaves it to itself")
 
 
 class Clock:
@@ -50,7 +54,7 @@ def owe_a_full_collection(grow: bool = True) -> None:
     if grow:
         KEPT.extend([i] for i in range(len(gc.get_objects(generation=2)) // 3 + 1000))
     gc.collect(1)  # (what is kept moves to the oldest generation)
-    while gc.get_count()[2] < CPYTHONS:
+    while gc.get_count()[2] <= CPYTHONS:
         gc.collect(1)
 
 

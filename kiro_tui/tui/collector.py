@@ -8,10 +8,14 @@ those walks paused the UI 24-70 ms at a time in the middle of the burst.
 Once the first screen is frozen (`KiroTuiApp.freeze_what_is_built`), the app takes the full
 collections over: the young generations are still collected by CPython as usual (they are
 small), and the whole heap when nothing has happened for `QUIET` seconds (no key, no click,
-no account changed), or after `LONGEST` at the latest, so garbage in cycles is never kept long.
-CPython's own rule still decides whether a walk is worth it: only once what outlived the last
-one grew by a quarter (at rest after a burst at 10,000 accounts a walk costs 140 ms, and
-without that rule one would run every minute).
+no account changed), or, while things keep happening, once `LONGEST` has passed. CPython's own
+rule still decides whether a walk is worth it: only once what outlived the last one grew by a
+quarter (after a burst at 10,000 accounts a walk costs 140 ms; without that rule one would run
+every minute at rest). So garbage in cycles is kept as long as CPython would keep it, never
+more than `LONGEST` past that.
+
+An interpreter whose collector has no oldest-generation threshold to set (CPython's incremental
+collector ignores it) is left to itself: `take_over` then changes nothing.
 """
 
 from __future__ import annotations
@@ -46,13 +50,19 @@ class Collector:
 
     @property
     def holding(self) -> bool:
+        """Whether the app runs the full collections now (False before the first screen, after
+        the app left, and where the interpreter would not hand them over)."""
         return self._given is not None
 
     def take_over(self) -> None:
         """From now on a full collection runs only from `tick`."""
         if self._given is None:
-            self._given = gc.get_threshold()
-            gc.set_threshold(self._given[0], self._given[1], NEVER)
+            given = gc.get_threshold()
+            gc.set_threshold(given[0], given[1], NEVER)
+            if gc.get_threshold()[2] != NEVER:  # not a threshold this collector keeps: leave it be
+                gc.set_threshold(*given)
+                return
+            self._given = given
             self.last_full = self._last_look = self._clock()
             self._kept = len(gc.get_objects(generation=2))
 
@@ -71,7 +81,7 @@ class Collector:
         """Run a full collection now if CPython would have run one (its count of young
         collections since the last reached its threshold, and what outlived the last grew by a
         quarter) and the moment is quiet, or has not been for `LONGEST`. True when one ran."""
-        if self._given is None or gc.get_count()[2] < self._given[2]:
+        if self._given is None or gc.get_count()[2] <= self._given[2]:
             return False
         now = self._clock()
         since_full = now - self.last_full
