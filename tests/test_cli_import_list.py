@@ -292,4 +292,4 @@ def test_list_loads_neither_the_engine_nor_an_event_loop(cli, kiro_db: KiroCliDb
     assert done.returncode == 0, done.stderr
     (row,) = json.loads(done.stdout)
     assert [place["holds"] for place in row["places"]] == ["current"]
-    assert done.stderr.strip() == "[]"
+    assert done.stderr.strip().splitlines()[-1] == "[]"  # (a warning before it would not matter)

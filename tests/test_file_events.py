@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kiro_tui.core import file_events, place_sync
+from kiro_tui.core import file_events, place_reads, place_sync
 from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.file_events import FolderEvents
 from kiro_tui.core.models import Account, AuthMethod, Place
@@ -56,6 +56,7 @@ class Stats:
             return real(path, database)
 
         monkeypatch.setattr(place_sync, "place_signature", counted)
+        monkeypatch.setattr(place_reads, "place_signature", counted)  # (PlaceReads.signature's)
 
     def take(self) -> list[str]:
         taken, self.paths = self.paths, []

@@ -13,6 +13,7 @@ from typing import Any
 
 from kiro_tui.cli.front import (
     edit_engine,
+    held_after_rescue,
     kiro_cli_location,
     make_engine,
     open_store,
@@ -20,7 +21,6 @@ from kiro_tui.cli.front import (
     read_settings,
     run,
     run_engine,
-    save_rescued,
 )
 from kiro_tui.cli.output import EXIT_OK, NO_ACCOUNTS, CommandFailed, print_json, print_table, say, warn
 from kiro_tui.core.clock import SystemClock
@@ -51,7 +51,7 @@ def _list(args: argparse.Namespace) -> int:
     settings = read_settings()
     now = SystemClock().now()
     with open_store() as store:
-        held = save_rescued(store, settings)
+        held = held_after_rescue(store, settings)
         result = read_views(store, now, held=held)
         for problem in result.unreadable:
             warn(problem.describe())

@@ -3,7 +3,8 @@ settings, the store, the engine over it, and running the engine's work to its en
 
 A command changes accounts only through the `Engine` it gets here, never through the store: the
 same edit then does the same thing whether a person makes it here or in the TUI. A command that
-only reads (`list`) asks the engine's own readers (core/views.py) without starting one.
+only reads accounts (`list`) asks the engine's own readers (core/views.py) without starting one
+(they keep only their cache of what each place held).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def make_engine(store: AccountStore, settings: Settings, db: Path | None = None,
                   **options)  # Engine's own keywords, passed on
 
 
-def save_rescued(store: AccountStore, settings: Settings) -> Mapping[str, HeldToken]:
+def held_after_rescue(store: AccountStore, settings: Settings) -> Mapping[str, HeldToken]:
     """Commit the tokens earlier runs left in rescue copies, and say which (and what is still
     held), before a command reads accounts without an engine; returns the tokens still held in
     memory, by account. In the usual case, with none, one look at the folders and no engine."""

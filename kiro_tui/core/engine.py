@@ -347,7 +347,8 @@ class Engine:
 
     async def holdings(self, views: list[AccountView]) -> Holdings:
         """What each place holds compared with its account (`current`, `older`, `newer`, `other`,
-        `missing`) and whose login each single-login place holds (core/views.py)."""
+        `missing`) and whose login each single-login place holds (core/views.py). Reads the place
+        files on this thread, blocking the loop: for a command (`show`), never a running engine."""
         return holdings(self.store, views, self.clock.now())
 
     async def history(self, account_id: str, limit: int = 5) -> list[RefreshLogEntry]:

@@ -186,7 +186,7 @@ def import_snapshot(
                 if signature is not None:
                     reads[(kind, source, login.key)] = (signature, fingerprint(login.refresh_token))
             tx.execute("RELEASE login")
-        if signature is not None and kind in SINGLE_LOGIN_KINDS:  # the login its tool uses (`switch.holders`)
+        if signature is not None and kind in SINGLE_LOGIN_KINDS:  # the login its tool uses (`place_reads.holders`)
             used = snapshot.logins[0] if snapshot.logins else None
             reads[(kind, source, "")] = (signature, fingerprint(used.refresh_token) if used else None)
         if reads:

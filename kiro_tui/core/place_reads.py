@@ -54,7 +54,8 @@ class PlaceReads:
     refresh token found there, kept with the file's signature, so a place is read again only
     when its file changed. What a place holds (`views.holdings`), whose login it is
     (`used_prints`) and the read before a refresh (`PlaceSync.adopt_newer`) ask it; an
-    import, that read and kiro-tui's own writes (only while the file is the one it wrote) teach it."""
+    import, that read and kiro-tui's own writes teach it (only while the file looks as the write
+    left it: written, or found holding exactly that token under its lock)."""
 
     def __init__(self, store: AccountStore, wanted: bool = True) -> None:
         self.store = store
@@ -104,7 +105,7 @@ def is_database(kind: str) -> bool:
 def used_prints(places: list[Place], now: datetime, reads: PlaceReads,
                 looked: dict[tuple[str, str], str]) -> dict[tuple[str, str], str | None]:
     """For each single-login place file (the IDE's file, kiro-cli's database): the fingerprint
-    of the login its tool uses, or None. Reads files (run it in a worker thread); never the store.
+    of the login its tool uses, or None. Reads files on the caller's thread; never the store.
 
     A place file is read only when it changed since it was last read (`looked` holds each file's
     signature now, `reads` what it held when last read): the fingerprint of the login its tool

@@ -37,7 +37,7 @@ def account_json(
     """The `list --json` object (its enums are `StrEnum`s: JSON writes their values, and they equal
     them). Secrets are masked unless `show_secrets`. `counts` are the
     successes and failures in the account's kept refresh history; `holds` says what each place
-    holds (Engine.holdings); `holders`, whose login a single-login place holds (Engine.holders)."""
+    holds (Engine.holdings); `holders`, whose login a single-login place holds (the same `Holdings`)."""
     account = view.account
     reveal = (lambda s: s) if show_secrets else mask
     return {
