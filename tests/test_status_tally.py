@@ -102,15 +102,21 @@ def test_the_clock_alone_moves_an_account_from_fresh_to_expiring_to_expired() ->
     assert tally.statuses["a"] is Status.EXPIRED and tally.counts[Status.EXPIRED] == 1
 
 
+def counted_together(count: int) -> tuple[dict[str, AccountView], StatusTally]:
+    """`count` accounts whose tokens expire in the same second (30 minutes from NOW), counted."""
+    views = {f"{i}": AccountView(Account(id=f"{i}", auth_method=AuthMethod.SOCIAL, access_token="a",
+                                         refresh_token=f"r{i}", expires_at=NOW + timedelta(minutes=30)))
+             for i in range(count)}
+    tally = StatusTally(WINDOW, QUOTA_WARNING)
+    tally.reset(views, NOW)
+    return views, tally
+
+
 def test_moments_that_come_together_are_counted_a_step_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """Ten thousand windows opening in the same second stalled the UI 66 ms in one step: a step
     counts a bounded number, and the counts catch up over the next steps."""
     monkeypatch.setattr(status_tally, "MOMENTS_PER_STEP", 3)
-    views = {f"{i}": AccountView(Account(id=f"{i}", auth_method=AuthMethod.SOCIAL, access_token="a",
-                                         refresh_token=f"r{i}", expires_at=NOW + timedelta(minutes=30)))
-             for i in range(10)}
-    tally = StatusTally(WINDOW, QUOTA_WARNING)
-    tally.reset(views, NOW)
+    views, tally = counted_together(10)
     windows_open = NOW + timedelta(minutes=21)  # every window opened in the same second
     asked: list[str] = []
     real = AccountView.status
@@ -134,11 +140,7 @@ def test_void_moments_count_against_a_step_too(monkeypatch: pytest.MonkeyPatch) 
     """Each re-read voids an account's moments and pushes them again: after a burst the void
     ones can outnumber the live (20,000 popped in one step took 26 ms at 10,000 accounts)."""
     monkeypatch.setattr(status_tally, "POPS_PER_STEP", 4)
-    views = {f"{i}": AccountView(Account(id=f"{i}", auth_method=AuthMethod.SOCIAL, access_token="a",
-                                         refresh_token=f"r{i}", expires_at=NOW + timedelta(minutes=30)))
-             for i in range(5)}
-    tally = StatusTally(WINDOW, QUOTA_WARNING)
-    tally.reset(views, NOW)
+    views, tally = counted_together(5)
     for _ in range(3):  # re-read three times: their earlier moments are void now
         tally.update(list(views), views, NOW)
     expired = NOW + timedelta(hours=1)
