@@ -79,13 +79,13 @@ class Collector:
 
     def tick(self) -> bool:
         """Run a full collection now if CPython would have run one (its count of young
-        collections since the last reached its threshold, and what outlived the last grew by a
+        collections since the last passed its threshold, and what outlived the last grew by a
         quarter) and the moment is quiet, or has not been for `LONGEST`. True when one ran."""
         if self._given is None or gc.get_count()[2] <= self._given[2]:
             return False
         now = self._clock()
         since_full = now - self.last_full
-        if since_full < LEAST or now - self._last_look < LEAST:
+        if now - self._last_look < LEAST:  # (a walk is a look too: this spaces walks as well)
             return False
         if now - self.last_activity < QUIET and since_full < LONGEST:
             return False
@@ -93,7 +93,7 @@ class Collector:
         if len(gc.get_objects(generation=2)) - self._kept <= self._kept // 4:
             return False  # not worth a walk yet (a look costs 2 ms at 10,000 accounts, a walk 140)
         gc.collect()
-        self.last_full = self._clock()
+        self.last_full = self._last_look = self._clock()
         self._kept = len(gc.get_objects(generation=2))
         self.full_collections += 1
         return True
