@@ -401,17 +401,18 @@ async def test_the_store_is_used_from_one_thread_while_places_are_read_and_writt
     assert seen.threads == {threading.get_ident()}
 
 
+@pytest.mark.parametrize("kind", ["cliproxy", "gateway-db"])
 async def test_a_tools_rewrite_just_after_kiro_tuis_write_is_read_before_the_next_refresh(
-        tmp_path: Path, engine: Engine, emulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    """kiro-tui remembers a place as holding its token only if the file still is the one it
-    wrote (inode, mtime, size as written): a tool that replaced it in between is read, and its
-    newer token taken, rather than a spent token sent."""
+        tmp_path: Path, engine: Engine, emulator, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """kiro-tui remembers a place as holding its token only if it still looks as it left it (a
+    file: inode, mtime, size as written; a database: as stat-ed under its write lock): a tool
+    that rewrote it in between is read, and its newer token taken, rather than a spent token sent."""
     from kiro_tui.core.aws.social import SocialClient
     from kiro_tui.core.places import TokenCopy
 
     account_id = own_account(engine, emulator)
-    await engine.link(account_id, "cliproxy", tmp_path / "proxy")
-    fmt = place_format("cliproxy")
+    await engine.link(account_id, kind, tmp_path / "proxy")
+    fmt = place_format(kind)
     real_write = fmt.write_token
     rotated: list = []
 

@@ -33,7 +33,7 @@ from kiro_tui.core.places import (
     gateway_sqlite_paths,
 )
 from kiro_tui.core.places._files import MAX_PLACE_BYTES
-from kiro_tui.core.places.base import PlaceLogin
+from kiro_tui.core.places.base import PlaceLogin, place_signature
 from kiro_tui.core.places.gateway import create_gateway_db
 from kiro_tui.core.places.kiro_cli import read_kiro_cli
 from kiro_tui.core.timefmt import format_timestamp, parse_timestamp
@@ -773,6 +773,41 @@ def test_gateway_db_is_a_kiro_cli_database_with_times_python_3_10_reads(auth: st
         is WriteOutcome.OTHER
     with pytest.raises(PlaceError, match="already exists"):
         create_gateway_db(created.path, account)
+
+
+def test_a_database_write_tells_its_signature_only_while_no_one_else_can_commit(emulator, isolated_dirs: Path) -> None:
+    """A database's write says how it left the file (stat-ed under its write lock, the row read
+    back the same), so the read before the next refresh can skip it; when another program holds
+    the lock right after the commit, it says nothing rather than a signature that may be theirs."""
+    account = account_from_seed(seed_raw(emulator, "social"), "acc12345")
+    created = FORMATS["gateway-db"].create(isolated_dirs, account)
+    copy = TokenCopy("aoa-new", "aor-new", NEW_EXPIRY, account.profile_arn)
+    result = FORMATS["gateway-db"].write_token(created.path, created.entry, copy,
+                                               lambda held: held == fingerprint(account.refresh_token), 1.0)
+    assert result.outcome is WriteOutcome.WRITTEN
+    assert result.written is not None and result.written == place_signature(str(created.path), database=True)
+    again = FORMATS["gateway-db"].write_token(created.path, created.entry, copy, lambda _: False, 1.0)
+    assert again.outcome is WriteOutcome.UNCHANGED and again.written == result.written
+
+    other = sqlite3.connect(created.path, isolation_level=None)
+    real_commit = sqlite3.Connection.execute
+    newer = TokenCopy("aoa-newer", "aor-newer", NEW_EXPIRY, account.profile_arn)
+
+    class LockedAfterCommit(sqlite3.Connection):  # another program takes the lock as the commit ends
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:  # type: ignore[override]
+            cursor = real_commit(self, sql, *args)
+            if sql == "COMMIT":
+                other.execute("BEGIN IMMEDIATE")
+            return cursor
+
+    real_connect = sqlite3.connect
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sqlite3, "connect", lambda *a, **k: real_connect(*a, **k, factory=LockedAfterCommit))
+        locked = FORMATS["gateway-db"].write_token(created.path, created.entry, newer,
+                                                   lambda held: held == fingerprint("aor-new"), 1.0)
+    other.execute("ROLLBACK")
+    other.close()
+    assert locked.outcome is WriteOutcome.WRITTEN and locked.written is None
 
 
 # -- after a refresh through kiro-tui: still the tool's own file, byte for byte ---------------

@@ -11,7 +11,6 @@ it without loading the engine's machinery.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import threading
 from datetime import datetime
@@ -21,27 +20,14 @@ from kiro_tui.core.errors import KiroTuiError, StoreError
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Place
 from kiro_tui.core.places import PlaceError, place_format
+from kiro_tui.core.places.base import PlaceSignature, place_signature
 from kiro_tui.core.store import AccountStore
 
 log = logging.getLogger("kiro_tui.refresh")
 
 
-PlaceSignature = tuple[tuple[int, int, int] | None, ...]
 LOOK_AGAIN: PlaceSignature = (None, None, None)
 """Never a real signature: the place counts as changed at the next pass."""
-
-
-def place_signature(path: str, database: bool = False) -> PlaceSignature:
-    """Cheap change detector for a place file (and a database's -wal): inode, mtime, size. A
-    tool's atomic rename gives a new inode; a write in place, a new mtime or size."""
-    found: list[tuple[int, int, int] | None] = []
-    for candidate in (path, f"{path}-wal") if database else (path,):
-        try:
-            st = os.stat(candidate)
-            found.append((st.st_ino, st.st_mtime_ns, st.st_size))
-        except OSError:
-            found.append(None)
-    return tuple(found)
 
 
 SINGLE_LOGIN_KINDS = ("kiro-ide", "kiro-cli")

@@ -181,11 +181,11 @@ class PlaceSync:
                     self._looked[place.path] = self._seen[place.path]
                 self.looks += 1
             # It holds this token while it looks as the write left it (written, or found holding
-            # it: a file just linked): known only where the write says how it left the file (not
-            # a database), and only if nobody replaced it since.
+            # it: a place just linked): known only where the write could tell how it left the
+            # place, and only if nobody changed it since.
             if (result.state is PlaceState.IN_SYNC and result.written is not None
-                    and checked_signature(place) == (result.written,)):
-                reads.learn(place.address, repr((result.written,)), copy_print)
+                    and checked_signature(place) == result.written):
+                reads.learn(place.address, repr(result.written), copy_print)
             return result
 
         async def write_file(places: list[Place]) -> list[WriteResult]:

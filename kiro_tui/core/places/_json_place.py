@@ -173,7 +173,8 @@ class JsonFilePlace:
                         # told only when that is all it holds (a later expiry is a newer access
                         # token its tool got by itself, for the next refresh to take).
                         return WriteResult(WriteOutcome.UNCHANGED, written=(
-                            (doc.st.st_ino, doc.st.st_mtime_ns, doc.st.st_size) if found == copy.expires_at else None))
+                            ((doc.st.st_ino, doc.st.st_mtime_ns, doc.st.st_size),) if found == copy.expires_at
+                            else None))
                     # Our own refresh token with an older access token (a refresh that did not
                     # rotate it): bring the rest up to date.
                 elif not belongs(held):
@@ -199,7 +200,7 @@ class JsonFilePlace:
             return WriteResult(WriteOutcome.FAILED, str(exc))
         except OSError as exc:
             return WriteResult(WriteOutcome.FAILED, f"cannot write {self.what} {path}: {exc.strerror or exc}")
-        return WriteResult(WriteOutcome.WRITTEN, widened, written)
+        return WriteResult(WriteOutcome.WRITTEN, widened, (written,))
 
     def create(self, path: Path, account: Account, held: frozenset[str] | None = None) -> Created:
         """Write a new file for `account` (mode 0600) at `path`, or in it if it is a folder.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +19,24 @@ DEFAULT_WRITE_TIMEOUT = 2.0
 
 class PlaceError(KiroTuiError):
     """A place cannot be read or written as it stands; the text names it and says what to do."""
+
+
+PlaceSignature = tuple[tuple[int, int, int] | None, ...]
+"""How a place file looks: (inode, mtime, size) of the file (and of a database's -wal), None
+for one that is not there. While it looks the same, it holds what it held."""
+
+
+def place_signature(path: str, database: bool = False) -> PlaceSignature:
+    """Cheap change detector for a place file (and a database's -wal): inode, mtime, size. A
+    tool's atomic rename gives a new inode; a write in place, a new mtime or size."""
+    found: list[tuple[int, int, int] | None] = []
+    for candidate in (path, f"{path}-wal") if database else (path,):
+        try:
+            st = os.stat(candidate)
+            found.append((st.st_ino, st.st_mtime_ns, st.st_size))
+        except OSError:
+            found.append(None)
+    return tuple(found)
 
 
 @dataclass
@@ -99,11 +118,13 @@ class WriteOutcome(StrEnum):
 class WriteResult:
     outcome: WriteOutcome
     detail: str = ""
-    written: tuple[int, int, int] | None = None
-    """The file as kiro-tui left it (inode, mtime, size): as written, taken before it was renamed
-    into place; or, found holding exactly the token it would write (UNCHANGED), as read under its
-    lock. While the place looks so, it holds that token. None for a database (its -wal moves on
-    by itself), and for a file found holding a newer access token of it."""
+    written: PlaceSignature | None = None
+    """The place's signature as kiro-tui left it: a file's as written, taken before it was
+    renamed into place; a database's taken under its write lock, after the commit, with the row
+    read back the same; or, found holding exactly the token it would write (UNCHANGED), as read
+    under its lock. While the place looks so, it holds that token. None when that cannot be
+    told (a database whose lock another program held), and for a place found holding a newer
+    access token of it."""
 
     @property
     def state(self) -> PlaceState:

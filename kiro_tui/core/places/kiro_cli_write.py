@@ -28,9 +28,11 @@ from kiro_tui.core.places.base import (
     Created,
     PlaceChanged,
     PlaceError,
+    PlaceSignature,
     TokenCopy,
     WriteOutcome,
     WriteResult,
+    place_signature,
 )
 from kiro_tui.core.timefmt import format_timestamp
 
@@ -69,8 +71,13 @@ def write_back_token(
         found = value.get("refresh_token") if isinstance(value, dict) else None
         held = fingerprint(found) if isinstance(found, str) else None
         if held is not None and held == fingerprint(refresh_token):
+            # Under the write lock: its signature is told only when the row holds all we would
+            # write (a later access token is its tool's own, for the next refresh to take).
+            exact = value.get("access_token") == access_token \
+                and value.get("expires_at") == format_timestamp(expires_at)
+            signature = place_signature(str(db_path), database=True) if exact else None
             conn.execute("ROLLBACK")
-            return WriteResult(WriteOutcome.UNCHANGED)
+            return WriteResult(WriteOutcome.UNCHANGED, written=signature)
         if not isinstance(value, dict) or not belongs(held):
             conn.execute("ROLLBACK")
             return WriteResult(WriteOutcome.OTHER,
@@ -88,9 +95,10 @@ def write_back_token(
             if complete_for_2_12(key, value, registration, whole):
                 conn.execute("UPDATE auth_kv SET value = ?1 WHERE key = ?2",
                              (fmt.dumps(registration), registration_key))
-        conn.execute("UPDATE auth_kv SET value = ?1 WHERE key = ?2", (fmt.dumps(value), key))
+        text = fmt.dumps(value)
+        conn.execute("UPDATE auth_kv SET value = ?1 WHERE key = ?2", (text, key))
         conn.execute("COMMIT")
-        return WriteResult(WriteOutcome.WRITTEN)
+        return WriteResult(WriteOutcome.WRITTEN, written=_left_as(conn, db_path, key, text))
     except sqlite3.OperationalError as exc:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
@@ -101,6 +109,23 @@ def write_back_token(
         return WriteResult(WriteOutcome.FAILED, f"cannot write {db_path}: {exc}")
     finally:
         conn.close()
+
+
+def _left_as(conn: sqlite3.Connection, db_path: Path, key: str, text: str) -> PlaceSignature | None:
+    """The database's signature while row `key` holds `text`, taken under the write lock again
+    (no other program commits meanwhile), so that the read before the next refresh can skip it;
+    None when another program holds the lock now, or wrote the row since."""
+    try:
+        conn.execute("PRAGMA busy_timeout = 0")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT value FROM auth_kv WHERE key = ?1", (key,)).fetchone()
+            found = row[0].decode("utf-8") if row and isinstance(row[0], bytes) else row[0] if row else None
+            return place_signature(str(db_path), database=True) if found == text else None
+        finally:
+            conn.execute("ROLLBACK")
+    except (sqlite3.Error, UnicodeDecodeError):
+        return None
 
 
 def _registration_key_of(key: str) -> str | None:
