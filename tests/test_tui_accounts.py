@@ -206,6 +206,25 @@ async def test_p_opens_the_profile_picker_and_sets_the_profile(tmp_path: Path, e
             assert store.get("11112222").profile_arn == IDC_PROFILES[1]["arn"]  # type: ignore[union-attr]
 
 
+async def test_the_profile_picker_waits_for_profiles_that_come_slowly(tmp_path: Path, emulator) -> None:
+    """The picker shows its loading indicator while ListAvailableProfiles is on its way (400 ms
+    here), then the profiles (the snapshot tests once caught it still loading under load)."""
+    from kiro_tui.demo import IDC_PROFILES, account_from_seed
+
+    seeded = emulator.seed(kind="idc", email="p@example.com", region="eu-west-1", profiles=IDC_PROFILES)
+    with build_store(tmp_path / "s.db", [account_from_seed(seeded, "11112222")]) as store:
+        app = build_app(store, emulator.url)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            control(emulator, "faults", {"latency_ms": 400})
+            await pilot.press("p")
+            await pilot.pause()
+            assert isinstance(app.screen, LoadingChoiceScreen) and app.screen.waiting
+            await settle(pilot)
+            assert not app.screen.waiting and len(app.screen.options) == len(IDC_PROFILES)
+            assert app.screen.query_one("#choices").display and not app.screen.query_one("#loading").display
+
+
 async def test_m_changes_the_mode(store) -> None:
     app = build_app(store)
     async with app.run_test(size=SIZE, notifications=True) as pilot:

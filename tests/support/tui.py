@@ -12,6 +12,7 @@ from kiro_tui.core.config import Settings
 from kiro_tui.core.models import Account, AuthMethod, Health, Mode, Place
 from kiro_tui.core.store import AccountStore, RefreshLogEntry
 from kiro_tui.tui.app import KiroTuiApp, make_app
+from kiro_tui.tui.screens.choice import LoadingChoiceScreen
 
 if TYPE_CHECKING:
     from textual.strip import Strip
@@ -144,7 +145,15 @@ async def settle(pilot, rounds: int = 50) -> None:  # type: ignore[no-untyped-de
         """A dialog flow still doing its first work (e.g. listing the places) before its dialog opens."""
         return len(app.screen_stack) == 1 and any(w.is_running and w.group in DIALOG_FLOWS for w in app.workers)
 
+    def options_coming() -> bool:
+        """A picker whose options are still on their way (its flow's worker is fetching them)."""
+        return isinstance(app.screen, LoadingChoiceScreen) and app.screen.waiting
+
+    patience = 500  # a picker's options come from the network: waited for, within a bound
     for _ in range(rounds):
+        while patience and options_coming():
+            patience -= 1
+            await pilot.pause(0.01)
         working = busy()
         try:
             if working:  # (an empty list would mean every worker to Textual)
@@ -155,7 +164,7 @@ async def settle(pilot, rounds: int = 50) -> None:  # type: ignore[no-untyped-de
         await pilot.pause()
         screen = app.accounts_screen
         if not (screen._loading or screen._dirty or screen._dirty_all or screen.table.adding) and not busy() \
-                and not flow_starting() and screen._message_queue.empty():
+                and not flow_starting() and not options_coming() and screen._message_queue.empty():
             return
     raise AssertionError("the app did not settle")
 

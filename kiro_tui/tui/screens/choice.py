@@ -91,6 +91,8 @@ class LoadingChoiceScreen(ChoiceScreen):
         super().__init__(title, [], explanation)
         self._arrived: tuple[str, tuple[object, ...]] | None = None
         self._ready = False
+        self.waiting = True
+        """Neither the options nor a failure has come yet (the loading indicator shows)."""
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -108,6 +110,7 @@ class LoadingChoiceScreen(ChoiceScreen):
             getattr(self, name)(*args)
 
     def fill(self, options: list[tuple[str, str]], highlighted: str | None = None) -> None:
+        self.waiting = False
         if not self._ready:
             self._arrived = ("fill", (options, highlighted))
             return
@@ -123,6 +126,7 @@ class LoadingChoiceScreen(ChoiceScreen):
         self.call_after_refresh(self.fit_choices)
 
     def fail(self, message: str) -> None:
+        self.waiting = False
         if not self._ready:
             self._arrived = ("fail", (message,))
             return
