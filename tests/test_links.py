@@ -401,9 +401,10 @@ async def test_the_store_is_used_from_one_thread_while_places_are_read_and_writt
     assert seen.threads == {threading.get_ident()}
 
 
+@pytest.mark.parametrize("watched", [False, True], ids=["before-the-next-refresh", "by-the-watch-pass"])
 @pytest.mark.parametrize("kind", ["cliproxy", "gateway-db"])
 async def test_a_tools_rewrite_just_after_kiro_tuis_write_is_read_before_the_next_refresh(
-        tmp_path: Path, engine: Engine, emulator, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+        tmp_path: Path, engine: Engine, emulator, monkeypatch: pytest.MonkeyPatch, kind: str, watched: bool) -> None:
     """kiro-tui remembers a place as holding its token only if it still looks as it left it (a
     file: inode, mtime, size as written; a database: as stat-ed under its write lock): a tool
     that rewrote it in between is read, and its newer token taken, rather than a spent token sent."""
@@ -429,6 +430,10 @@ async def test_a_tools_rewrite_just_after_kiro_tuis_write_is_read_before_the_nex
     (first,) = await engine.refresh_now([account_id])
     assert first.outcome is Outcome.REFRESHED and rotated
     before = len(calls(emulator, "link@example.com"))
+    if watched:  # the watch pass tells the tool's rewrite from kiro-tui's write, and takes it
+        await engine.watch_pass()
+        assert engine.store.get(account_id).refresh_token == rotated[0].refresh_token
+        return
     (second,) = await engine.refresh_now([account_id])
     assert second.outcome is Outcome.ADOPTED  # read, not skipped: the proxy's token taken, no call
     assert len(calls(emulator, "link@example.com")) == before

@@ -311,6 +311,27 @@ async def test_a_linked_file_holding_a_newer_access_token_is_still_read_and_take
     assert engine.store.get(account.id).access_token == "aoaAAAAAGnewer-access"  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("kind", ["cliproxy", "gateway-db"])
+async def test_a_place_whose_file_times_are_whole_seconds_is_read_before_every_refresh(
+        engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """On a file system that keeps whole seconds (FAT, HFS+, ext4 with small inodes), a tool's
+    rewrite in the same second, at the same size, keeps the signature: such a place is read
+    before each refresh, never taken on its signature (one with finer times is skipped)."""
+    account = next(a for a in engine.store.accounts() if a.auth_method.value == "social")
+    await engine.link(account.id, kind, tmp_path / "links" / kind)
+    (place,) = [p for p in engine.store.places(account.id) if p.role.value == "link"]
+    fresh = engine.store.get(account.id)
+    assert fresh is not None
+    reads = count_reads(monkeypatch)
+    assert await engine.refresher.places.adopt_newer(fresh) is None  # type: ignore[union-attr]
+    assert reads == []  # as the link left it (finer times here)
+    second = 1_800_000_000 * 1_000_000_000
+    os.utime(place.path, ns=(second, second))  # as a file system keeping whole seconds reports it
+    for _ in range(2):
+        assert await engine.refresher.places.adopt_newer(fresh) is None  # type: ignore[union-attr]
+    assert reads == [place.path, place.path]  # read each time, though unchanged the second time
+
+
 async def test_a_place_linked_while_the_pass_looks_is_left_for_the_next_pass(
         engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """A place committed (another process's import) while the pass's look runs in its thread is

@@ -806,8 +806,35 @@ def test_a_database_write_tells_its_signature_only_while_no_one_else_can_commit(
         locked = FORMATS["gateway-db"].write_token(created.path, created.entry, newer,
                                                    lambda held: held == fingerprint("aor-new"), 1.0)
     other.execute("ROLLBACK")
-    other.close()
     assert locked.outcome is WriteOutcome.WRITTEN and locked.written is None
+
+    class RewrittenAfterCommit(sqlite3.Connection):  # its tool rewrites the row as the commit ends
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:  # type: ignore[override]
+            cursor = real_commit(self, sql, *args)
+            if sql == "COMMIT":
+                other.execute("UPDATE auth_kv SET value = replace(value, 'aor-newest', 'aor-tools') WHERE key = ?",
+                              (created.entry,))
+            return cursor
+
+    newest = TokenCopy("aoa-newest", "aor-newest", NEW_EXPIRY, account.profile_arn)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sqlite3, "connect", lambda *a, **k: real_connect(*a, **k, factory=RewrittenAfterCommit))
+        rewritten = FORMATS["gateway-db"].write_token(created.path, created.entry, newest,
+                                                      lambda held: held == fingerprint("aor-newer"), 1.0)
+    other.close()
+    assert rewritten.outcome is WriteOutcome.WRITTEN and rewritten.written is None  # not the row it wrote
+
+    later = TokenCopy("aoa-later", "aor-tools", NEW_EXPIRY + timedelta(hours=1), account.profile_arn)
+    conn = sqlite3.connect(created.path)
+    with conn:
+        conn.execute("UPDATE auth_kv SET value = json_set(value, '$.access_token', 'aoa-later', '$.expires_at', ?) "
+                     "WHERE key = ?", (format_timestamp(later.expires_at), created.entry))
+    conn.close()
+    assert FORMATS["gateway-db"].write_token(created.path, created.entry, later, lambda _: False, 1.0).written \
+        == place_signature(str(created.path), database=True)  # holds exactly this: told
+    older = TokenCopy("aoa-new", "aor-tools", NEW_EXPIRY, account.profile_arn)  # its tool's access token is newer
+    unchanged = FORMATS["gateway-db"].write_token(created.path, created.entry, older, lambda _: False, 1.0)
+    assert unchanged.outcome is WriteOutcome.UNCHANGED and unchanged.written is None
 
 
 # -- after a refresh through kiro-tui: still the tool's own file, byte for byte ---------------

@@ -244,6 +244,7 @@ async def test_a_longer_name_widens_its_column_in_place_while_there_is_room(tmp_
                 if "00000002" in grid.accounts:
                     break
                 await settle(pilot)
+            assert "00000002" in grid.accounts, "the new row never came in"
             assert "a.much.longer.name@example.com" in row_line(app, "a.much")
             assert grid.columns["name"].width == len("a.much.longer.name@example.com") > narrow
 

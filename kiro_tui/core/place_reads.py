@@ -11,6 +11,7 @@ it without loading the engine's machinery.
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 import threading
 from datetime import datetime
@@ -55,9 +56,12 @@ class PlaceReads:
         return repr(place_signature(path, is_database(kind)))
 
     def remembered(self, address: tuple[str, str, str], signature: str) -> tuple[bool, str | None]:
-        """(True, the fingerprint read last time) while the file looks as it did then; else (False, None)."""
+        """(True, the fingerprint read last time) while the file looks as it did then, on a
+        file system that tells rewrites apart (`to_the_second`); else (False, None)."""
         kept = self._learned.get(address) or self._kept.get(address)
-        return (True, kept[1]) if kept is not None and kept[0] == signature else (False, None)
+        if kept is None or kept[0] != signature or to_the_second(signature):
+            return False, None
+        return True, kept[1]
 
     def learn(self, address: tuple[str, str, str], signature: str, token_print: str | None) -> None:
         with self._lock:
@@ -75,6 +79,19 @@ class PlaceReads:
             self.store.save_place_reads(learned, tx)
         except StoreError as exc:
             log.info("cannot remember what the places hold: %s", exc)
+
+
+_STAT = re.compile(r"\((\d+), (\d+), (\d+)\)")
+
+
+def to_the_second(signature: str) -> bool:
+    """Whether a signature's file times are whole seconds: a file system that keeps no finer
+    time (FAT, HFS+, ext4 with small inodes, some network ones) gives a tool's rewrite in the
+    same second, at the same size, the same signature, so what such a place held is never
+    taken on its signature: it is read. On a file system with finer times a rewrite is told
+    from ours unless it lands within its clock's tick (a few milliseconds on older kernels),
+    too soon for a tool to have refreshed the token kiro-tui just wrote."""
+    return any(int(mtime) % 1_000_000_000 == 0 for _, mtime, _ in _STAT.findall(signature))
 
 
 def is_database(kind: str) -> bool:

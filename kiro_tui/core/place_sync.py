@@ -175,8 +175,8 @@ class PlaceSync:
 
             result = place_format(place.kind).write_token(Path(place.path), place.entry, copy, belongs,
                                                           self.writeback_timeout)
-            if result.outcome is WriteOutcome.WRITTEN:  # our own write is not a tool's refresh
-                self._seen[place.path] = signature_of(place)
+            if result.outcome is WriteOutcome.WRITTEN:  # our own write is not a tool's refresh (as
+                self._seen[place.path] = result.written or signature_of(place)  # it left it: a rewrite since is)
                 if place.path in self._looked:  # nor a change for what this pass looked at before it
                     self._looked[place.path] = self._seen[place.path]
                 self.looks += 1

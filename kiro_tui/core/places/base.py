@@ -23,7 +23,9 @@ class PlaceError(KiroTuiError):
 
 PlaceSignature = tuple[tuple[int, int, int] | None, ...]
 """How a place file looks: (inode, mtime, size) of the file (and of a database's -wal), None
-for one that is not there. While it looks the same, it holds what it held."""
+for one that is not there. While it looks the same, it holds what it held: unless its file
+system keeps only whole seconds, where a rewrite in the same second looks the same
+(`place_reads.to_the_second`), or within the file system clock's tick."""
 
 
 def place_signature(path: str, database: bool = False) -> PlaceSignature:
