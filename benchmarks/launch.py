@@ -10,8 +10,10 @@ and reads what it writes until the name of account `marker-row` (user0010@exampl
 apps sort by name, so it is the 11th row of the first screen in both) has been drawn. The time
 is from just before the fork to the read that completed that name; the program is then sent
 SIGTERM. kiro-tui runs with its own XDG folders in a temporary directory, a store of
-`accounts` accounts expiring 15 to 60 minutes from now (nothing due), no kiro-cli database,
-and its endpoints pointed at a closed loopback port (nothing leaves the machine).
+`accounts` accounts imported from tools' files the way people get them (each with its place:
+benchmarks.harness.build_imported_store, then each named as the bare app's row), expiring 15
+to 60 minutes from now (nothing due), no kiro-cli database at its default path, and its
+endpoints pointed at a closed loopback port (nothing leaves the machine).
 The two programs take turns (and swap who goes first each round), after one untimed warm-up
 launch of each; printed: both medians of `runs`, their spread, and the ratio. Goal ≤ 1.15.
 """
@@ -30,24 +32,22 @@ import sys
 import tempfile
 import termios
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from kiro_tui.core.models import Account, AuthMethod, Mode
+from benchmarks.harness import build_imported_store
 from kiro_tui.core.store import AccountStore
 
 ROWS, COLS = 40, 150
 HERE = Path(__file__).resolve().parent
 
 
-def fill_store(path: Path, count: int) -> None:
-    now = datetime.now(UTC)
+def name_as_the_bare_app(path: Path) -> None:
+    """Give each imported account the name the bare app shows for its row (an account imported
+    with no email is named after its tool, "GitHub (kiro-cli)", many alike): as `kiro-tui
+    rename` would, so `marker-row` names the same row of the first screen in both apps."""
     with AccountStore.open(path) as store, store.transaction() as tx:
-        for i in range(count):
-            store.save(Account(
-                id=f"{i:08x}", auth_method=AuthMethod.SOCIAL, access_token=f"aoaAAAAAG{i:040d}",
-                refresh_token=f"aorAAAAAG{i:040d}", expires_at=now + timedelta(minutes=15 + i % 45),
-                label=f"user{i:04d}@example.com", mode=Mode.OWN), tx)
+        for account in store.accounts():  # the harness's login i holds refresh token aorAAAAAG<i, 40 digits>
+            store.update(account.id, tx, nickname=f"user{int((account.refresh_token or '')[-40:]):04d}@example.com")
 
 
 def launch(argv: list[str], env: dict[str, str], marker: bytes, timeout: float = 60.0) -> float:
@@ -123,7 +123,9 @@ def main() -> None:
             "KIRO_TUI_ENDPOINT_URL": "http://127.0.0.1:9",
         }
         (home / "home").mkdir()
-        fill_store(home / "data" / "kiro-tui" / "accounts.db", args.accounts)
+        store = home / "data" / "kiro-tui" / "accounts.db"
+        build_imported_store(store, args.accounts, places=home / "places")
+        name_as_the_bare_app(store)
         programs = {
             "kiro-tui": [str(kiro_tui)],
             "bare": [sys.executable, str(HERE / "bare_table_app.py"), str(args.accounts)],
