@@ -148,5 +148,5 @@ def used_print(kind: str, path: Path, now: datetime) -> tuple[bool, str | None]:
     return True, fingerprint(used.refresh_token) if used else None
 
 
-__all__ = ["LOOK_AGAIN", "SINGLE_LOGIN_KINDS", "PlaceReads", "PlaceSignature", "holders", "is_database",
-           "place_signature", "used_print", "used_prints"]
+__all__ = ["LOOK_AGAIN", "SINGLE_LOGIN_KINDS", "PlaceReads", "holders", "is_database", "to_the_second",
+           "used_print", "used_prints"]

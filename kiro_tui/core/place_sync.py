@@ -31,8 +31,9 @@ from kiro_tui.core.errors import StoreError
 from kiro_tui.core.identity import is_spent, merge_login, same_login, takes_over
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, Health, Mode, Outcome, Place, PlaceRole, PlaceState
-from kiro_tui.core.place_reads import LOOK_AGAIN, PlaceReads, PlaceSignature, is_database, place_signature
+from kiro_tui.core.place_reads import LOOK_AGAIN, PlaceReads, is_database
 from kiro_tui.core.places import PlaceError, PlaceLogin, TokenCopy, WriteOutcome, WriteResult, place_format
+from kiro_tui.core.places.base import PlaceSignature, inode_mtime_size, place_signature
 from kiro_tui.core.store import AccountStore, RefreshLogEntry
 from kiro_tui.core.timefmt import format_timestamp
 
@@ -437,7 +438,7 @@ def checked_signature(place: Place) -> PlaceSignature:
         st = os.fstat(fd)
     finally:
         os.close(fd)
-    return ((st.st_ino, st.st_mtime_ns, st.st_size),)
+    return (inode_mtime_size(st),)
 
 
 def signature_of(place: Place) -> PlaceSignature:

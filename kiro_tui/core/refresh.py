@@ -50,9 +50,9 @@ from kiro_tui.core.held import rescue_dir as rescue_dir  # re-exported: tests an
 from kiro_tui.core.identity import mark_refresh_token_dead
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, Health, Mode, Outcome, Place, Status
-from kiro_tui.core.place_reads import PlaceSignature
 from kiro_tui.core.place_sync import PlaceSync
 from kiro_tui.core.places import DEFAULT_WRITE_TIMEOUT, WriteResult, effective_window
+from kiro_tui.core.places.base import PlaceSignature
 from kiro_tui.core.refresh_call import RefreshClients as RefreshClients  # re-exported: tests build it here
 from kiro_tui.core.refresh_result import RefreshResult, StatusChange
 from kiro_tui.core.store import AccountStore, RefreshLogEntry

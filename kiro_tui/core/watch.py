@@ -21,8 +21,8 @@ from kiro_tui.core.errors import KiroTuiError, StoreError
 from kiro_tui.core.events import AccountsChanged, EngineNotice, ImportFailed, RunnersChanged
 from kiro_tui.core.importer import import_snapshot
 from kiro_tui.core.models import PlaceRole
-from kiro_tui.core.place_reads import PlaceSignature, place_signature
 from kiro_tui.core.places import place_format
+from kiro_tui.core.places.base import PlaceSignature, place_signature
 from kiro_tui.core.runners import Runner
 from kiro_tui.core.store import damage_message
 

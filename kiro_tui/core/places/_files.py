@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kiro_tui.core.paths import make_private_dirs
-from kiro_tui.core.places.base import PlaceError
+from kiro_tui.core.places.base import PlaceError, inode_mtime_size
 
 try:  # POSIX: an advisory lock so two kiro-tui processes never interleave a read-modify-write
     import fcntl
@@ -338,7 +338,7 @@ def atomic_write(path: Path, data: bytes, mode: int, *, exclusive: bool = False,
             temp.unlink()
         raise
     _sync_folder(path.parent)
-    return st.st_ino, st.st_mtime_ns, st.st_size
+    return inode_mtime_size(st)
 
 
 def _link_into_place(temp: Path, path: Path) -> None:

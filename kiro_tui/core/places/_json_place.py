@@ -41,6 +41,7 @@ from kiro_tui.core.places.base import (
     TokenCopy,
     WriteOutcome,
     WriteResult,
+    inode_mtime_size,
 )
 from kiro_tui.core.timefmt import EARLIEST
 
@@ -173,7 +174,7 @@ class JsonFilePlace:
                         # told only when that is all it holds (a later expiry is a newer access
                         # token its tool got by itself, for the next refresh to take).
                         return WriteResult(WriteOutcome.UNCHANGED, written=(
-                            ((doc.st.st_ino, doc.st.st_mtime_ns, doc.st.st_size),) if found == copy.expires_at
+                            (inode_mtime_size(doc.st),) if found == copy.expires_at
                             else None))
                     # Our own refresh token with an older access token (a refresh that did not
                     # rotate it): bring the rest up to date.

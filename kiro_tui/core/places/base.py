@@ -28,14 +28,18 @@ system keeps only whole seconds, where a rewrite in the same second looks the sa
 (`place_reads.to_the_second`), or within the file system clock's tick."""
 
 
+def inode_mtime_size(st: os.stat_result) -> tuple[int, int, int]:
+    """One file's part of a signature: inode, mtime, size."""
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 def place_signature(path: str, database: bool = False) -> PlaceSignature:
     """Cheap change detector for a place file (and a database's -wal): inode, mtime, size. A
     tool's atomic rename gives a new inode; a write in place, a new mtime or size."""
     found: list[tuple[int, int, int] | None] = []
     for candidate in (path, f"{path}-wal") if database else (path,):
         try:
-            st = os.stat(candidate)
-            found.append((st.st_ino, st.st_mtime_ns, st.st_size))
+            found.append(inode_mtime_size(os.stat(candidate)))
         except OSError:
             found.append(None)
     return tuple(found)

@@ -18,6 +18,7 @@ import urllib.parse
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, AuthMethod
@@ -63,7 +64,7 @@ def write_back_token(
         if row is None:
             conn.execute("ROLLBACK")
             return WriteResult(WriteOutcome.MISSING, f"{key} is no longer in kiro-cli's database")
-        raw = row[0].decode("utf-8") if isinstance(row[0], bytes) else row[0]
+        raw = _as_text(row[0])
         try:
             value = json.loads(raw)
         except (TypeError, ValueError):
@@ -120,12 +121,18 @@ def _left_as(conn: sqlite3.Connection, db_path: Path, key: str, text: str) -> Pl
         conn.execute("BEGIN IMMEDIATE")
         try:
             row = conn.execute("SELECT value FROM auth_kv WHERE key = ?1", (key,)).fetchone()
-            found = row[0].decode("utf-8") if row and isinstance(row[0], bytes) else row[0] if row else None
+            found = _as_text(row[0]) if row else None
             return place_signature(str(db_path), database=True) if found == text else None
         finally:
             conn.execute("ROLLBACK")
     except (sqlite3.Error, UnicodeDecodeError):
         return None
+
+
+def _as_text(value: Any) -> Any:
+    """A row's value as kiro-cli binds it (TEXT), also when an older writer left it as a BLOB
+    (any other type is passed on as found: the JSON parse that follows rejects it)."""
+    return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
 def _registration_key_of(key: str) -> str | None:
@@ -137,7 +144,7 @@ def _registration_row(conn: sqlite3.Connection, key: str | None) -> dict[str, ob
         return None
     row = conn.execute("SELECT value FROM auth_kv WHERE key = ?1", (key,)).fetchone()
     try:
-        value = json.loads(row[0].decode("utf-8") if isinstance(row[0], bytes) else row[0]) if row else None
+        value = json.loads(_as_text(row[0])) if row else None
     except (TypeError, ValueError):
         return None
     return value if isinstance(value, dict) else None
