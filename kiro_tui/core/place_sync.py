@@ -189,25 +189,20 @@ class PlaceSync:
                 reads.learn(place.address, repr(result.written), copy_print)
             return result
 
-        async def write_file(places: list[Place]) -> list[WriteResult]:
+        def write_all() -> list[WriteResult]:
             results = []
-            for place in places:
+            for place in targets:
                 try:
-                    results.append(await asyncio.to_thread(write, place))
+                    results.append(write(place))
                 except Exception as exc:
                     log.exception("writing %s %s failed unexpectedly", place.kind, place.path)
                     results.append(WriteResult(WriteOutcome.FAILED, f"{type(exc).__name__}: {exc}"))
             return results
 
-        # Different files are written at once (each write mostly waits on its fsync); the entries
-        # of one file one after another, since each write takes that file's lock.
-        by_file: dict[str, list[Place]] = {}
-        for place in targets:
-            by_file.setdefault(place.path, []).append(place)
-        written = await asyncio.gather(*(write_file(group) for group in by_file.values()))
-        outcome = {place.address: result for group, answers in zip(by_file.values(), written, strict=True)
-                   for place, result in zip(group, answers, strict=True)}
-        results = [outcome[place.address] for place in targets]
+        # One hop to a worker thread for all of them, one place after another: a hop per file,
+        # several at once, made the writers' threads and the event loop take the interpreter lock
+        # from each other (refresh_throughput --links 3: 1.30 against 1.19, medians of 6).
+        results = await asyncio.to_thread(write_all) if targets else []
         for result in results:
             if result.outcome is WriteOutcome.WRITTEN and result.detail:  # e.g. a mode tightened to 0600
                 log.warning("%s %s: %s", account.id, account.name, result.detail)
