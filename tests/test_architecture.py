@@ -53,6 +53,23 @@ def test_list_loads_no_network_service_or_watch_module(isolated_dirs: Path) -> N
     assert result.returncode == 0 and result.stdout.strip() == "[]", (result.stdout, result.stderr)
 
 
+def test_the_tui_loads_no_network_module_before_its_first_screen() -> None:
+    """httpx and the AWS clients load with the engine's start, on its thread, once the first
+    screen is drawn (Engine.start): the app, its accounts screen and the login screens they
+    import name the clients' types only. Loading them first was half of kiro-tui's own import
+    time at launch (issue 24)."""
+    script = (
+        "import sys\n"
+        "import kiro_tui.cli, kiro_tui.cli.apps, kiro_tui.tui.app\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'httpx'"
+        " or m.startswith('kiro_tui.core.aws.') and m not in ('kiro_tui.core.aws.endpoints', 'kiro_tui.core.aws.errors',"
+        " 'kiro_tui.core.aws.tokens'))\n"
+        "print(loaded)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", (result.stdout, result.stderr)
+
+
 @pytest.mark.parametrize(("argv", "built"), [
     (["list", "--json"], ["list"]),
     (["service", "status"], ["service"]),

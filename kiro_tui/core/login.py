@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from kiro_tui.core.aws.codewhisperer import Profile, ProfileListing, QClient
 from kiro_tui.core.aws.endpoints import valid_region
 from kiro_tui.core.aws.errors import (
     AccessDenied,
@@ -23,7 +22,6 @@ from kiro_tui.core.aws.errors import (
     ServiceError,
     SlowDown,
 )
-from kiro_tui.core.aws.oidc import ClientRegistration, DeviceAuthorization, OidcClient
 from kiro_tui.core.aws.tokens import TokenResult
 from kiro_tui.core.clock import Clock
 from kiro_tui.core.errors import KiroTuiError
@@ -43,6 +41,10 @@ from kiro_tui.core.models import (
 from kiro_tui.core.places import LINK_KINDS, place_format
 from kiro_tui.core.store import AccountStore, RefreshLogEntry, touch_updated
 from kiro_tui.core.switch import PLACED_BY_USE
+
+if TYPE_CHECKING:  # the clients (and httpx) load with the engine, not with the screens that name them
+    from kiro_tui.core.aws.codewhisperer import Profile, ProfileListing, QClient
+    from kiro_tui.core.aws.oidc import ClientRegistration, DeviceAuthorization, OidcClient
 
 SLOW_DOWN_STEP = 5
 TRANSIENT_BACKOFF = (2.0, 30.0)
@@ -338,6 +340,8 @@ async def learn_emails_of_twins(store: AccountStore, flow: LoginFlow, request: L
     start_url = None if method is AuthMethod.BUILDER_ID else request.portal
     twins = [a for a in store.accounts() if not a.email and a.auth_method is method
              and portal_key(a.start_url) == portal_key(start_url) and a.health is Health.OK and a.expires_at > now]
+    from kiro_tui.core.aws.codewhisperer import Profile
+
     for account in twins[:most]:
         profile = Profile(account.profile_arn, account.profile_name or "") if account.profile_arn else None
         email = await flow.email(account.access_token, profile)

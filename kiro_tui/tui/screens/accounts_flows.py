@@ -20,7 +20,6 @@ from textual import work
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
-from kiro_tui.core.aws.codewhisperer import Profile
 from kiro_tui.core.config import Settings
 from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.events import KiroCliState
@@ -44,6 +43,7 @@ from kiro_tui.tui.status_tally import StatusTally
 if TYPE_CHECKING:
     from textual.worker import Worker
 
+    from kiro_tui.core.aws.codewhisperer import Profile
     from kiro_tui.core.engine import Engine
     from kiro_tui.tui.widgets.accounts_table import AccountsTable
 

@@ -10,6 +10,7 @@ cancel leaves nothing behind. After a failure, `l` starts again and escape goes 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import humanize
 from rich.text import Text
@@ -21,7 +22,6 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
-from kiro_tui.core.aws.codewhisperer import Profile
 from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.login import DeviceLogin, LoginRequest, PollStatus, RenewsAnother
 from kiro_tui.core.models import Account
@@ -32,6 +32,9 @@ from kiro_tui.tui.screens.choice import ChoiceScreen
 from kiro_tui.tui.screens.confirm import ConfirmScreen
 from kiro_tui.tui.widgets.big_code import BigCode
 from kiro_tui.tui.widgets.keys_footer import KeysFooter
+
+if TYPE_CHECKING:
+    from kiro_tui.core.aws.codewhisperer import Profile
 
 AGAIN = "again"
 """What the screen dismisses with when the person wants the login form back."""
