@@ -379,7 +379,7 @@ class _ThreadsSeen:
 
 async def test_the_store_is_used_from_one_thread_while_places_are_read_and_written_in_others(
         tmp_path: Path, engine: Engine, emulator) -> None:
-    """Place files are read and written in worker threads, several at once; what they need of
+    """Place files are read and written in worker threads (the writes in their lane, core/lane.py); what they need of
     the store (the lineage a compare-and-swap checks, whose login a tool holds) is asked on the
     store's own thread. (Python's sqlite3 leaves a connection shared by threads to its user; a
     full-disk test once failed a refresh with an internal TypeError in a run where worker
@@ -399,6 +399,31 @@ async def test_the_store_is_used_from_one_thread_while_places_are_read_and_writt
     await engine.tools_found()
     await engine.export(account_id, "aiclient", tmp_path / "a2a")
     assert seen.threads == {threading.get_ident()}
+
+
+async def test_a_refresh_writes_its_places_in_the_writers_lane(tmp_path: Path, engine: Engine, emulator,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every place of a refresh is written on the lane's one thread, one after another, never on
+    the event loop's thread nor several threads at once (core/lane.py says why)."""
+    import threading
+
+    account_id = own_account(engine, emulator)
+    kinds = (("kiro-ide", "kiro-auth-token.json"), ("cliproxy", "proxy"), ("gateway-db", "g.sqlite3"))
+    for kind, name in kinds:
+        await engine.link(account_id, kind, tmp_path / name)
+    threads: list[str] = []
+    for kind, _ in kinds:
+        fmt = place_format(kind)
+
+        def on_its_thread(*args, real=fmt.write_token):  # type: ignore[no-untyped-def]
+            threads.append(threading.current_thread().name)
+            return real(*args)
+
+        monkeypatch.setattr(fmt, "write_token", on_its_thread)
+    (result,) = await engine.refresh_now([account_id])
+    assert result.outcome is Outcome.REFRESHED
+    assert len(threads) == 3 and all(name.startswith("kiro-tui places") for name in threads), threads
+    assert {p.state for p in engine.store.places(account_id)} == {PlaceState.IN_SYNC}
 
 
 @pytest.mark.parametrize("watched", [False, True], ids=["before-the-next-refresh", "by-the-watch-pass"])

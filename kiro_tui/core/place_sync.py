@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from kiro_tui.core.clock import Clock
 from kiro_tui.core.errors import StoreError
 from kiro_tui.core.identity import is_spent, merge_login, same_login, takes_over
+from kiro_tui.core.lane import Lane
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, Health, Mode, Outcome, Place, PlaceRole, PlaceState
 from kiro_tui.core.place_reads import LOOK_AGAIN, PlaceReads, is_database
@@ -76,6 +77,8 @@ class PlaceSync:
         self._passes = 0
         self._events_lock = threading.Lock()
         self._closed = False
+        self.lane = Lane("kiro-tui places")
+        """Where the place writes run: one account's at a time, on a thread of their own."""
 
     def places_to_read(self, account: Account) -> list[Place]:
         """Copies a tool may have refreshed by itself: sources (unless own mode) and links."""
@@ -199,10 +202,10 @@ class PlaceSync:
                     results.append(WriteResult(WriteOutcome.FAILED, f"{type(exc).__name__}: {exc}"))
             return results
 
-        # One hop to a worker thread for all of them, one place after another: a hop per file,
-        # several at once, made the writers' threads and the event loop take the interpreter lock
-        # from each other (refresh_throughput --links 3: 1.30 against 1.19, medians of 6).
-        results = await asyncio.to_thread(write_all) if targets else []
+        # One hop to the writers' lane for all of them, one place after another: a hop per
+        # file, several at once, made the writers' threads and the event loop take the
+        # interpreter lock from each other (see `lane`).
+        results = await self.lane.run(write_all) if targets else []
         for result in results:
             if result.outcome is WriteOutcome.WRITTEN and result.detail:  # e.g. a mode tightened to 0600
                 log.warning("%s %s: %s", account.id, account.name, result.detail)
@@ -358,7 +361,8 @@ class PlaceSync:
         return looked
 
     def close(self) -> None:
-        """Let go of the kernel's change reports (a file descriptor)."""
+        """Let go of the kernel's change reports (a file descriptor) and the writers' thread."""
+        self.lane.close()
         with self._events_lock:  # never under a look: its descriptor could be reused meanwhile
             self._closed = True
             if self._events is not None:

@@ -1,0 +1,63 @@
+"""The place writes' lane (core/lane.py): one job at a time on its own thread, and a job that
+waited its bound runs beside a stuck one instead of waiting for it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from kiro_tui.core.lane import Lane
+
+
+async def test_jobs_take_turns_on_the_lanes_own_thread() -> None:
+    lane = Lane("test lane", wait=30)
+    first_running, let_first_end = threading.Event(), threading.Event()
+    ran: list[tuple[str, str]] = []
+
+    def first() -> str:
+        first_running.set()
+        let_first_end.wait(10)
+        ran.append(("first", threading.current_thread().name))
+        return "first"
+
+    def second() -> str:
+        ran.append(("second", threading.current_thread().name))
+        return "second"
+
+    jobs = asyncio.gather(lane.run(first), lane.run(second))
+    await asyncio.to_thread(first_running.wait, 10)
+    await asyncio.sleep(0.1)
+    assert ran == []  # the second waits for its turn while the first runs
+    let_first_end.set()
+    assert await jobs == ["first", "second"]
+    assert [job for job, _ in ran] == ["first", "second"]
+    assert all(thread.startswith("test lane") for _, thread in ran), ran
+    assert lane.beside == 0
+    lane.close()
+
+
+async def test_a_job_that_waited_its_bound_runs_beside_a_stuck_one() -> None:
+    """A place its tool keeps locked (or a hung disk) holds the others back `wait` at most."""
+    lane = Lane("test lane", wait=0.05)
+    second_done = threading.Event()
+
+    def stuck() -> bool:
+        return second_done.wait(10)  # ends only once the second has run, beside it
+
+    def second() -> str:
+        second_done.set()
+        return threading.current_thread().name
+
+    stuck_job = asyncio.ensure_future(lane.run(stuck))
+    await asyncio.sleep(0)
+    name = await lane.run(second)
+    assert not name.startswith("test lane")
+    assert await stuck_job is True
+    assert lane.beside == 1
+    lane.close()
+
+
+async def test_a_closed_lane_still_runs_a_job() -> None:
+    lane = Lane("test lane")
+    lane.close()
+    assert await lane.run(lambda: 42) == 42
