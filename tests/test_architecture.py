@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import pkgutil
 import re
 import subprocess
@@ -35,22 +36,30 @@ def test_core_and_emulator_modules_do_not_import_textual() -> None:
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
 
 
+def loaded_after(code: str, wanted: str) -> list[str]:
+    """The modules a fresh interpreter has loaded after running `code` that `wanted` (an
+    expression on `m`, a module's name) picks."""
+    script = f"import sys\n{code}\nprint(sorted(m for m in sys.modules if {wanted}))\n"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    return ast.literal_eval(result.stdout.strip())
+
+
+NETWORK = ("m.split('.')[0] == 'httpx' or m.startswith('kiro_tui.core.aws.')"
+           " and m not in ('kiro_tui.core.aws.endpoints', 'kiro_tui.core.aws.errors', 'kiro_tui.core.aws.tokens')")
+"""httpx and the AWS clients (not the endpoints, errors and token shapes every side names)."""
+
+
 def test_list_loads_no_network_service_or_watch_module(isolated_dirs: Path) -> None:
     """`list` never calls a service, installs nothing and watches no folder: httpx and the AWS
     clients (a third of its time at 1,000 accounts), the service files' plistlib and inotify's
     ctypes stay unloaded."""
-    script = (
-        "import contextlib, io, sys\n"
-        "from kiro_tui.cli import main\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n"
-        "    assert main(['list', '--json']) == 0\n"
-        "unused = sorted(m for m in sys.modules if m.split('.')[0] in ('httpx', 'plistlib', 'ctypes')"
-        " or m == 'kiro_tui.core.file_events'"
-        " or m.startswith('kiro_tui.core.aws.') and m not in ('kiro_tui.core.aws.endpoints', 'kiro_tui.core.aws.errors'))\n"
-        "print(unused)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 0 and result.stdout.strip() == "[]", (result.stdout, result.stderr)
+    code = ("import contextlib, io\n"
+            "from kiro_tui.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    assert main(['list', '--json']) == 0")
+    wanted = f"{NETWORK} or m.split('.')[0] in ('plistlib', 'ctypes') or m == 'kiro_tui.core.file_events'"
+    assert loaded_after(code, wanted) == []
 
 
 def test_the_tui_loads_no_network_module_before_its_first_screen() -> None:
@@ -58,16 +67,7 @@ def test_the_tui_loads_no_network_module_before_its_first_screen() -> None:
     screen is drawn (Engine.start): the app, its accounts screen and the login screens they
     import name the clients' types only. Loading them first was half of kiro-tui's own import
     time at launch (issue 24)."""
-    script = (
-        "import sys\n"
-        "import kiro_tui.cli, kiro_tui.cli.apps, kiro_tui.tui.app\n"
-        "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'httpx'"
-        " or m.startswith('kiro_tui.core.aws.') and m not in ('kiro_tui.core.aws.endpoints', 'kiro_tui.core.aws.errors',"
-        " 'kiro_tui.core.aws.tokens'))\n"
-        "print(loaded)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 0 and result.stdout.strip() == "[]", (result.stdout, result.stderr)
+    assert loaded_after("import kiro_tui.cli, kiro_tui.cli.apps, kiro_tui.tui.app", NETWORK) == []
 
 
 @pytest.mark.parametrize(("argv", "built"), [
