@@ -61,3 +61,21 @@ async def test_a_closed_lane_still_runs_a_job() -> None:
     lane = Lane("test lane")
     lane.close()
     assert await lane.run(lambda: 42) == 42
+
+
+async def test_a_queued_job_whose_caller_gave_up_never_runs() -> None:
+    """A refresh cancelled while its writes wait for their turn (a second Ctrl-C abandons it):
+    they are not made behind its back later; its places stay pending, on disk."""
+    lane = Lane("test lane", wait=30)
+    let_first_end = threading.Event()
+    ran: list[str] = []
+    first = asyncio.ensure_future(lane.run(lambda: let_first_end.wait(10)))
+    second = asyncio.ensure_future(lane.run(lambda: ran.append("second")))
+    await asyncio.sleep(0.05)
+    second.cancel()
+    await asyncio.gather(second, return_exceptions=True)
+    let_first_end.set()
+    assert await first is True
+    await lane.run(lambda: ran.append("third"))
+    assert ran == ["third"]
+    lane.close()
