@@ -36,24 +36,29 @@ async def test_jobs_take_turns_on_the_lanes_own_thread() -> None:
     lane.close()
 
 
-async def test_a_job_that_waited_its_bound_runs_beside_a_stuck_one() -> None:
-    """A place its tool keeps locked (or a hung disk) holds the others back `wait` at most."""
+async def test_a_job_that_waited_its_bound_runs_beside_a_stuck_one(caplog) -> None:  # type: ignore[no-untyped-def]
+    """A place its tool keeps locked (or a hung disk) holds the others back `wait` at most,
+    and a person reading the log is told once."""
     lane = Lane("test lane", wait=0.05)
-    second_done = threading.Event()
+    stuck_started, second_done = threading.Event(), threading.Event()
 
     def stuck() -> bool:
+        stuck_started.set()
         return second_done.wait(10)  # ends only once the second has run, beside it
 
     def second() -> str:
         second_done.set()
         return threading.current_thread().name
 
+    lane.wait = 30  # the stuck job starts on the lane, however slowly this machine gets to it
     stuck_job = asyncio.ensure_future(lane.run(stuck))
-    await asyncio.sleep(0)
+    await asyncio.to_thread(stuck_started.wait, 10)
+    lane.wait = 0.05
     name = await lane.run(second)
     assert not name.startswith("test lane")
     assert await stuck_job is True
     assert lane.beside == 1
+    assert "place writes waited 0.05 s for their thread" in caplog.text
     lane.close()
 
 

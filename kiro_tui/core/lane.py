@@ -17,11 +17,13 @@ most, and they go on in parallel as before. One second, not less: in that benchm
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger("kiro_tui.places")
 LANE_WAIT = 1.0
 """Seconds a job waits for its turn before it runs beside the lane."""
 
@@ -49,9 +51,16 @@ class Lane:
             if not queued.cancel():  # it has started: it finishes where it is
                 return await answer
         except asyncio.CancelledError:
-            queued.cancel()  # not started: never (what it would write stays pending, on disk)
+            # Taken back if it has not started: never made behind the caller's back (what it
+            # would write stays pending, on disk). One under way finishes, and what it raises
+            # is read here, not left to be logged as never retrieved.
+            if not queued.cancel():
+                answer.add_done_callback(lambda done: done.cancelled() or done.exception())
             raise
         self.beside += 1
+        if self.beside == 1 or self.beside % 100 == 0:
+            log.warning("place writes waited %g s for their thread (a place kept locked, a slow disk?): "
+                        "%d ran beside it so far", self.wait, self.beside)
         return await asyncio.to_thread(job)
 
     def close(self) -> None:

@@ -4,9 +4,9 @@
   refreshed by itself hands over its newer token with no network call (`adopt_newer`). A file
   that looks as it did when it was last found or written holding this token is not read
   (`PlaceReads`, kept by the store).
-- After a commit, places are written, different files at once (compare-and-swap on the
-  account's token lineage, `may_replace`), and their states recorded in one commit; a place
-  that cannot be written now stays pending and is retried.
+- After a commit, places are written, one after another on the place writes' own thread
+  (`lane`; compare-and-swap on the account's token lineage, `may_replace`), and their states
+  recorded in one commit; a place that cannot be written now stays pending and is retried.
 - Every watch pass, a place a tool rewrote since the last pass (`place_signature`, one stat)
   is read at once, so a newer token there reaches the other places without waiting for
   kiro-tui's own refresh. Where the kernel tells which folders changed (core/file_events.py),
