@@ -207,8 +207,9 @@ async def test_p_opens_the_profile_picker_and_sets_the_profile(tmp_path: Path, e
 
 
 async def test_the_profile_picker_waits_for_profiles_that_come_slowly(tmp_path: Path, emulator) -> None:
-    """The picker shows its loading indicator while ListAvailableProfiles is on its way (400 ms
-    here), then the profiles (the snapshot tests once caught it still loading under load)."""
+    """The picker shows its loading indicator while ListAvailableProfiles is on its way (3 s
+    here: under CI's load a pause once outlasted 400 ms, and the profiles were in by the first
+    look), then the profiles (the snapshot tests once caught it still loading under load)."""
     from kiro_tui.demo import IDC_PROFILES, account_from_seed
 
     seeded = emulator.seed(kind="idc", email="p@example.com", region="eu-west-1", profiles=IDC_PROFILES)
@@ -216,7 +217,7 @@ async def test_the_profile_picker_waits_for_profiles_that_come_slowly(tmp_path: 
         app = build_app(store, emulator.url)
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            control(emulator, "faults", {"latency_ms": 400})
+            control(emulator, "faults", {"latency_ms": 3000})
             await pilot.press("p")
             await pilot.pause()
             assert isinstance(app.screen, LoadingChoiceScreen) and app.screen.waiting
