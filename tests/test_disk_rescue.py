@@ -42,7 +42,7 @@ async def test_a_store_that_cannot_take_the_commit_is_not_refreshed(rig: Rig) ->
     """The store is full before the refresh: the probe says so and no token is spent."""
     account_id, seeded = rig.add(kind="social", email="probe@example.com")
     rig.make_due(account_id)
-    fill_to_the_brim(rig.store.connection)
+    fill_to_the_brim(rig.store)
     result = await rig.refresher.refresh(account_id)
     assert result.outcome is Outcome.FAILED
     assert (result.message or "").startswith(
@@ -50,7 +50,7 @@ async def test_a_store_that_cannot_take_the_commit_is_not_refreshed(rig: Rig) ->
     assert "disk full" in (result.message or "")
     assert rig.refresh_calls() == []  # nothing spent
     assert rig.refresher.held == {}
-    free_space(rig.store.connection)
+    free_space(rig.store)
     rig.refresher.backing_off.clear()
     again = await rig.refresher.refresh(account_id)
     assert again.outcome is Outcome.REFRESHED, again.message
@@ -70,7 +70,7 @@ async def test_the_rescue_goes_to_the_state_folder_when_beside_the_store_fails(r
     account_id, _ = rig.add_own(kind="builder-id", email="state@example.com")
     rig.make_due(account_id)
     block(rescue_dir(rig.store))
-    disk_fills_during_the_call(rig.refresher, rig.store.connection)
+    disk_fills_during_the_call(rig.refresher, rig.store)
     await rig.refresher.refresh(account_id)
     held = rig.refresher.held[account_id]
     state_copy = rescue.folders(rig.store.path)[1] / f"{account_id}.json"
@@ -81,7 +81,7 @@ async def test_the_rescue_goes_to_the_state_folder_when_beside_the_store_fails(r
     assert f"a rescue copy is saved in {state_copy} (read back and verified)" in held.rescue_note
     assert not list(state_copy.parent.glob(".*.tmp"))  # no temporary file left
     # a later run picks it up from there, commits it and removes the copy
-    free_space(rig.store.connection)
+    free_space(rig.store)
     later = rig.new_refresher()
     assert set(later.held) == {account_id}
     await later.commit_held(force=True)
@@ -97,14 +97,14 @@ async def test_the_rescue_goes_into_the_source_place_when_no_folder_takes_it(rig
     rig.make_due(account_id)
     for folder in rescue.folders(rig.store.path):
         block(folder)
-    disk_fills_during_the_call(rig.refresher, rig.store.connection)
+    disk_fills_during_the_call(rig.refresher, rig.store)
     await rig.refresher.refresh(account_id)
     held = rig.refresher.held[account_id]
     assert held.rescue == f"kiro-cli's {rig.db.path} (in its own format)"
     assert rig.db.get_json("auth_kv", "kirocli:social:token")["refresh_token"] == held.refresh_token
     assert len(held.rescue_failures) == len(rescue.folders(rig.store.path))
     # the process dies; the next one has room and reads kiro-cli before spending anything
-    free_space(rig.store.connection)
+    free_space(rig.store)
     later = rig.new_refresher()
     assert later.held == {}
     result = await later.refresh(account_id, force=True)
@@ -119,7 +119,7 @@ async def test_no_copy_anywhere_is_said_plainly(rig: Rig) -> None:
     rig.make_due(account_id)
     for folder in rescue.folders(rig.store.path):
         block(folder)
-    disk_fills_during_the_call(rig.refresher, rig.store.connection)
+    disk_fills_during_the_call(rig.refresher, rig.store)
     await rig.refresher.refresh(account_id)
     held = rig.refresher.held[account_id]
     assert held.rescue is None
@@ -135,11 +135,11 @@ async def test_a_rescue_is_removed_when_a_refresh_spends_the_held_token(rig: Rig
     rescue copy goes in that step, and a copy left over (a crash between the two) is never spent."""
     account_id, _ = rig.add(kind="social", email="stale@example.com")
     rig.make_due(account_id)
-    disk_fills_during_the_call(rig.refresher, rig.store.connection)
+    disk_fills_during_the_call(rig.refresher, rig.store)
     await rig.refresher.refresh(account_id)
     copy = rescue_dir(rig.store) / f"{account_id}.json"
     leftover = copy.read_text()
-    free_space(rig.store.connection)
+    free_space(rig.store)
     rig.clock.advance(3600)
     again = await rig.refresher.refresh(account_id, force=True)  # spends the held token, commits the next
     assert again.outcome is Outcome.REFRESHED, again.message
@@ -485,7 +485,7 @@ async def test_the_engine_view_of_a_held_token_names_its_rescue_copy(rig: Rig) -
     engine = Engine(rig.store, Settings(), rig.clock, rig.endpoints, None, http=rig.http, fetch_usage=False)
     await engine.start()
     assert engine.refresher is not None
-    disk_fills_during_the_call(engine.refresher, rig.store.connection)
+    disk_fills_during_the_call(engine.refresher, rig.store)
     await engine.refresh_now([account_id])
     (view,) = (await engine.views([account_id])).views
     copy = rescue_dir(rig.store) / f"{account_id}.json"

@@ -368,9 +368,9 @@ async def test_a_source_kiro_tui_wrote_back_itself_is_not_imported_again(
     spent = account.refresh_token
     account.access_token, account.refresh_token = "aoaAAAAAGnew:sig", "aorAAAAAGnew:sig"  # as the service answered
     now = engine.clock.now()
-    pending = commit_new_token(engine.store, refresher.places, account, replaced=fingerprint(spent),
-                               lineage=[spent, account.refresh_token], refreshed_at=now, now=now,
-                               places=refresher.places.places_to_write(account), moved_on=True)
+    pending = await commit_new_token(engine.store, refresher.places, account, replaced=fingerprint(spent),
+                                     lineage=[spent, account.refresh_token], refreshed_at=now, now=now,
+                                     places=refresher.places.places_to_write(account), moved_on=True)
     assert source.address in {p.address for p in pending}
     await refresher.write_places(account, pending)
     assert "aorAAAAAGnew:sig" in Path(source.path).read_text()  # written back: the file changed

@@ -210,7 +210,7 @@ async def test_follow_mode_never_calls_the_network(rig: Rig) -> None:
 async def test_lease_held_elsewhere_means_no_call(rig: Rig) -> None:
     account_id, _ = rig.add(Mode.OWN, kind="social", email="lease@example.com")
     rig.make_due(account_id)
-    assert rig.store.acquire_lease(account_id, "other-process", rig.clock.now(), 60)
+    assert await rig.store.acquire_lease(account_id, "other-process", rig.clock.now(), 60)
     result = await rig.refresher.refresh(account_id)
     assert (result.outcome, result.status) == (Outcome.BUSY, Status.REFRESHING)
     assert rig.emulator.requests() == []

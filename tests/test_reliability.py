@@ -138,12 +138,14 @@ async def test_engine_stop_waits_for_the_refresh_in_flight(rig: Rig) -> None:
 # ------------------------------------------------------------------ 2. a failed save never drops the token
 
 
-def fill_to_the_brim(connection: sqlite3.Connection) -> None:
-    """Disk full, as SQLite sees it: no page may be added (`max_page_count`), and the free space
-    left in the pages of every table a refresh writes is used up by filler rows of decreasing
-    size, until even an empty row fails with SQLITE_FULL."""
+def fill_to_the_brim(store: AccountStore) -> None:
+    """Disk full, as SQLite sees it: no page may be added (`max_page_count`, for the store's
+    connection and its writer's), and the free space left in the pages of every table a refresh
+    writes is used up by filler rows of decreasing size, until even an empty row fails with
+    SQLITE_FULL."""
+    connection = store.connection
     pages = connection.execute("PRAGMA page_count").fetchone()[0]
-    connection.execute(f"PRAGMA max_page_count = {pages}")
+    set_page_limit(store, pages)
     fillers = (
         "INSERT INTO preferences (key, value) VALUES (?, ?)",
         "INSERT INTO refresh_log (account_id, at, outcome, message) VALUES (?, '', '', ?)",
@@ -170,17 +172,23 @@ def fill_to_the_brim(connection: sqlite3.Connection) -> None:
         connection.execute("PRAGMA foreign_keys = ON")
 
 
-def free_space(connection: sqlite3.Connection) -> None:
-    connection.execute("PRAGMA max_page_count = 1073741823")
+def free_space(store: AccountStore) -> None:
+    set_page_limit(store, 1073741823)
 
 
-def disk_fills_during_the_call(refresher: Refresher, connection: sqlite3.Connection) -> None:
+def set_page_limit(store: AccountStore, pages: int) -> None:
+    """`max_page_count` is a connection's own: set on the store's and on its writer's."""
+    store.connection.execute(f"PRAGMA max_page_count = {pages}")
+    store.writer.submit(lambda tx: tx.execute(f"PRAGMA max_page_count = {pages}"), durable=False).result()
+
+
+def disk_fills_during_the_call(refresher: Refresher, store: AccountStore) -> None:
     """The store fills up while the request is on the wire: after the lease, before the commit."""
     original = refresher._call
 
     async def call(account):  # type: ignore[no-untyped-def]
         token = await original(account)
-        fill_to_the_brim(connection)
+        fill_to_the_brim(store)
         refresher._call = original  # type: ignore[method-assign]  # once
         return token
 
@@ -191,7 +199,7 @@ async def test_disk_full_holds_the_token_then_commits_it_and_the_login_lives(rig
     account_id, seeded = rig.add(kind="social", email="full@example.com")
     spent = seeded["token"]["refresh_token"]
     rig.make_due(account_id)
-    disk_fills_during_the_call(rig.refresher, rig.store.connection)
+    disk_fills_during_the_call(rig.refresher, rig.store)
     result = await rig.refresher.refresh(account_id)
     assert result.outcome == "refreshed"
     assert result.message == "token held in memory: the store is not writable: disk full"
@@ -207,7 +215,7 @@ async def test_disk_full_holds_the_token_then_commits_it_and_the_login_lives(rig
     assert rig.store.get(account_id).refresh_token == spent  # type: ignore[union-attr]
     assert rescue.exists() and account_id in rig.refresher.held
 
-    free_space(rig.store.connection)  # space freed
+    free_space(rig.store)  # space freed
     await rig.refresher.commit_held(force=True)
     account = rig.store.get(account_id)
     assert account is not None and account.refresh_token == held
@@ -230,7 +238,7 @@ async def test_disk_full_through_the_engine_watch_pass(rig: Rig) -> None:
                     on_event=events.append)
     await engine.start()
     assert engine.refresher is not None
-    disk_fills_during_the_call(engine.refresher, rig.store.connection)
+    disk_fills_during_the_call(engine.refresher, rig.store)
     (result,) = await engine.refresh_now([account_id])
     assert result.message == "token held in memory: the store is not writable: disk full"
     (view,) = (await engine.views([account_id])).views
@@ -238,7 +246,7 @@ async def test_disk_full_through_the_engine_watch_pass(rig: Rig) -> None:
     await engine.watch_pass()
     problems = [e.problem for e in events if isinstance(e, EngineProblem)]
     assert problems and "1 token held in memory: the store is not writable: disk full" in problems[-1]
-    free_space(rig.store.connection)
+    free_space(rig.store)
     rig.clock.advance(60)  # past the held token's backoff
     await engine.watch_pass()
     assert engine.refresher.held == {}
@@ -252,7 +260,7 @@ async def test_a_new_refresher_picks_up_a_rescued_token(rig: Rig) -> None:
     """A crash while a token is held: the rescue file beside the store brings it back."""
     account_id, seeded = rig.add_own(kind="idc", email="crash@example.com", region="eu-west-1")
     rig.make_due(account_id)
-    disk_fills_during_the_call(rig.refresher, rig.store.connection)
+    disk_fills_during_the_call(rig.refresher, rig.store)
     result = await rig.refresher.refresh(account_id)
     assert "token held in memory" in (result.message or "")
     # the process dies here; a new one opens the store (it has room again) with a new refresher
@@ -526,7 +534,7 @@ async def test_a_held_token_is_not_retried_in_a_loop_by_the_scheduler(rig: Rig) 
     a lease: two commits, which on a nearly full disk eat the space freed for the held token)."""
     account_id, _ = rig.add_own(kind="social", email="held-loop@example.com")
     rig.make_due(account_id)
-    disk_fills_during_the_call(rig.refresher, rig.store.connection)
+    disk_fills_during_the_call(rig.refresher, rig.store)
     scheduler = RefreshScheduler(rig.store, rig.refresher, rig.clock, Settings())
     starts: list = []
     original = rig.refresher.refresh
@@ -548,7 +556,7 @@ async def test_a_held_token_is_not_retried_in_a_loop_by_the_scheduler(rig: Rig) 
                 break
         assert account_id in rig.refresher.held
         assert len(starts) == 1, f"{len(starts)} starts of a held account at one instant"
-        free_space(rig.store.connection)
+        free_space(rig.store)
         rig.clock.advance(30)
         await rig.refresher.commit_held()
         assert rig.refresher.held == {}

@@ -162,16 +162,24 @@ def test_version_1_store_is_migrated_forward_keeping_rows(tmp_path: Path) -> Non
         assert store.refresh_history("old00001") == []
 
 
-def test_leases_exclude_other_owners_until_they_run_out(tmp_path: Path) -> None:
+async def test_leases_exclude_other_owners_until_they_run_out(tmp_path: Path) -> None:
     with AccountStore.open(tmp_path / "a.db") as store:
         store.save(make_account())
-        assert store.acquire_lease("abcd1234", "me", NOW, 60)
-        assert store.acquire_lease("abcd1234", "me", NOW, 60)  # renewing is fine
-        assert not store.acquire_lease("abcd1234", "them", NOW + timedelta(seconds=30), 60)
+        assert await store.acquire_lease("abcd1234", "me", NOW, 60)
+        assert await store.acquire_lease("abcd1234", "me", NOW, 60)  # renewing is fine
+        assert not await store.acquire_lease("abcd1234", "them", NOW + timedelta(seconds=30), 60)
         assert store.refreshing_ids(NOW) == {"abcd1234"}
-        assert store.acquire_lease("abcd1234", "them", NOW + timedelta(seconds=61), 60)
+        assert store.refreshing_ids(NOW, besides="them") == {"abcd1234"}  # mine, as they see it
+        assert store.refreshing_ids(NOW, besides="me") == set()  # (my own, known to me)
+        assert await store.acquire_lease("abcd1234", "them", NOW + timedelta(seconds=61), 60)
+        assert store.refreshing_ids(NOW + timedelta(seconds=61), besides="me") == {"abcd1234"}
         store.release_lease("abcd1234", "them")
-        assert store.refreshing_ids(NOW) == set()
+        # queued on the writer ahead of the next write: theirs is gone before mine is asked for
+        assert await store.acquire_lease("abcd1234", "me", NOW + timedelta(seconds=62), 60)
+        assert store.refreshing_ids(NOW + timedelta(seconds=62), besides="me") == set()
+        store.release_lease("abcd1234", "me")
+    with AccountStore.open(tmp_path / "a.db") as store:  # closing committed the queued release
+        assert store.refreshing_ids(NOW + timedelta(seconds=62)) == set()
 
 
 def test_unlink_marks_in_the_old_preference_move_into_their_table(tmp_path: Path) -> None:

@@ -228,7 +228,7 @@ async def test_an_account_another_process_is_refreshing_is_not_switched_half_way
 
     monkeypatch.setattr(switch, "LEASE_WAIT", 0.0)
     first = own(engine, emulator, "social", "one@example.com", "4d4d4d4d")
-    engine.store.acquire_lease(first, "another process", engine.clock.now(), 600)
+    await engine.store.acquire_lease(first, "another process", engine.clock.now(), 600)
     with pytest.raises(switch.AccountBusy, match="being refreshed by another kiro-tui process; run this again"):
         await engine.use(first, "kiro-ide", tmp_path / "kiro-auth-token.json")
     assert not (tmp_path / "kiro-auth-token.json").exists() and engine.store.places(first) == []

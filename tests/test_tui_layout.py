@@ -3,6 +3,7 @@ Usage column, the footer's keys, Home and End. Driven with the pilot; time is a 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def every_status_store(path: Path) -> AccountStore:
     store = build_store(path, every_status_accounts())
     for account_id, usage in EVERY_USAGE.items():
         store.save_usage(account_id, usage)
-    store.acquire_lease("b8c9d0e1", "another kiro-tui", NOW, 3600)  # hal: being refreshed elsewhere
+    asyncio.run(store.acquire_lease("b8c9d0e1", "another kiro-tui", NOW, 3600))  # hal: being refreshed elsewhere
     return store
 
 

@@ -139,7 +139,7 @@ class Engine:
                                    self.settings, on_change=self._status_changed)
         self.scheduler = RefreshScheduler(self.store, self.refresher, self.clock, self.settings)
         self.q = QClient(self._http, self.endpoints)
-        self.watcher.data_version = self.store.data_version()
+        self.store.others_committed()  # what the watch's passes compare with from now on
         if self.runner_kind is not None:
             self.watcher.announcer = Announcer(self.store, self.settings, self._http, self.clock.now)
         self._started = True
@@ -342,8 +342,10 @@ class Engine:
     async def views(self, ids: list[str] | frozenset[str] | None = None) -> Views:
         """The accounts (all, or these) with what is known around them, for presenting. Only
         reads: what the watch pass compares another process's commit with is its own."""
-        in_flight = self.scheduler.in_flight if self.scheduler else frozenset()
-        return read_views(self.store, self.clock.now(), ids, in_flight, self.refresher.held if self.refresher else None)
+        if self.scheduler is None or self.refresher is None:
+            return read_views(self.store, self.clock.now(), ids)
+        return read_views(self.store, self.clock.now(), ids, self.scheduler.in_flight, self.refresher.held,
+                          owner=self.refresher.owner)
 
     async def holdings(self, views: list[AccountView]) -> Holdings:
         """What each place holds compared with its account (`current`, `older`, `newer`, `other`,

@@ -83,33 +83,36 @@ def rescue_dir(store: AccountStore) -> Path:
     """Beside the store: the first place a held token is written when the store will not take it."""
     return rescue.beside_store(store.path)
 
-def commit_new_token(store: AccountStore, sync: PlaceSync, account: Account, *, replaced: str | None,
-                     lineage: list[str | None], refreshed_at: datetime, now: datetime, places: list[Place],
-                     moved_on: bool, entry: RefreshLogEntry | None = None,
-                     profile_arn: str | None = None) -> list[Place]:
+async def commit_new_token(store: AccountStore, sync: PlaceSync, account: Account, *, replaced: str | None,
+                           lineage: list[str | None], refreshed_at: datetime, now: datetime, places: list[Place],
+                           moved_on: bool, entry: RefreshLogEntry | None = None,
+                           profile_arn: str | None = None) -> list[Place]:
     """The one transaction that stores a new token (a refresh's answer, or a held token later):
     the account's token and health, its lineage, every place to write marked pending (from the
     token `replaced`, by fingerprint) and, when the token `moved_on`, the places kiro-tui does
     not write marked stale; a new `profile_arn` the answer named, too (no commit of its own).
     Returns `places` as now stored (pending), to be written. Raises StoreError when the store
-    will not take it."""
-    details: dict[str, object] = {"profile_arn": profile_arn} if profile_arn else {}
+    will not take it. Committed by the store's writer, durably, with whatever other writes are
+    queued then; the caller is answered only once it is done, even if cancelled meanwhile."""
+    changes: dict[str, object] = dict(
+        access_token=account.access_token, refresh_token=account.refresh_token, expires_at=account.expires_at,
+        health=Health.OK, last_error=None, consecutive_failures=0, next_refresh_at=None,
+        last_refresh_at=refreshed_at)
+    if profile_arn:
+        changes["profile_arn"] = profile_arn
     pending = [replace(place, state=PlaceState.PENDING, pending_from=replaced, detail="writing the new token")
                for place in places]
-    with store.transaction() as tx:
-        store.update(
-            account.id, tx, access_token=account.access_token, refresh_token=account.refresh_token,
-            expires_at=account.expires_at, health=Health.OK, last_error=None, consecutive_failures=0,
-            next_refresh_at=None, last_refresh_at=refreshed_at, **details,
-        )
+    stale = sync.left_stale(account, places) if moved_on else []
+
+    def commit(tx: sqlite3.Connection) -> None:
+        store.update(account.id, tx, **changes)
         store.add_lineage(tx, account.id, lineage, now)
-        for place in pending:
+        for place in [*pending, *stale]:
             store.save_place(tx, place)
-        if moved_on:
-            for place in sync.left_stale(account, places):
-                store.save_place(tx, place)
         if entry is not None:
             store.log_refresh(tx, entry)
+
+    await store.writer.run(commit, see_through=True)
     return pending
 
 
@@ -135,15 +138,15 @@ class HeldTokens:
                   account.id, account.name, held.message)
         return held
 
-    def commit(self, account: Account, held: HeldToken, now: datetime, sync: PlaceSync) -> list[Place]:
+    async def commit(self, account: Account, held: HeldToken, now: datetime, sync: PlaceSync) -> list[Place]:
         """Store the held token now (`commit_new_token`) and forget it and its copies; returns
         the places to write it into. Raises StoreError when the store still will not take it."""
         account.access_token, account.refresh_token, account.expires_at = (
             held.access_token, held.refresh_token, held.expires_at)
         account.health, account.last_error, account.consecutive_failures = Health.OK, None, 0
-        places = commit_new_token(self.store, sync, account, replaced=held.spent, lineage=[held.refresh_token],
-                                  refreshed_at=held.since, now=now, places=sync.places_to_write(account),
-                                  moved_on=True)
+        places = await commit_new_token(self.store, sync, account, replaced=held.spent,
+                                        lineage=[held.refresh_token], refreshed_at=held.since, now=now,
+                                        places=sync.places_to_write(account), moved_on=True)
         self.forget(account.id)
         self.saved.append((account.id, account.name, held.rescue))
         log.warning("%s %s: the held token is now saved in the store", account.id, account.name)

@@ -23,6 +23,7 @@ import os
 import sqlite3
 import threading
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -144,19 +145,23 @@ class PlaceSync:
             others = [replace(p, state=PlaceState.PENDING, pending_from=replaced,
                               detail=f"writing the token taken from {place.kind}")
                       for p in self.places_to_write(account) if p.address != place.address]
-            with self.store.transaction() as tx:
-                self.store.save(account, tx)
-                self.store.save_place(tx, replace(place, state=PlaceState.ADOPTED, pending_from=None,
-                                                  detail=f"took its newer token ({format_timestamp(now)})"))
-                for other in others:
-                    self.store.save_place(tx, other)
-                for stale in self.left_stale(account, [*others, place]):
-                    self.store.save_place(tx, stale)
-                self.store.log_refresh(tx, RefreshLogEntry(account.id, now, Outcome.ADOPTED,
-                                                           message=f"newer token from {place.kind}"))
+            marks = [replace(place, state=PlaceState.ADOPTED, pending_from=None,
+                             detail=f"took its newer token ({format_timestamp(now)})"),
+                     *others, *self.left_stale(account, [*others, place])]
+            entry = RefreshLogEntry(account.id, now, Outcome.ADOPTED, message=f"newer token from {place.kind}")
+            # The tool's token, now the only live one: committed before anything else is written.
+            await self.store.writer.run(partial(self._commit_adoption, replace(account), marks, entry),
+                                        see_through=True)
             await self.write_places(account, others)
             return place.kind
         return None
+
+    def _commit_adoption(self, account: Account, marks: list[Place], entry: RefreshLogEntry,
+                         tx: sqlite3.Connection) -> None:
+        self.store.save(account, tx)
+        for mark in marks:
+            self.store.save_place(tx, mark)
+        self.store.log_refresh(tx, entry)
 
     async def write_places(self, account: Account, places: list[Place] | None = None) -> list[WriteResult]:
         """Write the account's current token into its places (compare-and-swap on the lineage)
@@ -209,10 +214,10 @@ class PlaceSync:
         for result in results:
             if result.outcome is WriteOutcome.WRITTEN and result.detail:  # e.g. a mode tightened to 0600
                 log.warning("%s %s: %s", account.id, account.name, result.detail)
-        self._record_places(account, list(zip(targets, results, strict=True)))
+        await self._record_places(account, list(zip(targets, results, strict=True)))
         return results
 
-    def _record_places(self, account: Account, written: list[tuple[Place, WriteResult]]) -> None:
+    async def _record_places(self, account: Account, written: list[tuple[Place, WriteResult]]) -> None:
         """Each place's new state, in one commit. In sync needs no fsync of the store: the place
         was marked pending durably before it was written, so a crash that loses this record leaves
         it pending, and the next pass finds it holding the token already (unchanged). A place left
@@ -240,13 +245,15 @@ class PlaceSync:
         reads = self.reads()
         if not changes:  # what was learned waits for the next commit (a commit of its own would
             return       # make every other kiro-tui process look at the store again)
+        def record(tx: sqlite3.Connection) -> None:
+            for updated, _ in changes:
+                self.store.update_place(tx, updated)
+            reads.save(tx)
+            if any(p.role is PlaceRole.SOURCE for p, _ in changes):
+                self.store.update(account.id, tx, sync_error=sync_error)
+
         try:
-            with self.store.transaction(durable=any(p.state is not PlaceState.IN_SYNC for p, _ in changes)) as tx:
-                for updated, _ in changes:
-                    self.store.update_place(tx, updated)
-                reads.save(tx)
-                if any(p.role is PlaceRole.SOURCE for p, _ in changes):
-                    self.store.update(account.id, tx, sync_error=sync_error)
+            await self.store.writer.run(record, durable=any(p.state is not PlaceState.IN_SYNC for p, _ in changes))
         except StoreError as exc:
             log.warning("%s: could not record the state of %s: %s", account.id,
                         ", ".join(p.path for p, _ in changes), exc)

@@ -13,6 +13,9 @@
   answer is checked on its own and dropped with a warning if unusable, never at the token's
   cost. If the store will not take the commit (disk full, read-only), the token is held in
   memory (and in a rescue file beside the store when possible) and committed as soon as it can.
+- The store's writes go through its writer (`store/writer.py`), off the event loop: the commits
+  of refreshes answered together share one fsync, and a network slot is held only for the call.
+  No call goes out while an answer already in is not yet kept: a kill loses only calls in flight.
 - Places are written after the commit, compare-and-swap on the account's token lineage; a token
   adopted from one place is written into every other.
 - Every watch pass, a place a tool rewrote since the last pass is read at once, and a newer token
@@ -33,6 +36,7 @@ import logging
 import os
 import random
 import secrets
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -54,8 +58,10 @@ from kiro_tui.core.place_sync import PlaceSync
 from kiro_tui.core.places import DEFAULT_WRITE_TIMEOUT, WriteResult, effective_window
 from kiro_tui.core.places.base import PlaceSignature
 from kiro_tui.core.refresh_call import RefreshClients as RefreshClients  # re-exported: tests build it here
+from kiro_tui.core.refresh_call import answered_profile_arn, needs_login_text
 from kiro_tui.core.refresh_result import RefreshResult, StatusChange
 from kiro_tui.core.store import AccountStore, RefreshLogEntry
+from kiro_tui.core.store.opening import probe_write
 from kiro_tui.core.timefmt import format_timestamp, shift
 
 log = logging.getLogger("kiro_tui.refresh")
@@ -137,6 +143,9 @@ class Refresher:
         """In memory, for failures the store could not record: failures so far and next try."""
         self._locks: dict[str, asyncio.Lock] = {}
         """One per account: a refresh and the watch pass's place work never overlap in this process."""
+        self._unkept: set[asyncio.Future[None]] = set()
+        """One per new token answered and not yet kept (committed, or held): no refresh call goes
+        out while any is, so a kill loses only rotations in flight, never one already answered."""
 
     # ------------------------------------------------------------------ entry point
 
@@ -157,7 +166,7 @@ class Refresher:
         now = self.clock.now()
         leased_at = time.monotonic()  # the lease runs from `now`, before any wait for the store's lock
         try:
-            leased = self.store.acquire_lease(account_id, self.owner, now, LEASE_SECONDS)
+            leased = await self.store.acquire_lease(account_id, self.owner, now, LEASE_SECONDS)
         except StoreError as exc:
             return self._unrecorded_failure(account_id, str(exc))
         if not leased:
@@ -168,9 +177,9 @@ class Refresher:
             raise
         except Exception as exc:  # a bug, or anything unforeseen: this account's failure, backed off
             log.exception("refresh of %s failed unexpectedly", account_id)
-            return self._record_failure_safely(account_id, exc)
+            return await self._record_failure_safely(account_id, exc)
         finally:
-            self._release(account_id)
+            self.store.release_lease(account_id, self.owner)
 
     def _busy(self, account_id: str, now: datetime) -> RefreshResult:
         try:
@@ -198,7 +207,7 @@ class Refresher:
             return
         async with lock:
             try:
-                leased = self.store.acquire_lease(account_id, self.owner, self.clock.now(), LEASE_SECONDS)
+                leased = await self.store.acquire_lease(account_id, self.owner, self.clock.now(), LEASE_SECONDS)
             except StoreError:
                 leased = False
             if not leased:
@@ -207,13 +216,7 @@ class Refresher:
             try:
                 yield True
             finally:
-                self._release(account_id)
-
-    def _release(self, account_id: str) -> None:
-        try:
-            self.store.release_lease(account_id, self.owner)
-        except StoreError as exc:  # it runs out by itself within a minute; retried on the next pass
-            log.warning("could not release the lease on %s: %s", account_id, exc)
+                self.store.release_lease(account_id, self.owner)
 
     async def _refresh_leased(self, account_id: str, force: bool, leased_at: float,
                               unless_valid_for: timedelta | None = None) -> RefreshResult:
@@ -338,20 +341,24 @@ class Refresher:
         return LEASE_SECONDS - LEASE_MARGIN - self.deadline - (time.monotonic() - leased_at)
 
     async def _call_in_a_slot(self, account: Account, before: Status, leased_at: float) -> tuple[TokenResult, float]:
-        """The call, in a network slot held from the store's write probe to the answer and given
-        back on every path (the commit after it needs no slot). Waits for the slot only as long
-        as the lease allows. Raises `_NotStarted` (the token unspent: no slot in time, a stop
-        meanwhile, the lease too short by then), the probe's StoreError, or the call's errors.
-        Returns the answer and when the call went out."""
+        """The call, in a network slot held only for it and given back on every path (the
+        store's write probe before it and the commit after it need no slot). Waits for the slot
+        only as long as the lease allows. Raises `_NotStarted` (the token unspent: no slot in
+        time, a stop meanwhile, the lease too short by then), the probe's StoreError, or the
+        call's errors. Returns the answer and when the call went out."""
+        # The service rotates the token: spend it only if the new one can be kept.
+        self.store.check_room()
+        await self.store.writer.run(probe_write, durable=False)
         try:
             async with asyncio.timeout(max(0.0, self._lease_left(leased_at))):
                 await self.network.acquire()
         except TimeoutError:
             raise _NotStarted(Outcome.BUSY, "every network slot stayed busy: not started, tried again soon") from None
         try:
+            while self._unkept:  # the answers already in are on disk before another token is spent
+                await asyncio.wait(list(self._unkept))
             if self.stopping:
                 raise _NotStarted(Outcome.SKIPPED, "not started: kiro-tui was asked to stop")
-            self.store.probe_commit()  # the service rotates the token: spend it only if the new one can be kept
             if self._lease_left(leased_at) < 0:
                 raise _NotStarted(Outcome.BUSY, "too little of the lease was left for the call: not started, "
                                                 "tried again soon")
@@ -368,6 +375,8 @@ class Refresher:
         started = time.monotonic()
         try:
             token, started = await self._call_in_a_slot(account, before, leased_at)
+            unkept = asyncio.get_running_loop().create_future()
+            self._unkept.add(unkept)  # before any other task runs: the answer is in
         except _NotStarted as why:
             return self._result(account, why.outcome, str(why))
         except StoreError as exc:  # the write probe: nothing was spent
@@ -377,18 +386,32 @@ class Refresher:
         except TimeoutError:
             error = ServiceError(f"no complete answer within {self.deadline:g} s (the refresh's deadline, shorter "
                                  "than its lease); retrying", ErrorClass.TRANSIENT)
-            return self._failed(account, error, round((time.monotonic() - started) * 1000))
+            return await self._failed(account, error, round((time.monotonic() - started) * 1000))
         except ServiceError as exc:
-            return self._failed(account, exc, round((time.monotonic() - started) * 1000))
+            return await self._failed(account, exc, round((time.monotonic() - started) * 1000))
         except KiroTuiError as exc:  # e.g. a stored token endpoint that is not a URL
             error = ServiceError(str(exc), ErrorClass.FATAL_CONFIG)
-            return self._failed(account, error, round((time.monotonic() - started) * 1000))
+            return await self._failed(account, error, round((time.monotonic() - started) * 1000))
+        try:
+            return await self._answered(account, token, spent, started, unkept)
+        finally:
+            self._kept(unkept)
+
+    def _kept(self, unkept: asyncio.Future[None]) -> None:
+        """The answer is kept (or will never be): refresh calls may go out again."""
+        self._unkept.discard(unkept)
+        if not unkept.done():
+            unkept.set_result(None)
+
+    async def _answered(self, account: Account, token: TokenResult, spent: str | None, started: float,
+                        unkept: asyncio.Future[None]) -> RefreshResult:
+        """A refresh's answer: the new token committed (or held), then its places written."""
         duration = round((time.monotonic() - started) * 1000)
         now = self.clock.now()
         foreign = foreign_answer(account, token)
         if foreign is not None:  # never this account's token; kept for a person, retried with our own
             kept = quarantine(self.store.path, account, token, foreign, now)
-            return self._failed(account, ServiceError(kept, ErrorClass.TRANSIENT, status=200), duration)
+            return await self._failed(account, ServiceError(kept, ErrorClass.TRANSIENT, status=200), duration)
         before = account.status(now, self.settings.window, refreshing=True)
         account.access_token = token.access_token
         account.refresh_token = token.refresh_token or spent
@@ -397,8 +420,9 @@ class Refresher:
         account.consecutive_failures, account.next_refresh_at = 0, None
         account.last_refresh_at = now
         warnings = list(token.warnings)
-        profile_arn = self._new_profile_arn(account, token, warnings)
-        held, pending = self._commit_token(account, spent, now, duration, warnings, profile_arn)
+        profile_arn = answered_profile_arn(account, token, warnings)
+        held, pending = await self._commit_token(account, spent, now, duration, warnings, profile_arn)
+        self._kept(unkept)
         if held is not None and held.rescue is None:
             await self.holding.rescue_into_places(account, held, self.places)
         if held is None:
@@ -414,7 +438,7 @@ class Refresher:
         self._emit(account, before, result.status)
         return result
 
-    def _commit_token(self, account: Account, spent: str | None, now: datetime, duration: int,
+    async def _commit_token(self, account: Account, spent: str | None, now: datetime, duration: int,
                       warnings: list[str], profile_arn: str | None = None) -> tuple[HeldToken | None, list[Place]]:
         """Commit the new tokens (and mark every place to write as pending) in one durable
         transaction; returns the places to write now. If the store will not take it, hold the
@@ -425,7 +449,7 @@ class Refresher:
                                 message="; ".join(warnings) or None)
         for attempt in (1, 2):
             try:
-                pending = commit_new_token(self.store, self.places, account, replaced=fingerprint(spent),
+                pending = await commit_new_token(self.store, self.places, account, replaced=fingerprint(spent),
                                            lineage=[spent, account.refresh_token], refreshed_at=now, now=now,
                                            places=places, moved_on=moved_on, entry=entry, profile_arn=profile_arn)
                 break
@@ -441,20 +465,6 @@ class Refresher:
             self.holding.forget(account.id)
         self._store_ok()
         return None, pending
-
-    @staticmethod
-    def _new_profile_arn(account: Account, token: TokenResult, warnings: list[str]) -> str | None:
-        """The profile ARN the answer names when it is new, stored by the token's own commit; one
-        that cannot be stored (not text) is dropped, named, and never puts the token at risk."""
-        arn = token.profile_arn
-        if not arn or arn == account.profile_arn:
-            return None
-        try:
-            arn.encode("utf-8")
-        except UnicodeEncodeError:
-            warnings.append("profileArn not saved: it holds characters that cannot be stored (unpaired surrogates)")
-            return None
-        return arn
 
     # ------------------------------------------------------------------ tokens held in memory
 
@@ -476,7 +486,7 @@ class Refresher:
                 continue
             before = account.status(now, self.settings.window)
             try:
-                places = self.holding.commit(account, held, now, self.places)
+                places = await self.holding.commit(account, held, now, self.places)
             except StoreError as exc:
                 self._held_retry_later(held, now, f"the store is not writable: {getattr(exc, 'reason', exc)}")
                 continue
@@ -498,7 +508,7 @@ class Refresher:
 
     # ------------------------------------------------------------------ failures
 
-    def _failed(self, account: Account, exc: ServiceError, duration: int) -> RefreshResult:
+    async def _failed(self, account: Account, exc: ServiceError, duration: int) -> RefreshResult:
         now = self.clock.now()
         before = account.status(now, self.settings.window, refreshing=True)
         retry_in = None
@@ -515,20 +525,22 @@ class Refresher:
             account.consecutive_failures += 1
         else:
             account.health = Health.NEEDS_LOGIN
-            account.last_error = _needs_login_text(exc)
+            account.last_error = needs_login_text(exc)
             account.consecutive_failures += 1
             account.next_refresh_at = None
             if exc.classification is ErrorClass.NEEDS_LOGIN:
                 mark_refresh_token_dead(account)
+        changes = dict(health=account.health, last_error=account.last_error, extra=dict(account.extra),
+                       consecutive_failures=account.consecutive_failures, next_refresh_at=account.next_refresh_at)
+        entry = RefreshLogEntry(account.id, now, Outcome.FAILED, exc.classification.value, duration, exc.status,
+                                exc.message)
+
+        def record(tx: sqlite3.Connection) -> None:
+            self.store.update(account.id, tx, **changes)
+            self.store.log_refresh(tx, entry)
+
         try:
-            with self.store.transaction() as tx:
-                self.store.update(
-                    account.id, tx, health=account.health, last_error=account.last_error,
-                    consecutive_failures=account.consecutive_failures, next_refresh_at=account.next_refresh_at,
-                    extra=account.extra,
-                )
-                self.store.log_refresh(tx, RefreshLogEntry(account.id, now, Outcome.FAILED, exc.classification.value,
-                                                           duration, exc.status, exc.message))
+            await self.store.writer.run(record)
         except StoreError as store_exc:
             return self._unrecorded_failure(account.id, f"{exc.message}; and the store is not writable: {store_exc}",
                                             account)
@@ -538,7 +550,7 @@ class Refresher:
         self._emit(account, before, result.status)
         return result
 
-    def _record_failure_safely(self, account_id: str, exc: Exception) -> RefreshResult:
+    async def _record_failure_safely(self, account_id: str, exc: Exception) -> RefreshResult:
         """An unforeseen error: recorded as a transient failure of this account (backed off)."""
         error = ServiceError(f"internal error: {type(exc).__name__}: {str(exc)[:120]}", ErrorClass.TRANSIENT)
         try:
@@ -547,7 +559,7 @@ class Refresher:
             return self._unrecorded_failure(account_id, f"{error.message}; {store_exc}")
         if account is None:
             return RefreshResult(account_id, Outcome.SKIPPED, Status.EXPIRED, message="no such account")
-        return self._failed(account, error, 0)
+        return await self._failed(account, error, 0)
 
     def _unrecorded_failure(self, account_id: str, message: str, account: Account | None = None) -> RefreshResult:
         """A failure the store could not record: backed off in memory so it is not retried at once."""
@@ -570,12 +582,3 @@ class Refresher:
     def _emit(self, account: Account, before: Status, after: Status, force: bool = False) -> None:
         if (force or before is not after) and self.on_change is not None:
             self.on_change(StatusChange(account.id, account.name, before, after, account.last_error))
-
-
-def _needs_login_text(exc: ServiceError) -> str:
-    if exc.code == "invalid_client":
-        return f"client registration invalid or expired: log in again ({exc.message})"
-    if exc.classification is ErrorClass.FATAL_CONFIG:
-        return f"refresh cannot work as configured: log in again ({exc.message})"
-    return f"refresh token invalid: log in again ({exc.message})"
-

@@ -2,7 +2,8 @@
 
 Kept apart from `refresh`, which decides when a call may go out and what its answer becomes: this
 module knows only the three ways a login is refreshed (social through the Kiro auth service, an
-external IdP's token endpoint, and SSO OIDC for Builder ID and IAM Identity Center).
+external IdP's token endpoint, and SSO OIDC for Builder ID and IAM Identity Center), and the
+words for what the service answered beyond a token.
 """
 
 from __future__ import annotations
@@ -47,3 +48,26 @@ class RefreshClients:
         if not (account.client_id and account.client_secret):
             raise ServiceError("no OIDC client registration stored", ErrorClass.NEEDS_LOGIN)
         return await self.oidc.refresh(account.region, account.client_id, account.client_secret, token)
+
+
+def answered_profile_arn(account: Account, token: TokenResult, warnings: list[str]) -> str | None:
+    """The profile ARN the answer names when it is new, stored by the token's own commit; one
+    that cannot be stored (not text) is dropped, named, and never puts the token at risk."""
+    arn = token.profile_arn
+    if not arn or arn == account.profile_arn:
+        return None
+    try:
+        arn.encode("utf-8")
+    except UnicodeEncodeError:
+        warnings.append("profileArn not saved: it holds characters that cannot be stored (unpaired surrogates)")
+        return None
+    return arn
+
+
+def needs_login_text(exc: ServiceError) -> str:
+    """What a person reads when the service says this login is dead: what to do, and why."""
+    if exc.code == "invalid_client":
+        return f"client registration invalid or expired: log in again ({exc.message})"
+    if exc.classification is ErrorClass.FATAL_CONFIG:
+        return f"refresh cannot work as configured: log in again ({exc.message})"
+    return f"refresh token invalid: log in again ({exc.message})"

@@ -45,12 +45,13 @@ class Views:
 
 def read_views(store: AccountStore, now: datetime, ids: list[str] | frozenset[str] | None = None,
                in_flight: AbstractSet[str] = frozenset(),
-               held: Mapping[str, HeldToken] | None = None) -> Views:
+               held: Mapping[str, HeldToken] | None = None, owner: str | None = None) -> Views:
     """The accounts (all, or these) with what is known around them, for presenting: refreshing
-    when another process holds its lease or it is `in_flight` here; a token `held` in memory
-    (the store would not take it) is shown as the live one."""
+    when another process holds its lease or it is `in_flight` here (the process whose leases
+    are `owner`'s: its own leases are not read); a token `held` in memory (the store would not
+    take it) is shown as the live one."""
     accounts, unreadable = store.read_accounts(ids)
-    refreshing = store.refreshing_ids(now) | in_flight
+    refreshing = store.refreshing_ids(now, besides=owner) | in_flight
     usage = store.usage(a.id for a in accounts)
     places: dict[str, list] = {}
     for place in store.places(None if ids is None else [a.id for a in accounts]):

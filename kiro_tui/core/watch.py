@@ -47,8 +47,6 @@ class Watcher:
         self.places_quiet: tuple[object, ...] | None = None
         """What `_check_places` last compared every source place with (the places' version,
         `PlaceSync.looks`, kiro-cli's database): while it holds, nothing there is new."""
-        self.data_version: int | None = None
-        """The store's data version when another process's commits were last noticed."""
         self.known: dict[str, int] | None = None
         """The accounts' rows as the pass last read them (`AccountStore.digests`): what another
         process's commit is compared with (None until the first pass has read them)."""
@@ -188,8 +186,7 @@ class Watcher:
                 "into it")
         log.warning("%s", text)
         engine._emit(EngineNotice(text, "Account store replaced"))
-        self.data_version = None  # everything is re-read and rescheduled
-        await self._notice_others()
+        await self._notice_others()  # (the store reopened: it answers "changed" once)
         engine._emit(AccountsChanged(None))
 
     async def _retry_held(self) -> None:
@@ -223,12 +220,10 @@ class Watcher:
         """Another kiro-tui process committed: reschedule, and say which accounts changed (those
         that differ from what the last pass read; every one when it has read none yet)."""
         engine = self.engine
-        version = engine.store.data_version()
-        if version == self.data_version:
+        if not engine.store.others_committed():
             if self.known is None:  # what the next commit is compared with
                 self.known = engine.store.digests()
             return
-        self.data_version = version
         rows = engine.store.digests()
         known = self.known or {}
         changed = {i for i in rows.keys() | known.keys() if rows.get(i) != known.get(i)}

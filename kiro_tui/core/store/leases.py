@@ -4,37 +4,42 @@ preferences (remembered choices)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
+from concurrent.futures import Future
 from datetime import datetime, timedelta
+from functools import partial
 
 from kiro_tui.core.store.codecs import time_or_none
 from kiro_tui.core.store.opening import StoreFile
 from kiro_tui.core.timefmt import format_timestamp
 
+log = logging.getLogger("kiro_tui.store")
+
 
 class Leases(StoreFile):
     """The right to refresh one account, held by one process at a time."""
 
-    def acquire_lease(self, account_id: str, owner: str, now: datetime, seconds: float) -> bool:
-        """Take (or renew) the right to refresh one account, across processes."""
-        until = format_timestamp(now + timedelta(seconds=seconds))
-        with self.transaction(durable=False) as tx:
-            row = tx.execute("SELECT owner, until FROM leases WHERE account_id = ?", (account_id,)).fetchone()
-            if row and row[0] != owner and (time_or_none(row[1]) or now) > now and not _owner_gone(row[0]):
-                return False
-            tx.execute("INSERT OR REPLACE INTO leases (account_id, owner, until) VALUES (?, ?, ?)",
-                       (account_id, owner, until))
-            return True
+    async def acquire_lease(self, account_id: str, owner: str, now: datetime, seconds: float) -> bool:
+        """Take (or renew) the right to refresh one account, across processes: on the store's
+        writer, off the loop, with no fsync of its own (a lost lease simply runs out)."""
+        return await self.writer.run(lambda tx: take_lease(tx, account_id, owner, now, seconds), durable=False)
 
-    def refreshing_ids(self, now: datetime) -> set[str]:
-        """Accounts some kiro-tui process is refreshing right now (a lease that has not run out)."""
+    def refreshing_ids(self, now: datetime, besides: str | None = None) -> set[str]:
+        """Accounts some kiro-tui process is refreshing right now (a lease that has not run out);
+        `besides`: not this owner's, which knows its own refreshes better than its leases (a
+        lease is given back by the store's writer a moment after the refresh ended)."""
         rows = self._db.execute("SELECT account_id, until, owner FROM leases").fetchall()
-        return {row[0] for row in rows if (time_or_none(row[1]) or now) > now and not _owner_gone(row[2])}
+        return {row[0] for row in rows
+                if (time_or_none(row[1]) or now) > now and row[2] != besides and not _owner_gone(row[2])}
 
     def release_lease(self, account_id: str, owner: str) -> None:
-        with self.transaction(durable=False) as tx:
-            tx.execute("DELETE FROM leases WHERE account_id = ? AND owner = ?", (account_id, owner))
+        """Give the lease back: queued on the store's writer, ahead of anything this process
+        writes next, never waited for (a process knows its own refreshes without its leases; a
+        failure is logged, and the lease runs out by itself within a minute)."""
+        released = self.writer.submit(lambda tx: give_back_lease(tx, account_id, owner), durable=False)
+        released.add_done_callback(partial(_lease_given_back, account_id))
 
     def release_leases(self, owner: str) -> None:
         """Every lease this process holds: on shutdown, and after a failed release."""
@@ -56,6 +61,26 @@ class Preferences(StoreFile):
     def set_preference(self, key: str, value: object) -> None:
         with self.transaction(durable=False) as tx:
             _write_preference(tx, key, value)
+
+
+def take_lease(tx: sqlite3.Connection, account_id: str, owner: str, now: datetime, seconds: float) -> bool:
+    """In the caller's transaction: the lease on one account, unless another live process holds it."""
+    row = tx.execute("SELECT owner, until FROM leases WHERE account_id = ?", (account_id,)).fetchone()
+    if row and row[0] != owner and (time_or_none(row[1]) or now) > now and not _owner_gone(row[0]):
+        return False
+    tx.execute("INSERT OR REPLACE INTO leases (account_id, owner, until) VALUES (?, ?, ?)",
+               (account_id, owner, format_timestamp(now + timedelta(seconds=seconds))))
+    return True
+
+
+def give_back_lease(tx: sqlite3.Connection, account_id: str, owner: str) -> None:
+    tx.execute("DELETE FROM leases WHERE account_id = ? AND owner = ?", (account_id, owner))
+
+
+def _lease_given_back(account_id: str, released: Future[None]) -> None:
+    exc = released.exception()
+    if exc is not None:
+        log.warning("could not release the lease on %s: %s", account_id, exc)
 
 
 def _owner_gone(owner: str) -> bool:

@@ -7,14 +7,18 @@ import logging
 import os
 import sqlite3
 import stat
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from kiro_tui.core.errors import StoreError, StoreWriteError
 from kiro_tui.core.paths import make_private_dirs
 from kiro_tui.core.store.schema import MIGRATIONS, OUR_TABLES, SCHEMA_VERSION, split_sql
+
+if TYPE_CHECKING:
+    from kiro_tui.core.store.writer import StoreWriter
 
 log = logging.getLogger("kiro_tui.store")
 
@@ -91,7 +95,7 @@ def _out_of_space(folder: Path) -> bool:
     return free is not None and free < ROOM_FOR_A_COMMIT
 
 
-def _write_error(path: Path, exc: BaseException, reason: str | None = None) -> StoreWriteError:
+def write_error(path: Path, exc: BaseException, reason: str | None = None) -> StoreWriteError:
     reason = reason or describe_sqlite_error(exc)
     if reason == "disk I/O error" and _out_of_space(path.parent):
         reason = "disk full"
@@ -118,6 +122,13 @@ class StoreFile:
         self.place_commits = 0
         """Our own commits that may have changed the places (PRAGMA data_version counts only
         everyone else's): with data_version, what tells `PlaceRows.places` its kept rows are stale."""
+        self._writer: StoreWriter | None = None
+        self._counting = False  # (the migrations commit before there is a preferences table)
+        self._own: set[int] = set()
+        """Generations our commits made (either connection) since `others_committed` last looked."""
+        self._own_lock = threading.Lock()  # (the writer's thread adds to it)
+        self._seen: tuple[int, int] | None = None
+        """(data_version, generation) when `others_committed` last looked."""
 
     @classmethod
     def open(cls, path: Path) -> Self:
@@ -160,7 +171,7 @@ class StoreFile:
             if reason == str(exc) and "unable to open" in reason and _not_writable(path):
                 reason = "read-only"  # WAL needs its -wal and -shm files beside the store: a read-only folder
             if reason in ("disk full", "read-only", "locked by another program", "disk I/O error"):
-                raise _write_error(path, exc, reason) from exc
+                raise write_error(path, exc, reason) from exc
             if damaged := damage_message(path, exc):
                 raise StoreError(damaged) from exc
             raise StoreError(
@@ -221,8 +232,37 @@ class StoreFile:
                         self._db.execute(statement)
                 version += 1
                 self._db.execute(f"PRAGMA user_version={version}")
+        self._counting = True
+
+    @property
+    def writer(self) -> StoreWriter:
+        """The writer thread a refresh's writes go through (store/writer.py), started on first use.
+        Its commits are another connection's: PRAGMA data_version counts them here."""
+        if self._writer is None:
+            from kiro_tui.core.store.writer import StoreWriter
+
+            self._writer = StoreWriter(self, self._writer_connection)
+        return self._writer
+
+    def _writer_connection(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+        try:
+            connection.execute("PRAGMA foreign_keys=ON")
+            connection.execute("PRAGMA busy_timeout=10000")
+        except sqlite3.Error:
+            connection.close()
+            raise
+        return connection
+
+    @property
+    def identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the file open here: changes when `reopen_if_replaced` opened another."""
+        return self._identity
 
     def close(self) -> None:
+        """Commit what the writer has queued, then close."""
+        if self._writer is not None:
+            self._writer.close()
         self._db.close()
 
     def replaced(self) -> bool:
@@ -252,22 +292,25 @@ class StoreFile:
                 self._durable = durable
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise _write_error(self.path, exc) from exc
+            raise write_error(self.path, exc) from exc
         try:
             yield self._db
         except sqlite3.Error as exc:
             self._rollback()
             if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError | sqlite3.InterfaceError):
                 raise
-            raise _write_error(self.path, exc) from exc
+            raise write_error(self.path, exc) from exc
         except BaseException:
             self._rollback()
             raise
         try:
+            generation = bump_generation(self._db) if self._counting else None
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
-            raise _write_error(self.path, exc) from exc
+            raise write_error(self.path, exc) from exc
+        if generation is not None:
+            self.ours(generation)
         self.commits += 1  # PRAGMA data_version counts only other connections' commits
         if places:
             self.place_commits += 1
@@ -302,15 +345,19 @@ class StoreFile:
         first. Not fsynced: the refresh's own commit is, and a disk that takes the write but
         fails the fsync fails that commit, which holds the token (core/held.py). Raises
         StoreWriteError naming the cause."""
+        self.check_room()
+        with self.transaction(durable=False, places=False) as tx:
+            probe_write(tx)
+
+    def check_room(self) -> None:
+        """The probe's first half (see `probe_commit`): room on the file system for a commit,
+        a checkpoint first when nearly full. Raises StoreWriteError (disk full)."""
         if _out_of_space(self.path.parent):
             self.make_room()
             if _out_of_space(self.path.parent):
                 free = _free_bytes(self.path.parent) or 0
                 raise StoreWriteError(f"the account store {self.path} is not writable: disk full "
                                       f"({free // 1024} KB free); free some space", "disk full")
-        with self.transaction(durable=False, places=False) as tx:
-            tx.execute("INSERT OR REPLACE INTO preferences (key, value) VALUES ('probe', '1')")
-            tx.execute("DELETE FROM preferences WHERE key = 'probe'")
 
     def make_room(self) -> bool:
         """Copy the WAL into the database and truncate it (`wal_checkpoint(TRUNCATE)`), giving its
@@ -332,6 +379,30 @@ class StoreFile:
     def connection(self) -> sqlite3.Connection:
         return self._db
 
+    def ours(self, generation: int) -> None:
+        """A commit of ours made this generation (see `others_committed`)."""
+        with self._own_lock:
+            self._own.add(generation)
+
+    def others_committed(self) -> bool:
+        """Whether anyone but this process committed since the last call (True the first time,
+        and after the store was reopened). PRAGMA data_version alone cannot tell: the writer's
+        commits are another connection's. Every kiro-tui commit counts a generation in the same
+        transaction; a change our own commits do not explain is another's. One statement when
+        nothing changed."""
+        version = self.data_version()
+        if self._seen is not None and version == self._seen[0]:
+            return False
+        row = self._db.execute("SELECT value FROM preferences WHERE key = 'generation'").fetchone()
+        generation = int(row[0]) if row and str(row[0]).isdigit() else 0
+        seen, self._seen = self._seen, (version, generation)
+        with self._own_lock:
+            ours = sum(1 for own in self._own if seen is not None and seen[1] < own <= generation)
+            self._own = {own for own in self._own if own > generation}
+        if seen is None or generation <= seen[1]:  # (no generation counted: a program that counts none)
+            return True
+        return ours < generation - seen[1]
+
     def data_version(self) -> int:
         """Changes whenever another connection (another kiro-tui process) commits."""
         return int(self._db.execute("PRAGMA data_version").fetchone()[0])
@@ -339,6 +410,18 @@ class StoreFile:
     def version(self) -> tuple[int, int]:
         """Changes whenever anything stored may have: a commit here, or another process's."""
         return self.commits, self.data_version()
+
+
+def bump_generation(tx: sqlite3.Connection) -> int:
+    """Count a commit (in it): see `StoreFile.others_committed`."""
+    return int(tx.execute("INSERT INTO preferences (key, value) VALUES ('generation', 1) ON CONFLICT (key) DO UPDATE"
+                          " SET value = CAST(value AS INTEGER) + 1 RETURNING value").fetchone()[0])
+
+
+def probe_write(tx: sqlite3.Connection) -> None:
+    """The probe's second half: a write through SQLite's whole write path, left no trace."""
+    tx.execute("INSERT OR REPLACE INTO preferences (key, value) VALUES ('probe', '1')")
+    tx.execute("DELETE FROM preferences WHERE key = 'probe'")
 
 
 def file_identity(path: Path) -> tuple[int, int] | None:

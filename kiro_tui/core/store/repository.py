@@ -41,6 +41,7 @@ class AccountStore(AccountRows, PlaceRows, History, Leases, Preferences):
         self._every_place = None  # another file: nothing read from the old one stands
         self.place_commits += 1  # (what kept the old file's places stands for no other)
         self.commits += 1  # (nor what was read from it: its data_version counted another file)
+        self._seen = None  # (nor its generations): `others_committed` says yes once
         self.permission_fixes = fresh.permission_fixes
         ours = {(row[0], row[1]) for row in lineage}
         carried = []
