@@ -14,8 +14,8 @@
   cost. If the store will not take the commit (disk full, read-only), the token is held in
   memory (and in a rescue file beside the store when possible) and committed as soon as it can.
 - The store's writes go through its writer (`store/writer.py`), off the event loop: the commits
-  of refreshes answered together share one fsync, and a network slot is held only for the call.
-  No call goes out while an answer already in is not yet kept: a kill loses only calls in flight.
+  of refreshes answered together share one fsync. A network slot is taken after the lease and
+  given back once the call's answer is kept: at most `concurrency` logins are at risk at once.
 - Places are written after the commit, compare-and-swap on the account's token lineage; a token
   adopted from one place is written into every other.
 - Every watch pass, a place a tool rewrote since the last pass is read at once, and a newer token
@@ -125,8 +125,9 @@ class Refresher:
         self.on_change = on_change
         self.places = PlaceSync(store, clock, writeback_timeout)
         self.network = asyncio.Semaphore(settings.concurrency)
-        """The network slots (`concurrency`), each held only for one refresh call: the lease, the
-        adoption and the commit of one refresh overlap another's call instead of idling a slot."""
+        """The network slots (`concurrency`), each held from one refresh call until its answer is
+        kept: the lease, the adoption and the place writes of one refresh overlap another's call
+        instead of idling a slot."""
         self.stopping = False
         """Set by the scheduler's drain: a refresh still waiting for a network slot does not start."""
         self.started: set[str] = set()
@@ -143,9 +144,6 @@ class Refresher:
         """In memory, for failures the store could not record: failures so far and next try."""
         self._locks: dict[str, asyncio.Lock] = {}
         """One per account: a refresh and the watch pass's place work never overlap in this process."""
-        self._unkept: set[asyncio.Future[None]] = set()
-        """One per new token answered and not yet kept (committed, or held): no refresh call goes
-        out while any is, so a kill loses only rotations in flight, never one already answered."""
 
     # ------------------------------------------------------------------ entry point
 
@@ -341,11 +339,13 @@ class Refresher:
         return LEASE_SECONDS - LEASE_MARGIN - self.deadline - (time.monotonic() - leased_at)
 
     async def _call_in_a_slot(self, account: Account, before: Status, leased_at: float) -> tuple[TokenResult, float]:
-        """The call, in a network slot held only for it and given back on every path (the
-        store's write probe before it and the commit after it need no slot). Waits for the slot
-        only as long as the lease allows. Raises `_NotStarted` (the token unspent: no slot in
-        time, a stop meanwhile, the lease too short by then), the probe's StoreError, or the
-        call's errors. Returns the answer and when the call went out."""
+        """The call, in a network slot taken after the store's write probe and the lease (they
+        need none). Waits for the slot only as long as the lease allows. Raises `_NotStarted`
+        (the token unspent: no slot in time, a stop meanwhile, the lease too short by then), the
+        probe's StoreError, or the call's errors, the slot given back. Returns the answer and
+        when the call went out, the slot still taken: the caller gives it back once the answer
+        is kept (`_answered`), so at most `concurrency` logins are ever at risk at once, on the
+        wire or answered and not yet on disk (a kill loses only those)."""
         # The service rotates the token: spend it only if the new one can be kept.
         self.store.check_room()
         await self.store.writer.run(probe_write, durable=False)
@@ -355,8 +355,6 @@ class Refresher:
         except TimeoutError:
             raise _NotStarted(Outcome.BUSY, "every network slot stayed busy: not started, tried again soon") from None
         try:
-            while self._unkept:  # the answers already in are on disk before another token is spent
-                await asyncio.wait(list(self._unkept))
             if self.stopping:
                 raise _NotStarted(Outcome.SKIPPED, "not started: kiro-tui was asked to stop")
             if self._lease_left(leased_at) < 0:
@@ -367,16 +365,15 @@ class Refresher:
             sent = time.monotonic()
             async with asyncio.timeout(self.deadline):
                 return await self._call(account), sent
-        finally:
+        except BaseException:
             self.network.release()
+            raise
 
     async def _refresh_over_network(self, account: Account, before: Status, leased_at: float) -> RefreshResult:
         spent = account.refresh_token
         started = time.monotonic()
         try:
             token, started = await self._call_in_a_slot(account, before, leased_at)
-            unkept = asyncio.get_running_loop().create_future()
-            self._unkept.add(unkept)  # before any other task runs: the answer is in
         except _NotStarted as why:
             return self._result(account, why.outcome, str(why))
         except StoreError as exc:  # the write probe: nothing was spent
@@ -392,20 +389,24 @@ class Refresher:
         except KiroTuiError as exc:  # e.g. a stored token endpoint that is not a URL
             error = ServiceError(str(exc), ErrorClass.FATAL_CONFIG)
             return await self._failed(account, error, round((time.monotonic() - started) * 1000))
-        try:
-            return await self._answered(account, token, spent, started, unkept)
-        finally:
-            self._kept(unkept)
+        given_back = False
 
-    def _kept(self, unkept: asyncio.Future[None]) -> None:
-        """The answer is kept (or will never be): refresh calls may go out again."""
-        self._unkept.discard(unkept)
-        if not unkept.done():
-            unkept.set_result(None)
+        def give_back_slot() -> None:
+            """The answer is on disk (or held, or never to be kept): another call may go out."""
+            nonlocal given_back
+            if not given_back:
+                given_back = True
+                self.network.release()
+
+        try:
+            return await self._answered(account, token, spent, started, give_back_slot)
+        finally:
+            give_back_slot()
 
     async def _answered(self, account: Account, token: TokenResult, spent: str | None, started: float,
-                        unkept: asyncio.Future[None]) -> RefreshResult:
-        """A refresh's answer: the new token committed (or held), then its places written."""
+                        give_back_slot: Callable[[], None]) -> RefreshResult:
+        """A refresh's answer: the new token committed (or held), the network slot given back,
+        then its places written."""
         duration = round((time.monotonic() - started) * 1000)
         now = self.clock.now()
         foreign = foreign_answer(account, token)
@@ -422,7 +423,7 @@ class Refresher:
         warnings = list(token.warnings)
         profile_arn = answered_profile_arn(account, token, warnings)
         held, pending = await self._commit_token(account, spent, now, duration, warnings, profile_arn)
-        self._kept(unkept)
+        give_back_slot()
         if held is not None and held.rescue is None:
             await self.holding.rescue_into_places(account, held, self.places)
         if held is None:
