@@ -78,6 +78,12 @@ def test_a_job_that_raises_fails_alone_and_leaves_no_trace(store: AccountStore) 
         duplicate.result(10)
     assert stored(store) == {"k-before", "k-after"}
 
+    alone = store.writer.submit(half_then_fail)  # a group of its own: rolled back whole
+    with pytest.raises(ValueError, match="a bug in this job"):
+        alone.result(10)
+    assert store.writer.submit(put("k-next")).result(10) == "k-next"
+    assert stored(store) == {"k-before", "k-after", "k-next"}
+
 
 def test_a_write_the_store_will_not_take_fails_the_whole_group_and_the_next_goes_through(
         store: AccountStore) -> None:

@@ -61,6 +61,8 @@ class StoreWriter:
         self.groups = 0
         """Commits made (a group of one job or more): with `jobs`, what shows the grouping."""
         self.jobs = 0
+        self._synchronous: str | None = None
+        """The connection's `PRAGMA synchronous` as last set (set again only when it changes)."""
 
     def submit(self, work: Callable[[sqlite3.Connection], T], durable: bool = True) -> Future[T]:
         """Queue `work(connection)` to run in the writer's next transaction; the future is done
@@ -159,6 +161,7 @@ class StoreWriter:
 
     def _open(self, group: list[_Job[Any]]) -> tuple[sqlite3.Connection | None, object]:
         identity = self.store.identity
+        self._synchronous = None
         try:
             return self._connect(), identity
         except sqlite3.Error as exc:
@@ -169,26 +172,35 @@ class StoreWriter:
 
     def _commit(self, connection: sqlite3.Connection, group: list[_Job[Any]]) -> None:
         answers: list[tuple[_Job[Any], object, BaseException | None]] = []
+        alone = len(group) == 1  # (a savepoint only where another job's work must be kept apart)
         try:
-            connection.execute(f"PRAGMA synchronous={'FULL' if any(job.durable for job in group) else 'NORMAL'}")
+            synchronous = "FULL" if any(job.durable for job in group) else "NORMAL"
+            if synchronous != self._synchronous:
+                connection.execute(f"PRAGMA synchronous={synchronous}")
+                self._synchronous = synchronous
             connection.execute("BEGIN IMMEDIATE")
             for job in group:
-                connection.execute("SAVEPOINT job")
+                if not alone:
+                    connection.execute("SAVEPOINT job")
                 try:
                     value = job.work(connection)
                 except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError) as exc:
                     answers.append((job, None, exc))  # this job's own mistake: the others go on
-                    connection.execute("ROLLBACK TO job")
+                    connection.execute("ROLLBACK" if alone else "ROLLBACK TO job")
                 except sqlite3.Error:
                     raise  # the store would not take a write: the whole group fails below
                 except Exception as exc:  # noqa: BLE001 - a job's bug is its own failure, not its group's
                     answers.append((job, None, exc))
-                    connection.execute("ROLLBACK TO job")
+                    connection.execute("ROLLBACK" if alone else "ROLLBACK TO job")
                 else:
                     answers.append((job, value, None))
-                connection.execute("RELEASE job")
-            generation = bump_generation(connection)
-            connection.execute("COMMIT")
+                if not alone:
+                    connection.execute("RELEASE job")
+            if connection.in_transaction:
+                generation = bump_generation(connection)
+                connection.execute("COMMIT")
+                self.store.ours(generation)
+                self.groups += 1
         except sqlite3.Error as exc:
             if connection.in_transaction:
                 try:
@@ -199,8 +211,6 @@ class StoreWriter:
             for job in group:
                 job.future.set_exception(error)
             return
-        self.store.ours(generation)
-        self.groups += 1
         self.jobs += len(group)
         for job, value, failure in answers:
             if failure is not None:
