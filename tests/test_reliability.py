@@ -602,3 +602,28 @@ def test_watch_on_a_really_full_disk_holds_the_token_and_saves_it_when_space_is_
     (after,) = json.loads(outcome["after"])
     assert (after["outcome"], after["status"]) == ("refreshed", "fresh"), (outcome["after"], outcome["after_err"])
     assert outcome["spent"] not in err and outcome["spent"] not in outcome["after"]
+
+
+async def test_a_bug_in_the_token_commit_holds_the_token_and_never_drops_it(rig: Rig, monkeypatch) -> None:
+    """Not only a store that will not take the write: whatever fails in the commit, the token the
+    service handed over is held (and copied to a rescue file), not lost with the error."""
+    account_id, seeded = rig.add(kind="social", email="bug@example.com")
+    spent = seeded["token"]["refresh_token"]
+    rig.make_due(account_id)
+
+    def broken(tx, entry):  # type: ignore[no-untyped-def]
+        raise ValueError("a bug in the history row")
+
+    monkeypatch.setattr(rig.store, "log_refresh", broken)
+    result = await rig.refresher.refresh(account_id)
+    assert result.outcome == "refreshed", result.message
+    assert "token held in memory" in (result.message or "") and "ValueError" in (result.message or "")
+    assert [r["status"] for r in rig.refresh_calls()] == [200]  # rotated: `spent` is dead
+    assert rig.store.get(account_id).refresh_token == spent  # type: ignore[union-attr]  # nothing half-written
+    held = rig.refresher.held[account_id].refresh_token
+    assert held != spent
+
+    monkeypatch.undo()
+    await rig.refresher.commit_held(force=True)
+    account = rig.store.get(account_id)
+    assert account is not None and account.refresh_token == held and rig.refresher.held == {}

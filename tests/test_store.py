@@ -180,6 +180,11 @@ async def test_leases_exclude_other_owners_until_they_run_out(tmp_path: Path) ->
         store.release_lease("abcd1234", "me")
     with AccountStore.open(tmp_path / "a.db") as store:  # closing committed the queued release
         assert store.refreshing_ids(NOW + timedelta(seconds=62)) == set()
+        store.save(make_account("efgh5678"))
+        assert await store.acquire_lease("abcd1234", "me", NOW, 60)
+        assert await store.acquire_lease("efgh5678", "me", NOW, 60)
+        store.release_leases("me", keep=["abcd1234"])  # what a failed release left, not what is under way
+        assert store.refreshing_ids(NOW) == {"abcd1234"}
 
 
 def test_unlink_marks_in_the_old_preference_move_into_their_table(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ commits what is queued; and the watch still tells another process's commit from 
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -65,10 +66,15 @@ def test_a_job_that_raises_fails_alone_and_leaves_no_trace(store: AccountStore) 
         put("k-half")(tx)
         raise ValueError("a bug in this job")
 
+    def bad_statement(tx: sqlite3.Connection) -> None:
+        put("k-before-the-typo")(tx)
+        tx.execute("SELECT * FROM no_such_table")
+
     blocker = Blocker(store)
     before = store.writer.submit(put("k-before"))
     failing = store.writer.submit(half_then_fail)
     duplicate = store.writer.submit(put("k-before"))  # its own IntegrityError, rolled back alone
+    typo = store.writer.submit(bad_statement)  # SQLite's error, but the job's own: not "not writable"
     after = store.writer.submit(put("k-after"))
     blocker.go.set()
     assert before.result(10) == "k-before" and after.result(10) == "k-after"
@@ -76,6 +82,8 @@ def test_a_job_that_raises_fails_alone_and_leaves_no_trace(store: AccountStore) 
         failing.result(10)
     with pytest.raises(sqlite3.IntegrityError):
         duplicate.result(10)
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        typo.result(10)
     assert stored(store) == {"k-before", "k-after"}
 
     alone = store.writer.submit(half_then_fail)  # a group of its own: rolled back whole
@@ -172,3 +180,56 @@ def test_the_writers_commits_are_ours_another_processes_are_not(store: AccountSt
     with sqlite3.connect(store.path) as conn:  # a program that counts no generation
         put("k-foreign")(conn)
     assert store.others_committed()
+
+
+def test_if_the_writer_itself_fails_every_caller_hears_at_once(store: AccountStore) -> None:
+    """A failure of the thread (not of a job: a job's exceptions are answered) must not leave a
+    refresh waiting for ever on a job nobody will run."""
+    class Escapes(BaseException):
+        pass
+
+    def escape(tx: sqlite3.Connection) -> None:
+        raise Escapes
+
+    blocker = Blocker(store)
+    dying = store.writer.submit(escape)
+    queued = store.writer.submit(put("k-queued"))
+    blocker.go.set()
+    for future in (dying, queued):
+        with pytest.raises(StoreWriteError, match="its writer stopped"):
+            future.result(10)
+    with pytest.raises(StoreWriteError):
+        store.writer.submit(put("k-later")).result(10)
+    assert stored(store) == set()
+
+
+def test_a_reopened_store_gets_what_the_writer_had_queued_for_the_old_file(tmp_path: Path) -> None:
+    """The file is replaced (a backup restored) while the writer has a new token queued: it
+    lands in the old file before the reopen reads it, and is carried into the new one."""
+    from tests.test_store import NOW, make_account
+
+    path = tmp_path / "accounts.db"
+    with AccountStore.open(path) as store:
+        account = make_account()
+        store.save(account)
+        replacement = tmp_path / "restored.db"
+        with sqlite3.connect(path) as source, sqlite3.connect(replacement) as copy:
+            source.backup(copy)
+
+        def new_token(tx: sqlite3.Connection) -> None:
+            store.update(account.id, tx, refresh_token="aorNEWTOKEN")
+            store.add_lineage(tx, account.id, [account.refresh_token, "aorNEWTOKEN"], NOW)
+
+        blocker = Blocker(store)
+        committed = store.writer.submit(new_token)
+        os.replace(replacement, path)
+        reopening = threading.Thread(target=store.reopen_if_replaced)
+        reopening.start()
+        reopening.join(0.2)
+        assert reopening.is_alive()  # waiting for the writer's work to land first
+        blocker.go.set()
+        reopening.join(10)
+        committed.result(0)
+        assert store.get(account.id).refresh_token == "aorNEWTOKEN"  # type: ignore[union-attr]
+    with sqlite3.connect(path) as conn:  # the file now at the path, as the next process reads it
+        assert conn.execute("SELECT refresh_token FROM accounts").fetchall() == [("aorNEWTOKEN",)]

@@ -48,7 +48,7 @@ from kiro_tui.core.aws.errors import ErrorClass, ServiceError
 from kiro_tui.core.aws.tokens import TokenResult
 from kiro_tui.core.clock import Clock
 from kiro_tui.core.config import Settings
-from kiro_tui.core.errors import KiroTuiError, StoreError
+from kiro_tui.core.errors import KiroTuiError, StoreError, StoreWriteError
 from kiro_tui.core.held import HeldToken, HeldTokens, commit_new_token
 from kiro_tui.core.held import rescue_dir as rescue_dir  # re-exported: tests and tools find it here
 from kiro_tui.core.identity import mark_refresh_token_dead
@@ -454,11 +454,15 @@ class Refresher:
                                            lineage=[spent, account.refresh_token], refreshed_at=now, now=now,
                                            places=places, moved_on=moved_on, entry=entry, profile_arn=profile_arn)
                 break
-            except StoreError as exc:
+            except Exception as exc:  # whatever failed, the token is held, never dropped
                 if attempt == 1 and getattr(exc, "reason", None) in ("disk full", "disk I/O error") \
                         and self.store.make_room():  # the WAL's space, given back: once more
                     log.warning("%s: the store's disk was full; checkpointed its WAL and trying again", account.id)
                     continue
+                if not isinstance(exc, StoreError):  # a bug in the commit itself
+                    log.exception("%s: the new token's commit failed", account.id)
+                    exc = StoreWriteError(f"the account store {self.store.path} did not take the new token",
+                                          f"{type(exc).__name__}: {str(exc)[:120]}")
                 held = self.holding.hold(account, spent, now, exc, shift(now, self.backoff.base))
                 self.store_problem = held.reason
                 return held, []
@@ -503,7 +507,8 @@ class Refresher:
         if self.store_problem is not None:
             self.store_problem = None
             try:
-                self.store.release_leases(self.owner)  # any a failed release left behind
+                working = [account_id for account_id, lock in self._locks.items() if lock.locked()]
+                self.store.release_leases(self.owner, keep=working)  # any a failed release left behind
             except StoreError:
                 pass
 

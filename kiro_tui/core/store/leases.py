@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sqlite3
+from collections.abc import Iterable
 from concurrent.futures import Future
 from datetime import datetime, timedelta
 from functools import partial
@@ -24,7 +25,8 @@ class Leases(StoreFile):
     async def acquire_lease(self, account_id: str, owner: str, now: datetime, seconds: float) -> bool:
         """Take (or renew) the right to refresh one account, across processes: on the store's
         writer, off the loop, with no fsync of its own (a lost lease simply runs out)."""
-        return await self.writer.run(lambda tx: take_lease(tx, account_id, owner, now, seconds), durable=False)
+        return await self.writer.run(lambda tx: take_lease(tx, account_id, owner, now, seconds), durable=False,
+                                     see_through=True)  # (a caller cancelled meanwhile still gives it back)
 
     def refreshing_ids(self, now: datetime, besides: str | None = None) -> set[str]:
         """Accounts some kiro-tui process is refreshing right now (a lease that has not run out);
@@ -41,10 +43,14 @@ class Leases(StoreFile):
         released = self.writer.submit(lambda tx: give_back_lease(tx, account_id, owner), durable=False)
         released.add_done_callback(partial(_lease_given_back, account_id))
 
-    def release_leases(self, owner: str) -> None:
-        """Every lease this process holds: on shutdown, and after a failed release."""
+    def release_leases(self, owner: str, keep: Iterable[str] = ()) -> None:
+        """Every lease this process holds but those of the accounts it is working on (`keep`):
+        what failed releases left behind, once the store takes writes again."""
+        keep = set(keep)
         with self.transaction(durable=False) as tx:
-            tx.execute("DELETE FROM leases WHERE owner = ?", (owner,))
+            held = [row[0] for row in tx.execute("SELECT account_id FROM leases WHERE owner = ?", (owner,))]
+            tx.executemany("DELETE FROM leases WHERE account_id = ? AND owner = ?",
+                           [(account_id, owner) for account_id in held if account_id not in keep])
 
 
 class Preferences(StoreFile):

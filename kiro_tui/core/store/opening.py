@@ -118,11 +118,14 @@ class StoreFile:
         self._durable = True
         self._identity = file_identity(path)
         self.commits = 0
-        """Our own commits (PRAGMA data_version counts only everyone else's): see `version`."""
+        """This connection's own commits (PRAGMA data_version counts every other connection's,
+        the store writer's included): see `version`."""
         self.place_commits = 0
-        """Our own commits that may have changed the places (PRAGMA data_version counts only
-        everyone else's): with data_version, what tells `PlaceRows.places` its kept rows are stale."""
+        """This connection's own commits that may have changed the places (PRAGMA data_version
+        counts every other connection's): with data_version, what tells `PlaceRows.places` its
+        kept rows are stale."""
         self._writer: StoreWriter | None = None
+        self._closed = False
         self._counting = False  # (the migrations commit before there is a preferences table)
         self._own: set[int] = set()
         """Generations our commits made (either connection) since `others_committed` last looked."""
@@ -239,9 +242,11 @@ class StoreFile:
         """The writer thread a refresh's writes go through (store/writer.py), started on first use.
         Its commits are another connection's: PRAGMA data_version counts them here."""
         if self._writer is None:
-            from kiro_tui.core.store.writer import StoreWriter
+            from kiro_tui.core.store.writer import StoreWriter  # (not loaded by what only reads: `list`)
 
             self._writer = StoreWriter(self, self._writer_connection)
+            if self._closed:
+                self._writer.close()
         return self._writer
 
     def _writer_connection(self) -> sqlite3.Connection:
@@ -260,10 +265,17 @@ class StoreFile:
         return self._identity
 
     def close(self) -> None:
-        """Commit what the writer has queued, then close."""
-        if self._writer is not None:
-            self._writer.close()
+        """Commit what the writer has queued, then close (a later write fails: closed)."""
+        self._closed = True
+        self.stop_writer()
         self._db.close()
+
+    def stop_writer(self) -> None:
+        """Commit what the writer has queued and end its thread; the next write starts another
+        (on the file then at the path)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
 
     def replaced(self) -> bool:
         """The file at the path is no longer the one open here (a backup restored over it, a
@@ -413,9 +425,11 @@ class StoreFile:
 
 
 def bump_generation(tx: sqlite3.Connection) -> int:
-    """Count a commit (in it): see `StoreFile.others_committed`."""
-    return int(tx.execute("INSERT INTO preferences (key, value) VALUES ('generation', 1) ON CONFLICT (key) DO UPDATE"
-                          " SET value = CAST(value AS INTEGER) + 1 RETURNING value").fetchone()[0])
+    """Count a commit (in it): see `StoreFile.others_committed`. (No RETURNING: that needs
+    SQLite 3.35, and some systems' Python still links an older one.)"""
+    tx.execute("INSERT INTO preferences (key, value) VALUES ('generation', 1) ON CONFLICT (key) DO UPDATE"
+               " SET value = CAST(value AS INTEGER) + 1")
+    return int(tx.execute("SELECT value FROM preferences WHERE key = 'generation'").fetchone()[0])
 
 
 def probe_write(tx: sqlite3.Connection) -> None:

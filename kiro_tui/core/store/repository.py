@@ -27,6 +27,7 @@ class AccountStore(AccountRows, PlaceRows, History, Leases, Preferences):
         file cannot be used; this connection stays open on the old one then."""
         if not self.replaced():
             return None
+        self.stop_writer()  # what it has queued or under way lands in the old file, carried below
         old = self._db
         accounts, _ = self.read_accounts()
         places = self.places()
@@ -42,6 +43,8 @@ class AccountStore(AccountRows, PlaceRows, History, Leases, Preferences):
         self.place_commits += 1  # (what kept the old file's places stands for no other)
         self.commits += 1  # (nor what was read from it: its data_version counted another file)
         self._seen = None  # (nor its generations): `others_committed` says yes once
+        with self._own_lock:
+            self._own.clear()
         self.permission_fixes = fresh.permission_fixes
         ours = {(row[0], row[1]) for row in lineage}
         carried = []

@@ -5,12 +5,15 @@ Why: a durable commit waits for the disk (an fsync, milliseconds on a laptop's S
 a busy or network disk), and the store's write lock is held meanwhile. On the event loop that
 wait stopped every network call; with several refreshes answered at once it was paid once each.
 Here the loop only hands a job over; the writer runs every job queued by then in one
-transaction, each in a savepoint of its own, and one COMMIT (one fsync when any job asked for a
-durable one) makes them all durable together. A job's answer is given only after that commit.
+transaction, each in a savepoint of its own when it has company, and one COMMIT (one fsync when
+any job asked for a durable one) makes them all durable together. A job's answer is given only
+after that commit.
 
-A job that raises is rolled back to its savepoint: the error is its own, the others commit. A
-write the store will not take (disk full, read-only, locked, a failed fsync) fails every job
-of that group with the same `StoreWriteError`, as a commit of their own would have. The writer
+A job that raises (its own bug, a constraint, a bad statement) is rolled back to its savepoint:
+the error is its own, the others commit. A write the store will not take (disk full, read-only,
+locked, I/O error, damage: `STORE_REFUSALS`) fails every job of that group with the same
+`StoreWriteError`, as a commit of their own would have. Should the thread itself fail, every
+job queued and every later one fails at once rather than waiting for ever. The writer
 has its own connection to the store file (one per thread: a connection shared with the loop
 would hand the loop its transactions), opened on the first job and reopened when the store
 was (`reopen_if_replaced`).
@@ -39,6 +42,11 @@ log = logging.getLogger("kiro_tui.store")
 
 GROUP_MOST = 64
 """Jobs committed together at most (a bound on how long the write lock is held at once)."""
+STORE_REFUSALS = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_READONLY,
+                  sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN,
+                  sqlite3.SQLITE_PROTOCOL, sqlite3.SQLITE_NOTADB}
+"""SQLite's primary result codes that say the store will not take a write (the whole group's
+failure), as against a job's own mistake."""
 
 
 @dataclass
@@ -61,6 +69,8 @@ class StoreWriter:
         self.groups = 0
         """Commits made (a group of one job or more): with `jobs`, what shows the grouping."""
         self.jobs = 0
+        self._running: list[_Job[Any]] = []
+        """The group under way (what a failure of the thread itself must answer)."""
         self._synchronous: str | None = None
         """The connection's `PRAGMA synchronous` as last set (set again only when it changes)."""
 
@@ -95,22 +105,17 @@ class StoreWriter:
                     answer.add_done_callback(lambda done: done.cancelled() or done.exception())
                 raise
         cancelled = False
-        while True:
-            try:
-                result = await asyncio.shield(answer)
-                break
-            except asyncio.CancelledError:
-                if answer.done():  # (answered: the error, if any, is the job's own)
-                    result = answer.result()
-                    break
-                cancelled = True
-            except BaseException:
-                if cancelled:
-                    _cancel_again()
-                raise
-        if cancelled:
-            _cancel_again()
-        return result
+        try:
+            while True:
+                try:
+                    return await asyncio.shield(answer)
+                except asyncio.CancelledError:
+                    cancelled = True
+                    if answer.done():  # (answered: the error, if any, is the job's own)
+                        return answer.result()
+        finally:
+            if cancelled:
+                _cancel_again()
 
     def close(self) -> None:
         """Commit what is queued, then end the thread (a later job fails at once)."""
@@ -127,6 +132,26 @@ class StoreWriter:
     # ------------------------------------------------------------------ the thread
 
     def _serve(self) -> None:
+        try:
+            self._serve_jobs()
+        except BaseException as exc:  # a bug here must not leave callers waiting for ever
+            log.exception("the store's writer stopped")
+            error = StoreWriteError(f"the account store {self.store.path} is not writable: its writer stopped "
+                                    f"({type(exc).__name__}: {exc}); restart kiro-tui", "writer stopped")
+            with self._lock:
+                self._closed = True
+            while True:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None and job.future.set_running_or_notify_cancel():
+                    job.future.set_exception(error)
+            for job in self._running:
+                if not job.future.done():
+                    job.future.set_exception(error)
+
+    def _serve_jobs(self) -> None:
         connection: sqlite3.Connection | None = None
         identity: object = None
         try:
@@ -145,6 +170,7 @@ class StoreWriter:
                         break
                     group.append(job)
                 live = [job for job in group if job.future.set_running_or_notify_cancel()]
+                self._running = live
                 if live:
                     if connection is not None and identity != self.store.identity:
                         connection.close()
@@ -184,11 +210,11 @@ class StoreWriter:
                     connection.execute("SAVEPOINT job")
                 try:
                     value = job.work(connection)
-                except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError) as exc:
+                except sqlite3.Error as exc:
+                    if refused(exc):
+                        raise  # the store would not take a write: the whole group fails below
                     answers.append((job, None, exc))  # this job's own mistake: the others go on
                     connection.execute("ROLLBACK" if alone else "ROLLBACK TO job")
-                except sqlite3.Error:
-                    raise  # the store would not take a write: the whole group fails below
                 except Exception as exc:  # noqa: BLE001 - a job's bug is its own failure, not its group's
                     answers.append((job, None, exc))
                     connection.execute("ROLLBACK" if alone else "ROLLBACK TO job")
@@ -217,6 +243,13 @@ class StoreWriter:
                 job.future.set_exception(failure)
             else:
                 job.future.set_result(value)
+
+
+def refused(exc: sqlite3.Error) -> bool:
+    """Whether SQLite said the store will not take the write (`STORE_REFUSALS`); an error
+    with no code (the module's own) is a job's mistake."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in STORE_REFUSALS
 
 
 def _cancel_again() -> None:
