@@ -177,9 +177,11 @@ def free_space(store: AccountStore) -> None:
 
 
 def set_page_limit(store: AccountStore, pages: int) -> None:
-    """`max_page_count` is a connection's own: set on the store's and on its writer's."""
+    """`max_page_count` is a connection's own: set on the store's and on its writer's. (Its row
+    is read to the end: a statement left open would keep the writer's connection on an old
+    snapshot, and its next write would fail "database is locked", SQLITE_BUSY_SNAPSHOT.)"""
     store.connection.execute(f"PRAGMA max_page_count = {pages}")
-    store.writer.submit(lambda tx: tx.execute(f"PRAGMA max_page_count = {pages}"), durable=False).result()
+    store.writer.submit(lambda tx: tx.execute(f"PRAGMA max_page_count = {pages}").fetchall(), durable=False).result()
 
 
 def disk_fills_during_the_call(refresher: Refresher, store: AccountStore) -> None:

@@ -96,7 +96,7 @@ def test_a_job_that_raises_fails_alone_and_leaves_no_trace(store: AccountStore) 
 def test_a_write_the_store_will_not_take_fails_the_whole_group_and_the_next_goes_through(
         store: AccountStore) -> None:
     pages = store.connection.execute("PRAGMA page_count").fetchone()[0]
-    store.writer.submit(lambda tx: tx.execute(f"PRAGMA max_page_count = {pages + 2}"), durable=False).result(10)
+    store.writer.submit(lambda tx: tx.execute(f"PRAGMA max_page_count = {pages + 2}").fetchall(), durable=False).result(10)
     blocker = Blocker(store)
     small = store.writer.submit(put("k-small"))
     big = store.writer.submit(put("k-big", size=64 * 1024))  # more pages than the file may grow by
@@ -107,7 +107,7 @@ def test_a_write_the_store_will_not_take_fails_the_whole_group_and_the_next_goes
         assert caught.value.reason == "disk full" and str(store.path) in str(caught.value)
     assert stored(store) == set()  # the small one was in the same transaction: rolled back with it
 
-    store.writer.submit(lambda tx: tx.execute("PRAGMA max_page_count = 1073741823"), durable=False).result(10)
+    store.writer.submit(lambda tx: tx.execute("PRAGMA max_page_count = 1073741823").fetchall(), durable=False).result(10)
     assert store.writer.submit(put("k-later")).result(10) == "k-later"
     assert stored(store) == {"k-later"}
 

@@ -84,36 +84,39 @@ def rescue_dir(store: AccountStore) -> Path:
     return rescue.beside_store(store.path)
 
 async def commit_new_token(store: AccountStore, sync: PlaceSync, account: Account, *, replaced: str | None,
-                           lineage: list[str | None], refreshed_at: datetime, now: datetime, places: list[Place],
-                           moved_on: bool, entry: RefreshLogEntry | None = None,
+                           lineage: list[str | None], refreshed_at: datetime, now: datetime,
+                           places: list[Place] | None, moved_on: bool, entry: RefreshLogEntry | None = None,
                            profile_arn: str | None = None) -> list[Place]:
     """The one transaction that stores a new token (a refresh's answer, or a held token later):
     the account's token and health, its lineage, every place to write marked pending (from the
-    token `replaced`, by fingerprint) and, when the token `moved_on`, the places kiro-tui does
-    not write marked stale; a new `profile_arn` the answer named, too (no commit of its own).
-    Returns `places` as now stored (pending), to be written. Raises StoreError when the store
-    will not take it. Committed by the store's writer, durably, with whatever other writes are
-    queued then; the caller is answered only once it is done, even if cancelled meanwhile."""
+    token `replaced`, by fingerprint; `places`, or None: every place to write, read in this
+    transaction) and, when the token `moved_on`, the places kiro-tui does not write marked
+    stale; a new `profile_arn` the answer named, too (no commit of its own). Returns the places
+    as now stored (pending), to be written. Raises StoreError when the store will not take it.
+    Committed by the store's writer, durably, with whatever other writes are queued then; the
+    caller is answered only once it is done, even if cancelled meanwhile. (The places are read
+    there, not on the event loop: after the writer's commits the loop's connection reads them
+    from a cold cache, and this is between a refresh's answer and its network slot's return.)"""
     changes: dict[str, object] = dict(
         access_token=account.access_token, refresh_token=account.refresh_token, expires_at=account.expires_at,
         health=Health.OK, last_error=None, consecutive_failures=0, next_refresh_at=None,
         last_refresh_at=refreshed_at)
     if profile_arn:
         changes["profile_arn"] = profile_arn
-    pending = [replace(place, state=PlaceState.PENDING, pending_from=replaced, detail="writing the new token")
-               for place in places]
-    stale = sync.left_stale(account, places) if moved_on else []
-
-    def commit(tx: sqlite3.Connection) -> None:
+    def commit(tx: sqlite3.Connection) -> list[Place]:
+        targets = sync.places_to_write(account, tx) if places is None else places
+        pending = [replace(place, state=PlaceState.PENDING, pending_from=replaced, detail="writing the new token")
+                   for place in targets]
+        stale = sync.left_stale(account, targets, tx) if moved_on else []
         store.update(account.id, tx, **changes)
         store.add_lineage(tx, account.id, lineage, now)
         for place in [*pending, *stale]:
             store.save_place(tx, place)
         if entry is not None:
             store.log_refresh(tx, entry)
+        return pending
 
-    await store.writer.run(commit, see_through=True)
-    return pending
+    return await store.writer.run(commit, see_through=True)
 
 
 class HeldTokens:
@@ -146,7 +149,7 @@ class HeldTokens:
         account.health, account.last_error, account.consecutive_failures = Health.OK, None, 0
         places = await commit_new_token(self.store, sync, account, replaced=held.spent,
                                         lineage=[held.refresh_token], refreshed_at=held.since, now=now,
-                                        places=sync.places_to_write(account), moved_on=True)
+                                        places=None, moved_on=True)
         self.forget(account.id)
         self.saved.append((account.id, account.name, held.rescue))
         log.warning("%s %s: the held token is now saved in the store", account.id, account.name)

@@ -86,13 +86,14 @@ class PlaceSync:
         return [p for p in self.store.places(account.id)
                 if p.role is PlaceRole.LINK or account.mode is not Mode.OWN]
 
-    def places_to_write(self, account: Account) -> list[Place]:
+    def places_to_write(self, account: Account, tx: sqlite3.Connection | None = None) -> list[Place]:
         """Copies kiro-tui keeps fresh: links always, sources in sync mode; never a place kiro-tui
-        must not write (opencode's kiro.db: opencode saves over it; it is synced through kiro-cli)."""
-        return [p for p in self.store.places(account.id)
+        must not write (opencode's kiro.db: opencode saves over it; it is synced through kiro-cli).
+        `tx`: read in that transaction."""
+        return [p for p in self.store.places(account.id, tx)
                 if (p.role is PlaceRole.LINK or account.mode is Mode.SYNC) and writable(p.kind)]
 
-    def left_stale(self, account: Account, written: list[Place]) -> list[Place]:
+    def left_stale(self, account: Account, written: list[Place], tx: sqlite3.Connection | None = None) -> list[Place]:
         """The account's other places, marked as holding an older token: kiro-tui does not write
         them (opencode's kiro.db, a source in own or follow mode), so after the token moved on they
         are never "in-sync"."""
@@ -100,7 +101,7 @@ class PlaceSync:
         return [replace(p, state=PlaceState.STALE, pending_from=None,
                         detail="holds an older token: kiro-tui does not write this place"
                         + ("" if writable(p.kind) else f" ({p.kind})"))
-                for p in self.store.places(account.id)
+                for p in self.store.places(account.id, tx)
                 if p.address not in addresses and p.state in (PlaceState.IN_SYNC, PlaceState.ADOPTED)]
 
     async def adopt_newer(self, account: Account) -> str | None:

@@ -445,7 +445,7 @@ class Refresher:
         transaction; returns the places to write now. If the store will not take it, hold the
         token instead; returns it then (and no place)."""
         moved_on = bool(spent) and account.refresh_token != spent
-        places = self.places.places_to_write(account) if moved_on else []
+        places: list[Place] | None = None if moved_on else []  # (None: read in the commit's own transaction)
         entry = RefreshLogEntry(account.id, now, Outcome.REFRESHED, duration_ms=duration, http_status=200,
                                 message="; ".join(warnings) or None)
         for attempt in (1, 2):

@@ -33,9 +33,12 @@ class PlaceRows(StoreFile):
         super().__init__(path, connection)
         self._every_place: tuple[tuple[int, int], list[Place]] | None = None  # ((place_commits, data_version), places)
 
-    def places(self, accounts: str | Iterable[str] | None = None) -> list[Place]:
+    def places(self, accounts: str | Iterable[str] | None = None, tx: sqlite3.Connection | None = None) -> list[Place]:
         """Every place (of one account, or of these accounts). Every place is kept between
-        calls until someone commits: the watch pass asks each pass, and mostly nothing changed."""
+        calls until someone commits: the watch pass asks each pass, and mostly nothing changed.
+        `tx`: one account's, read in that transaction (the store writer's, in a job)."""
+        if tx is not None and isinstance(accounts, str):
+            return self._places_where("account_id = ?", (accounts,), tx)
         if accounts is None:
             if self._db.in_transaction:  # our own uncommitted changes are not in the kept list
                 return self._places_where("1", ())
@@ -55,8 +58,9 @@ class PlaceRows(StoreFile):
     def place_at(self, kind: str, path: str, entry: str = "") -> Place | None:
         return next(iter(self._places_where("kind = ? AND path = ? AND entry = ?", (kind, path, entry))), None)
 
-    def _places_where(self, where: str, params: tuple[object, ...]) -> list[Place]:
-        rows = self._db.execute(
+    def _places_where(self, where: str, params: tuple[object, ...],
+                      db: sqlite3.Connection | None = None) -> list[Place]:
+        rows = (db or self._db).execute(
             "SELECT account_id, kind, path, entry, role, state, detail, pending_from, written_at, written_print"
             f" FROM places WHERE {where} ORDER BY id", params).fetchall()
         places = []

@@ -76,7 +76,8 @@ class StoreWriter:
 
     def submit(self, work: Callable[[sqlite3.Connection], T], durable: bool = True) -> Future[T]:
         """Queue `work(connection)` to run in the writer's next transaction; the future is done
-        once that transaction is committed (or failed)."""
+        once that transaction is committed (or failed). `work` returns values, never a cursor: a
+        statement left open keeps the connection on an old snapshot (its next write fails)."""
         job: _Job[T] = _Job(work, durable)
         with self._lock:
             if self._closed:
