@@ -8,12 +8,13 @@ import tempfile
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from kiro_tui.core.config import Settings, settings_from_mapping
 from kiro_tui.core.errors import ConfigError
 from kiro_tui.core.models import Account, AuthMethod, Health, Mode
+from kiro_tui.core.places._fields import parse_time
 from kiro_tui.core.places.kiro_cli import TOKEN_KEYS, parse_snapshot
 from kiro_tui.core.store import AccountStore
 from kiro_tui.core.timefmt import format_timestamp, parse_timestamp
@@ -47,6 +48,7 @@ token_fields = st.fixed_dictionaries(
 @settings(max_examples=300)
 @given(key=st.sampled_from([k.key for k in TOKEN_KEYS]), value=token_fields | json_values,
        as_bytes=st.booleans())
+@example(key="kirocli:odic:token", value={"access_token": "0", "expires_at": "0"}, as_bytes=False)  # found once
 def test_any_token_value_is_imported_faithfully_or_refused_with_a_message(key: str, value: object,
                                                                         as_bytes: bool) -> None:
     raw: object = json.dumps(value)
@@ -61,7 +63,7 @@ def test_any_token_value_is_imported_faithfully_or_refused_with_a_message(key: s
     (login,) = snapshot.logins
     assert isinstance(value, dict)
     assert login.access_token == value["access_token"]
-    assert login.expires_at == parse_timestamp(value["expires_at"])
+    assert login.expires_at == parse_time(value["expires_at"])  # (epoch digits in a string too: liberal)
     assert login.refresh_token == (value.get("refresh_token") or None)
     if login.refresh_token is None:
         assert login.needs_login
