@@ -61,7 +61,6 @@ from kiro_tui.core.refresh_call import RefreshClients as RefreshClients  # re-ex
 from kiro_tui.core.refresh_call import answered_profile_arn, needs_login_text
 from kiro_tui.core.refresh_result import RefreshResult, StatusChange
 from kiro_tui.core.store import AccountStore, RefreshLogEntry
-from kiro_tui.core.store.opening import probe_write
 from kiro_tui.core.timefmt import format_timestamp, shift
 
 log = logging.getLogger("kiro_tui.refresh")
@@ -347,8 +346,7 @@ class Refresher:
         is kept (`_answered`), so at most `concurrency` logins are ever at risk at once, on the
         wire or answered and not yet on disk (a kill loses only those)."""
         # The service rotates the token: spend it only if the new one can be kept.
-        self.store.check_room()
-        await self.store.writer.run(probe_write, durable=False)
+        await self.store.probe_on_writer()
         try:
             async with asyncio.timeout(max(0.0, self._lease_left(leased_at))):
                 await self.network.acquire()
@@ -440,7 +438,8 @@ class Refresher:
         return result
 
     async def _commit_token(self, account: Account, spent: str | None, now: datetime, duration: int,
-                      warnings: list[str], profile_arn: str | None = None) -> tuple[HeldToken | None, list[Place]]:
+                            warnings: list[str], profile_arn: str | None = None
+                            ) -> tuple[HeldToken | None, list[Place]]:
         """Commit the new tokens (and mark every place to write as pending) in one durable
         transaction; returns the places to write now. If the store will not take it, hold the
         token instead; returns it then (and no place)."""
@@ -451,8 +450,9 @@ class Refresher:
         for attempt in (1, 2):
             try:
                 pending = await commit_new_token(self.store, self.places, account, replaced=fingerprint(spent),
-                                           lineage=[spent, account.refresh_token], refreshed_at=now, now=now,
-                                           places=places, moved_on=moved_on, entry=entry, profile_arn=profile_arn)
+                                                 lineage=[spent, account.refresh_token], refreshed_at=now, now=now,
+                                                 places=places, moved_on=moved_on, entry=entry,
+                                                 profile_arn=profile_arn)
                 break
             except Exception as exc:  # whatever failed, the token is held, never dropped
                 if attempt == 1 and getattr(exc, "reason", None) in ("disk full", "disk I/O error") \

@@ -25,7 +25,7 @@ class Leases(StoreFile):
     async def acquire_lease(self, account_id: str, owner: str, now: datetime, seconds: float) -> bool:
         """Take (or renew) the right to refresh one account, across processes: on the store's
         writer, off the loop, with no fsync of its own (a lost lease simply runs out)."""
-        return await self.writer.run(lambda tx: take_lease(tx, account_id, owner, now, seconds), durable=False,
+        return await self.writer.run(lambda tx: _take_lease(tx, account_id, owner, now, seconds), durable=False,
                                      see_through=True)  # (a caller cancelled meanwhile still gives it back)
 
     def refreshing_ids(self, now: datetime, besides: str | None = None) -> set[str]:
@@ -40,7 +40,7 @@ class Leases(StoreFile):
         """Give the lease back: queued on the store's writer, ahead of anything this process
         writes next, never waited for (a process knows its own refreshes without its leases; a
         failure is logged, and the lease runs out by itself within a minute)."""
-        released = self.writer.submit(lambda tx: give_back_lease(tx, account_id, owner), durable=False)
+        released = self.writer.submit(lambda tx: _give_back_lease(tx, account_id, owner), durable=False)
         released.add_done_callback(partial(_lease_given_back, account_id))
 
     def release_leases(self, owner: str, keep: Iterable[str] = ()) -> None:
@@ -69,7 +69,7 @@ class Preferences(StoreFile):
             _write_preference(tx, key, value)
 
 
-def take_lease(tx: sqlite3.Connection, account_id: str, owner: str, now: datetime, seconds: float) -> bool:
+def _take_lease(tx: sqlite3.Connection, account_id: str, owner: str, now: datetime, seconds: float) -> bool:
     """In the caller's transaction: the lease on one account, unless another live process holds it."""
     row = tx.execute("SELECT owner, until FROM leases WHERE account_id = ?", (account_id,)).fetchone()
     if row and row[0] != owner and (time_or_none(row[1]) or now) > now and not _owner_gone(row[0]):
@@ -79,7 +79,7 @@ def take_lease(tx: sqlite3.Connection, account_id: str, owner: str, now: datetim
     return True
 
 
-def give_back_lease(tx: sqlite3.Connection, account_id: str, owner: str) -> None:
+def _give_back_lease(tx: sqlite3.Connection, account_id: str, owner: str) -> None:
     tx.execute("DELETE FROM leases WHERE account_id = ? AND owner = ?", (account_id, owner))
 
 

@@ -359,7 +359,13 @@ class StoreFile:
         StoreWriteError naming the cause."""
         self.check_room()
         with self.transaction(durable=False, places=False) as tx:
-            probe_write(tx)
+            _probe_write(tx)
+
+    async def probe_on_writer(self) -> None:
+        """`probe_commit`, its write through the store's writer: off the loop, and through the
+        connection the refresh's own commit will take."""
+        self.check_room()
+        await self.writer.run(_probe_write, durable=False)
 
     def check_room(self) -> None:
         """The probe's first half (see `probe_commit`): room on the file system for a commit,
@@ -405,8 +411,7 @@ class StoreFile:
         version = self.data_version()
         if self._seen is not None and version == self._seen[0]:
             return False
-        row = self._db.execute("SELECT value FROM preferences WHERE key = 'generation'").fetchone()
-        generation = int(row[0]) if row and str(row[0]).isdigit() else 0
+        generation = _generation(self._db)
         seen, self._seen = self._seen, (version, generation)
         with self._own_lock:
             ours = sum(1 for own in self._own if seen is not None and seen[1] < own <= generation)
@@ -429,10 +434,16 @@ def bump_generation(tx: sqlite3.Connection) -> int:
     SQLite 3.35, and some systems' Python still links an older one.)"""
     tx.execute("INSERT INTO preferences (key, value) VALUES ('generation', 1) ON CONFLICT (key) DO UPDATE"
                " SET value = CAST(value AS INTEGER) + 1")
-    return int(tx.execute("SELECT value FROM preferences WHERE key = 'generation'").fetchone()[0])
+    return _generation(tx)
 
 
-def probe_write(tx: sqlite3.Connection) -> None:
+def _generation(db: sqlite3.Connection) -> int:
+    """The commits counted so far (0 when none, or when another program left something else)."""
+    row = db.execute("SELECT value FROM preferences WHERE key = 'generation'").fetchone()
+    return int(row[0]) if row and str(row[0]).isdigit() else 0
+
+
+def _probe_write(tx: sqlite3.Connection) -> None:
     """The probe's second half: a write through SQLite's whole write path, left no trace."""
     tx.execute("INSERT OR REPLACE INTO preferences (key, value) VALUES ('probe', '1')")
     tx.execute("DELETE FROM preferences WHERE key = 'probe'")
