@@ -403,26 +403,35 @@ async def test_the_store_is_used_from_one_thread_while_places_are_read_and_writt
 
 async def test_a_refresh_writes_its_places_in_the_writers_lane(tmp_path: Path, engine: Engine, emulator,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every place of a refresh is written on the lane's one thread, one after another, never on
-    the event loop's thread nor several threads at once (core/lane.py says why)."""
+    """Every place of a refresh is written on one thread of the lane, one after another, never on
+    the event loop's thread (core/lane.py says why); their folders are synced once each after the
+    last write, so their renames share a journal commit (`folder_syncs_deferred`)."""
     import threading
 
+    from kiro_tui.core.places import _files
+
     account_id = own_account(engine, emulator)
-    kinds = (("kiro-ide", "kiro-auth-token.json"), ("cliproxy", "proxy"), ("gateway-db", "g.sqlite3"))
+    kinds = (("kiro-ide", "ide/kiro-auth-token.json"), ("cliproxy", "proxy"), ("gateway-db", "g.sqlite3"))
     for kind, name in kinds:
         await engine.link(account_id, kind, tmp_path / name)
     threads: list[str] = []
+    events: list[str] = []
     for kind, _ in kinds:
         fmt = place_format(kind)
 
-        def on_its_thread(*args, real=fmt.write_token):  # type: ignore[no-untyped-def]
+        def on_its_thread(*args, real=fmt.write_token, kind=kind):  # type: ignore[no-untyped-def]
             threads.append(threading.current_thread().name)
+            events.append(kind)
             return real(*args)
 
         monkeypatch.setattr(fmt, "write_token", on_its_thread)
+    real_sync = _files._sync_folder
+    monkeypatch.setattr(_files, "_sync_folder", lambda folder: (events.append(f"sync {folder.name}"),
+                                                                 real_sync(folder)))
     (result,) = await engine.refresh_now([account_id])
     assert result.outcome is Outcome.REFRESHED
-    assert len(threads) == 3 and all(name.startswith("kiro-tui places") for name in threads), threads
+    assert len(set(threads)) == 1 and threads[0].startswith("kiro-tui places"), threads
+    assert events == ["kiro-ide", "cliproxy", "gateway-db", "sync ide", "sync proxy"], events
     assert {p.state for p in engine.store.places(account_id)} == {PlaceState.IN_SYNC}
 
 

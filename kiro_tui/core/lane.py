@@ -1,19 +1,21 @@
-"""The place writes' own worker thread, one job at a time, so the event loop keeps the interpreter.
+"""The place writes' own worker threads, a few jobs at a time, so the event loop keeps the
+interpreter and the disk gets several fsyncs at once.
 
-Why: a place write mostly waits on its system calls, but between them it runs Python. With one
-thread per write and several at once (the executor's six), the writers kept taking the
-interpreter lock from the event loop, and the event loop is what turns the network slots over.
-`refresh_throughput --links 3` at 1,000 accounts, runs interleaved in pairs: one writer thread
-was faster in all seven (1.09-1.30 against 1.19-1.57), and this lane faster than an account's
-writes on the executor's threads in all four (1.31-1.46 against 1.49-1.78, a slower hour).
+Why a few threads, not one nor the executor's six: a place write mostly waits on its fsyncs,
+and fsyncs issued together share the file system's journal commit (on a journaled ext4, 1.7-1.8 ms a
+place write on one thread, 0.9 ms on three), while between its system calls a
+write runs Python and takes the interpreter lock from the event loop, which turns the network
+slots over. With a thread per file and six at once, the writers kept taking the lock from the
+loop: one thread was faster in all seven interleaved pairs of `refresh_throughput --links 3`.
+A job is one account's writes (`PlaceSync.write_places`), so `WRITERS` threads mean that many
+accounts' writes under way, never one account's files spread over threads.
 
 A job waits for its turn at most `LANE_WAIT` seconds; then, if it has not started, it runs
 beside the lane, on a thread of the loop's own executor. So a place its tool keeps locked, a
-slow disk or a burst the one thread cannot keep up with holds the others back for that long at
+slow disk or a burst the threads cannot keep up with holds the others back for that long at
 most, and they go on in parallel as before. One second, not less: in that benchmark jobs wait
 150-250 ms for their turn, and at 0.25 s most of one run's went beside the lane (1.48).
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -26,23 +28,25 @@ T = TypeVar("T")
 log = logging.getLogger("kiro_tui.places")
 LANE_WAIT = 1.0
 """Seconds a job waits for its turn before it runs beside the lane."""
+WRITERS = 3
+"""The lane's threads: jobs under way at once."""
 
 
 class Lane:
-    def __init__(self, name: str, wait: float = LANE_WAIT) -> None:
+    def __init__(self, name: str, wait: float = LANE_WAIT, writers: int = WRITERS) -> None:
         self.wait = wait
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._threads = ThreadPoolExecutor(max_workers=writers, thread_name_prefix=name)
         self._closed = False
         self.beside = 0
         """Jobs that waited `wait` for their turn and ran beside the lane."""
 
     async def run(self, job: Callable[[], T]) -> T:
-        """`job()` on the lane's thread in its turn, or beside it if its turn has not come
-        within `wait` seconds. Queued on the thread itself, so that the thread goes from one
-        job to the next without waiting for the event loop to hand it over."""
+        """`job()` on one of the lane's threads in its turn, or beside them if its turn has not
+        come within `wait` seconds. Queued on the threads themselves, so that a thread goes from
+        one job to the next without waiting for the event loop to hand it over."""
         if self._closed:  # a write after the engine closed (never expected): done all the same
             return await asyncio.to_thread(job)
-        queued = self._thread.submit(job)
+        queued = self._threads.submit(job)
         answer = asyncio.wrap_future(queued)
         try:
             async with asyncio.timeout(self.wait):
@@ -64,6 +68,6 @@ class Lane:
         return await asyncio.to_thread(job)
 
     def close(self) -> None:
-        """The thread ends once the job under way is done; a later job runs beside."""
+        """The threads end once the jobs under way are done; a later job runs beside."""
         self._closed = True
-        self._thread.shutdown(wait=False)
+        self._threads.shutdown(wait=False)

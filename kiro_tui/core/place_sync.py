@@ -35,6 +35,7 @@ from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, Health, Mode, Outcome, Place, PlaceRole, PlaceState
 from kiro_tui.core.place_reads import LOOK_AGAIN, PlaceReads, is_database
 from kiro_tui.core.places import PlaceError, PlaceLogin, TokenCopy, WriteOutcome, WriteResult, place_format
+from kiro_tui.core.places._files import folder_syncs_deferred
 from kiro_tui.core.places.base import PlaceSignature, inode_mtime_size, place_signature
 from kiro_tui.core.store import AccountStore, RefreshLogEntry
 from kiro_tui.core.timefmt import format_timestamp
@@ -79,7 +80,7 @@ class PlaceSync:
         self._events_lock = threading.Lock()
         self._closed = False
         self.lane = Lane("kiro-tui places")
-        """Where the place writes run: one account's at a time, on a thread of their own."""
+        """Where the place writes run: a few accounts' at a time, each account's on one thread."""
 
     def places_to_read(self, account: Account) -> list[Place]:
         """Copies a tool may have refreshed by itself: sources (unless own mode) and links."""
@@ -200,17 +201,18 @@ class PlaceSync:
 
         def write_all() -> list[WriteResult]:
             results = []
-            for place in targets:
-                try:
-                    results.append(write(place))
-                except Exception as exc:
-                    log.exception("writing %s %s failed unexpectedly", place.kind, place.path)
-                    results.append(WriteResult(WriteOutcome.FAILED, f"{type(exc).__name__}: {exc}"))
+            with folder_syncs_deferred():
+                for place in targets:
+                    try:
+                        results.append(write(place))
+                    except Exception as exc:
+                        log.exception("writing %s %s failed unexpectedly", place.kind, place.path)
+                        results.append(WriteResult(WriteOutcome.FAILED, f"{type(exc).__name__}: {exc}"))
             return results
 
-        # One hop to the writers' lane for all of them, one place after another: a hop per
-        # file, several at once, made the writers' threads and the event loop take the
-        # interpreter lock from each other (see `lane`).
+        # One hop to the writers' lane for all of them, one place after another, their folders
+        # synced together at the end: a hop per file, several at once, made the writers' threads
+        # and the event loop take the interpreter lock from each other (see `lane`).
         results = await self.lane.run(write_all) if targets else []
         for result in results:
             if result.outcome is WriteOutcome.WRITTEN and result.detail:  # e.g. a mode tightened to 0600
