@@ -11,6 +11,11 @@ be spent once). Goals (issue 24): ≤ 1.05× the bare client, ≤ 1.10× N x RTT
 `--links 3` (each account also linked to a Kiro IDE file, a CLIProxyAPI folder and a gateway-db
 database of its own, all written after every refresh) ≤ 1.15×.
 
+Every file goes under TMPDIR: the file system there decides what a place write costs (on this
+machine's root, an ext4 with no journal, about 1 ms of the kernel's CPU a file in finding a free
+inode; on a journaled ext4, the wait for its commit). The output names it, and gives the CPU the
+run took (this process's, and how busy the machine was: the emulator shares it).
+
     python -m benchmarks.refresh_throughput [--accounts 1000] [--latency-ms 100] [--concurrency 16] [--links 0-3]
 """
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import resource
 import tempfile
 import time
@@ -35,23 +41,50 @@ from kiro_tui.core.scheduler import RefreshScheduler
 from kiro_tui.core.store import AccountStore
 
 
-async def run(store: AccountStore, url: str, concurrency: int, total: int) -> float:
+def machine_ticks() -> list[int] | None:
+    """The machine's CPU ticks so far (user, nice, system, idle, iowait, ...), where Linux says."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(tick) for tick in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def file_system(path: Path) -> str:
+    """The type of the file system holding `path`, where /proc/mounts says."""
+    try:
+        mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return "unknown"
+    where = str(path.resolve())
+    found = max((m for m in mounts if where == m[0] or where.startswith(m[0].rstrip("/") + "/")),
+                key=lambda m: len(m[0]), default=None)
+    return f"{found[1]} at {found[0]}" if found else "unknown"
+
+
+async def run(store: AccountStore, url: str, concurrency: int, total: int) -> tuple[float, str]:
     settings = replace(Settings(), concurrency=concurrency)
     clock = SystemClock()
     async with make_http_client() as http:
         refresher = Refresher(store, RefreshClients.create(http, Endpoints(override=url)), clock, settings)
         scheduler = RefreshScheduler(store, refresher, clock, settings)
         scheduler.keep_results = True
-        started = time.perf_counter()
+        started, cpu, ticks = time.perf_counter(), os.times(), machine_ticks()
         task = asyncio.create_task(scheduler.run())
         while len(scheduler.results) < total:
             await asyncio.sleep(0.01)
         elapsed = time.perf_counter() - started
+        cpu_after, ticks_after = os.times(), machine_ticks()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     outcomes = {r.outcome for r in scheduler.results}
     assert outcomes == {"refreshed"}, outcomes
-    return elapsed
+    usage = (f"this process {cpu_after.user - cpu.user:.2f} s user + "
+             f"{cpu_after.system - cpu.system:.2f} s system")
+    if ticks and ticks_after:
+        spent = [after - before for before, after in zip(ticks, ticks_after, strict=True)]
+        usage += f"; the machine {100 * (1 - (spent[3] + spent[4]) / sum(spent)):.0f} % busy"
+    return elapsed, usage
 
 
 async def link_all(store: AccountStore, url: str, links: int, root: Path) -> None:
@@ -98,17 +131,20 @@ def main() -> None:
         emulator.control("faults", {"latency_ms": args.latency_ms})
         floor = asyncio.run(bare(emulator.url, args.concurrency, spare))
         with AccountStore.open(store_path) as store:
-            elapsed = asyncio.run(run(store, emulator.url, args.concurrency, args.accounts))
+            elapsed, usage = asyncio.run(run(store, emulator.url, args.concurrency, args.accounts))
+        where = file_system(Path(tmp))
     bound = args.accounts * (args.latency_ms / 1000) / args.concurrency
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"accounts:          {args.accounts} imported (each with its place, sync mode), "
           f"{args.links} more links each ({', '.join(LINKS[:args.links]) or 'none'})")
     print(f"latency per call:  {args.latency_ms} ms, concurrency {args.concurrency}")
+    print(f"files on:          {where} (TMPDIR chooses)")
     print(f"kiro-tui:          {elapsed:.2f} s")
     print(f"bare client:       {floor:.2f} s  (the same calls, nothing stored)  "
           f"ratio {elapsed / floor:.3f}  (goal ≤ {1.15 if args.links else 1.05})")
     print(f"latency bound:     {bound:.2f} s  (N x RTT / concurrency)         "
           f"ratio {elapsed / bound:.3f}  (goal ≤ 1.10)")
+    print(f"CPU in the run:    {usage}")
     print(f"peak RSS:          {peak_rss_mb:.1f} MB (this process; the emulator runs apart)")
 
 
