@@ -57,7 +57,7 @@ async def test_as_many_jobs_run_at_once_as_the_lane_has_threads() -> None:
     assert ran == []  # the third waits for one of the two threads
     let_them_end.set()
     threads = await jobs
-    assert ran[-1] == "third"
+    assert "third" in ran[1:]  # on a thread one of the two gave back
     assert all(thread.startswith("test lane") for thread in threads), threads
     assert len(set(threads[:2])) == 2
     lane.close()
