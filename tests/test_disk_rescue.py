@@ -7,6 +7,7 @@ mount namespace for a full file system), the emulator over loopback, the install
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -55,6 +56,41 @@ async def test_a_store_that_cannot_take_the_commit_is_not_refreshed(rig: Rig) ->
     again = await rig.refresher.refresh(account_id)
     assert again.outcome is Outcome.REFRESHED, again.message
     assert rig.store.get(account_id).refresh_token != seeded["token"]["refresh_token"]  # type: ignore[union-attr]
+
+
+async def test_a_refresh_that_waited_for_a_slot_is_not_started_on_a_disk_that_filled_meanwhile(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its probe passed before it waited for a network slot (every slot busy); the disk filled
+    while it waited. The room is checked again once it has the slot: no token is spent whose
+    successor could not be kept (under load, `refresh --all` on a filling disk spent them all)."""
+    from kiro_tui.core.store import opening
+
+    account_id, seeded = rig.add(kind="social", email="waiting@example.com")
+    rig.make_due(account_id)
+    network = rig.refresher.network
+    taken = 0
+    while not network.locked():
+        await network.acquire()
+        taken += 1
+    probed = asyncio.Event()
+    probe = rig.store.probe_on_writer
+
+    async def probe_then_tell() -> None:
+        await probe()
+        probed.set()  # the refresh goes on to wait for a slot before this test runs again
+
+    monkeypatch.setattr(rig.store, "probe_on_writer", probe_then_tell)
+    refresh = asyncio.ensure_future(rig.refresher.refresh(account_id))
+    await probed.wait()
+    monkeypatch.setattr(opening, "_free_bytes", lambda folder: 0)  # the disk fills meanwhile
+    for _ in range(taken):
+        network.release()
+    result = await refresh
+    assert result.outcome is Outcome.FAILED, result.message
+    assert (result.message or "").startswith("store not writable: not refreshing"), result.message
+    assert "disk full" in (result.message or "")
+    assert rig.refresh_calls() == []  # nothing spent
+    assert rig.store.get(account_id).refresh_token == seeded["token"]["refresh_token"]  # type: ignore[union-attr]
 
 
 # ------------------------------------------------------------------ where the rescue copy goes

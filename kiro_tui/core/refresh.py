@@ -339,7 +339,8 @@ class Refresher:
 
     async def _call_in_a_slot(self, account: Account, before: Status, leased_at: float) -> tuple[TokenResult, float]:
         """The call, in a network slot taken after the store's write probe and the lease (they
-        need none). Waits for the slot only as long as the lease allows. Raises `_NotStarted`
+        need none); the room for its commit is checked again once it has the slot, since a disk
+        can fill while it waits. Waits for the slot only as long as the lease allows. Raises `_NotStarted`
         (the token unspent: no slot in time, a stop meanwhile, the lease too short by then), the
         probe's StoreError, or the call's errors, the slot given back. Returns the answer and
         when the call went out, the slot still taken: the caller gives it back once the answer
@@ -358,6 +359,7 @@ class Refresher:
             if self._lease_left(leased_at) < 0:
                 raise _NotStarted(Outcome.BUSY, "too little of the lease was left for the call: not started, "
                                                 "tried again soon")
+            self.store.check_room()
             self.started.add(account.id)
             self._emit(account, before, Status.REFRESHING)
             sent = time.monotonic()
