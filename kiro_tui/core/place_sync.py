@@ -65,6 +65,7 @@ class PlaceSync:
         self.looks = 0
         """Counts the changes to what the passes saw (`_looked` or `_seen`): while it and the
         places stay the same, a step of the watch pass that compares them finds nothing new."""
+        self._looks_lock = threading.Lock()
         self._in_folder: dict[str, list[str]] = {}
         """The place files by folder, as of the last look at every file."""
         self._files: tuple[tuple[int, int], dict[str, bool]] | None = None
@@ -190,7 +191,7 @@ class PlaceSync:
                 self._seen[place.path] = result.written or signature_of(place)  # it left it: a rewrite since is)
                 if place.path in self._looked:  # nor a change for what this pass looked at before it
                     self._looked[place.path] = self._seen[place.path]
-                self.looks += 1
+                self.count_change()
             # It holds this token while it looks as the write left it (written, or found holding
             # it: a place just linked): known only where the write could tell how it left the
             # place, and only if nobody changed it since.
@@ -303,10 +304,16 @@ class PlaceSync:
         tool's change: the watch pass does not import a source again for it)."""
         return self._seen.get(path) == signature
 
+    def count_change(self) -> None:
+        """`looks` one more, from any thread: the lane's threads write places at once, and an
+        increment lost between two of them could leave a pass thinking nothing changed."""
+        with self._looks_lock:
+            self.looks += 1
+
     def saw_own_write(self, place: Place) -> None:
         """kiro-tui just wrote this place itself: not a tool's change at the next look."""
         self._seen[place.path] = signature_of(place)
-        self.looks += 1
+        self.count_change()
 
     async def look_at_places(self) -> dict[str, PlaceSignature]:
         """How each place file looks now, shared by the watch pass's steps; kiro-tui's
@@ -325,7 +332,7 @@ class PlaceSync:
         before = self._looked
         looked = await asyncio.to_thread(self._look, self._files[1])
         if looked is not before and looked != before:
-            self.looks += 1
+            self.count_change()
         self._looked = looked
         return looked
 
@@ -413,7 +420,7 @@ class PlaceSync:
         """These places count as changed at the next pass (their account was busy in this one)."""
         for path in paths:
             self._seen[path] = LOOK_AGAIN
-        self.looks += 1
+        self.count_change()
 
     async def pass_on(self, account: Account, paths: list[str]) -> None:
         """A changed place that holds the account's own token (kiro-cli refreshed and a
