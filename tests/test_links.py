@@ -17,7 +17,7 @@ from kiro_tui.core.engine import Engine
 from kiro_tui.core.errors import KiroTuiError
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Outcome, PlaceRole, PlaceState
-from kiro_tui.core.places import place_format
+from kiro_tui.core.places import WriteOutcome, place_format
 from kiro_tui.core.store import AccountStore
 from tests.support.engine import account_from_seed, at, calls
 
@@ -405,7 +405,8 @@ async def test_a_refresh_writes_its_places_in_the_writers_lane(tmp_path: Path, e
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Every place of a refresh is written on one thread of the lane, one after another, never on
     the event loop's thread (core/lane.py says why); their folders are synced once each after the
-    last write, so their renames share a journal commit (`folder_syncs_deferred`)."""
+    last write, so their renames share a journal commit (`folder_syncs_deferred`), and only then
+    are they recorded as written."""
     import threading
 
     from kiro_tui.core.places import _files
@@ -428,10 +429,18 @@ async def test_a_refresh_writes_its_places_in_the_writers_lane(tmp_path: Path, e
     real_sync = _files._sync_folder
     monkeypatch.setattr(_files, "_sync_folder", lambda folder: (events.append(f"sync {folder.name}"),
                                                                  real_sync(folder)))
+    places = engine.refresher.places
+    real_record = places._record_places
+
+    async def record(*args):  # type: ignore[no-untyped-def]
+        events.append("recorded in the store")
+        return await real_record(*args)
+
+    monkeypatch.setattr(places, "_record_places", record)
     (result,) = await engine.refresh_now([account_id])
     assert result.outcome is Outcome.REFRESHED
     assert len(set(threads)) == 1 and threads[0].startswith("kiro-tui places"), threads
-    assert events == ["kiro-ide", "cliproxy", "gateway-db", "sync ide", "sync proxy"], events
+    assert events == ["kiro-ide", "cliproxy", "gateway-db", "sync ide", "sync proxy", "recorded in the store"], events
     assert {p.state for p in engine.store.places(account_id)} == {PlaceState.IN_SYNC}
 
 
@@ -491,3 +500,58 @@ async def test_a_place_unlinked_by_another_process_while_it_is_written_stays_unl
     (result,) = await engine.refresh_now([account_id])
     assert result.outcome is Outcome.REFRESHED
     assert engine.store.places(account_id) == []  # its state was not recorded back into a new row
+
+
+async def test_an_older_token_is_never_written_over_a_newer_one_of_the_same_login(tmp_path: Path, engine: Engine,
+                                                                               emulator) -> None:
+    """Two writes of one account that finish out of order (the lane writes a few accounts at
+    once; a held token's commit can race a refresh): the one carrying the older token finds
+    the newer one there and leaves it, however the place was last recorded."""
+    account_id = own_account(engine, emulator)
+    path = Path((await engine.link(account_id, "cliproxy", tmp_path / "proxy")).path)
+    (first,) = await engine.refresh_now([account_id])
+    assert first.outcome is Outcome.REFRESHED
+    stale = engine.store.get(account_id)  # as a slower write of that refresh still holds it
+    (second,) = await engine.refresh_now([account_id])
+    assert second.outcome is Outcome.REFRESHED
+    newest = engine.store.get(account_id).refresh_token
+    assert held("cliproxy", path) == newest != stale.refresh_token
+
+    (result,) = await engine.refresher.places.write_places(stale)
+
+    assert result.outcome is WriteOutcome.OTHER, result
+    assert held("cliproxy", path) == newest  # the live token stays in the tool's file
+
+
+async def test_one_place_file_is_written_by_one_lane_thread_at_a_time(tmp_path: Path, engine: Engine, emulator,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two accounts' logins in one kiro-gateway database, written at once: one after the other."""
+    import threading
+    import time
+
+    first = own_account(engine, emulator, email="one@example.com")
+    second = own_account(engine, emulator, email="two@example.com")
+    database = tmp_path / "gateway.sqlite3"
+    for account_id in (first, second):
+        await engine.link(account_id, "gateway-db", database)
+    fmt = place_format("gateway-db")
+    inside, most = 0, 0
+    count = threading.Lock()
+
+    def one_at_a_time(*args, real=fmt.write_token):  # type: ignore[no-untyped-def]
+        nonlocal inside, most
+        with count:
+            inside += 1
+            most = max(most, inside)
+        time.sleep(0.2)  # long enough for the other lane thread to come in, were it let in
+        try:
+            return real(*args)
+        finally:
+            with count:
+                inside -= 1
+
+    monkeypatch.setattr(fmt, "write_token", one_at_a_time)
+    places = engine.refresher.places
+    results = await asyncio.gather(*(places.write_places(engine.store.get(a)) for a in (first, second)))
+    assert [r.outcome for (r,) in results] == [WriteOutcome.UNCHANGED] * 2, results
+    assert most == 1

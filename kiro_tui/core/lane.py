@@ -13,8 +13,9 @@ accounts' writes under way, never one account's files spread over threads.
 A job waits for its turn at most `LANE_WAIT` seconds; then, if it has not started, it runs
 beside the lane, on a thread of the loop's own executor. So a place its tool keeps locked, a
 slow disk or a burst the threads cannot keep up with holds the others back for that long at
-most, and they go on in parallel as before. One second, not less: in that benchmark jobs wait
-150-250 ms for their turn, and at 0.25 s most of one run's went beside the lane (1.48).
+most, and they go on in parallel as before. One second, not less: in that benchmark, with the
+lane's one thread of then, jobs waited 150-250 ms for their turn, and at 0.25 s most of one
+run's went beside the lane (1.48).
 """
 from __future__ import annotations
 

@@ -4,9 +4,11 @@
   refreshed by itself hands over its newer token with no network call (`adopt_newer`). A file
   that looks as it did when it was last found or written holding this token is not read
   (`PlaceReads`, kept by the store).
-- After a commit, places are written, one after another on the place writes' own thread
-  (`lane`; compare-and-swap on the account's token lineage, `may_replace`), and their states
-  recorded in one commit; a place that cannot be written now stays pending and is retried.
+- After a commit, an account's places are written one after another on a thread of the place
+  writes' lane (`lane`: a few accounts at once; compare-and-swap on the account's token lineage,
+  `may_replace`; one file written by one thread at a time), their folders fsynced at the end,
+  and their states recorded in one commit; a place that cannot be written now stays pending and
+  is retried.
 - Every watch pass, a place a tool rewrote since the last pass (`place_signature`, one stat)
   is read at once, so a newer token there reaches the other places without waiting for
   kiro-tui's own refresh. Where the kernel tells which folders changed (core/file_events.py),
@@ -48,6 +50,9 @@ log = logging.getLogger("kiro_tui.refresh")
 FULL_LOOK_EVERY = 20
 """Watch passes between two looks at every place file, even those in folders where the kernel
 reported nothing (a network file system may not report a change made on another machine)."""
+FILE_LOCKS = 64
+"""Locks the place files are spread over by path (`PlaceSync._file_locks`): a fixed number, so
+10,000 accounts' places cost no more, and the lane's few threads seldom share one by chance."""
 
 
 class PlaceSync:
@@ -66,6 +71,11 @@ class PlaceSync:
         """Counts the changes to what the passes saw (`_looked` or `_seen`): while it and the
         places stay the same, a step of the watch pass that compares them finds nothing new."""
         self._looks_lock = threading.Lock()
+        self._file_locks = tuple(threading.Lock() for _ in range(FILE_LOCKS))
+        """One file is written by one lane thread at a time (by its path's lock): two accounts'
+        logins in one database or folder file, written at once, would each see the other's
+        write as a tool's (the signature taken after it), and a database write's own look at
+        how it left the file fails at once on the other's lock."""
         self._in_folder: dict[str, list[str]] = {}
         """The place files by folder, as of the last look at every file."""
         self._files: tuple[tuple[int, int], dict[str, bool]] | None = None
@@ -183,15 +193,16 @@ class PlaceSync:
 
         def write(place: Place) -> WriteResult:
             def belongs(token_print: str | None) -> bool:
-                return may_replace(lineage, place, token_print)
+                return may_replace(lineage, place, token_print, copy_print)
 
-            result = place_format(place.kind).write_token(Path(place.path), place.entry, copy, belongs,
-                                                          self.writeback_timeout)
-            if result.outcome is WriteOutcome.WRITTEN:  # our own write is not a tool's refresh (as
-                self._seen[place.path] = result.written or signature_of(place)  # it left it: a rewrite since is)
-                if place.path in self._looked:  # nor a change for what this pass looked at before it
-                    self._looked[place.path] = self._seen[place.path]
-                self.count_change()
+            with self._file_locks[hash(place.path) % len(self._file_locks)]:  # (see `_file_locks`)
+                result = place_format(place.kind).write_token(Path(place.path), place.entry, copy, belongs,
+                                                              self.writeback_timeout)
+                if result.outcome is WriteOutcome.WRITTEN:  # our own write is not a tool's refresh (as
+                    self._seen[place.path] = result.written or signature_of(place)  # it left it: a rewrite
+                    if place.path in self._looked:  # since is) nor a change for what this pass looked at before it
+                        self._looked[place.path] = self._seen[place.path]
+                    self.count_change()
             # It holds this token while it looks as the write left it (written, or found holding
             # it: a place just linked): known only where the write could tell how it left the
             # place, and only if nobody changed it since.
@@ -305,8 +316,8 @@ class PlaceSync:
         return self._seen.get(path) == signature
 
     def count_change(self) -> None:
-        """`looks` one more, from any thread: the lane's threads write places at once, and an
-        increment lost between two of them could leave a pass thinking nothing changed."""
+        """`looks` one more, from any thread (the lane's threads write places at once): exact
+        under a lock, though a count one short would still show a change."""
         with self._looks_lock:
             self.looks += 1
 
@@ -462,13 +473,18 @@ def signature_of(place: Place) -> PlaceSignature:
     return place_signature(place.path, is_database(place.kind))
 
 
-def may_replace(lineage: dict[str, int], place: Place, token_print: str | None) -> bool:
+def may_replace(lineage: dict[str, int], place: Place, token_print: str | None,
+                writing: str | None = None) -> bool:
     """The compare-and-swap's rule: a place's token is replaced only when it is the one kiro-tui
     last wrote (or found) there, or one of the lineage it has not yet seen spent there (newer
     than that one). An older token of the lineage (a backup restored, a stale copy put there by
-    someone) is not replaced: the place is shown in error instead. `lineage`: the account's,
-    fingerprint to rank (`AccountStore.lineage`)."""
+    someone) is not replaced: the place is shown in error instead. Nor is a token newer than
+    the one `writing` (two writes of one account that finished out of order: the later token is
+    never put back to the earlier). `lineage`: the account's, fingerprint to rank
+    (`AccountStore.lineage`)."""
     if token_print is None or token_print not in lineage:
+        return False
+    if writing is not None and writing in lineage and lineage[token_print] > lineage[writing]:
         return False
     if place.written_print is None or token_print == place.written_print:
         return True
