@@ -2,8 +2,8 @@
 interpreter and the disk gets several fsyncs at once.
 
 Why a few threads, not one nor the executor's six: a place write mostly waits on its fsyncs,
-and fsyncs issued together share the file system's journal commit (on a journaled ext4, 1.7-1.8 ms a
-place write on one thread, 0.9 ms on three), while between its system calls a
+and fsyncs issued together share the file system's journal commit (on a journaled ext4,
+1.7-1.8 ms a place write on one thread, 0.9 ms on three), while between its system calls a
 write runs Python and takes the interpreter lock from the event loop, which turns the network
 slots over. With a thread per file and six at once, the writers kept taking the lock from the
 loop: one thread was faster in all seven interleaved pairs of `refresh_throughput --links 3`.
@@ -17,6 +17,7 @@ most, and they go on in parallel as before. One second, not less: in that benchm
 lane's one thread of then, jobs waited 150-250 ms for their turn, and at 0.25 s most of one
 run's went beside the lane (1.48).
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -198,9 +198,11 @@ class PlaceSync:
             with self._file_locks[hash(place.path) % len(self._file_locks)]:  # (see `_file_locks`)
                 result = place_format(place.kind).write_token(Path(place.path), place.entry, copy, belongs,
                                                               self.writeback_timeout)
-                if result.outcome is WriteOutcome.WRITTEN:  # our own write is not a tool's refresh (as
-                    self._seen[place.path] = result.written or signature_of(place)  # it left it: a rewrite
-                    if place.path in self._looked:  # since is) nor a change for what this pass looked at before it
+                if result.outcome is WriteOutcome.WRITTEN:
+                    # Our own write is not a tool's refresh (as it left it: a rewrite since is),
+                    # nor a change for what this pass looked at before it.
+                    self._seen[place.path] = result.written or signature_of(place)
+                    if place.path in self._looked:
                         self._looked[place.path] = self._seen[place.path]
                     self.count_change()
             # It holds this token while it looks as the write left it (written, or found holding
