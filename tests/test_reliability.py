@@ -258,6 +258,49 @@ async def test_disk_full_through_the_engine_watch_pass(rig: Rig) -> None:
     assert (await rig.new_refresher().refresh(account_id)).outcome == "refreshed"
 
 
+async def test_a_held_token_is_not_committed_over_the_refresh_that_spent_it(rig: Rig) -> None:
+    """The watch's retry of a held token and a refresh of the same account: the refresh spends
+    the held token and its successor's commit is queued first; the held token's commit, queued
+    behind it, would put the spent token back in the store over the live one."""
+    import threading
+
+    account_id, _ = rig.add_own(kind="social", email="race@example.com")
+    rig.make_due(account_id)
+    disk_fills_during_the_call(rig.refresher, rig.store)
+    assert "token held in memory" in ((await rig.refresher.refresh(account_id)).message or "")
+    held = rig.refresher.held[account_id].refresh_token
+    free_space(rig.store)
+
+    gate, queued = threading.Event(), asyncio.Event()
+    original = rig.refresher._call
+
+    async def call(account):  # type: ignore[no-untyped-def]
+        token = await original(account)
+        rig.store.writer.submit(lambda tx: gate.wait(10) and [], durable=False)  # the writer busy a moment
+        queued.set()
+        return token
+
+    rig.refresher._call = call  # type: ignore[method-assign]
+    refresh = asyncio.create_task(rig.refresher.refresh(account_id, force=True))
+    await queued.wait()
+    for _ in range(20):  # the refresh's commit goes into the writer's queue, behind the gate
+        await asyncio.sleep(0)
+    retry = asyncio.create_task(rig.refresher.commit_held(force=True))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    gate.set()
+    result = await refresh
+    await retry
+    assert result.outcome == "refreshed", result.message
+    account = rig.store.get(account_id)
+    assert account is not None
+    assert account.refresh_token != held  # the held token was spent by the refresh: the store has its successor
+    assert rig.refresher.held == {}
+    rig.clock.advance(3600)
+    again = await rig.new_refresher().refresh(account_id, force=True)
+    assert again.outcome == "refreshed", again.message  # the stored token is alive
+
+
 async def test_a_new_refresher_picks_up_a_rescued_token(rig: Rig) -> None:
     """A crash while a token is held: the rescue file beside the store brings it back."""
     account_id, seeded = rig.add_own(kind="idc", email="crash@example.com", region="eu-west-1")

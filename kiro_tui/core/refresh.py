@@ -476,30 +476,38 @@ class Refresher:
     # ------------------------------------------------------------------ tokens held in memory
 
     async def commit_held(self, force: bool = False) -> None:
-        """Try again to commit every held token (with backoff unless `force`)."""
+        """Try again to commit every held token (backoff unless `force`) under its account's lock:
+        a refresh under way spends it and commits its successor, which a commit of the held token
+        queued behind would overwrite with a spent one. Forced (start, stop): waits for it."""
         now = self.clock.now()
         for account_id, held in list(self.held.items()):
-            if not force and held.next_try is not None and held.next_try > now:
+            lock = self._account_lock(account_id)
+            if not force and (lock.locked() or held.next_try is not None and held.next_try > now):
                 continue
-            try:
-                account = self.store.get(account_id)
-            except StoreError as exc:
-                self._held_retry_later(held, now, str(exc))
-                continue
-            if account is None:  # removed meanwhile: nothing to keep it for
-                self.holding.forget(account_id)
-                continue
-            if self.holding.live(account) is None:
-                continue
-            before = account.status(now, self.settings.window)
-            try:
-                places = await self.holding.commit(account, held, now, self.places)
-            except StoreError as exc:
-                self._held_retry_later(held, now, f"the store is not writable: {getattr(exc, 'reason', exc)}")
-                continue
-            self._store_ok()
-            await self.places.write_places(account, places)
-            self._emit(account, before, account.status(self.clock.now(), self.settings.window), force=True)
+            async with lock:
+                if self.held.get(account_id) is held:  # (else a refresh meanwhile committed or replaced it)
+                    await self._commit_one_held(account_id, held, now)
+
+    async def _commit_one_held(self, account_id: str, held: HeldToken, now: datetime) -> None:
+        try:
+            account = self.store.get(account_id)
+        except StoreError as exc:
+            self._held_retry_later(held, now, str(exc))
+            return
+        if account is None:  # removed meanwhile: nothing to keep it for
+            self.holding.forget(account_id)
+            return
+        if self.holding.live(account) is None:
+            return
+        before = account.status(now, self.settings.window)
+        try:
+            places = await self.holding.commit(account, held, now, self.places)
+        except StoreError as exc:
+            self._held_retry_later(held, now, f"the store is not writable: {getattr(exc, 'reason', exc)}")
+            return
+        self._store_ok()
+        await self.places.write_places(account, places)
+        self._emit(account, before, account.status(self.clock.now(), self.settings.window), force=True)
 
     def _held_retry_later(self, held: HeldToken, now: datetime, reason: str) -> None:
         self.holding.retry_later(held, now, reason, self.backoff.ceiling(held.attempts + 1))
