@@ -11,7 +11,8 @@ import pytest
 from kiro_tui.core.config import Settings
 from kiro_tui.core.importer import NEWER_TOLERANCE
 from kiro_tui.core.models import Health, Mode, Outcome, Status
-from kiro_tui.core.refresh import Backoff, RefreshClients
+from kiro_tui.core.refresh import RefreshClients
+from kiro_tui.core.refresh_call import Backoff
 from kiro_tui.core.scheduler import RefreshScheduler
 from kiro_tui.core.store import REFRESH_LOG_KEEP
 from kiro_tui.core.timefmt import parse_timestamp

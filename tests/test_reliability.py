@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from kiro_tui.core.config import Settings
-from kiro_tui.core.models import Status
+from kiro_tui.core.models import Health, Outcome, Status
 from kiro_tui.core.refresh import Refresher
 from kiro_tui.core.scheduler import RefreshScheduler
 from kiro_tui.core.store import AccountStore
@@ -299,6 +299,52 @@ async def test_a_held_token_is_not_committed_over_the_refresh_that_spent_it(rig:
     rig.clock.advance(3600)
     again = await rig.new_refresher().refresh(account_id, force=True)
     assert again.outcome == "refreshed", again.message  # the stored token is alive
+
+
+def revoke(rig: Rig, refresh_token: str) -> None:
+    with rig.emulator.app.lock:
+        assert rig.emulator.state.revoke(refresh_token=refresh_token) == 1
+
+
+async def test_a_login_during_a_failing_refresh_is_not_flagged_dead(rig: Rig) -> None:
+    """The service rejects the token a refresh spent, while another process (a login, an import)
+    stores a new one: the failure was the old token's, so the account is not flagged."""
+    account_id, seeded = rig.add_own(kind="social", email="relogin@example.com")
+    rig.make_due(account_id)
+    revoke(rig, seeded["token"]["refresh_token"])
+    fresh = rig.emulator.seed(kind="social", email="relogin2@example.com")["token"]
+    original = rig.refresher._call
+
+    async def call(account):  # type: ignore[no-untyped-def]
+        with AccountStore.open(rig.store.path) as other:  # as `kiro-tui login` in another process would
+            other.update(account_id, refresh_token=fresh["refresh_token"], access_token=fresh["access_token"])
+        return await original(account)
+
+    rig.refresher._call = call  # type: ignore[method-assign]
+    result = await rig.refresher.refresh(account_id)
+    assert result.outcome == "failed" and "holds another token since the call went out" in (result.message or "")
+    account = rig.store.get(account_id)
+    assert account is not None and account.refresh_token == fresh["refresh_token"]
+    assert account.health is Health.OK and account.last_error is None  # no NEEDS LOGIN over the new login
+    assert [e.outcome for e in rig.store.refresh_history(account_id)][:1] == [Outcome.FAILED]  # the failure is in its history
+    rig.refresher._call = original  # type: ignore[method-assign]
+    again = await rig.refresher.refresh(account_id, force=True)
+    assert again.outcome == "refreshed", again.message
+
+
+async def test_a_rejected_held_token_still_flags_the_account(rig: Rig) -> None:
+    """The store holds the token a held one replaced: a refresh that spends the held token and
+    is told it is dead is recorded against the account all the same."""
+    account_id, _ = rig.add_own(kind="social", email="held-dead@example.com")
+    rig.make_due(account_id)
+    disk_fills_during_the_call(rig.refresher, rig.store)
+    assert "token held in memory" in ((await rig.refresher.refresh(account_id)).message or "")
+    revoke(rig, rig.refresher.held[account_id].refresh_token)
+    free_space(rig.store)
+    result = await rig.refresher.refresh(account_id, force=True)
+    assert result.outcome == "failed" and result.status is Status.NEEDS_LOGIN, result.message
+    account = rig.store.get(account_id)
+    assert account is not None and account.health is Health.NEEDS_LOGIN
 
 
 async def test_a_new_refresher_picks_up_a_rescued_token(rig: Rig) -> None:

@@ -208,6 +208,14 @@ class HeldTokens:
             log.error("%s: the rescue copy %s could not be removed; it is never used again, as the store "
                       "has gone past it", account_id, stuck)
 
+    def stored_print(self, account: Account) -> str | None:
+        """The fingerprint of the refresh token the store holds for `account` as a refresh read
+        it: when the account's token is the held one, the token it replaced."""
+        held = self.tokens.get(account.id)
+        if held is not None and account.refresh_token == held.refresh_token:
+            return held.spent
+        return fingerprint(account.refresh_token) if account.refresh_token else None
+
     def live(self, account: Account) -> HeldToken | None:
         """The held token, unless the store has it already or has gone past it: a rescue older
         than the stored token is never used (its refresh token is spent). The store still holding

@@ -40,7 +40,6 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from kiro_tui.core.answer_identity import foreign_answer, quarantine
@@ -51,14 +50,13 @@ from kiro_tui.core.config import Settings
 from kiro_tui.core.errors import KiroTuiError, StoreError, StoreWriteError
 from kiro_tui.core.held import HeldToken, HeldTokens, commit_new_token
 from kiro_tui.core.held import rescue_dir as rescue_dir  # re-exported: tests and tools find it here
-from kiro_tui.core.identity import mark_refresh_token_dead
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, Health, Mode, Outcome, Place, Status
 from kiro_tui.core.place_sync import PlaceSync
 from kiro_tui.core.places import DEFAULT_WRITE_TIMEOUT, WriteResult, effective_window
 from kiro_tui.core.places.base import PlaceSignature
+from kiro_tui.core.refresh_call import Backoff, answered_profile_arn, judge_failure
 from kiro_tui.core.refresh_call import RefreshClients as RefreshClients  # re-exported: tests build it here
-from kiro_tui.core.refresh_call import answered_profile_arn, needs_login_text
 from kiro_tui.core.refresh_result import RefreshResult, StatusChange
 from kiro_tui.core.store import AccountStore, RefreshLogEntry
 from kiro_tui.core.timefmt import format_timestamp, shift
@@ -82,20 +80,6 @@ class _NotStarted(Exception):
         self.outcome = outcome
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with full jitter: uniform(0, min(cap, base · 2^(n-1)))."""
-
-    base: float = 5.0
-    cap: float = 300.0
-
-    def ceiling(self, failures: int) -> float:
-        return min(self.cap, self.base * 2 ** max(0, min(failures, 64) - 1))
-
-    def delay(self, failures: int, rng: random.Random) -> float:
-        return rng.uniform(0, self.ceiling(failures))
-
-
 def default_owner() -> str:
     return f"{os.uname().nodename if hasattr(os, 'uname') else 'host'}:{os.getpid()}:{secrets.token_hex(3)}"
 
@@ -110,7 +94,7 @@ class Refresher:
         *,
         owner: str | None = None,
         rng: random.Random | None = None,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff | None = None,
         on_change: Callable[[StatusChange], None] | None = None,
         writeback_timeout: float = DEFAULT_WRITE_TIMEOUT,
         deadline: float = REFRESH_DEADLINE,
@@ -120,7 +104,7 @@ class Refresher:
         self.deadline = min(deadline, LEASE_SECONDS * 2 / 3)
         self.owner = owner or default_owner()
         self.rng = rng or random.Random()
-        self.backoff = backoff
+        self.backoff = backoff or Backoff()
         self.on_change = on_change
         self.places = PlaceSync(store, clock, writeback_timeout)
         self.network = asyncio.Semaphore(settings.concurrency)
@@ -525,42 +509,36 @@ class Refresher:
     # ------------------------------------------------------------------ failures
 
     async def _failed(self, account: Account, exc: ServiceError, duration: int) -> RefreshResult:
+        """The failure recorded against the account, unless its stored token changed during the
+        call (a login, an import, another kiro-tui): the failure was the old token's alone."""
         now = self.clock.now()
         before = account.status(now, self.settings.window, refreshing=True)
-        retry_in = None
-        if exc.classification in (ErrorClass.TRANSIENT, ErrorClass.QUOTA):
-            account.consecutive_failures += 1
-            retry_in = self.backoff.delay(account.consecutive_failures, self.rng)
-            if exc.retry_after:
-                retry_in = max(retry_in, min(exc.retry_after, self.backoff.cap))
-            account.health = Health.REFRESH_FAILING
-            account.next_refresh_at = shift(now, retry_in)
-            account.last_error = exc.message
-        elif exc.classification is ErrorClass.SUSPENDED:
-            account.health, account.last_error = Health.SUSPENDED, f"account suspended: {exc.message}"
-            account.consecutive_failures += 1
-        else:
-            account.health = Health.NEEDS_LOGIN
-            account.last_error = needs_login_text(exc)
-            account.consecutive_failures += 1
-            account.next_refresh_at = None
-            if exc.classification is ErrorClass.NEEDS_LOGIN:
-                mark_refresh_token_dead(account)
+        stored = self.holding.stored_print(account)
+        retry_in = judge_failure(account, exc, now, self.backoff, self.rng)
         changes = dict(health=account.health, last_error=account.last_error, extra=dict(account.extra),
                        consecutive_failures=account.consecutive_failures, next_refresh_at=account.next_refresh_at)
         entry = RefreshLogEntry(account.id, now, Outcome.FAILED, exc.classification.value, duration, exc.status,
                                 exc.message)
 
-        def record(tx: sqlite3.Connection) -> None:
-            self.store.update(account.id, tx, **changes)
+        def record(tx: sqlite3.Connection) -> bool:
             self.store.log_refresh(tx, entry)
+            return self.store.update_if_holding(account.id, stored, tx, **changes)
 
         try:
-            await self.store.writer.run(record)
+            recorded = await self.store.writer.run(record)
         except StoreError as store_exc:
             return self._unrecorded_failure(account.id, f"{exc.message}; and the store is not writable: {store_exc}",
                                             account)
-        result = self._result(account, Outcome.FAILED, account.last_error)
+        message = account.last_error
+        if not recorded:
+            try:
+                account = self.store.get(account.id) or account
+            except StoreError:
+                pass
+            message = (f"{exc.message}; not held against the account: it holds another token since the call "
+                       "went out (a login, an import, another kiro-tui)")
+            retry_in = None
+        result = self._result(account, Outcome.FAILED, message)
         result.classification = exc.classification.value
         result.retry_in = retry_in
         self._emit(account, before, result.status)

@@ -2,13 +2,16 @@
 
 Kept apart from `refresh`, which decides when a call may go out and what its answer becomes: this
 module knows only the three ways a login is refreshed (social through the Kiro auth service, an
-external IdP's token endpoint, and SSO OIDC for Builder ID and IAM Identity Center), and the
-words for what the service answered beyond a token.
+external IdP's token endpoint, and SSO OIDC for Builder ID and IAM Identity Center), the words
+for what the service answered beyond a token, and what a failed call says of the account (its
+health, and when to try again).
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
 
@@ -18,7 +21,9 @@ from kiro_tui.core.aws.external_idp import ExternalIdpClient
 from kiro_tui.core.aws.oidc import OidcClient
 from kiro_tui.core.aws.social import SocialClient
 from kiro_tui.core.aws.tokens import TokenResult
-from kiro_tui.core.models import Account, AuthMethod
+from kiro_tui.core.identity import mark_refresh_token_dead
+from kiro_tui.core.models import Account, AuthMethod, Health
+from kiro_tui.core.timefmt import shift
 
 SOCIAL_AUTH_REGION = "us-east-1"
 
@@ -71,3 +76,39 @@ def needs_login_text(exc: ServiceError) -> str:
     if exc.classification is ErrorClass.FATAL_CONFIG:
         return f"refresh cannot work as configured: log in again ({exc.message})"
     return f"refresh token invalid: log in again ({exc.message})"
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with full jitter: uniform(0, min(cap, base · 2^(n-1)))."""
+
+    base: float = 5.0
+    cap: float = 300.0
+
+    def ceiling(self, failures: int) -> float:
+        return min(self.cap, self.base * 2 ** max(0, min(failures, 64) - 1))
+
+    def delay(self, failures: int, rng: random.Random) -> float:
+        return rng.uniform(0, self.ceiling(failures))
+
+
+def judge_failure(account: Account, exc: ServiceError, now: datetime, backoff: Backoff,
+                  rng: random.Random) -> float | None:
+    """Set on `account` what the failed call says of it: retrying (backed off), suspended, or
+    needing a login (a permanent flag, only when the service said so). Returns the seconds to
+    the next try, or None when only a person can fix it."""
+    account.consecutive_failures += 1
+    if exc.classification in (ErrorClass.TRANSIENT, ErrorClass.QUOTA):
+        retry_in = backoff.delay(account.consecutive_failures, rng)
+        if exc.retry_after:
+            retry_in = max(retry_in, min(exc.retry_after, backoff.cap))
+        account.health, account.last_error = Health.REFRESH_FAILING, exc.message
+        account.next_refresh_at = shift(now, retry_in)
+        return retry_in
+    if exc.classification is ErrorClass.SUSPENDED:
+        account.health, account.last_error = Health.SUSPENDED, f"account suspended: {exc.message}"
+        return None
+    account.health, account.last_error, account.next_refresh_at = Health.NEEDS_LOGIN, needs_login_text(exc), None
+    if exc.classification is ErrorClass.NEEDS_LOGIN:
+        mark_refresh_token_dead(account)
+    return None

@@ -154,6 +154,16 @@ class AccountRows(StoreFile):
             tx.execute(sql, params)
             self.add_lineage(tx, account_id, tokens)
 
+    def update_if_holding(self, account_id: str, token_print: str | None, conn: sqlite3.Connection,
+                          **changes: object) -> bool:
+        """`update` inside `conn`'s transaction, only while the row still holds the refresh token
+        with this fingerprint (compare-and-swap); whether it did."""
+        row = conn.execute("SELECT refresh_token FROM accounts WHERE id = ?", (account_id,)).fetchone()
+        if row is None or (fingerprint(row[0]) if row[0] else None) != token_print:
+            return False
+        self.update(account_id, conn, **changes)
+        return True
+
     def set_mode(self, account: Account, mode: Mode) -> None:
         """Change how an account coexists with the place it came from (see docs/accounts-and-modes.md)."""
         if mode not in account.allowed_modes:
