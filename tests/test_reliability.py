@@ -259,7 +259,7 @@ async def test_disk_full_through_the_engine_watch_pass(rig: Rig) -> None:
 
 
 async def test_a_held_token_is_not_committed_over_the_refresh_that_spent_it(rig: Rig) -> None:
-    """The watch's retry of a held token and a refresh of the same account: the refresh spends
+    """A retry of a held token (forced, as at a start) and a refresh of the same account: the refresh spends
     the held token and its successor's commit is queued first; the held token's commit, queued
     behind it, would put the spent token back in the store over the live one."""
     import threading
@@ -282,7 +282,7 @@ async def test_a_held_token_is_not_committed_over_the_refresh_that_spent_it(rig:
 
     rig.refresher._call = call  # type: ignore[method-assign]
     refresh = asyncio.create_task(rig.refresher.refresh(account_id, force=True))
-    await queued.wait()
+    await asyncio.wait_for(queued.wait(), 10)
     for _ in range(20):  # the refresh's commit goes into the writer's queue, behind the gate
         await asyncio.sleep(0)
     retry = asyncio.create_task(rig.refresher.commit_held(force=True))
@@ -323,6 +323,7 @@ async def test_a_login_during_a_failing_refresh_is_not_flagged_dead(rig: Rig) ->
     rig.refresher._call = call  # type: ignore[method-assign]
     result = await rig.refresher.refresh(account_id)
     assert result.outcome == "failed" and "holds another token since the call went out" in (result.message or "")
+    assert result.classification == "needs-login"  # the service did say the spent token was dead
     account = rig.store.get(account_id)
     assert account is not None and account.refresh_token == fresh["refresh_token"]
     assert account.health is Health.OK and account.last_error is None  # no NEEDS LOGIN over the new login
@@ -343,8 +344,37 @@ async def test_a_rejected_held_token_still_flags_the_account(rig: Rig) -> None:
     free_space(rig.store)
     result = await rig.refresher.refresh(account_id, force=True)
     assert result.outcome == "failed" and result.status is Status.NEEDS_LOGIN, result.message
+    assert rig.refresher.held == {}  # the service said it is dead: nothing left to commit
+    rig.clock.advance(600)
+    await rig.refresher.commit_held()  # the next watch pass, past the held token's backoff
     account = rig.store.get(account_id)
-    assert account is not None and account.health is Health.NEEDS_LOGIN
+    assert account is not None and account.health is Health.NEEDS_LOGIN  # not reset to OK by it
+
+
+async def test_a_stop_gives_up_on_a_held_accounts_refresh_in_time(rig: Rig) -> None:
+    """A held token's account still being refreshed when a stop's wait runs out: the stop does
+    not then wait for that refresh to commit the held token (the rescue copy stays for the next
+    start); before, it waited for the whole call."""
+    from kiro_tui.core.engine import Engine
+
+    account_id, seeded = rig.add_own(kind="social", email="stop-held@example.com")
+    rig.make_due(account_id)
+    engine = Engine(rig.store, Settings(), rig.clock, rig.endpoints, None, http=rig.http, fetch_usage=False)
+    await engine.start()
+    assert engine.refresher is not None
+    disk_fills_during_the_call(engine.refresher, rig.store)
+    assert "token held in memory" in ((await engine.refresher.refresh(account_id)).message or "")
+    free_space(rig.store)
+    arrived = refresh_request_arrives(rig.emulator)
+    control(rig.emulator, "faults", {"latency_ms": 3000})
+    asked = asyncio.create_task(engine.refresh_now([account_id]))
+    await asyncio.wait_for(asyncio.to_thread(arrived.wait, 10), 11)
+    left = await engine.stop(timeout=0.2)
+    assert left == [account_id]
+    stored = rig.store.get(account_id)  # the stop came back while the call was still out
+    assert stored is not None and stored.refresh_token == seeded["token"]["refresh_token"]
+    control(rig.emulator, "faults", {"latency_ms": 0})
+    await asyncio.wait_for(asked, 10)
 
 
 async def test_a_new_refresher_picks_up_a_rescued_token(rig: Rig) -> None:

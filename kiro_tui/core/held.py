@@ -208,12 +208,16 @@ class HeldTokens:
             log.error("%s: the rescue copy %s could not be removed; it is never used again, as the store "
                       "has gone past it", account_id, stuck)
 
+    def is_held(self, account: Account) -> bool:
+        """Whether the account's token (as a refresh holds it) is the one held here."""
+        held = self.tokens.get(account.id)
+        return held is not None and account.refresh_token == held.refresh_token
+
     def stored_print(self, account: Account) -> str | None:
         """The fingerprint of the refresh token the store holds for `account` as a refresh read
         it: when the account's token is the held one, the token it replaced."""
-        held = self.tokens.get(account.id)
-        if held is not None and account.refresh_token == held.refresh_token:
-            return held.spent
+        if self.is_held(account):
+            return self.tokens[account.id].spent
         return fingerprint(account.refresh_token) if account.refresh_token else None
 
     def live(self, account: Account) -> HeldToken | None:

@@ -460,19 +460,20 @@ class Refresher:
     # ------------------------------------------------------------------ tokens held in memory
 
     async def commit_held(self, force: bool = False) -> None:
-        """Try again to commit every held token (backoff unless `force`) under its account's lock:
-        a refresh under way spends it and commits its successor, which a commit of the held token
-        queued behind would overwrite with a spent one. Forced (start, stop): waits for it."""
-        now = self.clock.now()
+        """Try again to commit every held token (backoff unless `force`) under its account's lock.
+        An account being refreshed is left to that refresh, which spends the held token and
+        commits its successor (a commit of the held one queued behind would overwrite it with a
+        spent token), or, abandoned at a stop, leaves the rescue copy for the next start."""
         for account_id, held in list(self.held.items()):
             lock = self._account_lock(account_id)
-            if not force and (lock.locked() or held.next_try is not None and held.next_try > now):
+            if lock.locked() or not force and held.next_try is not None and held.next_try > self.clock.now():
                 continue
             async with lock:
                 if self.held.get(account_id) is held:  # (else a refresh meanwhile committed or replaced it)
-                    await self._commit_one_held(account_id, held, now)
+                    await self._commit_one_held(account_id, held)
 
-    async def _commit_one_held(self, account_id: str, held: HeldToken, now: datetime) -> None:
+    async def _commit_one_held(self, account_id: str, held: HeldToken) -> None:
+        now = self.clock.now()
         try:
             account = self.store.get(account_id)
         except StoreError as exc:
@@ -514,6 +515,8 @@ class Refresher:
         now = self.clock.now()
         before = account.status(now, self.settings.window, refreshing=True)
         stored = self.holding.stored_print(account)
+        if exc.classification is ErrorClass.NEEDS_LOGIN and self.holding.is_held(account):
+            self.holding.forget(account.id)  # the service says the held token is dead: nothing to keep
         retry_in = judge_failure(account, exc, now, self.backoff, self.rng)
         changes = dict(health=account.health, last_error=account.last_error, extra=dict(account.extra),
                        consecutive_failures=account.consecutive_failures, next_refresh_at=account.next_refresh_at)
@@ -530,14 +533,16 @@ class Refresher:
             return self._unrecorded_failure(account.id, f"{exc.message}; and the store is not writable: {store_exc}",
                                             account)
         message = account.last_error
-        if not recorded:
-            try:
-                account = self.store.get(account.id) or account
-            except StoreError:
-                pass
+        if not recorded:  # (its retry stays as judged: a transient failure is backed off all the same)
             message = (f"{exc.message}; not held against the account: it holds another token since the call "
                        "went out (a login, an import, another kiro-tui)")
-            retry_in = None
+            try:
+                current = self.store.get(account.id)
+            except StoreError as store_exc:
+                return self._unrecorded_failure(account.id, f"{message}; {store_exc}")
+            if current is None:
+                return RefreshResult(account.id, Outcome.SKIPPED, Status.EXPIRED, message="no such account")
+            account = current
         result = self._result(account, Outcome.FAILED, message)
         result.classification = exc.classification.value
         result.retry_in = retry_in
