@@ -351,6 +351,24 @@ async def test_a_rejected_held_token_still_flags_the_account(rig: Rig) -> None:
     assert account is not None and account.health is Health.NEEDS_LOGIN  # not reset to OK by it
 
 
+async def test_a_held_token_does_not_make_an_account_that_needs_a_login_due(rig: Rig) -> None:
+    """The store says the account needs a login (another process found its token dead) while a
+    token is held here: the held token's expiry must not make it due, or every start is skipped
+    at once and started again, a lease write each time, until the held token is committed."""
+    account_id, _ = rig.add_own(kind="social", email="held-flagged@example.com")
+    rig.make_due(account_id)
+    disk_fills_during_the_call(rig.refresher, rig.store)
+    assert "token held in memory" in ((await rig.refresher.refresh(account_id)).message or "")
+    free_space(rig.store)
+    scheduler = RefreshScheduler(rig.store, rig.refresher, rig.clock, Settings())
+    rig.clock.set(rig.refresher.held[account_id].expires_at)  # the held token is due
+    scheduler.schedule(account_id)
+    assert scheduler.next_due() is not None  # due, while the store has the account healthy
+    rig.store.update(account_id, health=Health.NEEDS_LOGIN, last_error="refresh token invalid")
+    scheduler.schedule(account_id)
+    assert scheduler.next_due() is None
+
+
 async def test_a_stop_gives_up_on_a_held_accounts_refresh_in_time(rig: Rig) -> None:
     """A held token's account still being refreshed when a stop's wait runs out: the stop does
     not then wait for that refresh to commit the held token (the rescue copy stays for the next

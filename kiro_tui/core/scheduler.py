@@ -100,9 +100,10 @@ class RefreshScheduler:
     def _due_time(self, account: Account, window: timedelta) -> datetime | None:
         """When `account` is due. A token held in memory (the store would not take it) is the live
         one: its expiry decides, not the spent token's still in the store, which would be due at
-        once and start the account again and again, each start two commits on a store short of room."""
+        once and start the account again and again, each start two commits on a store short of room.
+        An account that needs a login or is suspended stays so: a refresh would skip it at once."""
         held = self.refresher.held.get(account.id)
-        if held is not None:
+        if held is not None and account.health not in (Health.NEEDS_LOGIN, Health.SUSPENDED):
             account = replace(account, expires_at=held.expires_at, last_refresh_at=held.since,
                               health=Health.OK, next_refresh_at=None)
         due = account.due_time(window)
