@@ -197,6 +197,18 @@ def disk_fills_during_the_call(refresher: Refresher, store: AccountStore) -> Non
     refresher._call = call  # type: ignore[method-assign]
 
 
+async def held_account(rig: Rig, email: str, refresher: Refresher | None = None) -> tuple[str, dict]:
+    """An account whose refresh was answered while the store was full, so its new token is held
+    (by `refresher`, the rig's by default), and the store with room again."""
+    refresher = refresher or rig.refresher
+    account_id, seeded = rig.add_own(kind="social", email=email)
+    rig.make_due(account_id)
+    disk_fills_during_the_call(refresher, rig.store)
+    assert "token held in memory" in ((await refresher.refresh(account_id)).message or "")
+    free_space(rig.store)
+    return account_id, seeded
+
+
 async def test_disk_full_holds_the_token_then_commits_it_and_the_login_lives(rig: Rig) -> None:
     account_id, seeded = rig.add(kind="social", email="full@example.com")
     spent = seeded["token"]["refresh_token"]
@@ -264,12 +276,8 @@ async def test_a_held_token_is_not_committed_over_the_refresh_that_spent_it(rig:
     behind it, would put the spent token back in the store over the live one."""
     import threading
 
-    account_id, _ = rig.add_own(kind="social", email="race@example.com")
-    rig.make_due(account_id)
-    disk_fills_during_the_call(rig.refresher, rig.store)
-    assert "token held in memory" in ((await rig.refresher.refresh(account_id)).message or "")
+    account_id, _ = await held_account(rig, "race@example.com")
     held = rig.refresher.held[account_id].refresh_token
-    free_space(rig.store)
 
     gate, queued = threading.Event(), asyncio.Event()
     original = rig.refresher._call
@@ -336,12 +344,8 @@ async def test_a_login_during_a_failing_refresh_is_not_flagged_dead(rig: Rig) ->
 async def test_a_rejected_held_token_still_flags_the_account(rig: Rig) -> None:
     """The store holds the token a held one replaced: a refresh that spends the held token and
     is told it is dead is recorded against the account all the same."""
-    account_id, _ = rig.add_own(kind="social", email="held-dead@example.com")
-    rig.make_due(account_id)
-    disk_fills_during_the_call(rig.refresher, rig.store)
-    assert "token held in memory" in ((await rig.refresher.refresh(account_id)).message or "")
+    account_id, _ = await held_account(rig, "held-dead@example.com")
     revoke(rig, rig.refresher.held[account_id].refresh_token)
-    free_space(rig.store)
     result = await rig.refresher.refresh(account_id, force=True)
     assert result.outcome == "failed" and result.status is Status.NEEDS_LOGIN, result.message
     assert rig.refresher.held == {}  # the service said it is dead: nothing left to commit
@@ -355,11 +359,7 @@ async def test_a_held_token_does_not_make_an_account_that_needs_a_login_due(rig:
     """The store says the account needs a login (another process found its token dead) while a
     token is held here: the held token's expiry must not make it due, or every start is skipped
     at once and started again, a lease write each time, until the held token is committed."""
-    account_id, _ = rig.add_own(kind="social", email="held-flagged@example.com")
-    rig.make_due(account_id)
-    disk_fills_during_the_call(rig.refresher, rig.store)
-    assert "token held in memory" in ((await rig.refresher.refresh(account_id)).message or "")
-    free_space(rig.store)
+    account_id, _ = await held_account(rig, "held-flagged@example.com")
     scheduler = RefreshScheduler(rig.store, rig.refresher, rig.clock, Settings())
     rig.clock.set(rig.refresher.held[account_id].expires_at)  # the held token is due
     scheduler.schedule(account_id)
@@ -375,14 +375,10 @@ async def test_a_stop_gives_up_on_a_held_accounts_refresh_in_time(rig: Rig) -> N
     start); before, it waited for the whole call."""
     from kiro_tui.core.engine import Engine
 
-    account_id, seeded = rig.add_own(kind="social", email="stop-held@example.com")
-    rig.make_due(account_id)
     engine = Engine(rig.store, Settings(), rig.clock, rig.endpoints, None, http=rig.http, fetch_usage=False)
     await engine.start()
     assert engine.refresher is not None
-    disk_fills_during_the_call(engine.refresher, rig.store)
-    assert "token held in memory" in ((await engine.refresher.refresh(account_id)).message or "")
-    free_space(rig.store)
+    account_id, seeded = await held_account(rig, "stop-held@example.com", engine.refresher)
     arrived = refresh_request_arrives(rig.emulator)
     control(rig.emulator, "faults", {"latency_ms": 3000})
     asked = asyncio.create_task(engine.refresh_now([account_id]))
