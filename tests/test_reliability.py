@@ -369,6 +369,28 @@ async def test_a_held_token_does_not_make_an_account_that_needs_a_login_due(rig:
     assert scheduler.next_due() is None
 
 
+async def test_a_flagged_account_whose_held_token_is_saved_is_scheduled_again(rig: Rig) -> None:
+    """Off the schedule while flagged (above), the account must come back on it once the watch
+    pass saves its held token (which is live: the flag was for the spent one)."""
+    from kiro_tui.core.engine import Engine
+
+    engine = Engine(rig.store, Settings(), rig.clock, rig.endpoints, None, http=rig.http, fetch_usage=False)
+    await engine.start()
+    assert engine.refresher is not None and engine.scheduler is not None
+    account_id, _ = await held_account(rig, "flagged-saved@example.com", engine.refresher)
+    rig.store.update(account_id, health=Health.NEEDS_LOGIN, last_error="refresh token invalid")
+    engine.scheduler.schedule_all()  # as the watch does when another process commits
+    assert engine.scheduler.next_due() is None
+    rig.clock.advance(600)  # past the held token's backoff
+    await engine.watch_pass()
+    assert engine.refresher.held == {}
+    account = rig.store.get(account_id)
+    assert account is not None and account.health is Health.OK
+    due = engine.scheduler.next_due()
+    assert due is not None and due[1] == account_id and due[0] == account.due_time(Settings().window)
+    await engine.close()
+
+
 async def test_a_stop_gives_up_on_a_held_accounts_refresh_in_time(rig: Rig) -> None:
     """A held token's account still being refreshed when a stop's wait runs out: the stop does
     not then wait for that refresh to commit the held token (the rescue copy stays for the next

@@ -197,6 +197,9 @@ class Watcher:
             await engine.refresher.commit_held()
             done = ids - set(engine.refresher.held)
             if done:
+                assert engine.scheduler is not None  # (built by start, with the refresher)
+                for account_id in done:  # due by the stored token now (one that needed a login was off the schedule)
+                    engine.scheduler.schedule(account_id)
                 engine.tell_saved_held()
                 engine._emit(AccountsChanged(frozenset(done)))
 
