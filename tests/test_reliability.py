@@ -21,6 +21,8 @@ import httpx
 import pytest
 
 from kiro_tui.core.config import Settings
+from kiro_tui.core.identity import is_dead_refresh_token
+from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Health, Outcome, Status
 from kiro_tui.core.refresh import Refresher
 from kiro_tui.core.scheduler import RefreshScheduler
@@ -153,8 +155,9 @@ def fill_to_the_brim(store: AccountStore) -> None:
     )
     connection.execute("PRAGMA foreign_keys = OFF")  # filler rows belong to no account
     try:
-        n = 0
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        n = 64 + sum(connection.execute(f"SELECT count(*) FROM {sql.split()[2]}").fetchone()[0]  # past the
+                     for sql in fillers if sql.split()[2] in tables)  # numbers of an earlier fill: a store may fill twice
         for sql in fillers:
             if sql.split()[2] not in tables:  # an older schema
                 continue
@@ -348,11 +351,49 @@ async def test_a_rejected_held_token_still_flags_the_account(rig: Rig) -> None:
     revoke(rig, rig.refresher.held[account_id].refresh_token)
     result = await rig.refresher.refresh(account_id, force=True)
     assert result.outcome == "failed" and result.status is Status.NEEDS_LOGIN, result.message
-    assert rig.refresher.held == {}  # the service said it is dead: nothing left to commit
-    rig.clock.advance(600)
-    await rig.refresher.commit_held()  # the next watch pass, past the held token's backoff
+    assert rig.refresher.held == {}  # the service said it is dead: no watch pass commits it again
     account = rig.store.get(account_id)
-    assert account is not None and account.health is Health.NEEDS_LOGIN  # not reset to OK by it
+    assert account is not None and account.health is Health.NEEDS_LOGIN
+    assert is_dead_refresh_token(account)  # the stored token (spent for the held one) is marked, so an
+    # import of it (kiro-cli's database still has it) does not clear the flag
+
+
+async def test_a_held_token_held_again_still_replaces_the_stored_one(rig: Rig) -> None:
+    """The refresh of a held token is answered while the store is full again: the new held token
+    replaces what the store holds, not the first held token (never stored), so a rejection of
+    it is still recorded against the account."""
+    account_id, seeded = await held_account(rig, "held-twice@example.com")
+    disk_fills_during_the_call(rig.refresher, rig.store)
+    assert "token held in memory" in ((await rig.refresher.refresh(account_id, force=True)).message or "")
+    free_space(rig.store)
+    assert rig.refresher.held[account_id].spent == fingerprint(seeded["token"]["refresh_token"])
+    revoke(rig, rig.refresher.held[account_id].refresh_token)
+    result = await rig.refresher.refresh(account_id, force=True)
+    assert result.status is Status.NEEDS_LOGIN, result.message
+    account = rig.store.get(account_id)
+    assert account is not None and account.health is Health.NEEDS_LOGIN
+
+
+async def test_a_held_token_is_not_saved_over_a_token_another_process_stored(rig: Rig) -> None:
+    """Another kiro-tui (which loaded this held token's rescue copy) refreshed the account and
+    stored the successor between this one's read of the row and its commit: the commit must
+    not put the spent held token back over it."""
+    account_id, _ = await held_account(rig, "held-other@example.com")
+    held = rig.refresher.held[account_id]
+    read = rig.store.get(account_id)  # as read before the other process's commit
+    assert read is not None
+    with AccountStore.open(rig.store.path) as other_store:
+        other = rig.new_refresher(other_store)
+        assert account_id in other.held  # from the rescue copy
+        assert (await other.refresh(account_id, force=True)).outcome == "refreshed"  # spends the held token
+    successor = rig.store.get(account_id).refresh_token  # type: ignore[union-attr]
+    assert successor not in (held.refresh_token, read.refresh_token)
+    assert await rig.refresher.holding.commit(read, held, rig.clock.now(), rig.refresher.places) is None
+    assert rig.store.get(account_id).refresh_token == successor  # type: ignore[union-attr]
+    assert account_id in rig.refresher.held  # looked at again by the next pass, which drops it:
+    await rig.refresher.commit_held(force=True)  # the store has gone past it
+    assert rig.refresher.held == {}
+    assert rig.store.get(account_id).refresh_token == successor  # type: ignore[union-attr]
 
 
 async def test_a_held_token_does_not_make_an_account_that_needs_a_login_due(rig: Rig) -> None:
@@ -389,6 +430,37 @@ async def test_a_flagged_account_whose_held_token_is_saved_is_scheduled_again(ri
     due = engine.scheduler.next_due()
     assert due is not None and due[1] == account_id and due[0] == account.due_time(Settings().window)
     await engine.close()
+
+
+async def test_a_stop_saves_a_held_token_whose_refresh_waits_for_a_slot(rig: Rig) -> None:
+    """One network slot, another account's call out, the held account's refresh waiting for
+    the slot: the stop gives up on the call out, and still saves the held token (that refresh
+    never starts)."""
+    from dataclasses import replace
+
+    from kiro_tui.core.engine import Engine
+
+    engine = Engine(rig.store, replace(Settings(), concurrency=1), rig.clock, rig.endpoints, None, http=rig.http,
+                    fetch_usage=False)
+    await engine.start()
+    assert engine.refresher is not None
+    held_id, _ = await held_account(rig, "held-waiting@example.com", engine.refresher)
+    held = engine.refresher.held[held_id].refresh_token
+    busy_id, _ = rig.add_own(kind="social", email="busy@example.com")
+    arrived = refresh_request_arrives(rig.emulator)
+    control(rig.emulator, "faults", {"latency_ms": 3000})
+    busy = asyncio.create_task(engine.refresh_now([busy_id]))
+    await asyncio.wait_for(asyncio.to_thread(arrived.wait, 10), 11)
+    waiting = asyncio.create_task(engine.refresh_now([held_id]))
+    for _ in range(20):  # it takes its lock and lease, then waits for the only slot
+        await asyncio.sleep(0)
+    left = await engine.stop(timeout=0.2)
+    assert left == [busy_id]
+    assert engine.refresher.held == {}
+    stored = rig.store.get(held_id)
+    assert stored is not None and stored.refresh_token == held
+    control(rig.emulator, "faults", {"latency_ms": 0})
+    await asyncio.wait_for(asyncio.gather(busy, waiting), 10)
 
 
 async def test_a_stop_gives_up_on_a_held_accounts_refresh_in_time(rig: Rig) -> None:

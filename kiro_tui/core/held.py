@@ -83,10 +83,18 @@ def rescue_dir(store: AccountStore) -> Path:
     """Beside the store: the first place a held token is written when the store will not take it."""
     return rescue.beside_store(store.path)
 
+ANY_TOKEN = "*"
+"""`only_over` of a commit that replaces whatever token the row holds (a refresh, under its lease)."""
+
+
+class MovedOn(Exception):
+    """The row no longer holds the token a commit was to replace (another process wrote it)."""
+
+
 async def commit_new_token(store: AccountStore, sync: PlaceSync, account: Account, *, replaced: str | None,
                            lineage: list[str | None], refreshed_at: datetime, now: datetime,
                            places: list[Place] | None, moved_on: bool, entry: RefreshLogEntry | None = None,
-                           profile_arn: str | None = None) -> list[Place]:
+                           profile_arn: str | None = None, only_over: str | None = ANY_TOKEN) -> list[Place]:
     """The one transaction that stores a new token (a refresh's answer, or a held token later):
     the account's token and health, its lineage, every place to write marked pending (from the
     token `replaced`, by fingerprint; `places`, or None: every place to write, read in this
@@ -96,7 +104,8 @@ async def commit_new_token(store: AccountStore, sync: PlaceSync, account: Accoun
     Committed by the store's writer, durably, with whatever other writes are queued then; the
     caller is answered only once it is done, even if cancelled meanwhile. (The places are read
     there, not on the event loop: after the writer's commits the loop's connection reads them
-    from a cold cache, and this is between a refresh's answer and its network slot's return.)"""
+    from a cold cache, and this is between a refresh's answer and its network slot's return.)
+    `only_over`: the fingerprint of the token the row must still hold, else MovedOn."""
     changes: dict[str, object] = dict(
         access_token=account.access_token, refresh_token=account.refresh_token, expires_at=account.expires_at,
         health=Health.OK, last_error=None, consecutive_failures=0, next_refresh_at=None,
@@ -104,6 +113,8 @@ async def commit_new_token(store: AccountStore, sync: PlaceSync, account: Accoun
     if profile_arn:
         changes["profile_arn"] = profile_arn
     def commit(tx: sqlite3.Connection) -> list[Place]:
+        if only_over != ANY_TOKEN and not store.holds_print(tx, account.id, only_over):
+            raise MovedOn(account.id)
         targets = sync.places_to_write(account, tx) if places is None else places
         pending = [replace(place, state=PlaceState.PENDING, pending_from=replaced, detail="writing the new token")
                    for place in targets]
@@ -133,23 +144,33 @@ class HeldTokens:
              next_try: datetime) -> HeldToken:
         """Keep the account's new token, which the store would not take, and copy it to disk."""
         reason = str(exc) if not hasattr(exc, "reason") else f"the store is not writable: {exc.reason}"
+        prior = self.tokens.get(account.id)  # (a held token spent for this one: the store still has what it replaced)
+        replaced = prior.spent if prior is not None and prior.refresh_token == spent else fingerprint(spent)
         held = HeldToken(account.id, account.access_token, account.refresh_token or "", account.expires_at,
-                         fingerprint(spent), reason, now, next_try=next_try)
+                         replaced, reason, now, next_try=next_try)
         self.tokens[account.id] = held
         self._write_rescue(held)
         log.error("%s %s: %s; retrying, and it is written as soon as the store takes writes",
                   account.id, account.name, held.message)
         return held
 
-    async def commit(self, account: Account, held: HeldToken, now: datetime, sync: PlaceSync) -> list[Place]:
-        """Store the held token now (`commit_new_token`) and forget it and its copies; returns
-        the places to write it into. Raises StoreError when the store still will not take it."""
+    async def commit(self, account: Account, held: HeldToken, now: datetime, sync: PlaceSync) -> list[Place] | None:
+        """Store the held token over the token `account` holds as read (`commit_new_token`) and
+        forget it and its copies; returns the places to write it into, or None when the row has
+        moved on since it was read (another process: the next try looks again). Raises
+        StoreError when the store still will not take it."""
+        read = fingerprint(account.refresh_token) if account.refresh_token else None
         account.access_token, account.refresh_token, account.expires_at = (
             held.access_token, held.refresh_token, held.expires_at)
         account.health, account.last_error, account.consecutive_failures = Health.OK, None, 0
-        places = await commit_new_token(self.store, sync, account, replaced=held.spent,
-                                        lineage=[held.refresh_token], refreshed_at=held.since, now=now,
-                                        places=None, moved_on=True)
+        try:
+            places = await commit_new_token(self.store, sync, account, replaced=held.spent,
+                                            lineage=[held.refresh_token], refreshed_at=held.since, now=now,
+                                            places=None, moved_on=True, only_over=read)
+        except MovedOn:
+            log.info("%s: the store's token changed while its held token was being saved; looked at again next",
+                     account.id)
+            return None
         self.forget(account.id)
         self.saved.append((account.id, account.name, held.rescue))
         log.warning("%s %s: the held token is now saved in the store", account.id, account.name)

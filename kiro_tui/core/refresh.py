@@ -461,34 +461,43 @@ class Refresher:
 
     async def commit_held(self, force: bool = False) -> None:
         """Try again to commit every held token (backoff unless `force`) under its account's lock.
-        An account being refreshed is left to that refresh, which spends the held token and
-        commits its successor (a commit of the held one queued behind would overwrite it with a
-        spent token), or, abandoned at a stop, leaves the rescue copy for the next start."""
+        An account whose refresh call is out is left to that refresh, which spends the held token
+        and commits its successor (a commit of the held one queued behind would overwrite it with
+        a spent token), or, abandoned at a stop, leaves the rescue copy for the next start. Forced
+        (start, stop), one still waiting for a network slot is not waited for: nothing of it can
+        be committed before this (and a stop's never starts)."""
         for account_id, held in list(self.held.items()):
             lock = self._account_lock(account_id)
-            if lock.locked() or not force and held.next_try is not None and held.next_try > self.clock.now():
+            if account_id in self.started or not force and (
+                    lock.locked() or held.next_try is not None and held.next_try > self.clock.now()):
+                continue
+            if lock.locked():
+                await self._commit_one_held(account_id, held)
                 continue
             async with lock:
-                if self.held.get(account_id) is held:  # (else a refresh meanwhile committed or replaced it)
-                    await self._commit_one_held(account_id, held)
+                await self._commit_one_held(account_id, held)
 
     async def _commit_one_held(self, account_id: str, held: HeldToken) -> None:
+        if self.held.get(account_id) is not held:  # a refresh meanwhile committed or replaced it
+            return
         now = self.clock.now()
         try:
             account = self.store.get(account_id)
-        except StoreError as exc:
+            if account is not None and self.holding.live(account) is None:
+                return
+        except (StoreError, sqlite3.Error) as exc:
             self._held_retry_later(held, now, str(exc))
             return
         if account is None:  # removed meanwhile: nothing to keep it for
             self.holding.forget(account_id)
-            return
-        if self.holding.live(account) is None:
             return
         before = account.status(now, self.settings.window)
         try:
             places = await self.holding.commit(account, held, now, self.places)
         except StoreError as exc:
             self._held_retry_later(held, now, f"the store is not writable: {getattr(exc, 'reason', exc)}")
+            return
+        if places is None:  # another process wrote the row meanwhile: the next pass looks again
             return
         self._store_ok()
         await self.places.write_places(account, places)
@@ -515,9 +524,10 @@ class Refresher:
         now = self.clock.now()
         before = account.status(now, self.settings.window, refreshing=True)
         stored = self.holding.stored_print(account)
-        if exc.classification is ErrorClass.NEEDS_LOGIN and self.holding.is_held(account):
-            self.holding.forget(account.id)  # the service says the held token is dead: nothing to keep
-        retry_in = judge_failure(account, exc, now, self.backoff, self.rng)
+        dead_held = exc.classification is ErrorClass.NEEDS_LOGIN and self.holding.is_held(account)
+        if dead_held:  # the service says the held token is dead: nothing to keep; the stored one is spent
+            self.holding.forget(account.id)
+        retry_in = judge_failure(account, exc, now, self.backoff, self.rng, stored if dead_held else None)
         changes = dict(health=account.health, last_error=account.last_error, extra=dict(account.extra),
                        consecutive_failures=account.consecutive_failures, next_refresh_at=account.next_refresh_at)
         entry = RefreshLogEntry(account.id, now, Outcome.FAILED, exc.classification.value, duration, exc.status,

@@ -93,10 +93,11 @@ class Backoff:
 
 
 def judge_failure(account: Account, exc: ServiceError, now: datetime, backoff: Backoff,
-                  rng: random.Random) -> float | None:
+                  rng: random.Random, dead_print: str | None = None) -> float | None:
     """Set on `account` what the failed call says of it: retrying (backed off), suspended, or
-    needing a login (a permanent flag, only when the service said so). Returns the seconds to
-    the next try, or None when only a person can fix it."""
+    needing a login (a permanent flag, only when the service said so; `dead_print`: the stored
+    token to mark dead, see `mark_refresh_token_dead`). Returns the seconds to the next try, or
+    None when only a person can fix it."""
     account.consecutive_failures += 1
     if exc.classification in (ErrorClass.TRANSIENT, ErrorClass.QUOTA):
         retry_in = backoff.delay(account.consecutive_failures, rng)
@@ -110,5 +111,5 @@ def judge_failure(account: Account, exc: ServiceError, now: datetime, backoff: B
         return None
     account.health, account.last_error, account.next_refresh_at = Health.NEEDS_LOGIN, needs_login_text(exc), None
     if exc.classification is ErrorClass.NEEDS_LOGIN:
-        mark_refresh_token_dead(account)
+        mark_refresh_token_dead(account, dead_print)
     return None

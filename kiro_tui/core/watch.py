@@ -194,12 +194,14 @@ class Watcher:
         assert engine.refresher is not None
         if engine.refresher.held:
             ids = set(engine.refresher.held)
-            await engine.refresher.commit_held()
-            done = ids - set(engine.refresher.held)
-            if done:
+            try:
+                await engine.refresher.commit_held()
+            finally:  # (what was saved before a failure is rescheduled all the same)
+                done = ids - set(engine.refresher.held)
                 assert engine.scheduler is not None  # (built by start, with the refresher)
                 for account_id in done:  # due by the stored token now (one that needed a login was off the schedule)
                     engine.scheduler.schedule(account_id)
+            if done:
                 engine.tell_saved_held()
                 engine._emit(AccountsChanged(frozenset(done)))
 
