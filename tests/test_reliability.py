@@ -454,6 +454,7 @@ async def test_a_stop_saves_a_held_token_whose_refresh_waits_for_a_slot(rig: Rig
     waiting = asyncio.create_task(engine.refresh_now([held_id]))
     for _ in range(20):  # it takes its lock and lease, then waits for the only slot
         await asyncio.sleep(0)
+    assert engine.refresher._account_lock(held_id).locked() and held_id not in engine.refresher.started
     left = await engine.stop(timeout=0.2)
     assert left == [busy_id]
     assert engine.refresher.held == {}

@@ -171,7 +171,8 @@ class HeldTokens:
             log.info("%s: the store's token changed while its held token was being saved; looked at again next",
                      account.id)
             return None
-        self.forget(account.id)
+        if self.tokens.get(account.id) is held:  # (not one held since, while this commit waited)
+            self.forget(account.id)
         self.saved.append((account.id, account.name, held.rescue))
         log.warning("%s %s: the held token is now saved in the store", account.id, account.name)
         return places

@@ -494,7 +494,7 @@ class Refresher:
         before = account.status(now, self.settings.window)
         try:
             places = await self.holding.commit(account, held, now, self.places)
-        except StoreError as exc:
+        except (StoreError, sqlite3.Error) as exc:
             self._held_retry_later(held, now, f"the store is not writable: {getattr(exc, 'reason', exc)}")
             return
         if places is None:  # another process wrote the row meanwhile: the next pass looks again
