@@ -159,7 +159,7 @@ class HeldTokens:
         forget it and its copies; returns the places to write it into, or None when the row has
         moved on since it was read (another process: the next try looks again). Raises
         StoreError when the store still will not take it."""
-        read = fingerprint(account.refresh_token) if account.refresh_token else None
+        read = fingerprint(account.refresh_token)
         account.access_token, account.refresh_token, account.expires_at = (
             held.access_token, held.refresh_token, held.expires_at)
         account.health, account.last_error, account.consecutive_failures = Health.OK, None, 0
@@ -240,7 +240,7 @@ class HeldTokens:
         it: when the account's token is the held one, the token it replaced."""
         if self.is_held(account):
             return self.tokens[account.id].spent
-        return fingerprint(account.refresh_token) if account.refresh_token else None
+        return fingerprint(account.refresh_token)
 
     def live(self, account: Account) -> HeldToken | None:
         """The held token, unless the store has it already or has gone past it: a rescue older
@@ -249,7 +249,7 @@ class HeldTokens:
         held = self.tokens.get(account.id)
         if held is None:
             return None
-        stored = fingerprint(account.refresh_token) if account.refresh_token else None
+        stored = fingerprint(account.refresh_token)
         if stored is None or stored == held.spent:
             return held
         mine = fingerprint(held.refresh_token)

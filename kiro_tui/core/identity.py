@@ -160,8 +160,9 @@ def mark_refresh_token_dead(account: Account, token_print: str | None = None) ->
     """Remember (by a short hash) which refresh token the service rejected, so re-importing
     that same token does not clear the needs-login flag, while a new login does. `token_print`:
     the stored token's, when the one rejected was only held in memory (the stored one is spent)."""
-    if token_print or account.refresh_token:
-        account.extra[DEAD_TOKEN_MARK] = token_print or fingerprint(account.refresh_token)
+    dead = token_print or fingerprint(account.refresh_token)
+    if dead:
+        account.extra[DEAD_TOKEN_MARK] = dead
 
 
 def is_dead_refresh_token(account: Account) -> bool:

@@ -535,7 +535,10 @@ class Refresher:
 
         def record(tx: sqlite3.Connection) -> bool:
             self.store.log_refresh(tx, entry)
-            return self.store.update_if_holding(account.id, stored, tx, **changes)
+            if not self.store.holds_print(tx, account.id, stored):
+                return False
+            self.store.update(account.id, tx, **changes)
+            return True
 
         try:
             recorded = await self.store.writer.run(record)

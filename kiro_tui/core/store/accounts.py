@@ -154,19 +154,11 @@ class AccountRows(StoreFile):
             tx.execute(sql, params)
             self.add_lineage(tx, account_id, tokens)
 
-    def update_if_holding(self, account_id: str, token_print: str | None, conn: sqlite3.Connection,
-                          **changes: object) -> bool:
-        """`update` inside `conn`'s transaction, only while the row still holds the refresh token
-        with this fingerprint (compare-and-swap); whether it did."""
-        if not self.holds_print(conn, account_id, token_print):
-            return False
-        self.update(account_id, conn, **changes)
-        return True
-
     def holds_print(self, conn: sqlite3.Connection, account_id: str, token_print: str | None) -> bool:
-        """Whether the row exists and holds the refresh token with this fingerprint (None: none)."""
+        """Whether the row exists and holds the refresh token with this fingerprint (None: none),
+        read in `conn`'s transaction: the compare of a compare-and-swap written in it."""
         row = conn.execute("SELECT refresh_token FROM accounts WHERE id = ?", (account_id,)).fetchone()
-        return row is not None and (fingerprint(row[0]) if row[0] else None) == token_print
+        return row is not None and fingerprint(row[0]) == token_print
 
     def set_mode(self, account: Account, mode: Mode) -> None:
         """Change how an account coexists with the place it came from (see docs/accounts-and-modes.md)."""
