@@ -233,3 +233,25 @@ def test_a_reopened_store_gets_what_the_writer_had_queued_for_the_old_file(tmp_p
         assert store.get(account.id).refresh_token == "aorNEWTOKEN"  # type: ignore[union-attr]
     with sqlite3.connect(path) as conn:  # the file now at the path, as the next process reads it
         assert conn.execute("SELECT refresh_token FROM accounts").fetchall() == [("aorNEWTOKEN",)]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads the open files from /proc")
+def test_a_groups_savepoints_make_no_scratch_file(store: AccountStore) -> None:
+    """Savepoints past 64 KiB used to spill into a file SQLite creates and deletes in /var/tmp:
+    an inode and a syscall round inside the wait of every token in the group."""
+    def scratch_files(tx: sqlite3.Connection) -> list[str]:  # (open until the transaction ends)
+        targets = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                targets.append(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:  # the listing's own descriptor, closed by now
+                continue
+        return [target for target in targets if "etilqs" in target]  # SQLite's temporary files
+
+    blocker = Blocker(store)
+    big = [store.writer.submit(put(f"k{n}", size=200_000)) for n in range(3)]
+    updates = store.writer.submit(lambda tx: tx.execute("UPDATE preferences SET value = value || 'y'").rowcount)
+    probe = store.writer.submit(scratch_files)
+    blocker.go.set()
+    assert updates.result(10) >= 3 and [future.result(10) for future in big] == ["k0", "k1", "k2"]
+    assert probe.result(10) == []

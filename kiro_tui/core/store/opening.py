@@ -24,6 +24,9 @@ log = logging.getLogger("kiro_tui.store")
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+TEMP_STORE = "MEMORY"
+"""Where SQLite keeps a transaction's scratch (the writer's savepoints spill past 64 KiB): in
+memory, not a file created and deleted in /var/tmp at a group commit, inside the token's wait."""
 
 
 def _ensure_private(path: Path, mode: int, fixed: list[str]) -> None:
@@ -225,6 +228,7 @@ class StoreFile:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.execute(f"PRAGMA temp_store={TEMP_STORE}")
         while version < SCHEMA_VERSION:
             with self.transaction():
                 step = MIGRATIONS[version]
@@ -254,6 +258,7 @@ class StoreFile:
         try:
             connection.execute("PRAGMA foreign_keys=ON")
             connection.execute("PRAGMA busy_timeout=10000")
+            connection.execute(f"PRAGMA temp_store={TEMP_STORE}")
         except sqlite3.Error:
             connection.close()
             raise
