@@ -374,6 +374,32 @@ async def test_a_held_token_held_again_still_replaces_the_stored_one(rig: Rig) -
     assert account is not None and account.health is Health.NEEDS_LOGIN
 
 
+@pytest.mark.parametrize("restarted", [False, True], ids=["same-run", "after-a-restart"])
+async def test_saving_a_held_token_keeps_what_its_own_refresh_was_told(rig: Rig, restarted: bool) -> None:
+    """The held token's own refresh failed (a 500: backed off) before the store took it: saving
+    it must keep that verdict and its backoff, not call the account healthy and due at once (a
+    second call straight into the failing service). After a restart (the rescue copy) too."""
+    account_id, _ = await held_account(rig, "held-judged@example.com")
+    held = rig.refresher.held[account_id].refresh_token
+    control(rig.emulator, "faults", {"path": "/refreshToken", "status": 500, "count": 1})
+    failed = await rig.refresher.refresh(account_id, force=True)
+    assert failed.outcome == "failed" and failed.retry_in, failed.message
+    judged = rig.store.get(account_id)
+    assert judged is not None and judged.health is Health.REFRESH_FAILING and judged.next_refresh_at is not None
+    refresher = rig.new_refresher() if restarted else rig.refresher
+    assert refresher.held[account_id].refresh_token == held
+    await refresher.commit_held(force=True)
+    account = rig.store.get(account_id)
+    assert account is not None and account.refresh_token == held and refresher.held == {}
+    assert (account.health, account.last_error, account.consecutive_failures) == (
+        judged.health, judged.last_error, judged.consecutive_failures)
+    assert account.next_refresh_at == judged.next_refresh_at  # the backoff stands
+    scheduler = RefreshScheduler(rig.store, refresher, rig.clock, Settings())
+    scheduler.schedule(account_id)
+    due = scheduler.next_due()
+    assert due is not None and due[0] == judged.next_refresh_at
+
+
 async def test_a_held_token_is_not_saved_over_a_token_another_process_stored(rig: Rig) -> None:
     """Another kiro-tui (which loaded this held token's rescue copy) refreshed the account and
     stored the successor between this one's read of the row and its commit: the commit must

@@ -46,6 +46,9 @@ class HeldToken:
     """Where a copy was verified on disk (a rescue file, or a place in its tool's format)."""
     rescue_failures: list[str] = field(default_factory=list)
     """Why each rescue location tried failed: said when none took it."""
+    judged: bool = False
+    """A refresh with this token failed since, and the store has that verdict (a backoff, a
+    suspension): saving the token keeps it, rather than calling the account healthy and due."""
 
     @property
     def message(self) -> str:
@@ -70,13 +73,13 @@ class HeldToken:
     def to_json(self) -> dict[str, object]:
         return {"account_id": self.account_id, "access_token": self.access_token,
                 "refresh_token": self.refresh_token, "expires_at": format_timestamp(self.expires_at),
-                "spent": self.spent, "since": format_timestamp(self.since)}
+                "spent": self.spent, "since": format_timestamp(self.since), "judged": self.judged}
 
     @classmethod
     def from_json(cls, data: dict[str, object], reason: str) -> HeldToken:
         return cls(str(data["account_id"]), str(data["access_token"]), str(data["refresh_token"]),
                    parse_timestamp(data["expires_at"]), str(data["spent"]) if data.get("spent") else None, reason,
-                   parse_timestamp(data["since"]))
+                   parse_timestamp(data["since"]), judged=data.get("judged") is True)
 
 
 def rescue_dir(store: AccountStore) -> Path:
@@ -94,7 +97,8 @@ class MovedOn(Exception):
 async def commit_new_token(store: AccountStore, sync: PlaceSync, account: Account, *, replaced: str | None,
                            lineage: list[str | None], refreshed_at: datetime, now: datetime,
                            places: list[Place] | None, moved_on: bool, entry: RefreshLogEntry | None = None,
-                           profile_arn: str | None = None, only_over: str | None = ANY_TOKEN) -> list[Place]:
+                           profile_arn: str | None = None, only_over: str | None = ANY_TOKEN,
+                           keep_verdict: bool = False) -> list[Place]:
     """The one transaction that stores a new token (a refresh's answer, or a held token later):
     the account's token and health, its lineage, every place to write marked pending (from the
     token `replaced`, by fingerprint; `places`, or None: every place to write, read in this
@@ -105,11 +109,13 @@ async def commit_new_token(store: AccountStore, sync: PlaceSync, account: Accoun
     caller is answered only once it is done, even if cancelled meanwhile. (The places are read
     there, not on the event loop: after the writer's commits the loop's connection reads them
     from a cold cache, and this is between a refresh's answer and its network slot's return.)
-    `only_over`: the fingerprint of the token the row must still hold, else MovedOn."""
+    `only_over`: the fingerprint of the token the row must still hold, else MovedOn.
+    `keep_verdict`: the row's health, error and next try stay (`HeldToken.judged`)."""
     changes: dict[str, object] = dict(
         access_token=account.access_token, refresh_token=account.refresh_token, expires_at=account.expires_at,
-        health=Health.OK, last_error=None, consecutive_failures=0, next_refresh_at=None,
         last_refresh_at=refreshed_at)
+    if not keep_verdict:
+        changes.update(health=Health.OK, last_error=None, consecutive_failures=0, next_refresh_at=None)
     if profile_arn:
         changes["profile_arn"] = profile_arn
     def commit(tx: sqlite3.Connection) -> list[Place]:
@@ -162,11 +168,13 @@ class HeldTokens:
         read = fingerprint(account.refresh_token)
         account.access_token, account.refresh_token, account.expires_at = (
             held.access_token, held.refresh_token, held.expires_at)
-        account.health, account.last_error, account.consecutive_failures = Health.OK, None, 0
+        if not held.judged:
+            account.health, account.last_error, account.consecutive_failures = Health.OK, None, 0
+            account.next_refresh_at = None
         try:
             places = await commit_new_token(self.store, sync, account, replaced=held.spent,
                                             lineage=[held.refresh_token], refreshed_at=held.since, now=now,
-                                            places=None, moved_on=True, only_over=read)
+                                            places=None, moved_on=True, only_over=read, keep_verdict=held.judged)
         except MovedOn:
             log.info("%s: the store's token changed while its held token was being saved; looked at again next",
                      account.id)
@@ -229,6 +237,19 @@ class HeldTokens:
         for stuck in rescue.remove(self.store.path, account_id):
             log.error("%s: the rescue copy %s could not be removed; it is never used again, as the store "
                       "has gone past it", account_id, stuck)
+
+    def judged(self, account: Account) -> None:
+        """A failure of the refresh of `account`'s token is now stored: if that token is the held
+        one, saving it later keeps the verdict (`HeldToken.judged`), and so does its rescue copy."""
+        held = self.tokens.get(account.id)
+        if held is None or held.judged or account.refresh_token != held.refresh_token:
+            return
+        held.judged = True
+        if held.rescue is not None and rescue.is_copy(self.store.path, Path(held.rescue)):
+            try:
+                rescue.rewrite(Path(held.rescue), self.store.path, held.to_json())
+            except OSError as exc:  # the copy still holds the token: only the verdict is lost at a restart
+                log.warning("%s: the rescue copy %s could not be updated: %s", account.id, held.rescue, exc)
 
     def is_held(self, account: Account) -> bool:
         """Whether the account's token (as a refresh holds it) is the one held here."""

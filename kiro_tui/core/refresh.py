@@ -546,7 +546,9 @@ class Refresher:
             return self._unrecorded_failure(account.id, f"{exc.message}; and the store is not writable: {store_exc}",
                                             account)
         message = account.last_error
-        if not recorded:  # (its retry stays as judged: a transient failure is backed off all the same)
+        if recorded:
+            self.holding.judged(account)  # (when it was the held token's own refresh: saving it keeps this)
+        else:  # (its retry stays as judged: a transient failure is backed off all the same)
             message = (f"{exc.message}; not held against the account: it holds another token since the call "
                        "went out (a login, an import, another kiro-tui)")
             try:

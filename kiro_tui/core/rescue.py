@@ -92,6 +92,16 @@ def save(store_path: Path, account_id: str, data: dict[str, object]) -> tuple[Pa
     return None, failures
 
 
+def rewrite(path: Path, store_path: Path, data: dict[str, object]) -> None:
+    """Replace the copy at `path` (one `save` wrote), verified as `save` does. Raises OSError."""
+    write_verified(path.parent, path.name, {**data, "store": str(store_path)})
+
+
+def is_copy(store_path: Path, path: Path) -> bool:
+    """Whether `path` is a rescue copy of this store's (not a tool's file a token was rescued into)."""
+    return path.parent in folders(store_path)
+
+
 def load(store_path: Path) -> list[tuple[Path, dict[str, object] | None, str | None]]:
     """Every rescue copy of this store's tokens: (path, data, None), or (path, None, why) for one
     that cannot be read (it is left where it is)."""
