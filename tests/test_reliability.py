@@ -400,6 +400,21 @@ async def test_saving_a_held_token_keeps_what_its_own_refresh_was_told(rig: Rig,
     assert due is not None and due[0] == judged.next_refresh_at
 
 
+async def test_a_held_token_saved_after_its_refresh_failed_clears_another_process_verdict(rig: Rig) -> None:
+    """After the held token's own refresh failed, another kiro-tui (started before the hold, so
+    without the rescue copy) spends the stored token, already rotated, and records NEEDS LOGIN:
+    that verdict is the spent token's, so saving the live held token clears it (found in review)."""
+    account_id, _ = await held_account(rig, "judged-then-other@example.com")
+    control(rig.emulator, "faults", {"path": "/refreshToken", "status": 500, "count": 1})
+    assert (await rig.refresher.refresh(account_id, force=True)).outcome == "failed"
+    rig.store.update(account_id, health=Health.NEEDS_LOGIN, last_error="refresh token invalid")
+    held = rig.refresher.held[account_id].refresh_token
+    await rig.refresher.commit_held(force=True)
+    account = rig.store.get(account_id)
+    assert account is not None and account.refresh_token == held
+    assert (account.health, account.last_error, account.next_refresh_at) == (Health.OK, None, None)
+
+
 async def test_a_held_token_is_not_saved_over_a_token_another_process_stored(rig: Rig) -> None:
     """Another kiro-tui (which loaded this held token's rescue copy) refreshed the account and
     stored the successor between this one's read of the row and its commit: the commit must

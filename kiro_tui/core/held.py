@@ -46,9 +46,10 @@ class HeldToken:
     """Where a copy was verified on disk (a rescue file, or a place in its tool's format)."""
     rescue_failures: list[str] = field(default_factory=list)
     """Why each rescue location tried failed: said when none took it."""
-    judged: bool = False
-    """A refresh with this token failed since, and the store has that verdict (a backoff, a
-    suspension): saving the token keeps it, rather than calling the account healthy and due."""
+    judged: tuple[str, str | None] | None = None
+    """(health, error) a failed refresh with this token stored since (a backoff, a suspension):
+    saving the token keeps the row's verdict while it is still that one, rather than calling the
+    account healthy and due; any other (another process's, about the spent token) is cleared."""
 
     @property
     def message(self) -> str:
@@ -73,13 +74,22 @@ class HeldToken:
     def to_json(self) -> dict[str, object]:
         return {"account_id": self.account_id, "access_token": self.access_token,
                 "refresh_token": self.refresh_token, "expires_at": format_timestamp(self.expires_at),
-                "spent": self.spent, "since": format_timestamp(self.since), "judged": self.judged}
+                "spent": self.spent, "since": format_timestamp(self.since),
+                "judged": list(self.judged) if self.judged else None}
 
     @classmethod
     def from_json(cls, data: dict[str, object], reason: str) -> HeldToken:
         return cls(str(data["account_id"]), str(data["access_token"]), str(data["refresh_token"]),
                    parse_timestamp(data["expires_at"]), str(data["spent"]) if data.get("spent") else None, reason,
-                   parse_timestamp(data["since"]), judged=data.get("judged") is True)
+                   parse_timestamp(data["since"]), judged=verdict(data.get("judged")))
+
+
+def verdict(data: object) -> tuple[str, str | None] | None:
+    """`HeldToken.judged` as its rescue copy has it (none from a copy that predates it)."""
+    if isinstance(data, list) and len(data) == 2 and isinstance(data[0], str) and (
+            data[1] is None or isinstance(data[1], str)):
+        return data[0], data[1]
+    return None
 
 
 def rescue_dir(store: AccountStore) -> Path:
@@ -168,13 +178,14 @@ class HeldTokens:
         read = fingerprint(account.refresh_token)
         account.access_token, account.refresh_token, account.expires_at = (
             held.access_token, held.refresh_token, held.expires_at)
-        if not held.judged:
+        keep = held.judged is not None and held.judged == (account.health.value, account.last_error)
+        if not keep:
             account.health, account.last_error, account.consecutive_failures = Health.OK, None, 0
             account.next_refresh_at = None
         try:
             places = await commit_new_token(self.store, sync, account, replaced=held.spent,
                                             lineage=[held.refresh_token], refreshed_at=held.since, now=now,
-                                            places=None, moved_on=True, only_over=read, keep_verdict=held.judged)
+                                            places=None, moved_on=True, only_over=read, keep_verdict=keep)
         except MovedOn:
             log.info("%s: the store's token changed while its held token was being saved; looked at again next",
                      account.id)
@@ -240,11 +251,11 @@ class HeldTokens:
 
     def judged(self, account: Account) -> None:
         """A failure of the refresh of `account`'s token is now stored: if that token is the held
-        one, saving it later keeps the verdict (`HeldToken.judged`), and so does its rescue copy."""
+        one, remember the verdict (`HeldToken.judged`), in its rescue copy too."""
         held = self.tokens.get(account.id)
-        if held is None or held.judged or account.refresh_token != held.refresh_token:
+        if held is None or account.refresh_token != held.refresh_token:
             return
-        held.judged = True
+        held.judged = (account.health.value, account.last_error)
         if held.rescue is not None and rescue.is_copy(self.store.path, Path(held.rescue)):
             try:
                 rescue.rewrite(Path(held.rescue), self.store.path, held.to_json())
