@@ -107,8 +107,7 @@ class MovedOn(Exception):
 async def commit_new_token(store: AccountStore, sync: PlaceSync, account: Account, *, replaced: str | None,
                            lineage: list[str | None], refreshed_at: datetime, now: datetime,
                            places: list[Place] | None, moved_on: bool, entry: RefreshLogEntry | None = None,
-                           profile_arn: str | None = None, only_over: str | None = ANY_TOKEN,
-                           keep_verdict: bool = False) -> list[Place]:
+                           profile_arn: str | None = None, only_over: str | None = ANY_TOKEN) -> list[Place]:
     """The one transaction that stores a new token (a refresh's answer, or a held token later):
     the account's token and health, its lineage, every place to write marked pending (from the
     token `replaced`, by fingerprint; `places`, or None: every place to write, read in this
@@ -119,13 +118,12 @@ async def commit_new_token(store: AccountStore, sync: PlaceSync, account: Accoun
     caller is answered only once it is done, even if cancelled meanwhile. (The places are read
     there, not on the event loop: after the writer's commits the loop's connection reads them
     from a cold cache, and this is between a refresh's answer and its network slot's return.)
-    `only_over`: the fingerprint of the token the row must still hold, else MovedOn.
-    `keep_verdict`: the row's health, error and next try stay (`HeldToken.judged`)."""
+    `only_over`: the fingerprint of the token the row must still hold, else MovedOn. The health,
+    error, failure count and next try stored are the account's as the caller set them."""
     changes: dict[str, object] = dict(
         access_token=account.access_token, refresh_token=account.refresh_token, expires_at=account.expires_at,
-        last_refresh_at=refreshed_at)
-    if not keep_verdict:
-        changes.update(health=Health.OK, last_error=None, consecutive_failures=0, next_refresh_at=None)
+        health=account.health, last_error=account.last_error, consecutive_failures=account.consecutive_failures,
+        next_refresh_at=account.next_refresh_at, last_refresh_at=refreshed_at)
     if profile_arn:
         changes["profile_arn"] = profile_arn
     def commit(tx: sqlite3.Connection) -> list[Place]:
@@ -178,14 +176,13 @@ class HeldTokens:
         read = fingerprint(account.refresh_token)
         account.access_token, account.refresh_token, account.expires_at = (
             held.access_token, held.refresh_token, held.expires_at)
-        keep = held.judged is not None and held.judged == (account.health.value, account.last_error)
-        if not keep:
+        if held.judged != (account.health.value, account.last_error):  # (else its own refresh's verdict stays)
             account.health, account.last_error, account.consecutive_failures = Health.OK, None, 0
             account.next_refresh_at = None
         try:
             places = await commit_new_token(self.store, sync, account, replaced=held.spent,
                                             lineage=[held.refresh_token], refreshed_at=held.since, now=now,
-                                            places=None, moved_on=True, only_over=read, keep_verdict=keep)
+                                            places=None, moved_on=True, only_over=read)
         except MovedOn:
             log.info("%s: the store's token changed while its held token was being saved; looked at again next",
                      account.id)
