@@ -29,6 +29,13 @@ TEMP_STORE = "MEMORY"
 memory, not a file created and deleted in /var/tmp at a group commit, inside the token's wait."""
 
 
+def configure(connection: sqlite3.Connection) -> None:
+    """What every connection to the store is set to (they are per connection, not in the file)."""
+    connection.execute("PRAGMA foreign_keys=ON")
+    connection.execute("PRAGMA busy_timeout=10000")
+    connection.execute(f"PRAGMA temp_store={TEMP_STORE}")
+
+
 def _ensure_private(path: Path, mode: int, fixed: list[str]) -> None:
     """Tighten permissions that are looser than `mode` (never loosen them), and say so."""
     current = stat.S_IMODE(path.stat().st_mode)
@@ -226,9 +233,7 @@ class StoreFile:
         if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.execute(f"PRAGMA temp_store={TEMP_STORE}")
+        configure(self._db)
         while version < SCHEMA_VERSION:
             with self.transaction():
                 step = MIGRATIONS[version]
@@ -256,9 +261,7 @@ class StoreFile:
     def _writer_connection(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
         try:
-            connection.execute("PRAGMA foreign_keys=ON")
-            connection.execute("PRAGMA busy_timeout=10000")
-            connection.execute(f"PRAGMA temp_store={TEMP_STORE}")
+            configure(connection)
         except sqlite3.Error:
             connection.close()
             raise
