@@ -9,13 +9,16 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sqlite3
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests import test_exits
+from tests.support.run import run_cli
 from tests.test_exits import Terminal, TuiSession, World, _stop_cli, assert_quiet, wait_until
 
 world = test_exits.world  # the fixture: an emulator that can hold requests, kiro-cli, the store
@@ -159,3 +162,65 @@ def test_a_second_signal_abandons_by_name_wherever_it_lands(world: World, lands:
     finally:
         gate.released.set()
     assert thread._stopped.is_set()  # the engine's thread ended: nothing left running behind the exit
+
+
+# ------------------------------------------------------------------ the place writes' process
+
+
+def _place_workers_of(home: Path) -> list[int]:
+    """The place writer processes started for this test's kiro-tui (by its folders), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if b"place_worker" in (entry / "cmdline").read_bytes() and \
+                    str(home).encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("way", ["ctrl+c", "SIGTERM", "hangup"])
+def test_a_stop_during_a_burst_of_place_writes_in_their_process_keeps_every_place(world: World, tmp_path: Path,
+                                                                                   way: str) -> None:
+    """Eight logins, each in CLIProxyAPI's folder (sync mode: each refresh writes its file back),
+    refreshed at once against a slow service: their place writes come together and move to the
+    place writer process. Stopped each way while the answers are still to come, kiro-tui waits
+    for them, their places are written (the process ignores the terminal's signals: the stop is
+    kiro-tui's to make), and no process is left behind."""
+    from kiro_tui.core.places import place_format
+    from tests.support.places import login_of, write_cliproxy
+
+    folder = tmp_path / "cliproxy"
+    for n in range(8):
+        write_cliproxy(folder, login_of(world.emulator.seed(kind="social", email=f"burst{n}@example.com",
+                                                            expires_in=300)))
+    assert run_cli(world.exe, "import", "--from", "cliproxy", "--path", str(folder), env=world.env).code == 0
+    ids = [row["id"] for row in run_cli(world.exe, "list", "--json").json()]
+    assert len(ids) == 8
+    gate = world.hold()
+    term = Terminal([world.exe, "refresh", "--all"], world.env)
+    try:
+        assert gate.arrived.wait(60), "the refresh never reached the emulator"
+        time.sleep(0.3)  # the others' requests arrive at the gate too
+        _stop_cli(term, way)
+        world.log_says("stopping: waiting for ")
+        gate.release()
+        code = term.end()
+    finally:
+        term.kill()
+    assert code == 130, term.text
+    assert_quiet(term.text)
+    world.log_says("place writes moved to a process of their own", timeout=5)  # else this proved nothing
+    wait_until(lambda: not _place_workers_of(world.home), "the place writer process to end", timeout=15)
+    assert world.leases() == []
+    with sqlite3.connect(world.store) as conn:
+        rows = conn.execute("SELECT a.refresh_token, p.path, p.entry, p.state FROM accounts a "
+                            "JOIN places p ON p.account_id = a.id").fetchall()
+    assert len(rows) == 8
+    for stored, path, entry, state in rows:
+        assert state == "in-sync", (path, state)
+        login = place_format("cliproxy").read_entry(Path(path), entry, datetime.now(UTC))
+        assert login is not None and login.refresh_token == stored, path
+    spent = world.spend_every_token()
+    assert spent == {i: ("refreshed", "fresh") for i in ids}, spent  # every token still alive

@@ -16,15 +16,25 @@ slow disk or a burst the threads cannot keep up with holds the others back for t
 most, and they go on in parallel as before. One second, not less: in that benchmark, with the
 lane's one thread of then, jobs waited 150-250 ms for their turn, and at 0.25 s most of one
 run's went beside the lane (1.48).
+
+A burst moves to a process of its own (core/place_worker.py): a job that finds every thread
+busy starts it, and from then on jobs run there, `WRITERS` at a time, until it has been idle a
+minute. Their Python then no longer takes the interpreter lock from the loop (see there for
+the figures). A job that cannot go there (not picklable, no process on this platform, or the
+process could not start) runs on the threads as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
+
+from kiro_tui.core import place_worker
+from kiro_tui.core.place_worker import PlaceWorker
 
 T = TypeVar("T")
 log = logging.getLogger("kiro_tui.places")
@@ -35,12 +45,20 @@ WRITERS = 3
 
 
 class Lane:
-    def __init__(self, name: str, wait: float = LANE_WAIT, writers: int = WRITERS) -> None:
+    def __init__(self, name: str, wait: float = LANE_WAIT, writers: int = WRITERS, *,
+                 separate: bool = True) -> None:
         self.wait = wait
+        self._writers = writers
         self._threads = ThreadPoolExecutor(max_workers=writers, thread_name_prefix=name)
         self._closed = False
         self.beside = 0
         """Jobs that waited `wait` for their turn and ran beside the lane."""
+        self.separate = separate and place_worker.available()
+        """A burst may move to the process of its own (False: the threads only)."""
+        self.worker: PlaceWorker | None = None
+        """That process, while it runs."""
+        self._on_threads = 0
+        self._count_lock = threading.Lock()
 
     async def run(self, job: Callable[[], T]) -> T:
         """`job()` on one of the lane's threads in its turn, or beside them if its turn has not
@@ -48,7 +66,7 @@ class Lane:
         one job to the next without waiting for the event loop to hand it over."""
         if self._closed:  # a write after the engine closed (never expected): done all the same
             return await asyncio.to_thread(job)
-        queued = self._threads.submit(job)
+        queued = self._submit(job)
         answer = asyncio.wrap_future(queued)
         try:
             async with asyncio.timeout(self.wait):
@@ -69,7 +87,37 @@ class Lane:
                         "%d ran beside it so far", self.wait, self.beside)
         return await asyncio.to_thread(job)
 
+    def _submit(self, job: Callable[[], T]) -> Future[T]:
+        """To the process while it runs (or when this job would wait for a thread), else to a
+        thread."""
+        if self.worker is not None and self.worker.winding_down:
+            self.worker = None
+        if self.worker is None and self.separate and self._on_threads >= self._writers:
+            try:
+                self.worker = PlaceWorker(self._writers)
+                log.info("place writes moved to a process of their own (pid %d) for a burst: every thread was busy",
+                         self.worker.pid)
+            except OSError as exc:
+                self.separate = False
+                log.warning("place writes stay on kiro-tui's own threads: their process did not start: %s", exc)
+        if self.worker is not None:
+            sent = self.worker.submit(job)
+            if sent is not None:
+                return sent
+        with self._count_lock:
+            self._on_threads += 1
+        queued = self._threads.submit(job)
+        queued.add_done_callback(self._off_thread)
+        return queued
+
+    def _off_thread(self, _: object) -> None:
+        with self._count_lock:
+            self._on_threads -= 1
+
     def close(self) -> None:
-        """The threads end once the jobs under way are done; a later job runs beside."""
+        """The threads and the process end once the jobs under way are done; a later job runs
+        beside."""
         self._closed = True
         self._threads.shutdown(wait=False)
+        if self.worker is not None:
+            self.worker.close()

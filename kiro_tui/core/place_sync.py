@@ -36,9 +36,10 @@ from kiro_tui.core.lane import Lane
 from kiro_tui.core.masking import fingerprint
 from kiro_tui.core.models import Account, Health, Mode, Outcome, Place, PlaceRole, PlaceState
 from kiro_tui.core.place_reads import LOOK_AGAIN, PlaceReads, is_database
+from kiro_tui.core.place_worker import PlaceWorkerGone
+from kiro_tui.core.place_writes import Written, checked_signature, signature_of, write_files
 from kiro_tui.core.places import PlaceError, PlaceLogin, TokenCopy, WriteOutcome, WriteResult, place_format
-from kiro_tui.core.places._files import folder_syncs_deferred
-from kiro_tui.core.places.base import PlaceSignature, inode_mtime_size, place_signature
+from kiro_tui.core.places.base import PlaceSignature, place_signature
 from kiro_tui.core.store import AccountStore, RefreshLogEntry
 from kiro_tui.core.timefmt import format_timestamp
 
@@ -50,10 +51,6 @@ log = logging.getLogger("kiro_tui.refresh")
 FULL_LOOK_EVERY = 20
 """Watch passes between two looks at every place file, even those in folders where the kernel
 reported nothing (a network file system may not report a change made on another machine)."""
-FILE_LOCKS = 64
-"""Locks the place files are spread over by path (`PlaceSync._file_locks`): a fixed number, so
-10,000 accounts' places cost no more, and the lane's few threads seldom share one by chance."""
-
 
 class PlaceSync:
     """The place work of one refresher: what it reads and writes for an account, and how each
@@ -71,11 +68,6 @@ class PlaceSync:
         """Counts the changes to what the passes saw (`_looked` or `_seen`): while it and the
         places stay the same, a step of the watch pass that compares them finds nothing new."""
         self._looks_lock = threading.Lock()
-        self._file_locks = tuple(threading.Lock() for _ in range(FILE_LOCKS))
-        """One file is written by one lane thread at a time (by its path's lock): two accounts'
-        logins in one database or folder file, written at once, would each see the other's
-        write as a tool's (the signature taken after it), and a database write's own look at
-        how it left the file fails at once on the other's lock."""
         self._in_folder: dict[str, list[str]] = {}
         """The place files by folder, as of the last look at every file."""
         self._files: tuple[tuple[int, int], dict[str, bool]] | None = None
@@ -190,44 +182,24 @@ class PlaceSync:
             log.warning("%s: not writing its places now: its token lineage cannot be read: %s", account.id, exc)
             return []
         reads = self.reads()
-
-        def write(place: Place) -> WriteResult:
-            def belongs(token_print: str | None) -> bool:
-                return may_replace(lineage, place, token_print, copy_print)
-
-            with self._file_locks[hash(place.path) % len(self._file_locks)]:  # (see `_file_locks`)
-                result = place_format(place.kind).write_token(Path(place.path), place.entry, copy, belongs,
-                                                              self.writeback_timeout)
-                if result.outcome is WriteOutcome.WRITTEN:
-                    # Our own write is not a tool's refresh (as it left it: a rewrite since is),
-                    # nor a change for what this pass looked at before it.
-                    self._seen[place.path] = result.written or signature_of(place)
-                    if place.path in self._looked:
-                        self._looked[place.path] = self._seen[place.path]
-                    self.count_change()
-            # It holds this token while it looks as the write left it (written, or found holding
-            # it: a place just linked): known only where the write could tell how it left the
-            # place, and only if nobody changed it since.
-            if (result.state is PlaceState.IN_SYNC and result.written is not None
-                    and checked_signature(place) == result.written):
-                reads.learn(place.address, repr(result.written), copy_print)
-            return result
-
-        def write_all() -> list[WriteResult]:
-            results = []
-            with folder_syncs_deferred():
-                for place in targets:
-                    try:
-                        results.append(write(place))
-                    except Exception as exc:
-                        log.exception("writing %s %s failed unexpectedly", place.kind, place.path)
-                        results.append(WriteResult(WriteOutcome.FAILED, f"{type(exc).__name__}: {exc}"))
-            return results
-
+        job = partial(write_files, targets, copy, lineage, copy_print, self.writeback_timeout)
         # One hop to the writers' lane for all of them, one place after another, their folders
         # synced together at the end: a hop per file, several at once, made the writers' threads
         # and the event loop take the interpreter lock from each other (see `lane`).
-        results = await self.lane.run(write_all) if targets else []
+        try:
+            done = await self.lane.run(job) if targets else []
+        except PlaceWorkerGone as exc:  # the places stay pending: written again at a later pass
+            done = [Written(WriteResult(WriteOutcome.FAILED, str(exc))) for _ in targets]
+        results = []
+        for place, written in zip(targets, done, strict=True):
+            if written.seen is not None:  # our own write: not a tool's change at the next look
+                self._seen[place.path] = written.seen
+                if place.path in self._looked:
+                    self._looked[place.path] = written.seen
+                self.count_change()
+            if written.holds:
+                reads.learn(place.address, repr(written.result.written), copy_print)
+            results.append(written.result)
         for result in results:
             if result.outcome is WriteOutcome.WRITTEN and result.detail:  # e.g. a mode tightened to 0600
                 log.warning("%s %s: %s", account.id, account.name, result.detail)
@@ -449,49 +421,6 @@ class PlaceSync:
                 others = [p for p in self.places_to_write(account) if p.path not in paths]
                 await self.write_places(account, others)
                 return
-
-
-def checked_signature(place: Place) -> PlaceSignature:
-    """`signature_of`, asked so that a network file system cannot answer from its cache: a
-    file is opened and its open descriptor stat-ed (an open revalidates what NFS cached). A
-    database is only stat-ed: closing a descriptor of it that SQLite did not open would drop the
-    POSIX locks SQLite holds on it in this process."""
-    if is_database(place.kind):
-        return signature_of(place)
-    try:
-        fd = os.open(place.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-                     | getattr(os, "O_CLOEXEC", 0))  # (non-blocking: a FIFO put there must not hang it)
-    except OSError:
-        return (None,)
-    try:
-        st = os.fstat(fd)
-    finally:
-        os.close(fd)
-    return (inode_mtime_size(st),)
-
-
-def signature_of(place: Place) -> PlaceSignature:
-    """`place_signature` of a stored place (with its -wal when its kind is a database)."""
-    return place_signature(place.path, is_database(place.kind))
-
-
-def may_replace(lineage: dict[str, int], place: Place, token_print: str | None,
-                writing: str | None = None) -> bool:
-    """The compare-and-swap's rule: a place's token is replaced only when it is the one kiro-tui
-    last wrote (or found) there, or one of the lineage it has not yet seen spent there (newer
-    than that one). An older token of the lineage (a backup restored, a stale copy put there by
-    someone) is not replaced: the place is shown in error instead. Nor is a token newer than
-    the one `writing` (two writes of one account that finished out of order: the later token is
-    never put back to the earlier). `lineage`: the account's, fingerprint to rank
-    (`AccountStore.lineage`)."""
-    if token_print is None or token_print not in lineage:
-        return False
-    if writing is not None and writing in lineage and lineage[token_print] > lineage[writing]:
-        return False
-    if place.written_print is None or token_print == place.written_print:
-        return True
-    last = lineage.get(place.written_print)
-    return last is None or lineage[token_print] >= last
 
 
 def writable(kind: str) -> bool:
