@@ -50,6 +50,16 @@ def machine_ticks() -> list[int] | None:
         return None
 
 
+def process_cpu(pid: int) -> tuple[float, float] | None:
+    """(user, system) seconds a process has used so far, where Linux says."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
+
+
 def file_system(path: Path) -> str:
     """The type of the file system holding `path`, where /proc/mounts says."""
     try:
@@ -75,12 +85,16 @@ async def run(store: AccountStore, url: str, concurrency: int, total: int) -> tu
             await asyncio.sleep(0.01)
         elapsed = time.perf_counter() - started
         cpu_after, ticks_after = os.times(), machine_ticks()
+        worker = refresher.places.lane.worker
+        worker_cpu = process_cpu(worker.pid) if worker is not None else None
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     outcomes = {r.outcome for r in scheduler.results}
     assert outcomes == {"refreshed"}, outcomes
     usage = (f"this process {cpu_after.user - cpu.user:.2f} s user + "
              f"{cpu_after.system - cpu.system:.2f} s system")
+    if worker_cpu is not None:  # (started within the run: all it used is the run's)
+        usage += f"; its place writer process {worker_cpu[0]:.2f} s user + {worker_cpu[1]:.2f} s system"
     if ticks and ticks_after:
         spent = [after - before for before, after in zip(ticks, ticks_after, strict=True)]
         usage += f"; the machine {100 * (1 - (spent[3] + spent[4]) / sum(spent)):.0f} % busy"
