@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from kiro_tui.core import place_worker
 from kiro_tui.core.clock import ManualClock
 from kiro_tui.core.config import Settings
 from kiro_tui.core.engine import Engine
@@ -27,6 +28,11 @@ from kiro_tui.core.store import AccountStore
 from tests.support.engine import account_from_seed, at
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the process runs on POSIX systems only")
+
+
+async def answer(future):  # type: ignore[no-untyped-def]
+    """A job's answer from the process; a wait of more than 30 s is this test's failure, not a hang."""
+    return await asyncio.wait_for(asyncio.wrap_future(future), 30)
 
 
 async def until(condition, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -58,7 +64,7 @@ async def test_what_a_job_logs_in_the_process_reaches_kiro_tuis_log(caplog: pyte
     worker = PlaceWorker(writers=1)
     caplog.set_level(logging.INFO, logger="kiro_tui")
     job = partial(logging.getLogger("kiro_tui.places").warning, "a place says %s", "hello")
-    assert await asyncio.wrap_future(worker.submit(job)) is None  # type: ignore[arg-type]
+    assert await answer(worker.submit(job)) is None
     (record,) = [r for r in caplog.records if r.getMessage() == "a place says hello"]
     assert record.name == "kiro_tui.places" and record.process != os.getpid()
     worker.close()
@@ -70,17 +76,17 @@ async def test_signals_from_the_terminal_do_not_stop_a_write_under_way(tmp_path:
     the process), not a write's to abandon."""
     worker = PlaceWorker(writers=1)
     assert os.getsid(worker.pid) != os.getsid(0)  # not in the terminal's session: Ctrl-C is not sent to it
-    assert await asyncio.wrap_future(worker.submit(partial(os.getpid))) == worker.pid  # type: ignore[arg-type]
+    assert await answer(worker.submit(partial(os.getpid))) == worker.pid
     go = tmp_path / "go"
     job = partial(subprocess.run, ["sh", "-c", f"while [ ! -e '{go}' ]; do sleep 0.02; done; echo done"],
                   capture_output=True, text=True)
-    answer = asyncio.wrap_future(worker.submit(job))  # type: ignore[arg-type]
+    answered = asyncio.ensure_future(answer(worker.submit(job)))
     await until(lambda: worker._sent, "the job sent")
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
         os.kill(worker.pid, sig)
     await asyncio.sleep(0.2)
     go.touch()
-    assert (await answer).stdout == "done\n"
+    assert (await answered).stdout == "done\n"
     assert worker._process.poll() is None
     worker.close()
     await until(lambda: worker._process.poll() is not None, "the process ended once closed")
@@ -90,20 +96,71 @@ async def test_signals_from_the_terminal_do_not_stop_a_write_under_way(tmp_path:
 async def test_a_killed_process_fails_its_jobs_and_the_lane_goes_on_without_it() -> None:
     lane = Lane("test lane", wait=30, writers=1)
     lane.worker = worker = PlaceWorker(writers=1)
+    await until(lambda: worker.ready, "the process ready")
     os.kill(worker.pid, signal.SIGSTOP)  # the job is sent and never answered
-    answer = asyncio.ensure_future(lane.run(partial(os.getpid)))
+    running = asyncio.ensure_future(lane.run(partial(os.getpid)))
     await until(lambda: worker._sent, "the job sent")
     os.kill(worker.pid, signal.SIGKILL)
     with pytest.raises(PlaceWorkerGone, match="stopped"):
-        await answer
+        await running
     assert worker.winding_down
     assert await lane.run(partial(os.getpid)) == os.getpid()  # on a thread: nobody waits for one
     lane.close()
 
 
+async def test_a_job_waiting_for_its_turn_at_the_process_runs_beside_and_never_there(tmp_path: Path) -> None:
+    """As on the threads (core/lane.py): a place its tool keeps locked holds the others back for
+    `wait` at most; the job taken back from the process's queue is never made there too."""
+    lane = Lane("test lane", wait=0.2, writers=1)
+    lane.worker = worker = PlaceWorker(writers=1)
+    go = tmp_path / "go"
+    stuck = asyncio.ensure_future(lane.run(partial(subprocess.run, ["sh", "-c", f"while [ ! -e '{go}' ]; do "
+                                                                    "sleep 0.02; done"])))
+    await until(lambda: worker._sent, "the stuck job sent")
+    assert await lane.run(partial(os.getpid)) == os.getpid()  # beside, here
+    assert lane.beside == 1
+    go.touch()
+    assert (await stuck).returncode == 0
+    assert worker.answered == 1  # the stuck one only
+    lane.close()
+
+
+async def test_an_answer_that_cannot_be_sent_back_is_a_failure_not_a_wait(caplog: pytest.LogCaptureFixture) -> None:
+    worker = PlaceWorker(writers=1)
+    with pytest.raises(PlaceWorkerGone, match="could not be sent"):
+        await answer(worker.submit(partial(threading.Lock)))
+    assert await answer(worker.submit(partial(os.getpid))) == worker.pid
+    worker.close()
+
+
+async def test_a_process_that_cannot_start_leaves_the_writes_to_the_threads(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """E.g. a Python that cannot import kiro-tui: the jobs it never took run on kiro-tui's own
+    threads, and no later burst tries again."""
+    monkeypatch.setattr(place_worker, "_CHILD", "import sys; sys.exit(3)")
+    lane = Lane("test lane", wait=30, writers=1)
+    lane.worker = PlaceWorker(writers=1)
+    assert await lane.run(partial(os.getpid)) == os.getpid()
+    assert not lane.separate
+    assert "place writer process did not start (exit code 3)" in caplog.text
+    lane.close()
+
+
+async def test_the_folder_kiro_tui_was_started_in_is_not_searched_for_modules(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `signal.py` in an untrusted folder someone runs kiro-tui from never runs in the process
+    that is handed the tokens."""
+    (tmp_path / "signal.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').close()\n")
+    monkeypatch.chdir(tmp_path)
+    worker = PlaceWorker(writers=1)
+    assert await answer(worker.submit(partial(os.getpid))) == worker.pid
+    assert not (tmp_path / "ran").exists()
+    worker.close()
+
+
 async def test_the_process_ends_when_idle_and_comes_back_for_the_next_burst() -> None:
     worker = PlaceWorker(writers=1, idle_exit=0.1)
-    assert await asyncio.wrap_future(worker.submit(partial(os.getpid))) == worker.pid  # type: ignore[arg-type]
+    assert await answer(worker.submit(partial(os.getpid))) == worker.pid
     await until(lambda: worker._process.poll() is not None, "the idle process ended")
     assert worker.winding_down and worker._process.returncode == 0
     assert worker.submit(partial(os.getpid)) is None  # the lane starts another
@@ -156,6 +213,7 @@ async def test_places_a_killed_process_was_writing_stay_pending_and_are_written_
         await engine.link(account_id, kind, tmp_path / name)
     sync = engine.refresher.places
     sync.lane.worker = worker = PlaceWorker(writers=3)
+    await until(lambda: worker.ready, "the process ready")
     os.kill(worker.pid, signal.SIGSTOP)
     refresh = asyncio.ensure_future(engine.refresh_now([account_id]))
     await until(lambda: worker._sent, "the place writes sent")

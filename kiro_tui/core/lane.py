@@ -34,7 +34,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from kiro_tui.core import place_worker
-from kiro_tui.core.place_worker import PlaceWorker
+from kiro_tui.core.place_worker import NotRun, PlaceWorker
 
 T = TypeVar("T")
 log = logging.getLogger("kiro_tui.places")
@@ -66,6 +66,14 @@ class Lane:
         one job to the next without waiting for the event loop to hand it over."""
         if self._closed:  # a write after the engine closed (never expected): done all the same
             return await asyncio.to_thread(job)
+        try:
+            return await self._in_turn(job)
+        except NotRun:  # its process never took it (it ended, or could not start): made here instead
+            if self.worker is not None and not self.worker.ready:
+                self.separate = False  # (said in the log by the process's side)
+            return await asyncio.to_thread(job)
+
+    async def _in_turn(self, job: Callable[[], T]) -> T:
         queued = self._submit(job)
         answer = asyncio.wrap_future(queued)
         try:
@@ -97,7 +105,7 @@ class Lane:
                 self.worker = PlaceWorker(self._writers)
                 log.info("place writes moved to a process of their own (pid %d) for a burst: every thread was busy",
                          self.worker.pid)
-            except OSError as exc:
+            except (OSError, RuntimeError) as exc:  # (no process, or no thread to read its answers)
                 self.separate = False
                 log.warning("place writes stay on kiro-tui's own threads: their process did not start: %s", exc)
         if self.worker is not None:

@@ -4,11 +4,11 @@
   refreshed by itself hands over its newer token with no network call (`adopt_newer`). A file
   that looks as it did when it was last found or written holding this token is not read
   (`PlaceReads`, kept by the store).
-- After a commit, an account's places are written one after another on a thread of the place
-  writes' lane (`lane`: a few accounts at once; compare-and-swap on the account's token lineage,
-  `may_replace`; one file written by one thread at a time), their folders fsynced at the end,
-  and their states recorded in one commit; a place that cannot be written now stays pending and
-  is retried.
+- After a commit, an account's places are written one after another in one job of the place
+  writes' lane (`lane`: a few accounts at once, on its threads or, in a burst, in a process of
+  their own; compare-and-swap on the account's token lineage, `place_writes.may_replace`), their
+  folders fsynced at the end; what the job answers is remembered here, and the places' states
+  recorded in one commit; a place that cannot be written now stays pending and is retried.
 - Every watch pass, a place a tool rewrote since the last pass (`place_signature`, one stat)
   is read at once, so a newer token there reaches the other places without waiting for
   kiro-tui's own refresh. Where the kernel tells which folders changed (core/file_events.py),

@@ -47,23 +47,34 @@ _CHILD = ("import signal, sys\n"
           "sys.path.insert(0, sys.argv[3])\n"
           "from kiro_tui.core.place_worker import serve\n"
           "serve(int(sys.argv[1]), int(sys.argv[2]))")
-"""The process's program: signals ignored first of all (see the module's docstring)."""
+"""The process's program: signals ignored first of all (see the module's docstring). Run with
+`-P`: the folder kiro-tui was started in is not searched for modules (a `socket.py` there would
+run with the tokens)."""
+_READY = 0
+"""The job id of the message the process sends once it is ready to take jobs."""
 
 
 class PlaceWorkerGone(Exception):
-    """The process ended (killed, or it could not start) before it answered this job."""
+    """The process ended (killed) before it answered this job, which may have been under way:
+    its places stay pending and are written again later."""
+
+
+class NotRun(PlaceWorkerGone):
+    """The process never took this job (it ended, or never became ready, before it was sent
+    or read): it can be run elsewhere."""
 
 
 class PlaceWorker:
-    """kiro-tui's side of the process: jobs are sent `writers` at a time (the rest wait here,
-    where a job not yet sent can still be taken back), answers are read on a thread of its own."""
+    """kiro-tui's side of the process: jobs are sent `writers` at a time once it is ready (the
+    rest wait here, where a job not yet sent can still be taken back), answers are read on a
+    thread of its own."""
 
     def __init__(self, writers: int, idle_exit: float = IDLE_EXIT) -> None:
         ours, theirs = socket.socketpair()
         root = str(Path(__file__).resolve().parents[2])  # the folder kiro_tui is imported from
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-c", _CHILD, str(theirs.fileno()), str(writers), root],
+                [sys.executable, "-P", "-c", _CHILD, str(theirs.fileno()), str(writers), root],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL, start_new_session=True)  # (the terminal's signals are not its)
         except BaseException:
@@ -76,16 +87,28 @@ class PlaceWorker:
         self._lock = threading.Lock()
         self._sent: dict[int, Future[Any]] = {}
         self._waiting: deque[tuple[int, bytes, Future[Any]]] = deque()
-        self._next_id = 0
+        self._next_id = _READY
         self._winding_down = False
+        self.ready = False
+        """It said it is ready: from then on it reads the jobs sent."""
         self.answered = 0
         """Jobs it answered."""
         self._reader = threading.Thread(target=self._read, name="kiro-tui place worker", daemon=True)
-        self._reader.start()
+        try:
+            self._reader.start()
+        except BaseException:
+            self._process.kill()
+            self._connection.close()
+            raise
 
     @property
     def pid(self) -> int:
         return self._process.pid
+
+    @property
+    def winding_down(self) -> bool:
+        """It takes no more jobs (idle, closed, or gone): the lane starts another if need be."""
+        return self._winding_down
 
     def submit(self, job: Callable[[], Any]) -> Future[Any] | None:
         """Queue `job` for the process; None when it is ending (or gone) or `job` cannot be sent
@@ -114,15 +137,16 @@ class PlaceWorker:
             self._stop_sending()
 
     def _send_waiting(self, everything: bool = False) -> None:
-        """(Under the lock.) Send waiting jobs while fewer than `writers` are out."""
-        while self._waiting and (everything or len(self._sent) < self._writers):
+        """(Under the lock.) Once it is ready, send waiting jobs while fewer than `writers` are
+        out (`everything`: all of them, ready or not: it reads them once it is)."""
+        while self._waiting and (everything or (self.ready and len(self._sent) < self._writers)):
             job_id, payload, future = self._waiting.popleft()
             if not future.set_running_or_notify_cancel():
                 continue  # taken back by its caller before it was sent: never made
             try:
                 self._connection.send((job_id, payload))
-            except OSError:  # the process is gone: the reader fails what was sent
-                future.set_exception(PlaceWorkerGone("kiro-tui's place writer process stopped"))
+            except OSError:  # the process is gone before it could read it
+                future.set_exception(NotRun("kiro-tui's place writer process stopped before it took the job"))
                 continue
             self._sent[job_id] = future
 
@@ -135,7 +159,7 @@ class PlaceWorker:
 
     def _read(self) -> None:
         """Answers as they come; after `idle_exit` seconds with nothing out, the process is told
-        to end. When it has ended, every job not answered fails with PlaceWorkerGone."""
+        to end. When it has ended, every job not answered fails (`_gone`)."""
         try:
             while True:
                 if not self._connection.poll(None if self._sent or self._waiting else self._idle_exit):
@@ -144,46 +168,62 @@ class PlaceWorker:
                             self._winding_down = True
                             self._stop_sending()
                     continue
-                job_id, ok, value, records = self._connection.recv()
-                for record in records:
-                    logger = logging.getLogger(record.name)
-                    if logger.isEnabledFor(record.levelno):
-                        logger.handle(record)
-                with self._lock:
-                    self.answered += 1
-                    future = self._sent.pop(job_id, None)
-                    self._send_waiting(everything=self._winding_down)
-                if future is not None:
-                    if ok:
-                        future.set_result(value)
-                    else:
-                        future.set_exception(PlaceWorkerGone(f"kiro-tui's place writer process failed a job: {value}"))
+                job_id, answer = self._connection.recv()
+                if job_id == _READY:
+                    with self._lock:
+                        self.ready = True
+                        self._send_waiting(everything=self._winding_down)
+                    continue
+                self._answer(job_id, answer)
         except (EOFError, OSError):
             pass
+        except Exception:  # a bug here must not leave callers waiting for ever
+            log.exception("reading the place writer process's answers failed")
         finally:
             self._gone()
+
+    def _answer(self, job_id: int, answer: bytes) -> None:
+        try:
+            ok, value, records = pickle.loads(answer)
+        except Exception as exc:  # noqa: BLE001 - e.g. kiro-tui upgraded under a running process: this job's failure
+            ok, value, records = False, f"its answer could not be read ({type(exc).__name__}: {exc})", []
+        for record in records:
+            logger = logging.getLogger(record.name)
+            if logger.isEnabledFor(record.levelno):
+                logger.handle(record)
+        with self._lock:
+            self.answered += 1
+            future = self._sent.pop(job_id, None)
+            self._send_waiting(everything=self._winding_down)
+        if future is not None:
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(PlaceWorkerGone(f"kiro-tui's place writer process failed a job: {value}"))
 
     def _gone(self) -> None:
         with self._lock:
             self._winding_down = True
-            unanswered = [*self._sent.values(),
-                          *(future for _, _, future in self._waiting if future.set_running_or_notify_cancel())]
-            self._sent.clear()
+            sent, self._sent = list(self._sent.values()), {}
+            waiting = [future for _, _, future in self._waiting if future.set_running_or_notify_cancel()]
             self._waiting.clear()
         self._connection.close()
         try:
             code = self._process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            code = None
-        if unanswered:
-            log.warning("kiro-tui's place writer process stopped (exit code %s) with %d job(s) unanswered: "
-                        "their places stay pending and are written again", code, len(unanswered))
-        for future in unanswered:
-            future.set_exception(PlaceWorkerGone(f"kiro-tui's place writer process stopped (exit code {code})"))
-
-    @property
-    def winding_down(self) -> bool:
-        return self._winding_down
+            self._process.kill()
+            code = self._process.wait()
+        if not self.ready:
+            log.warning("kiro-tui's place writer process did not start (exit code %s): place writes stay on "
+                        "kiro-tui's own threads", code)
+        elif sent:
+            log.warning("kiro-tui's place writer process stopped (exit code %s) with %d job(s) under way: "
+                        "their places stay pending and are written again", code, len(sent))
+        for future in sent:  # read by the process once it was ready: perhaps under way
+            future.set_exception(PlaceWorkerGone(f"kiro-tui's place writer process stopped (exit code {code})")
+                                 if self.ready else NotRun("kiro-tui's place writer process did not start"))
+        for future in waiting:
+            future.set_exception(NotRun("kiro-tui's place writer process stopped before it took the job"))
 
 
 # ---------------------------------------------------------------------- the process itself
@@ -205,13 +245,14 @@ class _Collect(logging.Handler):
 
 
 def serve(fd: int, writers: int) -> None:
-    """The process's loop: run each job sent on a thread of `writers`, answer it; end when
-    kiro-tui sends no more (its socket closed) once every job taken is answered."""
+    """The process's loop: say it is ready, run each job sent on a thread of `writers`, answer
+    it; end when kiro-tui sends no more (its socket closed) once every job taken is answered."""
     root = logging.getLogger()
     root.handlers[:] = [_Collect()]
     root.setLevel(logging.INFO)
     connection = Connection(fd)
     answering = threading.Lock()
+    connection.send((_READY, b""))
     with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="kiro-tui places") as threads:
         while True:
             try:
@@ -227,15 +268,19 @@ def _run(connection: Connection, answering: threading.Lock, job_id: int, payload
     _job_records.records = records
     try:
         value, ok = pickle.loads(payload)(), True
-    except Exception as exc:  # a job's bug is told to kiro-tui, not lost here
+    except BaseException as exc:  # a job's failure is told to kiro-tui, never left unanswered
         logging.getLogger("kiro_tui.places").exception("a place write job failed")
         value, ok = f"{type(exc).__name__}: {exc}", False
     finally:
         _job_records.records = None
+    try:
+        answer = pickle.dumps((ok, value, records))
+    except BaseException as exc:  # noqa: BLE001 - an answer that cannot be sent is still an answer
+        answer = pickle.dumps((False, f"its answer could not be sent ({type(exc).__name__}: {exc})", []))
     with answering:
         try:
-            connection.send((job_id, ok, value, records))
-        except (OSError, pickle.PicklingError):  # kiro-tui is gone: what was written stays written
+            connection.send((job_id, answer))
+        except OSError:  # kiro-tui is gone: what was written stays written
             pass
 
 

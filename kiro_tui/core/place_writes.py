@@ -30,7 +30,11 @@ FILE_LOCKS = tuple(threading.Lock() for _ in range(64))
 accounts' places cost no more and a few threads seldom share one by chance): two accounts'
 logins in one database or folder file, written at once, would each see the other's write as a
 tool's (the signature taken after it), and a database write's own look at how it left the file
-fails at once on the other's lock."""
+fails at once on the other's lock. Locks of one process: while a burst moves to the place
+worker process, the few jobs already on kiro-tui's own threads (and a job run beside) are not
+kept apart from the process's. Two accounts sharing one file then cost at most a second read
+of it (the signature taken after the other's write) or a write retried (locked): the
+compare-and-swap itself is the file's own lock (flock, SQLite's)."""
 
 
 @dataclass(frozen=True, slots=True)
