@@ -44,12 +44,14 @@ IDLE_EXIT = 60.0
 
 _CHILD = ("import signal, sys\n"
           "for name in ('SIGINT', 'SIGTERM', 'SIGHUP'): signal.signal(getattr(signal, name), signal.SIG_IGN)\n"
-          "sys.path.insert(0, sys.argv[3])\n"
+          "if sys.argv[3] not in sys.path: sys.path.insert(0, sys.argv[3])\n"
           "from kiro_tui.core.place_worker import serve\n"
           "serve(int(sys.argv[1]), int(sys.argv[2]))")
 """The process's program: signals ignored first of all (see the module's docstring). Run with
 `-P`: the folder kiro-tui was started in is not searched for modules (a `socket.py` there would
-run with the tokens)."""
+run with the tokens). The folder kiro_tui was imported from comes first only when it is not
+on the path already (a source checkout): an installed kiro-tui's site-packages keeps its place
+behind the standard library."""
 _READY = 0
 """The job id of the message the process sends once it is ready to take jobs."""
 
