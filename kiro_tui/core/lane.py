@@ -45,15 +45,14 @@ WRITERS = 3
 
 
 class Lane:
-    def __init__(self, name: str, wait: float = LANE_WAIT, writers: int = WRITERS, *,
-                 separate: bool = True) -> None:
+    def __init__(self, name: str, wait: float = LANE_WAIT, writers: int = WRITERS) -> None:
         self.wait = wait
         self._writers = writers
         self._threads = ThreadPoolExecutor(max_workers=writers, thread_name_prefix=name)
         self._closed = False
         self.beside = 0
         """Jobs that waited `wait` for their turn and ran beside the lane."""
-        self.separate = separate and place_worker.available()
+        self.separate = place_worker.available()
         """A burst may move to the process of its own (False: the threads only)."""
         self.worker: PlaceWorker | None = None
         """That process, while it runs."""

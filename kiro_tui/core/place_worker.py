@@ -5,8 +5,9 @@ Why a process: each place write is a few dozen system calls with Python between 
 file's compare-and-swap, a temporary file, fsyncs, a rename; a tool's SQLite database). On the
 lane's threads in kiro-tui's own process, every one of those calls let the loop and the writers
 take the interpreter lock from each other. With three links per account (`refresh_throughput
---links 3`, 1,000 accounts) that cost 240-300 thread switches a refresh, and the same run took
-12-15 s on threads against 8-9 s with the writes here, as fast as with no links at all.
+--links 3`, 1,000 accounts, on this project's 2-core machine) that cost 230-290 voluntary
+thread switches a refresh against 40-70 with the writes here, and the run took 13.9-15.2 s
+on threads against 8.5-11.2 s here (7.6-7.9 s with no links, the same evening).
 
 The lane (core/lane.py) starts it for a burst only: when a job finds all the lane's threads
 busy. Someone with a few accounts never has it. It ends after `IDLE_EXIT` seconds without a
