@@ -60,6 +60,17 @@ def process_cpu(pid: int) -> tuple[float, float] | None:
     return int(fields[11]) / ticks, int(fields[12]) / ticks
 
 
+def peak_rss_mb(pid: int) -> float | None:
+    """The most memory a process has held so far (VmHWM), where Linux says."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def file_system(path: Path) -> str:
     """The type of the file system holding `path`, where /proc/mounts says."""
     try:
@@ -87,6 +98,7 @@ async def run(store: AccountStore, url: str, concurrency: int, total: int) -> tu
         cpu_after, ticks_after = os.times(), machine_ticks()
         worker = refresher.places.lane.worker
         worker_cpu = process_cpu(worker.pid) if worker is not None else None
+        worker_rss = peak_rss_mb(worker.pid) if worker is not None else None
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     outcomes = {r.outcome for r in scheduler.results}
@@ -94,7 +106,8 @@ async def run(store: AccountStore, url: str, concurrency: int, total: int) -> tu
     usage = (f"this process {cpu_after.user - cpu.user:.2f} s user + "
              f"{cpu_after.system - cpu.system:.2f} s system")
     if worker_cpu is not None:  # (started within the run: all it used is the run's)
-        usage += f"; its place writer process {worker_cpu[0]:.2f} s user + {worker_cpu[1]:.2f} s system"
+        usage += (f"; its place writer process {worker_cpu[0]:.2f} s user + {worker_cpu[1]:.2f} s system"
+                  + (f", peak RSS {worker_rss:.1f} MB" if worker_rss is not None else ""))
     if ticks and ticks_after:
         spent = [after - before for before, after in zip(ticks, ticks_after, strict=True)]
         usage += f"; the machine {100 * (1 - (spent[3] + spent[4]) / sum(spent)):.0f} % busy"

@@ -30,6 +30,25 @@ from tests.support.engine import account_from_seed, at
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the process runs on POSIX systems only")
 
 
+@pytest.fixture(autouse=True)
+def no_process_left(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Every process a test started is gone after it, even when the test failed halfway (a
+    process it stopped with SIGSTOP would otherwise stay)."""
+    started: list[PlaceWorker] = []
+    real_init = PlaceWorker.__init__
+
+    def init(self: PlaceWorker, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        real_init(self, *args, **kwargs)
+        started.append(self)
+
+    monkeypatch.setattr(PlaceWorker, "__init__", init)
+    yield
+    for worker in started:
+        if worker._process.poll() is None:
+            worker._process.kill()
+            worker._process.wait()
+
+
 async def answer(future):  # type: ignore[no-untyped-def]
     """A job's answer from the process; a wait of more than 30 s is this test's failure, not a hang."""
     return await asyncio.wait_for(asyncio.wrap_future(future), 30)
