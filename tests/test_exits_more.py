@@ -184,10 +184,14 @@ def _place_workers_of(home: Path) -> list[int]:
 def test_a_stop_during_a_burst_of_place_writes_in_their_process_keeps_every_place(world: World, tmp_path: Path,
                                                                                    way: str) -> None:
     """Eight logins, each in CLIProxyAPI's folder (sync mode: each refresh writes its file back),
-    refreshed at once against a slow service: their place writes come together and move to the
-    place writer process. Stopped each way while the answers are still to come, kiro-tui waits
-    for them, their places are written (the process ignores the terminal's signals: the stop is
-    kiro-tui's to make), and no process is left behind."""
+    refreshed at once against a slow service. Their files are kept locked (as the proxy locks
+    them) when the answers come, so the writes pile up and move to the place writer process
+    (else this would prove nothing). Stopped each way while the answers are still to come,
+    kiro-tui waits for them; every place holds the new token or is left pending (one kept
+    locked past the write's 2 s), never anything else; no process is left behind; and the
+    next run finds every token alive and writes every place."""
+    import fcntl
+
     from kiro_tui.core.places import place_format
     from tests.support.places import login_of, write_cliproxy
 
@@ -205,22 +209,36 @@ def test_a_stop_during_a_burst_of_place_writes_in_their_process_keeps_every_plac
         time.sleep(0.3)  # the others' requests arrive at the gate too
         _stop_cli(term, way)
         world.log_says("stopping: waiting for ")
-        gate.release()
+        locks = [os.open(path, os.O_RDONLY) for path in sorted(folder.iterdir())]
+        try:
+            for fd in locks:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            gate.release()
+            world.log_says("place writes moved to a process of their own", timeout=30)
+        finally:
+            for fd in locks:
+                os.close(fd)
         code = term.end()
     finally:
         term.kill()
     assert code == 130, term.text
     assert_quiet(term.text)
-    world.log_says("place writes moved to a process of their own", timeout=5)  # else this proved nothing
     wait_until(lambda: not _place_workers_of(world.home), "the place writer process to end", timeout=15)
     assert world.leases() == []
-    with sqlite3.connect(world.store) as conn:
-        rows = conn.execute("SELECT a.refresh_token, p.path, p.entry, p.state FROM accounts a "
-                            "JOIN places p ON p.account_id = a.id").fetchall()
+
+    def places() -> list[tuple[str, str, str, str]]:
+        with sqlite3.connect(world.store) as conn:
+            return conn.execute("SELECT a.refresh_token, p.path, p.entry, p.state FROM accounts a "
+                                "JOIN places p ON p.account_id = a.id").fetchall()
+
+    rows = places()
     assert len(rows) == 8
     for stored, path, entry, state in rows:
-        assert state == "in-sync", (path, state)
         login = place_format("cliproxy").read_entry(Path(path), entry, datetime.now(UTC))
-        assert login is not None and login.refresh_token == stored, path
+        assert login is not None
+        assert (state, login.refresh_token == stored) in (("in-sync", True), ("pending", False)), (path, state)
     spent = world.spend_every_token()
     assert spent == {i: ("refreshed", "fresh") for i in ids}, spent  # every token still alive
+    for stored, path, entry, state in places():
+        login = place_format("cliproxy").read_entry(Path(path), entry, datetime.now(UTC))
+        assert state == "in-sync" and login is not None and login.refresh_token == stored, (path, state)
