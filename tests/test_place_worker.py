@@ -54,6 +54,11 @@ async def answer(future):  # type: ignore[no-untyped-def]
     return await asyncio.wait_for(asyncio.wrap_future(future), 30)
 
 
+def until_there(path: Path) -> str:
+    """A shell loop that waits for `path` to exist (30 s at most: a failed test never hangs on it)."""
+    return f"i=0; while [ ! -e '{path}' ] && [ $i -lt 1500 ]; do sleep 0.02; i=$((i+1)); done"
+
+
 async def until(condition, what: str) -> None:  # type: ignore[no-untyped-def]
     """Wait (10 s at most) for something another process or thread does."""
     for _ in range(1000):
@@ -97,7 +102,7 @@ async def test_signals_from_the_terminal_do_not_stop_a_write_under_way(tmp_path:
     assert os.getsid(worker.pid) != os.getsid(0)  # not in the terminal's session: Ctrl-C is not sent to it
     assert await answer(worker.submit(partial(os.getpid))) == worker.pid
     go = tmp_path / "go"
-    job = partial(subprocess.run, ["sh", "-c", f"while [ ! -e '{go}' ]; do sleep 0.02; done; echo done"],
+    job = partial(subprocess.run, ["sh", "-c", until_there(go) + "; echo done"],
                   capture_output=True, text=True)
     answered = asyncio.ensure_future(answer(worker.submit(job)))
     await until(lambda: worker._sent, "the job sent")
@@ -132,9 +137,9 @@ async def test_a_job_waiting_for_its_turn_at_the_process_runs_beside_and_never_t
     `wait` at most; the job taken back from the process's queue is never made there too."""
     lane = Lane("test lane", wait=0.2, writers=1)
     lane.worker = worker = PlaceWorker(writers=1)
+    await until(lambda: worker.ready, "the process ready")  # (else the stuck job itself runs beside)
     go = tmp_path / "go"
-    stuck = asyncio.ensure_future(lane.run(partial(subprocess.run, ["sh", "-c", f"while [ ! -e '{go}' ]; do "
-                                                                    "sleep 0.02; done"])))
+    stuck = asyncio.ensure_future(lane.run(partial(subprocess.run, ["sh", "-c", until_there(go)])))
     await until(lambda: worker._sent, "the stuck job sent")
     assert await lane.run(partial(os.getpid)) == os.getpid()  # beside, here
     assert lane.beside == 1
@@ -210,6 +215,7 @@ async def test_a_refresh_writes_its_places_through_the_process_as_on_threads(tmp
         await engine.link(account_id, kind, tmp_path / name)
     lane = engine.refresher.places.lane
     lane.worker = worker = PlaceWorker(writers=3)
+    await until(lambda: worker.ready, "the process ready")  # (a job waits 1 s for it, then runs beside)
     (result,) = await engine.refresh_now([account_id])
     assert result.outcome is Outcome.REFRESHED
     assert worker.answered == 1  # the account's places, in one job
