@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -28,6 +29,21 @@ from tests.support.places import Login
 
 if TYPE_CHECKING:
     from kiro_tui.core.engine import Engine
+
+
+def process_cpu(pid: int) -> tuple[float, float]:
+    """(user, system) seconds a process has used so far, from Linux's /proc (OSError elsewhere)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
+
+
+def status_kb(pid: int, name: str) -> int:
+    """A figure of a process's /proc status in kB (e.g. VmHWM, its peak RSS); 0 if not there."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(name + ":"):
+            return int(line.split()[1])
+    return 0
 
 
 def compile_bytecode() -> None:

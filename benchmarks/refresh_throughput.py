@@ -30,7 +30,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from benchmarks.harness import LINKS, EmulatorProcess, build_imported_store, emulator_logins, link_places
+from benchmarks.harness import (
+    LINKS,
+    EmulatorProcess,
+    build_imported_store,
+    emulator_logins,
+    link_places,
+    process_cpu,
+    status_kb,
+)
 from kiro_tui.core.aws.endpoints import Endpoints
 from kiro_tui.core.aws.transport import make_http_client
 from kiro_tui.core.clock import SystemClock
@@ -48,27 +56,6 @@ def machine_ticks() -> list[int] | None:
             return [int(tick) for tick in stat.readline().split()[1:]]
     except (OSError, ValueError):
         return None
-
-
-def process_cpu(pid: int) -> tuple[float, float] | None:
-    """(user, system) seconds a process has used so far, where Linux says."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    ticks = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / ticks, int(fields[12]) / ticks
-
-
-def peak_rss_mb(pid: int) -> float | None:
-    """The most memory a process has held so far (VmHWM), where Linux says."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 def file_system(path: Path) -> str:
@@ -97,8 +84,11 @@ async def run(store: AccountStore, url: str, concurrency: int, total: int) -> tu
         elapsed = time.perf_counter() - started
         cpu_after, ticks_after = os.times(), machine_ticks()
         worker = refresher.places.lane.worker
-        worker_cpu = process_cpu(worker.pid) if worker is not None else None
-        worker_rss = peak_rss_mb(worker.pid) if worker is not None else None
+        try:
+            worker_cpu = process_cpu(worker.pid) if worker is not None else None
+            worker_rss = status_kb(worker.pid, "VmHWM") / 1024 if worker is not None else None
+        except OSError:  # not Linux
+            worker_cpu = worker_rss = None
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     outcomes = {r.outcome for r in scheduler.results}
@@ -107,7 +97,7 @@ async def run(store: AccountStore, url: str, concurrency: int, total: int) -> tu
              f"{cpu_after.system - cpu.system:.2f} s system")
     if worker_cpu is not None:  # (started within the run: all it used is the run's)
         usage += (f"; its place writer process {worker_cpu[0]:.2f} s user + {worker_cpu[1]:.2f} s system"
-                  + (f", peak RSS {worker_rss:.1f} MB" if worker_rss is not None else ""))
+                  + (f", peak RSS {worker_rss:.1f} MB" if worker_rss else ""))
     if ticks and ticks_after:
         spent = [after - before for before, after in zip(ticks, ticks_after, strict=True)]
         usage += f"; the machine {100 * (1 - (spent[3] + spent[4]) / sum(spent)):.0f} % busy"

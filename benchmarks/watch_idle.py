@@ -33,7 +33,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.harness import EmulatorProcess, get
+from benchmarks.harness import EmulatorProcess, get, process_cpu, status_kb
 from kiro_tui.core.importer import import_snapshot
 from kiro_tui.core.models import Mode, UsageRecord
 from kiro_tui.core.places.kiro_cli import read_kiro_cli
@@ -84,18 +84,6 @@ def email_of(i: int) -> str:
     return f"idle{i:04d}@example.com"
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def status_kb(pid: int, name: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(name + ":"):
-            return int(line.split()[1])
-    return 0
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=1000)
@@ -129,10 +117,10 @@ def main() -> None:
             ready = time.perf_counter() - began
             time.sleep(SETTLE)
             requests_before = len(get(f"{emulator.url}/_emulator/requests"))  # type: ignore[arg-type]
-            cpu_start, wall_start = cpu_seconds(watch.pid), time.perf_counter()
+            cpu_start, wall_start = sum(process_cpu(watch.pid)), time.perf_counter()
             startup_cpu = cpu_start
             time.sleep(args.seconds)
-            cpu = cpu_seconds(watch.pid) - cpu_start
+            cpu = sum(process_cpu(watch.pid)) - cpu_start
             wall = time.perf_counter() - wall_start
             peak_mb = status_kb(watch.pid, "VmHWM") / 1024
             rss_mb = status_kb(watch.pid, "VmRSS") / 1024
