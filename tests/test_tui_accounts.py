@@ -25,6 +25,7 @@ from tests.support.tui import (
     build_app,
     build_store,
     cell,
+    sample_accounts,
     screen_text,
     settle,
     toasts,
@@ -390,6 +391,38 @@ async def test_needs_login_toast_appears_exactly_once(tmp_path: Path, emulator, 
             assert needs_login == ["Needs login: gone@example.com: refresh token invalid. Select it and press enter."]
             assert cell(app, "dead0001", "status") == "NEEDS LOGIN"
         assert len([r for r in emulator.requests() if r["operation"] == "CreateToken"]) == 1
+
+
+@pytest.mark.parametrize("first", ["re-read", "engine"])
+async def test_a_login_that_dies_is_toasted_once_whichever_news_comes_first(tmp_path: Path, first: str) -> None:
+    """The engine's word (AccountStatusChanged) and a re-read of the store both tell of a login
+    that died; under load either comes first (CI once showed two toasts). One toast, either way."""
+    from dataclasses import replace
+
+    from kiro_tui.core.events import StatusChanged
+    from kiro_tui.core.models import Status
+    from kiro_tui.core.refresh_result import StatusChange
+    from kiro_tui.tui.messages import AccountStatusChanged
+
+    alive = replace(sample_accounts()[0], health=Health.OK)
+    with build_store(tmp_path / "s.db", [alive]) as store:
+        app = build_app(store)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await settle(pilot)
+            screen = app.screen
+            assert isinstance(screen, AccountsScreen)
+            store.save(replace(alive, health=Health.NEEDS_LOGIN, last_error="refresh token invalid"))
+            told = AccountStatusChanged(StatusChanged(StatusChange(
+                alive.id, alive.name, Status.FRESH, Status.NEEDS_LOGIN, "refresh token invalid")))
+            for news in ([first, "engine" if first == "re-read" else "re-read"]):
+                if news == "engine":
+                    screen.post_message(told)
+                else:
+                    screen.mark_dirty(frozenset({alive.id}))
+                await settle(pilot)
+            assert [t for t in toasts(app) if t.startswith("Needs login")] == [
+                f"Needs login: {alive.name}: refresh token invalid. Select it and press enter."]
+            assert cell(app, alive.id, "status") == "NEEDS LOGIN"
 
 
 async def test_usage_is_fetched_lazily_cached_and_marked_stale_on_error(tmp_path: Path, emulator,

@@ -384,10 +384,12 @@ class AccountsScreen(AccountFlows):
 
     def on_account_status_changed(self, message: messages.AccountStatusChanged) -> None:
         """This engine turned an account: toast now if it needs a person (the row is re-read by
-        the AccountsUpdated that follows; turns made by other processes are found by comparing)."""
+        the AccountsUpdated that follows; turns made by other processes are found by comparing).
+        A re-read may have come first and toasted it already: what is known wins, one toast."""
         change = message.event.change
+        known = self.known_status.get(change.account_id)
         self.known_status[change.account_id] = change.after
-        if change.after.is_alert and not change.before.is_alert:
+        if change.after.is_alert and not change.before.is_alert and not (known is not None and known.is_alert):
             self.toast_alert(change.name, change.after, change.message)
 
     def on_engine_notice(self, message: messages.EngineNotice) -> None:
