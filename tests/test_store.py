@@ -110,6 +110,11 @@ def test_resolve_id_by_prefix(tmp_path: Path) -> None:
             store.resolve_id("ab")
         with pytest.raises(StoreError, match="no account with id 'zz'"):
             store.resolve_id("zz")
+        read: list[str] = []  # a full id, as scripts give it (`kiro-tui link ID` for every account):
+        store.connection.set_trace_callback(read.append)  # one row looked at, not every account's
+        assert store.resolve_raw_id("abff0000") == "abff0000"
+        store.connection.set_trace_callback(None)
+        assert read and not any("ORDER BY id" in statement for statement in read), read
 
 
 def test_status_is_derived_from_expiry_and_health() -> None:

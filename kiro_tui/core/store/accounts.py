@@ -99,9 +99,9 @@ class AccountRows(StoreFile):
         """The full id for what a person typed: an id, a name or an email, or a unique prefix of
         one (any case but the id's), without reading the row (works on unreadable rows). The
         one resolver every command uses (see core/names.py)."""
+        if self._db.execute("SELECT 1 FROM accounts WHERE id = ?", (prefix,)).fetchone():
+            return prefix  # (an id, as scripts give it: one row looked at, not every account's)
         rows = self._db.execute("SELECT id, nickname, email FROM accounts ORDER BY id").fetchall()
-        if any(row[0] == prefix for row in rows):
-            return prefix
         wanted = prefix.strip().casefold()
 
         def texts(row: tuple[str, str | None, str | None]) -> list[str]:
