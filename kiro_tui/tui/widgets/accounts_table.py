@@ -76,6 +76,15 @@ STATUS_CLASSES = {status: f"status--{status.value}" for status in Status}
 USAGE_CLASSES = {level: f"usage--{level}" for level in ("ok", "low", "over", "unknown")}
 
 
+def _moved(lines: SegmentLines, row: int, column: int) -> SegmentLines:
+    """A cell's lines as drawn for another row, with this row's mouse data (DataTable puts
+    the row and column of the cell under the mouse in each segment's style, and nothing else
+    of the row there)."""
+    here = Style.from_meta({"row": row, "column": column})
+    return [[Segment(text, style + here if style is not None else None, control) for text, style, control in line]
+            for line in lines]
+
+
 def plan_columns(width: int, longest: dict[str, int] | None = None) -> dict[str, int]:
     """The columns shown in `width` cells and the content width of each, in table order.
 
@@ -131,7 +140,7 @@ class AccountsTable(DataTable[Cell]):
     def __init__(self, **kwargs: Any) -> None:  # DataTable's own keywords (id, classes, ...)
         # What was drawn, keyed on the cells' own objects ("drawing", below); made before
         # DataTable's own set-up, which clears its caches.
-        self._cells_drawn: LRUCache[tuple[object, ...], tuple[Cell, SegmentLines]] = LRUCache(4096)
+        self._cells_drawn: LRUCache[tuple[object, ...], tuple[Cell, int, SegmentLines]] = LRUCache(4096)
         self._lines_composed: LRUCache[tuple[object, ...], tuple[tuple[Cell, ...], tuple[SegmentLines, SegmentLines]]]
         self._lines_composed = LRUCache(1024)
         self._rows_kept: tuple[object, int, list[Row], list[tuple[RowKey, int]] | None] | None = None
@@ -490,6 +499,9 @@ class AccountsTable(DataTable[Cell]):
     # Here a cell is drawn again only when it changed (a changed cell is another Cell, `_paint`),
     # and a line composed again only when one of its row's cells did, or the cursor, the hover,
     # the widths or the styles; style and layout changes clear these with DataTable's own caches.
+    # A cell object is shared by the rows showing the same text ("fresh", "in 59 min"): drawn
+    # for one row, it is the same for the next but for the row number in its mouse data
+    # (`_moved`): a burst that turns every row on screen draws each shared cell once, not once a row.
     # The header is left to DataTable.
 
     #
@@ -529,13 +541,17 @@ class AccountsTable(DataTable[Cell]):
         row_key, column_key = self._row_locations.get_key(row_index), self._column_locations.get_key(column_index)
         assert row_key is not None and column_key is not None  # both indexes are in range here
         cell = self._data[row_key][column_key]
-        key = (id(cell), row_index, column_index, base_style, width, cursor, hover, self._show_hover_cursor,
-               self._pseudo_class_state, self.show_cursor, self.fixed_columns, self.fixed_rows)
+        key = (id(cell), column_index, base_style, width, cursor, hover, self._show_hover_cursor,
+               self._pseudo_class_state, self.show_cursor, self.fixed_columns, row_index < self.fixed_rows,
+               self.rows[row_key].height)
         drawn = self._cells_drawn.get(key)
         if drawn is not None and drawn[0] is cell:  # the same object, not one that reuses its id
-            return drawn[1]
-        lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        self._cells_drawn[key] = (cell, lines)
+            if drawn[1] == row_index:
+                return drawn[2]
+            lines = _moved(drawn[2], row_index, column_index)  # a shared cell drawn for another row
+        else:
+            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        self._cells_drawn[key] = (cell, row_index, lines)
         return lines
 
     def _render_line_in_row(self, row_key: RowKey, line_no: int, base_style: Style, cursor_location: Coordinate,
