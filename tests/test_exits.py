@@ -26,8 +26,6 @@ import sqlite3
 import subprocess
 import termios
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,6 +34,7 @@ from kiro_tui.demo import IDC_PROFILES
 from tests.support.engine import control, seed_into_kiro_cli
 from tests.support.kiro_cli_db import KiroCliDb
 from tests.support.run import run_cli
+from tests.support.waiting import until
 from tests.support.watch import wait_for_answers, watch_config
 
 pytestmark = pytest.mark.e2e  # real processes and terminals: run alone (see the README's test command)
@@ -98,8 +97,8 @@ class World:
         """Until kiro-tui's log file has `text` (what a process says after a hangup goes only there)."""
         log = self.home / "state" / "kiro-tui" / "log" / "kiro-tui.log"
         try:
-            wait_until(lambda: log.exists() and text in log.read_text(errors="replace"), f"the log to say {text!r}",
-                       timeout)
+            until(lambda: log.exists() and text in log.read_text(errors="replace"), f"the log to say {text!r}",
+                  timeout)
         except AssertionError:
             raise AssertionError(f"the log never said {text!r}; it said:\n"
                                  f"{log.read_text(errors='replace') if log.exists() else '(no log)'}") from None
@@ -148,15 +147,6 @@ def assert_quiet(text: str) -> None:
         assert word not in text, text
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 # ------------------------------------------------------------------------- a pseudo-terminal
 
 
@@ -192,7 +182,7 @@ class Terminal:
         return b"".join(self.chunks).decode(errors="replace").replace("\r\n", "\n")
 
     def wait_for(self, text: str, timeout: float = 60) -> None:
-        wait_until(lambda: text in self.text or self.proc.poll() is not None, f"{text!r}", timeout)
+        until(lambda: text in self.text or self.proc.poll() is not None, f"{text!r}", timeout)
         assert text in self.text, self.text
 
     def type(self, keys: bytes) -> None:
@@ -357,7 +347,7 @@ def test_a_wrong_answer_says_what_was_wrong_and_shows_the_choices_again(world: W
         term.wait_for("'7' is not one of the choices: type a number from 1 to 2")
         # The choices, again, then the prompt (the first prompt is on screen already: waiting for
         # its text alone returned before the second listing on a loaded machine)
-        wait_until(lambda: term.text.count("Choose 1-2: ") == 2 or term.proc.poll() is not None, "the prompt again")
+        until(lambda: term.text.count("Choose 1-2: ") == 2 or term.proc.poll() is not None, "the prompt again")
         assert term.text.count(IDC_PROFILES[1]["arn"]) == 2, term.text
         term.type(b"2\r")
         assert term.end(timeout=30) == 0, term.text
@@ -439,10 +429,10 @@ class TuiSession:
         def status() -> str:
             return self.tmux("display-message", "-p", "-t", "tui", "#{pane_dead_status}:#{pane_dead_signal}").strip()
 
-        wait_until(dead, "kiro-tui to end", timeout)
+        until(dead, "kiro-tui to end", timeout)
         with contextlib.suppress(AssertionError):  # tmux may mark the pane dead before it reaps the status
-            wait_until(lambda: status() != ":" or _zombie_status(self.pid) is not None,
-                       "tmux or the kernel to know how kiro-tui ended", 30)
+            until(lambda: status() != ":" or _zombie_status(self.pid) is not None,
+                  "tmux or the kernel to know how kiro-tui ended", 30)
         code, _, killed_by = status().partition(":")
         if not code and not killed_by:  # tmux 3.3a under load can leave its pane's process unreaped
             # (a zombie) for a long while; the kernel keeps its wait status, readable in /proc.
@@ -454,8 +444,8 @@ class TuiSession:
 
     def gone(self, timeout: float = 60) -> None:
         """Once the process has exited (after a hangup the pane, and its status, are gone too)."""
-        wait_until(lambda: not Path(f"/proc/{self.pid}").exists()
-                   or "zombie" in Path(f"/proc/{self.pid}/status").read_text(), "kiro-tui to end", timeout)
+        until(lambda: not Path(f"/proc/{self.pid}").exists()
+              or "zombie" in Path(f"/proc/{self.pid}/status").read_text(), "kiro-tui to end", timeout)
 
     @property
     def said(self) -> str:
@@ -518,7 +508,7 @@ def test_ctrl_c_in_the_tui_tells_how_to_quit_and_loses_nothing(world: World, tui
     session = tui()
     assert gate.arrived.wait(60)
     session.keys("C-c")  # Textual's own: a note saying how to quit; the app carries on
-    wait_until(lambda: "to quit" in session.screen(), "the note on how to quit", 30)
+    until(lambda: "to quit" in session.screen(), "the note on how to quit", 30)
     gate.release()
     assert wait_for_answers(world.emulator, "RefreshToken", timeout=30), "the refresh never finished"
     session.keys("q")
@@ -533,7 +523,7 @@ def test_the_tui_abandons_on_a_second_signal_and_names_it(world: World, tui) -> 
     session = tui()
     assert gate.arrived.wait(60)
     session.keys("q")
-    wait_until(lambda: "stopping: waiting for 1 refresh" in session.said, "the wait to be said", 30)
+    until(lambda: "stopping: waiting for 1 refresh" in session.said, "the wait to be said", 30)
     os.kill(session.pid, signal.SIGTERM)
     assert session.ended(timeout=20) == 130, session.said
     assert f"abandoned the refresh of {ids[0]}: if the service answered" in session.said, session.said

@@ -19,7 +19,8 @@ import pytest
 
 from tests import test_exits
 from tests.support.run import run_cli
-from tests.test_exits import Terminal, TuiSession, World, _stop_cli, assert_quiet, wait_until
+from tests.support.waiting import until
+from tests.test_exits import Terminal, TuiSession, World, _stop_cli, assert_quiet
 
 world = test_exits.world  # the fixture: an emulator that can hold requests, kiro-cli, the store
 
@@ -84,8 +85,8 @@ def test_the_demo_ended_mid_refresh_waits_and_commits(world: World, tmp_path: Pa
     demo.env = env
     session = TuiSession(demo, tmp_path)
     try:
-        wait_until(lambda: "erin@example.com" in session.screen() and _listening_port(session.pid) is not None,
-                   "the demo to start", 60)
+        until(lambda: "erin@example.com" in session.screen() and _listening_port(session.pid) is not None,
+              "the demo to start", 60)
         port = _listening_port(session.pid)
         assert port is not None
         url = f"http://127.0.0.1:{port}"
@@ -135,7 +136,7 @@ def test_a_second_signal_abandons_by_name_wherever_it_lands(world: World, lands:
     engine = thread.engine
     asyncio.run_coroutine_threadsafe(engine.refresh_now([account_id]), thread._loop)
     assert gate.arrived.wait(30)
-    wait_until(lambda: engine.under_way == [account_id], "the refresh to be under way", 30)
+    until(lambda: engine.under_way == [account_id], "the refresh to be under way", 30)
 
     def interrupt(*_: object) -> None:
         raise KeyboardInterrupt
@@ -223,7 +224,7 @@ def test_a_stop_during_a_burst_of_place_writes_in_their_process_keeps_every_plac
         term.kill()
     assert code == 130, term.text
     assert_quiet(term.text)
-    wait_until(lambda: not _place_workers_of(world.home), "the place writer process to end", timeout=15)
+    until(lambda: not _place_workers_of(world.home), "the place writer process to end", timeout=15)
     assert world.leases() == []
 
     def places() -> list[tuple[str, str, str, str]]:

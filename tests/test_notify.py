@@ -21,6 +21,7 @@ from kiro_tui.core.store import AccountStore
 from tests.support.engine import control, seed_into_kiro_cli
 from tests.support.notifications import SessionBus, WebhookServer
 from tests.support.run import run_cli
+from tests.support.waiting import until
 from tests.support.watch import Watch
 
 RECORDER = """
@@ -49,13 +50,6 @@ def secrets_of(seeded: dict) -> list[str]:
     return [seeded["token"]["access_token"], seeded["token"]["refresh_token"]]
 
 
-def until(predicate, timeout: float = 20):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("never happened")
 @pytest.mark.slow
 
 
@@ -69,7 +63,7 @@ def test_a_revoked_login_under_watch_gives_one_desktop_notification(kiro_tui_exe
         watch = Watch(kiro_tui_exe, env)
         try:
             watch.wait_for_line("→ NEEDS LOGIN")
-            until(lambda: bus.received)
+            until(lambda: bus.received, "the notification on the session bus")
             watch.wait_for_line("watching", times=1)
             passes = watch.err.count("\n")
             time.sleep(2.5)  # five more passes: the account still needs a login, nothing new to say
@@ -108,7 +102,7 @@ def test_command_and_webhook_each_hear_it_once(kiro_tui_exe, isolated_dirs, kiro
         watch = Watch(kiro_tui_exe, env)
         try:
             watch.wait_for_line("→ NEEDS LOGIN")
-            until(lambda: hook.received and record.exists())
+            until(lambda: hook.received and record.exists(), "the notification hook to run")
             time.sleep(2.5)
         finally:
             watch.proc.terminate()

@@ -26,6 +26,7 @@ from kiro_tui.core.place_worker import PlaceWorker, PlaceWorkerGone
 from kiro_tui.core.places import place_format
 from kiro_tui.core.store import AccountStore
 from tests.support.engine import account_from_seed, at
+from tests.support.waiting import until_async
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the process runs on POSIX systems only")
 
@@ -57,15 +58,6 @@ async def answer(future):  # type: ignore[no-untyped-def]
 def until_there(path: Path) -> str:
     """A shell loop that waits for `path` to exist (30 s at most: a failed test never hangs on it)."""
     return f"i=0; while [ ! -e '{path}' ] && [ $i -lt 1500 ]; do sleep 0.02; i=$((i+1)); done"
-
-
-async def until(condition, what: str) -> None:  # type: ignore[no-untyped-def]
-    """Wait (10 s at most) for something another process or thread does."""
-    for _ in range(1000):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"never happened: {what}")
 
 
 async def test_a_job_that_finds_every_thread_busy_starts_the_process_and_runs_there() -> None:
@@ -105,7 +97,7 @@ async def test_signals_from_the_terminal_do_not_stop_a_write_under_way(tmp_path:
     job = partial(subprocess.run, ["sh", "-c", until_there(go) + "; echo done"],
                   capture_output=True, text=True)
     answered = asyncio.ensure_future(answer(worker.submit(job)))
-    await until(lambda: worker._sent, "the job sent")
+    await until_async(lambda: worker._sent, "the job sent")
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
         os.kill(worker.pid, sig)
     await asyncio.sleep(0.2)
@@ -113,17 +105,17 @@ async def test_signals_from_the_terminal_do_not_stop_a_write_under_way(tmp_path:
     assert (await answered).stdout == "done\n"
     assert worker._process.poll() is None
     worker.close()
-    await until(lambda: worker._process.poll() is not None, "the process ended once closed")
+    await until_async(lambda: worker._process.poll() is not None, "the process ended once closed")
     assert worker._process.returncode == 0
 
 
 async def test_a_killed_process_fails_its_jobs_and_the_lane_goes_on_without_it() -> None:
     lane = Lane("test lane", wait=30, writers=1)
     lane.worker = worker = PlaceWorker(writers=1)
-    await until(lambda: worker.ready, "the process ready")
+    await until_async(lambda: worker.ready, "the process ready")
     os.kill(worker.pid, signal.SIGSTOP)  # the job is sent and never answered
     running = asyncio.ensure_future(lane.run(partial(os.getpid)))
-    await until(lambda: worker._sent, "the job sent")
+    await until_async(lambda: worker._sent, "the job sent")
     os.kill(worker.pid, signal.SIGKILL)
     with pytest.raises(PlaceWorkerGone, match="stopped"):
         await running
@@ -137,10 +129,10 @@ async def test_a_job_waiting_for_its_turn_at_the_process_runs_beside_and_never_t
     `wait` at most; the job taken back from the process's queue is never made there too."""
     lane = Lane("test lane", wait=0.2, writers=1)
     lane.worker = worker = PlaceWorker(writers=1)
-    await until(lambda: worker.ready, "the process ready")  # (else the stuck job itself runs beside)
+    await until_async(lambda: worker.ready, "the process ready")  # (else the stuck job itself runs beside)
     go = tmp_path / "go"
     stuck = asyncio.ensure_future(lane.run(partial(subprocess.run, ["sh", "-c", until_there(go)])))
-    await until(lambda: worker._sent, "the stuck job sent")
+    await until_async(lambda: worker._sent, "the stuck job sent")
     assert await lane.run(partial(os.getpid)) == os.getpid()  # beside, here
     assert lane.beside == 1
     go.touch()
@@ -185,7 +177,7 @@ async def test_the_folder_kiro_tui_was_started_in_is_not_searched_for_modules(
 async def test_the_process_ends_when_idle_and_comes_back_for_the_next_burst() -> None:
     worker = PlaceWorker(writers=1, idle_exit=0.1)
     assert await answer(worker.submit(partial(os.getpid))) == worker.pid
-    await until(lambda: worker._process.poll() is not None, "the idle process ended")
+    await until_async(lambda: worker._process.poll() is not None, "the idle process ended")
     assert worker.winding_down and worker._process.returncode == 0
     assert worker.submit(partial(os.getpid)) is None  # the lane starts another
 
@@ -215,7 +207,7 @@ async def test_a_refresh_writes_its_places_through_the_process_as_on_threads(tmp
         await engine.link(account_id, kind, tmp_path / name)
     lane = engine.refresher.places.lane
     lane.worker = worker = PlaceWorker(writers=3)
-    await until(lambda: worker.ready, "the process ready")  # (a job waits 1 s for it, then runs beside)
+    await until_async(lambda: worker.ready, "the process ready")  # (a job waits 1 s for it, then runs beside)
     (result,) = await engine.refresh_now([account_id])
     assert result.outcome is Outcome.REFRESHED
     assert worker.answered == 1  # the account's places, in one job
@@ -238,10 +230,10 @@ async def test_places_a_killed_process_was_writing_stay_pending_and_are_written_
         await engine.link(account_id, kind, tmp_path / name)
     sync = engine.refresher.places
     sync.lane.worker = worker = PlaceWorker(writers=3)
-    await until(lambda: worker.ready, "the process ready")
+    await until_async(lambda: worker.ready, "the process ready")
     os.kill(worker.pid, signal.SIGSTOP)
     refresh = asyncio.ensure_future(engine.refresh_now([account_id]))
-    await until(lambda: worker._sent, "the place writes sent")
+    await until_async(lambda: worker._sent, "the place writes sent")
     os.kill(worker.pid, signal.SIGKILL)
     (result,) = await refresh
     assert result.outcome is Outcome.REFRESHED  # the token is in the store: the places wait

@@ -17,6 +17,7 @@ from kiro_tui.core.importer import new_account_id
 from kiro_tui.core.models import Health
 from kiro_tui.core.store import AccountStore
 from tests.support.engine import account_from_seed, control
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.slow
 
@@ -124,13 +125,6 @@ def _kill_loop_inside_the_round_trip(account_id: str, store: Path, emulator) -> 
         control(emulator, "faults", {"latency_ms": 0})
         if proc.poll() is None:
             proc.kill()
-
-
-def until(condition, what: str, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
-        time.sleep(0.01)
 
 
 def test_sigkill_under_strict_rotation_is_at_most_one_step_behind(isolated_dirs, live_emulator) -> None:

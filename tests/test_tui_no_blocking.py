@@ -64,6 +64,7 @@ from kiro_tui.tui.screens.choice import ChoiceScreen
 from kiro_tui.tui.widgets.accounts_table import AccountsTable
 from tests.support.engine import at, seed_into_kiro_cli
 from tests.support.tui import build_app, build_store, settle
+from tests.support.waiting import until_async
 
 SIZE = (160, 40)
 HOLD_AFTER_REQUESTS = 4.0
@@ -111,13 +112,6 @@ def press(app, *keys: str) -> None:  # type: ignore[no-untyped-def]
     (with the engine busy that wait alone outlasts the lock)."""
     for key in keys:
         app.post_message(events.Key(key, {"enter": "\r", "down": None}.get(key, key)))
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.01)
 
 
 def frames_in(thread_id: int | None, filename_part: str) -> bool:
@@ -202,18 +196,18 @@ async def contended_scenario(tmp_path: Path, emulator, emulator_time, kiro_db, *
             holder.start()
             clock.advance(400)  # every seeded account now expires inside the 600 s window: due
             table.move_cursor(row=table.get_row_index("00000003"))
-            await until(lambda: app.accounts_screen.selected_view() is not None
-                        and app.accounts_screen.selected_view().id == "00000003")
+            await until_async(lambda: app.accounts_screen.selected_view() is not None
+                              and app.accounts_screen.selected_view().id == "00000003", "the first row selected")
             press(app, "r")  # refresh the highlighted account now
-            await until(lambda: any(w.group == "refresh" for w in app.workers))
+            await until_async(lambda: any(w.group == "refresh" for w in app.workers), "the refresh to start")
             table.move_cursor(row=table.get_row_index(cli_id))
-            await until(lambda: app.accounts_screen.selected_view().id == cli_id)
+            await until_async(lambda: app.accounts_screen.selected_view().id == cli_id, "the kiro-cli row selected")
             press(app, "m")
-            await until(lambda: isinstance(app.screen, ChoiceScreen))
+            await until_async(lambda: isinstance(app.screen, ChoiceScreen), "the mode choice")
             press(app, "down", "enter")  # sync -> follow
-            await until(lambda: not isinstance(app.screen, ChoiceScreen))
+            await until_async(lambda: not isinstance(app.screen, ChoiceScreen), "the mode choice closed")
             press(app, "i")  # import from kiro-cli
-            await until(lambda: any(w.group == "import" for w in app.workers))
+            await until_async(lambda: any(w.group == "import" for w in app.workers), "the import to start")
             holder.requested.set()
             for _ in range(6):  # a person moving around while all that waits
                 press(app, "down")
