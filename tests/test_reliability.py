@@ -415,6 +415,19 @@ async def test_a_held_token_saved_after_its_refresh_failed_clears_another_proces
     assert (account.health, account.last_error, account.next_refresh_at) == (Health.OK, None, None)
 
 
+async def test_a_held_token_saved_keeps_a_suspension_a_usage_check_heard_meanwhile(rig: Rig) -> None:
+    """CodeWhisperer said TEMPORARILY_SUSPENDED to a usage check while the token was held: the
+    account is suspended whichever token heard it, so saving the held token keeps that (it
+    was called healthy and refreshed again, to be told the same)."""
+    account_id, _ = await held_account(rig, "suspended-meanwhile@example.com")
+    rig.store.update(account_id, health=Health.SUSPENDED, last_error="account suspended: TEMPORARILY_SUSPENDED")
+    held = rig.refresher.held[account_id].refresh_token
+    await rig.refresher.commit_held(force=True)
+    account = rig.store.get(account_id)
+    assert account is not None and account.refresh_token == held and rig.refresher.held == {}
+    assert (account.health, account.last_error) == (Health.SUSPENDED, "account suspended: TEMPORARILY_SUSPENDED")
+
+
 async def test_a_held_token_is_not_saved_over_a_token_another_process_stored(rig: Rig) -> None:
     """Another kiro-tui (which loaded this held token's rescue copy) refreshed the account and
     stored the successor between this one's read of the row and its commit: the commit must

@@ -176,7 +176,9 @@ class HeldTokens:
         read = fingerprint(account.refresh_token)
         account.access_token, account.refresh_token, account.expires_at = (
             held.access_token, held.refresh_token, held.expires_at)
-        if held.judged != (account.health.value, account.last_error):  # (else its own refresh's verdict stays)
+        # A verdict stored since about the spent token is cleared (its own refresh's stays); a
+        # suspension is the account's, whichever token heard it (a usage check): it stays.
+        if held.judged != (account.health.value, account.last_error) and account.health is not Health.SUSPENDED:
             account.health, account.last_error, account.consecutive_failures = Health.OK, None, 0
             account.next_refresh_at = None
         try:
