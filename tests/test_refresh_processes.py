@@ -116,10 +116,12 @@ def _kill_loop_inside_the_round_trip(account_id: str, store: Path, emulator) -> 
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()
         assert line == "ready", (line, proc.stderr.read() if proc.stderr else "")
-        until(lambda: len(received) > len(handled), "a refresh request of the loop to be at the emulator")
+        until(lambda: len(received) > len(handled), "a refresh request of the loop to be at the emulator",
+              every=0.01)  # (killed well inside the 300 ms the emulator holds it)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
-        until(lambda: len(handled) == len(received), "the emulator to answer the request of the killed loop")
+        until(lambda: len(handled) == len(received), "the emulator to answer the request of the killed loop",
+              every=0.01)
     finally:
         emulator.app.handle = original
         control(emulator, "faults", {"latency_ms": 0})

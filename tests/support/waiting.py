@@ -8,13 +8,14 @@ import time
 from collections.abc import Callable
 
 
-def until(condition: Callable[[], object], what: str, timeout: float = 60) -> None:
-    """Block until `condition()` holds; fail naming `what` after `timeout` seconds."""
+def until(condition: Callable[[], object], what: str, timeout: float = 60, every: float = 0.05) -> None:
+    """Block until `condition()` holds, looking `every` seconds (a look may start a process:
+    tmux, a CLI); fail naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"waited {timeout:g} s for {what}")
-        time.sleep(0.01)
+        time.sleep(every)
 
 
 async def until_async(condition: Callable[[], object], what: str, timeout: float = 10) -> None:
