@@ -45,6 +45,9 @@ class ColumnSpec:
     """Dropped when the table is too narrow, lowest first; 0: always shown."""
     min_width: int = 0
     max_width: int = 0
+    usual: int = 0
+    """The width its text usually takes, planned for (room allowing) before any is seen: the
+    first one seen then fits, and the table is not laid out and drawn again to widen it."""
 
     @property
     def reserve(self) -> int:
@@ -60,7 +63,8 @@ COLUMN_SPECS = (
     ColumnSpec("usage", "Usage", 11, drop=6),  # "▰▰▰▱▱ ~62%"
     ColumnSpec("method", "Method", 10, drop=4),  # "Builder ID"
     ColumnSpec("region", "Region", 14, drop=2),  # "ap-southeast-1"
-    ColumnSpec("profile", "Profile", None, drop=5, min_width=8, max_width=24),
+    ColumnSpec("profile", "Profile", None, drop=5, min_width=8, max_width=24,
+               usual=12),  # a profile id (an ARN's last part), which a refresh's answer may bring
     ColumnSpec("mode", "Mode", 6, drop=3),
     ColumnSpec("last", "Last refresh", 12, drop=1),
 )
@@ -106,7 +110,7 @@ def plan_columns(width: int, longest: dict[str, int] | None = None) -> dict[str,
     widths = {spec.key: spec.reserve for spec in shown}
     for spec in shown:
         if spec.width is None:
-            wanted = max(len(spec.label), min(longest.get(spec.key, 0), spec.max_width))
+            wanted = max(len(spec.label), spec.usual, min(longest.get(spec.key, 0), spec.max_width))
             extra = min(max(0, wanted - spec.min_width), slack)
             slack -= extra
             widths[spec.key] = max(len(spec.label), min(wanted, spec.min_width + extra))
