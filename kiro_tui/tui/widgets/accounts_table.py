@@ -5,7 +5,8 @@ picked in the palette recolours them.
 
 Every column has a width decided once for the table's width (`plan_columns`): the ticking
 ones (Expires, Status, Usage, Last refresh) fixed, so a countdown never makes a column jump;
-Name and Profile as wide as their longest text allows. Columns that do not fit are dropped
+Name and Profile as wide as their longest text allows (Profile at least a profile id's, room
+allowing, so the first one a refresh brings does not widen it). Columns that do not fit are dropped
 in a fixed order (Last refresh, Region, Mode, Method, Profile, Usage) rather than cut, and
 the name column is pinned (fixed_columns) should the terminal be too narrow even for the rest.
 """
