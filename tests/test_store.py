@@ -115,6 +115,8 @@ def test_resolve_id_by_prefix(tmp_path: Path) -> None:
         assert store.resolve_raw_id("abff0000") == "abff0000"
         store.connection.set_trace_callback(None)
         assert read and not any("ORDER BY id" in statement for statement in read), read
+        with pytest.raises(StoreError, match="no account with id"):  # a typed byte that is not UTF-8
+            store.resolve_id("ab\udcff")  # (as Python hands it over from the command line)
 
 
 def test_status_is_derived_from_expiry_and_health() -> None:

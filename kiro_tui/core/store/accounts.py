@@ -99,8 +99,11 @@ class AccountRows(StoreFile):
         """The full id for what a person typed: an id, a name or an email, or a unique prefix of
         one (any case but the id's), without reading the row (works on unreadable rows). The
         one resolver every command uses (see core/names.py)."""
-        if self._db.execute("SELECT 1 FROM accounts WHERE id = ?", (prefix,)).fetchone():
-            return prefix  # (an id, as scripts give it: one row looked at, not every account's)
+        try:  # an id, as scripts give it: one row looked at, not every account's
+            if self._db.execute("SELECT 1 FROM accounts WHERE id = ?", (prefix,)).fetchone():
+                return prefix
+        except UnicodeEncodeError:  # bytes a terminal passed that are not UTF-8: no id, so no match
+            pass
         rows = self._db.execute("SELECT id, nickname, email FROM accounts ORDER BY id").fetchall()
         wanted = prefix.strip().casefold()
 
