@@ -425,6 +425,46 @@ async def test_a_login_that_dies_is_toasted_once_whichever_news_comes_first(tmp_
             assert cell(app, alive.id, "status") == "NEEDS LOGIN"
 
 
+async def test_each_time_a_login_dies_it_is_toasted_once(tmp_path: Path) -> None:
+    """Dead, logged in again, dead again: two toasts, one each time, whichever news (a re-read,
+    the engine's message) tells of each turn first."""
+    from dataclasses import replace
+
+    from kiro_tui.core.events import StatusChanged
+    from kiro_tui.core.models import Status
+    from kiro_tui.core.refresh_result import StatusChange
+    from kiro_tui.tui.messages import AccountStatusChanged
+
+    alive = replace(sample_accounts()[0], health=Health.OK)
+    dead = replace(alive, health=Health.NEEDS_LOGIN, last_error="refresh token invalid")
+    with build_store(tmp_path / "s.db", [alive]) as store:
+        app = build_app(store)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await settle(pilot)
+            screen = app.screen
+            assert isinstance(screen, AccountsScreen)
+
+            def told(before: Status, after: Status) -> AccountStatusChanged:
+                return AccountStatusChanged(StatusChanged(StatusChange(
+                    alive.id, alive.name, before, after, "refresh token invalid")))
+
+            async def reread(account) -> None:  # type: ignore[no-untyped-def]
+                store.save(account)
+                screen.mark_dirty(frozenset({alive.id}))
+                await settle(pilot)
+
+            await reread(dead)  # the first death: a re-read first
+            screen.post_message(told(Status.FRESH, Status.NEEDS_LOGIN))
+            await settle(pilot)
+            screen.post_message(told(Status.NEEDS_LOGIN, Status.FRESH))  # logged in again: the engine first
+            await reread(alive)
+            screen.post_message(told(Status.FRESH, Status.NEEDS_LOGIN))  # the second death: the engine first
+            await settle(pilot)
+            await reread(dead)
+            assert [t for t in toasts(app) if t.startswith("Needs login")] == [
+                f"Needs login: {alive.name}: refresh token invalid. Select it and press enter."] * 2
+
+
 async def test_usage_is_fetched_lazily_cached_and_marked_stale_on_error(tmp_path: Path, emulator,
                                                                        emulator_time) -> None:
     from kiro_tui.demo import account_from_seed

@@ -81,7 +81,10 @@ class AccountsScreen(AccountFlows):
         self.unreadable: list[UnreadableRow] = []
         self.loaded = False
         self.filter_text = ""
-        self.known_status: dict[str, Status] = {}
+        self.alerted: set[str] = set()
+        """Accounts in an alert (needs-login, suspended) already toasted: one toast an alert,
+        whichever news of it the screen hears first (a re-read, or the engine's message)."""
+        self._looked = False
         self._dirty: set[str] = set()
         self._dirty_all = False
         self._loading = False
@@ -256,16 +259,18 @@ class AccountsScreen(AccountFlows):
     def alert_on_new_alerts(self, now: datetime, ids: frozenset[str] | None = None) -> None:
         """A toast (and the optional bell) once, when an account turns needs-login or suspended
         (only a re-read brings either: the accounts re-read are the ones to look at)."""
-        first_look = not self.known_status
+        first_look = not self._looked  # (what the first screen shows is no news)
         statuses = self.statuses(now)
+        self._looked = self._looked or bool(statuses)
         for account_id, status in (statuses.items() if ids is None else
                                    ((i, statuses[i]) for i in ids if i in statuses)):
-            before = self.known_status.get(account_id)
-            self.known_status[account_id] = status
-            if first_look or not status.is_alert or (before is not None and before.is_alert):
-                continue
-            account = self.views[account_id].account
-            self.toast_alert(account.name, status, account.last_error)
+            if not status.is_alert:
+                self.alerted.discard(account_id)
+            elif account_id not in self.alerted:
+                self.alerted.add(account_id)
+                if not first_look:
+                    account = self.views[account_id].account
+                    self.toast_alert(account.name, status, account.last_error)
 
     def toast_alert(self, name: str, status: Status, reason: str | None) -> None:
         title = "Needs login" if status is Status.NEEDS_LOGIN else "Suspended"
@@ -384,13 +389,15 @@ class AccountsScreen(AccountFlows):
 
     def on_account_status_changed(self, message: messages.AccountStatusChanged) -> None:
         """This engine turned an account: toast now if it needs a person (the row is re-read by
-        the AccountsUpdated that follows; turns made by other processes are found by comparing).
-        A re-read may have come first and toasted it already: what is known wins, one toast."""
+        the AccountsUpdated that follows; turns made by other processes are found by re-reading).
+        A re-read may have come first and toasted it already (`alerted`): one toast."""
         change = message.event.change
-        known = self.known_status.get(change.account_id)
-        self.known_status[change.account_id] = change.after
-        if change.after.is_alert and not change.before.is_alert and not (known is not None and known.is_alert):
-            self.toast_alert(change.name, change.after, change.message)
+        if not change.after.is_alert:
+            self.alerted.discard(change.account_id)
+        elif change.account_id not in self.alerted:
+            self.alerted.add(change.account_id)
+            if not change.before.is_alert:
+                self.toast_alert(change.name, change.after, change.message)
 
     def on_engine_notice(self, message: messages.EngineNotice) -> None:
         self.notify(message.text, title=message.title, severity="warning", timeout=30)
