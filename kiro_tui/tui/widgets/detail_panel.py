@@ -65,7 +65,7 @@ class AccountDetail(VerticalScroll):
         row("Start URL", account.start_url)
         row("Profile", account.profile_name)
         row("Profile ARN", account.profile_arn  # (its row is always there: a refresh's answer may bring one)
-            or Text("none yet (p picks one)", style=self.style("muted")))
+            or Text("none", style=self.style("muted")))
         row("Mode", account.mode.value)
         row("In use by", Text("● " + ", ".join(used_by), style=self.style("good")) if used_by else None)
         row("Places", self._places_text(view) if view.places else "logged in with kiro-tui (no other copy)")
