@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,7 +11,10 @@ from textual.widgets import Input
 from textual.widgets._footer import FooterKey
 
 from kiro_tui.core.clock import ManualClock
-from kiro_tui.core.models import Health, Mode
+from kiro_tui.core.events import StatusChanged
+from kiro_tui.core.models import Account, Health, Mode, Status
+from kiro_tui.core.refresh_result import StatusChange
+from kiro_tui.tui.messages import AccountStatusChanged
 from kiro_tui.tui.screens.accounts import AccountsScreen
 from kiro_tui.tui.screens.choice import ChoiceScreen, LoadingChoiceScreen
 from kiro_tui.tui.screens.confirm import ConfirmScreen
@@ -393,76 +397,45 @@ async def test_needs_login_toast_appears_exactly_once(tmp_path: Path, emulator, 
         assert len([r for r in emulator.requests() if r["operation"] == "CreateToken"]) == 1
 
 
+ALIVE = replace(sample_accounts()[0], health=Health.OK)
+DEAD = replace(ALIVE, health=Health.NEEDS_LOGIN, last_error="refresh token invalid")
+NEEDS_LOGIN_TOAST = f"Needs login: {ALIVE.name}: refresh token invalid. Select it and press enter."
+
+
+def engine_says(before: Status, after: Status) -> AccountStatusChanged:
+    """The engine's word that ALIVE turned from `before` to `after` (what its refreshes post)."""
+    return AccountStatusChanged(StatusChanged(StatusChange(ALIVE.id, ALIVE.name, before, after, "refresh token invalid")))
+
+
 @pytest.mark.parametrize("first", ["re-read", "engine"])
-async def test_a_login_that_dies_is_toasted_once_whichever_news_comes_first(tmp_path: Path, first: str) -> None:
+async def test_a_login_that_dies_is_toasted_once_each_time_whichever_news_comes_first(tmp_path: Path,
+                                                                                     first: str) -> None:
     """The engine's word (AccountStatusChanged) and a re-read of the store both tell of a login
-    that died; under load either comes first (CI once showed two toasts). One toast, either way."""
-    from dataclasses import replace
-
-    from kiro_tui.core.events import StatusChanged
-    from kiro_tui.core.models import Status
-    from kiro_tui.core.refresh_result import StatusChange
-    from kiro_tui.tui.messages import AccountStatusChanged
-
-    alive = replace(sample_accounts()[0], health=Health.OK)
-    with build_store(tmp_path / "s.db", [alive]) as store:
-        app = build_app(store)
-        async with app.run_test(size=SIZE, notifications=True) as pilot:
-            await settle(pilot)
-            screen = app.screen
-            assert isinstance(screen, AccountsScreen)
-            store.save(replace(alive, health=Health.NEEDS_LOGIN, last_error="refresh token invalid"))
-            told = AccountStatusChanged(StatusChanged(StatusChange(
-                alive.id, alive.name, Status.FRESH, Status.NEEDS_LOGIN, "refresh token invalid")))
-            for news in ([first, "engine" if first == "re-read" else "re-read"]):
-                if news == "engine":
-                    screen.post_message(told)
-                else:
-                    screen.mark_dirty(frozenset({alive.id}))
-                await settle(pilot)
-            assert [t for t in toasts(app) if t.startswith("Needs login")] == [
-                f"Needs login: {alive.name}: refresh token invalid. Select it and press enter."]
-            assert cell(app, alive.id, "status") == "NEEDS LOGIN"
-
-
-async def test_each_time_a_login_dies_it_is_toasted_once(tmp_path: Path) -> None:
-    """Dead, logged in again, dead again: two toasts, one each time, whichever news (a re-read,
-    the engine's message) tells of each turn first."""
-    from dataclasses import replace
-
-    from kiro_tui.core.events import StatusChanged
-    from kiro_tui.core.models import Status
-    from kiro_tui.core.refresh_result import StatusChange
-    from kiro_tui.tui.messages import AccountStatusChanged
-
-    alive = replace(sample_accounts()[0], health=Health.OK)
-    dead = replace(alive, health=Health.NEEDS_LOGIN, last_error="refresh token invalid")
-    with build_store(tmp_path / "s.db", [alive]) as store:
+    that died; under load either comes first (CI once showed two toasts). One toast each time
+    it dies: dead, logged in again, dead again is two, whatever the order of the news."""
+    other = "engine" if first == "re-read" else "re-read"
+    with build_store(tmp_path / "s.db", [ALIVE]) as store:
         app = build_app(store)
         async with app.run_test(size=SIZE, notifications=True) as pilot:
             await settle(pilot)
             screen = app.screen
             assert isinstance(screen, AccountsScreen)
 
-            def told(before: Status, after: Status) -> AccountStatusChanged:
-                return AccountStatusChanged(StatusChanged(StatusChange(
-                    alive.id, alive.name, before, after, "refresh token invalid")))
+            async def turn(account: Account, before: Status, after: Status, order: tuple[str, str]) -> None:
+                store.save(account)  # (the store has it first: the engine tells of what it committed)
+                for news in order:
+                    if news == "engine":
+                        screen.post_message(engine_says(before, after))
+                    else:
+                        screen.mark_dirty(frozenset({ALIVE.id}))
+                    await settle(pilot)
 
-            async def reread(account) -> None:  # type: ignore[no-untyped-def]
-                store.save(account)
-                screen.mark_dirty(frozenset({alive.id}))
-                await settle(pilot)
-
-            await reread(dead)  # the first death: a re-read first
-            screen.post_message(told(Status.FRESH, Status.NEEDS_LOGIN))
-            await settle(pilot)
-            screen.post_message(told(Status.NEEDS_LOGIN, Status.FRESH))  # logged in again: the engine first
-            await reread(alive)
-            screen.post_message(told(Status.FRESH, Status.NEEDS_LOGIN))  # the second death: the engine first
-            await settle(pilot)
-            await reread(dead)
-            assert [t for t in toasts(app) if t.startswith("Needs login")] == [
-                f"Needs login: {alive.name}: refresh token invalid. Select it and press enter."] * 2
+            await turn(DEAD, Status.FRESH, Status.NEEDS_LOGIN, (first, other))
+            assert [t for t in toasts(app) if t.startswith("Needs login")] == [NEEDS_LOGIN_TOAST]
+            assert cell(app, ALIVE.id, "status") == "NEEDS LOGIN"
+            await turn(ALIVE, Status.NEEDS_LOGIN, Status.FRESH, (other, first))  # logged in again
+            await turn(DEAD, Status.FRESH, Status.NEEDS_LOGIN, (other, first))
+            assert [t for t in toasts(app) if t.startswith("Needs login")] == [NEEDS_LOGIN_TOAST] * 2
 
 
 async def test_usage_is_fetched_lazily_cached_and_marked_stale_on_error(tmp_path: Path, emulator,
