@@ -13,6 +13,7 @@ Textual's `post_message`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -58,6 +59,9 @@ class EngineThread:
         self.error: KiroTuiError | None = None
         """Why the engine could not be built (an unusable store, no certificates), if so."""
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._begin = asyncio.Event()  # (bound to the engine's loop when that first waits on it)
+        self._begin_asked = False
+        """`begin` was called, perhaps before the engine's loop was there to be told."""
         self._ready = threading.Event()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -84,7 +88,8 @@ class EngineThread:
                 self._stopped.set()
 
     async def _main_task(self) -> None:
-        self._begin = asyncio.Event()
+        if self._begin_asked:  # (before this loop was there to be told)
+            self._begin.set()
         store = None
         try:
             store = AccountStore.open(self.store_path)  # blocking, but on the engine's own thread
@@ -133,9 +138,13 @@ class EngineThread:
                 store.close()
 
     def begin(self) -> None:
-        """The first screen is drawn: start the work it did not need (thread-safe, idempotent)."""
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._begin.set)
+        """The first screen is drawn: start the work it did not need (thread-safe, idempotent,
+        and at any moment: right after `start`, the engine's loop may not be there yet)."""
+        self._begin_asked = True
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # closed meanwhile: the engine has ended
+                loop.call_soon_threadsafe(self._begin.set)
 
     async def ready(self) -> Engine:
         """The engine once built; raises what stopped it from being built."""
