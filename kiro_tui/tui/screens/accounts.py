@@ -264,13 +264,20 @@ class AccountsScreen(AccountFlows):
         self._looked = self._looked or bool(statuses)
         for account_id, status in (statuses.items() if ids is None else
                                    ((i, statuses[i]) for i in ids if i in statuses)):
-            if not status.is_alert:
-                self.alerted.discard(account_id)
-            elif account_id not in self.alerted:
-                self.alerted.add(account_id)
-                if not first_look:
-                    account = self.views[account_id].account
-                    self.toast_alert(account.name, status, account.last_error)
+            if self._entered_alert(account_id, status) and not first_look:
+                account = self.views[account_id].account
+                self.toast_alert(account.name, status, account.last_error)
+
+    def _entered_alert(self, account_id: str, status: Status) -> bool:
+        """Keep `alerted` up to date with this news of an account's status: True when it entered
+        an alert no news had told of yet (one toast an alert, whichever news comes first)."""
+        if not status.is_alert:
+            self.alerted.discard(account_id)
+            return False
+        if account_id in self.alerted:
+            return False
+        self.alerted.add(account_id)
+        return True
 
     def toast_alert(self, name: str, status: Status, reason: str | None) -> None:
         title = "Needs login" if status is Status.NEEDS_LOGIN else "Suspended"
@@ -392,12 +399,8 @@ class AccountsScreen(AccountFlows):
         the AccountsUpdated that follows; turns made by other processes are found by re-reading).
         A re-read may have come first and toasted it already (`alerted`): one toast."""
         change = message.event.change
-        if not change.after.is_alert:
-            self.alerted.discard(change.account_id)
-        elif change.account_id not in self.alerted:
-            self.alerted.add(change.account_id)
-            if not change.before.is_alert:
-                self.toast_alert(change.name, change.after, change.message)
+        if self._entered_alert(change.account_id, change.after) and not change.before.is_alert:
+            self.toast_alert(change.name, change.after, change.message)
 
     def on_engine_notice(self, message: messages.EngineNotice) -> None:
         self.notify(message.text, title=message.title, severity="warning", timeout=30)
